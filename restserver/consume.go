@@ -1,0 +1,719 @@
+package restserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Consumer instances (§4).
+//
+// An instance is keyed by (group, instance) and made by the first consume
+// that names it; its configuration headers (§4.2) are read only then. It
+// owns one backend Member, joined with Instance = the instance name (static
+// membership). Consumes of one instance are served one at a time; commits
+// and reads run alongside.
+//
+// If a consume names a different set of topics than the instance reads, the
+// instance re-subscribes, as KafkaConsumer.subscribe() replaces a
+// subscription: it commits its positions (when auto-commit is on), leaves the
+// group and rejoins with the new topics, keeping its configuration.
+//
+// Auto-commit (on by default) works as in a Kafka consumer: at the start of
+// a consume, if Kafka-Auto-Commit-Interval ms have passed since the last
+// auto-commit, the positions reached by the earlier consumes are committed;
+// they are committed too when the instance is deleted, expires or the server
+// closes.
+
+const (
+	defaultConsumeTimeout   = 1000 * time.Millisecond
+	defaultMetadataTimeout  = 10000 * time.Millisecond
+	defaultAutoCommitPeriod = 5000 * time.Millisecond
+	defaultSessionTimeout   = 120000 * time.Millisecond
+	closeCommitTimeout      = 5 * time.Second
+)
+
+type instanceKey struct{ group, name string }
+
+// consumerConfig holds the §4.2 headers.
+type consumerConfig struct {
+	autoCommit         bool
+	autoCommitInterval time.Duration
+	reset              string // earliest, latest or none
+	sessionTimeout     time.Duration
+}
+
+func parseConsumerConfig(h http.Header) (consumerConfig, error) {
+	c := consumerConfig{
+		autoCommit:         true,
+		autoCommitInterval: defaultAutoCommitPeriod,
+		reset:              "latest",
+		sessionTimeout:     defaultSessionTimeout,
+	}
+	if v := strings.TrimSpace(h.Get("Kafka-Enable-Auto-Commit")); v != "" {
+		switch strings.ToLower(v) {
+		case "true":
+			c.autoCommit = true
+		case "false":
+			c.autoCommit = false
+		default:
+			return c, badRequest(fmt.Sprintf("Kafka-Enable-Auto-Commit must be true or false, got %q", v))
+		}
+	}
+	if v := strings.TrimSpace(h.Get("Kafka-Auto-Commit-Interval")); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			return c, badRequest(fmt.Sprintf("Kafka-Auto-Commit-Interval must be a non-negative number of milliseconds, got %q", v))
+		}
+		c.autoCommitInterval = time.Duration(ms) * time.Millisecond
+	}
+	if v := strings.TrimSpace(h.Get("Kafka-Auto-Offset-Reset")); v != "" {
+		switch lv := strings.ToLower(v); lv {
+		case "earliest", "latest", "none":
+			c.reset = lv
+		default:
+			return c, badRequest(fmt.Sprintf("Kafka-Auto-Offset-Reset must be earliest, latest or none, got %q", v))
+		}
+	}
+	if v := strings.TrimSpace(h.Get("Kafka-Session-Timeout-Ms")); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 {
+			return c, badRequest(fmt.Sprintf("Kafka-Session-Timeout-Ms must be a positive number of milliseconds, got %q", v))
+		}
+		c.sessionTimeout = time.Duration(ms) * time.Millisecond
+	}
+	return c, nil
+}
+
+type instance struct {
+	key instanceKey
+	cfg consumerConfig
+
+	pollSem chan struct{} // holds one token while a consume runs
+
+	busy     atomic.Int32 // requests using the instance; >0 stops expiry
+	lastUsed atomic.Int64 // unix nanoseconds of the last request's end
+
+	mu             sync.Mutex
+	member         Member   // nil until the first join succeeds
+	topics         []string // sorted, what member reads
+	lastAutoCommit time.Time
+	closed         bool
+}
+
+// acquireInstance returns the instance for key, creating it (without
+// joining yet) from r's headers if there is none, and marks it busy. Call
+// release when done. created tells whether this call made it.
+func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) (in *instance, created bool, err error) {
+	var cfg consumerConfig
+	var cfgErr error
+	if create {
+		cfg, cfgErr = parseConsumerConfig(r.Header)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
+	}
+	in = s.instances[key]
+	if in == nil {
+		if !create {
+			return nil, false, errorf(http.StatusNotFound, "consumer instance %q of group %q does not exist: a consume creates it", key.name, key.group)
+		}
+		if cfgErr != nil {
+			return nil, false, cfgErr
+		}
+		in = &instance{key: key, cfg: cfg, pollSem: make(chan struct{}, 1)}
+		s.instances[key] = in
+		created = true
+	}
+	in.busy.Add(1)
+	return in, created, nil
+}
+
+func (s *Server) releaseInstance(in *instance) {
+	in.lastUsed.Store(time.Now().UnixNano())
+	in.busy.Add(-1)
+}
+
+// forgetInstance removes in from the registry if it is still there.
+func (s *Server) forgetInstance(in *instance) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.instances[in.key] == in {
+		delete(s.instances, in.key)
+		return true
+	}
+	return false
+}
+
+// closeInstance commits (if auto-commit) and closes in's member. The caller
+// has removed in from the registry.
+func (s *Server) closeInstance(in *instance, why string) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return
+	}
+	in.closed = true
+	m := in.member
+	in.member = nil
+	in.mu.Unlock()
+	if m == nil {
+		return
+	}
+	if in.cfg.autoCommit {
+		ctx, cancel := context.WithTimeout(context.Background(), closeCommitTimeout)
+		if err := m.CommitPositions(ctx); err != nil && !errors.Is(err, transport.ErrClosed) {
+			s.log.Warn("kafka-rest: commit on close failed", "group", in.key.group, "instance", in.key.name, "err", err)
+		}
+		cancel()
+	}
+	if err := m.Close(); err != nil {
+		s.log.Warn("kafka-rest: closing consumer failed", "group", in.key.group, "instance", in.key.name, "err", err)
+	}
+	s.log.Debug("kafka-rest: consumer instance closed", "group", in.key.group, "instance", in.key.name, "why", why)
+}
+
+// currentMember returns in's member, nil if it has not joined yet.
+func (in *instance) currentMember() (Member, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return nil, errInstanceGone
+	}
+	return in.member, nil
+}
+
+// ensureMember returns a member reading exactly topics, joining or
+// re-subscribing as needed. The caller holds the poll token.
+func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string) (Member, error) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return nil, errInstanceGone
+	}
+	old := in.member
+	if old != nil && slices.Equal(in.topics, topics) {
+		in.mu.Unlock()
+		return old, nil
+	}
+	in.member = nil
+	in.mu.Unlock()
+	if old != nil {
+		// Re-subscribe: leave with the old topics first, so the new member
+		// is not fenced by (and does not fence) the old one.
+		if in.cfg.autoCommit {
+			if err := old.CommitPositions(ctx); err != nil {
+				s.log.Warn("kafka-rest: commit before re-subscribe failed", "group", in.key.group, "instance", in.key.name, "err", err)
+			}
+		}
+		_ = old.Close()
+		s.log.Debug("kafka-rest: consumer instance re-subscribes", "group", in.key.group, "instance", in.key.name, "topics", topics)
+	}
+	m, err := s.join(ctx, in, topics)
+	if err != nil {
+		return nil, err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		_ = m.Close()
+		return nil, errInstanceGone
+	}
+	in.member = m
+	in.topics = topics
+	in.lastAutoCommit = time.Now()
+	return m, nil
+}
+
+func (s *Server) join(ctx context.Context, in *instance, topics []string) (Member, error) {
+	sub := transport.Subscription{
+		Group:          in.key.group,
+		Instance:       in.key.name,
+		Topics:         topics,
+		Start:          transport.StartLatest,
+		SessionTimeout: in.cfg.sessionTimeout,
+	}
+	if in.cfg.reset == "earliest" {
+		sub.Start = transport.StartEarliest
+	}
+	m, err := s.backend.Join(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	if in.cfg.reset == "none" {
+		// Kafka's auto.offset.reset=none: fail when a partition the member
+		// starts with has no committed offset. (Partitions handed over
+		// later by a rebalance start at the latest offset.)
+		for topic, parts := range m.Assignment() {
+			for _, p := range parts {
+				off, err := s.backend.Committed(ctx, in.key.group, topic, p)
+				if err == nil && off < 0 {
+					err = errorf(http.StatusBadRequest,
+						"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d",
+						in.key.group, topic, p)
+				}
+				if err != nil {
+					_ = m.Close()
+					return nil, err
+				}
+			}
+		}
+	}
+	s.log.Debug("kafka-rest: consumer instance joined", "group", in.key.group, "instance", in.key.name, "topics", topics)
+	return m, nil
+}
+
+// handleConsume serves GET /consume/{group}/{instance}/{topic}?timeout= and
+// GET|POST /consume/{group}/{instance} with {topic}|{topics}[,timeout].
+func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []string) error {
+	var req consumeRequest
+	if len(seg) == 4 {
+		discardBody(r)
+		req.Topic = seg[3]
+	} else {
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return err
+		}
+		if err := decodeObject(body, &req, "a consume request"); err != nil {
+			return err
+		}
+	}
+	if req.Timeout == nil {
+		ms, err := queryTimeout(r)
+		if err != nil {
+			return err
+		}
+		req.Timeout = ms
+	}
+	timeout, err := s.cfg.timeoutFor(req.Timeout, defaultConsumeTimeout)
+	if err != nil {
+		return err
+	}
+	topics := make([]string, 0, len(req.Topics)+1)
+	if req.Topic != "" {
+		topics = append(topics, req.Topic)
+	}
+	for _, t := range req.Topics {
+		if t == "" {
+			return badRequest("topics must not hold an empty name")
+		}
+		topics = append(topics, t)
+	}
+	if len(topics) == 0 {
+		return badRequest("topic or topics is required")
+	}
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+
+	in, created, err := s.acquireInstance(instanceKey{seg[1], seg[2]}, r, true)
+	if err != nil {
+		return err
+	}
+	defer s.releaseInstance(in)
+	if created {
+		s.log.Debug("kafka-rest: consumer instance created", "group", in.key.group, "instance", in.key.name)
+	}
+
+	msgs, err := s.consume(r, in, topics, timeout)
+	if err != nil {
+		in.mu.Lock()
+		neverJoined := in.member == nil
+		in.mu.Unlock()
+		if neverJoined || errors.Is(err, transport.ErrFenced) {
+			// An instance whose creation failed does not exist; a fenced
+			// one is no longer a member.
+			if s.forgetInstance(in) {
+				s.closeInstance(in, "consume failed")
+			}
+		}
+		return err
+	}
+	s.delivered.Add(uint64(len(msgs)))
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, '[')
+	for i := range msgs {
+		if i > 0 {
+			*b = append(*b, ',')
+		}
+		*b = appendConsumed(*b, &msgs[i])
+	}
+	*b = append(*b, ']')
+	writeJSON(w, http.StatusOK, *b)
+	return nil
+}
+
+// consume runs one long poll on in: it returns as soon as records arrive,
+// or nothing when timeout passes or the server closes.
+func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration) ([]transport.Message, error) {
+	pollCtx, cancel := s.requestContext(r, timeout)
+	defer cancel()
+	select {
+	case in.pollSem <- struct{}{}:
+	case <-pollCtx.Done():
+		return nil, nil // another consume of this instance held it all along
+	}
+	defer func() { <-in.pollSem }()
+
+	// Joining may take longer than the poll window on a real cluster.
+	joinCtx, cancelJoin := s.requestContext(r, s.cfg.maxTimeout)
+	m, err := s.ensureMember(joinCtx, in, topics)
+	cancelJoin()
+	if err != nil {
+		return nil, err
+	}
+	if in.cfg.autoCommit {
+		in.mu.Lock()
+		due := time.Since(in.lastAutoCommit) >= in.cfg.autoCommitInterval
+		if due {
+			in.lastAutoCommit = time.Now()
+		}
+		in.mu.Unlock()
+		if due {
+			if err := m.CommitPositions(r.Context()); err != nil {
+				s.log.Warn("kafka-rest: auto-commit failed", "group", in.key.group, "instance", in.key.name, "err", err)
+			}
+		}
+	}
+	for {
+		msgs, err := m.Poll(pollCtx)
+		switch {
+		case len(msgs) > 0:
+			return msgs, nil
+		case err == nil:
+			continue // the backend's own poll window ended; ours goes on
+		case pollCtx.Err() != nil:
+			return nil, nil // timeout or shutdown: an empty answer (or the client left)
+		case errors.Is(err, transport.ErrClosed):
+			if _, gone := in.currentMember(); gone != nil {
+				return nil, errorf(http.StatusNotFound, "consumer instance %q of group %q was deleted during the consume: %w",
+					in.key.name, in.key.group, errInstanceGone)
+			}
+		}
+		return nil, err
+	}
+}
+
+// handleCommit serves GET|POST /commit/{group}/{instance}: an empty body or
+// [] commits the positions reached by the instance's consumes; one
+// {topic,partition,offset} or an array of them is stored exactly as given
+// (the committed offset is the next offset to read, §11).
+func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []string) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	tps, err := decodeOneOrMany[topicPartition](body, "a topic partition offset")
+	if err != nil {
+		return err
+	}
+	offs := make([]TopicPartitionOffset, len(tps))
+	for i, tp := range tps {
+		if err := tp.validate(true); err != nil {
+			return err
+		}
+		offs[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
+	}
+	in, _, err := s.acquireInstance(instanceKey{seg[1], seg[2]}, r, false)
+	if err != nil {
+		return err
+	}
+	defer s.releaseInstance(in)
+	m, err := in.currentMember()
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return errorf(http.StatusNotFound, "consumer instance %q of group %q has not joined yet", in.key.name, in.key.group)
+	}
+	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+	defer cancel()
+	if len(offs) == 0 {
+		err = m.CommitPositions(ctx)
+	} else {
+		err = m.CommitOffsets(ctx, offs...)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, successBody)
+	return nil
+}
+
+var successBody = []byte(`{"result":"Success","status":200}`)
+
+func (tp *topicPartition) validate(needOffset bool) error {
+	if tp.Topic == "" {
+		return badRequest("topic is required")
+	}
+	if tp.Partition == nil {
+		return badRequest(fmt.Sprintf("partition is required (topic %q)", tp.Topic))
+	}
+	if *tp.Partition < 0 {
+		return badRequest(fmt.Sprintf("partition must not be negative, got %d", *tp.Partition))
+	}
+	if needOffset {
+		if tp.Offset == nil {
+			return badRequest(fmt.Sprintf("offset is required (topic %q partition %d)", tp.Topic, *tp.Partition))
+		}
+		if *tp.Offset < 0 {
+			return badRequest(fmt.Sprintf("offset must not be negative, got %d", *tp.Offset))
+		}
+	}
+	return nil
+}
+
+// handleCommitted serves GET|POST /committed/{group}/{instance}: the group's
+// committed offsets of the partitions named (one {topic,partition} or an
+// array), -1 for a partition without one. The instance need not exist; with
+// an empty body, the partitions the instance owns are listed.
+func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []string) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	timeout, err := s.metadataTimeout(r)
+	if err != nil {
+		return err
+	}
+	tps, err := decodeOneOrMany[topicPartition](body, "a topic partition")
+	if err != nil {
+		return err
+	}
+	key := instanceKey{seg[1], seg[2]}
+	if shapeOf(body) == bodyEmpty {
+		if tps, err = s.ownedPartitions(key, r); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := s.requestContext(r, timeout)
+	defer cancel()
+	out := make([]TopicPartitionOffset, len(tps))
+	for i, tp := range tps {
+		if err := tp.validate(false); err != nil {
+			return err
+		}
+		off, err := s.backend.Committed(ctx, key.group, tp.Topic, *tp.Partition)
+		if err != nil {
+			return err
+		}
+		out[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
+	}
+	writeOffsets(w, out)
+	return nil
+}
+
+func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]topicPartition, error) {
+	in, _, err := s.acquireInstance(key, r, false)
+	if err != nil {
+		return nil, badRequest(fmt.Sprintf("name the topic partitions in the body: %v", err))
+	}
+	defer s.releaseInstance(in)
+	m, err := in.currentMember()
+	if err != nil || m == nil {
+		return nil, nil
+	}
+	var tps []topicPartition
+	for topic, parts := range m.Assignment() {
+		for _, p := range parts {
+			tps = append(tps, topicPartition{Topic: topic, Partition: &p})
+		}
+	}
+	slices.SortFunc(tps, func(a, b topicPartition) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(*a.Partition - *b.Partition)
+	})
+	return tps, nil
+}
+
+// handleDeleteConsumer serves POST|DELETE /delete-consumer/{group}/{instance}:
+// the instance commits its positions (if auto-commit is on), leaves the
+// group (its partitions go to the other members at once) and is forgotten.
+// An unknown instance is 404.
+func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, seg []string) error {
+	discardBody(r)
+	key := instanceKey{seg[1], seg[2]}
+	s.mu.Lock()
+	in := s.instances[key]
+	if in != nil {
+		delete(s.instances, key)
+	}
+	s.mu.Unlock()
+	if in == nil {
+		return errorf(http.StatusNotFound, "consumer instance %q of group %q does not exist", key.name, key.group)
+	}
+	s.closeInstance(in, "deleted")
+	writeJSON(w, http.StatusOK, successBody)
+	return nil
+}
+
+// handleConsumers serves GET /consumers: the instances this server knows,
+// grouped (§6.4), sorted by group, instance, topic and partition.
+func (s *Server) handleConsumers(w http.ResponseWriter, r *http.Request, _ []string) error {
+	discardBody(r)
+	s.mu.Lock()
+	insts := make([]*instance, 0, len(s.instances))
+	for _, in := range s.instances {
+		insts = append(insts, in)
+	}
+	s.mu.Unlock()
+	type row struct {
+		key    instanceKey
+		assign map[string][]int32
+	}
+	rows := make([]row, 0, len(insts))
+	for _, in := range insts {
+		m, err := in.currentMember()
+		if err != nil {
+			continue // closed meanwhile
+		}
+		rw := row{key: in.key}
+		if m != nil {
+			rw.assign = m.Assignment()
+		}
+		rows = append(rows, rw)
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		if c := strings.Compare(a.key.group, b.key.group); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key.name, b.key.name)
+	})
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, '[')
+	for i, rw := range rows {
+		switch {
+		case i == 0 || rw.key.group != rows[i-1].key.group:
+			if i > 0 {
+				*b = append(*b, "]},"...)
+			}
+			*b = append(*b, `{"name":`...)
+			*b = appendJSONString(*b, rw.key.group)
+			*b = append(*b, `,"instances":[`...)
+		default:
+			*b = append(*b, ',')
+		}
+		*b = append(*b, `{"name":`...)
+		*b = appendJSONString(*b, rw.key.name)
+		*b = append(*b, `,"topics":[`...)
+		topics := make([]string, 0, len(rw.assign))
+		for t := range rw.assign {
+			topics = append(topics, t)
+		}
+		slices.Sort(topics)
+		for j, t := range topics {
+			if j > 0 {
+				*b = append(*b, ',')
+			}
+			*b = append(*b, `{"topic":`...)
+			*b = appendJSONString(*b, t)
+			*b = append(*b, `,"partitions":[`...)
+			for k, p := range slices.Sorted(slices.Values(rw.assign[t])) {
+				if k > 0 {
+					*b = append(*b, ',')
+				}
+				*b = appendInt(*b, int64(p))
+			}
+			*b = append(*b, "]}"...)
+		}
+		*b = append(*b, "]}"...)
+	}
+	if len(rows) > 0 {
+		*b = append(*b, "]}"...)
+	}
+	*b = append(*b, ']')
+	writeJSON(w, http.StatusOK, *b)
+	return nil
+}
+
+// janitor closes idle instances until Close.
+func (s *Server) janitor(every time.Duration) {
+	defer close(s.janitorDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closeCtx.Done():
+			return
+		case now := <-t.C:
+			s.expireIdle(now)
+		}
+	}
+}
+
+func (s *Server) expireIdle(now time.Time) {
+	limit := now.Add(-s.cfg.instanceExpiry).UnixNano()
+	var idle []*instance
+	s.mu.Lock()
+	for k, in := range s.instances {
+		if in.busy.Load() == 0 && in.lastUsed.Load() <= limit {
+			delete(s.instances, k)
+			idle = append(idle, in)
+		}
+	}
+	s.mu.Unlock()
+	for _, in := range idle {
+		s.closeInstance(in, "idle")
+		s.log.Info("kafka-rest: idle consumer instance expired", "group", in.key.group, "instance", in.key.name)
+	}
+}
+
+func janitorInterval(expiry time.Duration) time.Duration {
+	return min(max(expiry/4, 5*time.Millisecond), 30*time.Second)
+}
+
+// queryTimeout reads ?timeout= (ms).
+func queryTimeout(r *http.Request) (*float64, error) {
+	v := r.URL.Query().Get("timeout")
+	if v == "" {
+		return nil, nil
+	}
+	ms, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return nil, badRequest(fmt.Sprintf("timeout must be a number of milliseconds, got %q", v))
+	}
+	return &ms, nil
+}
+
+// metadataTimeout is the ?timeout= of committed and offsets (default 10 s),
+// the longest the backend may take.
+func (s *Server) metadataTimeout(r *http.Request) (time.Duration, error) {
+	ms, err := queryTimeout(r)
+	if err != nil {
+		return 0, err
+	}
+	d, err := s.cfg.timeoutFor(ms, defaultMetadataTimeout)
+	if err != nil {
+		return 0, err
+	}
+	return max(d, time.Millisecond), nil
+}
+
+func writeOffsets(w http.ResponseWriter, out []TopicPartitionOffset) {
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, '[')
+	for i, o := range out {
+		if i > 0 {
+			*b = append(*b, ',')
+		}
+		*b = appendTopicPartitionOffset(*b, o)
+	}
+	*b = append(*b, ']')
+	writeJSON(w, http.StatusOK, *b)
+}

@@ -1,0 +1,58 @@
+// Package restserver serves the Upstash Kafka REST API over a [Backend], so
+// code written for the Upstash SDKs (npm @upstash/kafka, plain HTTP clients
+// such as PHP's) keeps working after Upstash shut its Kafka down: change the
+// URL and the credentials, nothing else.
+//
+// Endpoints (all under the root, no version prefix; one trailing slash is
+// tolerated):
+//
+//	GET       /produce/{topic}/{message}?key=   → one Metadata object
+//	GET|POST  /produce/{topic}, /produce        → [Metadata] in request order (also for one object)
+//	GET|POST  /webhook?topic=T[&user=&pass=]    → one Metadata object; raw body = value
+//	GET       /consume/{group}/{instance}/{topic}?timeout=
+//	GET|POST  /consume/{group}/{instance}       {"topic"|"topics", "timeout"}
+//	GET|POST  /commit/{group}/{instance}        empty or [] = consumed positions; object or array = as given
+//	GET|POST  /committed/{group}/{instance}     {topic,partition} or array → [{topic,partition,offset}]
+//	POST|DELETE /delete-consumer/{group}/{instance}
+//	GET|POST  /fetch                            single triple, topicPartitionOffsets, or both
+//	GET       /topics, /consumers
+//	GET|POST  /offsets/{earliest|latest|timestamp}
+//
+// The schema registry is not served.
+//
+// # Decisions (UPSTASH_REST.md §11)
+//
+// Authentication is HTTP Basic against the pairs given with
+// [WithCredentials] (the webhook also takes ?user=&pass=). With none
+// configured, authentication is off. Errors are always JSON
+// {"error": "...", "status": N}: 400 malformed body or arguments, 401 missing
+// or wrong credentials (with WWW-Authenticate), 404 unknown topic, consumer
+// instance or route, 405 wrong method (with Allow), 413 a record over the
+// message limit or a body over the body limit, 503 while shutting down, 5xx
+// for backend faults. 429 is reserved for rate limiting, which this server
+// does not do. The request's Content-Type is ignored: bodies are read as
+// JSON. Committed offsets are stored exactly as given and mean the next
+// offset to read. Timestamps are epoch milliseconds; /offsets/{ts} takes a
+// value below 1e11 as seconds. Consume and fetch time out after 1000 ms by
+// default; every timeout is clamped to [WithMaxTimeout].
+//
+// Consumer instances are made by the first consume naming them, configured
+// once by its Kafka-* headers, split the partitions of their group with the
+// other instances, expire after [WithInstanceExpiry] without requests, and
+// end at once with /delete-consumer (404 for an unknown one). Instances
+// exist only in the server that made them.
+//
+// Auto-commit (Kafka-Enable-Auto-Commit, on by default) works as in a Kafka
+// consumer: at the start of a consume, if Kafka-Auto-Commit-Interval ms
+// (default 5000) have passed since the last auto-commit, the positions
+// reached by the earlier consumes are committed; they are committed too when
+// the instance is deleted, expires or the server closes.
+// Kafka-Auto-Offset-Reset "none" answers 400 when the group has no committed
+// offset for a partition the new instance starts with.
+//
+// A consume naming a different set of topics than its instance reads
+// re-subscribes it, as KafkaConsumer.subscribe() replaces a subscription: the
+// instance commits its positions (if auto-commit is on), leaves the group
+// and rejoins with the new topics, keeping the configuration it was made
+// with.
+package restserver

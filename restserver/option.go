@@ -1,0 +1,166 @@
+package restserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Defaults of the [Server] options.
+const (
+	// DefaultMaxMessageBytes is the default largest record (key + value +
+	// header keys and values) a produce may carry: 1 MiB, Upstash's limit.
+	DefaultMaxMessageBytes = 1 << 20
+	// DefaultMaxBodyBytes is the default largest request body: 16 MiB.
+	DefaultMaxBodyBytes = 16 << 20
+	// DefaultMaxTimeout is the default clamp for a request's timeout: 30 s.
+	DefaultMaxTimeout = 30 * time.Second
+	// DefaultInstanceExpiry is the default idle time after which a
+	// consumer instance is closed: 5 min.
+	DefaultInstanceExpiry = 5 * time.Minute
+	// DefaultFetchMaxRecords is the default largest number of records one
+	// /fetch returns per topic-partition-offset: 500.
+	DefaultFetchMaxRecords = 500
+)
+
+// Option configures a [Server]. Options are applied in order over the
+// defaults; New then validates the result and fails on a bad value.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type credential struct{ username, password string }
+
+type config struct {
+	credentials     []credential
+	maxMessageBytes int
+	maxBodyBytes    int64
+	maxTimeout      time.Duration
+	instanceExpiry  time.Duration
+	fetchMaxRecords int
+	logger          *slog.Logger
+}
+
+func defaults() config {
+	return config{
+		maxMessageBytes: DefaultMaxMessageBytes,
+		maxBodyBytes:    DefaultMaxBodyBytes,
+		maxTimeout:      DefaultMaxTimeout,
+		instanceExpiry:  DefaultInstanceExpiry,
+		fetchMaxRecords: DefaultFetchMaxRecords,
+		logger:          slog.Default(),
+	}
+}
+
+func (c *config) validate() error {
+	var errs []error
+	for i, cr := range c.credentials {
+		switch {
+		case cr.username == "":
+			errs = append(errs, fmt.Errorf("credential %d: empty username", i))
+		case strings.Contains(cr.username, ":"):
+			errs = append(errs, fmt.Errorf("credential %d: username contains ':', which HTTP Basic auth cannot carry", i))
+		}
+		if cr.password == "" {
+			errs = append(errs, fmt.Errorf("credential %d: empty password", i))
+		}
+	}
+	if c.maxMessageBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max message bytes must be positive, got %d", c.maxMessageBytes))
+	}
+	if c.maxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max body bytes must be positive, got %d", c.maxBodyBytes))
+	}
+	if c.maxTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("max timeout must be positive, got %v", c.maxTimeout))
+	}
+	if c.instanceExpiry <= 0 {
+		errs = append(errs, fmt.Errorf("instance expiry must be positive, got %v", c.instanceExpiry))
+	}
+	if c.fetchMaxRecords <= 0 {
+		errs = append(errs, fmt.Errorf("fetch max records must be positive, got %d", c.fetchMaxRecords))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("restserver: invalid option: %w", err)
+	}
+	return nil
+}
+
+// WithCredentials adds one accepted HTTP Basic username/password pair; use
+// it several times for several pairs. With no credentials at all,
+// authentication is OFF and every request is served: fit only for a
+// loopback development server (New logs a warning). Neither username nor
+// password may be empty, and the username may not contain ':'.
+// Credentials are compared in constant time and never logged.
+func WithCredentials(username, password string) Option {
+	return optionFunc(func(c *config) {
+		c.credentials = append(c.credentials, credential{username, password})
+	})
+}
+
+// WithMaxMessageBytes sets the largest record a produce or webhook may
+// carry, counted as key + value + every header key and value, in bytes.
+// A larger record is refused with 413 and nothing of its request is
+// written. Default [DefaultMaxMessageBytes] (1 MiB).
+func WithMaxMessageBytes(n int) Option {
+	return optionFunc(func(c *config) { c.maxMessageBytes = n })
+}
+
+// WithMaxBodyBytes sets the largest request body; a larger one is refused
+// with 413. Default [DefaultMaxBodyBytes] (16 MiB).
+func WithMaxBodyBytes(n int64) Option {
+	return optionFunc(func(c *config) { c.maxBodyBytes = n })
+}
+
+// WithMaxTimeout sets the clamp for the timeout a consume, fetch,
+// committed or offsets request asks for: a longer one is cut to d.
+// Default [DefaultMaxTimeout] (30 s).
+func WithMaxTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxTimeout = d })
+}
+
+// WithInstanceExpiry sets how long a consumer instance may go without a
+// request before the server closes it (committing its positions first if
+// auto-commit is on) and releases its partitions. An instance that is
+// serving a request never expires. Default [DefaultInstanceExpiry] (5 min).
+func WithInstanceExpiry(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.instanceExpiry = d })
+}
+
+// WithFetchMaxRecords sets the largest number of records one /fetch
+// returns for each topic-partition-offset it names. Default
+// [DefaultFetchMaxRecords] (500).
+func WithFetchMaxRecords(n int) Option {
+	return optionFunc(func(c *config) { c.fetchMaxRecords = n })
+}
+
+// WithLogger sets the logger. Requests are logged at Debug level (method,
+// path, status, duration; never the query string, headers or credentials),
+// backend faults at Error. Default (and nil): slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l == nil {
+			l = slog.Default()
+		}
+		c.logger = l
+	})
+}
+
+// timeoutFor turns a requested timeout in ms into a duration: absent means
+// def, values are clamped to the configured maximum.
+func (c *config) timeoutFor(ms *float64, def time.Duration) (time.Duration, error) {
+	if ms == nil {
+		return min(def, c.maxTimeout), nil
+	}
+	if *ms < 0 || *ms != *ms {
+		return 0, badRequest("timeout must be a non-negative number of milliseconds")
+	}
+	if *ms >= float64(c.maxTimeout/time.Millisecond) {
+		return c.maxTimeout, nil
+	}
+	return time.Duration(*ms * float64(time.Millisecond)), nil
+}

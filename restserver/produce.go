@@ -1,0 +1,193 @@
+package restserver
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// handleProducePath serves GET /produce/{topic}/{message}?key=: one record,
+// answered with one Metadata object.
+func (s *Server) handleProducePath(w http.ResponseWriter, r *http.Request, seg []string) error {
+	discardBody(r)
+	msg := transport.Message{Topic: seg[1], Key: r.URL.Query().Get("key"), Value: []byte(seg[2])}
+	return s.produceOne(w, r, msg)
+}
+
+// handleProduce serves GET|POST /produce and /produce/{topic} with a body of
+// one message or an array of them, answered with an array of Metadata in
+// request order (an array of one for a single object, §3.3). On
+// /produce/{topic} the path names the topic and a topic field in the body is
+// ignored.
+func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []string) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	items, err := decodeOneOrMany[produceItem](body, "a message")
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return badRequest("no message to produce: send a message object or a non-empty array of them")
+	}
+	pathTopic := ""
+	if len(seg) == 2 {
+		pathTopic = seg[1]
+	}
+	msgs := make([]transport.Message, len(items))
+	for i := range items {
+		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items)); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+	defer cancel()
+	out, err := s.backend.Produce(ctx, msgs...)
+	if err != nil {
+		return err
+	}
+	s.produced.Add(uint64(len(out)))
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, '[')
+	for i := range out {
+		if i > 0 {
+			*b = append(*b, ',')
+		}
+		*b = appendMetadata(*b, &out[i])
+	}
+	*b = append(*b, ']')
+	writeJSON(w, http.StatusOK, *b)
+	return nil
+}
+
+// toMessage validates item (number i of n) and fills m.
+func (s *Server) toMessage(m *transport.Message, it *produceItem, pathTopic string, i, n int) error {
+	where := ""
+	if n > 1 {
+		where = fmt.Sprintf("message %d: ", i)
+	}
+	m.Topic = it.Topic
+	if pathTopic != "" {
+		m.Topic = pathTopic
+	}
+	if m.Topic == "" {
+		return badRequest(where + "topic is required")
+	}
+	if !it.Value.set {
+		return badRequest(where + "value is required")
+	}
+	m.Key = it.Key
+	m.Value = it.Value.b
+	if it.Partition != nil {
+		if *it.Partition < 0 {
+			return badRequest(fmt.Sprintf("%spartition must not be negative, got %d", where, *it.Partition))
+		}
+		m.Partition = *it.Partition
+		m.ManualPartition = true
+	}
+	if it.Timestamp != nil {
+		if *it.Timestamp < 0 {
+			return badRequest(fmt.Sprintf("%stimestamp must be epoch milliseconds, got %d", where, *it.Timestamp))
+		}
+		if *it.Timestamp > 0 {
+			m.Time = time.UnixMilli(*it.Timestamp)
+		}
+	}
+	if len(it.Headers) > 0 {
+		m.Headers = make([]transport.Header, len(it.Headers))
+		for j, h := range it.Headers {
+			m.Headers[j] = transport.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return s.checkSize(m, where)
+}
+
+func (s *Server) checkSize(m *transport.Message, where string) error {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	if n > s.cfg.maxMessageBytes {
+		return errorf(http.StatusRequestEntityTooLarge, "%smessage is %d bytes, over the limit of %d bytes: %w",
+			where, n, s.cfg.maxMessageBytes, transport.ErrMessageTooLarge)
+	}
+	return nil
+}
+
+// produceOne appends one record and answers one Metadata object.
+func (s *Server) produceOne(w http.ResponseWriter, r *http.Request, msg transport.Message) error {
+	if err := s.checkSize(&msg, ""); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+	defer cancel()
+	out, err := s.backend.Produce(ctx, msg)
+	if err != nil {
+		return err
+	}
+	if len(out) != 1 {
+		return fmt.Errorf("backend returned %d records for 1 produced", len(out))
+	}
+	s.produced.Add(1)
+	b := getBuf()
+	defer putBuf(b)
+	*b = appendMetadata(*b, &out[0])
+	writeJSON(w, http.StatusOK, *b)
+	return nil
+}
+
+// handleWebhook serves GET|POST /webhook?topic=T: the raw body becomes the
+// record's value and every request header that is not a standard HTTP
+// header becomes a record header (sorted by name, values in order). The
+// answer is one Metadata object (the response is undocumented upstream).
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, _ []string) error {
+	topic := r.URL.Query().Get("topic")
+	if topic == "" {
+		return badRequest("the topic query parameter is required: /webhook?topic=T")
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	msg := transport.Message{Topic: topic, Value: body}
+	names := make([]string, 0, len(r.Header))
+	for name := range r.Header {
+		if !standardHeader(name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, v := range r.Header[name] {
+			msg.Headers = append(msg.Headers, transport.Header{Key: name, Value: v})
+		}
+	}
+	return s.produceOne(w, r, msg)
+}
+
+// standardHeaders are the request headers /webhook does not copy into the
+// record: HTTP's own (RFC 9110/9111/9113 and common practice), proxy and
+// browser headers. Names are in canonical form.
+var standardHeaders = map[string]bool{
+	"Accept": true, "Accept-Charset": true, "Accept-Encoding": true, "Accept-Language": true,
+	"Accept-Datetime": true, "Access-Control-Request-Method": true, "Access-Control-Request-Headers": true,
+	"Authorization": true, "Cache-Control": true, "Connection": true, "Content-Encoding": true,
+	"Content-Length": true, "Content-Md5": true, "Content-Type": true, "Cookie": true, "Date": true,
+	"Dnt": true, "Expect": true, "Forwarded": true, "From": true, "Host": true, "Http2-Settings": true,
+	"If-Match": true, "If-Modified-Since": true, "If-None-Match": true, "If-Range": true,
+	"If-Unmodified-Since": true, "Keep-Alive": true, "Max-Forwards": true, "Origin": true,
+	"Pragma": true, "Prefer": true, "Priority": true, "Range": true, "Referer": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Upgrade-Insecure-Requests": true,
+	"User-Agent": true, "Via": true, "Warning": true, "X-Forwarded-For": true,
+	"X-Forwarded-Host": true, "X-Forwarded-Port": true, "X-Forwarded-Proto": true, "X-Real-Ip": true,
+}
+
+func standardHeader(name string) bool {
+	return standardHeaders[name] || strings.HasPrefix(name, "Sec-") || strings.HasPrefix(name, "Proxy-")
+}

@@ -1,0 +1,361 @@
+package restserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server is an HTTP handler that speaks the Upstash Kafka REST API over a
+// [Backend]. Make one with [New]; serve it with [Server.Serve] or mount it in
+// any http.Server or mux (it implements http.Handler).
+//
+// A Server is safe for concurrent use. Close (or Shutdown) ends the idle
+// expiry janitor and every consumer instance; afterwards every request is
+// answered 503. The Backend is not closed.
+type Server struct {
+	cfg     config
+	backend Backend
+	auth    *authenticator
+	log     *slog.Logger
+
+	closeCtx    context.Context // canceled by Close/Shutdown: ends long polls
+	cancelClose context.CancelFunc
+	closeOnce   sync.Once
+	janitorDone chan struct{}
+
+	mu        sync.Mutex
+	instances map[instanceKey]*instance
+	closed    bool
+
+	httpMu  sync.Mutex
+	httpSrv *http.Server
+
+	requests  atomic.Uint64
+	errors    atomic.Uint64
+	produced  atomic.Uint64
+	delivered atomic.Uint64
+}
+
+// Stats are the server's counters since New.
+type Stats struct {
+	// Requests is the number of HTTP requests received, answered or not
+	// yet, including rejected ones.
+	Requests uint64
+	// Errors is the number of requests answered with a status of 400 or
+	// more.
+	Errors uint64
+	// Produced is the number of records appended through produce and
+	// webhook.
+	Produced uint64
+	// Delivered is the number of records returned by consume and fetch.
+	Delivered uint64
+	// Instances is the number of consumer instances alive now.
+	Instances int
+}
+
+// New returns a Server over b. It fails on a nil backend or an invalid
+// option. It starts one goroutine, the idle-instance janitor, which Close
+// stops.
+func New(b Backend, opts ...Option) (*Server, error) {
+	if b == nil {
+		return nil, errors.New("restserver: nil backend")
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:         cfg,
+		backend:     b,
+		auth:        newAuthenticator(cfg.credentials),
+		log:         cfg.logger,
+		closeCtx:    ctx,
+		cancelClose: cancel,
+		janitorDone: make(chan struct{}),
+		instances:   make(map[instanceKey]*instance),
+	}
+	if !s.auth.enabled() {
+		s.log.Warn("kafka-rest: no credentials configured, authentication is OFF")
+	}
+	go s.janitor(janitorInterval(cfg.instanceExpiry))
+	return s, nil
+}
+
+// Stats returns the server's counters. Benchmarks use Requests to report
+// HTTP requests per call.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.instances)
+	s.mu.Unlock()
+	return Stats{
+		Requests:  s.requests.Load(),
+		Errors:    s.errors.Load(),
+		Produced:  s.produced.Load(),
+		Delivered: s.delivered.Load(),
+		Instances: n,
+	}
+}
+
+// Requests returns the number of HTTP requests received so far
+// (Stats().Requests).
+func (s *Server) Requests() uint64 { return s.requests.Load() }
+
+// Serve accepts HTTP connections on ln until Shutdown or Close, with read,
+// write and idle timeouts fit for long polls of up to the max timeout. It
+// returns nil after Shutdown/Close, and fails if the server is already
+// serving or closed. Serve closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.httpMu.Lock()
+	if s.httpSrv != nil || s.closing() {
+		s.httpMu.Unlock()
+		ln.Close()
+		return errors.New("restserver: Serve called twice or after Close")
+	}
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      s.cfg.maxTimeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.httpSrv = hs
+	s.httpMu.Unlock()
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops a Serve gracefully: long polls in flight end at once with
+// what they have ([] if nothing), new connections are refused, and it waits
+// for the requests in flight until ctx ends (then it closes the remaining
+// connections). It then closes the server as Close does. Idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancelClose()
+	s.httpMu.Lock()
+	hs := s.httpSrv
+	s.httpMu.Unlock()
+	var err error
+	if hs != nil {
+		if err = hs.Shutdown(ctx); err != nil {
+			_ = hs.Close()
+		}
+	}
+	return errors.Join(err, s.Close())
+}
+
+// Close ends long polls in flight, stops the janitor and closes every
+// consumer instance (committing its positions first when auto-commit is on,
+// as a Kafka consumer does on close). A Serve in progress stops at once.
+// Requests after Close get 503. The Backend is left open. Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancelClose()
+		<-s.janitorDone
+		s.mu.Lock()
+		s.closed = true
+		insts := make([]*instance, 0, len(s.instances))
+		for k, in := range s.instances {
+			insts = append(insts, in)
+			delete(s.instances, k)
+		}
+		s.mu.Unlock()
+		for _, in := range insts {
+			s.closeInstance(in, "server closed")
+		}
+		s.httpMu.Lock()
+		hs := s.httpSrv
+		s.httpMu.Unlock()
+		if hs != nil {
+			_ = hs.Close()
+		}
+	})
+	return nil
+}
+
+func (s *Server) closing() bool { return s.closeCtx.Err() != nil }
+
+// endpoint is one route of §2.
+type endpoint struct {
+	methods string // allowed methods, as in an Allow header
+	handle  func(s *Server, w http.ResponseWriter, r *http.Request, seg []string) error
+	webhook bool // takes ?user=&pass= credentials
+}
+
+type routeKey struct {
+	name string
+	segs int
+}
+
+var routes = map[routeKey]endpoint{
+	{"produce", 1}:         {methods: "GET, POST", handle: (*Server).handleProduce},
+	{"produce", 2}:         {methods: "GET, POST", handle: (*Server).handleProduce},
+	{"produce", 3}:         {methods: "GET", handle: (*Server).handleProducePath},
+	{"webhook", 1}:         {methods: "GET, POST", handle: (*Server).handleWebhook, webhook: true},
+	{"fetch", 1}:           {methods: "GET, POST", handle: (*Server).handleFetch},
+	{"consume", 3}:         {methods: "GET, POST", handle: (*Server).handleConsume},
+	{"consume", 4}:         {methods: "GET", handle: (*Server).handleConsume},
+	{"commit", 3}:          {methods: "GET, POST", handle: (*Server).handleCommit},
+	{"committed", 3}:       {methods: "GET, POST", handle: (*Server).handleCommitted},
+	{"delete-consumer", 3}: {methods: "POST, DELETE", handle: (*Server).handleDeleteConsumer},
+	{"topics", 1}:          {methods: "GET", handle: (*Server).handleTopics},
+	{"consumers", 1}:       {methods: "GET", handle: (*Server).handleConsumers},
+	{"offsets", 2}:         {methods: "GET, POST", handle: (*Server).handleOffsets},
+}
+
+// splitPath splits the escaped path into unescaped segments, tolerating one
+// trailing slash (/fetch/ is /fetch).
+func splitPath(r *http.Request) ([]string, error) {
+	p := strings.TrimPrefix(r.URL.EscapedPath(), "/")
+	p = strings.TrimSuffix(p, "/")
+	if p == "" {
+		return nil, nil
+	}
+	seg := strings.Split(p, "/")
+	for i, raw := range seg {
+		v, err := url.PathUnescape(raw)
+		if err != nil {
+			return nil, badRequest(fmt.Sprintf("malformed path segment %q", raw))
+		}
+		seg[i] = v
+	}
+	return seg, nil
+}
+
+// ServeHTTP answers one request of the Upstash Kafka REST API. Every answer
+// is JSON; errors are {"error": "...", "status": N}. Content-Type of the
+// request is ignored: bodies are always read as JSON (raw bytes for
+// /webhook).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	err := s.serve(sw, r)
+	if err != nil {
+		s.writeError(sw, r, err)
+	}
+	if sw.status >= 400 {
+		s.errors.Add(1)
+	}
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		// The path only: the query may carry webhook credentials.
+		s.log.Debug("kafka-rest: request", "method", r.Method, "path", r.URL.Path,
+			"status", sw.status, "duration", time.Since(start))
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
+	seg, perr := splitPath(r)
+	var ep endpoint
+	found := false
+	if len(seg) > 0 {
+		ep, found = routes[routeKey{seg[0], len(seg)}]
+	}
+	if err := s.auth.check(r, found && ep.webhook); err != nil {
+		return err
+	}
+	if s.closing() {
+		return &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
+	}
+	if perr != nil {
+		return perr
+	}
+	if !found {
+		if len(seg) > 0 && seg[0] == "schema-registry" {
+			return errorf(http.StatusNotFound, "the schema registry is not supported by this server")
+		}
+		return errorf(http.StatusNotFound, "unknown route %s %s", r.Method, r.URL.Path)
+	}
+	if !methodAllowed(ep.methods, r.Method) {
+		return &httpError{status: http.StatusMethodNotAllowed, allow: ep.methods,
+			msg: fmt.Sprintf("method %s is not allowed on /%s; use %s", r.Method, seg[0], ep.methods)}
+	}
+	for i, v := range seg[1:] {
+		if v == "" {
+			return badRequest(fmt.Sprintf("path segment %d of /%s is empty", i+2, seg[0]))
+		}
+	}
+	return ep.handle(s, w, r, seg)
+}
+
+func methodAllowed(allowed, m string) bool {
+	for a := range strings.SplitSeq(allowed, ", ") {
+		if a == m {
+			return true
+		}
+	}
+	return false
+}
+
+// readBody reads the whole request body, up to the body limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.cfg.maxBodyBytes {
+		return nil, &http.MaxBytesError{Limit: s.cfg.maxBodyBytes}
+	}
+	rd := http.MaxBytesReader(w, r.Body, s.cfg.maxBodyBytes)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	if _, err := buf.ReadFrom(rd); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, badRequest("reading request body: " + err.Error())
+	}
+	return buf.Bytes(), nil
+}
+
+// requestContext is r's context, also ended by Close/Shutdown.
+func (s *Server) requestContext(r *http.Request, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	stop := context.AfterFunc(s.closeCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// statusWriter records the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// discardBody drains a body the endpoint does not read, so keep-alive
+// connections are reused.
+func discardBody(r *http.Request) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+}

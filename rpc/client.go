@@ -1,0 +1,492 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Client calls services over a transport.
+//
+// One reply reader per Client serves all its calls: it is positioned on the
+// reply topic before NewClient returns, so the reply to a call made at once
+// cannot be missed. Replies are matched to calls by correlation id; replies
+// meant for other instances sharing the reply topic are ignored, and replies
+// arriving after their call gave up are counted (Stats) and logged.
+//
+// A Client is safe for concurrent use. After Close, every method returns an
+// error wrapping ErrClosed.
+type Client struct {
+	t   transport.Transport
+	cfg clientConfig
+	log *slog.Logger
+
+	replies transport.Consumer
+	ctx     context.Context // canceled by Close
+	cancel  context.CancelFunc
+	done    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	pending   map[string]*pendingCall
+	abandoned recentIDs
+	closed    bool
+
+	noticeOnce sync.Once
+	noticeErr  error
+
+	late    atomic.Int64
+	foreign atomic.Int64
+}
+
+type pendingCall struct {
+	ch       chan *Reply
+	progress func(*Reply)
+}
+
+var callPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan *Reply, 1)} }}
+
+// ReplyHandler handles a completion or progress notice of a Send (see
+// Client.OnReply). r.Kind tells which; r.Err is set for a failed request.
+type ReplyHandler func(ctx context.Context, r *Reply) error
+
+// NewClient returns a Client on t. It positions the reply reader before
+// returning: with a transport.Tailer it tails the reply topic, otherwise it
+// joins a consumer group of its own. Options are validated here.
+func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
+	if t == nil {
+		return nil, errors.New("rpc: NewClient: nil transport")
+	}
+	cfg := clientDefaults()
+	for _, o := range opts {
+		o.applyClient(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var replies transport.Consumer
+	var err error
+	if tl, ok := t.(transport.Tailer); ok {
+		replies, err = tl.Tail(ctx, cfg.replyTopic)
+	} else {
+		replies, err = t.Subscribe(ctx, transport.Subscription{
+			Group:  cfg.replyTopic + "." + uuid.NewString(),
+			Topics: []string{cfg.replyTopic},
+			Start:  transport.StartLatest,
+		})
+	}
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("rpc: NewClient: reply reader on %q: %w", cfg.replyTopic, err)
+	}
+	c := &Client{
+		t:         t,
+		cfg:       cfg,
+		log:       cfg.logger.With("rpc.client", cfg.name),
+		replies:   replies,
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		pending:   make(map[string]*pendingCall),
+		abandoned: newRecentIDs(cfg.lateMemory),
+	}
+	c.wg.Add(1)
+	go c.readReplies(ctx)
+	return c, nil
+}
+
+// Call sends req to topic and waits for the reply. req is encoded as JSON
+// ([]byte and json.RawMessage are sent as they are). The call's deadline is
+// the earliest of ctx's, WithTimeout's and, when neither is set, the client's
+// WithCallTimeout (default 30s).
+//
+// A handler error comes back as an *Error with the handler's code and
+// message; a timeout as an *Error with CodeDeadlineExceeded wrapping
+// ErrTimeout.
+func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOption) (*Reply, error) {
+	var cc callConfig
+	for _, o := range opts {
+		o(&cc)
+	}
+	payload, err := marshalPayload(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.callContext(ctx, cc.timeout)
+	defer cancel()
+
+	id := newID()
+	pc := callPool.Get().(*pendingCall)
+	pc.progress = cc.progress
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, NewError(CodeUnavailable, ErrClosed)
+	}
+	c.pending[id] = pc
+	c.mu.Unlock()
+
+	msg := c.request(topic, id, KindRequest, c.cfg.replyTopic, payload, ctx, &cc)
+	if _, err := c.t.Produce(ctx, msg); err != nil {
+		c.forget(id, false)
+		return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, err))
+	}
+	select {
+	case r := <-pc.ch:
+		pc.progress = nil
+		callPool.Put(pc)
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r, nil
+	case <-ctx.Done():
+		c.forget(id, true)
+		return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, ctx.Err()))
+	case <-c.done:
+		return nil, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+	}
+}
+
+// Call is the typed form of Client.Call: it decodes the reply into Resp.
+func Call[Resp any](ctx context.Context, c *Client, topic string, req any, opts ...CallOption) (Resp, error) {
+	var out Resp
+	r, err := c.Call(ctx, topic, req, opts...)
+	if err != nil {
+		return out, err
+	}
+	err = r.Decode(&out)
+	return out, err
+}
+
+// Notify sends req to topic without waiting for anything: no reply is
+// asked for. The value is the plain JSON payload, so a non-Go consumer reads
+// it as it is; WithKey sets the key (the seed's "producer").
+func (c *Client) Notify(ctx context.Context, topic string, req any, opts ...CallOption) error {
+	_, err := c.send(ctx, topic, KindNotify, "", req, opts)
+	return err
+}
+
+// Send sends a request whose completion notice goes to the client's durable
+// notice topic instead of to this call: it survives a restart of the caller
+// and is handled by the ReplyHandler given to OnReply, by whichever instance
+// of the service reads it. Send returns the request id that the notice's
+// CorrelationID will carry.
+func (c *Client) Send(ctx context.Context, topic string, req any, opts ...CallOption) (string, error) {
+	return c.send(ctx, topic, KindRequest, c.cfg.noticeTopic, req, opts)
+}
+
+func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo string, req any, opts []CallOption) (string, error) {
+	var cc callConfig
+	for _, o := range opts {
+		o(&cc)
+	}
+	payload, err := marshalPayload(req)
+	if err != nil {
+		return "", err
+	}
+	if c.isClosed() {
+		return "", NewError(CodeUnavailable, ErrClosed)
+	}
+	if cc.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cc.timeout)
+		defer cancel()
+	}
+	id := newID()
+	msg := c.request(topic, id, kind, replyTo, payload, ctx, &cc)
+	if _, err := c.t.Produce(ctx, msg); err != nil {
+		return "", wrapCallErr(fmt.Errorf("rpc: %s %s: %w", kind, topic, err))
+	}
+	return id, nil
+}
+
+// OnReply starts handling the notices of Send: a consumer group
+// (WithNoticeGroup, default the service name) reads the notice topic from its
+// committed offset, calls h for each completion or progress notice, and
+// commits after h returns. An error from h is logged and the notice is
+// committed anyway. OnReply may be called once; it returns an error if the
+// group cannot be joined.
+func (c *Client) OnReply(h ReplyHandler) error {
+	if h == nil {
+		panic("rpc: OnReply: nil handler")
+	}
+	started := false
+	c.noticeOnce.Do(func() {
+		started = true
+		if c.isClosed() {
+			c.noticeErr = NewError(CodeUnavailable, ErrClosed)
+			return
+		}
+		ctx, cancel := context.WithCancel(c.ctx)
+		cons, err := c.t.Subscribe(ctx, transport.Subscription{
+			Group:  c.cfg.noticeGroup,
+			Topics: []string{c.cfg.noticeTopic},
+			Start:  transport.StartEarliest,
+		})
+		if err != nil {
+			cancel()
+			c.noticeErr = fmt.Errorf("rpc: OnReply: join %q on %q: %w", c.cfg.noticeGroup, c.cfg.noticeTopic, err)
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed { // Close ran while we joined
+			cancel()
+			cons.Close()
+			c.noticeErr = NewError(CodeUnavailable, ErrClosed)
+			return
+		}
+		c.wg.Add(1)
+		go c.readNotices(ctx, cancel, cons, h)
+	})
+	if !started && c.noticeErr == nil {
+		return errors.New("rpc: OnReply called twice")
+	}
+	return c.noticeErr
+}
+
+// ClientStats are counters of a Client's reply reader.
+type ClientStats struct {
+	// Pending is the number of calls waiting for a reply.
+	Pending int
+	// Late counts replies that arrived after their call gave up.
+	Late int64
+	// Foreign counts replies on the reply topic for calls this client did
+	// not make (other instances sharing the topic).
+	Foreign int64
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() ClientStats {
+	c.mu.Lock()
+	n := len(c.pending)
+	c.mu.Unlock()
+	return ClientStats{Pending: n, Late: c.late.Load(), Foreign: c.foreign.Load()}
+}
+
+// Close stops the reply reader and the notice reader, and fails calls still
+// waiting with ErrClosed. It does not close the transport. It is idempotent
+// and returns once the readers have stopped.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.wg.Wait()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	c.mu.Unlock()
+	c.cancel()
+	err := c.replies.Close()
+	c.wg.Wait()
+	if errors.Is(err, transport.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// callContext applies the call's timeout, or the client's default when the
+// context has no deadline.
+func (c *Client) callContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.timeout)
+}
+
+// request builds a request or notify record.
+func (c *Client) request(topic, id string, kind Kind, replyTo string, payload []byte, ctx context.Context, cc *callConfig) transport.Message {
+	hb := make(headerBuilder, 0, 8+len(cc.headers))
+	hb.add(HeaderVersion, ProtocolVersion)
+	hb.add(HeaderID, id)
+	hb.add(HeaderKind, string(kind))
+	hb.add(HeaderMethod, cc.method)
+	hb.add(HeaderFrom, c.cfg.name)
+	hb.add(HeaderReplyTo, replyTo)
+	if dl, ok := ctx.Deadline(); ok && kind == KindRequest {
+		ms := time.Until(dl).Milliseconds()
+		if ms < 1 {
+			ms = 1
+		}
+		hb.add(HeaderTimeoutMs, strconv.FormatInt(ms, 10))
+	}
+	hb.add(HeaderContentType, contentTypeJSON)
+	for _, h := range cc.headers {
+		if len(h.k) >= 4 && h.k[:4] == "rpc-" {
+			continue
+		}
+		hb.add(h.k, h.v)
+	}
+	return transport.Message{Topic: topic, Key: cc.key, Value: payload, Headers: hb}
+}
+
+// forget removes a pending call; abandoned calls are remembered so that
+// their late replies are told apart from foreign ones.
+func (c *Client) forget(id string, abandoned bool) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	if abandoned {
+		c.abandoned.add(id)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) readReplies(ctx context.Context) {
+	defer c.wg.Done()
+	var failures int
+	for {
+		msgs, err := c.replies.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+				return
+			}
+			failures++
+			c.log.Warn("rpc: reply reader poll failed; retrying", "topic", c.cfg.replyTopic, "err", err, "failures", failures)
+			if !sleepCtx(ctx, retryDelay(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		for i := range msgs {
+			c.deliver(&msgs[i])
+		}
+	}
+}
+
+func (c *Client) deliver(m *transport.Message) {
+	env, err := decodeEnvelope(m)
+	if err != nil || env.legacy || (env.kind != KindReply && env.kind != KindProgress) {
+		c.foreign.Add(1)
+		return
+	}
+	c.mu.Lock()
+	pc, ok := c.pending[env.correlationID]
+	if ok && env.kind == KindReply {
+		delete(c.pending, env.correlationID)
+	}
+	late := !ok && c.abandoned.has(env.correlationID)
+	c.mu.Unlock()
+	switch {
+	case ok && env.kind == KindReply:
+		pc.ch <- replyFrom(m, &env) // buffered, one reply per call
+	case ok:
+		if pc.progress != nil {
+			pc.progress(replyFrom(m, &env))
+		}
+	case late:
+		if env.kind == KindReply {
+			c.late.Add(1)
+			c.log.Warn("rpc: late reply dropped: its call already gave up", "correlation_id", env.correlationID, "from", env.from)
+		}
+	default:
+		c.foreign.Add(1)
+	}
+}
+
+func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, cons transport.Consumer, h ReplyHandler) {
+	defer c.wg.Done()
+	defer cancel()
+	defer cons.Close()
+	var failures int
+	for {
+		msgs, err := cons.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+				return
+			}
+			failures++
+			c.log.Warn("rpc: notice reader poll failed; retrying", "topic", c.cfg.noticeTopic, "err", err)
+			if !sleepCtx(ctx, retryDelay(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		for i := range msgs {
+			m := &msgs[i]
+			env, err := decodeEnvelope(m)
+			if err != nil || env.legacy || (env.kind != KindReply && env.kind != KindProgress) {
+				c.log.Warn("rpc: notice topic holds a record that is not a reply; skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+				continue
+			}
+			if err := h(ctx, replyFrom(m, &env)); err != nil {
+				if ctx.Err() != nil {
+					return // not committed: redelivered to the next reader
+				}
+				c.log.Error("rpc: reply handler failed; notice committed anyway", "correlation_id", env.correlationID, "err", err)
+			}
+		}
+		if len(msgs) > 0 {
+			if err := cons.Commit(context.WithoutCancel(ctx), msgs...); err != nil {
+				c.log.Warn("rpc: committing notices failed; they may be redelivered", "err", err)
+			}
+		}
+	}
+}
+
+// recentIDs remembers the last n ids added, in bounded memory.
+type recentIDs struct {
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecentIDs(n int) recentIDs {
+	return recentIDs{set: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
+func (r *recentIDs) add(id string) {
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = id
+	r.set[id] = struct{}{}
+	r.next = (r.next + 1) % len(r.ring)
+}
+
+func (r *recentIDs) has(id string) bool {
+	_, ok := r.set[id]
+	return ok
+}
+
+// retryDelay is the wait before retry number n (from 1): 10ms doubling to 2s.
+func retryDelay(n int) time.Duration {
+	d := 10 * time.Millisecond
+	for i := 1; i < n && d < 2*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 2*time.Second)
+}
+
+// sleepCtx waits d or until ctx ends, reporting whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,126 @@
+package rpc
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Request is one request, notification or legacy record as a handler sees
+// it. A handler must not keep Payload or Headers after it returns: they may
+// share memory with the transport.
+type Request struct {
+	// Topic the record was read from.
+	Topic string
+	// Method is the rpc-method sub-route, empty when none.
+	Method string
+	// From is the sender's service name (rpc-from). For a legacy record it
+	// is the record key: the seed's "producer".
+	From string
+	// ID is the request id (rpc-id); empty for a legacy record.
+	ID string
+	// Kind is KindRequest or KindNotify; empty for a legacy record.
+	Kind Kind
+	// Key is the record key.
+	Key string
+	// Payload is the record value, JSON by convention.
+	Payload json.RawMessage
+	// Headers are all the record's headers, envelope included.
+	Headers []transport.Header
+	// Deadline is when the caller stops waiting; zero when none travelled.
+	Deadline time.Time
+	// Legacy reports a record without rpc-* headers.
+	Legacy bool
+	// Message is the record as read from the transport.
+	Message transport.Message
+}
+
+// Decode unmarshals the payload into v. A payload that does not decode
+// gives an *Error with CodeInvalidArgument.
+func (r *Request) Decode(v any) error {
+	if err := json.Unmarshal(r.Payload, v); err != nil {
+		return Errorf(CodeInvalidArgument, "decode %s request: %w", r.Topic, err)
+	}
+	return nil
+}
+
+// Reply is a reply or progress notice as a caller sees it.
+type Reply struct {
+	// ID is the reply record's own id.
+	ID string
+	// CorrelationID is the id of the request answered.
+	CorrelationID string
+	// Kind is KindReply or KindProgress.
+	Kind Kind
+	// From is the replying service's name.
+	From string
+	// Payload is the JSON result (or progress value).
+	Payload json.RawMessage
+	// Err is the handler's error for a failed request delivered to an
+	// OnReply handler; Call returns it as its error instead.
+	Err *Error
+	// Message is the reply record as read from the transport.
+	Message transport.Message
+}
+
+// Decode unmarshals the payload into v.
+func (r *Reply) Decode(v any) error {
+	if err := json.Unmarshal(r.Payload, v); err != nil {
+		return Errorf(CodeInvalidArgument, "decode reply %s: %w", r.CorrelationID, err)
+	}
+	return nil
+}
+
+func replyFrom(m *transport.Message, env *envelope) *Reply {
+	r := &Reply{
+		ID:            env.id,
+		CorrelationID: env.correlationID,
+		Kind:          env.kind,
+		From:          env.from,
+		Payload:       m.Value,
+		Message:       *m,
+	}
+	if env.errCode != "" {
+		code, err := ParseCode(env.errCode)
+		if err != nil {
+			code = CodeUnknown
+		}
+		e := &Error{Code: code, Message: env.errMsg}
+		if len(m.Value) > 0 && string(m.Value) != "null" {
+			e.Details = m.Value
+		}
+		r.Err = e
+	}
+	return r
+}
+
+// marshalPayload encodes v as JSON; []byte and json.RawMessage are sent as
+// they are and must hold JSON.
+func marshalPayload(v any) ([]byte, error) {
+	switch p := v.(type) {
+	case json.RawMessage:
+		if !json.Valid(p) {
+			return nil, Errorf(CodeInvalidArgument, "payload is not valid JSON")
+		}
+		return p, nil
+	case []byte:
+		if !json.Valid(p) {
+			return nil, Errorf(CodeInvalidArgument, "payload is not valid JSON")
+		}
+		return p, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, Errorf(CodeInvalidArgument, "encode payload: %w", err)
+	}
+	return b, nil
+}
+
+func (r *Request) String() string {
+	if r.Legacy {
+		return fmt.Sprintf("legacy %s:%s@%d/%d", r.Key, r.Topic, r.Message.Partition, r.Message.Offset)
+	}
+	return fmt.Sprintf("%s %s/%s id=%s", r.Kind, r.Topic, r.Method, r.ID)
+}

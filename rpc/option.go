@@ -1,0 +1,223 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ClientOption configures a Client.
+type ClientOption interface{ applyClient(*clientConfig) }
+
+// ServerOption configures a Server.
+type ServerOption interface{ applyServer(*serverConfig) }
+
+// Option configures both a Client and a Server.
+type Option interface {
+	ClientOption
+	ServerOption
+}
+
+type clientConfig struct {
+	name        string
+	replyTopic  string
+	noticeTopic string
+	noticeGroup string
+	timeout     time.Duration
+	logger      *slog.Logger
+	lateMemory  int
+}
+
+type serverConfig struct {
+	name        string
+	group       string
+	instance    string
+	concurrency int
+	drain       time.Duration
+	logger      *slog.Logger
+	middleware  []Middleware
+}
+
+const (
+	defaultName        = "kafkarpc"
+	defaultCallTimeout = 30 * time.Second
+	defaultConcurrency = 16
+	defaultDrain       = 30 * time.Second
+	defaultLateMemory  = 4096
+)
+
+func clientDefaults() clientConfig {
+	return clientConfig{name: defaultName, timeout: defaultCallTimeout, lateMemory: defaultLateMemory}
+}
+
+func serverDefaults() serverConfig {
+	return serverConfig{name: defaultName, concurrency: defaultConcurrency, drain: defaultDrain}
+}
+
+func (c *clientConfig) validate() error {
+	var errs []error
+	if c.name == "" {
+		errs = append(errs, errors.New("rpc: WithName: empty name"))
+	}
+	if c.replyTopic == "" {
+		c.replyTopic = c.name + ".replies"
+	}
+	if c.noticeTopic == "" {
+		c.noticeTopic = c.name + ".notices"
+	}
+	if c.noticeGroup == "" {
+		c.noticeGroup = c.name
+	}
+	if c.replyTopic == c.noticeTopic {
+		errs = append(errs, fmt.Errorf("rpc: reply topic and notice topic are both %q; they must differ so each reply has one owner", c.replyTopic))
+	}
+	if c.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithCallTimeout(%v): must be positive", c.timeout))
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+func (c *serverConfig) validate() error {
+	var errs []error
+	if c.name == "" {
+		errs = append(errs, errors.New("rpc: WithName: empty name"))
+	}
+	if c.group == "" {
+		c.group = c.name
+	}
+	if c.concurrency < 1 {
+		errs = append(errs, fmt.Errorf("rpc: WithConcurrency(%d): must be at least 1", c.concurrency))
+	}
+	if c.drain < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithDrainTimeout(%v): must not be negative", c.drain))
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+type nameOption string
+
+func (o nameOption) applyClient(c *clientConfig) { c.name = string(o) }
+func (o nameOption) applyServer(c *serverConfig) { c.name = string(o) }
+
+// WithName sets the service name, sent as rpc-from on every record. It is
+// also the base of the default reply topic ("<name>.replies"), notice topic
+// ("<name>.notices"), notice group ("<name>") and server group ("<name>").
+// Default "kafkarpc".
+func WithName(name string) Option { return nameOption(name) }
+
+type loggerOption struct{ l *slog.Logger }
+
+func (o loggerOption) applyClient(c *clientConfig) { c.logger = o.l }
+func (o loggerOption) applyServer(c *serverConfig) { c.logger = o.l }
+
+// WithLogger sets the logger. Default slog.Default(). Credentials and
+// payloads are never logged.
+func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
+
+type clientFunc func(*clientConfig)
+
+func (f clientFunc) applyClient(c *clientConfig) { f(c) }
+
+type serverFunc func(*serverConfig)
+
+func (f serverFunc) applyServer(c *serverConfig) { f(c) }
+
+// WithReplyTopic sets the topic this client reads Call replies from.
+// Default "<name>.replies". Instances of one service may share it: each
+// reads every reply and ignores those of other instances.
+func WithReplyTopic(topic string) ClientOption {
+	return clientFunc(func(c *clientConfig) { c.replyTopic = topic })
+}
+
+// WithNoticeTopic sets the topic that Send's completion notices (and their
+// progress notices) go to. It is read by a durable consumer group shared by
+// the service's instances once OnReply is called. Default "<name>.notices".
+func WithNoticeTopic(topic string) ClientOption {
+	return clientFunc(func(c *clientConfig) { c.noticeTopic = topic })
+}
+
+// WithNoticeGroup sets the consumer group that reads the notice topic.
+// Default "<name>".
+func WithNoticeGroup(group string) ClientOption {
+	return clientFunc(func(c *clientConfig) { c.noticeGroup = group })
+}
+
+// WithCallTimeout sets the timeout of a Call whose context has no deadline
+// and which has no WithTimeout call option. Default 30s.
+func WithCallTimeout(d time.Duration) ClientOption {
+	return clientFunc(func(c *clientConfig) { c.timeout = d })
+}
+
+// WithGroup sets the consumer group a Server joins; servers of one group
+// share the requests. Default: the name given by WithName.
+func WithGroup(group string) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.group = group })
+}
+
+// WithInstance sets the server's member id within its group. A restarted
+// server with the same instance id takes over its predecessor's partitions
+// at once. Default: a fresh id per Serve.
+func WithInstance(id string) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.instance = id })
+}
+
+// WithConcurrency bounds how many handlers run at once. Default 16.
+func WithConcurrency(n int) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.concurrency = n })
+}
+
+// WithDrainTimeout bounds how long Serve waits for in-flight handlers after
+// its context is canceled; handlers still running then see their context
+// canceled. Default 30s.
+func WithDrainTimeout(d time.Duration) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.drain = d })
+}
+
+// WithMiddleware adds middleware around every handler, outermost first.
+// Panic recovery is always innermost and needs no option.
+func WithMiddleware(m ...Middleware) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.middleware = append(c.middleware, m...) })
+}
+
+// CallOption configures one Call, Send or Notify.
+type CallOption func(*callConfig)
+
+type callConfig struct {
+	timeout  time.Duration
+	key      string
+	method   string
+	headers  []header
+	progress func(*Reply)
+}
+
+type header struct{ k, v string }
+
+// WithTimeout bounds the call: the reply must arrive within d. The deadline
+// travels to the server, which does not run requests that expired.
+func WithTimeout(d time.Duration) CallOption { return func(c *callConfig) { c.timeout = d } }
+
+// WithKey sets the record key, which picks the partition: records with one
+// key keep their order. Default empty (spread over partitions). A legacy
+// consumer such as the seed's PHP router reads the key as the producer name.
+func WithKey(key string) CallOption { return func(c *callConfig) { c.key = key } }
+
+// WithMethod sets rpc-method, a sub-route within the topic: a Server routes
+// it to the handler registered for "topic/method".
+func WithMethod(m string) CallOption { return func(c *callConfig) { c.method = m } }
+
+// WithHeader adds a record header, such as traceparent. Keys starting with
+// "rpc-" are reserved and ignored.
+func WithHeader(key, value string) CallOption {
+	return func(c *callConfig) { c.headers = append(c.headers, header{key, value}) }
+}
+
+// WithProgress makes Call deliver the handler's progress notices to fn, in
+// the reply reader's goroutine: fn must not block.
+func WithProgress(fn func(*Reply)) CallOption { return func(c *callConfig) { c.progress = fn } }

@@ -1,0 +1,595 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Server routes requests read from its topics to handlers and sends their
+// replies.
+//
+// Register routes with Handle, HandleFunc, HandleLegacy and HandleUnhandled
+// before Serve; registering while serving panics. A route is a topic
+// ("reports") or a topic and rpc-method ("reports/monthly"); a request
+// with a method that has no route of its own falls back to its topic's route.
+//
+// Delivery is at-least-once: a request's offset is committed only after its
+// handler returned and its reply was produced. Handlers run concurrently (see
+// WithConcurrency) and may finish out of order; each partition is committed
+// up to its lowest offset still in flight, never past unfinished work.
+type Server struct {
+	t   transport.Transport
+	cfg serverConfig
+	log *slog.Logger
+
+	mu        sync.Mutex
+	routes    map[string]HandlerFunc // "topic" or "topic/method"
+	legacy    map[string]HandlerFunc // "key:topic"
+	unhandled func(ctx context.Context, r *Request) error
+	topics    map[string]struct{}
+	serving   bool
+}
+
+// NewServer returns a Server on t. Options are validated here.
+func NewServer(t transport.Transport, opts ...ServerOption) (*Server, error) {
+	if t == nil {
+		return nil, errors.New("rpc: NewServer: nil transport")
+	}
+	cfg := serverDefaults()
+	for _, o := range opts {
+		o.applyServer(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Server{
+		t:      t,
+		cfg:    cfg,
+		log:    cfg.logger.With("rpc.server", cfg.name),
+		routes: make(map[string]HandlerFunc),
+		legacy: make(map[string]HandlerFunc),
+		topics: make(map[string]struct{}),
+	}, nil
+}
+
+// Handle registers a typed handler for route ("topic" or "topic/method").
+// The request payload is decoded into Req (a payload that does not decode is
+// answered with CodeInvalidArgument without calling fn) and the result is
+// encoded as JSON. It panics if fn is nil or the route is taken.
+func Handle[Req, Resp any](s *Server, route string, fn func(ctx context.Context, req Req) (Resp, error)) {
+	if fn == nil {
+		panic("rpc: Handle " + route + ": nil handler")
+	}
+	s.HandleFunc(route, func(ctx context.Context, r *Request) (any, error) {
+		var in Req
+		if err := r.Decode(&in); err != nil {
+			return nil, err
+		}
+		return fn(ctx, in)
+	})
+}
+
+// HandleFunc registers fn for route ("topic" or "topic/method"). It panics
+// if fn is nil, the route is malformed or taken, or the server is serving.
+func (s *Server) HandleFunc(route string, fn HandlerFunc) {
+	if fn == nil {
+		panic("rpc: HandleFunc " + route + ": nil handler")
+	}
+	topic, method, _ := strings.Cut(route, "/")
+	if topic == "" || strings.Contains(method, "/") {
+		panic(fmt.Sprintf("rpc: HandleFunc: malformed route %q, want \"topic\" or \"topic/method\"", route))
+	}
+	s.register(s.routes, route, topic, fn)
+}
+
+// HandleLegacy registers fn for records without rpc-* headers whose key is
+// key and topic is topic: the seed's match("producer:topic") routing, for
+// interop with producers that do not speak the envelope. Such records get no
+// reply. It panics as HandleFunc does.
+func (s *Server) HandleLegacy(key, topic string, fn HandlerFunc) {
+	if fn == nil {
+		panic("rpc: HandleLegacy " + key + ":" + topic + ": nil handler")
+	}
+	if topic == "" {
+		panic("rpc: HandleLegacy: empty topic")
+	}
+	s.register(s.legacy, key+":"+topic, topic, fn)
+}
+
+// HandleUnhandled sets the fallback for records no route matches (the seed's
+// UnhandledKafkaEvent). A request with a reply-to is still answered with
+// CodeUnimplemented after fn returns. Without a fallback such records are
+// logged at Warn. It panics if the server is serving.
+func (s *Server) HandleUnhandled(fn func(ctx context.Context, r *Request) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving {
+		panic("rpc: HandleUnhandled called while serving")
+	}
+	s.unhandled = fn
+}
+
+func (s *Server) register(m map[string]HandlerFunc, key, topic string, fn HandlerFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving {
+		panic("rpc: route " + key + " registered while serving")
+	}
+	if _, dup := m[key]; dup {
+		panic("rpc: route " + key + " registered twice")
+	}
+	h := recoverHandler(s.log, fn)
+	for i := len(s.cfg.middleware) - 1; i >= 0; i-- {
+		h = s.cfg.middleware[i](h)
+	}
+	m[key] = h
+	s.topics[topic] = struct{}{}
+}
+
+// Serve joins the server's consumer group on every routed topic (reading
+// from the earliest offset when the group has no committed one) and handles
+// requests until ctx is canceled. Then it stops polling, waits for in-flight
+// handlers up to the drain timeout (WithDrainTimeout), commits what was
+// handled, leaves the group and returns nil.
+//
+// It returns an error at once when there are no routes, the group cannot be
+// joined or the server is already serving, and a non-nil error when the
+// transport fails for good (closed or fenced). Serve may be called again
+// after it returned.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("rpc: Serve: already serving")
+	}
+	if len(s.topics) == 0 {
+		s.mu.Unlock()
+		return errors.New("rpc: Serve: no routes registered")
+	}
+	topics := make([]string, 0, len(s.topics))
+	for t := range s.topics {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	s.serving = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.serving = false
+		s.mu.Unlock()
+	}()
+
+	cons, err := s.t.Subscribe(ctx, transport.Subscription{
+		Group:    s.cfg.group,
+		Instance: s.cfg.instance,
+		Topics:   topics,
+		Start:    transport.StartEarliest,
+	})
+	if err != nil {
+		return fmt.Errorf("rpc: Serve: join group %q: %w", s.cfg.group, err)
+	}
+	run := newServeRun(s, cons)
+	return run.serve(ctx)
+}
+
+// serveRun is the state of one Serve call.
+type serveRun struct {
+	s    *Server
+	cons transport.Consumer
+
+	work       chan transport.Message
+	workers    sync.WaitGroup
+	handlerCtx context.Context // outlives the Serve ctx by the drain timeout
+	hardCancel context.CancelFunc
+
+	track     tracker
+	commitSig chan struct{}
+	commitWG  sync.WaitGroup
+}
+
+func newServeRun(s *Server, cons transport.Consumer) *serveRun {
+	hctx, cancel := context.WithCancel(context.Background())
+	return &serveRun{
+		s:          s,
+		cons:       cons,
+		work:       make(chan transport.Message, s.cfg.concurrency),
+		handlerCtx: hctx,
+		hardCancel: cancel,
+		track:      tracker{parts: make(map[topicPartition]*partState)},
+		commitSig:  make(chan struct{}, 1),
+	}
+}
+
+func (r *serveRun) serve(ctx context.Context) error {
+	for range r.s.cfg.concurrency {
+		r.workers.Add(1)
+		go r.worker()
+	}
+	stopCommitter := make(chan struct{})
+	r.commitWG.Add(1)
+	go r.committer(stopCommitter)
+
+	pollErr := r.pollLoop(ctx)
+
+	// Drain: no more work; let in-flight handlers finish within the drain
+	// timeout, then cancel their contexts and wait for them to return.
+	close(r.work)
+	drained := make(chan struct{})
+	go func() { r.workers.Wait(); close(drained) }()
+	timer := time.NewTimer(r.s.cfg.drain)
+	select {
+	case <-drained:
+	case <-timer.C:
+		r.s.log.Warn("rpc: drain timeout reached; canceling in-flight handlers", "timeout", r.s.cfg.drain)
+		r.hardCancel()
+		<-drained
+	}
+	timer.Stop()
+	r.hardCancel()
+
+	close(stopCommitter)
+	r.commitWG.Wait()
+	r.commit() // the final watermark
+	if err := r.cons.Close(); err != nil && !errors.Is(err, transport.ErrClosed) {
+		r.s.log.Warn("rpc: leaving group failed", "err", err)
+	}
+	return pollErr
+}
+
+func (r *serveRun) pollLoop(ctx context.Context) error {
+	var failures int
+	for {
+		msgs, err := r.cons.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrFenced) {
+				return fmt.Errorf("rpc: Serve: %w", err)
+			}
+			failures++
+			r.s.log.Warn("rpc: poll failed; retrying", "err", err, "failures", failures)
+			if !sleepCtx(ctx, retryDelay(failures)) {
+				return nil
+			}
+			continue
+		}
+		failures = 0
+		for _, m := range msgs {
+			r.track.add(&m)
+			select {
+			case r.work <- m:
+			case <-ctx.Done():
+				return nil // the rest stay uncommitted: redelivered later
+			}
+		}
+	}
+}
+
+func (r *serveRun) worker() {
+	defer r.workers.Done()
+	for m := range r.work {
+		r.handle(&m)
+		if r.track.complete(&m) {
+			select {
+			case r.commitSig <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (r *serveRun) committer(stop <-chan struct{}) {
+	defer r.commitWG.Done()
+	for {
+		select {
+		case <-r.commitSig:
+			r.commit()
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (r *serveRun) commit() {
+	marks := r.track.takeDirty()
+	if len(marks) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.cons.Commit(ctx, marks...); err != nil {
+		level := slog.LevelWarn
+		if errors.Is(err, transport.ErrNotAssigned) {
+			level = slog.LevelDebug // rebalanced away: the new owner redelivers
+		}
+		r.s.log.Log(ctx, level, "rpc: commit failed; records after the last commit may be redelivered", "err", err)
+	}
+}
+
+// handle runs one record to completion: route, handler, reply.
+func (r *serveRun) handle(m *transport.Message) {
+	s := r.s
+	env, err := decodeEnvelope(m)
+	if err != nil {
+		s.log.Warn("rpc: record with a malformed envelope skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+		return
+	}
+	if env.kind == KindReply || env.kind == KindProgress {
+		s.log.Warn("rpc: reply record on a request topic skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		return
+	}
+	req := &Request{
+		Topic:   m.Topic,
+		Method:  env.method,
+		From:    env.from,
+		ID:      env.id,
+		Kind:    env.kind,
+		Key:     m.Key,
+		Payload: m.Value,
+		Headers: m.Headers,
+		Legacy:  env.legacy,
+		Message: *m,
+	}
+	var h HandlerFunc
+	if env.legacy {
+		req.From = m.Key
+		h = s.legacy[m.Key+":"+m.Topic]
+	} else {
+		now := time.Now()
+		req.Deadline = env.deadlineFor(m, now)
+		if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
+			s.log.Info("rpc: expired request not run", "topic", m.Topic, "id", env.id, "from", env.from, "deadline", req.Deadline)
+			return
+		}
+		if env.method != "" {
+			h = s.routes[m.Topic+"/"+env.method]
+		}
+		if h == nil {
+			h = s.routes[m.Topic]
+		}
+	}
+
+	ctx := r.handlerCtx
+	var cancel context.CancelFunc
+	if !req.Deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
+	replyTo := ""
+	if env.kind == KindRequest {
+		replyTo = env.replyTo
+	}
+	if replyTo != "" {
+		ctx = context.WithValue(ctx, responderKey{}, &responder{run: r, env: &env})
+	}
+
+	if h == nil {
+		r.unhandled(ctx, req)
+		if replyTo != "" {
+			r.reply(&env, nil, Errorf(CodeUnimplemented, "no handler for %s", routeName(m.Topic, env.method)))
+		}
+		return
+	}
+	res, herr := h(ctx, req)
+	if replyTo == "" {
+		if herr != nil {
+			s.log.Warn("rpc: handler failed", "request", req.String(), "err", herr)
+		}
+		return
+	}
+	if herr != nil {
+		r.reply(&env, nil, handlerErr(herr))
+		return
+	}
+	payload, err := marshalPayload(res)
+	if err != nil {
+		r.reply(&env, nil, Errorf(CodeInternal, "encode reply: %v", err))
+		return
+	}
+	r.reply(&env, payload, nil)
+}
+
+func (r *serveRun) unhandled(ctx context.Context, req *Request) {
+	r.s.mu.Lock()
+	fn := r.s.unhandled
+	r.s.mu.Unlock()
+	if fn == nil {
+		r.s.log.Warn("rpc: unhandled record", "topic", req.Topic, "method", req.Method, "key", req.Key, "from", req.From, "offset", req.Message.Offset)
+		return
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				r.s.log.Error("rpc: unhandled-record handler panicked", "panic", fmt.Sprint(p))
+			}
+		}()
+		if err := fn(ctx, req); err != nil {
+			r.s.log.Warn("rpc: unhandled-record handler failed", "topic", req.Topic, "err", err)
+		}
+	}()
+}
+
+// reply produces a reply for env, retrying transport errors with backoff
+// for up to replyBudget. The budget is not the request's deadline: a reply
+// that comes late is still worth sending (a Send's notice has no waiting
+// caller to time out), and the caller's client counts it as late.
+func (r *serveRun) reply(env *envelope, payload []byte, herr *Error) {
+	msg := r.s.replyMessage(env, KindReply, payload, herr)
+	pctx, cancel := context.WithTimeout(r.handlerCtx, replyBudget)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		_, err := r.s.t.Produce(pctx, msg)
+		if err == nil {
+			return
+		}
+		if pctx.Err() != nil || errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrInvalid) ||
+			errors.Is(err, transport.ErrMessageTooLarge) {
+			r.s.log.Error("rpc: reply lost: producing it failed", "reply_to", env.replyTo, "id", env.id, "err", err, "attempts", attempt)
+			return
+		}
+		if !sleepCtx(pctx, retryDelay(attempt)) {
+			r.s.log.Error("rpc: reply lost: producing it failed", "reply_to", env.replyTo, "id", env.id, "err", err, "attempts", attempt)
+			return
+		}
+	}
+}
+
+// replyBudget bounds how long a reply's produce is retried.
+const replyBudget = 30 * time.Second
+
+func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
+	hb := make(headerBuilder, 0, 9)
+	hb.add(HeaderVersion, ProtocolVersion)
+	hb.add(HeaderID, newID())
+	hb.add(HeaderKind, string(kind))
+	hb.add(HeaderFrom, s.cfg.name)
+	hb.add(HeaderCorrelationID, env.id)
+	hb.add(HeaderContentType, contentTypeJSON)
+	hb.add(HeaderTraceparent, env.traceparent)
+	if herr != nil {
+		hb.add(HeaderErrorCode, herr.Code.String())
+		hb = append(hb, transport.Header{Key: HeaderError, Value: herr.Message})
+		payload = herr.Details
+	}
+	m := transport.Message{Topic: env.replyTo, Value: payload, Headers: hb}
+	if env.replyPartition >= 0 {
+		m.Partition, m.ManualPartition = env.replyPartition, true
+	}
+	return m
+}
+
+func routeName(topic, method string) string {
+	if method == "" {
+		return topic
+	}
+	return topic + "/" + method
+}
+
+type responderKey struct{}
+
+type responder struct {
+	run *serveRun
+	env *envelope
+}
+
+// Progress sends a progress notice for the request being handled in ctx to
+// its caller: a Call's WithProgress callback, or the OnReply handler of a
+// Send. It does nothing (and returns nil) when the request has no reply-to,
+// as for notifications and legacy records.
+func Progress(ctx context.Context, v any) error {
+	rs, ok := ctx.Value(responderKey{}).(*responder)
+	if !ok {
+		return nil
+	}
+	payload, err := marshalPayload(v)
+	if err != nil {
+		return err
+	}
+	msg := rs.run.s.replyMessage(rs.env, KindProgress, payload, nil)
+	if _, err := rs.run.s.t.Produce(ctx, msg); err != nil {
+		return wrapCallErr(fmt.Errorf("rpc: progress for %s: %w", rs.env.id, err))
+	}
+	return nil
+}
+
+// tracker keeps, per partition, the offsets handed to workers and the
+// watermark: the highest offset below which everything is done.
+type tracker struct {
+	mu    sync.Mutex
+	parts map[topicPartition]*partState
+	dirty []topicPartition
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+type partState struct {
+	offs  []int64
+	done  []bool
+	head  int
+	mark  int64 // last offset of the done prefix
+	dirty bool
+}
+
+func (t *tracker) add(m *transport.Message) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := topicPartition{m.Topic, m.Partition}
+	ps := t.parts[k]
+	if ps == nil {
+		ps = &partState{mark: -1}
+		t.parts[k] = ps
+	}
+	if n := len(ps.offs); n > 0 && m.Offset <= ps.offs[n-1] {
+		// Redelivered from an earlier offset (the partition came back after
+		// a rebalance): start the partition's bookkeeping over.
+		ps.offs, ps.done, ps.head = ps.offs[:0], ps.done[:0], 0
+	}
+	ps.offs = append(ps.offs, m.Offset)
+	ps.done = append(ps.done, false)
+}
+
+// complete marks m done and reports whether a watermark moved.
+func (t *tracker) complete(m *transport.Message) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := topicPartition{m.Topic, m.Partition}
+	ps := t.parts[k]
+	if ps == nil {
+		return false
+	}
+	live := ps.offs[ps.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i] >= m.Offset })
+	if i == len(live) || live[i] != m.Offset {
+		return false // bookkeeping was reset since
+	}
+	ps.done[ps.head+i] = true
+	moved := false
+	for ps.head < len(ps.offs) && ps.done[ps.head] {
+		ps.mark = ps.offs[ps.head]
+		ps.head++
+		moved = true
+	}
+	if ps.head == len(ps.offs) {
+		ps.offs, ps.done, ps.head = ps.offs[:0], ps.done[:0], 0
+	} else if ps.head > 1024 && ps.head > len(ps.offs)/2 {
+		n := copy(ps.offs, ps.offs[ps.head:])
+		copy(ps.done, ps.done[ps.head:])
+		ps.offs, ps.done, ps.head = ps.offs[:n], ps.done[:n], 0
+	}
+	if moved && !ps.dirty {
+		ps.dirty = true
+		t.dirty = append(t.dirty, k)
+	}
+	return moved
+}
+
+// takeDirty returns one record per partition whose watermark moved since
+// the last call; committing them commits each watermark.
+func (t *tracker) takeDirty() []transport.Message {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.dirty) == 0 {
+		return nil
+	}
+	out := make([]transport.Message, 0, len(t.dirty))
+	for _, k := range t.dirty {
+		ps := t.parts[k]
+		ps.dirty = false
+		out = append(out, transport.Message{Topic: k.topic, Partition: k.partition, Offset: ps.mark})
+	}
+	t.dirty = t.dirty[:0]
+	return out
+}
+

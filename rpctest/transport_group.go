@@ -1,0 +1,285 @@
+package rpctest
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Subscribe refuses a subscription without a group, without topics or with
+// an empty topic name, with ErrInvalid.
+func testSubscribeRejectsInvalid(t *testing.T, e *tenv) {
+	topic := e.topic()
+	tests := []struct {
+		name string
+		sub  transport.Subscription
+	}{
+		{"NoGroup", transport.Subscription{Topics: []string{topic}}},
+		{"NoTopics", transport.Subscription{Group: e.group()}},
+		{"EmptyTopic", transport.Subscription{Group: e.group(), Topics: []string{topic, ""}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+			defer cancel()
+			c, err := e.tr.Subscribe(ctx, tt.sub)
+			if c != nil {
+				t.Cleanup(func() { _ = c.Close() })
+			}
+			require.ErrorIs(t, err, transport.ErrInvalid, "Subscribe(%+v)", tt.sub)
+		})
+	}
+}
+
+// One member reads every partition of every topic it subscribes to.
+func testSubscribeManyTopics(t *testing.T, e *tenv) {
+	t1, t2 := e.topic(), e.topic()
+	c := subscribe(t, e.tr, e.sub(transport.StartEarliest, t1, t2))
+	out := produce(t, e.tr, append(e.onePerPartition(t1, "one"), e.onePerPartition(t2, "two")...)...)
+	got := pollUntil(t, c, len(out), waitTimeout)
+	requireExactlyOnce(t, out, got)
+	requireOffsetOrder(t, got)
+	pollNone(t, c)
+}
+
+// A group with StartEarliest reads records produced before it subscribed; a
+// group with StartLatest does not, but reads every record produced after
+// Subscribe returned.
+func testStartEarliestLatest(t *testing.T, e *tenv) {
+	topic := e.topic()
+	before := produce(t, e.tr, e.onePerPartition(topic, "before")...)
+	early := subscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
+	late := subscribe(t, e.tr, e.sub(transport.StartLatest, topic))
+	// No wait here: once Subscribe has returned, positions are fixed.
+	after := produce(t, e.tr, e.onePerPartition(topic, "after")...)
+
+	gotEarly := pollUntil(t, early, len(before)+len(after), waitTimeout)
+	requireExactlyOnce(t, append(slices.Clone(before), after...), gotEarly)
+	requireOffsetOrder(t, gotEarly)
+
+	gotLate := pollUntil(t, late, len(after), waitTimeout)
+	requireExactlyOnce(t, after, gotLate)
+
+	pollNone(t, early)
+	pollNone(t, late)
+}
+
+// Two members of a group share its partitions: each record reaches exactly
+// one of them, both get some, and each partition is read by one member.
+func testGroupSharing(t *testing.T, e *tenv) {
+	topic := e.topic()
+	g := e.group()
+	a := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
+	b := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
+	out := produce(t, e.tr, e.perPartition(topic, "shared", 10)...)
+
+	per := drainGroup(t, []transport.Consumer{a, b}, len(out), true)
+	requireExactlyOnce(t, out, append(slices.Clone(per[0]), per[1]...))
+	for i, got := range per {
+		require.NotEmpty(t, got, "member %d received nothing: %d partitions should be shared by 2 members", i, e.parts)
+		requireOffsetOrder(t, got)
+	}
+	for _, p := range partitionsOf(per[0]) {
+		require.NotContains(t, partitionsOf(per[1]), p, "partition %d was read by both members", p)
+	}
+}
+
+// Commit stores, per partition, the highest offset among the records given
+// plus one; a new member of the group resumes exactly there, whatever its
+// Start. Commit with no records is a no-op.
+func testCommitAndResume(t *testing.T, e *tenv) {
+	topic := e.topic()
+	g := e.group()
+	const k, done = 6, 3 // records per partition; records committed per partition
+	a := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
+	out := produce(t, e.tr, e.perPartition(topic, "c", k)...)
+	got := pollUntil(t, a, len(out), waitTimeout)
+	requireExactlyOnce(t, out, got)
+
+	// Commit records 2 and 0 of each partition, out of order and
+	// interleaved across partitions: each partition resumes after record 2.
+	var toCommit, rest []transport.Message
+	for p := range e.parts {
+		recs := out[p*k : (p+1)*k]
+		toCommit = append(toCommit, recs[done-1], recs[0])
+		rest = append(rest, recs[done:]...)
+	}
+	slices.Reverse(toCommit)
+	commit(t, a, toCommit...)
+	commit(t, a) // no records: no-op
+	closeWithin(t, "Consumer.Close", a.Close, false)
+
+	// StartLatest would skip everything: the committed offsets must win.
+	b := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
+	resumed := pollUntil(t, b, len(rest), waitTimeout)
+	requireExactlyOnce(t, rest, resumed)
+	requireOffsetOrder(t, resumed)
+	pollNone(t, b)
+
+	// Committing everything leaves nothing to redeliver: a third member
+	// reads only what is produced after it joined.
+	commit(t, b, resumed...)
+	closeWithin(t, "Consumer.Close", b.Close, false)
+	c := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
+	tail := produce(t, e.tr, e.onePerPartition(topic, "tail")...)
+	gotTail := pollUntil(t, c, len(tail), waitTimeout)
+	requireExactlyOnce(t, tail, gotTail)
+	pollNone(t, c)
+}
+
+// Committing a partition the member does not own (taken by a new member, or
+// of a topic it never read) fails with ErrNotAssigned and changes nothing,
+// not even for the partitions of the same call it does own.
+func testCommitNotOwned(t *testing.T, e *tenv) {
+	topic, other := e.topic(), e.topic()
+	g := e.group()
+	sub := transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest}
+	a := subscribe(t, e.tr, sub)
+	out := produce(t, e.tr, e.perPartition(topic, "n", 3)...)
+	gotA := pollUntil(t, a, len(out), waitTimeout)
+	requireExactlyOnce(t, out, gotA)
+
+	// b takes some of a's partitions and gets their uncommitted records.
+	b := subscribe(t, e.tr, sub)
+	gotB := pollUntil(t, b, 1, waitTimeout)
+	more, err := pollWhile(t.Context(), b, quietPeriod, func([]transport.Message) bool { return true })
+	require.ErrorIs(t, err, errPollTimeout)
+	gotB = append(gotB, more...)
+	moved := partitionsOf(gotB)
+	var kept []int32
+	for p := range int32(e.parts) {
+		if !slices.Contains(moved, p) {
+			kept = append(kept, p)
+		}
+	}
+	require.NotEmpty(t, kept, "member b took every partition (%v) from member a", moved)
+	recordOn := func(p int32) transport.Message {
+		for _, m := range out {
+			if m.Partition == p {
+				return m
+			}
+		}
+		t.Fatalf("no record on partition %d", p)
+		return transport.Message{}
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	err = a.Commit(ctx, recordOn(moved[0]))
+	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit of partition %d, now owned by member b", moved[0])
+	err = a.Commit(ctx, recordOn(kept[0]), recordOn(moved[0]))
+	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit of partitions %d (owned) and %d (not owned)", kept[0], moved[0])
+	foreign := produce(t, e.tr, transport.Message{Topic: other, Value: []byte("foreign")})
+	err = a.Commit(ctx, foreign...)
+	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit of a topic the member does not read")
+
+	// Nothing was committed: a fresh member reads everything again.
+	closeWithin(t, "Consumer.Close", a.Close, false)
+	closeWithin(t, "Consumer.Close", b.Close, false)
+	c := subscribe(t, e.tr, sub)
+	again := pollUntil(t, c, len(out), waitTimeout)
+	requireExactlyOnce(t, out, again)
+	pollNone(t, c)
+}
+
+// When a member closes, its partitions go to the remaining member at once,
+// from the committed offsets: its uncommitted records are delivered again.
+func testRedeliveryAfterClose(t *testing.T, e *tenv) {
+	testRedelivery(t, e, transport.Subscription{}, func(a transport.Consumer) {
+		closeWithin(t, "Consumer.Close", a.Close, false)
+	})
+}
+
+// A member that stops polling for longer than its SessionTimeout is dropped:
+// its partitions go to the other member from the committed offsets, and its
+// own later Commit of them fails with ErrNotAssigned.
+func testRedeliveryAfterSessionTimeout(t *testing.T, e *tenv) {
+	var rest []transport.Message
+	a := testRedelivery(t, e, transport.Subscription{SessionTimeout: ShortSessionTimeout}, func(transport.Consumer) {
+		// a stops polling; nothing else to do.
+	}, &rest)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	err := a.Commit(ctx, rest...)
+	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit by a member dropped after its session timeout")
+}
+
+// testRedelivery runs the redelivery scenario: members a (with aSub's
+// SessionTimeout) and b share a topic and read all of it; b commits all it
+// read, a commits the first record of each of its partitions; then leave(a)
+// makes a go away and b must receive exactly a's uncommitted records. It
+// returns a, and stores a's uncommitted records in rest[0] if given.
+func testRedelivery(t *testing.T, e *tenv, aSub transport.Subscription, leave func(a transport.Consumer), rest ...*[]transport.Message) transport.Consumer {
+	t.Helper()
+	topic := e.topic()
+	g := e.group()
+	aSub.Group, aSub.Topics, aSub.Start = g, []string{topic}, transport.StartEarliest
+	a := subscribe(t, e.tr, aSub)
+	b := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
+	out := produce(t, e.tr, e.perPartition(topic, "r", 4)...)
+
+	per := drainGroup(t, []transport.Consumer{a, b}, len(out), false)
+	gotA, gotB := per[0], per[1]
+	requireExactlyOnce(t, out, append(slices.Clone(gotA), gotB...))
+	require.NotEmpty(t, gotA, "member a received nothing; cannot check redelivery")
+	require.NotEmpty(t, gotB, "member b received nothing; cannot check redelivery")
+
+	commit(t, b, gotB...)
+	var firsts, want []transport.Message
+	seen := make(map[int32]bool)
+	for _, m := range gotA {
+		if !seen[m.Partition] {
+			seen[m.Partition] = true
+			firsts = append(firsts, m)
+		} else {
+			want = append(want, m)
+		}
+	}
+	commit(t, a, firsts...)
+
+	leave(a)
+	redelivered := pollUntil(t, b, len(want), waitTimeout)
+	requireExactlyOnce(t, want, redelivered)
+	requireOffsetOrder(t, redelivered)
+	pollNone(t, b)
+	if len(rest) > 0 {
+		*rest[0] = want
+	}
+	return a
+}
+
+// A member joining with the Instance of a live one replaces it: the old
+// member's Poll, blocked or later, fails with ErrFenced, and the new one
+// takes over from the committed offsets.
+func testFencing(t *testing.T, e *tenv) {
+	topic := e.topic()
+	sub := transport.Subscription{Group: e.group(), Instance: e.instance(), Topics: []string{topic}, Start: transport.StartEarliest}
+	a := subscribe(t, e.tr, sub)
+	out := produce(t, e.tr, e.perPartition(topic, "f", 4)...)
+	got := pollUntil(t, a, len(out), waitTimeout)
+	requireExactlyOnce(t, out, got)
+	var firstHalf, secondHalf []transport.Message
+	for p := range e.parts {
+		firstHalf = append(firstHalf, out[p*4:p*4+2]...)
+		secondHalf = append(secondHalf, out[p*4+2:p*4+4]...)
+	}
+	commit(t, a, firstHalf...)
+
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	started, blocked := pollInBackground(ctx, a)
+	<-started
+	b := subscribe(t, e.tr, sub)
+	r := awaitPoll(t, blocked, "member replaced by a new instance")
+	require.ErrorIs(t, r.err, transport.ErrFenced, "blocked Poll of the replaced member (records %s)", describe(r.msgs))
+	msgs, err := a.Poll(ctx)
+	require.ErrorIs(t, err, transport.ErrFenced, "Poll of the replaced member (records %s)", describe(msgs))
+
+	resumed := pollUntil(t, b, len(secondHalf), waitTimeout)
+	requireExactlyOnce(t, secondHalf, resumed)
+	pollNone(t, b)
+}

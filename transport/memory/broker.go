@@ -1,0 +1,406 @@
+// Package memory is kafkarpc's embedded broker: an in-process stand-in for
+// Kafka with topics, partitions, consumer groups, committed offsets,
+// retention and long-polling consumers.
+//
+// A [Broker] implements [transport.Transport] and [transport.Tailer]. It
+// follows Kafka where Kafka's behaviour is observable: keyed records land on
+// the partition Kafka's default partitioner would pick (murmur2), offsets
+// start at 0 per partition, timestamps have millisecond precision, a
+// committed offset is the next offset to read, groups range-assign
+// partitions to members sorted by instance id, and records polled but not
+// committed are delivered again to a partition's next owner.
+//
+// It keeps everything in memory and runs no goroutines of its own: work
+// happens in the callers' goroutines, and blocked Polls and Fetches are woken
+// through channels when records are appended.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Interface checks.
+var (
+	_ transport.Transport = (*Broker)(nil)
+	_ transport.Tailer    = (*Broker)(nil)
+	_ transport.Consumer  = (*Consumer)(nil)
+)
+
+var errBrokerClosed = fmt.Errorf("memory: broker is closed: %w", transport.ErrClosed)
+
+// Broker is an embedded, in-memory Kafka-like broker.
+//
+// Make one with New; the zero value is not usable. All methods are safe for
+// concurrent use. After Close, every method that returns an error returns
+// one wrapping transport.ErrClosed, Topics returns an empty map and Groups
+// returns nil.
+type Broker struct {
+	cfg  config
+	done chan struct{} // closed by Close
+
+	// Test seams, set before the broker is used: the clock for session
+	// timeouts and append times, and a hook run each time a Poll is about
+	// to block.
+	now     func() time.Time
+	onBlock func(*Consumer)
+
+	// topics maps a name to its *topic. It is replaced, never modified,
+	// under mu, so the produce path reads it with one atomic load.
+	topics atomic.Pointer[map[string]*topic]
+	closed atomic.Bool
+
+	mu     sync.Mutex        // serialises topic creation, groups and Close
+	groups map[string]*group // by name
+}
+
+// New returns a running broker configured by opts (see the With... options
+// for each default). It panics if a WithTopic option names an invalid topic.
+func New(opts ...Option) *Broker {
+	cfg := defaults()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	b := &Broker{
+		cfg:    cfg,
+		done:   make(chan struct{}),
+		now:    time.Now,
+		groups: make(map[string]*group),
+	}
+	m := make(map[string]*topic, len(cfg.topics))
+	b.topics.Store(&m)
+	for _, ts := range cfg.topics {
+		n := ts.partitions
+		if n <= 0 {
+			n = cfg.partitions
+		}
+		if err := b.CreateTopic(ts.name, n); err != nil {
+			panic(fmt.Sprintf("memory.New: WithTopic(%q, %d): %v", ts.name, ts.partitions, err))
+		}
+	}
+	return b
+}
+
+// validTopicName reports why name is not a valid Kafka topic name: 1 to 249
+// characters of ASCII letters, digits, '.', '_' and '-', and neither "." nor
+// "..". A name valid here is valid on a real Kafka cluster.
+func validTopicName(name string) error {
+	if name == "" || len(name) > 249 || name == "." || name == ".." {
+		return fmt.Errorf("topic name must be 1 to 249 characters and not %q or %q", ".", "..")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic name may hold only ASCII letters, digits, '.', '_' and '-', not %q", rune(c))
+		}
+	}
+	return nil
+}
+
+// CreateTopic creates topic name with partitions partitions. Creating a
+// topic that exists with the same count is a no-op; with a different count it
+// is an error (partition counts never change). A bad name (see Kafka's
+// rules: 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..") or a count
+// outside 1..10,000 is an error wrapping transport.ErrInvalid.
+func (b *Broker) CreateTopic(name string, partitions int) error {
+	if err := validTopicName(name); err != nil {
+		return fmt.Errorf("memory: create topic %q: %v: %w", name, err, transport.ErrInvalid)
+	}
+	if partitions <= 0 || partitions > maxPartitions {
+		return fmt.Errorf("memory: create topic %q: partition count %d is outside 1..%d: %w",
+			name, partitions, maxPartitions, transport.ErrInvalid)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return errBrokerClosed
+	}
+	if t := b.lookup(name); t != nil {
+		if len(t.parts) != partitions {
+			return fmt.Errorf("memory: create topic %q with %d partitions: it exists with %d: %w",
+				name, partitions, len(t.parts), transport.ErrInvalid)
+		}
+		return nil
+	}
+	b.addLocked(newTopic(name, partitions))
+	return nil
+}
+
+// lookup returns the topic called name, or nil.
+func (b *Broker) lookup(name string) *topic {
+	return (*b.topics.Load())[name]
+}
+
+// addLocked publishes t in a new copy of the topic map. Called with mu held.
+func (b *Broker) addLocked(t *topic) {
+	old := *b.topics.Load()
+	m := make(map[string]*topic, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[t.name] = t
+	b.topics.Store(&m)
+}
+
+// topicFor returns topic name for the operation op (used in errors, e.g.
+// `produce to`), creating it when create is set and auto-creation is on.
+func (b *Broker) topicFor(op, name string, create bool) (*topic, error) {
+	if t := b.lookup(name); t != nil {
+		return t, nil
+	}
+	if err := validTopicName(name); err != nil {
+		return nil, fmt.Errorf("memory: %s %q: %v: %w", op, name, err, transport.ErrInvalid)
+	}
+	if !create || !b.cfg.autoCreate {
+		return nil, fmt.Errorf("memory: %s %q: %w", op, name, transport.ErrUnknownTopic)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil, errBrokerClosed
+	}
+	t := b.lookup(name)
+	if t == nil {
+		t = newTopic(name, b.cfg.partitions)
+		b.addLocked(t)
+	}
+	return t, nil
+}
+
+// partitionOf returns an existing partition for the operation op; it never
+// creates topics.
+func (b *Broker) partitionOf(op, name string, partition int32) (*partition, error) {
+	if b.closed.Load() {
+		return nil, errBrokerClosed
+	}
+	t, err := b.topicFor(op, name, false)
+	if err != nil {
+		return nil, err
+	}
+	if partition < 0 || int(partition) >= len(t.parts) {
+		return nil, fmt.Errorf("memory: %s %q: partition %d does not exist (the topic has %d): %w",
+			op, name, partition, len(t.parts), transport.ErrInvalid)
+	}
+	return t.parts[partition], nil
+}
+
+// Topics returns a new map from each topic's name to its partition count.
+func (b *Broker) Topics() map[string]int32 {
+	m := *b.topics.Load()
+	out := make(map[string]int32, len(m))
+	for name, t := range m {
+		out[name] = int32(len(t.parts))
+	}
+	return out
+}
+
+// Offsets returns the earliest retained offset of a partition and the latest
+// one, which is the offset the next record will get (so earliest == latest
+// means the partition holds no records). It never creates topics: an
+// unknown topic is an error wrapping transport.ErrUnknownTopic, a partition
+// out of range one wrapping transport.ErrInvalid.
+func (b *Broker) Offsets(topic string, partition int32) (earliest, latest int64, err error) {
+	p, err := b.partitionOf("offsets of", topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	earliest, latest = p.offsets()
+	return earliest, latest, nil
+}
+
+// OffsetForTime returns the earliest retained offset of a partition whose
+// record has a Time at or after t, or the latest offset (the next to be
+// written) if there is none. Errors are as for Offsets.
+func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int64, error) {
+	p, err := b.partitionOf("offset for time of", topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	return p.offsetForTime(t), nil
+}
+
+// Fetch reads a partition without a consumer group: it returns up to max
+// records (max <= 0 means WithMaxPollRecords' value) starting at offset, in
+// offset order. An offset below the earliest retained one starts at the
+// earliest. If no record exists yet at offset (including an offset beyond
+// the latest), Fetch waits until one is produced, ctx ends (it returns
+// ctx.Err()) or the broker closes. It never creates topics: errors are as
+// for Offsets.
+func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offset int64, max int) ([]transport.Message, error) {
+	p, err := b.partitionOf("fetch", topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if max <= 0 {
+		max = b.cfg.maxPollRecords
+	}
+	var wake chan struct{}
+	defer func() {
+		if wake != nil {
+			p.unwatch(wake)
+		}
+	}()
+	for {
+		if b.closed.Load() {
+			return nil, errBrokerClosed
+		}
+		p.mu.Lock()
+		from := max64(offset, p.base)
+		if n := p.base + int64(len(p.recs)-p.head) - from; n > 0 {
+			n = min(n, int64(max))
+			i := p.head + int(from-p.base)
+			out := make([]transport.Message, n)
+			copy(out, p.recs[i:])
+			p.mu.Unlock()
+			return out, nil
+		}
+		if wake == nil {
+			// Registered under the same lock as the check above, so
+			// no append can slip between them unnoticed.
+			wake = make(chan struct{}, 1)
+			p.watchers = append(p.watchers, wake)
+		}
+		p.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-b.done:
+			return nil, errBrokerClosed
+		}
+	}
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// Committed returns the offset group committed for a partition (the next
+// offset the group will read), or -1 when the group has committed none
+// there (or does not exist). Errors are as for Offsets.
+func (b *Broker) Committed(group, topic string, partition int32) (int64, error) {
+	p, err := b.partitionOf("committed offset of", topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	g := b.groups[group]
+	b.mu.Unlock()
+	if g == nil {
+		return -1, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if gp := g.parts[p]; gp != nil {
+		return gp.committed, nil
+	}
+	return -1, nil
+}
+
+// GroupInfo describes a consumer group, as listed by Groups.
+type GroupInfo struct {
+	// Name of the group.
+	Name string
+	// Members sorted by Instance; empty when every member has left (the
+	// group's committed offsets are kept).
+	Members []MemberInfo
+}
+
+// MemberInfo describes one live member of a consumer group.
+type MemberInfo struct {
+	// Instance is the member's instance id (generated when its
+	// Subscription left it empty).
+	Instance string
+	// Topics the member subscribed to, sorted.
+	Topics []string
+	// Assignment maps each topic of which the member owns partitions to
+	// those partitions, sorted. Topics where it owns none are absent.
+	Assignment map[string][]int32
+}
+
+// Groups returns every consumer group the broker knows, sorted by name, with
+// its live members. Like a Poll, it first drops members whose session timed
+// out. The result is a copy.
+func (b *Broker) Groups() []GroupInfo {
+	b.mu.Lock()
+	gs := make([]*group, 0, len(b.groups))
+	for _, g := range b.groups {
+		gs = append(gs, g)
+	}
+	b.mu.Unlock()
+	if len(gs) == 0 {
+		return nil
+	}
+	slices.SortFunc(gs, func(x, y *group) int { return strings.Compare(x.name, y.name) })
+	out := make([]GroupInfo, len(gs))
+	now := b.now()
+	for i, g := range gs {
+		g.mu.Lock()
+		if g.expireLocked(now) {
+			g.rebalanceLocked()
+		}
+		members := g.sortedLocked()
+		info := GroupInfo{Name: g.name, Members: make([]MemberInfo, len(members))}
+		for j, c := range members {
+			info.Members[j] = MemberInfo{
+				Instance:   c.instance,
+				Topics:     slices.Clone(c.topicNames),
+				Assignment: c.Assignment(),
+			}
+		}
+		g.mu.Unlock()
+		out[i] = info
+	}
+	return out
+}
+
+// group returns the consumer group called name, creating it.
+func (b *Broker) group(name string) (*group, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil, errBrokerClosed
+	}
+	g := b.groups[name]
+	if g == nil {
+		g = &group{
+			b:       b,
+			name:    name,
+			members: make(map[string]*Consumer),
+			gone:    make(map[string]*Consumer),
+			parts:   make(map[*partition]*groupPart),
+		}
+		b.groups[name] = g
+	}
+	return g, nil
+}
+
+// Close shuts the broker down: every blocked Poll and Fetch returns an error
+// wrapping transport.ErrClosed, and so does every later call. The records
+// and offsets are released. Close is idempotent and always returns nil.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil
+	}
+	b.closed.Store(true)
+	close(b.done)
+	b.groups = nil
+	empty := map[string]*topic{}
+	b.topics.Store(&empty)
+	return nil
+}

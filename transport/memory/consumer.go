@@ -1,0 +1,462 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+var errConsumerClosed = fmt.Errorf("memory: consumer is closed: %w", transport.ErrClosed)
+
+// Consumer states.
+const (
+	stateActive int32 = iota
+	stateFenced       // replaced by a member with the same instance
+	stateClosed       // Close was called
+)
+
+// Consumer reads records: either as a member of a consumer group (made by
+// Join or Subscribe) or as a group-free reader of whole topics (made by
+// Tail).
+//
+// Poll, Commit and the other methods are safe for concurrent use, but Poll
+// is meant for one goroutine at a time: concurrent Polls split the records
+// between them in no defined way. Close is idempotent. After Close, Poll,
+// Commit, CommitOffsets and CommitPositions return an error wrapping
+// transport.ErrClosed; after the member was replaced by a newer one with its
+// instance id, one wrapping transport.ErrFenced; after the broker closed,
+// one wrapping transport.ErrClosed.
+//
+// A member dropped from its group for a session timeout owns no partitions
+// (its Commit fails with transport.ErrNotAssigned) until its next Poll,
+// which rejoins the group, as a Kafka consumer does.
+type Consumer struct {
+	b          *Broker
+	g          *group // nil for a Tail reader
+	instance   string
+	topics     []*topic // sorted by name
+	topicNames []string // the names of topics
+	start      transport.Start
+	session    time.Duration
+
+	wake  chan struct{} // signalled on append to an owned partition and on reassignment
+	done  chan struct{} // closed when the consumer stops being active
+	state atomic.Int32  // stateActive, stateFenced or stateClosed; changed under mu
+
+	mu    sync.Mutex // guards owned and every owned.pos, owned.avail, owned.take
+	owned []*owned   // sorted by topic name and partition
+	rr    int        // where the next Poll starts, for fairness
+
+	// Guarded by g.mu.
+	polling  int       // Polls in progress
+	lastSeen time.Time // when a Poll last started or ended, or the join
+	expired  bool      // dropped for a session timeout, in g.gone
+}
+
+// owned is a partition a consumer reads.
+type owned struct {
+	p       *partition
+	gp      *groupPart // the group's offsets; nil for a Tail reader
+	pos     int64      // next offset to deliver; guarded by Consumer.mu
+	avail   int        // Poll's scratch; guarded by Consumer.mu
+	take    int        // Poll's scratch; guarded by Consumer.mu
+	pending int64      // Commit's scratch (-1: none); guarded by group.mu
+}
+
+func newConsumer(b *Broker, g *group, instance string, topics []*topic, names []string) *Consumer {
+	return &Consumer{
+		b:          b,
+		g:          g,
+		instance:   instance,
+		topics:     topics,
+		topicNames: names,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+}
+
+// Tail returns a group-free Consumer that reads every partition of topics,
+// starting at their latest offsets as of the call: every record produced
+// after Tail returns is delivered by its Poll. If retention drops records
+// before they are read, it continues at the earliest retained one. Commit,
+// CommitOffsets and CommitPositions on it do nothing. Unknown topics are
+// created when auto-creation is on, else refused with an error wrapping
+// transport.ErrUnknownTopic; no topics or an invalid name is an error
+// wrapping transport.ErrInvalid.
+func (b *Broker) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
+	if b.closed.Load() {
+		return nil, errBrokerClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("memory: tail: no topics: %w", transport.ErrInvalid)
+	}
+	ts, names, err := b.topicsFor("tail", topics)
+	if err != nil {
+		return nil, err
+	}
+	c := newConsumer(b, nil, "", ts, names)
+	for _, t := range ts {
+		for _, p := range t.parts {
+			p.mu.Lock()
+			pos := p.base + int64(len(p.recs)-p.head)
+			p.watchers = append(p.watchers, c.wake)
+			p.mu.Unlock()
+			c.owned = append(c.owned, &owned{p: p, pos: pos, pending: -1})
+		}
+	}
+	return c, nil
+}
+
+// Group returns the consumer group's name, or "" for a Tail reader.
+func (c *Consumer) Group() string {
+	if c.g == nil {
+		return ""
+	}
+	return c.g.name
+}
+
+// Instance returns the member's instance id (generated if the Subscription
+// had none), or "" for a Tail reader.
+func (c *Consumer) Instance() string { return c.instance }
+
+// Assignment returns a new map from each topic of which the consumer owns
+// partitions to those partitions, sorted. It is empty once the consumer is
+// closed, fenced or dropped from its group.
+func (c *Consumer) Assignment() map[string][]int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string][]int32)
+	for _, o := range c.owned {
+		m[o.p.topic.name] = append(m[o.p.topic.name], o.p.index)
+	}
+	return m
+}
+
+// check returns the error a stopped consumer or closed broker reports.
+func (c *Consumer) check() error {
+	switch c.state.Load() {
+	case stateFenced:
+		return fmt.Errorf("memory: member %q of group %q: %w", c.instance, c.g.name, transport.ErrFenced)
+	case stateClosed:
+		return errConsumerClosed
+	}
+	if c.b.closed.Load() {
+		return errBrokerClosed
+	}
+	return nil
+}
+
+// Poll returns the next records of the consumer's partitions: at most
+// WithMaxPollRecords' value in all, in offset order per partition, shared
+// fairly between partitions with records. If there are none, it waits until
+// some are produced to an owned partition, a rebalance hands it partitions
+// with records, ctx ends (it returns ctx.Err()) or the consumer or broker
+// closes. It has no poll window of its own: give ctx a deadline to bound the
+// wait. The messages are read-only: their Value and Headers are the
+// broker's.
+//
+// For a group member, Poll counts as the liveness signal: a member is
+// dropped from its group when it has not polled for its session timeout
+// (a member blocked in Poll is never dropped). A dropped member's next Poll
+// rejoins the group.
+func (c *Consumer) Poll(ctx context.Context) ([]transport.Message, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.g != nil {
+		if err := c.beginPoll(); err != nil {
+			return nil, err
+		}
+		defer c.endPoll()
+	}
+	for {
+		if msgs := c.collect(); len(msgs) > 0 {
+			return msgs, nil
+		}
+		if h := c.b.onBlock; h != nil {
+			h(c)
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+			return nil, c.check()
+		case <-c.b.done:
+			return nil, errBrokerClosed
+		}
+		if err := c.check(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// beginPoll marks the member as polling, rejoins the group after a session
+// timeout and drops the group's timed-out members.
+func (c *Consumer) beginPoll() error {
+	g := c.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := c.check(); err != nil {
+		return err
+	}
+	now := c.b.now()
+	c.polling++
+	c.lastSeen = now
+	changed := g.expireLocked(now)
+	if c.expired {
+		c.expired = false
+		delete(g.gone, c.instance)
+		g.members[c.instance] = c
+		changed = true
+	}
+	if changed {
+		g.rebalanceLocked()
+	}
+	return nil
+}
+
+func (c *Consumer) endPoll() {
+	g := c.g
+	g.mu.Lock()
+	c.polling--
+	c.lastSeen = c.b.now()
+	g.mu.Unlock()
+}
+
+// collect takes the records available now, up to the poll limit, shared
+// fairly: every partition with records gets an equal share (rotating who
+// gets the remainder), and shares a partition cannot use go to the others.
+func (c *Consumer) collect() []transport.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.owned)
+	if n == 0 {
+		return nil
+	}
+	limit := c.b.cfg.maxPollRecords
+	total := 0
+	for _, o := range c.owned {
+		// end is read without the partition's lock: a plan. read
+		// clamps to what is really there.
+		avail := int(min(max(o.p.end.Load()-o.pos, 0), int64(limit)))
+		o.avail, o.take = avail, avail
+		total += avail
+	}
+	if total == 0 {
+		return nil
+	}
+	start := c.rr % n
+	c.rr = start + 1
+	if total > limit {
+		for _, o := range c.owned {
+			o.take = 0
+		}
+		for left := limit; left > 0; {
+			wanting := 0
+			for _, o := range c.owned {
+				if o.take < o.avail {
+					wanting++
+				}
+			}
+			if wanting == 0 {
+				break
+			}
+			share := max(left/wanting, 1)
+			for i := 0; i < n && left > 0; i++ {
+				o := c.owned[(start+i)%n]
+				if give := min(o.avail-o.take, share, left); give > 0 {
+					o.take += give
+					left -= give
+				}
+			}
+		}
+		total = limit
+	}
+	out := make([]transport.Message, 0, total)
+	for i := range n {
+		o := c.owned[(start+i)%n]
+		if o.take > 0 {
+			out, o.pos = o.p.read(out, o.pos, o.take)
+		}
+	}
+	return out
+}
+
+// Commit stores, for each partition among msgs, the highest offset among
+// them + 1 as the group's committed offset (the next offset to read), and
+// returns nil. If any msg names a partition the member does not own now, it
+// stores nothing and returns an error wrapping transport.ErrNotAssigned; a
+// negative Offset is an error wrapping transport.ErrInvalid. Commit with no
+// msgs, and Commit on a Tail reader, do nothing.
+func (c *Consumer) Commit(ctx context.Context, msgs ...transport.Message) error {
+	return c.commit(ctx, "commit", true, len(msgs), func(i int) (string, int32, int64) {
+		return msgs[i].Topic, msgs[i].Partition, msgs[i].Offset
+	})
+}
+
+// Offset names a position in a partition, for CommitOffsets.
+type Offset struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// CommitOffsets stores each Offset exactly as given as the group's committed
+// offset (the next offset to read) for its partition; for a partition named
+// twice, the last one wins. This is the REST API's commit. Errors are as for
+// Commit.
+func (c *Consumer) CommitOffsets(ctx context.Context, offs ...Offset) error {
+	return c.commit(ctx, "commit offsets", false, len(offs), func(i int) (string, int32, int64) {
+		return offs[i].Topic, offs[i].Partition, offs[i].Offset
+	})
+}
+
+// commit stores n offsets: at(i) names the partition and offset of the i-th.
+// With plusOne (Commit), it stores the highest offset of a partition + 1;
+// without (CommitOffsets), the last offset given for it.
+func (c *Consumer) commit(ctx context.Context, op string, plusOne bool, n int, at func(i int) (string, int32, int64)) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if c.g == nil || n == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g := c.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := c.check(); err != nil {
+		return err
+	}
+	if g.expireLocked(c.b.now()) {
+		g.rebalanceLocked()
+	}
+	for i := range n {
+		topic, part, off := at(i)
+		var o *owned
+		for _, x := range c.owned {
+			if x.p.index == part && x.p.topic.name == topic {
+				o = x
+				break
+			}
+		}
+		var err error
+		switch {
+		case o == nil:
+			err = fmt.Errorf("memory: %s %q partition %d for member %q of group %q: %w",
+				op, topic, part, c.instance, g.name, transport.ErrNotAssigned)
+		case off < 0:
+			err = fmt.Errorf("memory: %s %q partition %d: negative offset %d: %w",
+				op, topic, part, off, transport.ErrInvalid)
+		}
+		if err != nil {
+			for _, x := range c.owned {
+				x.pending = -1
+			}
+			return err
+		}
+		if !plusOne {
+			o.pending = off
+		} else if off+1 > o.pending {
+			o.pending = off + 1
+		}
+	}
+	for _, o := range c.owned {
+		if o.pending >= 0 {
+			o.gp.committed = o.pending
+			o.pending = -1
+		}
+	}
+	return nil
+}
+
+// CommitPositions commits, for every partition the member owns, its read
+// position: the offset after the last record Poll returned (or where it
+// started). This is the REST API's commit with no body. On a Tail reader it
+// does nothing.
+func (c *Consumer) CommitPositions(ctx context.Context) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if c.g == nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g := c.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := c.check(); err != nil {
+		return err
+	}
+	if g.expireLocked(c.b.now()) {
+		g.rebalanceLocked()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.owned {
+		o.gp.committed = o.pos
+	}
+	return nil
+}
+
+// fence marks the consumer as replaced by a newer member with its instance.
+// Its partitions were already taken away.
+func (c *Consumer) fence() {
+	c.mu.Lock()
+	if c.state.Load() == stateActive {
+		c.state.Store(stateFenced)
+		close(c.done)
+	}
+	c.mu.Unlock()
+}
+
+// Close stops the consumer: a member leaves its group at once, and the
+// group's other members take over its partitions from the committed
+// offsets; a blocked Poll returns an error wrapping transport.ErrClosed. It
+// is idempotent and returns nil.
+func (c *Consumer) Close() error {
+	g := c.g
+	if g != nil {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+	}
+	c.mu.Lock()
+	prev := c.state.Swap(stateClosed)
+	if prev == stateActive {
+		close(c.done)
+	}
+	if g == nil && prev != stateClosed {
+		for _, o := range c.owned {
+			o.p.unwatch(c.wake)
+		}
+		c.owned = nil
+	}
+	c.mu.Unlock()
+	if g == nil || prev == stateClosed {
+		return nil
+	}
+	if g.members[c.instance] == c {
+		delete(g.members, c.instance)
+		g.assignLocked(c, nil)
+		g.rebalanceLocked()
+	}
+	if g.gone[c.instance] == c {
+		delete(g.gone, c.instance)
+	}
+	return nil
+}

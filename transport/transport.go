@@ -1,0 +1,184 @@
+// Package transport is the seam between kafkarpc's rpc layer and the systems
+// that carry its records: the embedded broker (transport/memory), the Upstash
+// Kafka REST API (transport/upstash) and, later, native Kafka.
+//
+// The package holds types and contracts only and imports nothing but the
+// standard library. A transport implements [Transport]; optional capabilities
+// (such as [Tailer]) are discovered with a type assertion.
+//
+// Every transport must pass the conformance suite in package rpctest, which
+// turns each rule written in the doc comments below into a test.
+package transport
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Header is one record header. Keys need not be unique; order is kept.
+type Header struct {
+	Key   string
+	Value string
+}
+
+// Message is one Kafka record.
+//
+// On Produce, the caller fills Topic, Key, Value and Headers. The broker picks
+// the partition from Key (a stable hash, the same key always lands on the same
+// partition of a topic) or, for an empty key, spreads keyless records over the
+// partitions; set ManualPartition to use Partition as given instead. A zero
+// Time is set by the broker to the append time (millisecond precision).
+// Offset is ignored on input.
+//
+// Messages returned by Produce, Poll or Fetch are fully filled in. Their Value
+// and Headers may share memory with the broker: treat them as read-only.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Time      time.Time
+	Key       string
+	Value     []byte
+	Headers   []Header
+
+	// ManualPartition makes Produce use Partition as given instead of
+	// choosing one from Key. It is false on messages returned by a transport.
+	ManualPartition bool
+}
+
+// Header returns the value of the first header named key, and whether one
+// was found.
+func (m *Message) Header(key string) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+// Start says where a consumer group begins reading a partition for which it
+// has no committed offset. The zero value is StartLatest, as in Kafka.
+type Start int
+
+const (
+	// StartLatest begins after the last record present when the group first
+	// reads the partition: only records produced later are delivered.
+	StartLatest Start = iota
+	// StartEarliest begins at the oldest retained record.
+	StartEarliest
+)
+
+// String returns "latest" or "earliest".
+func (s Start) String() string {
+	switch s {
+	case StartLatest:
+		return "latest"
+	case StartEarliest:
+		return "earliest"
+	}
+	return "start(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Subscription names a consumer group member and what it reads.
+type Subscription struct {
+	// Group is the consumer group. Members of one group share the
+	// partitions of its topics: each partition is read by one member at a
+	// time. Required.
+	Group string
+	// Instance identifies this member within the group. A new member with
+	// the Instance of a live one replaces it (static membership): the old
+	// Consumer's Poll fails with ErrFenced. Empty means a unique id is
+	// generated.
+	Instance string
+	// Topics to read. Required, at least one.
+	Topics []string
+	// Start applies to partitions the group has no committed offset for.
+	Start Start
+	// SessionTimeout is how long a member may go without polling before the
+	// group drops it and hands its partitions to the other members. Zero
+	// means the transport's default.
+	SessionTimeout time.Duration
+}
+
+// Transport produces records and creates consumers.
+//
+// Implementations are safe for concurrent use. After Close, every method
+// returns an error that wraps ErrClosed; Close itself is idempotent.
+type Transport interface {
+	// Produce appends msgs, in order, and returns them with Partition,
+	// Offset and Time filled in. It either appends all of msgs or, on error,
+	// none that it can know of (a transport that loses a response may not
+	// know). Errors wrap ErrUnknownTopic, ErrMessageTooLarge or ErrClosed
+	// where those apply.
+	Produce(ctx context.Context, msgs ...Message) ([]Message, error)
+
+	// Subscribe joins a consumer group. When Subscribe returns, the
+	// member's starting positions are fixed: a record produced afterwards
+	// to a subscribed topic is delivered to some member of the group.
+	Subscribe(ctx context.Context, s Subscription) (Consumer, error)
+
+	// Close releases the transport. Consumers it created stop working.
+	Close() error
+}
+
+// Consumer is one member of a consumer group (or a group-free reader made by
+// a Tailer).
+//
+// Poll and Commit may be called from different goroutines, but Poll is meant
+// to be called by one goroutine at a time: concurrent Polls split the records
+// between them in no defined way.
+type Consumer interface {
+	// Poll waits until records are available on the member's partitions and
+	// returns them, in offset order per partition. It returns early with an
+	// empty slice and nil error when the transport's own poll window ends
+	// without data: an empty result is not the end of the stream. It returns
+	// ctx.Err() when ctx ends first. After Close it returns an error wrapping
+	// ErrClosed; after being replaced, one wrapping ErrFenced.
+	//
+	// Records that were polled but not committed are delivered again to the
+	// partition's next owner after a rebalance (a member leaving, closing or
+	// timing out).
+	Poll(ctx context.Context) ([]Message, error)
+
+	// Commit marks msgs as handled: for each partition it stores
+	// (highest offset among msgs) + 1 as the group's next offset to read.
+	// Committing a partition the member no longer owns fails with an error
+	// wrapping ErrNotAssigned and changes nothing. Commit with no msgs is a
+	// no-op.
+	Commit(ctx context.Context, msgs ...Message) error
+
+	// Close leaves the group at once, handing the member's partitions to
+	// the other members from the committed offsets. It is idempotent.
+	Close() error
+}
+
+// Tailer is an optional Transport capability: a group-free reader of every
+// partition of some topics, starting at their ends. The rpc client uses it for
+// its reply reader, so no reply can be lost to a late group join.
+type Tailer interface {
+	// Tail returns a Consumer that reads every partition of topics from the
+	// latest offsets as of the call: a record produced after Tail returns is
+	// delivered by its Poll. Commit on it is a no-op. Unknown topics are
+	// refused (ErrUnknownTopic) unless the transport auto-creates them.
+	Tail(ctx context.Context, topics ...string) (Consumer, error)
+}
+
+// Errors shared by transports. Transports wrap them with detail; test them
+// with errors.Is.
+var (
+	// ErrClosed: the transport or consumer was closed.
+	ErrClosed = errors.New("transport: closed")
+	// ErrUnknownTopic: the topic does not exist and is not auto-created.
+	ErrUnknownTopic = errors.New("transport: unknown topic")
+	// ErrMessageTooLarge: a record is over the transport's size limit.
+	ErrMessageTooLarge = errors.New("transport: message too large")
+	// ErrNotAssigned: a commit named a partition the member does not own.
+	ErrNotAssigned = errors.New("transport: partition not assigned to this member")
+	// ErrFenced: another member joined with this member's instance id.
+	ErrFenced = errors.New("transport: member replaced by a newer instance")
+	// ErrInvalid: an argument is malformed (empty topic, bad partition...).
+	ErrInvalid = errors.New("transport: invalid argument")
+)

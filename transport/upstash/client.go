@@ -1,0 +1,242 @@
+package upstash
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Bounds on what the client reads from one response.
+const (
+	maxResponseBytes = 256 << 20 // a consume or fetch answer
+	maxErrorBytes    = 64 << 10  // an error answer
+	maxRetryAfter    = 30 * time.Second
+)
+
+// request is one REST call. path is the URL path below the base URL, with
+// its segments already escaped; display is the same path for errors and logs.
+type request struct {
+	method  string
+	path    string
+	header  http.Header
+	body    []byte        // nil: no body
+	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
+	noRetry bool
+}
+
+// newHTTPClient returns the transport's own client: keep-alive connections,
+// enough idle connections per host for hundreds of concurrent long polls and
+// producers, no overall timeout (long polls are bounded per attempt).
+func newHTTPClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errTooManyRedirects
+			}
+			return nil
+		},
+	}
+}
+
+// call sends r, retrying 5xx, 429 and connection errors with exponential
+// backoff while ctx lasts, and decodes a 2xx JSON answer into out (unless
+// out is nil). A non-2xx answer is returned as an *Error; an ended ctx as
+// an error wrapping ctx.Err().
+func (t *Transport) call(ctx context.Context, r request, out any) error {
+	var (
+		bo      *backoff.ExponentialBackOff
+		retries int
+	)
+	for {
+		err := t.attempt(ctx, r, out)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), ctx.Err())
+		}
+		if t.cfg.noRetry || r.noRetry || !retryable(err, nil) {
+			return err
+		}
+		if bo == nil {
+			b := t.cfg.backoff
+			bo = backoff.NewExponentialBackOff(
+				backoff.WithInitialInterval(b.Initial),
+				backoff.WithMaxInterval(b.Max),
+				backoff.WithMultiplier(b.Multiplier),
+				backoff.WithMaxElapsedTime(b.MaxElapsed),
+			)
+		}
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop || (t.cfg.backoff.MaxRetries > 0 && retries >= t.cfg.backoff.MaxRetries) {
+			return err
+		}
+		var he *Error
+		if errors.As(err, &he) && he.retryAfter > wait {
+			wait = he.retryAfter
+		}
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+			return err // the caller cannot wait for the next attempt
+		}
+		retries++
+		t.log.LogAttrs(ctx, slog.LevelDebug, "upstash: retrying request",
+			slog.String("method", r.method), slog.String("path", r.display()),
+			slog.Int("retry", retries), slog.Duration("wait", wait), slog.String("error", err.Error()))
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("upstash: %s %s: %w (last error: %v)", r.method, r.display(), ctx.Err(), err)
+		case <-timer.C:
+		}
+	}
+}
+
+// attempt sends r once.
+func (t *Transport) attempt(ctx context.Context, r request, out any) error {
+	actx, cancel := context.WithTimeout(ctx, r.wait+t.cfg.requestTimeout)
+	defer cancel()
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(actx, r.method, t.cfg.base.String()+r.path, body)
+	if err != nil {
+		return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), err)
+	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "kafkarpc-upstash/1")
+	if t.cfg.credsSet {
+		req.SetBasicAuth(t.cfg.user, t.cfg.pass)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &connError{op: r.method + " " + r.display(), err: err}
+	}
+	defer func() {
+		// Drain a little so the connection can be reused.
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return readError(resp, r)
+	}
+	if out == nil {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &connError{op: r.method + " " + r.display() + ": read response", err: err}
+	}
+	if len(data) > maxResponseBytes {
+		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), maxResponseBytes)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("upstash: %s %s: decode %d response: %w", r.method, r.display(), resp.StatusCode, err)
+	}
+	return nil
+}
+
+// readError turns a non-2xx response into an *Error, taking the message from
+// the documented {"error": "...", "status": N} body when there is one.
+func readError(resp *http.Response, r request) *Error {
+	e := &Error{Status: resp.StatusCode, Method: r.method, Path: r.display()}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	var body struct {
+		Error  string `json:"error"`
+		Result string `json:"result"`
+	}
+	switch {
+	case json.Unmarshal(data, &body) == nil && body.Error != "":
+		e.Message = body.Error
+	case json.Unmarshal(data, &body) == nil && body.Result != "":
+		e.Message = body.Result
+	default:
+		msg := strings.TrimSpace(string(data))
+		if len(msg) > 200 {
+			msg = msg[:200] + "..."
+		}
+		if msg == "" || strings.HasPrefix(msg, "<") {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		e.Message = msg
+	}
+	if e.Temporary() {
+		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	}
+	return e
+}
+
+// parseRetryAfter reads a Retry-After header in seconds or as an HTTP date,
+// capped at maxRetryAfter. Zero means absent or unreadable.
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		d = time.Duration(s) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = time.Until(at)
+	}
+	return max(0, min(d, maxRetryAfter))
+}
+
+// display returns the path for errors and logs: unescaped, without query.
+func (r request) display() string {
+	p := r.path
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if u, err := url.PathUnescape(p); err == nil {
+		return u
+	}
+	return p
+}
+
+// restPath joins path segments, escaping each, e.g. restPath("consume", g, i)
+// is "/consume/<g>/<i>".
+func restPath(segments ...string) string {
+	var b strings.Builder
+	for _, s := range segments {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
+}

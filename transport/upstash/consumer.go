@@ -1,0 +1,409 @@
+package upstash
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// consumer is one consumer-group instance on the REST server.
+type consumer struct {
+	t           *Transport
+	key         memberKey
+	topics      []string
+	header      http.Header // instance configuration, sent with every consume
+	consumePath string      // "/consume/{group}/{instance}", escaped
+	commitPath  string
+	deletePath  string
+
+	ctx    context.Context // ends at Close or when fenced; in-flight polls use it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // in-flight poll goroutine
+
+	mu       sync.Mutex
+	buf      []transport.Message
+	inflight *pollCall
+	closed   bool
+	fenced   bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// pollCall is one consume request. It runs on its own goroutine under the
+// consumer's lifetime context, not the caller's: if the caller's context ends
+// first, the answer is kept for the next Poll instead of being dropped after
+// the server has already moved the instance's position past those records.
+type pollCall struct {
+	done chan struct{}
+	msgs []transport.Message
+	err  error
+}
+
+// Subscribe creates a consumer-group instance on the server and joins the
+// group: POST /consume/{group}/{instance} with auto-commit off,
+// Kafka-Auto-Offset-Reset from s.Start and Kafka-Session-Timeout-Ms from
+// s.SessionTimeout (when set). Those headers go with every consume, so an
+// instance the server expired for idleness is re-created with the same
+// settings.
+//
+// An empty s.Group or s.Instance takes the transport's default ([WithGroup],
+// [WithInstance]); without one, Group is required and Instance is a fresh
+// UUID. An instance named by the caller is first deleted on the server (POST
+// /delete-consumer, an unknown one is fine), so a restarted process resumes
+// from the group's committed offsets rather than from the position of its
+// predecessor's server-side instance. A second Subscribe on this Transport
+// with the same group and instance replaces the first, whose Poll and Commit
+// then fail with transport.ErrFenced. (Across processes the REST API cannot
+// fence: both would share the instance.)
+//
+// Subscribe makes the first consume call itself, with no wait, and keeps what
+// it returns for the first Poll; on the project's REST server this call joins
+// the group, so starting positions are fixed when Subscribe returns. (On a
+// server that joins asynchronously, as Upstash did, they may not be.)
+//
+// Errors: transport.ErrInvalid for a bad Subscription, errors wrapping
+// transport.ErrUnknownTopic when the server does not know a topic,
+// transport.ErrClosed after Close.
+func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
+	if t.isClosed() {
+		return nil, errClosed("subscribe")
+	}
+	if s.Group == "" {
+		s.Group = t.cfg.group
+	}
+	explicit := s.Instance != "" || t.cfg.instance != ""
+	if s.Instance == "" {
+		s.Instance = t.cfg.instance
+	}
+	if s.Instance == "" {
+		s.Instance = "kafkarpc-" + uuid.NewString()
+	}
+	topics, err := checkSubscription(s)
+	if err != nil {
+		return nil, err
+	}
+
+	c := &consumer{
+		t:           t,
+		key:         memberKey{s.Group, s.Instance},
+		topics:      topics,
+		header:      http.Header{},
+		consumePath: restPath("consume", s.Group, s.Instance),
+		commitPath:  restPath("commit", s.Group, s.Instance),
+		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
+	}
+	c.header.Set("Kafka-Enable-Auto-Commit", "false")
+	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
+	if s.SessionTimeout > 0 {
+		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
+	}
+	c.ctx, c.cancel = context.WithCancel(t.ctx)
+
+	// Register first, so a concurrent Close deletes this instance too.
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		c.cancel()
+		return nil, errClosed("subscribe")
+	}
+	old := t.members[c.key]
+	t.members[c.key] = c
+	t.mu.Unlock()
+	if old != nil {
+		old.fence()
+	}
+
+	if explicit {
+		if err := c.deleteInstance(ctx); err != nil {
+			c.abandon(false)
+			return nil, fmt.Errorf("upstash: subscribe %s/%s: removing the previous instance: %w", s.Group, s.Instance, err)
+		}
+	}
+	msgs, err := c.consume(ctx, 0)
+	if err != nil {
+		// The server may hold a half-made instance; not worth more waiting
+		// if it is unreachable.
+		var ce *connError
+		var he *Error
+		reachable := !errors.As(err, &ce) && !(errors.As(err, &he) && he.Temporary())
+		c.abandon(reachable)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("upstash: subscribe %s/%s: %w", s.Group, s.Instance, err)
+	}
+	c.buf = msgs
+	return c, nil
+}
+
+func checkSubscription(s transport.Subscription) ([]string, error) {
+	switch {
+	case s.Group == "":
+		return nil, fmt.Errorf("upstash: subscribe: empty group (set Subscription.Group or WithGroup): %w", transport.ErrInvalid)
+	case len(s.Topics) == 0:
+		return nil, fmt.Errorf("upstash: subscribe: no topics: %w", transport.ErrInvalid)
+	case s.Start != transport.StartLatest && s.Start != transport.StartEarliest:
+		return nil, fmt.Errorf("upstash: subscribe: unknown start %v: %w", s.Start, transport.ErrInvalid)
+	case s.SessionTimeout < 0:
+		return nil, fmt.Errorf("upstash: subscribe: negative session timeout %v: %w", s.SessionTimeout, transport.ErrInvalid)
+	case s.SessionTimeout > 0 && s.SessionTimeout < time.Millisecond:
+		return nil, fmt.Errorf("upstash: subscribe: session timeout %v is under 1ms: %w", s.SessionTimeout, transport.ErrInvalid)
+	}
+	topics := make([]string, 0, len(s.Topics))
+	for _, tp := range s.Topics {
+		if tp == "" {
+			return nil, fmt.Errorf("upstash: subscribe: empty topic name: %w", transport.ErrInvalid)
+		}
+		if !slices.Contains(topics, tp) {
+			topics = append(topics, tp)
+		}
+	}
+	return topics, nil
+}
+
+// consume makes one POST /consume with the given server-side wait.
+func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
+	body, err := marshal(wireConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
+	if err != nil {
+		return nil, err
+	}
+	var ws []wireConsumed
+	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait}, &ws)
+	if err != nil {
+		return nil, err
+	}
+	return toMessages(ws), nil
+}
+
+// Poll returns the records the server has for this instance, waiting up to
+// the poll window ([WithPollWindow]) or until ctx ends, whichever is sooner.
+// An empty result with a nil error means the window ended without records.
+// When ctx ends first, Poll returns ctx.Err() and the request stays in
+// flight: its records are returned by the next Poll.
+//
+// Poll and Commit may be called from different goroutines. After Close, Poll
+// returns an error wrapping transport.ErrClosed; after being replaced by a
+// later Subscribe with the same group and instance, one wrapping
+// transport.ErrFenced.
+func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
+	for {
+		c.mu.Lock()
+		if err := c.stateErr("poll"); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		if len(c.buf) > 0 {
+			out := c.buf
+			c.buf = nil
+			c.mu.Unlock()
+			return out, nil
+		}
+		if err := ctx.Err(); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		call := c.inflight
+		if call == nil {
+			call = c.startPoll(c.t.pollWait(ctx))
+			c.inflight = call
+		}
+		c.mu.Unlock()
+
+		select {
+		case <-call.done:
+			c.mu.Lock()
+			if c.inflight != call { // another Poll took this answer
+				c.mu.Unlock()
+				continue
+			}
+			c.inflight = nil
+			if err := c.stateErr("poll"); err != nil {
+				c.mu.Unlock()
+				return nil, err
+			}
+			c.mu.Unlock()
+			if call.err != nil {
+				return nil, fmt.Errorf("upstash: poll %s/%s: %w", c.key.group, c.key.instance, call.err)
+			}
+			return call.msgs, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			// Closed or fenced: the loop reports which.
+		}
+	}
+}
+
+// stateErr returns the error for a closed or fenced consumer. Called with
+// c.mu held.
+func (c *consumer) stateErr(op string) error {
+	switch {
+	case c.closed:
+		return errClosed(op)
+	case c.fenced:
+		return fmt.Errorf("upstash: %s %s/%s: %w", op, c.key.group, c.key.instance, transport.ErrFenced)
+	}
+	return nil
+}
+
+// pollWait is how long one Poll asks the server to wait: the poll window, or
+// less when ctx ends sooner.
+func (t *Transport) pollWait(ctx context.Context) time.Duration {
+	wait := t.cfg.pollWindow
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
+	return max(wait, 0)
+}
+
+// startPoll starts a consume request. Called with c.mu held.
+func (c *consumer) startPoll(wait time.Duration) *pollCall {
+	call := &pollCall{done: make(chan struct{})}
+	c.wg.Go(func() {
+		defer close(call.done)
+		msgs, err := c.consume(c.ctx, wait)
+		if msgs == nil && err == nil {
+			msgs = []transport.Message{}
+		}
+		call.msgs, call.err = msgs, err
+	})
+	return call
+}
+
+// Commit stores, for each partition among msgs, the highest offset + 1 as the
+// group's next offset to read (POST /commit/{group}/{instance}). Commit with
+// no msgs makes no request. A partition this instance does not own fails
+// with an error wrapping transport.ErrNotAssigned, if the server says so.
+// After Close it returns an error wrapping transport.ErrClosed; after being
+// replaced, one wrapping transport.ErrFenced.
+func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error {
+	c.mu.Lock()
+	err := c.stateErr("commit")
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	offsets, err := commitOffsets(msgs)
+	if err != nil {
+		return err
+	}
+	body, err := marshal(offsets)
+	if err != nil {
+		return err
+	}
+	err = c.t.call(ctx, request{method: http.MethodPost, path: c.commitPath, body: body}, nil)
+	if err != nil {
+		return fmt.Errorf("upstash: commit %s/%s: %w", c.key.group, c.key.instance, err)
+	}
+	return nil
+}
+
+// commitOffsets returns, per partition, the highest offset among msgs + 1,
+// sorted by topic and partition.
+func commitOffsets(msgs []transport.Message) ([]wireTopicPartitionOffset, error) {
+	next := make(map[wireTopicPartition]int64, 1)
+	for i, m := range msgs {
+		if m.Topic == "" || m.Partition < 0 || m.Offset < 0 {
+			return nil, fmt.Errorf("upstash: commit: message %d: bad position %q/%d@%d: %w", i, m.Topic, m.Partition, m.Offset, transport.ErrInvalid)
+		}
+		tp := wireTopicPartition{m.Topic, m.Partition}
+		next[tp] = max(next[tp], m.Offset+1)
+	}
+	out := make([]wireTopicPartitionOffset, 0, len(next))
+	for tp, off := range next {
+		out = append(out, wireTopicPartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
+	}
+	slices.SortFunc(out, func(a, b wireTopicPartitionOffset) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out, nil
+}
+
+// Close leaves the group: it stops an in-flight poll and deletes the
+// instance on the server (POST /delete-consumer, best effort, bounded by
+// [WithCloseTimeout]), which hands its partitions to the other members from
+// the committed offsets. A consumer replaced by a later Subscribe deletes
+// nothing, as the instance now belongs to its successor. Close returns the
+// deletion's error, if any (an instance the server no longer knows is not an
+// error); it is idempotent, and later calls return the same result.
+func (c *consumer) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		fenced := c.fenced
+		c.mu.Unlock()
+		c.cancel()
+		c.wg.Wait()
+		c.t.forget(c)
+		if fenced {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.closeTimeout)
+		defer cancel()
+		if err := c.deleteInstance(ctx); err != nil {
+			c.t.log.Warn("upstash: deleting consumer instance failed",
+				"group", c.key.group, "instance", c.key.instance, "error", err)
+			c.closeErr = fmt.Errorf("upstash: close %s/%s: %w", c.key.group, c.key.instance, err)
+		}
+	})
+	return c.closeErr
+}
+
+// deleteInstance removes the instance on the server; an unknown one is fine.
+func (c *consumer) deleteInstance(ctx context.Context) error {
+	err := c.t.call(ctx, request{method: http.MethodPost, path: c.deletePath}, nil)
+	var he *Error
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// fence marks c as replaced by a newer Subscribe with the same instance.
+func (c *consumer) fence() {
+	c.mu.Lock()
+	c.fenced = true
+	c.mu.Unlock()
+	c.cancel()
+}
+
+// abandon undoes a failed Subscribe: with deleteRemote, best-effort removal
+// of whatever the server created.
+func (c *consumer) abandon(deleteRemote bool) {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.t.forget(c)
+	if !deleteRemote {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.closeTimeout)
+	defer cancel()
+	if err := c.deleteInstance(ctx); err != nil {
+		c.t.log.Debug("upstash: cleanup after failed subscribe", "group", c.key.group, "instance", c.key.instance, "error", err)
+	}
+}
+
+// forget unregisters c unless a successor took its key.
+func (t *Transport) forget(c *consumer) {
+	t.mu.Lock()
+	if t.members[c.key] == c {
+		delete(t.members, c.key)
+	}
+	t.mu.Unlock()
+}

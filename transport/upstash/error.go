@@ -1,0 +1,155 @@
+package upstash
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Error is a non-2xx answer from the REST server. Every such answer a
+// Transport or Consumer returns is, or wraps, an *Error; get it with
+// errors.As.
+//
+// errors.Is matches an *Error to the transport sentinel of the same meaning
+// (see [Error.Unwrap]), so callers can test for transport.ErrUnknownTopic
+// without knowing HTTP.
+type Error struct {
+	// Status is the HTTP status code, e.g. 404.
+	Status int
+	// Message is the server's JSON "error" text, or the start of the body
+	// when it was not the documented JSON, or the status text when empty.
+	Message string
+	// Method and Path name the request, e.g. "POST" and "/produce". Path
+	// holds no query string and no credentials.
+	Method, Path string
+
+	retryAfter time.Duration // from a Retry-After header on 429/503
+}
+
+// Error returns e.g. `upstash: POST /produce: 404 Not Found: topic "x" does not exist`.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("upstash: ")
+	if e.Method != "" || e.Path != "" {
+		b.WriteString(e.Method)
+		b.WriteString(" ")
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, "%d", e.Status)
+	if t := http.StatusText(e.Status); t != "" {
+		b.WriteString(" " + t)
+	}
+	if e.Message != "" && e.Message != http.StatusText(e.Status) {
+		b.WriteString(": " + e.Message)
+	}
+	return b.String()
+}
+
+// Unwrap returns the transport sentinel matching the answer, or nil:
+//
+//   - 400 Bad Request: transport.ErrInvalid
+//   - 404 Not Found on a topic (produce, fetch, offsets, consume naming an
+//     unknown topic): transport.ErrUnknownTopic. A 404 for an unknown
+//     consumer instance or route matches no sentinel.
+//   - 409 Conflict on a commit, or a 4xx whose message says the partition is
+//     not assigned: transport.ErrNotAssigned
+//   - 413 Request Entity Too Large: transport.ErrMessageTooLarge
+func (e *Error) Unwrap() error {
+	msg := strings.ToLower(e.Message)
+	switch {
+	case e.Status == http.StatusRequestEntityTooLarge:
+		return transport.ErrMessageTooLarge
+	case e.Status >= 400 && e.Status < 500 && strings.Contains(msg, "not assigned"),
+		e.Status == http.StatusConflict && strings.HasPrefix(e.Path, "/commit"):
+		return transport.ErrNotAssigned
+	case e.Status == http.StatusNotFound && isTopicNotFound(e.Path, msg):
+		return transport.ErrUnknownTopic
+	case e.Status == http.StatusBadRequest:
+		return transport.ErrInvalid
+	}
+	return nil
+}
+
+// isTopicNotFound tells a 404 about a topic from one about a consumer
+// instance or a route. The routes that name only topics answer 404 only for
+// topics; the consumer routes name instances too, so their message decides.
+func isTopicNotFound(path, lowerMsg string) bool {
+	for _, p := range []string{"/produce", "/fetch", "/offsets/"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	if strings.Contains(lowerMsg, "instance") || strings.Contains(lowerMsg, "consumer") {
+		return false
+	}
+	return strings.Contains(lowerMsg, "topic")
+}
+
+// Temporary reports whether the request may succeed if sent again: true for
+// 5xx answers (but 501 and 505) and 429 Too Many Requests.
+func (e *Error) Temporary() bool {
+	switch {
+	case e.Status == http.StatusTooManyRequests:
+		return true
+	case e.Status == http.StatusNotImplemented, e.Status == http.StatusHTTPVersionNotSupported:
+		return false
+	}
+	return e.Status >= 500 && e.Status < 600
+}
+
+// retryable reports whether err, from one attempt, is worth another attempt.
+// ctxErr is the caller's context error: once it is set nothing is retried.
+func retryable(err error, ctxErr error) bool {
+	if err == nil || ctxErr != nil {
+		return false
+	}
+	var he *Error
+	if errors.As(err, &he) {
+		return he.Temporary()
+	}
+	var ce *connError
+	if errors.As(err, &ce) {
+		return ce.retryable()
+	}
+	return false
+}
+
+// connError is a failure below HTTP: the request could not be sent or its
+// response could not be read (refused or reset connection, DNS failure,
+// unexpected EOF, per-attempt timeout on a hung connection).
+type connError struct {
+	op  string // "send" or "read response"
+	err error
+}
+
+func (e *connError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+// retryable is true for all connection failures but those another attempt
+// cannot fix: a certificate the client refuses, a redirect loop.
+func (e *connError) retryable() bool {
+	var (
+		cv *tls.CertificateVerificationError
+		ua x509.UnknownAuthorityError
+		hn x509.HostnameError
+		ci x509.CertificateInvalidError
+		rh tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(e.err, &cv), errors.As(e.err, &ua), errors.As(e.err, &hn),
+		errors.As(e.err, &ci), errors.As(e.err, &rh):
+		return false
+	case errors.Is(e.err, errTooManyRedirects):
+		return false
+	}
+	return true
+}
+
+var errTooManyRedirects = errors.New("upstash: too many redirects")

@@ -1,0 +1,293 @@
+package upstash
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults used by [New] when no option overrides them.
+const (
+	// DefaultPollWindow is the longest one Poll waits on the server before
+	// returning an empty result.
+	DefaultPollWindow = 5 * time.Second
+	// DefaultMaxBatch is the most messages one coalesced POST /produce carries.
+	DefaultMaxBatch = 500
+	// DefaultMaxBatchBytes is the most JSON bytes (approximately) one coalesced
+	// POST /produce carries; well under the server's 16 MiB request limit.
+	DefaultMaxBatchBytes = 4 << 20
+	// DefaultRequestTimeout bounds one HTTP attempt, on top of the server-side
+	// wait of a long poll, so a hung connection is abandoned and retried.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultCloseTimeout bounds the best-effort POST /delete-consumer calls
+	// made by Close.
+	DefaultCloseTimeout = 5 * time.Second
+	// maxServerTimeout is the server's clamp on a long-poll "timeout" (§11).
+	maxServerTimeout = 30 * time.Second
+)
+
+// Backoff configures the retries of 5xx, 429 and connection errors. A zero
+// field takes its default. Retries stop when MaxElapsed has passed since the
+// first attempt, after MaxRetries retries, or when the caller's context ends,
+// whichever comes first.
+type Backoff struct {
+	// Initial is the wait before the first retry. Default 100ms.
+	Initial time.Duration
+	// Max caps one wait. Default 2s.
+	Max time.Duration
+	// Multiplier grows the wait after each retry. Default 2.
+	Multiplier float64
+	// MaxElapsed caps the total time spent retrying one request.
+	// Default 30s.
+	MaxElapsed time.Duration
+	// MaxRetries caps the number of retries of one request. Zero means no
+	// cap other than MaxElapsed; use [WithoutRetry] to disable retries.
+	MaxRetries int
+}
+
+func (b Backoff) withDefaults() Backoff {
+	if b.Initial == 0 {
+		b.Initial = 100 * time.Millisecond
+	}
+	if b.Max == 0 {
+		b.Max = 2 * time.Second
+	}
+	if b.Multiplier == 0 {
+		b.Multiplier = 2
+	}
+	if b.MaxElapsed == 0 {
+		b.MaxElapsed = 30 * time.Second
+	}
+	return b
+}
+
+// Option configures a [Transport] at [New]. Options are applied in order, so
+// a later one overrides an earlier one.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	rawURL         string
+	user, pass     string
+	credsSet       bool
+	httpClient     *http.Client
+	group          string
+	instance       string
+	logger         *slog.Logger
+	backoff        Backoff
+	noRetry        bool
+	maxBatch       int
+	maxBatchBytes  int
+	pollWindow     time.Duration
+	requestTimeout time.Duration
+	closeTimeout   time.Duration
+
+	// Set by validate.
+	base *url.URL // scheme://host[:port][/path], no trailing slash, no user info
+}
+
+func defaults() config {
+	return config{
+		logger:         slog.New(slog.DiscardHandler),
+		maxBatch:       DefaultMaxBatch,
+		maxBatchBytes:  DefaultMaxBatchBytes,
+		pollWindow:     DefaultPollWindow,
+		requestTimeout: DefaultRequestTimeout,
+		closeTimeout:   DefaultCloseTimeout,
+	}
+}
+
+// ErrConfig is wrapped by every error [New] and [FromEnv] return for a bad
+// configuration.
+var ErrConfig = errors.New("upstash: bad configuration")
+
+func (c *config) validate() error {
+	base, user, err := parseBaseURL(c.rawURL)
+	if err != nil {
+		return err
+	}
+	c.base = base
+	if user != nil && !c.credsSet {
+		c.user = user.Username()
+		c.pass, _ = user.Password()
+		c.credsSet = true
+	}
+	if c.credsSet && c.user == "" && c.pass != "" {
+		return fmt.Errorf("%w: password given without a username", ErrConfig)
+	}
+	if c.logger == nil {
+		return fmt.Errorf("%w: nil logger", ErrConfig)
+	}
+	if c.maxBatch < 1 {
+		return fmt.Errorf("%w: max batch %d: must be at least 1", ErrConfig, c.maxBatch)
+	}
+	if c.maxBatchBytes < 1 {
+		return fmt.Errorf("%w: max batch bytes %d: must be at least 1", ErrConfig, c.maxBatchBytes)
+	}
+	if c.pollWindow <= 0 || c.pollWindow > maxServerTimeout {
+		return fmt.Errorf("%w: poll window %v: must be in (0, %v]", ErrConfig, c.pollWindow, maxServerTimeout)
+	}
+	if c.requestTimeout <= 0 {
+		return fmt.Errorf("%w: request timeout %v: must be positive", ErrConfig, c.requestTimeout)
+	}
+	if c.closeTimeout <= 0 {
+		return fmt.Errorf("%w: close timeout %v: must be positive", ErrConfig, c.closeTimeout)
+	}
+	b := c.backoff
+	if b.Initial < 0 || b.Max < 0 || b.MaxElapsed < 0 || b.MaxRetries < 0 || b.Multiplier < 0 ||
+		(b.Multiplier != 0 && b.Multiplier < 1) {
+		return fmt.Errorf("%w: backoff %+v: durations and retries must not be negative, multiplier must be >= 1", ErrConfig, b)
+	}
+	c.backoff = b.withDefaults()
+	if c.backoff.Max < c.backoff.Initial {
+		return fmt.Errorf("%w: backoff max %v is below initial %v", ErrConfig, c.backoff.Max, c.backoff.Initial)
+	}
+	return nil
+}
+
+// parseBaseURL accepts the forms a REST URL comes in: a full URL
+// ("https://x-rest-kafka.upstash.io"), one with a port or a path prefix
+// ("http://127.0.0.1:8080/kafka/"), or a bare host as the management API's
+// rest_endpoint gives it ("x-rest-kafka.upstash.io", which gets https://).
+// A trailing slash is dropped. User info, if present, is split off and
+// returned so it never appears in logs or errors.
+func parseBaseURL(raw string) (*url.URL, *url.Userinfo, error) {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return nil, nil, fmt.Errorf("%w: no REST URL: use WithURL or set UPSTASH_KAFKA_REST_URL", ErrConfig)
+	}
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error quotes the input, which could hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, nil, fmt.Errorf("%w: REST URL: %v", ErrConfig, err)
+	}
+	user := u.User
+	u.User = nil
+	switch u.Scheme {
+	case "http", "https":
+	default:
+		return nil, nil, fmt.Errorf("%w: REST URL %q: scheme must be http or https", ErrConfig, u.Redacted())
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, nil, fmt.Errorf("%w: REST URL %q: no host", ErrConfig, u.Redacted())
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, nil, fmt.Errorf("%w: REST URL %q: bad port %q", ErrConfig, u.Redacted(), p)
+		}
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, nil, fmt.Errorf("%w: REST URL %q: must not have a query or fragment", ErrConfig, u.Redacted())
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	return u, user, nil
+}
+
+// WithURL sets the REST endpoint, e.g.
+// "https://tops-stingray-7863-eu1-rest-kafka.upstash.io" or
+// "http://127.0.0.1:8080". A URL without a scheme gets https://; a port and
+// a path prefix are kept; a trailing slash is ignored. User info in the URL
+// is used as credentials unless [WithCredentials] is given. Required: New
+// fails without it.
+func WithURL(rawURL string) Option {
+	return optionFunc(func(c *config) { c.rawURL = rawURL })
+}
+
+// WithCredentials sets the HTTP Basic credentials sent with every request.
+// Default: none (for a local server without auth). They are never logged.
+func WithCredentials(username, password string) Option {
+	return optionFunc(func(c *config) {
+		c.user, c.pass, c.credsSet = username, password, true
+	})
+}
+
+// WithHTTPClient sets the HTTP client. Default: a client of the transport's
+// own, with keep-alive connections and up to 512 idle connections per host
+// (enough for hundreds of concurrent pollers and producers), closed by
+// Close. A client given here is used as is and not closed; it should not set
+// Client.Timeout shorter than the poll window plus the request timeout, or
+// long polls fail.
+func WithHTTPClient(client *http.Client) Option {
+	return optionFunc(func(c *config) { c.httpClient = client })
+}
+
+// WithGroup sets the consumer group used by Subscribe when a Subscription
+// leaves Group empty. Default: none (Group is then required).
+func WithGroup(group string) Option {
+	return optionFunc(func(c *config) { c.group = group })
+}
+
+// WithInstance sets the instance id used by Subscribe when a Subscription
+// leaves Instance empty. Default: none (a unique id is generated per
+// Subscribe). With a fixed instance, two Subscribes to the same group share
+// one member id, and the later replaces the earlier.
+func WithInstance(instance string) Option {
+	return optionFunc(func(c *config) { c.instance = instance })
+}
+
+// WithLogger sets the logger for retries, failed cleanups and other
+// events worth a line. Default: discard. Credentials are never logged.
+func WithLogger(logger *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger = logger })
+}
+
+// WithBackoff sets the retry schedule for 5xx, 429 and connection errors.
+// Zero fields take their defaults (see [Backoff]).
+func WithBackoff(b Backoff) Option {
+	return optionFunc(func(c *config) { c.backoff, c.noRetry = b, false })
+}
+
+// WithoutRetry disables retries: every request is sent once.
+func WithoutRetry() Option {
+	return optionFunc(func(c *config) { c.noRetry = true })
+}
+
+// WithMaxBatch caps the number of messages one coalesced POST /produce
+// carries. Default [DefaultMaxBatch]. The messages of one Produce call are
+// never split, so a call larger than the cap is sent alone.
+func WithMaxBatch(n int) Option {
+	return optionFunc(func(c *config) { c.maxBatch = n })
+}
+
+// WithMaxBatchBytes caps the approximate JSON size of one coalesced
+// POST /produce. Default [DefaultMaxBatchBytes]. As with [WithMaxBatch], one
+// Produce call is never split.
+func WithMaxBatchBytes(n int) Option {
+	return optionFunc(func(c *config) { c.maxBatchBytes = n })
+}
+
+// WithPollWindow sets the longest one Poll waits on the server for records
+// before returning an empty result (it waits less when its context ends
+// sooner). Default [DefaultPollWindow]; at most 30s, the server's clamp.
+func WithPollWindow(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.pollWindow = d })
+}
+
+// WithRequestTimeout bounds one HTTP attempt, beyond the server-side wait of
+// a long poll. An attempt that exceeds it counts as a connection error and
+// is retried. Default [DefaultRequestTimeout].
+func WithRequestTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.requestTimeout = d })
+}
+
+// WithCloseTimeout bounds the best-effort POST /delete-consumer calls made
+// when a consumer or the transport closes. Default [DefaultCloseTimeout].
+func WithCloseTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.closeTimeout = d })
+}

@@ -1,0 +1,309 @@
+package upstash
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// producer coalesces concurrent Produce calls into POST /produce requests.
+//
+// There is at most one flusher goroutine and so at most one produce request
+// in flight. Calls that arrive while a request is in flight queue up; when it
+// returns, the flusher sends everything queued (up to the batch caps) in the
+// next request. No linger: an idle single caller's request goes out at once.
+// The flusher exits when the queue is empty, so an idle Transport runs no
+// goroutine.
+type producer struct {
+	t *Transport
+
+	mu        sync.Mutex
+	closed    bool
+	queue     []*produceCall
+	flushDone chan struct{} // non-nil while a flusher runs; closed when it exits
+}
+
+type callState int
+
+const (
+	callQueued callState = iota
+	callSent
+	callAbandoned
+)
+
+type produceCall struct {
+	ctx   context.Context
+	msgs  []transport.Message
+	enc   []json.RawMessage
+	size  int
+	state callState // guarded by producer.mu
+
+	done chan struct{}
+	out  []transport.Message
+	err  error
+}
+
+func (c *produceCall) finish(out []transport.Message, err error) {
+	c.out, c.err = out, err
+	close(c.done)
+}
+
+func (p *producer) init(t *Transport) { p.t = t }
+
+// Produce appends msgs in order with one POST /produce (shared with
+// concurrent callers) and returns them with Partition, Offset and Time
+// filled in from the server's answer; ManualPartition is false on them.
+//
+// Messages are validated first: an empty topic, a negative manual partition
+// or a key, value or header that is not valid UTF-8 (the REST API carries
+// them as JSON strings) is refused with an error wrapping
+// transport.ErrInvalid, and nothing is sent. Server refusals wrap
+// transport.ErrUnknownTopic (404), transport.ErrMessageTooLarge (413) and
+// transport.ErrInvalid (400) and are never retried; 5xx, 429 and connection
+// errors are retried within ctx.
+//
+// Duplicates: if a response is lost (connection reset, attempt timeout) the
+// retry may append the records a second time. If ctx ends while the request
+// is in flight, Produce returns ctx's error and the records may or may not
+// have been appended.
+//
+// Produce with no msgs returns at once. After Close it returns an error
+// wrapping transport.ErrClosed.
+func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
+	if t.isClosed() {
+		return nil, errClosed("produce")
+	}
+	if len(msgs) == 0 {
+		return []transport.Message{}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	call := &produceCall{ctx: ctx, msgs: msgs, enc: make([]json.RawMessage, len(msgs)), done: make(chan struct{})}
+	for i := range msgs {
+		raw, err := encodeProduce(i, &msgs[i])
+		if err != nil {
+			return nil, err
+		}
+		call.enc[i] = raw
+		call.size += len(raw) + 1
+	}
+	return t.producer.do(call)
+}
+
+func (p *producer) do(call *produceCall) ([]transport.Message, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errClosed("produce")
+	}
+	p.queue = append(p.queue, call)
+	if p.flushDone == nil {
+		p.flushDone = make(chan struct{})
+		p.t.wg.Add(1)
+		go p.flush(p.flushDone)
+	}
+	p.mu.Unlock()
+
+	select {
+	case <-call.done:
+		return call.out, call.err
+	case <-call.ctx.Done():
+	}
+	p.mu.Lock()
+	sent := call.state == callSent
+	if call.state == callQueued {
+		call.state = callAbandoned
+		for i, c := range p.queue {
+			if c == call {
+				p.queue = append(p.queue[:i], p.queue[i+1:]...)
+				break
+			}
+		}
+	}
+	p.mu.Unlock()
+	if sent {
+		select {
+		case <-call.done: // finished meanwhile: report what happened
+			return call.out, call.err
+		default:
+		}
+		return nil, fmt.Errorf("upstash: produce: %w (the request was in flight: the records may have been appended)", call.ctx.Err())
+	}
+	return nil, call.ctx.Err()
+}
+
+// flush sends batches until the queue is empty.
+func (p *producer) flush(done chan struct{}) {
+	defer p.t.wg.Done()
+	defer close(done)
+	for {
+		p.mu.Lock()
+		batch := p.take()
+		if len(batch) == 0 {
+			p.flushDone = nil
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		p.send(batch)
+	}
+}
+
+// take removes from the queue the calls of the next request: whole calls,
+// in arrival order, up to the caps (the first call is always taken). Called
+// with p.mu held.
+func (p *producer) take() []*produceCall {
+	var (
+		batch []*produceCall
+		n     int
+		size  int
+	)
+	cfg := &p.t.cfg
+	i := 0
+	for ; i < len(p.queue); i++ {
+		c := p.queue[i]
+		if len(batch) > 0 && (n+len(c.msgs) > cfg.maxBatch || size+c.size > cfg.maxBatchBytes) {
+			break
+		}
+		c.state = callSent
+		batch = append(batch, c)
+		n += len(c.msgs)
+		size += c.size
+	}
+	rest := copy(p.queue, p.queue[i:])
+	clear(p.queue[rest:])
+	p.queue = p.queue[:rest]
+	return batch
+}
+
+// send makes one POST /produce for batch and completes its calls. If the
+// server refuses the whole request (4xx) and it holds several calls, each
+// call is resent alone so that one caller's bad message (unknown topic, too
+// large) does not fail the others.
+func (p *producer) send(batch []*produceCall) {
+	ctx, release := batchContext(p.t.ctx, batch)
+	defer release()
+
+	var body bytes.Buffer
+	total := 0
+	body.WriteByte('[')
+	for _, c := range batch {
+		for _, raw := range c.enc {
+			if total > 0 {
+				body.WriteByte(',')
+			}
+			body.Write(raw)
+			total++
+		}
+	}
+	body.WriteByte(']')
+
+	var meta []wireMetadata
+	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes()}, &meta)
+	if err == nil && len(meta) != total {
+		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages", len(meta), total)
+	}
+	if err != nil {
+		var he *Error
+		if len(batch) > 1 && errors.As(err, &he) && !he.Temporary() && he.Status >= 400 && he.Status < 500 {
+			for _, c := range batch {
+				p.send([]*produceCall{c})
+			}
+			return
+		}
+		if errors.Is(err, context.Canceled) && p.t.ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", errClosed("produce"), err)
+		}
+		for _, c := range batch {
+			c.finish(nil, err)
+		}
+		return
+	}
+	for _, c := range batch {
+		c.finish(c.result(meta[:len(c.msgs)]))
+		meta = meta[len(c.msgs):]
+	}
+}
+
+// result fills in the caller's messages from their part of the answer.
+func (c *produceCall) result(meta []wireMetadata) ([]transport.Message, error) {
+	out := make([]transport.Message, len(c.msgs))
+	var errs []error
+	for i, m := range meta {
+		msg := c.msgs[i]
+		if m.Error != "" {
+			errs = append(errs, fmt.Errorf("message %d: %s", i, m.Error))
+		}
+		if m.Topic != "" && m.Topic != msg.Topic {
+			errs = append(errs, fmt.Errorf("message %d: server answered for topic %q, sent to %q", i, m.Topic, msg.Topic))
+		}
+		msg.Partition, msg.Offset, msg.ManualPartition = m.Partition, m.Offset, false
+		if m.Timestamp != 0 {
+			msg.Time = time.UnixMilli(m.Timestamp)
+		}
+		out[i] = msg
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("upstash: POST /produce: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// batchContext returns a context for a batch's request: it ends when the
+// transport closes or when every caller of the batch has given up, so no
+// caller's request is cut short by another's deadline and no request runs
+// on when nobody waits for it.
+func batchContext(parent context.Context, batch []*produceCall) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, c := range batch {
+		stops[i] = context.AfterFunc(c.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// close fails queued calls with ErrClosed and waits, up to the close
+// timeout, for an in-flight request to finish.
+func (p *producer) close() {
+	p.mu.Lock()
+	p.closed = true
+	queued := p.queue
+	p.queue = nil
+	for _, c := range queued {
+		c.state = callAbandoned
+	}
+	done := p.flushDone
+	p.mu.Unlock()
+	for _, c := range queued {
+		c.finish(nil, errClosed("produce"))
+	}
+	if done != nil {
+		timer := time.NewTimer(p.t.cfg.closeTimeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			p.t.log.Warn("upstash: close: produce request still in flight after close timeout; cancelling it")
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package upstash
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// tailer is a group-free reader: it keeps its own positions and reads with
+// POST /fetch, so it holds no state on the server.
+type tailer struct {
+	t      *Transport
+	topics []string
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	sem    chan struct{} // one Poll at a time; guards pos
+
+	pos map[string][]int64 // topic -> partition -> next offset to read
+
+	closeOnce sync.Once
+}
+
+// Tail returns a Consumer that reads every partition of topics from the
+// latest offsets as of the call, without a consumer group: it learns the
+// partition counts (GET /topics) and the end offsets (POST /offsets/latest)
+// before returning, so a record produced after Tail returns is delivered by
+// its Poll. Partitions added to a topic later are not read.
+//
+// Poll sends POST /fetch, one request per topic (Upstash answered one topic
+// per fetch), concurrently when there are several, each waiting up to the
+// poll window. Positions live in the client, so retries and abandoned
+// requests lose nothing. Commit is a no-op. Close is idempotent and makes no
+// request; after it, Poll and Commit return errors wrapping
+// transport.ErrClosed.
+//
+// A topic the server does not list is refused with an error wrapping
+// transport.ErrUnknownTopic.
+func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
+	if t.isClosed() {
+		return nil, errClosed("tail")
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("upstash: tail: no topics: %w", transport.ErrInvalid)
+	}
+	var uniq []string
+	for _, tp := range topics {
+		if tp == "" {
+			return nil, fmt.Errorf("upstash: tail: empty topic name: %w", transport.ErrInvalid)
+		}
+		if !slices.Contains(uniq, tp) {
+			uniq = append(uniq, tp)
+		}
+	}
+
+	var counts map[string]int32
+	if err := t.call(ctx, request{method: http.MethodGet, path: "/topics"}, &counts); err != nil {
+		return nil, fmt.Errorf("upstash: tail: %w", err)
+	}
+	var query []wireTopicPartition
+	for _, tp := range uniq {
+		n, ok := counts[tp]
+		if !ok {
+			return nil, fmt.Errorf("upstash: tail: topic %q: %w", tp, transport.ErrUnknownTopic)
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("upstash: tail: topic %q has %d partitions", tp, n)
+		}
+		for p := range n {
+			query = append(query, wireTopicPartition{Topic: tp, Partition: p})
+		}
+	}
+	body, err := marshal(query)
+	if err != nil {
+		return nil, err
+	}
+	var ends []wireTopicPartitionOffset
+	if err := t.call(ctx, request{method: http.MethodPost, path: "/offsets/latest", body: body}, &ends); err != nil {
+		return nil, fmt.Errorf("upstash: tail: %w", err)
+	}
+
+	tl := &tailer{t: t, topics: uniq, sem: make(chan struct{}, 1), pos: make(map[string][]int64, len(uniq))}
+	for _, tp := range uniq {
+		tl.pos[tp] = slices.Repeat([]int64{-1}, int(counts[tp]))
+	}
+	for _, e := range ends {
+		if p := tl.pos[e.Topic]; e.Partition >= 0 && int(e.Partition) < len(p) && e.Offset >= 0 {
+			p[e.Partition] = e.Offset
+		}
+	}
+	for tp, p := range tl.pos {
+		if i := slices.Index(p, -1); i >= 0 {
+			return nil, fmt.Errorf("upstash: tail: POST /offsets/latest gave no offset for %s/%d", tp, i)
+		}
+	}
+	tl.ctx, tl.cancel = context.WithCancel(t.ctx)
+
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		tl.cancel()
+		return nil, errClosed("tail")
+	}
+	t.tails[tl] = struct{}{}
+	t.mu.Unlock()
+	return tl, nil
+}
+
+// Poll returns the records appended since the last Poll (or since Tail),
+// waiting up to the poll window or until ctx ends. An empty result with a
+// nil error means the window ended without records.
+func (tl *tailer) Poll(ctx context.Context) ([]transport.Message, error) {
+	if tl.ctx.Err() != nil {
+		return nil, errClosed("poll")
+	}
+	select {
+	case tl.sem <- struct{}{}:
+		defer func() { <-tl.sem }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-tl.ctx.Done():
+		return nil, errClosed("poll")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	wait := tl.t.pollWait(ctx)
+	// Stop the fetches on Close as well as on ctx.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(tl.ctx, cancel)
+	defer stop()
+
+	var out []transport.Message
+	var err error
+	if len(tl.topics) == 1 {
+		var ws []wireConsumed
+		ws, err = tl.fetch(fctx, tl.topics[0], wait)
+		out = tl.accept(ws)
+	} else {
+		out, err = tl.fetchAll(fctx, wait)
+	}
+	switch {
+	case tl.ctx.Err() != nil:
+		// Closed: positions are moot.
+		return nil, errClosed("poll")
+	case len(out) > 0:
+		return out, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, fmt.Errorf("upstash: tail poll: %w", err)
+	}
+	return []transport.Message{}, nil
+}
+
+// fetchAll fetches every topic concurrently. The first answer with records
+// cancels the other requests; every answer that arrived is accepted, and a
+// cancelled one costs nothing since positions only move on accepted records.
+func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		ws  []wireConsumed
+		err error
+	}
+	answers := make([]answer, len(tl.topics))
+	var wg sync.WaitGroup
+	for i, tp := range tl.topics {
+		wg.Go(func() {
+			ws, err := tl.fetch(ctx, tp, wait)
+			answers[i] = answer{ws, err}
+			if len(ws) > 0 {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	var (
+		out  []transport.Message
+		errs []error
+	)
+	for _, a := range answers {
+		out = append(out, tl.accept(a.ws)...)
+		if a.err != nil && !errors.Is(a.err, context.Canceled) {
+			errs = append(errs, a.err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// fetch reads one topic's partitions from the current positions.
+func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) ([]wireConsumed, error) {
+	pos := tl.pos[topic]
+	req := wireFetchRequest{
+		TopicPartitionOffsets: make([]wireTopicPartitionOffset, len(pos)),
+		Timeout:               msToTimeout(wait),
+	}
+	for p, off := range pos {
+		req.TopicPartitionOffsets[p] = wireTopicPartitionOffset{Topic: topic, Partition: int32(p), Offset: off}
+	}
+	body, err := marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var ws []wireConsumed
+	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", body: body, wait: wait}, &ws); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
+// accept converts the records at or past the current positions and moves
+// the positions past them. Called with tl.sem held.
+func (tl *tailer) accept(ws []wireConsumed) []transport.Message {
+	var out []transport.Message
+	for i := range ws {
+		w := &ws[i]
+		pos := tl.pos[w.Topic]
+		if w.Partition < 0 || int(w.Partition) >= len(pos) || w.Offset < pos[w.Partition] {
+			continue // not asked for, or already delivered
+		}
+		pos[w.Partition] = w.Offset + 1
+		out = append(out, w.message())
+	}
+	return out
+}
+
+// Commit is a no-op: a tail has no group to commit to. After Close it
+// returns an error wrapping transport.ErrClosed.
+func (tl *tailer) Commit(context.Context, ...transport.Message) error {
+	if tl.ctx.Err() != nil {
+		return errClosed("commit")
+	}
+	return nil
+}
+
+// Close stops the tail; a Poll in progress returns transport.ErrClosed. It
+// is idempotent and makes no request.
+func (tl *tailer) Close() error {
+	tl.closeOnce.Do(func() {
+		tl.cancel()
+		tl.t.mu.Lock()
+		delete(tl.t.tails, tl)
+		tl.t.mu.Unlock()
+	})
+	return nil
+}

@@ -1,0 +1,138 @@
+package upstash
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Transport is a client of one Upstash Kafka REST endpoint. It implements
+// transport.Transport and transport.Tailer.
+//
+// A Transport is safe for concurrent use; it holds one HTTP client whose
+// keep-alive connections are shared by every producer and consumer. The zero
+// value is not usable: create one with [New] or [FromEnv]. After Close,
+// every method returns an error wrapping transport.ErrClosed.
+type Transport struct {
+	cfg       config
+	client    *http.Client
+	ownClient bool
+	log       *slog.Logger
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // flusher goroutine
+
+	mu        sync.Mutex
+	closed    bool
+	members   map[memberKey]*consumer
+	tails     map[*tailer]struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	producer producer
+}
+
+var (
+	_ transport.Transport = (*Transport)(nil)
+	_ transport.Tailer    = (*Transport)(nil)
+)
+
+type memberKey struct{ group, instance string }
+
+// New returns a Transport for the REST endpoint given by [WithURL]. It makes
+// no request: a wrong URL or credentials show on the first call. A bad
+// configuration (no URL, unparsable URL, negative limits...) is an error
+// wrapping [ErrConfig].
+func New(opts ...Option) (*Transport, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		cfg:     cfg,
+		client:  cfg.httpClient,
+		log:     cfg.logger.With(slog.String("transport", "upstash"), slog.String("url", cfg.base.Redacted())),
+		members: make(map[memberKey]*consumer),
+		tails:   make(map[*tailer]struct{}),
+	}
+	if t.client == nil {
+		t.client, t.ownClient = newHTTPClient(), true
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.producer.init(t)
+	return t, nil
+}
+
+// URL returns the REST endpoint in use, without credentials.
+func (t *Transport) URL() string { return t.cfg.base.Redacted() }
+
+// Close stops the transport: queued Produce calls fail with
+// transport.ErrClosed, an in-flight produce request is given up to the close
+// timeout to finish, every consumer instance created by Subscribe is deleted
+// on the server (POST /delete-consumer, best effort, bounded by
+// [WithCloseTimeout]) and every Tail consumer stops. It returns the errors of
+// failed deletions, if any. Close is idempotent; later calls return the same result.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		members := make([]*consumer, 0, len(t.members))
+		for _, c := range t.members {
+			members = append(members, c)
+		}
+		tails := make([]*tailer, 0, len(t.tails))
+		for tl := range t.tails {
+			tails = append(tails, tl)
+		}
+		t.mu.Unlock()
+
+		t.producer.close()
+
+		var (
+			wg   sync.WaitGroup
+			emu  sync.Mutex
+			errs []error
+		)
+		for _, c := range members {
+			wg.Go(func() {
+				if err := c.Close(); err != nil {
+					emu.Lock()
+					errs = append(errs, err)
+					emu.Unlock()
+				}
+			})
+		}
+		for _, tl := range tails {
+			_ = tl.Close()
+		}
+		wg.Wait()
+		t.cancel()
+		t.wg.Wait()
+		if t.ownClient {
+			t.client.CloseIdleConnections()
+		}
+		t.closeErr = errors.Join(errs...)
+	})
+	return t.closeErr
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+func errClosed(what string) error {
+	return fmt.Errorf("upstash: %s: %w", what, transport.ErrClosed)
+}
