@@ -358,12 +358,17 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 // consume runs one long poll on in: it returns as soon as records arrive,
 // or nothing when timeout passes or the server closes.
 func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration) ([]transport.Message, error) {
-	pollCtx, cancel := s.requestContext(r, timeout)
+	// A zero timeout still takes what is there now.
+	pollCtx, cancel := s.requestContext(r, max(timeout, time.Millisecond))
 	defer cancel()
 	select {
 	case in.pollSem <- struct{}{}:
-	case <-pollCtx.Done():
-		return nil, nil // another consume of this instance held it all along
+	default:
+		select {
+		case in.pollSem <- struct{}{}:
+		case <-pollCtx.Done():
+			return nil, nil // another consume of this instance held it all along
+		}
 	}
 	defer func() { <-in.pollSem }()
 

@@ -88,6 +88,9 @@ func replyFrom(m *transport.Message, env *envelope) *Reply {
 			code = CodeUnknown
 		}
 		e := &Error{Code: code, Message: env.errMsg}
+		if code == CodeDeadlineExceeded {
+			e.cause = ErrTimeout // the server gave up at the caller's deadline
+		}
 		if len(m.Value) > 0 && string(m.Value) != "null" {
 			e.Details = m.Value
 		}

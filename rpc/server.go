@@ -460,7 +460,9 @@ func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Er
 		hb = append(hb, transport.Header{Key: HeaderError, Value: herr.Message})
 		payload = herr.Details
 	}
-	m := transport.Message{Topic: env.replyTo, Value: payload, Headers: hb}
+	// Keyed by the request id: a request's progress notices and reply share
+	// a partition, so they arrive in the order they were sent.
+	m := transport.Message{Topic: env.replyTo, Key: env.id, Value: payload, Headers: hb}
 	if env.replyPartition >= 0 {
 		m.Partition, m.ManualPartition = env.replyPartition, true
 	}

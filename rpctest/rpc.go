@@ -407,7 +407,9 @@ func rpcPanic(t *testing.T, e *rpcEnv) {
 func rpcTimeout(t *testing.T, e *rpcEnv) {
 	trs := e.newTransports(t, 2)
 	topic := e.topic("slow")
-	s := e.server(trs[1], "srv")
+	// The canceled call below leaves its handler waiting for a deadline
+	// far away: a short drain ends the case promptly.
+	s := e.server(trs[1], "srv", rpc.WithDrainTimeout(200*time.Millisecond))
 	rpc.Handle(s, topic, func(ctx context.Context, _ int) (int, error) {
 		<-ctx.Done() // the request's deadline reaches the handler
 		return 0, ctx.Err()
@@ -731,7 +733,7 @@ func rpcClientClose(t *testing.T, e *rpcEnv) {
 	trs := e.newTransports(t, 2)
 	topic := e.topic("closing")
 	entered := make(chan struct{}, 1)
-	s := e.server(trs[1], "srv")
+	s := e.server(trs[1], "srv", rpc.WithDrainTimeout(200*time.Millisecond))
 	rpc.Handle(s, topic, func(ctx context.Context, _ int) (int, error) {
 		entered <- struct{}{}
 		<-ctx.Done()

@@ -189,7 +189,7 @@ func testCommitNotOwned(t *testing.T, e *tenv) {
 // When a member closes, its partitions go to the remaining member at once,
 // from the committed offsets: its uncommitted records are delivered again.
 func testRedeliveryAfterClose(t *testing.T, e *tenv) {
-	testRedelivery(t, e, transport.Subscription{}, func(a transport.Consumer) {
+	redeliveryScenario(t, e, transport.Subscription{}, func(a transport.Consumer) {
 		closeWithin(t, "Consumer.Close", a.Close, false)
 	})
 }
@@ -198,27 +198,26 @@ func testRedeliveryAfterClose(t *testing.T, e *tenv) {
 // its partitions go to the other member from the committed offsets, and its
 // own later Commit of them fails with ErrNotAssigned.
 func testRedeliveryAfterSessionTimeout(t *testing.T, e *tenv) {
-	var rest []transport.Message
-	a := testRedelivery(t, e, transport.Subscription{SessionTimeout: ShortSessionTimeout}, func(transport.Consumer) {
-		// a stops polling; nothing else to do.
-	}, &rest)
+	a, rest := redeliveryScenario(t, e, transport.Subscription{SessionTimeout: ShortSessionTimeout}, func(transport.Consumer) {
+		// a just stops polling.
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	err := a.Commit(ctx, rest...)
 	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit by a member dropped after its session timeout")
 }
 
-// testRedelivery runs the redelivery scenario: members a (with aSub's
+// redeliveryScenario runs the redelivery cases: members a (with aSub's
 // SessionTimeout) and b share a topic and read all of it; b commits all it
 // read, a commits the first record of each of its partitions; then leave(a)
-// makes a go away and b must receive exactly a's uncommitted records. It
-// returns a, and stores a's uncommitted records in rest[0] if given.
-func testRedelivery(t *testing.T, e *tenv, aSub transport.Subscription, leave func(a transport.Consumer), rest ...*[]transport.Message) transport.Consumer {
+// makes a go away and b must receive exactly a's uncommitted records, which
+// are returned with a.
+func redeliveryScenario(t *testing.T, e *tenv, aSub transport.Subscription, leave func(a transport.Consumer)) (a transport.Consumer, rest []transport.Message) {
 	t.Helper()
 	topic := e.topic()
 	g := e.group()
 	aSub.Group, aSub.Topics, aSub.Start = g, []string{topic}, transport.StartEarliest
-	a := subscribe(t, e.tr, aSub)
+	a = subscribe(t, e.tr, aSub)
 	b := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
 	out := produce(t, e.tr, e.perPartition(topic, "r", 4)...)
 
@@ -246,10 +245,7 @@ func testRedelivery(t *testing.T, e *tenv, aSub transport.Subscription, leave fu
 	requireExactlyOnce(t, want, redelivered)
 	requireOffsetOrder(t, redelivered)
 	pollNone(t, b)
-	if len(rest) > 0 {
-		*rest[0] = want
-	}
-	return a
+	return a, want
 }
 
 // A member joining with the Instance of a live one replaces it: the old

@@ -130,7 +130,7 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 			return nil, fmt.Errorf("upstash: subscribe %s/%s: removing the previous instance: %w", s.Group, s.Instance, err)
 		}
 	}
-	msgs, err := c.consume(ctx, 0)
+	msgs, err := c.consume(ctx, joinWait)
 	if err != nil {
 		// The server may hold a half-made instance; not worth more waiting
 		// if it is unreachable.
@@ -171,6 +171,14 @@ func checkSubscription(s transport.Subscription) ([]string, error) {
 	}
 	return topics, nil
 }
+
+// joinWait is the server-side wait of the consume Subscribe makes. Zero
+// would do ("join, then answer what is there"), but the project's REST
+// server may then answer [] without joining (its consume races the poll
+// token against an already expired timeout), so the wait is a few ms more
+// than that race needs. It costs Subscribe that much when no record is
+// waiting.
+const joinWait = 20 * time.Millisecond
 
 // consume makes one POST /consume with the given server-side wait.
 func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
@@ -258,11 +266,14 @@ func (c *consumer) stateErr(op string) error {
 }
 
 // pollWait is how long one Poll asks the server to wait: the poll window, or
-// less when ctx ends sooner.
+// when ctx ends sooner, a little less than ctx's remaining time, so the
+// (possibly empty) answer arrives before the caller gives up.
 func (t *Transport) pollWait(ctx context.Context) time.Duration {
 	wait := t.cfg.pollWindow
 	if d, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(d))
+		left := time.Until(d)
+		margin := min(max(left/10, 2*time.Millisecond), 100*time.Millisecond)
+		wait = min(wait, left-margin)
 	}
 	return max(wait, 0)
 }
@@ -373,12 +384,15 @@ func (c *consumer) deleteInstance(ctx context.Context) error {
 	return err
 }
 
-// fence marks c as replaced by a newer Subscribe with the same instance.
+// fence marks c as replaced by a newer Subscribe with the same instance and
+// waits for its in-flight consume to end, so that request cannot reach the
+// server after the successor's.
 func (c *consumer) fence() {
 	c.mu.Lock()
 	c.fenced = true
 	c.mu.Unlock()
 	c.cancel()
+	c.wg.Wait()
 }
 
 // abandon undoes a failed Subscribe: with deleteRemote, best-effort removal

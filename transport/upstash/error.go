@@ -54,21 +54,27 @@ func (e *Error) Error() string {
 
 // Unwrap returns the transport sentinel matching the answer, or nil:
 //
-//   - 400 Bad Request: transport.ErrInvalid
-//   - 404 Not Found on a topic (produce, fetch, offsets, consume naming an
+//   - 413 Request Entity Too Large: transport.ErrMessageTooLarge
+//   - a 4xx whose message says a partition is not assigned, a 409 Conflict
+//     on a commit, or a 404 on a commit (the instance is gone, so it owns
+//     nothing): transport.ErrNotAssigned
+//   - a 404 whose message says the consumer instance was replaced by a newer
+//     member: transport.ErrFenced
+//   - 404 Not Found on a topic (produce, fetch, offsets, a consume naming an
 //     unknown topic): transport.ErrUnknownTopic. A 404 for an unknown
 //     consumer instance or route matches no sentinel.
-//   - 409 Conflict on a commit, or a 4xx whose message says the partition is
-//     not assigned: transport.ErrNotAssigned
-//   - 413 Request Entity Too Large: transport.ErrMessageTooLarge
+//   - 400 Bad Request otherwise: transport.ErrInvalid
 func (e *Error) Unwrap() error {
 	msg := strings.ToLower(e.Message)
+	commit := strings.HasPrefix(e.Path, "/commit/")
 	switch {
 	case e.Status == http.StatusRequestEntityTooLarge:
 		return transport.ErrMessageTooLarge
 	case e.Status >= 400 && e.Status < 500 && strings.Contains(msg, "not assigned"),
-		e.Status == http.StatusConflict && strings.HasPrefix(e.Path, "/commit"):
+		commit && (e.Status == http.StatusConflict || e.Status == http.StatusNotFound):
 		return transport.ErrNotAssigned
+	case e.Status == http.StatusNotFound && strings.Contains(msg, "replaced by a newer"):
+		return transport.ErrFenced
 	case e.Status == http.StatusNotFound && isTopicNotFound(e.Path, msg):
 		return transport.ErrUnknownTopic
 	case e.Status == http.StatusBadRequest:
@@ -85,6 +91,9 @@ func isTopicNotFound(path, lowerMsg string) bool {
 		if strings.HasPrefix(path, p) {
 			return true
 		}
+	}
+	if strings.Contains(lowerMsg, "unknown topic") {
+		return true
 	}
 	if strings.Contains(lowerMsg, "instance") || strings.Contains(lowerMsg, "consumer") {
 		return false

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -40,8 +42,11 @@ type tailer struct {
 // request; after it, Poll and Commit return errors wrapping
 // transport.ErrClosed.
 //
-// A topic the server does not list is refused with an error wrapping
-// transport.ErrUnknownTopic.
+// The REST API has no call to create a topic. A topic the server does not
+// list is created the way the server creates topics on first use: by a
+// short-lived consumer instance of the group "kafkarpc-tail" (POST /consume,
+// then POST /delete-consumer). A server without auto-creation refuses it,
+// and Tail fails with an error wrapping transport.ErrUnknownTopic.
 func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
 	if t.isClosed() {
 		return nil, errClosed("tail")
@@ -59,9 +64,23 @@ func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consu
 		}
 	}
 
-	var counts map[string]int32
-	if err := t.call(ctx, request{method: http.MethodGet, path: "/topics"}, &counts); err != nil {
+	counts, err := t.topicCounts(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("upstash: tail: %w", err)
+	}
+	var missing []string
+	for _, tp := range uniq {
+		if _, ok := counts[tp]; !ok {
+			missing = append(missing, tp)
+		}
+	}
+	if len(missing) > 0 {
+		if err := t.createTopics(ctx, missing); err != nil {
+			return nil, fmt.Errorf("upstash: tail: %w", err)
+		}
+		if counts, err = t.topicCounts(ctx); err != nil {
+			return nil, fmt.Errorf("upstash: tail: %w", err)
+		}
 	}
 	var query []wireTopicPartition
 	for _, tp := range uniq {
@@ -250,5 +269,45 @@ func (tl *tailer) Close() error {
 		delete(tl.t.tails, tl)
 		tl.t.mu.Unlock()
 	})
+	return nil
+}
+
+// topicCounts returns every topic's partition count (GET /topics).
+func (t *Transport) topicCounts(ctx context.Context) (map[string]int32, error) {
+	var counts map[string]int32
+	if err := t.call(ctx, request{method: http.MethodGet, path: "/topics"}, &counts); err != nil {
+		return nil, err
+	}
+	return counts, nil
+}
+
+// tailCreateGroup is the consumer group of the short-lived instances Tail
+// uses to make a server auto-create topics.
+const tailCreateGroup = "kafkarpc-tail"
+
+// createTopics makes the server create topics, if it auto-creates them on
+// first use, by subscribing a short-lived instance to them and deleting it.
+func (t *Transport) createTopics(ctx context.Context, topics []string) error {
+	instance := "create-" + uuid.NewString()
+	body, err := marshal(wireConsumeRequest{Topics: topics, Timeout: msToTimeout(joinWait)})
+	if err != nil {
+		return err
+	}
+	header := http.Header{}
+	header.Set("Kafka-Enable-Auto-Commit", "false")
+	path := restPath("consume", tailCreateGroup, instance)
+	cerr := t.call(ctx, request{method: http.MethodPost, path: path, header: header, body: body, wait: joinWait}, nil)
+
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.closeTimeout)
+	defer cancel()
+	derr := t.call(dctx, request{method: http.MethodPost, path: restPath("delete-consumer", tailCreateGroup, instance)}, nil)
+	var he *Error
+	if derr != nil && !(errors.As(derr, &he) && he.Status == http.StatusNotFound) {
+		t.log.Warn("upstash: tail: deleting the topic-creating consumer instance failed",
+			"group", tailCreateGroup, "instance", instance, "error", derr)
+	}
+	if cerr != nil {
+		return fmt.Errorf("creating topics %q: %w", topics, cerr)
+	}
 	return nil
 }

@@ -1,0 +1,184 @@
+package restserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	testUser = "ZXhjaXRpbmctbW9sZS0xMjM0JN"
+	testPass = "OWI1ODczc2VjcmV0LXBhc3N3b3Jk"
+)
+
+// env is a REST server over an embedded broker, served on loopback.
+type env struct {
+	t      testing.TB
+	broker *memory.Broker
+	srv    *restserver.Server
+	url    string
+	client *http.Client
+}
+
+type envConfig struct {
+	broker []memory.Option
+	server []restserver.Option
+	noAuth bool
+	wrap   func(restserver.Backend) restserver.Backend
+}
+
+// newEnv starts a server with credentials testUser/testPass (unless noAuth),
+// a discarding logger, and the given broker and server options.
+func newEnv(t testing.TB, c envConfig) *env {
+	t.Helper()
+	b := memory.New(c.broker...)
+	var backend restserver.Backend = restserver.NewMemoryBackend(b)
+	if c.wrap != nil {
+		backend = c.wrap(backend)
+	}
+	opts := []restserver.Option{restserver.WithLogger(slog.New(slog.DiscardHandler))}
+	if !c.noAuth {
+		opts = append(opts, restserver.WithCredentials(testUser, testPass))
+	}
+	srv, err := restserver.New(backend, append(opts, c.server...)...)
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close()) // ends long polls
+		ts.Close()                      // waits for handlers
+		require.NoError(t, b.Close())
+	})
+	return &env{t: t, broker: b, srv: srv, url: ts.URL, client: ts.Client()}
+}
+
+// reply is an HTTP response, read whole.
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// req sends method path with body (none if ""), Basic auth with the test
+// credentials unless an Authorization header is in hdr ("-" removes it), and
+// the other headers of hdr (pairs).
+func (e *env) req(method, path, body string, hdr ...string) reply {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r, err := http.NewRequestWithContext(ctx, method, e.url+path, rd)
+	require.NoError(e.t, err)
+	r.SetBasicAuth(testUser, testPass)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Authorization" && hdr[i+1] == "-" {
+			r.Header.Del("Authorization")
+			continue
+		}
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.client.Do(r)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	return reply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// ok sends a request that must succeed with 200 and JSON, and returns the
+// body.
+func (e *env) ok(method, path, body string, hdr ...string) string {
+	e.t.Helper()
+	r := e.req(method, path, body, hdr...)
+	require.Equal(e.t, http.StatusOK, r.status, "%s %s: %s", method, path, r.body)
+	require.Equal(e.t, "application/json", r.header.Get("Content-Type"))
+	return r.body
+}
+
+// decode decodes JSON into a T.
+func decode[T any](t testing.TB, s string) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal([]byte(s), &v), "body: %s", s)
+	return v
+}
+
+// Wire types as a client sees them.
+type metadata struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Timestamp int64  `json:"timestamp"`
+}
+
+type header struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type consumed struct {
+	Topic     string   `json:"topic"`
+	Partition int32    `json:"partition"`
+	Offset    int64    `json:"offset"`
+	Timestamp int64    `json:"timestamp"`
+	Key       string   `json:"key"`
+	Value     string   `json:"value"`
+	Headers   []header `json:"headers"`
+}
+
+type tpo struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+type groupAssignments struct {
+	Name      string `json:"name"`
+	Instances []struct {
+		Name   string `json:"name"`
+		Topics []struct {
+			Topic      string  `json:"topic"`
+			Partitions []int32 `json:"partitions"`
+		} `json:"topics"`
+	} `json:"instances"`
+}
+
+// requireErrorBody checks r is the JSON error {"error": "...", "status": N}
+// with exactly those two fields, and returns the message.
+func requireErrorBody(t testing.TB, r reply, status int) string {
+	t.Helper()
+	require.Equal(t, status, r.status, "body: %s", r.body)
+	require.Equal(t, "application/json", r.header.Get("Content-Type"))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.body), &m), "body: %s", r.body)
+	require.Len(t, m, 2, "body: %s", r.body)
+	require.Equal(t, float64(status), m["status"], "body: %s", r.body)
+	msg, ok := m["error"].(string)
+	require.True(t, ok, "body: %s", r.body)
+	require.NotEmpty(t, msg)
+	return msg
+}
+
+// latest returns the offset the next record of the partition will get.
+func (e *env) latest(topic string, partition int32) int64 {
+	e.t.Helper()
+	_, latest, err := e.broker.Offsets(topic, partition)
+	require.NoError(e.t, err)
+	return latest
+}

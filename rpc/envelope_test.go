@@ -1,0 +1,112 @@
+package rpc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+func hdrs(kv ...string) []transport.Header {
+	var out []transport.Header
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, transport.Header{Key: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+func TestDecodeEnvelope(t *testing.T) {
+	m := &transport.Message{Headers: hdrs(
+		"rpc-v", "1", "rpc-id", "abc", "rpc-kind", "request", "rpc-method", "monthly",
+		"rpc-from", "web", "rpc-reply-to", "web.replies", "rpc-reply-partition", "2",
+		"rpc-timeout-ms", "1500", "content-type", "application/json", "traceparent", "00-x-y-01", "x-other", "kept")}
+	env, err := decodeEnvelope(m)
+	require.NoError(t, err)
+	assert.False(t, env.legacy)
+	assert.Equal(t, "abc", env.id)
+	assert.Equal(t, KindRequest, env.kind)
+	assert.Equal(t, "monthly", env.method)
+	assert.Equal(t, "web", env.from)
+	assert.Equal(t, "web.replies", env.replyTo)
+	assert.Equal(t, int32(2), env.replyPartition)
+	assert.Equal(t, 1500*time.Millisecond, env.timeout)
+	assert.Equal(t, "00-x-y-01", env.traceparent)
+
+	legacy, err := decodeEnvelope(&transport.Message{Key: "App\\X", Headers: hdrs("content-type", "application/json")})
+	require.NoError(t, err)
+	assert.True(t, legacy.legacy)
+	assert.Equal(t, int32(-1), legacy.replyPartition)
+}
+
+func TestDecodeEnvelopeRejects(t *testing.T) {
+	for name, tc := range map[string]struct {
+		h    []transport.Header
+		want string
+	}{
+		"version":       {hdrs("rpc-v", "2", "rpc-id", "a", "rpc-kind", "request"), `rpc-v is "2"`},
+		"no version":    {hdrs("rpc-id", "a", "rpc-kind", "request"), `rpc-v is ""`},
+		"no id":         {hdrs("rpc-v", "1", "rpc-kind", "request"), "no rpc-id"},
+		"kind":          {hdrs("rpc-v", "1", "rpc-id", "a", "rpc-kind", "shout"), `unknown rpc-kind "shout"`},
+		"timeout":       {hdrs("rpc-v", "1", "rpc-id", "a", "rpc-kind", "request", "rpc-timeout-ms", "-5"), "rpc-timeout-ms"},
+		"timeout text":  {hdrs("rpc-v", "1", "rpc-id", "a", "rpc-kind", "request", "rpc-timeout-ms", "soon"), "rpc-timeout-ms"},
+		"deadline":      {hdrs("rpc-v", "1", "rpc-id", "a", "rpc-kind", "request", "rpc-deadline", "tomorrow"), "rpc-deadline"},
+		"partition":     {hdrs("rpc-v", "1", "rpc-id", "a", "rpc-kind", "request", "rpc-reply-partition", "x"), "rpc-reply-partition"},
+		"reply no corr": {hdrs("rpc-v", "1", "rpc-id", "a", "rpc-kind", "reply"), "without rpc-correlation-id"},
+	} {
+		_, err := decodeEnvelope(&transport.Message{Headers: tc.h})
+		require.Error(t, err, name)
+		assert.ErrorIs(t, err, ErrBadEnvelope, name)
+		assert.Contains(t, err.Error(), tc.want, name)
+	}
+}
+
+func TestDeadlineFromRecordTime(t *testing.T) {
+	now := time.Now()
+	env := envelope{timeout: 2 * time.Second}
+	m := &transport.Message{Time: now.Add(-500 * time.Millisecond)}
+	assert.Equal(t, m.Time.Add(2*time.Second), env.deadlineFor(m, now), "queueing time counts")
+	future := &transport.Message{Time: now.Add(time.Hour)}
+	assert.Equal(t, now.Add(2*time.Second), env.deadlineFor(future, now), "a clock ahead of ours is not trusted")
+	abs := envelope{deadline: now.Add(time.Minute)}
+	assert.Equal(t, now.Add(time.Minute), abs.deadlineFor(m, now))
+	assert.True(t, (&envelope{}).deadlineFor(m, now).IsZero())
+}
+
+func TestTrackerWatermark(t *testing.T) {
+	tr := tracker{parts: make(map[topicPartition]*partState)}
+	msg := func(p int32, off int64) *transport.Message {
+		return &transport.Message{Topic: "t", Partition: p, Offset: off}
+	}
+	for _, off := range []int64{10, 11, 12, 14} { // 13 absent: offsets need not be contiguous
+		tr.add(msg(0, off))
+	}
+	tr.add(msg(1, 5))
+	assert.False(t, tr.complete(msg(0, 12)), "12 done but 10 and 11 are not")
+	assert.Nil(t, tr.takeDirty())
+	assert.True(t, tr.complete(msg(0, 10)))
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 10}}, tr.takeDirty())
+	assert.True(t, tr.complete(msg(0, 11)), "11 completes the prefix up to 12")
+	assert.True(t, tr.complete(msg(1, 5)))
+	marks := tr.takeDirty()
+	assert.ElementsMatch(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 12}, {Topic: "t", Partition: 1, Offset: 5}}, marks)
+	assert.False(t, tr.complete(msg(0, 99)), "unknown offsets are ignored")
+	// A redelivery from an earlier offset restarts the partition.
+	tr.add(msg(0, 11))
+	assert.False(t, tr.complete(msg(0, 14)), "14 belongs to the old bookkeeping")
+	assert.True(t, tr.complete(msg(0, 11)))
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 11}}, tr.takeDirty())
+}
+
+func TestRecentIDs(t *testing.T) {
+	r := newRecentIDs(2)
+	r.add("a")
+	r.add("b")
+	assert.True(t, r.has("a"))
+	r.add("c")
+	assert.False(t, r.has("a"), "oldest forgotten")
+	assert.True(t, r.has("b"))
+	assert.True(t, r.has("c"))
+}
