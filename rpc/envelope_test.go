@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -109,4 +110,22 @@ func TestRecentIDs(t *testing.T) {
 	assert.False(t, r.has("a"), "oldest forgotten")
 	assert.True(t, r.has("b"))
 	assert.True(t, r.has("c"))
+}
+
+func TestNewIDIsUUIDv7(t *testing.T) {
+	seen := map[string]bool{}
+	before := time.Now().UnixMilli()
+	for range 1000 {
+		id := newID()
+		u, err := uuid.Parse(id)
+		require.NoError(t, err)
+		assert.Equal(t, uuid.Version(7), u.Version())
+		assert.Equal(t, uuid.RFC4122, u.Variant())
+		sec, nsec := u.Time().UnixTime()
+		ms := sec*1000 + nsec/1e6
+		assert.GreaterOrEqual(t, ms, before)
+		assert.LessOrEqual(t, ms, time.Now().UnixMilli())
+		assert.False(t, seen[id], "duplicate id")
+		seen[id] = true
+	}
 }

@@ -424,12 +424,19 @@ func (r *serveRun) unhandled(ctx context.Context, req *Request) {
 // caller to time out), and the caller's client counts it as late.
 func (r *serveRun) reply(env *envelope, payload []byte, herr *Error) {
 	msg := r.s.replyMessage(env, KindReply, payload, herr)
+	// The first attempt needs no budget of its own (a transport bounds one
+	// produce); retries do.
+	_, err := r.s.t.Produce(r.handlerCtx, msg)
+	if err == nil {
+		return
+	}
 	pctx, cancel := context.WithTimeout(r.handlerCtx, replyBudget)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		_, err := r.s.t.Produce(pctx, msg)
-		if err == nil {
-			return
+		if attempt > 1 {
+			if _, err = r.s.t.Produce(pctx, msg); err == nil {
+				return
+			}
 		}
 		if pctx.Err() != nil || errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrInvalid) ||
 			errors.Is(err, transport.ErrMessageTooLarge) {
@@ -594,4 +601,3 @@ func (t *tracker) takeDirty() []transport.Message {
 	t.dirty = t.dirty[:0]
 	return out
 }
-

@@ -34,7 +34,7 @@ func TestFetch(t *testing.T) {
 		name          string
 		offset        int64
 		produce, want int
-	}{{"at latest", 10, 1, 1}, {"beyond latest", 12, 3, 1}} {
+	}{{"at latest", 10, 1, 1}, {"beyond latest", 12, 3, 3}} {
 		t.Run(tc.name, func(t *testing.T) {
 			done := make(chan []transport.Message, 1)
 			go func() {
