@@ -28,9 +28,11 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	if err != nil {
 		return err
 	}
-	items, err := decodeOneOrMany[produceItem](body, "a message")
-	if err != nil {
-		return err
+	items, ok := fastDecodeProduce(body)
+	if !ok {
+		if items, err = decodeOneOrMany[produceItem](body, "a message"); err != nil {
+			return err
+		}
 	}
 	if len(items) == 0 {
 		return badRequest("no message to produce: send a message object or a non-empty array of them")

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
 
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -44,8 +45,10 @@ type Client struct {
 	noticeOnce sync.Once
 	noticeErr  error
 
-	late    atomic.Int64
-	foreign atomic.Int64
+	late       atomic.Int64
+	foreign    atomic.Int64
+	resent     atomic.Int64
+	dupNotices atomic.Int64
 }
 
 type pendingCall struct {
@@ -137,24 +140,60 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	c.mu.Unlock()
 
 	msg := c.request(topic, id, KindRequest, c.cfg.replyTopic, payload, ctx, &cc)
-	if _, err := c.t.Produce(ctx, msg); err != nil {
+	if err := c.produce(ctx, msg); err != nil {
 		c.forget(id, false)
 		return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, err))
 	}
-	select {
-	case r := <-pc.ch:
-		pc.progress = nil
-		callPool.Put(pc)
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r, nil
-	case <-ctx.Done():
-		c.forget(id, true)
-		return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, ctx.Err()))
-	case <-c.done:
-		return nil, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+	var resend <-chan time.Time
+	if c.cfg.resend > 0 {
+		t := time.NewTicker(c.cfg.resend)
+		defer t.Stop()
+		resend = t.C
 	}
+	for {
+		select {
+		case r := <-pc.ch:
+			pc.progress = nil
+			callPool.Put(pc)
+			if r.Err != nil {
+				return nil, r.Err
+			}
+			return r, nil
+		case <-resend:
+			// Same id: the server's dedup window answers a request it has
+			// handled with the stored reply instead of running it again.
+			c.resent.Add(1)
+			if err := c.produce(ctx, msg); err != nil && ctx.Err() == nil {
+				c.log.Debug("rpc: resending request failed", "topic", topic, "id", id, "err", err)
+			}
+		case <-ctx.Done():
+			c.forget(id, true)
+			return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, ctx.Err()))
+		case <-c.done:
+			return nil, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+		}
+	}
+}
+
+// produce writes msg, retrying transient transport errors with exponential
+// backoff within ctx and the client's call timeout. A retry after a lost
+// response can write the record twice; servers drop the copy by its id.
+func (c *Client) produce(ctx context.Context, msg transport.Message) error {
+	_, err := c.t.Produce(ctx, msg)
+	if err == nil || permanentProduceErr(err) || ctx.Err() != nil {
+		return err
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 10 * time.Millisecond
+	bo.MaxInterval = time.Second
+	bo.MaxElapsedTime = c.cfg.timeout
+	return backoff.Retry(func() error {
+		_, err := c.t.Produce(ctx, msg)
+		if err != nil && (permanentProduceErr(err) || ctx.Err() != nil) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(bo, ctx))
 }
 
 // Call is the typed form of Client.Call: it decodes the reply into Resp.
@@ -204,7 +243,7 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	}
 	id := newID()
 	msg := c.request(topic, id, kind, replyTo, payload, ctx, &cc)
-	if _, err := c.t.Produce(ctx, msg); err != nil {
+	if err := c.produce(ctx, msg); err != nil {
 		return "", wrapCallErr(fmt.Errorf("rpc: %s %s: %w", kind, topic, err))
 	}
 	return id, nil
@@ -262,8 +301,13 @@ type ClientStats struct {
 	// Late counts replies that arrived after their call gave up.
 	Late int64
 	// Foreign counts replies on the reply topic for calls this client did
-	// not make (other instances sharing the topic).
+	// not make (other instances sharing the topic), and duplicate replies.
 	Foreign int64
+	// Resent counts requests sent again by WithResend.
+	Resent int64
+	// DuplicateNotices counts completion notices dropped by the OnReply
+	// reader because one for the same request was already handled.
+	DuplicateNotices int64
 }
 
 // Stats returns the client's counters.
@@ -271,7 +315,7 @@ func (c *Client) Stats() ClientStats {
 	c.mu.Lock()
 	n := len(c.pending)
 	c.mu.Unlock()
-	return ClientStats{Pending: n, Late: c.late.Load(), Foreign: c.foreign.Load()}
+	return ClientStats{Pending: n, Late: c.late.Load(), Foreign: c.foreign.Load(), Resent: c.resent.Load(), DuplicateNotices: c.dupNotices.Load()}
 }
 
 // Close stops the reply reader and the notice reader, and fails calls still
@@ -408,6 +452,11 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 	defer c.wg.Done()
 	defer cancel()
 	defer cons.Close()
+	var seen *recentIDs
+	if c.cfg.noticeDedup > 0 {
+		r := newRecentIDs(c.cfg.noticeDedup)
+		seen = &r
+	}
 	var failures int
 	for {
 		msgs, err := cons.Poll(ctx)
@@ -429,6 +478,13 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 			if err != nil || env.legacy || (env.kind != KindReply && env.kind != KindProgress) {
 				c.log.Warn("rpc: notice topic holds a record that is not a reply; skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
 				continue
+			}
+			if env.kind == KindReply && seen != nil {
+				if seen.has(env.correlationID) {
+					c.dupNotices.Add(1)
+					continue
+				}
+				seen.add(env.correlationID)
 			}
 			if err := h(ctx, replyFrom(m, &env)); err != nil {
 				if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -41,7 +42,7 @@ type Request struct {
 // gives an *Error with CodeInvalidArgument.
 func (r *Request) Decode(v any) error {
 	if err := json.Unmarshal(r.Payload, v); err != nil {
-		return Errorf(CodeInvalidArgument, "decode %s request: %w", r.Topic, err)
+		return &Error{Code: CodeInvalidArgument, Message: "decode " + r.Topic + " request: " + err.Error(), cause: errors.Join(errUndecodable, err)}
 	}
 	return nil
 }

@@ -27,16 +27,26 @@ type clientConfig struct {
 	timeout     time.Duration
 	logger      *slog.Logger
 	lateMemory  int
+	resend      time.Duration
+	noticeDedup int
 }
 
 type serverConfig struct {
-	name        string
-	group       string
-	instance    string
-	concurrency int
-	drain       time.Duration
-	logger      *slog.Logger
-	middleware  []Middleware
+	name          string
+	group         string
+	instance      string
+	concurrency   int
+	drain         time.Duration
+	logger        *slog.Logger
+	middleware    []Middleware
+	maxPayload    int
+	dedupSize     int
+	dedupAge      time.Duration
+	dedupTopic    string
+	dedupTopicSet bool
+	retries       int
+	retryDelay    time.Duration
+	keyOrdering   bool
 }
 
 const (
@@ -45,14 +55,22 @@ const (
 	defaultConcurrency = 16
 	defaultDrain       = 30 * time.Second
 	defaultLateMemory  = 4096
+	defaultMaxPayload  = 1 << 20
+	defaultDedupSize   = 10000
+	defaultDedupAge    = 10 * time.Minute
+	defaultRetries     = 3
+	defaultRetryDelay  = 100 * time.Millisecond
 )
 
 func clientDefaults() clientConfig {
-	return clientConfig{name: defaultName, timeout: defaultCallTimeout, lateMemory: defaultLateMemory}
+	return clientConfig{name: defaultName, timeout: defaultCallTimeout, lateMemory: defaultLateMemory, noticeDedup: defaultDedupSize}
 }
 
 func serverDefaults() serverConfig {
-	return serverConfig{name: defaultName, concurrency: defaultConcurrency, drain: defaultDrain}
+	return serverConfig{
+		name: defaultName, concurrency: defaultConcurrency, drain: defaultDrain, maxPayload: defaultMaxPayload,
+		dedupSize: defaultDedupSize, dedupAge: defaultDedupAge, retries: defaultRetries, retryDelay: defaultRetryDelay,
+	}
 }
 
 func (c *clientConfig) validate() error {
@@ -75,6 +93,12 @@ func (c *clientConfig) validate() error {
 	if c.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithCallTimeout(%v): must be positive", c.timeout))
 	}
+	if c.resend < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithResend(%v): must not be negative", c.resend))
+	}
+	if c.noticeDedup < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithNoticeDedup(%d): must not be negative", c.noticeDedup))
+	}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
@@ -94,6 +118,18 @@ func (c *serverConfig) validate() error {
 	}
 	if c.drain < 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithDrainTimeout(%v): must not be negative", c.drain))
+	}
+	if c.maxPayload < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithMaxPayload(%d): must not be negative", c.maxPayload))
+	}
+	if c.dedupSize < 0 || (c.dedupSize > 0 && c.dedupAge <= 0) {
+		errs = append(errs, fmt.Errorf("rpc: WithDedup(%d, %v): size must not be negative and age must be positive", c.dedupSize, c.dedupAge))
+	}
+	if !c.dedupTopicSet {
+		c.dedupTopic = c.group + ".handled"
+	}
+	if c.retries < 1 || c.retryDelay <= 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithRetry(%d, %v): attempts must be at least 1 and the delay positive", c.retries, c.retryDelay))
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -221,3 +257,59 @@ func WithHeader(key, value string) CallOption {
 // WithProgress makes Call deliver the handler's progress notices to fn, in
 // the reply reader's goroutine: fn must not block.
 func WithProgress(fn func(*Reply)) CallOption { return func(c *callConfig) { c.progress = fn } }
+
+// WithMaxPayload sets the largest request value the server handles, in
+// bytes; larger records are dead-lettered with CodeResourceExhausted. Zero
+// means no limit beyond the transport's. Default 1 MiB.
+func WithMaxPayload(n int) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.maxPayload = n })
+}
+
+// WithDedup sets the dedup window: a request whose rpc-id was handled within
+// the last size requests and age is not run again when delivered again; its
+// stored reply is sent again. Size 0 turns dedup off. Default 10000 requests
+// and 10 minutes. Memory is bounded by size.
+func WithDedup(size int, age time.Duration) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.dedupSize, c.dedupAge = size, age })
+}
+
+// WithDedupTopic sets the topic where the server records each handled
+// request with its reply (on partition 0), so that the dedup window outlives
+// the process and is shared by the instances of the group: Serve replays it
+// before taking requests. Give it a retention near the window's age. Empty
+// keeps the window in memory only. Default "<group>.handled".
+func WithDedupTopic(topic string) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.dedupTopic, c.dedupTopicSet = topic, true })
+}
+
+// WithRetry sets how often a handler whose error is marked Retryable is
+// run: up to attempts times in all, waiting delay and then twice as long
+// each time (at most 5s), within the request's deadline. After the last
+// attempt the request is dead-lettered and its caller gets the error.
+// Default 3 attempts, 100ms.
+func WithRetry(attempts int, delay time.Duration) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.retries, c.retryDelay = attempts, delay })
+}
+
+// WithKeyOrdering makes the server handle records with the same key one at
+// a time, in offset order (records with different keys still run
+// concurrently). Default off: records run in any order.
+func WithKeyOrdering() ServerOption {
+	return serverFunc(func(c *serverConfig) { c.keyOrdering = true })
+}
+
+// WithResend makes Call send its request again, with the same id, when no
+// reply came within d, until the call's deadline: a request or reply lost in
+// transit is then recovered, and the server's dedup window keeps the handler
+// from running twice. Zero (the default) sends once.
+func WithResend(d time.Duration) ClientOption {
+	return clientFunc(func(c *clientConfig) { c.resend = d })
+}
+
+// WithNoticeDedup sets how many completion notices the OnReply reader
+// remembers to drop duplicates (a request redelivered to a server that
+// crashed after replying can be answered twice). Zero turns it off. Default
+// 10000.
+func WithNoticeDedup(n int) ClientOption {
+	return clientFunc(func(c *clientConfig) { c.noticeDedup = n })
+}

@@ -2,12 +2,14 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -36,6 +38,27 @@ type Server struct {
 	unhandled func(ctx context.Context, r *Request) error
 	topics    map[string]struct{}
 	serving   bool
+
+	dedup        *dedupWindow // nil when off; outlives Serve calls
+	handled      atomic.Int64
+	dupes        atomic.Int64
+	deadLettered atomic.Int64
+}
+
+// ServerStats are counters of a Server, over all its Serve calls.
+type ServerStats struct {
+	// Handled counts records done with (replied, dead-lettered or skipped).
+	Handled int64
+	// Duplicates counts redelivered requests that the dedup window kept
+	// from running again.
+	Duplicates int64
+	// DeadLettered counts records sent to a dead-letter topic.
+	DeadLettered int64
+}
+
+// Stats returns the server's counters. It is safe to call at any time.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{Handled: s.handled.Load(), Duplicates: s.dupes.Load(), DeadLettered: s.deadLettered.Load()}
 }
 
 // NewServer returns a Server on t. Options are validated here.
@@ -50,14 +73,18 @@ func NewServer(t transport.Transport, opts ...ServerOption) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		t:      t,
 		cfg:    cfg,
 		log:    cfg.logger.With("rpc.server", cfg.name),
 		routes: make(map[string]HandlerFunc),
 		legacy: make(map[string]HandlerFunc),
 		topics: make(map[string]struct{}),
-	}, nil
+	}
+	if cfg.dedupSize > 0 {
+		s.dedup = newDedupWindow(cfg.dedupSize, cfg.dedupAge)
+	}
+	return s, nil
 }
 
 // Handle registers a typed handler for route ("topic" or "topic/method").
@@ -167,6 +194,20 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 
+	// Replay the dedup topic first, so that requests handled before (by a
+	// crashed predecessor, say) are known before any is delivered again.
+	var dr *dedupReader
+	if s.dedup != nil && s.cfg.dedupTopic != "" {
+		var err error
+		if dr, err = startDedupReader(ctx, s, s.dedup); err != nil {
+			return fmt.Errorf("rpc: Serve: %w", err)
+		}
+		readCtx, stopReading := context.WithCancel(context.Background())
+		dr.run(readCtx)
+		defer dr.stop()
+		defer stopReading()
+	}
+
 	cons, err := s.t.Subscribe(ctx, transport.Subscription{
 		Group:    s.cfg.group,
 		Instance: s.cfg.instance,
@@ -185,7 +226,8 @@ type serveRun struct {
 	s    *Server
 	cons transport.Consumer
 
-	work       chan transport.Message
+	dedup      *dedupWindow
+	work       []chan transport.Message // one shared, or one per worker with key ordering
 	workers    sync.WaitGroup
 	handlerCtx context.Context // outlives the Serve ctx by the drain timeout
 	hardCancel context.CancelFunc
@@ -197,10 +239,19 @@ type serveRun struct {
 
 func newServeRun(s *Server, cons transport.Consumer) *serveRun {
 	hctx, cancel := context.WithCancel(context.Background())
+	var work []chan transport.Message
+	if s.cfg.keyOrdering {
+		for range s.cfg.concurrency {
+			work = append(work, make(chan transport.Message, 64))
+		}
+	} else {
+		work = []chan transport.Message{make(chan transport.Message, s.cfg.concurrency)}
+	}
 	return &serveRun{
+		work:       work,
 		s:          s,
 		cons:       cons,
-		work:       make(chan transport.Message, s.cfg.concurrency),
+		dedup:      s.dedup,
 		handlerCtx: hctx,
 		hardCancel: cancel,
 		track:      tracker{parts: make(map[topicPartition]*partState)},
@@ -209,9 +260,9 @@ func newServeRun(s *Server, cons transport.Consumer) *serveRun {
 }
 
 func (r *serveRun) serve(ctx context.Context) error {
-	for range r.s.cfg.concurrency {
+	for i := range r.s.cfg.concurrency {
 		r.workers.Add(1)
-		go r.worker()
+		go r.worker(r.work[i%len(r.work)])
 	}
 	stopCommitter := make(chan struct{})
 	r.commitWG.Add(1)
@@ -221,7 +272,9 @@ func (r *serveRun) serve(ctx context.Context) error {
 
 	// Drain: no more work; let in-flight handlers finish within the drain
 	// timeout, then cancel their contexts and wait for them to return.
-	close(r.work)
+	for _, w := range r.work {
+		close(w)
+	}
 	drained := make(chan struct{})
 	go func() { r.workers.Wait(); close(drained) }()
 	timer := time.NewTimer(r.s.cfg.drain)
@@ -265,8 +318,12 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 		failures = 0
 		for _, m := range msgs {
 			r.track.add(&m)
+			work := r.work[0]
+			if len(r.work) > 1 {
+				work = r.work[keyHash(m.Key)%uint32(len(r.work))]
+			}
 			select {
-			case r.work <- m:
+			case work <- m:
 			case <-ctx.Done():
 				return nil // the rest stay uncommitted: redelivered later
 			}
@@ -274,10 +331,13 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 	}
 }
 
-func (r *serveRun) worker() {
+func (r *serveRun) worker(work <-chan transport.Message) {
 	defer r.workers.Done()
-	for m := range r.work {
-		r.handle(&m)
+	for m := range work {
+		if !r.handle(&m) {
+			continue // stays in flight: not committed, redelivered later
+		}
+		r.s.handled.Add(1)
 		if r.track.complete(&m) {
 			select {
 			case r.commitSig <- struct{}{}:
@@ -315,17 +375,31 @@ func (r *serveRun) commit() {
 	}
 }
 
-// handle runs one record to completion: route, handler, reply.
-func (r *serveRun) handle(m *transport.Message) {
+// handle runs one record to completion: checks, dedup, route, handler with
+// retries, reply. It reports whether the record is done with, so that its
+// offset may be committed: false only when the handler was cut short by a
+// hard stop or its reply could not be produced, and the record must be
+// delivered again.
+func (r *serveRun) handle(m *transport.Message) bool {
 	s := r.s
+	if s.cfg.maxPayload > 0 && len(m.Value) > s.cfg.maxPayload {
+		env, _ := decodeEnvelope(m) // best effort, for the error reply
+		done, _ := r.poison(m, &env, reasonOversize, Errorf(CodeResourceExhausted,
+			"payload of %d bytes is over the server's limit of %d", len(m.Value), s.cfg.maxPayload))
+		return done
+	}
 	env, err := decodeEnvelope(m)
 	if err != nil {
-		s.log.Warn("rpc: record with a malformed envelope skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
-		return
+		done, _ := r.poison(m, &env, reasonBadEnvelope, NewError(CodeInvalidArgument, err))
+		return done
 	}
 	if env.kind == KindReply || env.kind == KindProgress {
-		s.log.Warn("rpc: reply record on a request topic skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
-		return
+		done, _ := r.poison(m, &env, reasonNotARequest, Errorf(CodeInvalidArgument, "%s record on request topic %s", env.kind, m.Topic))
+		return done
+	}
+	if !env.legacy && len(m.Value) > 0 && !json.Valid(m.Value) {
+		done, _ := r.poison(m, &env, reasonUndecodable, Errorf(CodeInvalidArgument, "payload is not valid JSON"))
+		return done
 	}
 	req := &Request{
 		Topic:   m.Topic,
@@ -339,6 +413,10 @@ func (r *serveRun) handle(m *transport.Message) {
 		Legacy:  env.legacy,
 		Message: *m,
 	}
+	replyTo := ""
+	if env.kind == KindRequest {
+		replyTo = env.replyTo
+	}
 	var h HandlerFunc
 	if env.legacy {
 		req.From = m.Key
@@ -348,7 +426,7 @@ func (r *serveRun) handle(m *transport.Message) {
 		req.Deadline = env.deadlineFor(m, now)
 		if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
 			s.log.Info("rpc: expired request not run", "topic", m.Topic, "id", env.id, "from", env.from, "deadline", req.Deadline)
-			return
+			return true
 		}
 		if env.method != "" {
 			h = s.routes[m.Topic+"/"+env.method]
@@ -358,53 +436,172 @@ func (r *serveRun) handle(m *transport.Message) {
 		}
 	}
 
+	// Dedup: a request handled within the window is not run again; its
+	// stored reply is sent again instead.
+	dedupID := ""
+	if r.dedup != nil && !env.legacy {
+		switch state, e := r.dedup.begin(env.id, time.Now()); state {
+		case dedupDone:
+			r.s.dupes.Add(1)
+			s.log.Debug("rpc: duplicate request not run again", "topic", m.Topic, "id", env.id)
+			if e.reply != nil {
+				return r.produce("reply (again)", env.id, *e.reply)
+			}
+			return true
+		case dedupInFlight:
+			r.s.dupes.Add(1)
+			return true // the first delivery replies
+		}
+		dedupID = env.id
+	}
+	finished := false
+	var stored *handledEntry
+	if dedupID != "" {
+		defer func() {
+			if !finished {
+				stored = nil
+			}
+			r.dedup.finish(dedupID, stored)
+		}()
+	}
+
 	ctx := r.handlerCtx
 	var cancel context.CancelFunc
 	if !req.Deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
 		defer cancel()
 	}
-	replyTo := ""
-	if env.kind == KindRequest {
-		replyTo = env.replyTo
-	}
 	if replyTo != "" {
 		ctx = context.WithValue(ctx, responderKey{}, &responder{run: r, env: &env})
 	}
 
 	if h == nil {
-		r.unhandled(ctx, req)
-		if replyTo != "" {
-			r.reply(&env, nil, Errorf(CodeUnimplemented, "no handler for %s", routeName(m.Topic, env.method)))
+		if !r.unhandled(ctx, req) {
+			finished, stored = r.poison(m, &env, reasonUnknownRoute, Errorf(CodeUnimplemented, "no handler for %s", routeName(m.Topic, env.method)))
+			return finished
 		}
-		return
+		var reply *transport.Message
+		if replyTo != "" {
+			rm := s.replyMessage(&env, KindReply, nil, Errorf(CodeUnimplemented, "no handler for %s", routeName(m.Topic, env.method)))
+			reply = &rm
+		}
+		stored = &handledEntry{id: env.id, at: time.Now(), reply: reply}
+		finished = r.complete(&env, stored)
+		return finished
 	}
-	res, herr := h(ctx, req)
+
+	res, herr := r.run(ctx, h, req)
+	if herr != nil && r.handlerCtx.Err() != nil && errors.Is(herr, context.Canceled) {
+		// Cut short by a hard stop: not done, delivered again later.
+		s.log.Warn("rpc: handler canceled by shutdown; the request will be redelivered", "request", req.String())
+		return false
+	}
+	if herr != nil && errors.Is(herr, errUndecodable) {
+		finished, stored = r.poison(m, &env, reasonUndecodable, handlerErr(herr))
+		return finished
+	}
+	if herr != nil && isRetryable(herr) {
+		finished, stored = r.poison(m, &env, reasonRetriesExhausted, handlerErr(herr))
+		return finished
+	}
 	if replyTo == "" {
 		if herr != nil {
 			s.log.Warn("rpc: handler failed", "request", req.String(), "err", herr)
 		}
-		return
+		stored = &handledEntry{id: env.id, at: time.Now()}
+		finished = r.complete(&env, stored)
+		return finished
 	}
+	var reply transport.Message
 	if herr != nil {
-		r.reply(&env, nil, handlerErr(herr))
-		return
+		reply = s.replyMessage(&env, KindReply, nil, handlerErr(herr))
+	} else if payload, err := marshalPayload(res); err != nil {
+		reply = s.replyMessage(&env, KindReply, nil, Errorf(CodeInternal, "encode reply: %v", err))
+	} else {
+		reply = s.replyMessage(&env, KindReply, payload, nil)
 	}
-	payload, err := marshalPayload(res)
-	if err != nil {
-		r.reply(&env, nil, Errorf(CodeInternal, "encode reply: %v", err))
-		return
-	}
-	r.reply(&env, payload, nil)
+	stored = &handledEntry{id: env.id, at: time.Now(), reply: &reply}
+	finished = r.complete(&env, stored)
+	return finished
 }
 
-func (r *serveRun) unhandled(ctx context.Context, req *Request) {
+// run calls h, retrying errors marked Retryable with backoff, up to the
+// configured attempts and within the request's deadline.
+func (r *serveRun) run(ctx context.Context, h HandlerFunc, req *Request) (any, error) {
+	delay := r.s.cfg.retryDelay
+	for attempt := 1; ; attempt++ {
+		res, err := h(ctx, req)
+		if err == nil || !isRetryable(err) || attempt >= r.s.cfg.retries {
+			return res, err
+		}
+		r.s.log.Debug("rpc: retryable handler error; retrying", "request", req.String(), "attempt", attempt, "err", err)
+		if !sleepCtx(ctx, delay) {
+			return res, err
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// complete produces the reply of a handled request (if any) together with
+// its dedup marker, in one produce so that both or neither are written.
+func (r *serveRun) complete(env *envelope, e *handledEntry) bool {
+	var buf [2]transport.Message
+	msgs := buf[:0]
+	if e.reply != nil {
+		msgs = append(msgs, *e.reply)
+	}
+	if r.dedup != nil && r.s.cfg.dedupTopic != "" && !env.legacy {
+		msgs = append(msgs, markerFor(r.s.cfg.dedupTopic, env.id, e.reply))
+	}
+	if len(msgs) == 0 {
+		return true
+	}
+	return r.produce("reply", env.id, msgs...)
+}
+
+// produce writes msgs, retrying transient transport errors with backoff for
+// up to replyBudget. It does not use the handlers' context: a reply whose
+// handler finished is sent even during a hard stop. Permanent errors (unknown
+// topic, too large, invalid) are logged and the record counts as done, so
+// that one bad reply-to cannot stall a partition.
+func (r *serveRun) produce(what, id string, msgs ...transport.Message) bool {
+	_, err := r.s.t.Produce(context.Background(), msgs...)
+	if err == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), replyBudget)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		if permanentProduceErr(err) {
+			r.s.log.Error("rpc: "+what+" lost: the transport refused it", "topic", msgs[0].Topic, "id", id, "err", err)
+			return true
+		}
+		if !sleepCtx(ctx, retryDelay(attempt)) {
+			r.s.log.Error("rpc: "+what+" not produced; the request stays uncommitted and will be redelivered", "topic", msgs[0].Topic, "id", id, "err", err, "attempts", attempt)
+			return false
+		}
+		if _, err = r.s.t.Produce(ctx, msgs...); err == nil {
+			return true
+		}
+	}
+}
+
+func permanentProduceErr(err error) bool {
+	return errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrInvalid) ||
+		errors.Is(err, transport.ErrMessageTooLarge) || errors.Is(err, transport.ErrUnknownTopic)
+}
+
+// replyBudget bounds how long a reply's produce is retried.
+const replyBudget = 10 * time.Second
+
+// unhandled runs the fallback for a record no route matches, reporting
+// whether there was one.
+func (r *serveRun) unhandled(ctx context.Context, req *Request) bool {
 	r.s.mu.Lock()
 	fn := r.s.unhandled
 	r.s.mu.Unlock()
 	if fn == nil {
-		r.s.log.Warn("rpc: unhandled record", "topic", req.Topic, "method", req.Method, "key", req.Key, "from", req.From, "offset", req.Message.Offset)
-		return
+		return false
 	}
 	func() {
 		defer func() {
@@ -416,42 +613,8 @@ func (r *serveRun) unhandled(ctx context.Context, req *Request) {
 			r.s.log.Warn("rpc: unhandled-record handler failed", "topic", req.Topic, "err", err)
 		}
 	}()
+	return true
 }
-
-// reply produces a reply for env, retrying transport errors with backoff
-// for up to replyBudget. The budget is not the request's deadline: a reply
-// that comes late is still worth sending (a Send's notice has no waiting
-// caller to time out), and the caller's client counts it as late.
-func (r *serveRun) reply(env *envelope, payload []byte, herr *Error) {
-	msg := r.s.replyMessage(env, KindReply, payload, herr)
-	// The first attempt needs no budget of its own (a transport bounds one
-	// produce); retries do.
-	_, err := r.s.t.Produce(r.handlerCtx, msg)
-	if err == nil {
-		return
-	}
-	pctx, cancel := context.WithTimeout(r.handlerCtx, replyBudget)
-	defer cancel()
-	for attempt := 1; ; attempt++ {
-		if attempt > 1 {
-			if _, err = r.s.t.Produce(pctx, msg); err == nil {
-				return
-			}
-		}
-		if pctx.Err() != nil || errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrInvalid) ||
-			errors.Is(err, transport.ErrMessageTooLarge) {
-			r.s.log.Error("rpc: reply lost: producing it failed", "reply_to", env.replyTo, "id", env.id, "err", err, "attempts", attempt)
-			return
-		}
-		if !sleepCtx(pctx, retryDelay(attempt)) {
-			r.s.log.Error("rpc: reply lost: producing it failed", "reply_to", env.replyTo, "id", env.id, "err", err, "attempts", attempt)
-			return
-		}
-	}
-}
-
-// replyBudget bounds how long a reply's produce is retried.
-const replyBudget = 30 * time.Second
 
 func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
 	hb := make(headerBuilder, 0, 9)
@@ -600,4 +763,14 @@ func (t *tracker) takeDirty() []transport.Message {
 	}
 	t.dirty = t.dirty[:0]
 	return out
+}
+
+// keyHash is FNV-1a, to spread keys over workers with key ordering.
+func keyHash(k string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(k); i++ {
+		h ^= uint32(k[i])
+		h *= 16777619
+	}
+	return h
 }

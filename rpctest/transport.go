@@ -159,6 +159,7 @@ var transportCases = []transportCase{
 	{name: "LongPollWakesOnProduce", run: testLongPollWakeUp},
 	{name: "EmptyPollIsNotEndOfStream", run: testEmptyPoll},
 	{name: "PollReturnsContextError", run: testPollContextError},
+	{name: "CancelledPollLosesNothing", run: testCancelledPollLosesNothing},
 
 	// Close.
 	{name: "ConsumerClose", run: testConsumerClose},

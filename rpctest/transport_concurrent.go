@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -16,7 +17,8 @@ import (
 )
 
 // Concurrent producers and two group members, each member polling in one
-// goroutine and committing in another: every record is delivered exactly
+// goroutine (one with long Polls, one with Polls that keep hitting their
+// deadlines) and committing in another: every record is delivered exactly
 // once, offsets are unique and in order per partition, and records of one key
 // arrive in the order they were produced. Run it with -race.
 func testConcurrent(t *testing.T, e *tenv) {
@@ -29,8 +31,8 @@ func testConcurrent(t *testing.T, e *tenv) {
 	topic := e.topic()
 	g := e.group()
 	members := []transport.Consumer{
-		subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest}),
-		subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest}),
+		mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest}),
+		mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest}),
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
@@ -55,9 +57,17 @@ func testConcurrent(t *testing.T, e *tenv) {
 		batches := make(chan []transport.Message, 16)
 		wg.Go(func() {
 			defer close(batches)
-			for ctx.Err() == nil {
-				msgs, err := c.Poll(ctx)
-				if err != nil {
+			for n := 0; ctx.Err() == nil; n++ {
+				// Member 0 long-polls; member 1 polls with deadlines of 1 to
+				// 20 ms, so Polls keep ending while records flow.
+				pctx, pcancel := ctx, context.CancelFunc(func() {})
+				if i == 1 {
+					pctx, pcancel = context.WithTimeout(ctx, time.Duration(1+n%20)*time.Millisecond)
+				}
+				msgs, err := c.Poll(pctx)
+				expired := pctx.Err() != nil && ctx.Err() == nil
+				pcancel()
+				if err != nil && !(expired && errors.Is(err, context.DeadlineExceeded)) {
 					if ctx.Err() == nil {
 						fail(fmt.Errorf("member %d: Poll: %w", i, err))
 					}

@@ -38,8 +38,8 @@ func testSubscribeRejectsInvalid(t *testing.T, e *tenv) {
 // One member reads every partition of every topic it subscribes to.
 func testSubscribeManyTopics(t *testing.T, e *tenv) {
 	t1, t2 := e.topic(), e.topic()
-	c := subscribe(t, e.tr, e.sub(transport.StartEarliest, t1, t2))
-	out := produce(t, e.tr, append(e.onePerPartition(t1, "one"), e.onePerPartition(t2, "two")...)...)
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, t1, t2))
+	out := mustProduce(t, e.tr, append(e.onePerPartition(t1, "one"), e.onePerPartition(t2, "two")...)...)
 	got := pollUntil(t, c, len(out), waitTimeout)
 	requireExactlyOnce(t, out, got)
 	requireOffsetOrder(t, got)
@@ -51,11 +51,11 @@ func testSubscribeManyTopics(t *testing.T, e *tenv) {
 // Subscribe returned.
 func testStartEarliestLatest(t *testing.T, e *tenv) {
 	topic := e.topic()
-	before := produce(t, e.tr, e.onePerPartition(topic, "before")...)
-	early := subscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
-	late := subscribe(t, e.tr, e.sub(transport.StartLatest, topic))
+	before := mustProduce(t, e.tr, e.onePerPartition(topic, "before")...)
+	early := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
+	late := mustSubscribe(t, e.tr, e.sub(transport.StartLatest, topic))
 	// No wait here: once Subscribe has returned, positions are fixed.
-	after := produce(t, e.tr, e.onePerPartition(topic, "after")...)
+	after := mustProduce(t, e.tr, e.onePerPartition(topic, "after")...)
 
 	gotEarly := pollUntil(t, early, len(before)+len(after), waitTimeout)
 	requireExactlyOnce(t, append(slices.Clone(before), after...), gotEarly)
@@ -73,9 +73,9 @@ func testStartEarliestLatest(t *testing.T, e *tenv) {
 func testGroupSharing(t *testing.T, e *tenv) {
 	topic := e.topic()
 	g := e.group()
-	a := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
-	b := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
-	out := produce(t, e.tr, e.perPartition(topic, "shared", 10)...)
+	a := mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
+	b := mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
+	out := mustProduce(t, e.tr, e.perPartition(topic, "shared", 10)...)
 
 	per := drainGroup(t, []transport.Consumer{a, b}, len(out), true)
 	requireExactlyOnce(t, out, append(slices.Clone(per[0]), per[1]...))
@@ -95,8 +95,8 @@ func testCommitAndResume(t *testing.T, e *tenv) {
 	topic := e.topic()
 	g := e.group()
 	const k, done = 6, 3 // records per partition; records committed per partition
-	a := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
-	out := produce(t, e.tr, e.perPartition(topic, "c", k)...)
+	a := mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
+	out := mustProduce(t, e.tr, e.perPartition(topic, "c", k)...)
 	got := pollUntil(t, a, len(out), waitTimeout)
 	requireExactlyOnce(t, out, got)
 
@@ -109,12 +109,12 @@ func testCommitAndResume(t *testing.T, e *tenv) {
 		rest = append(rest, recs[done:]...)
 	}
 	slices.Reverse(toCommit)
-	commit(t, a, toCommit...)
-	commit(t, a) // no records: no-op
+	mustCommit(t, a, toCommit...)
+	mustCommit(t, a) // no records: no-op
 	closeWithin(t, "Consumer.Close", a.Close, false)
 
 	// StartLatest would skip everything: the committed offsets must win.
-	b := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
+	b := mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartLatest})
 	resumed := pollUntil(t, b, len(rest), waitTimeout)
 	requireExactlyOnce(t, rest, resumed)
 	requireOffsetOrder(t, resumed)
@@ -122,10 +122,10 @@ func testCommitAndResume(t *testing.T, e *tenv) {
 
 	// Committing everything leaves nothing to redeliver: a third member
 	// reads only what is produced after it joined.
-	commit(t, b, resumed...)
+	mustCommit(t, b, resumed...)
 	closeWithin(t, "Consumer.Close", b.Close, false)
-	c := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
-	tail := produce(t, e.tr, e.onePerPartition(topic, "tail")...)
+	c := mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
+	tail := mustProduce(t, e.tr, e.onePerPartition(topic, "tail")...)
 	gotTail := pollUntil(t, c, len(tail), waitTimeout)
 	requireExactlyOnce(t, tail, gotTail)
 	pollNone(t, c)
@@ -138,13 +138,13 @@ func testCommitNotOwned(t *testing.T, e *tenv) {
 	topic, other := e.topic(), e.topic()
 	g := e.group()
 	sub := transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest}
-	a := subscribe(t, e.tr, sub)
-	out := produce(t, e.tr, e.perPartition(topic, "n", 3)...)
+	a := mustSubscribe(t, e.tr, sub)
+	out := mustProduce(t, e.tr, e.perPartition(topic, "n", 3)...)
 	gotA := pollUntil(t, a, len(out), waitTimeout)
 	requireExactlyOnce(t, out, gotA)
 
 	// b takes some of a's partitions and gets their uncommitted records.
-	b := subscribe(t, e.tr, sub)
+	b := mustSubscribe(t, e.tr, sub)
 	gotB := pollUntil(t, b, 1, waitTimeout)
 	more, err := pollWhile(t.Context(), b, quietPeriod, func([]transport.Message) bool { return true })
 	require.ErrorIs(t, err, errPollTimeout)
@@ -173,14 +173,14 @@ func testCommitNotOwned(t *testing.T, e *tenv) {
 	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit of partition %d, now owned by member b", moved[0])
 	err = a.Commit(ctx, recordOn(kept[0]), recordOn(moved[0]))
 	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit of partitions %d (owned) and %d (not owned)", kept[0], moved[0])
-	foreign := produce(t, e.tr, transport.Message{Topic: other, Value: []byte("foreign")})
+	foreign := mustProduce(t, e.tr, transport.Message{Topic: other, Value: []byte("foreign")})
 	err = a.Commit(ctx, foreign...)
 	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit of a topic the member does not read")
 
 	// Nothing was committed: a fresh member reads everything again.
 	closeWithin(t, "Consumer.Close", a.Close, false)
 	closeWithin(t, "Consumer.Close", b.Close, false)
-	c := subscribe(t, e.tr, sub)
+	c := mustSubscribe(t, e.tr, sub)
 	again := pollUntil(t, c, len(out), waitTimeout)
 	requireExactlyOnce(t, out, again)
 	pollNone(t, c)
@@ -217,9 +217,9 @@ func redeliveryScenario(t *testing.T, e *tenv, aSub transport.Subscription, leav
 	topic := e.topic()
 	g := e.group()
 	aSub.Group, aSub.Topics, aSub.Start = g, []string{topic}, transport.StartEarliest
-	a = subscribe(t, e.tr, aSub)
-	b := subscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
-	out := produce(t, e.tr, e.perPartition(topic, "r", 4)...)
+	a = mustSubscribe(t, e.tr, aSub)
+	b := mustSubscribe(t, e.tr, transport.Subscription{Group: g, Topics: []string{topic}, Start: transport.StartEarliest})
+	out := mustProduce(t, e.tr, e.perPartition(topic, "r", 4)...)
 
 	per := drainGroup(t, []transport.Consumer{a, b}, len(out), false)
 	gotA, gotB := per[0], per[1]
@@ -227,7 +227,7 @@ func redeliveryScenario(t *testing.T, e *tenv, aSub transport.Subscription, leav
 	require.NotEmpty(t, gotA, "member a received nothing; cannot check redelivery")
 	require.NotEmpty(t, gotB, "member b received nothing; cannot check redelivery")
 
-	commit(t, b, gotB...)
+	mustCommit(t, b, gotB...)
 	var firsts, want []transport.Message
 	seen := make(map[int32]bool)
 	for _, m := range gotA {
@@ -238,7 +238,7 @@ func redeliveryScenario(t *testing.T, e *tenv, aSub transport.Subscription, leav
 			want = append(want, m)
 		}
 	}
-	commit(t, a, firsts...)
+	mustCommit(t, a, firsts...)
 
 	leave(a)
 	redelivered := pollUntil(t, b, len(want), waitTimeout)
@@ -254,8 +254,8 @@ func redeliveryScenario(t *testing.T, e *tenv, aSub transport.Subscription, leav
 func testFencing(t *testing.T, e *tenv) {
 	topic := e.topic()
 	sub := transport.Subscription{Group: e.group(), Instance: e.instance(), Topics: []string{topic}, Start: transport.StartEarliest}
-	a := subscribe(t, e.tr, sub)
-	out := produce(t, e.tr, e.perPartition(topic, "f", 4)...)
+	a := mustSubscribe(t, e.tr, sub)
+	out := mustProduce(t, e.tr, e.perPartition(topic, "f", 4)...)
 	got := pollUntil(t, a, len(out), waitTimeout)
 	requireExactlyOnce(t, out, got)
 	var firstHalf, secondHalf []transport.Message
@@ -263,13 +263,13 @@ func testFencing(t *testing.T, e *tenv) {
 		firstHalf = append(firstHalf, out[p*4:p*4+2]...)
 		secondHalf = append(secondHalf, out[p*4+2:p*4+4]...)
 	}
-	commit(t, a, firstHalf...)
+	mustCommit(t, a, firstHalf...)
 
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	started, blocked := pollInBackground(ctx, a)
 	<-started
-	b := subscribe(t, e.tr, sub)
+	b := mustSubscribe(t, e.tr, sub)
 	r := awaitPoll(t, blocked, "member replaced by a new instance")
 	require.ErrorIs(t, r.err, transport.ErrFenced, "blocked Poll of the replaced member (records %s)", describe(r.msgs))
 	msgs, err := a.Poll(ctx)

@@ -78,9 +78,9 @@ func (e *tenv) perPartition(topic, label string, k int) []transport.Message {
 	return msgs
 }
 
-// produce calls Produce and requires it to succeed with one returned message
+// mustProduce calls Produce and requires it to succeed with one returned message
 // per input.
-func produce(t testing.TB, tr transport.Transport, msgs ...transport.Message) []transport.Message {
+func mustProduce(t testing.TB, tr transport.Transport, msgs ...transport.Message) []transport.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
@@ -90,9 +90,9 @@ func produce(t testing.TB, tr transport.Transport, msgs ...transport.Message) []
 	return out
 }
 
-// subscribe calls Subscribe, requires it to succeed and closes the consumer
+// mustSubscribe calls Subscribe, requires it to succeed and closes the consumer
 // when t ends.
-func subscribe(t testing.TB, tr transport.Transport, s transport.Subscription) transport.Consumer {
+func mustSubscribe(t testing.TB, tr transport.Transport, s transport.Subscription) transport.Consumer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
@@ -103,8 +103,8 @@ func subscribe(t testing.TB, tr transport.Transport, s transport.Subscription) t
 	return c
 }
 
-// commit calls Commit and requires it to succeed.
-func commit(t testing.TB, c transport.Consumer, msgs ...transport.Message) {
+// mustCommit calls Commit and requires it to succeed.
+func mustCommit(t testing.TB, c transport.Consumer, msgs ...transport.Message) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
@@ -243,9 +243,9 @@ func drainGroup(t testing.TB, members []transport.Consumer, n int, commitEach bo
 // so every record before its marker has been seen by then.
 func requireTopicHolds(t testing.TB, e *tenv, topic string, want ...[]byte) {
 	t.Helper()
-	c := subscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
 	markers := e.onePerPartition(topic, "rpctest-marker")
-	produce(t, e.tr, markers...)
+	mustProduce(t, e.tr, markers...)
 	got, err := pollWhile(t.Context(), c, waitTimeout, func(got []transport.Message) bool {
 		seen := 0
 		for _, m := range got {
@@ -265,28 +265,28 @@ func requireTopicHolds(t testing.TB, e *tenv, topic string, want ...[]byte) {
 	require.ElementsMatch(t, want, values, "records held by topic %s", topic)
 }
 
-// key identifies a record.
-type key struct {
+// recordID identifies a record.
+type recordID struct {
 	topic     string
 	partition int32
 	offset    int64
 }
 
-func keyOf(m transport.Message) key { return key{m.Topic, m.Partition, m.Offset} }
+func recordIDOf(m transport.Message) recordID { return recordID{m.Topic, m.Partition, m.Offset} }
 
 // requireExactlyOnce requires got to hold each record of want once and
 // nothing else, matching by topic, partition and offset, and requires the
 // matched records to carry the same value.
 func requireExactlyOnce(t testing.TB, want, got []transport.Message) {
 	t.Helper()
-	wantBy := make(map[key]transport.Message, len(want))
+	wantBy := make(map[recordID]transport.Message, len(want))
 	for _, m := range want {
-		wantBy[keyOf(m)] = m
+		wantBy[recordIDOf(m)] = m
 	}
-	seen := make(map[key]int, len(got))
+	seen := make(map[recordID]int, len(got))
 	var dups, extra []transport.Message
 	for _, m := range got {
-		k := keyOf(m)
+		k := recordIDOf(m)
 		seen[k]++
 		w, ok := wantBy[k]
 		switch {
@@ -300,7 +300,7 @@ func requireExactlyOnce(t testing.TB, want, got []transport.Message) {
 	}
 	var missing []transport.Message
 	for _, m := range want {
-		if seen[keyOf(m)] == 0 {
+		if seen[recordIDOf(m)] == 0 {
 			missing = append(missing, m)
 		}
 	}
@@ -339,15 +339,6 @@ func partitionsOf(msgs []transport.Message) []int32 {
 	}
 	slices.Sort(ps)
 	return ps
-}
-
-// values returns the values of msgs as strings.
-func values(msgs []transport.Message) []string {
-	vs := make([]string, len(msgs))
-	for i, m := range msgs {
-		vs[i] = string(m.Value)
-	}
-	return vs
 }
 
 // describe formats msgs compactly for failure messages.

@@ -2,7 +2,10 @@ package rpctest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,12 +17,12 @@ import (
 // produced (the wait is bounded, not timed).
 func testLongPollWakeUp(t *testing.T, e *tenv) {
 	topic := e.topic()
-	c := subscribe(t, e.tr, e.sub(transport.StartLatest, topic))
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartLatest, topic))
 	ctx, cancel := context.WithTimeout(t.Context(), CaseTimeout)
 	defer cancel()
 	started, result := pollInBackground(ctx, c)
 	<-started
-	out := produce(t, e.tr, transport.Message{Topic: topic, Partition: int32(e.parts - 1), ManualPartition: true, Value: []byte("wake up")})
+	out := mustProduce(t, e.tr, transport.Message{Topic: topic, Partition: int32(e.parts - 1), ManualPartition: true, Value: []byte("wake up")})
 	r := awaitPoll(t, result, "record produced while Poll was waiting")
 	require.NoError(t, r.err)
 	requireExactlyOnce(t, out, r.msgs)
@@ -29,7 +32,7 @@ func testLongPollWakeUp(t *testing.T, e *tenv) {
 // window) does not end the stream: data produced later still arrives.
 func testEmptyPoll(t *testing.T, e *tenv) {
 	topic := e.topic()
-	c := subscribe(t, e.tr, e.sub(transport.StartLatest, topic))
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartLatest, topic))
 	for range 3 {
 		ctx, cancel := context.WithTimeout(t.Context(), quietPeriod/3)
 		msgs, err := c.Poll(ctx)
@@ -39,7 +42,7 @@ func testEmptyPoll(t *testing.T, e *tenv) {
 			require.ErrorIs(t, err, context.DeadlineExceeded, "Poll of an empty topic may only return empty or ctx.Err()")
 		}
 	}
-	out := produce(t, e.tr, transport.Message{Topic: topic, Value: []byte("later")})
+	out := mustProduce(t, e.tr, transport.Message{Topic: topic, Value: []byte("later")})
 	got := pollUntil(t, c, 1, waitTimeout)
 	requireExactlyOnce(t, out, got)
 }
@@ -48,7 +51,7 @@ func testEmptyPoll(t *testing.T, e *tenv) {
 // the consumer keeps working (no record is lost to the cancelled Poll).
 func testPollContextError(t *testing.T, e *tenv) {
 	topic := e.topic()
-	c := subscribe(t, e.tr, e.sub(transport.StartLatest, topic))
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartLatest, topic))
 
 	done, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -65,9 +68,55 @@ func testPollContextError(t *testing.T, e *tenv) {
 	require.ErrorIs(t, r.err, context.Canceled, "blocked Poll whose context was cancelled")
 	require.Empty(t, r.msgs)
 
-	out := produce(t, e.tr, e.onePerPartition(topic, "after-cancel")...)
+	out := mustProduce(t, e.tr, e.onePerPartition(topic, "after-cancel")...)
 	got := pollUntil(t, c, len(out), waitTimeout)
 	requireExactlyOnce(t, out, got)
+}
+
+// A Poll that returns ctx.Err() has taken no records: records produced while
+// Polls keep ending on their deadlines (1 to 10 ms) all arrive, once and in
+// order.
+func testCancelledPollLosesNothing(t *testing.T, e *tenv) {
+	topic := e.topic()
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartLatest, topic))
+	const n = 60
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	var (
+		got  []transport.Message
+		perr error
+	)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for i := 0; len(got) < n && ctx.Err() == nil; i++ {
+			pctx, pcancel := context.WithTimeout(ctx, time.Duration(1+i%10)*time.Millisecond)
+			msgs, err := c.Poll(pctx)
+			expired := pctx.Err() != nil
+			pcancel()
+			got = append(got, msgs...)
+			if err != nil && !(expired && errors.Is(err, context.DeadlineExceeded)) {
+				if ctx.Err() == nil {
+					perr = err
+				}
+				return
+			}
+		}
+	}()
+	// Records are paced, not waited for: spread over time, they land at
+	// every phase of the Polls' deadlines.
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	var out []transport.Message
+	for i := range n {
+		<-tick.C
+		m := transport.Message{Topic: topic, Partition: int32(i % e.parts), ManualPartition: true, Value: fmt.Appendf(nil, "v%d", i)}
+		out = append(out, mustProduce(t, e.tr, m)...)
+	}
+	<-polled
+	require.NoError(t, perr, "Poll")
+	requireExactlyOnce(t, out, got)
+	requireOffsetOrder(t, got)
 }
 
 // Consumer.Close wakes a blocked Poll with ErrClosed; later Poll and Commit
@@ -76,8 +125,8 @@ func testPollContextError(t *testing.T, e *tenv) {
 func testConsumerClose(t *testing.T, e *tenv) {
 	topic := e.topic()
 	sub := e.sub(transport.StartEarliest, topic)
-	c := subscribe(t, e.tr, sub)
-	out := produce(t, e.tr, e.onePerPartition(topic, "before-close")...)
+	c := mustSubscribe(t, e.tr, sub)
+	out := mustProduce(t, e.tr, e.onePerPartition(topic, "before-close")...)
 	got := pollUntil(t, c, len(out), waitTimeout)
 	requireExactlyOnce(t, out, got)
 
@@ -96,7 +145,7 @@ func testConsumerClose(t *testing.T, e *tenv) {
 	closeWithin(t, "second Consumer.Close", c.Close, false)
 
 	// Nothing was committed: the next member of the group reads it all.
-	next := subscribe(t, e.tr, sub)
+	next := mustSubscribe(t, e.tr, sub)
 	again := pollUntil(t, next, len(out), waitTimeout)
 	requireExactlyOnce(t, out, again)
 }
@@ -106,8 +155,8 @@ func testConsumerClose(t *testing.T, e *tenv) {
 // idempotent.
 func testTransportClose(t *testing.T, e *tenv) {
 	topic := e.topic()
-	c := subscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
-	out := produce(t, e.tr, transport.Message{Topic: topic, Value: []byte("before-close")})
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
+	out := mustProduce(t, e.tr, transport.Message{Topic: topic, Value: []byte("before-close")})
 	got := pollUntil(t, c, 1, waitTimeout)
 	requireExactlyOnce(t, out, got)
 	tailer, canTail := e.tr.(transport.Tailer)

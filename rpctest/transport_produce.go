@@ -19,7 +19,7 @@ import (
 // milliseconds, a given Time kept, ManualPartition false.
 func testProducePollRoundTrip(t *testing.T, e *tenv) {
 	topic := e.topic()
-	c := subscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
 
 	given := time.Date(2024, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
 	in := []transport.Message{
@@ -30,7 +30,7 @@ func testProducePollRoundTrip(t *testing.T, e *tenv) {
 		{Topic: topic, Key: "key-3", Value: []byte("given time"), Time: given},
 	}
 	before := time.Now()
-	out := produce(t, e.tr, in...)
+	out := mustProduce(t, e.tr, in...)
 	after := time.Now()
 
 	for i, m := range out {
@@ -96,7 +96,7 @@ func testProduceOffsetsIncrease(t *testing.T, e *tenv) {
 	}
 	var out []transport.Message
 	for _, batch := range [][]transport.Message{in[:15], in[15:16], in[16:30], in[30:31], in[31:]} {
-		out = append(out, produce(t, e.tr, batch...)...)
+		out = append(out, mustProduce(t, e.tr, batch...)...)
 	}
 	last := make(map[int32]int64)
 	for i, m := range out {
@@ -142,7 +142,7 @@ func testProduceInvalidAllOrNothing(t *testing.T, e *tenv) {
 	}
 	t.Run("LastPartitionIsValid", func(t *testing.T) {
 		topic := e.topic()
-		out := produce(t, e.tr, transport.Message{Topic: topic, Partition: int32(e.parts - 1), ManualPartition: true, Value: []byte("last")})
+		out := mustProduce(t, e.tr, transport.Message{Topic: topic, Partition: int32(e.parts - 1), ManualPartition: true, Value: []byte("last")})
 		require.Equal(t, int32(e.parts-1), out[0].Partition, "Features.Partitions = %d must match the transport", e.parts)
 	})
 }
@@ -183,7 +183,7 @@ func testProduceTooLarge(t *testing.T, e *tenv) {
 		for i := range big {
 			big[i] = 'a' + byte(i%26)
 		}
-		produce(t, e.tr, transport.Message{Topic: topic, Value: big})
+		mustProduce(t, e.tr, transport.Message{Topic: topic, Value: big})
 		requireTopicHolds(t, e, topic, big)
 	})
 }
@@ -197,14 +197,14 @@ func testKeyStablePartition(t *testing.T, e *tenv) {
 	for i := range n {
 		batch = append(batch, transport.Message{Topic: topic, Key: fmt.Sprintf("key-%d", i), Value: []byte("batch")})
 	}
-	first := produce(t, e.tr, batch...)
+	first := mustProduce(t, e.tr, batch...)
 	partitionOf := make(map[string]int32, n)
 	for _, m := range first {
 		partitionOf[m.Key] = m.Partition
 	}
 	for i := n - 1; i >= 0; i-- {
 		k := fmt.Sprintf("key-%d", i)
-		m := produce(t, e.tr, transport.Message{Topic: topic, Key: k, Value: []byte("alone")})[0]
+		m := mustProduce(t, e.tr, transport.Message{Topic: topic, Key: k, Value: []byte("alone")})[0]
 		require.Equal(t, partitionOf[k], m.Partition, "key %q went to partition %d in a batch, %d alone", k, partitionOf[k], m.Partition)
 	}
 	require.GreaterOrEqual(t, len(partitionsOf(first)), 2, "%d distinct keys all went to one of %d partitions", n, e.parts)
@@ -215,7 +215,7 @@ func testKeylessSpread(t *testing.T, e *tenv) {
 	topic := e.topic()
 	var out []transport.Message
 	for i := range 50 {
-		out = append(out, produce(t, e.tr, transport.Message{Topic: topic, Value: fmt.Appendf(nil, "v%d", i)})...)
+		out = append(out, mustProduce(t, e.tr, transport.Message{Topic: topic, Value: fmt.Appendf(nil, "v%d", i)})...)
 	}
 	require.GreaterOrEqual(t, len(partitionsOf(out)), 2, "50 keyless records, each produced alone, all went to one of %d partitions", e.parts)
 }
@@ -223,13 +223,13 @@ func testKeylessSpread(t *testing.T, e *tenv) {
 // ManualPartition places a record on the partition given, whatever its key.
 func testManualPartition(t *testing.T, e *tenv) {
 	topic := e.topic()
-	c := subscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
+	c := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
 	var in []transport.Message
 	for p := range e.parts {
 		in = append(in, transport.Message{Topic: topic, Partition: int32(p), ManualPartition: true,
 			Key: "one-key", Value: fmt.Appendf(nil, "to-p%d", p)})
 	}
-	out := produce(t, e.tr, in...)
+	out := mustProduce(t, e.tr, in...)
 	for i, m := range out {
 		require.Equal(t, in[i].Partition, m.Partition, "Produce of a record with ManualPartition")
 		require.False(t, m.ManualPartition, "ManualPartition must be false on returned messages")

@@ -21,7 +21,7 @@ func testTail(t *testing.T, e *tenv) {
 		t.Skipf("%T does not implement transport.Tailer", e.tr)
 	}
 	t1, t2 := e.topic(), e.topic() // t2 is first used by Tail
-	produce(t, e.tr, e.onePerPartition(t1, "before")...)
+	mustProduce(t, e.tr, e.onePerPartition(t1, "before")...)
 
 	tail := func(topics ...string) transport.Consumer {
 		t.Helper()
@@ -36,8 +36,8 @@ func testTail(t *testing.T, e *tenv) {
 	x := tail(t1, t2)
 	y := tail(t1)
 	// No wait here: once Tail has returned, positions are fixed.
-	after1 := produce(t, e.tr, e.onePerPartition(t1, "after")...)
-	after2 := produce(t, e.tr, e.onePerPartition(t2, "after")...)
+	after1 := mustProduce(t, e.tr, e.onePerPartition(t1, "after")...)
+	after2 := mustProduce(t, e.tr, e.onePerPartition(t2, "after")...)
 
 	gotX := pollUntil(t, x, len(after1)+len(after2), waitTimeout)
 	requireExactlyOnce(t, append(slices.Clone(after1), after2...), gotX)
@@ -45,8 +45,8 @@ func testTail(t *testing.T, e *tenv) {
 	gotY := pollUntil(t, y, len(after1), waitTimeout)
 	requireExactlyOnce(t, after1, gotY)
 
-	commit(t, x, gotX...)
-	commit(t, x)
+	mustCommit(t, x, gotX...)
+	mustCommit(t, x)
 	pollNone(t, x)
 	pollNone(t, y)
 

@@ -25,6 +25,14 @@ func (m mutant) Produce(ctx context.Context, msgs ...transport.Message) ([]trans
 		switch m.kind {
 		case "ignore-manual":
 			in[i].ManualPartition = false
+		case "random-key":
+			if in[i].Key != "" && !in[i].ManualPartition {
+				in[i].ManualPartition, in[i].Partition = true, int32(time.Now().UnixNano()%3)
+			}
+		case "keyless-p0":
+			if in[i].Key == "" && !in[i].ManualPartition {
+				in[i].ManualPartition, in[i].Partition = true, 0
+			}
 		case "allow-bad-partition":
 			if in[i].Partition < 0 || int(in[i].Partition) >= 3 {
 				in[i].Partition = 0
@@ -56,6 +64,9 @@ func (m mutant) Produce(ctx context.Context, msgs ...transport.Message) ([]trans
 func (m mutant) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
 	if m.kind == "latest-is-earliest" {
 		s.Start = transport.StartEarliest
+	}
+	if m.kind == "no-session" {
+		s.SessionTimeout = 0
 	}
 	if m.kind == "no-validate" && s.Group == "" {
 		s.Group = "x"
@@ -96,6 +107,8 @@ type mcons struct {
 
 func (c *mcons) Poll(ctx context.Context) ([]transport.Message, error) {
 	switch c.kind {
+	case "hang":
+		select {}
 	case "poll-ignores-ctx":
 		return c.Consumer.Poll(context.WithoutCancel(ctx))
 	case "lossy-cancel":
@@ -143,6 +156,19 @@ func (c *mcons) Commit(ctx context.Context, msgs ...transport.Message) error {
 	switch c.kind {
 	case "commit-noop":
 		return nil
+	case "commit-swallow":
+		if err := c.Consumer.Commit(ctx, msgs...); !errors.Is(err, transport.ErrNotAssigned) {
+			return err
+		}
+		return nil
+	case "commit-partial":
+		err := c.Consumer.Commit(ctx, msgs...)
+		if errors.Is(err, transport.ErrNotAssigned) {
+			for _, m := range msgs {
+				_ = c.Consumer.Commit(ctx, m)
+			}
+		}
+		return err
 	case "commit-off-by-one":
 		in := append([]transport.Message(nil), msgs...)
 		for i := range in {

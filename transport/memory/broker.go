@@ -255,12 +255,8 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 			return nil, errBrokerClosed
 		}
 		p.mu.Lock()
-		from := max64(offset, p.base)
-		if n := p.base + int64(len(p.recs)-p.head) - from; n > 0 {
-			n = min(n, int64(max))
-			i := p.head + int(from-p.base)
-			out := make([]transport.Message, n)
-			copy(out, p.recs[i:])
+		if n := p.availableLocked(offset); n > 0 {
+			out, _ := p.readLocked(make([]transport.Message, 0, min(n, int64(max))), offset, max)
 			p.mu.Unlock()
 			return out, nil
 		}
@@ -279,13 +275,6 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 			return nil, errBrokerClosed
 		}
 	}
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // Committed returns the offset group committed for a partition (the next

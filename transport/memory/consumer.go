@@ -105,7 +105,7 @@ func (b *Broker) Tail(ctx context.Context, topics ...string) (transport.Consumer
 	for _, t := range ts {
 		for _, p := range t.parts {
 			p.mu.Lock()
-			pos := p.base + int64(len(p.recs)-p.head)
+			pos := p.base + int64(p.count)
 			p.watchers = append(p.watchers, c.wake)
 			p.mu.Unlock()
 			c.owned = append(c.owned, &owned{p: p, pos: pos, pending: -1})
@@ -177,26 +177,36 @@ func (c *Consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		if err := c.beginPoll(); err != nil {
 			return nil, err
 		}
-		defer c.endPoll()
 	}
+	msgs, waited, err := c.poll(ctx)
+	if c.g != nil {
+		c.endPoll(waited)
+	}
+	return msgs, err
+}
+
+// poll is Poll's loop: collect, or wait and try again. It reports whether
+// it waited.
+func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited bool, err error) {
 	for {
 		if msgs := c.collect(); len(msgs) > 0 {
-			return msgs, nil
+			return msgs, waited, nil
 		}
 		if h := c.b.onBlock; h != nil {
 			h(c)
 		}
+		waited = true
 		select {
 		case <-c.wake:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, true, ctx.Err()
 		case <-c.done:
-			return nil, c.check()
+			return nil, true, c.check()
 		case <-c.b.done:
-			return nil, errBrokerClosed
+			return nil, true, errBrokerClosed
 		}
 		if err := c.check(); err != nil {
-			return nil, err
+			return nil, true, err
 		}
 	}
 }
@@ -226,11 +236,22 @@ func (c *Consumer) beginPoll() error {
 	return nil
 }
 
-func (c *Consumer) endPoll() {
+// endPoll marks the end of a Poll. One that waited was alive until now; one
+// that did not ended about when it began, which beginPoll recorded.
+func (c *Consumer) endPoll(waited bool) {
+	var now time.Time
+	if waited {
+		now = c.b.now()
+	}
 	g := c.g
 	g.mu.Lock()
 	c.polling--
-	c.lastSeen = c.b.now()
+	if waited {
+		c.lastSeen = now
+	}
+	if c.polling == 0 {
+		g.noteExpiryLocked(c)
+	}
 	g.mu.Unlock()
 }
 

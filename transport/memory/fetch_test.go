@@ -173,21 +173,32 @@ func TestRetention(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []int64{6}, offsetsOf(got))
 	})
-	t.Run("long run compacts", func(t *testing.T) {
+	t.Run("long run wraps the ring", func(t *testing.T) {
 		f := newFixture(t, WithRetention(10, 0))
 		for i := range 1000 {
 			f.produce(t, transport.Message{Topic: "r", Value: []byte{byte(i)}})
 		}
 		p := f.lookup("r").parts[0]
 		p.mu.Lock()
-		assert.LessOrEqual(t, len(p.recs), 128, "dead records are compacted away")
+		assert.Len(t, p.recs, 16, "the ring does not grow past the retained records")
 		assert.Equal(t, int64(990), p.base)
-		assert.Equal(t, int64(10), int64(len(p.recs)-p.head))
+		assert.Equal(t, 10, p.count)
+		assert.Greater(t, p.head+p.count, len(p.recs), "the live records wrap around")
 		p.mu.Unlock()
-		got, err := f.Fetch(context.Background(), "r", 0, 995, 0)
+		for from := int64(985); from < 1000; from++ {
+			got, err := f.Fetch(context.Background(), "r", 0, from, 0)
+			require.NoError(t, err)
+			require.Equal(t, seq(max(from, 990), 1000), offsetsOf(got))
+			for _, m := range got {
+				require.Equal(t, []byte{byte(m.Offset)}, m.Value)
+			}
+		}
+		// Batches larger than the ring grow it in order.
+		f.produceTo(t, "r", 0, "big", 40)
+		got, err := f.Fetch(context.Background(), "r", 0, 0, 0)
 		require.NoError(t, err)
-		assert.Equal(t, seq(995, 1000), offsetsOf(got))
-		assert.Equal(t, []byte{byte(995 % 256)}, got[0].Value)
+		assert.Equal(t, []string{"big-30", "big-31", "big-32", "big-33", "big-34", "big-35", "big-36", "big-37", "big-38", "big-39"}, values(got))
+		assert.Equal(t, seq(1030, 1040), offsetsOf(got))
 	})
 	t.Run("readers skip to earliest", func(t *testing.T) {
 		f := newFixture(t, WithRetention(3, 0))

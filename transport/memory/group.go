@@ -27,6 +27,11 @@ type group struct {
 	members map[string]*Consumer // live members by instance
 	gone    map[string]*Consumer // timed-out members by instance
 	parts   map[*partition]*groupPart
+
+	// No member can time out before scanAt (or ever, with scanIdle, until
+	// a member's Poll ends or one joins), so expireLocked can skip the scan.
+	scanAt   time.Time
+	scanIdle bool
 }
 
 // groupPart is a group's state for one partition.
@@ -79,17 +84,35 @@ func (g *group) sortedLocked() []*Consumer {
 // timeout and are not blocked in Poll, and reports whether it dropped any.
 // The caller rebalances.
 func (g *group) expireLocked(now time.Time) bool {
+	if g.scanIdle || !now.After(g.scanAt) {
+		return false
+	}
 	changed := false
+	g.scanIdle = true
 	for inst, c := range g.members {
-		if c.polling == 0 && now.Sub(c.lastSeen) > c.session {
+		switch {
+		case c.polling > 0:
+			// Alive; its Poll's end calls noteExpiryLocked.
+		case now.Sub(c.lastSeen) > c.session:
 			delete(g.members, inst)
 			g.gone[inst] = c
 			c.expired = true
 			g.assignLocked(c, nil)
 			changed = true
+		default:
+			g.noteExpiryLocked(c)
 		}
 	}
 	return changed
+}
+
+// noteExpiryLocked records that c, not polling, times out after
+// c.lastSeen + c.session unless it polls first.
+func (g *group) noteExpiryLocked(c *Consumer) {
+	if e := c.lastSeen.Add(c.session); g.scanIdle || e.Before(g.scanAt) {
+		g.scanAt = e
+		g.scanIdle = false
+	}
 }
 
 // rebalanceLocked range-assigns, per topic, the topic's partitions to the
@@ -244,6 +267,7 @@ func (b *Broker) Join(ctx context.Context, s transport.Subscription) (*Consumer,
 		old.fence()
 	}
 	g.members[c.instance] = c
+	g.noteExpiryLocked(c)
 	g.rebalanceLocked()
 	return c, nil
 }

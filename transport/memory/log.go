@@ -27,10 +27,11 @@ func newTopic(name string, partitions int) *topic {
 
 // partition is one append-only log.
 //
-// recs[head:] holds the retained records; recs[head+i] has offset base+i.
-// Records are stored as complete transport.Messages (Topic, Partition,
-// Offset and Time filled in), so a read is one copy. Their Value and Headers
-// point into buffers the broker allocated at Produce and never changes.
+// The retained records sit in a ring buffer: recs[(head+i)%len(recs)], for
+// i < count, has offset base+i. Records are stored as complete
+// transport.Messages (Topic, Partition, Offset and Time filled in), so a read
+// is a copy. Their Value and Headers point into buffers the broker allocated
+// at Produce and never changes.
 type partition struct {
 	topic *topic
 	index int32
@@ -40,12 +41,13 @@ type partition struct {
 	end atomic.Int64
 
 	mu        sync.Mutex
-	recs      []transport.Message
-	head      int
-	base      int64 // offset of recs[head]; the earliest retained offset
-	bytes     int64 // size of recs[head:] as counted by recordSize
-	lastMilli int64 // Time of the last appended record, in ms
-	unordered bool  // some record's Time is before its predecessor's
+	recs      []transport.Message // ring buffer; grows by doubling, never shrinks
+	head      int                 // index in recs of the record at offset base
+	count     int                 // retained records
+	base      int64               // the earliest retained offset
+	bytes     int64               // size of the retained records, by recordSize
+	lastMilli int64               // Time of the last appended record, in ms
+	unordered bool                // some record's Time is before its predecessor's
 
 	// watchers are signalled (non-blocking, cap 1 channels) after every
 	// append: the wake channels of consumers owning the partition and of
@@ -67,7 +69,10 @@ func recordSize(m *transport.Message) int {
 // offsets, applies retention and wakes the watchers.
 func (p *partition) append(msgs []transport.Message, cfg *config) {
 	p.mu.Lock()
-	off := p.base + int64(len(p.recs)-p.head)
+	if need := p.count + len(msgs); need > len(p.recs) {
+		p.grow(need)
+	}
+	off := p.base + int64(p.count)
 	for i := range msgs {
 		m := &msgs[i]
 		m.Offset = off
@@ -78,7 +83,8 @@ func (p *partition) append(msgs []transport.Message, cfg *config) {
 			p.lastMilli = ms
 		}
 		p.bytes += int64(recordSize(m))
-		p.recs = append(p.recs, *m)
+		p.recs[(p.head+p.count)%len(p.recs)] = *m
+		p.count++
 	}
 	p.trim(cfg)
 	p.end.Store(off)
@@ -88,43 +94,59 @@ func (p *partition) append(msgs []transport.Message, cfg *config) {
 	p.mu.Unlock()
 }
 
+// grow makes the ring hold at least need records. Called with mu held.
+func (p *partition) grow(need int) {
+	n := max(2*len(p.recs), 16)
+	for n < need {
+		n *= 2
+	}
+	recs := make([]transport.Message, n)
+	k := copy(recs, p.recs[p.head:min(p.head+p.count, len(p.recs))])
+	copy(recs[k:], p.recs[:p.count-k])
+	p.recs, p.head = recs, 0
+}
+
 // trim drops the oldest records while the log is over a retention limit,
 // keeping at least the newest record. Called with mu held.
 func (p *partition) trim(cfg *config) {
-	for n := len(p.recs) - p.head; n > 1 && (n > cfg.retentionRecords || p.bytes > cfg.retentionBytes); n-- {
+	for p.count > 1 && (p.count > cfg.retentionRecords || p.bytes > cfg.retentionBytes) {
 		p.bytes -= int64(recordSize(&p.recs[p.head]))
 		p.recs[p.head] = transport.Message{} // release the record's memory
-		p.head++
+		p.head = (p.head + 1) % len(p.recs)
+		p.count--
 		p.base++
-	}
-	// Move the live records down once the dead prefix is the larger half,
-	// so appends do not grow the slice forever: amortised O(1) per record.
-	if p.head >= 64 && p.head*2 >= len(p.recs) {
-		n := copy(p.recs, p.recs[p.head:])
-		clear(p.recs[n:])
-		p.recs = p.recs[:n]
-		p.head = 0
 	}
 }
 
-// read appends up to max records from offset from (clamped to the earliest
-// retained one) to dst and returns dst and the offset after the last record
-// read. Called without mu.
-func (p *partition) read(dst []transport.Message, from int64, max int) ([]transport.Message, int64) {
-	p.mu.Lock()
+// readLocked appends up to max records from offset from (clamped to the
+// earliest retained one) to dst and returns dst and the offset after the
+// last record read. Called with mu held.
+func (p *partition) readLocked(dst []transport.Message, from int64, max int) ([]transport.Message, int64) {
 	if from < p.base {
 		from = p.base
 	}
-	if n := p.base + int64(len(p.recs)-p.head) - from; n > 0 {
-		if n > int64(max) {
-			n = int64(max)
-		}
-		i := p.head + int(from-p.base)
-		dst = append(dst, p.recs[i:i+int(n)]...)
-		from += n
+	n := int(min(p.base+int64(p.count)-from, int64(max)))
+	if n <= 0 {
+		return dst, from
 	}
-	p.mu.Unlock()
-	return dst, from
+	i := (p.head + int(from-p.base)) % len(p.recs)
+	first := min(n, len(p.recs)-i)
+	dst = append(dst, p.recs[i:i+first]...)
+	dst = append(dst, p.recs[:n-first]...)
+	return dst, from + int64(n)
+}
+
+// read is readLocked for callers without mu.
+func (p *partition) read(dst []transport.Message, from int64, max int) ([]transport.Message, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readLocked(dst, from, max)
+}
+
+// available returns how many records exist from offset from on, clamped to
+// the earliest retained one. Called with mu held.
+func (p *partition) availableLocked(from int64) int64 {
+	return p.base + int64(p.count) - max(from, p.base)
 }
 
 // offsets returns the earliest retained offset and the next offset to be
@@ -132,7 +154,7 @@ func (p *partition) read(dst []transport.Message, from int64, max int) ([]transp
 func (p *partition) offsets() (earliest, latest int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.base, p.base + int64(len(p.recs)-p.head)
+	return p.base, p.base + int64(p.count)
 }
 
 // offsetForTime returns the earliest offset whose record's Time is at or
@@ -140,18 +162,18 @@ func (p *partition) offsets() (earliest, latest int64) {
 func (p *partition) offsetForTime(t time.Time) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	live := p.recs[p.head:]
+	at := func(i int) *transport.Message { return &p.recs[(p.head+i)%len(p.recs)] }
 	if !p.unordered {
 		// Times never decrease: binary search.
-		i := sort.Search(len(live), func(i int) bool { return !live[i].Time.Before(t) })
+		i := sort.Search(p.count, func(i int) bool { return !at(i).Time.Before(t) })
 		return p.base + int64(i)
 	}
-	for i := range live {
-		if !live[i].Time.Before(t) {
+	for i := range p.count {
+		if !at(i).Time.Before(t) {
 			return p.base + int64(i)
 		}
 	}
-	return p.base + int64(len(live))
+	return p.base + int64(p.count)
 }
 
 // watch adds w to the channels signalled on append.

@@ -96,7 +96,7 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 		hbuf = make([]transport.Header, nHeaders)
 	}
 	if needNow {
-		now = b.now().Truncate(time.Millisecond)
+		now = truncMilli(b.now())
 	}
 	out := make([]transport.Message, len(msgs))
 	for i := range msgs {
@@ -120,7 +120,7 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 		if m.Time.IsZero() {
 			o.Time = now
 		} else {
-			o.Time = m.Time.Truncate(time.Millisecond)
+			o.Time = truncMilli(m.Time)
 		}
 	}
 
@@ -135,4 +135,11 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 		i = j
 	}
 	return out, nil
+}
+
+// truncMilli truncates t to the millisecond, as Kafka's timestamps are, and
+// drops its monotonic clock reading. It is time.Time.Truncate(time.Millisecond)
+// without the general division.
+func truncMilli(t time.Time) time.Time {
+	return t.Add(-time.Duration(t.Nanosecond() % int(time.Millisecond))).Round(0)
 }

@@ -26,15 +26,17 @@ type consumer struct {
 	commitPath  string
 	deletePath  string
 
-	ctx    context.Context // ends at Close or when fenced; in-flight polls use it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // in-flight poll goroutine
+	reqCtx    context.Context // of in-flight consume requests; ends last at Close
+	reqCancel context.CancelFunc
+	wg        sync.WaitGroup // in-flight consume goroutine
+	stopped   chan struct{}  // closed at Close or fence: wakes blocked Polls
 
 	mu       sync.Mutex
 	buf      []transport.Message
 	inflight *pollCall
 	closed   bool
 	fenced   bool
+	stopOnce sync.Once
 
 	closeOnce sync.Once
 	closeErr  error
@@ -108,24 +110,29 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 	if s.SessionTimeout > 0 {
 		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
 	}
-	c.ctx, c.cancel = context.WithCancel(t.ctx)
+	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	c.stopped = make(chan struct{})
 
 	// Register first, so a concurrent Close deletes this instance too.
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		c.cancel()
+		c.reqCancel()
 		return nil, errClosed("subscribe")
 	}
 	old := t.members[c.key]
 	t.members[c.key] = c
 	t.mu.Unlock()
-	if old != nil {
-		old.fence()
-	}
 
 	if explicit {
-		if err := c.deleteInstance(ctx); err != nil {
+		var err error
+		if old != nil {
+			old.fence()
+			err = old.deleteAndSettle(ctx)
+		} else {
+			err = c.deleteInstance(ctx)
+		}
+		if err != nil {
 			c.abandon(false)
 			return nil, fmt.Errorf("upstash: subscribe %s/%s: removing the previous instance: %w", s.Group, s.Instance, err)
 		}
@@ -247,7 +254,7 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 			return call.msgs, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-c.ctx.Done():
+		case <-c.stopped:
 			// Closed or fenced: the loop reports which.
 		}
 	}
@@ -283,7 +290,7 @@ func (c *consumer) startPoll(wait time.Duration) *pollCall {
 	call := &pollCall{done: make(chan struct{})}
 	c.wg.Go(func() {
 		defer close(call.done)
-		msgs, err := c.consume(c.ctx, wait)
+		msgs, err := c.consume(c.reqCtx, wait)
 		if msgs == nil && err == nil {
 			msgs = []transport.Message{}
 		}
@@ -344,34 +351,95 @@ func commitOffsets(msgs []transport.Message) ([]wireTopicPartitionOffset, error)
 	return out, nil
 }
 
-// Close leaves the group: it stops an in-flight poll and deletes the
-// instance on the server (POST /delete-consumer, best effort, bounded by
-// [WithCloseTimeout]), which hands its partitions to the other members from
-// the committed offsets. A consumer replaced by a later Subscribe deletes
-// nothing, as the instance now belongs to its successor. Close returns the
-// deletion's error, if any (an instance the server no longer knows is not an
-// error); it is idempotent, and later calls return the same result.
+// Close leaves the group: it deletes the instance on the server (POST
+// /delete-consumer, best effort, bounded by [WithCloseTimeout]), which hands
+// its partitions to the other members from the committed offsets, and wakes
+// a blocked Poll with transport.ErrClosed. A consumer replaced by a later
+// Subscribe deletes nothing, as the instance now belongs to its successor.
+// Close returns the deletion's error, if any (an instance the server no
+// longer knows is not an error); it is idempotent, and later calls return
+// the same result.
 func (c *consumer) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
 		fenced := c.fenced
 		c.mu.Unlock()
-		c.cancel()
-		c.wg.Wait()
-		c.t.forget(c)
+		c.stop()
+		defer c.t.forget(c)
 		if fenced {
+			c.stopRequests()
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.closeTimeout)
 		defer cancel()
-		if err := c.deleteInstance(ctx); err != nil {
+		if err := c.deleteAndSettle(ctx); err != nil {
 			c.t.log.Warn("upstash: deleting consumer instance failed",
 				"group", c.key.group, "instance", c.key.instance, "error", err)
 			c.closeErr = fmt.Errorf("upstash: close %s/%s: %w", c.key.group, c.key.instance, err)
 		}
 	})
 	return c.closeErr
+}
+
+// stop wakes blocked Polls; they report closed or fenced.
+func (c *consumer) stop() { c.stopOnce.Do(func() { close(c.stopped) }) }
+
+// stopRequests ends the in-flight consume request, if any, and waits for it.
+func (c *consumer) stopRequests() {
+	c.reqCancel()
+	c.wg.Wait()
+}
+
+// settleWait bounds how long deleteAndSettle waits for an in-flight consume
+// to answer after the instance was deleted.
+const settleWait = 200 * time.Millisecond
+
+// deleteAndSettle deletes c's instance on the server and ends c's in-flight
+// consume request without leaving a stray instance behind.
+//
+// Cancelling a request in the client does not unsend it: a consume already
+// on its way may reach the server after the deletion and, as every consume
+// does, create the instance again, which then holds partitions of the group
+// until the server expires it. So the deletion comes first; a consume the
+// server was serving then fails at once with 404, and one that arrived later
+// has re-created the instance, which a second deletion removes.
+func (c *consumer) deleteAndSettle(ctx context.Context) error {
+	c.mu.Lock()
+	call := c.inflight
+	c.mu.Unlock()
+	pending := call != nil && !isDone(call.done)
+	err := c.deleteInstance(ctx)
+	if !pending {
+		c.stopRequests()
+		return err
+	}
+	recreated := true
+	timer := time.NewTimer(settleWait)
+	select {
+	case <-call.done:
+		var he *Error
+		recreated = !(errors.As(call.err, &he) && he.Status == http.StatusNotFound)
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	timer.Stop()
+	c.stopRequests()
+	if recreated {
+		if err2 := c.deleteInstance(ctx); err == nil {
+			err = err2
+		}
+	}
+	return err
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // deleteInstance removes the instance on the server; an unknown one is fine.
@@ -385,14 +453,13 @@ func (c *consumer) deleteInstance(ctx context.Context) error {
 }
 
 // fence marks c as replaced by a newer Subscribe with the same instance and
-// waits for its in-flight consume to end, so that request cannot reach the
-// server after the successor's.
+// wakes its blocked Polls, which return transport.ErrFenced. Its in-flight
+// consume is left to the successor's deleteAndSettle.
 func (c *consumer) fence() {
 	c.mu.Lock()
 	c.fenced = true
 	c.mu.Unlock()
-	c.cancel()
-	c.wg.Wait()
+	c.stop()
 }
 
 // abandon undoes a failed Subscribe: with deleteRemote, best-effort removal
@@ -401,7 +468,8 @@ func (c *consumer) abandon(deleteRemote bool) {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	c.cancel()
+	c.stop()
+	c.stopRequests()
 	c.t.forget(c)
 	if !deleteRemote {
 		return

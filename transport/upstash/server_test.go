@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -35,12 +36,27 @@ type serverConfig struct {
 	server []restserver.Option
 }
 
+var debugLog = func() io.Writer {
+	if os.Getenv("UPSTASH_DEBUG_LOG") == "" {
+		return nil
+	}
+	f, err := os.Create(os.Getenv("UPSTASH_DEBUG_LOG"))
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
 // startServer starts a REST server on 127.0.0.1 and stops it when tb ends
 // (after the transports made later, as cleanups run last-in first-out).
 func startServer(tb testing.TB, cfg serverConfig) *restServer {
 	tb.Helper()
 	b := memory.New(cfg.broker...)
-	opts := append([]restserver.Option{restserver.WithLogger(slog.New(slog.DiscardHandler))}, cfg.server...)
+	lg := slog.New(slog.DiscardHandler)
+	if debugLog != nil {
+		lg = slog.New(slog.NewTextHandler(debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	opts := append([]restserver.Option{restserver.WithLogger(lg)}, cfg.server...)
 	s, err := restserver.New(restserver.NewMemoryBackend(b), opts...)
 	require.NoError(tb, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

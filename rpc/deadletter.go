@@ -1,0 +1,101 @@
+package rpc
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Headers a Server adds to a dead-lettered record, next to its own.
+const (
+	HeaderDLQReason    = "dlq-reason"
+	HeaderDLQError     = "dlq-error"
+	HeaderDLQCode      = "dlq-error-code"
+	HeaderDLQTopic     = "dlq-topic"
+	HeaderDLQPartition = "dlq-partition"
+	HeaderDLQOffset    = "dlq-offset"
+	HeaderDLQTime      = "dlq-time"
+)
+
+// DeadLetterSuffix is appended to a topic's name to name its dead-letter
+// topic: records of "reports" that cannot be served go to "reports.dlq".
+const DeadLetterSuffix = ".dlq"
+
+// Reasons in the dlq-reason header.
+const (
+	reasonOversize         = "oversize"
+	reasonBadEnvelope      = "bad_envelope"
+	reasonNotARequest      = "not_a_request"
+	reasonUndecodable      = "undecodable"
+	reasonUnknownRoute     = "unknown_route"
+	reasonRetriesExhausted = "retries_exhausted"
+)
+
+// errUndecodable marks a payload that does not decode into the handler's
+// type: the record is poison, not a handler failure.
+var errUndecodable = errors.New("rpc: undecodable payload")
+
+// Retryable marks err as transient: the Server runs the handler again with
+// backoff (WithRetry), and after the last attempt dead-letters the request
+// and replies with err's code. Retryable(nil) is nil.
+func Retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryableError{err}
+}
+
+type retryableError struct{ err error }
+
+func (e *retryableError) Error() string { return e.err.Error() }
+func (e *retryableError) Unwrap() error { return e.err }
+
+func isRetryable(err error) bool {
+	var re *retryableError
+	return errors.As(err, &re)
+}
+
+// poison handles a record that cannot be served: it goes to
+// "<topic>.dlq" with headers giving the reason and its origin, the caller (if
+// there is a reply-to) gets e as an error reply, the request is marked
+// handled for dedup, and one log line says what happened. All records are
+// written by one produce. It reports whether that succeeded (or failed for
+// good, so as not to stall the partition) and the dedup entry.
+func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e *Error) (bool, *handledEntry) {
+	s := r.s
+	r.s.deadLettered.Add(1)
+	dlq := transport.Message{
+		Topic:   m.Topic + DeadLetterSuffix,
+		Key:     m.Key,
+		Value:   m.Value,
+		Headers: make([]transport.Header, 0, len(m.Headers)+7),
+	}
+	dlq.Headers = append(dlq.Headers, m.Headers...)
+	dlq.Headers = append(dlq.Headers,
+		transport.Header{Key: HeaderDLQReason, Value: reason},
+		transport.Header{Key: HeaderDLQCode, Value: e.Code.String()},
+		transport.Header{Key: HeaderDLQError, Value: e.Message},
+		transport.Header{Key: HeaderDLQTopic, Value: m.Topic},
+		transport.Header{Key: HeaderDLQPartition, Value: strconv.Itoa(int(m.Partition))},
+		transport.Header{Key: HeaderDLQOffset, Value: strconv.FormatInt(m.Offset, 10)},
+		transport.Header{Key: HeaderDLQTime, Value: strconv.FormatInt(time.Now().UnixMilli(), 10)},
+	)
+	msgs := []transport.Message{dlq}
+	var entry *handledEntry
+	if !env.legacy && env.id != "" {
+		entry = &handledEntry{id: env.id, at: time.Now()}
+		if env.kind == KindRequest && env.replyTo != "" {
+			reply := s.replyMessage(env, KindReply, nil, e)
+			entry.reply = &reply
+			msgs = append(msgs, reply)
+		}
+		if r.dedup != nil && s.cfg.dedupTopic != "" {
+			msgs = append(msgs, markerFor(s.cfg.dedupTopic, env.id, entry.reply))
+		}
+	}
+	s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
+		"offset", m.Offset, "id", env.id, "dlq", dlq.Topic, "replied", entry != nil && entry.reply != nil, "err", e.Message)
+	return r.produce("dead letter", env.id, msgs...), entry
+}
