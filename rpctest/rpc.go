@@ -61,6 +61,16 @@ func TestRPC(t *testing.T, newTransports NewTransports) {
 		{"ManyCallersNoMisroute", rpcManyCallers},
 		{"ClientClose", rpcClientClose},
 		{"ServeDrains", rpcServeDrains},
+		{"DedupRedelivered", rpcDedup},
+		{"DedupSurvivesRestart", rpcDedupRestart},
+		{"PoisonBadEnvelope", rpcPoisonEnvelope},
+		{"PoisonUndecodable", rpcPoisonUndecodable},
+		{"PoisonUnknownRoute", rpcPoisonUnknownRoute},
+		{"PoisonOversize", rpcPoisonOversize},
+		{"RetryableThenSuccess", rpcRetryable},
+		{"RetriesExhausted", rpcRetriesExhausted},
+		{"KeyOrdering", rpcKeyOrdering},
+		{"NoticeDedup", rpcNoticeDedup},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -835,4 +845,295 @@ func pollN(t *testing.T, c transport.Consumer, n int, d time.Duration) []transpo
 		out = append(out, msgs...)
 	}
 	return out
+}
+
+// rawRequest is a request record as a Client writes it, for cases that
+// must control the id or corrupt the envelope.
+func rawRequest(topic, id, replyTo string, payload string, extra ...transport.Header) transport.Message {
+	h := []transport.Header{
+		{Key: rpc.HeaderVersion, Value: rpc.ProtocolVersion}, {Key: rpc.HeaderID, Value: id},
+		{Key: rpc.HeaderKind, Value: string(rpc.KindRequest)}, {Key: rpc.HeaderFrom, Value: "raw"},
+	}
+	if replyTo != "" {
+		h = append(h, transport.Header{Key: rpc.HeaderReplyTo, Value: replyTo})
+	}
+	return transport.Message{Topic: topic, Key: id, Value: []byte(payload), Headers: append(h, extra...)}
+}
+
+// replyReader tails (or subscribes to) topic and returns a function that
+// waits for the next n records.
+func (e *rpcEnv) reader(tr transport.Transport, topic string) func(n int) []transport.Message {
+	e.t.Helper()
+	var c transport.Consumer
+	var err error
+	if tl, ok := tr.(transport.Tailer); ok {
+		c, err = tl.Tail(ctxT(e.t, 10*time.Second), topic)
+	} else {
+		c, err = tr.Subscribe(ctxT(e.t, 10*time.Second), transport.Subscription{Group: topic + "-" + uuid.NewString(), Topics: []string{topic}})
+	}
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = c.Close() })
+	return func(n int) []transport.Message { return pollN(e.t, c, n, 10*time.Second) }
+}
+
+func header(m transport.Message, k string) string {
+	v, _ := m.Header(k)
+	return v
+}
+
+func rpcDedup(t *testing.T, e *rpcEnv) {
+	trs := e.newTransports(t, 2)
+	topic, replies := e.topic("dedup"), e.topic("dedup-replies")
+	var runs sync.Map // id → *atomic.Int64
+	hold := make(chan struct{})
+	s := e.server(trs[1], "srv")
+	s.HandleFunc(topic, func(ctx context.Context, r *rpc.Request) (any, error) {
+		if string(r.Payload) == `"hold"` {
+			<-hold
+		}
+		n, _ := runs.LoadOrStore(r.ID, new(atomic.Int64))
+		return n.(*atomic.Int64).Add(1), nil
+	})
+	e.serve(s)
+	next := e.reader(trs[0], replies)
+	runsOf := func(id string) int64 {
+		n, ok := runs.Load(id)
+		if !ok {
+			return 0
+		}
+		return n.(*atomic.Int64).Load()
+	}
+
+	// Handled, then delivered twice more (a producer retry after a lost
+	// response, a redelivery): not run again, answered each time with the
+	// stored reply.
+	id := uuid.NewString()
+	_, err := trs[0].Produce(ctxT(t, 5*time.Second), rawRequest(topic, id, replies, `{}`))
+	require.NoError(t, err)
+	first := next(1)[0]
+	assert.Equal(t, "1", string(first.Value))
+	_, err = trs[0].Produce(ctxT(t, 5*time.Second), rawRequest(topic, id, replies, `{}`), rawRequest(topic, id, replies, `{}`))
+	require.NoError(t, err)
+	for _, m := range next(2) {
+		assert.Equal(t, id, header(m, rpc.HeaderCorrelationID))
+		assert.Equal(t, "1", string(m.Value), "the stored reply is sent again")
+	}
+	assert.Equal(t, int64(1), runsOf(id), "handler ran once")
+	assert.Equal(t, int64(2), s.Stats().Duplicates)
+
+	// A copy arriving while the first is still running is dropped: the
+	// first one replies.
+	busy := uuid.NewString()
+	_, err = trs[0].Produce(ctxT(t, 5*time.Second), rawRequest(topic, busy, replies, `"hold"`), rawRequest(topic, busy, replies, `"hold"`))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.Stats().Duplicates == 3 }, 10*time.Second, 2*time.Millisecond)
+	close(hold)
+	m := next(1)[0]
+	assert.Equal(t, busy, header(m, rpc.HeaderCorrelationID))
+	assert.Equal(t, int64(1), runsOf(busy))
+}
+
+func rpcDedupRestart(t *testing.T, e *rpcEnv) {
+	trs := e.newTransports(t, 2)
+	topic, replies := e.topic("dedup2"), e.topic("dedup2-replies")
+	var runs atomic.Int64
+	handler := func(ctx context.Context, r *rpc.Request) (any, error) { return runs.Add(1), nil }
+	// First server handles the request and stops.
+	s1 := e.server(trs[1], "srv", rpc.WithGroup(e.prefix+"-grp"))
+	s1.HandleFunc(topic, handler)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s1.Serve(ctx) }()
+	next := e.reader(trs[0], replies)
+	id := uuid.NewString()
+	_, err := trs[0].Produce(ctxT(t, 5*time.Second), rawRequest(topic, id, replies, `{}`))
+	require.NoError(t, err)
+	next(1)
+	cancel()
+	require.NoError(t, <-done)
+	// A new server of the same group (a fresh process: its own window) gets
+	// the same request again: the dedup topic tells it the request was
+	// handled.
+	s2 := e.server(trs[1], "srv", rpc.WithGroup(e.prefix+"-grp"))
+	s2.HandleFunc(topic, handler)
+	e.serve(s2)
+	_, err = trs[0].Produce(ctxT(t, 5*time.Second), rawRequest(topic, id, replies, `{}`))
+	require.NoError(t, err)
+	m := next(1)[0]
+	assert.Equal(t, "1", string(m.Value))
+	assert.Equal(t, int64(1), runs.Load(), "not run again after a restart")
+	assert.Equal(t, int64(1), s2.Stats().Duplicates)
+}
+
+// poisonCase checks the common outcome of poison input: a dead-letter
+// record with the reason and origin, an error reply, and the server going on.
+func poisonCase(t *testing.T, e *rpcEnv, name string, opts []rpc.ServerOption, register func(s *rpc.Server, topic string), bad transport.Message, reason string, code rpc.Code) {
+	trs := e.newTransports(t, 2)
+	topic, replies := e.topic(name), e.topic(name+"-replies")
+	s := e.server(trs[1], "srv", opts...)
+	register(s, topic)
+	e.serve(s)
+	nextReply := e.reader(trs[0], replies)
+	nextDLQ := e.reader(trs[0], topic+rpc.DeadLetterSuffix)
+	bad.Topic = topic
+	for i, h := range bad.Headers {
+		if h.Key == rpc.HeaderReplyTo {
+			bad.Headers[i].Value = replies
+		}
+	}
+	out, err := trs[0].Produce(ctxT(t, 5*time.Second), bad)
+	require.NoError(t, err)
+	d := nextDLQ(1)[0]
+	assert.Equal(t, reason, header(d, rpc.HeaderDLQReason))
+	assert.Equal(t, code.String(), header(d, rpc.HeaderDLQCode))
+	assert.NotEmpty(t, header(d, rpc.HeaderDLQError))
+	assert.Equal(t, topic, header(d, rpc.HeaderDLQTopic))
+	assert.Equal(t, fmt.Sprint(out[0].Partition), header(d, rpc.HeaderDLQPartition))
+	assert.Equal(t, fmt.Sprint(out[0].Offset), header(d, rpc.HeaderDLQOffset))
+	assert.Equal(t, string(bad.Value), string(d.Value), "the original value is kept")
+	if _, hasReplyTo := bad.Header(rpc.HeaderReplyTo); hasReplyTo {
+		r := nextReply(1)[0]
+		assert.Equal(t, code.String(), header(r, rpc.HeaderErrorCode))
+	}
+	assert.Equal(t, int64(1), s.Stats().DeadLettered)
+	// The partition is not stalled: the next request is served.
+	c := e.client(trs[0], "cli")
+	_, err = c.Call(ctxT(t, 10*time.Second), topic, echoReq{Text: "next"}, rpc.WithKey(bad.Key))
+	if code == rpc.CodeUnimplemented {
+		assert.Equal(t, rpc.CodeUnimplemented, rpc.CodeOf(err))
+	} else {
+		require.NoError(t, err)
+	}
+}
+
+func echoRoute(s *rpc.Server, topic string) {
+	rpc.Handle(s, topic, func(ctx context.Context, in echoReq) (echoReq, error) { return in, nil })
+}
+
+func rpcPoisonEnvelope(t *testing.T, e *rpcEnv) {
+	bad := rawRequest("", uuid.NewString(), "reply-placeholder", `{}`, transport.Header{Key: rpc.HeaderTimeoutMs, Value: "soon"})
+	poisonCase(t, e, "env", nil, echoRoute, bad, "bad_envelope", rpc.CodeInvalidArgument)
+}
+
+func rpcPoisonUndecodable(t *testing.T, e *rpcEnv) {
+	bad := rawRequest("", uuid.NewString(), "reply-placeholder", `["not","an","object"]`)
+	poisonCase(t, e, "undecodable", nil, echoRoute, bad, "undecodable", rpc.CodeInvalidArgument)
+}
+
+func rpcPoisonUnknownRoute(t *testing.T, e *rpcEnv) {
+	bad := rawRequest("", uuid.NewString(), "reply-placeholder", `{}`, transport.Header{Key: rpc.HeaderMethod, Value: "nope"})
+	poisonCase(t, e, "route", nil, func(s *rpc.Server, topic string) {
+		s.HandleFunc(topic+"/yes", func(context.Context, *rpc.Request) (any, error) { return nil, nil })
+	}, bad, "unknown_route", rpc.CodeUnimplemented)
+}
+
+func rpcPoisonOversize(t *testing.T, e *rpcEnv) {
+	bad := rawRequest("", uuid.NewString(), "reply-placeholder", `{"text":"`+strings.Repeat("x", 300)+`"}`)
+	poisonCase(t, e, "oversize", []rpc.ServerOption{rpc.WithMaxPayload(256)}, echoRoute, bad, "oversize", rpc.CodeResourceExhausted)
+}
+
+func rpcRetryable(t *testing.T, e *rpcEnv) {
+	trs := e.newTransports(t, 2)
+	topic := e.topic("retry")
+	var attempts atomic.Int64
+	s := e.server(trs[1], "srv", rpc.WithRetry(4, 5*time.Millisecond))
+	rpc.Handle(s, topic, func(ctx context.Context, _ int) (int64, error) {
+		n := attempts.Add(1)
+		if n < 3 {
+			return 0, rpc.Retryable(rpc.Errorf(rpc.CodeUnavailable, "database busy"))
+		}
+		return n, nil
+	})
+	e.serve(s)
+	c := e.client(trs[0], "cli")
+	out, err := rpc.Call[int64](ctxT(t, 10*time.Second), c, topic, 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), out, "succeeded on the third attempt")
+	assert.Zero(t, s.Stats().DeadLettered)
+}
+
+func rpcRetriesExhausted(t *testing.T, e *rpcEnv) {
+	trs := e.newTransports(t, 2)
+	topic := e.topic("exhaust")
+	var attempts atomic.Int64
+	s := e.server(trs[1], "srv", rpc.WithRetry(3, 5*time.Millisecond))
+	rpc.Handle(s, topic, func(ctx context.Context, _ int) (int, error) {
+		attempts.Add(1)
+		return 0, rpc.Retryable(rpc.Errorf(rpc.CodeUnavailable, "database down"))
+	})
+	e.serve(s)
+	nextDLQ := e.reader(trs[0], topic+rpc.DeadLetterSuffix)
+	c := e.client(trs[0], "cli")
+	_, err := c.Call(ctxT(t, 10*time.Second), topic, 1)
+	require.Error(t, err)
+	assert.Equal(t, rpc.CodeUnavailable, rpc.CodeOf(err))
+	assert.Contains(t, err.Error(), "database down")
+	assert.Equal(t, int64(3), attempts.Load())
+	d := nextDLQ(1)[0]
+	assert.Equal(t, "retries_exhausted", header(d, rpc.HeaderDLQReason))
+}
+
+func rpcKeyOrdering(t *testing.T, e *rpcEnv) {
+	trs := e.newTransports(t, 2)
+	topic := e.topic("ordered")
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	var total atomic.Int64
+	s := e.server(trs[1], "srv", rpc.WithKeyOrdering(), rpc.WithConcurrency(4))
+	rpc.Handle(s, topic, func(ctx context.Context, in echoReq) (int, error) {
+		mu.Lock()
+		seen[in.Text] = append(seen[in.Text], in.N)
+		mu.Unlock()
+		total.Add(1)
+		return 0, nil
+	})
+	c := e.client(trs[0], "cli")
+	const perKey = 50
+	keys := []string{"a", "b", "c", "d", "e"}
+	// Written before the server starts, so it reads them in big batches.
+	for i := range perKey {
+		for _, k := range keys {
+			require.NoError(t, c.Notify(ctxT(t, 5*time.Second), topic, echoReq{Text: k, N: i}, rpc.WithKey(k)))
+		}
+	}
+	e.serve(s)
+	require.Eventually(t, func() bool { return total.Load() == int64(perKey*len(keys)) }, 10*time.Second, 5*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range keys {
+		want := make([]int, perKey)
+		for i := range want {
+			want[i] = i
+		}
+		assert.Equal(t, want, seen[k], "key %s handled in order", k)
+	}
+}
+
+func rpcNoticeDedup(t *testing.T, e *rpcEnv) {
+	trs := e.newTransports(t, 1)
+	c := e.client(trs[0], "cli")
+	notices := make(chan string, 8)
+	require.NoError(t, c.OnReply(func(ctx context.Context, r *rpc.Reply) error {
+		notices <- r.CorrelationID
+		return nil
+	}))
+	// Two completion notices for one request (a server that crashed after
+	// replying and before committing answers it again): delivered once.
+	id := uuid.NewString()
+	notice := func() transport.Message {
+		return transport.Message{Topic: e.prefix + "-cli.notices", Key: id, Value: []byte(`"done"`), Headers: []transport.Header{
+			{Key: rpc.HeaderVersion, Value: "1"}, {Key: rpc.HeaderID, Value: uuid.NewString()},
+			{Key: rpc.HeaderKind, Value: "reply"}, {Key: rpc.HeaderCorrelationID, Value: id},
+		}}
+	}
+	_, err := trs[0].Produce(ctxT(t, 5*time.Second), notice(), notice())
+	require.NoError(t, err)
+	select {
+	case got := <-notices:
+		assert.Equal(t, id, got)
+	case <-time.After(10 * time.Second):
+		t.Fatal("notice not delivered")
+	}
+	require.Eventually(t, func() bool { return c.Stats().DuplicateNotices == 1 }, 10*time.Second, 5*time.Millisecond)
+	assert.Empty(t, notices)
 }
