@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -197,25 +198,38 @@ func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupRea
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
 	}
-	sentinel := uuid.NewString()
-	if _, err := s.t.Produce(ctx, transport.Message{
-		Topic: topic, Partition: dedupPartition, ManualPartition: true,
-		Headers: []transport.Header{{Key: headerDedupSentinel, Value: sentinel}},
-	}); err != nil {
-		cons.Close()
-		return nil, fmt.Errorf("rpc: dedup topic %q: write sentinel: %w", topic, err)
-	}
+	// Write a sentinel and read until it comes back. A transport that loses
+	// records or responses may lose the sentinel: write a new one every
+	// second until one is read back or the catch-up deadline passes.
 	catchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	var sentinels []string
+	var lastSent time.Time
 	for found := false; !found; {
-		msgs, err := cons.Poll(catchCtx)
-		if err != nil {
+		if time.Since(lastSent) > time.Second {
+			id := uuid.NewString()
+			_, err := s.t.Produce(catchCtx, transport.Message{
+				Topic: topic, Partition: dedupPartition, ManualPartition: true,
+				Headers: []transport.Header{{Key: headerDedupSentinel, Value: id}},
+			})
+			if err == nil {
+				sentinels = append(sentinels, id)
+				lastSent = time.Now()
+			} else if permanentProduceErr(err) || catchCtx.Err() != nil {
+				cons.Close()
+				return nil, fmt.Errorf("rpc: dedup topic %q: write sentinel: %w", topic, err)
+			}
+		}
+		pollCtx, cancelPoll := context.WithTimeout(catchCtx, 250*time.Millisecond)
+		msgs, err := cons.Poll(pollCtx)
+		cancelPoll()
+		if catchCtx.Err() != nil || errors.Is(err, transport.ErrClosed) {
 			cons.Close()
-			return nil, fmt.Errorf("rpc: dedup topic %q: catching up: %w", topic, err)
+			return nil, fmt.Errorf("rpc: dedup topic %q: catching up: %w", topic, errors.Join(err, catchCtx.Err()))
 		}
 		now := time.Now()
 		for i := range msgs {
-			if v, _ := msgs[i].Header(headerDedupSentinel); v == sentinel {
+			if v, ok := msgs[i].Header(headerDedupSentinel); ok && slices.Contains(sentinels, v) {
 				found = true
 			}
 			if e, ok := entryFromMarker(&msgs[i]); ok {

@@ -94,11 +94,21 @@ func TestTrackerWatermark(t *testing.T) {
 	marks := tr.takeDirty()
 	assert.ElementsMatch(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 12}, {Topic: "t", Partition: 1, Offset: 5}}, marks)
 	assert.False(t, tr.complete(msg(0, 99)), "unknown offsets are ignored")
-	// A redelivery from an earlier offset restarts the partition.
+	// Redelivered records at or below the watermark are not tracked.
 	tr.add(msg(0, 11))
-	assert.False(t, tr.complete(msg(0, 14)), "14 belongs to the old bookkeeping")
-	assert.True(t, tr.complete(msg(0, 11)))
-	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 11}}, tr.takeDirty())
+	assert.False(t, tr.complete(msg(0, 11)))
+	assert.Nil(t, tr.takeDirty())
+	assert.True(t, tr.complete(msg(0, 14)))
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 14}}, tr.takeDirty())
+	// Out of order above the watermark: inserted in place, once.
+	tr.add(msg(0, 20))
+	tr.add(msg(0, 16))
+	tr.add(msg(0, 18))
+	tr.add(msg(0, 16))
+	assert.False(t, tr.complete(msg(0, 20)))
+	assert.False(t, tr.complete(msg(0, 18)))
+	assert.True(t, tr.complete(msg(0, 16)))
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 20}}, tr.takeDirty())
 }
 
 func TestRecentIDs(t *testing.T) {

@@ -32,21 +32,22 @@ type clientConfig struct {
 }
 
 type serverConfig struct {
-	name          string
-	group         string
-	instance      string
-	concurrency   int
-	drain         time.Duration
-	logger        *slog.Logger
-	middleware    []Middleware
-	maxPayload    int
-	dedupSize     int
-	dedupAge      time.Duration
-	dedupTopic    string
-	dedupTopicSet bool
-	retries       int
-	retryDelay    time.Duration
-	keyOrdering   bool
+	name           string
+	group          string
+	instance       string
+	concurrency    int
+	drain          time.Duration
+	logger         *slog.Logger
+	middleware     []Middleware
+	maxPayload     int
+	dedupSize      int
+	dedupAge       time.Duration
+	dedupTopic     string
+	dedupTopicSet  bool
+	retries        int
+	retryDelay     time.Duration
+	keyOrdering    bool
+	sessionTimeout time.Duration
 }
 
 const (
@@ -312,4 +313,11 @@ func WithResend(d time.Duration) ClientOption {
 // 10000.
 func WithNoticeDedup(n int) ClientOption {
 	return clientFunc(func(c *clientConfig) { c.noticeDedup = n })
+}
+
+// WithSessionTimeout sets how long the group waits for a server that stopped
+// polling (a crashed process) before handing its partitions to the others.
+// Zero means the transport's default.
+func WithSessionTimeout(d time.Duration) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.sessionTimeout = d })
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -209,10 +210,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	cons, err := s.t.Subscribe(ctx, transport.Subscription{
-		Group:    s.cfg.group,
-		Instance: s.cfg.instance,
-		Topics:   topics,
-		Start:    transport.StartEarliest,
+		Group:          s.cfg.group,
+		Instance:       s.cfg.instance,
+		Topics:         topics,
+		Start:          transport.StartEarliest,
+		SessionTimeout: s.cfg.sessionTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("rpc: Serve: join group %q: %w", s.cfg.group, err)
@@ -703,13 +705,27 @@ func (t *tracker) add(m *transport.Message) {
 		ps = &partState{mark: -1}
 		t.parts[k] = ps
 	}
-	if n := len(ps.offs); n > 0 && m.Offset <= ps.offs[n-1] {
-		// Redelivered from an earlier offset (the partition came back after
-		// a rebalance): start the partition's bookkeeping over.
-		ps.offs, ps.done, ps.head = ps.offs[:0], ps.done[:0], 0
+	if m.Offset <= ps.mark {
+		// Delivered again after it was handled (the partition came back
+		// after a rebalance): dedup answers it, and the watermark stays.
+		return
 	}
-	ps.offs = append(ps.offs, m.Offset)
-	ps.done = append(ps.done, false)
+	n := len(ps.offs)
+	if n == ps.head || m.Offset > ps.offs[n-1] {
+		ps.offs = append(ps.offs, m.Offset)
+		ps.done = append(ps.done, false)
+		return
+	}
+	// Out of order (a redelivery from an earlier offset, or a transport
+	// that reorders): insert in place, once.
+	live := ps.offs[ps.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i] >= m.Offset })
+	if live[i] == m.Offset {
+		return
+	}
+	i += ps.head
+	ps.offs = slices.Insert(ps.offs, i, m.Offset)
+	ps.done = slices.Insert(ps.done, i, false)
 }
 
 // complete marks m done and reports whether a watermark moved.
