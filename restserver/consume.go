@@ -247,6 +247,13 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	if in.cfg.reset == "earliest" {
 		sub.Start = transport.StartEarliest
 	}
+	if in.cfg.reset == "none" {
+		// Refuse before joining when the group has no committed offset on
+		// the topics at all: joining would fix the group's start positions.
+		if err := s.requireSomeCommitted(ctx, in.key.group, topics); err != nil {
+			return nil, err
+		}
+	}
 	m, err := s.backend.Join(ctx, sub)
 	if err != nil {
 		return nil, err
@@ -272,6 +279,32 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	}
 	s.log.Debug("kafka-rest: consumer instance joined", "group", in.key.group, "instance", in.key.name, "topics", topics)
 	return m, nil
+}
+
+// requireSomeCommitted fails with 400 when group has no committed offset on
+// any partition of topics (all of which exist).
+func (s *Server) requireSomeCommitted(ctx context.Context, group string, topics []string) error {
+	all, err := s.backend.Topics(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range topics {
+		n, ok := all[t]
+		if !ok {
+			return nil // let Join report (or create) it
+		}
+		for p := range n {
+			off, err := s.backend.Committed(ctx, group, t, p)
+			if err != nil {
+				return err
+			}
+			if off >= 0 {
+				return nil
+			}
+		}
+	}
+	return errorf(http.StatusBadRequest,
+		"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topics %q", group, topics)
 }
 
 // handleConsume serves GET /consume/{group}/{instance}/{topic}?timeout= and

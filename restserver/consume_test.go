@@ -149,6 +149,12 @@ func TestAutoOffsetReset(t *testing.T) {
 		"Kafka-Auto-Offset-Reset", "none"), http.StatusBadRequest)
 	assert.Contains(t, msg, "no committed offset")
 	assert.NotContains(t, e.ok("GET", "/consumers", ""), "nonegroup")
+	// The refusal left no trace in the group: earliest still starts at 0.
+	msg = requireErrorBody(t, e.req("POST", "/consume/fresh/a", `{"topic":"t","timeout":50}`,
+		"Kafka-Auto-Offset-Reset", "none"), http.StatusBadRequest)
+	assert.Contains(t, msg, "no committed offset")
+	assert.Equal(t, []string{"old"}, values(e.consume("fresh", "b", `{"topic":"t","timeout":1000}`,
+		"Kafka-Auto-Offset-Reset", "earliest")))
 	// ...then, once the group has committed offset 0 through another
 	// instance, none starts there.
 	assert.Equal(t, "[]", e.ok("POST", "/consume/nonegroup/setter", `{"topic":"t","timeout":0}`,

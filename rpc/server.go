@@ -473,9 +473,7 @@ func (r *serveRun) handle(m *transport.Message) bool {
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
 		defer cancel()
 	}
-	if replyTo != "" {
-		ctx = context.WithValue(ctx, responderKey{}, &responder{run: r, env: &env})
-	}
+	ctx = context.WithValue(ctx, responderKey{}, &responder{run: r, env: &env, req: req, canReply: replyTo != ""})
 
 	if h == nil {
 		if !r.unhandled(ctx, req) {
@@ -651,8 +649,30 @@ func routeName(topic, method string) string {
 type responderKey struct{}
 
 type responder struct {
-	run *serveRun
-	env *envelope
+	run      *serveRun
+	env      *envelope
+	req      *Request
+	canReply bool
+}
+
+// RequestFrom returns the request being handled in ctx, for handlers
+// registered with Handle, which get only the decoded payload.
+func RequestFrom(ctx context.Context) (*Request, bool) {
+	rs, ok := ctx.Value(responderKey{}).(*responder)
+	if !ok {
+		return nil, false
+	}
+	return rs.req, true
+}
+
+// RequestID returns the rpc-id of the request being handled in ctx (stable
+// across redeliveries, so a handler can make its side effects idempotent),
+// or "" outside a handler and for legacy records.
+func RequestID(ctx context.Context) string {
+	if r, ok := RequestFrom(ctx); ok {
+		return r.ID
+	}
+	return ""
 }
 
 // Progress sends a progress notice for the request being handled in ctx to
@@ -661,7 +681,7 @@ type responder struct {
 // as for notifications and legacy records.
 func Progress(ctx context.Context, v any) error {
 	rs, ok := ctx.Value(responderKey{}).(*responder)
-	if !ok {
+	if !ok || !rs.canReply {
 		return nil
 	}
 	payload, err := marshalPayload(v)

@@ -15,25 +15,35 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// memoryMaxMessageBytes is a small record limit, so the over-size case stays
-// cheap.
-const memoryMaxMessageBytes = 64 << 10
+const (
+	// memoryPartitions is the partition count of auto-created topics.
+	memoryPartitions = 3
+	// memoryMaxMessageBytes is a small record limit, so the over-size case
+	// stays cheap.
+	memoryMaxMessageBytes = 64 << 10
+)
+
+// memoryFeatures declares what the embedded broker made by newMemory does.
+var memoryFeatures = rpctest.Features{
+	Partitions:      memoryPartitions,
+	SessionTimeout:  true,
+	MaxMessageBytes: memoryMaxMessageBytes,
+}
+
+// newMemory returns the embedded broker the suite runs against.
+func newMemory() *memory.Broker {
+	return memory.New(
+		memory.WithPartitions(memoryPartitions),
+		memory.WithMaxMessageBytes(memoryMaxMessageBytes),
+		// Members that keep the default must survive a slow machine; the
+		// session-timeout case sets its own short one.
+		memory.WithSessionTimeout(30*time.Second),
+		// Small polls, so records arrive across several Polls.
+		memory.WithMaxPollRecords(7),
+	)
+}
 
 // TestMemoryTransport runs the conformance suite against the embedded broker.
 func TestMemoryTransport(t *testing.T) {
-	rpctest.TestTransport(t, func(t testing.TB) transport.Transport {
-		return memory.New(
-			memory.WithPartitions(3),
-			memory.WithMaxMessageBytes(memoryMaxMessageBytes),
-			// Members that keep the default must survive a slow CI
-			// machine; the session-timeout case sets its own short one.
-			memory.WithSessionTimeout(30*time.Second),
-			// Small polls, so records arrive across several Polls.
-			memory.WithMaxPollRecords(7),
-		)
-	}, rpctest.Features{
-		Partitions:      3,
-		SessionTimeout:  true,
-		MaxMessageBytes: memoryMaxMessageBytes,
-	})
+	rpctest.TestTransport(t, func(testing.TB) transport.Transport { return newMemory() }, memoryFeatures)
 }

@@ -1,0 +1,198 @@
+// Command kafka-rest serves the Upstash Kafka REST API over an embedded
+// broker, so code written for Upstash Kafka (the @upstash/kafka SDK, plain
+// HTTP clients) keeps working against a local server by changing one URL.
+//
+// Usage:
+//
+//	kafka-rest [--addr 127.0.0.1:8080] [--topics name[:partitions],...]
+//	           [--partitions 1] [--auto-create=true] [--max-message-bytes 1048576]
+//	           [--username U --password P] [--instance-expiry 5m] [--log-level info]
+//
+// Credentials may come from KAFKA_REST_USERNAME and KAFKA_REST_PASSWORD
+// instead of flags (preferable: flags show in the process list). Without
+// credentials authentication is off, which suits a loopback development
+// server only. The server logs the URL it listens on (useful with
+// --addr 127.0.0.1:0) and never logs credentials. SIGINT or SIGTERM shut it
+// down gracefully: long polls end at once, requests in flight finish (up to
+// 10 s).
+//
+// Records live in memory only and are lost at exit.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+
+	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "kafka-rest:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// shutdownGrace bounds how long requests in flight may take at shutdown.
+const shutdownGrace = 10 * time.Second
+
+// run parses args, serves until ctx ends, then shuts down gracefully. Help
+// goes to stdout, logs to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kafka-rest", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
+	username := fs.String("username", "", "Basic auth username (default $KAFKA_REST_USERNAME; none: auth off)")
+	password := fs.String("password", "", "Basic auth password (default $KAFKA_REST_PASSWORD)")
+	topicsFlag := fs.String("topics", "", "topics to create at start, as `name[:partitions],...`")
+	partitions := fs.Int("partitions", 1, "partition count of topics created without one, and of auto-created topics")
+	autoCreate := fs.Bool("auto-create", true, "create unknown topics on first produce or consume (else 404)")
+	maxMessage := fs.Int("max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
+	expiry := fs.Duration("instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprintln(stdout, "Usage of kafka-rest: an Upstash-compatible Kafka REST server over an embedded broker.")
+			fs.PrintDefaults()
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *username == "" {
+		*username = os.Getenv("KAFKA_REST_USERNAME")
+	}
+	if *password == "" {
+		*password = os.Getenv("KAFKA_REST_PASSWORD")
+	}
+	if (*username == "") != (*password == "") {
+		return errors.New("give both a username and a password, or neither")
+	}
+	if *partitions < 1 {
+		return fmt.Errorf("--partitions must be at least 1, got %d", *partitions)
+	}
+	if *maxMessage < 1 {
+		return fmt.Errorf("--max-message-bytes must be positive, got %d", *maxMessage)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	topics, err := parseTopics(*topicsFlag, *partitions)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, level)
+
+	broker := memory.New(
+		memory.WithPartitions(*partitions),
+		memory.WithAutoCreate(*autoCreate),
+		memory.WithMaxMessageBytes(*maxMessage),
+	)
+	defer broker.Close()
+	for _, t := range topics {
+		if err := broker.CreateTopic(t.name, t.partitions); err != nil {
+			return fmt.Errorf("--topics: %w", err)
+		}
+	}
+	opts := []restserver.Option{
+		restserver.WithLogger(log),
+		restserver.WithMaxMessageBytes(*maxMessage),
+		restserver.WithInstanceExpiry(*expiry),
+	}
+	if *username != "" {
+		opts = append(opts, restserver.WithCredentials(*username, *password))
+	}
+	srv, err := restserver.New(restserver.NewMemoryBackend(broker), opts...)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *addr)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("kafka-rest: listening", "url", "http://"+ln.Addr().String(),
+		"auth", *username != "", "topics", broker.Topics(), "auto_create", *autoCreate)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("kafka-rest: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("kafka-rest: stopped")
+	return nil
+}
+
+type topicSpec struct {
+	name       string
+	partitions int
+}
+
+// parseTopics parses "name[:partitions],..."; a missing count is def.
+func parseTopics(s string, def int) ([]topicSpec, error) {
+	var out []topicSpec
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, count, hasCount := strings.Cut(item, ":")
+		t := topicSpec{name: name, partitions: def}
+		if hasCount {
+			n, err := strconv.Atoi(count)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("--topics: %q: the partition count must be a positive integer", item)
+			}
+			t.partitions = n
+		}
+		if name == "" {
+			return nil, fmt.Errorf("--topics: %q: empty topic name", item)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// newLogger logs with tint on a terminal, else as slog text.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
