@@ -58,7 +58,7 @@ type Faults struct {
 // FaultStats counts the faults a FaultyTransport injected.
 type FaultStats struct {
 	ProduceFail, ProduceLost, ProduceDuplicate, ProduceReorder, ProduceDelay int64
-	PollFail, PollDrop, PollDuplicate, PollReorder, PollDelay               int64
+	PollFail, PollDrop, PollDuplicate, PollReorder, PollDelay                int64
 }
 
 // FaultyTransport wraps a transport and injects faults into Produce and
@@ -72,8 +72,8 @@ type FaultyTransport struct {
 	rng *rand.Rand
 
 	produceFail, produceLost, produceDup, produceReorder, produceDelay atomic.Int64
-	pollFail, pollDrop, pollDup, pollReorder, pollDelay               atomic.Int64
-	enabled                                                           atomic.Bool
+	pollFail, pollDrop, pollDup, pollReorder, pollDelay                atomic.Int64
+	enabled                                                            atomic.Bool
 }
 
 // Faulty returns t with faults f injected. Faults start enabled.
