@@ -85,7 +85,7 @@ func BenchmarkProducePoll(b *testing.B) {
 // produces, two blocking polls and a commit, with a goroutine hand-off each
 // way.
 func BenchmarkRoundTrip(b *testing.B) {
-	br := New(WithTopic("requests", 1), WithTopic("replies", 1), WithRetention(1000, 0))
+	br := New(WithTopic("requests", 1), WithTopic("replies", 1))
 	defer br.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

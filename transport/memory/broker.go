@@ -366,7 +366,6 @@ func (b *Broker) group(name string) (*group, error) {
 	g := b.groups[name]
 	if g == nil {
 		g = &group{
-			b:       b,
 			name:    name,
 			members: make(map[string]*Consumer),
 			gone:    make(map[string]*Consumer),

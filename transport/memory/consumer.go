@@ -31,6 +31,8 @@ const (
 // instance id, one wrapping transport.ErrFenced; after the broker closed,
 // one wrapping transport.ErrClosed.
 //
+// The zero value is not usable; get one from Join, Subscribe or Tail.
+//
 // A member dropped from its group for a session timeout owns no partitions
 // (its Commit fails with transport.ErrNotAssigned) until its next Poll,
 // which rejoins the group, as a Kafka consumer does.
@@ -330,7 +332,8 @@ func (c *Consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 type Offset struct {
 	Topic     string
 	Partition int32
-	Offset    int64
+	// Offset is the next offset the group will read, as in Kafka.
+	Offset int64
 }
 
 // CommitOffsets stores each Offset exactly as given as the group's committed

@@ -20,7 +20,6 @@ import (
 // Lock order: Broker.mu (never held while taking the others), then group.mu,
 // then Consumer.mu, then partition.mu.
 type group struct {
-	b    *Broker
 	name string
 
 	mu      sync.Mutex
@@ -208,7 +207,10 @@ func (b *Broker) Subscribe(ctx context.Context, s transport.Subscription) (trans
 // positions it reads them from are fixed: a partition starts at the group's
 // committed offset, or where the group started it the first time any member
 // owned it (earliest or latest per that member's s.Start), so a record
-// produced after Join returns is delivered to some member.
+// produced after Join returns is delivered to some member. In every
+// rebalance, a member that keeps a partition keeps its read position there;
+// a partition that changes hands starts at the committed offset, so the
+// records the old owner polled but did not commit are delivered again.
 //
 // An empty s.Instance gets a generated unique id. A live member with the
 // same Instance is replaced: its Poll fails with an error wrapping

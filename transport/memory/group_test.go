@@ -428,9 +428,35 @@ func TestSessionTimeoutSparesBlockedPoll(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 
-	// Once its Poll returned, the clock counts again.
+	// A Poll that waited and then got records was alive until it returned.
+	blocked = f.blockedSignal(a)
+	done2 := make(chan []transport.Message, 1)
+	go func() {
+		msgs, err := a.Poll(context.Background())
+		assert.NoError(t, err)
+		done2 <- msgs
+	}()
+	select {
+	case <-blocked:
+	case <-time.After(wait):
+		t.Fatal("Poll did not block")
+	}
 	f.clock.advance(time.Hour)
+	f.produceTo(t, "t", 0, "r", 1)
+	select {
+	case msgs := <-done2:
+		assert.Equal(t, []string{"r-0"}, values(msgs))
+	case <-time.After(wait):
+		t.Fatal("Poll did not return after a produce")
+	}
+	f.clock.advance(time.Second) // not more than the timeout
 	f.pollEmpty(t, b)
+	assert.Equal(t, map[string][]int32{"t": {0}}, a.Assignment())
+
+	// Once its Poll returned, the clock counts again; b takes partition 0
+	// and gets a's uncommitted record.
+	f.clock.advance(time.Millisecond)
+	assert.Equal(t, []string{"r-0"}, values(pollN(t, b, 1)))
 	assert.Empty(t, a.Assignment())
 	assert.Len(t, f.Groups()[0].Members, 1)
 }

@@ -24,7 +24,7 @@ const wait = 5 * time.Second
 // fakeClock is the broker's clock in tests: it moves only when told.
 type fakeClock struct{ ns atomic.Int64 }
 
-func (f *fakeClock) now() time.Time           { return time.Unix(0, f.ns.Load()) }
+func (f *fakeClock) now() time.Time          { return time.Unix(0, f.ns.Load()) }
 func (f *fakeClock) advance(d time.Duration) { f.ns.Add(int64(d)) }
 
 // fixture is a broker with a fake clock and a way to see Polls block.
