@@ -237,32 +237,46 @@ func drainGroup(t testing.TB, members []transport.Consumer, n int, commitEach bo
 }
 
 // requireTopicHolds reads topic from its start with a new group and requires
-// its records (other than the markers this helper appends) to have exactly
-// the values want, in any order. It appends one marker to each partition and
-// reads until all markers are seen: a partition is delivered in offset order,
-// so every record before its marker has been seen by then.
+// its records to have exactly the values want, in any order.
 func requireTopicHolds(t testing.TB, e *tenv, topic string, want ...[]byte) {
 	t.Helper()
 	c := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
-	markers := e.onePerPartition(topic, "rpctest-marker")
+	var got [][]byte
+	for _, m := range readToEnd(t, e, c, topic) {
+		got = append(got, m.Value)
+	}
+	require.ElementsMatch(t, want, got, "records held by topic %s", topic)
+}
+
+// readToEnd returns the records c (which reads topic and nothing else)
+// receives up to the current end of every partition of topic, in the order
+// received. It appends one marker record to each partition and polls until
+// all markers are seen: a partition is delivered in offset order, so every
+// record before its marker has been seen by then. Markers are left out of the
+// result.
+func readToEnd(t testing.TB, e *tenv, c transport.Consumer, topic string) []transport.Message {
+	t.Helper()
+	const prefix = "rpctest-marker-"
+	markers := e.onePerPartition(topic, prefix+e.name("m"))
 	mustProduce(t, e.tr, markers...)
+	isMarker := func(m transport.Message) bool { return bytes.HasPrefix(m.Value, []byte(prefix)) }
 	got, err := pollWhile(t.Context(), c, waitTimeout, func(got []transport.Message) bool {
 		seen := 0
 		for _, m := range got {
-			if bytes.HasPrefix(m.Value, []byte("rpctest-marker-")) {
+			if isMarker(m) {
 				seen++
 			}
 		}
 		return seen < len(markers)
 	})
-	require.NoError(t, err, "reading topic %s back (got %s)", topic, describe(got))
-	var values [][]byte
+	require.NoError(t, err, "reading topic %s up to the markers appended to it (got %s)", topic, describe(got))
+	var records []transport.Message
 	for _, m := range got {
-		if !bytes.HasPrefix(m.Value, []byte("rpctest-marker-")) {
-			values = append(values, m.Value)
+		if !isMarker(m) {
+			records = append(records, m)
 		}
 	}
-	require.ElementsMatch(t, want, values, "records held by topic %s", topic)
+	return records
 }
 
 // recordID identifies a record.

@@ -198,13 +198,35 @@ func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited b
 			h(c)
 		}
 		waited = true
+		// While this member waits, another may stop polling for good (a
+		// crashed process): wake when the earliest session could expire,
+		// so its partitions move to us without waiting for new records.
+		var expiry <-chan time.Time
+		var timer *time.Timer
+		if c.g != nil {
+			if at, ok := c.g.nextScan(); ok {
+				timer = time.NewTimer(max(at.Sub(c.b.now()), 0) + time.Millisecond)
+				expiry = timer.C
+			}
+		}
+		woke := func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}
 		select {
 		case <-c.wake:
+			woke()
+		case <-expiry:
+			c.g.expireNow(c.b.now())
 		case <-ctx.Done():
+			woke()
 			return nil, true, ctx.Err()
 		case <-c.done:
+			woke()
 			return nil, true, c.check()
 		case <-c.b.done:
+			woke()
 			return nil, true, errBrokerClosed
 		}
 		if err := c.check(); err != nil {

@@ -105,6 +105,24 @@ func (g *group) expireLocked(now time.Time) bool {
 	return changed
 }
 
+// nextScan returns the earliest time a member not polling could time out,
+// and false when no member is waiting to.
+func (g *group) nextScan() (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.scanAt, !g.scanIdle
+}
+
+// expireNow drops the members whose session ran out by now and rebalances
+// if any was.
+func (g *group) expireNow(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.expireLocked(now) {
+		g.rebalanceLocked()
+	}
+}
+
 // noteExpiryLocked records that c, not polling, times out after
 // c.lastSeen + c.session unless it polls first.
 func (g *group) noteExpiryLocked(c *Consumer) {

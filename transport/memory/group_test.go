@@ -542,3 +542,38 @@ func TestGroupsSorted(t *testing.T) {
 	assert.True(t, sort.StringsAreSorted(got))
 	assert.Len(t, got, 4)
 }
+
+// A member blocked in Poll takes over the partitions of a member that
+// stopped polling as soon as its session runs out, without new records or
+// other members' activity to trigger the check.
+func TestSessionTimeoutWhileOtherMemberBlocked(t *testing.T) {
+	b := New(WithPartitions(3))
+	defer b.Close()
+	ctx := context.Background()
+	for i := range 30 {
+		_, err := b.Produce(ctx, transport.Message{Topic: "crash", Key: fmt.Sprint(i)})
+		require.NoError(t, err)
+	}
+	sub := transport.Subscription{Group: "g", Topics: []string{"crash"}, Start: transport.StartEarliest, SessionTimeout: 200 * time.Millisecond}
+	sub.Instance = "a-crashed"
+	crashed, err := b.Subscribe(ctx, sub)
+	require.NoError(t, err)
+	first, err := crashed.Poll(ctx)
+	require.NoError(t, err)
+	require.Len(t, first, 30, "alone in the group, it owns every partition")
+	// It never commits, polls or closes again.
+	sub.Instance = "b-survivor"
+	survivor, err := b.Subscribe(ctx, sub)
+	require.NoError(t, err)
+	defer survivor.Close()
+	got := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for got < 30 && time.Now().Before(deadline) {
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		msgs, err := survivor.Poll(pctx)
+		cancel()
+		require.NoError(t, err)
+		got += len(msgs)
+	}
+	assert.Equal(t, 30, got, "uncommitted records redelivered to the survivor")
+}
