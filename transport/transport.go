@@ -111,13 +111,14 @@ type Transport interface {
 	// Produce appends msgs, in order, and returns them with Partition,
 	// Offset and Time filled in. It either appends all of msgs or, on error,
 	// none that it can know of (a transport that loses a response may not
-	// know). Errors wrap ErrUnknownTopic, ErrMessageTooLarge or ErrClosed
-	// where those apply.
+	// know). Errors wrap ErrInvalid (empty topic, partition out of range),
+	// ErrUnknownTopic, ErrMessageTooLarge or ErrClosed where those apply.
 	Produce(ctx context.Context, msgs ...Message) ([]Message, error)
 
 	// Subscribe joins a consumer group. When Subscribe returns, the
 	// member's starting positions are fixed: a record produced afterwards
-	// to a subscribed topic is delivered to some member of the group.
+	// to a subscribed topic is delivered to some member of the group. A
+	// missing Group or Topics, or an empty topic name, is ErrInvalid.
 	Subscribe(ctx context.Context, s Subscription) (Consumer, error)
 
 	// Close releases the transport. Consumers it created stop working.
@@ -136,7 +137,9 @@ type Consumer interface {
 	// empty slice and nil error when the transport's own poll window ends
 	// without data: an empty result is not the end of the stream. It returns
 	// ctx.Err() when ctx ends first. After Close it returns an error wrapping
-	// ErrClosed; after being replaced, one wrapping ErrFenced.
+	// ErrClosed; after being replaced, one wrapping ErrFenced; a Poll blocked
+	// at that moment returns so promptly. A Poll that returns an error has
+	// taken no records: a canceled Poll loses nothing.
 	//
 	// Records that were polled but not committed are delivered again to the
 	// partition's next owner after a rebalance (a member leaving, closing or
@@ -145,9 +148,9 @@ type Consumer interface {
 
 	// Commit marks msgs as handled: for each partition it stores
 	// (highest offset among msgs) + 1 as the group's next offset to read.
-	// Committing a partition the member no longer owns fails with an error
-	// wrapping ErrNotAssigned and changes nothing. Commit with no msgs is a
-	// no-op.
+	// Committing a partition the member does not own (taken by another
+	// member, or of a topic it never read) fails with an error wrapping
+	// ErrNotAssigned and changes nothing. Commit with no msgs is a no-op.
 	Commit(ctx context.Context, msgs ...Message) error
 
 	// Close leaves the group at once, handing the member's partitions to
