@@ -54,6 +54,7 @@ type Client struct {
 type pendingCall struct {
 	ch       chan *Reply
 	progress func(*Reply)
+	timer    *time.Timer // the call's deadline, reused with the pendingCall
 }
 
 var callPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan *Reply, 1)} }}
@@ -125,8 +126,9 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := c.callContext(ctx, cc.timeout)
-	defer cancel()
+	lc := c.callContext(ctx, cc.timeout)
+	defer lc.release()
+	ctx = lc
 
 	id := newID()
 	pc := callPool.Get().(*pendingCall)
@@ -150,10 +152,17 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 		defer t.Stop()
 		resend = t.C
 	}
+	dl, _ := lc.Deadline()
+	if pc.timer == nil {
+		pc.timer = time.NewTimer(time.Until(dl))
+	} else {
+		pc.timer.Reset(time.Until(dl))
+	}
 	for {
 		select {
 		case r := <-pc.ch:
 			pc.progress = nil
+			pc.timer.Stop()
 			callPool.Put(pc)
 			if r.Err != nil {
 				return nil, r.Err
@@ -166,9 +175,13 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 			if err := c.produce(ctx, msg); err != nil && ctx.Err() == nil {
 				c.log.Debug("rpc: resending request failed", "topic", topic, "id", id, "err", err)
 			}
-		case <-ctx.Done():
+		case <-pc.timer.C:
+			c.forget(id, true) // pc is not reused: a reply may still land in it
+			return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+		case <-lc.parent.Done():
 			c.forget(id, true)
-			return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, ctx.Err()))
+			pc.timer.Stop()
+			return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
 		case <-c.done:
 			return nil, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
 		}
@@ -347,15 +360,18 @@ func (c *Client) isClosed() bool {
 }
 
 // callContext applies the call's timeout, or the client's default when the
-// context has no deadline.
-func (c *Client) callContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if d > 0 {
-		return context.WithTimeout(ctx, d)
+// context has no deadline. The context is lazy: the wait below uses a timer
+// of its own, and a transport that never waits on it costs no timer.
+func (c *Client) callContext(ctx context.Context, d time.Duration) *lazyCtx {
+	lc := &lazyCtx{parent: ctx}
+	if d <= 0 {
+		if _, ok := ctx.Deadline(); ok {
+			return lc
+		}
+		d = c.cfg.timeout
 	}
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, c.cfg.timeout)
+	lc.deadline = time.Now().Add(d)
+	return lc
 }
 
 // request builds a request or notify record.

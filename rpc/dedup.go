@@ -84,6 +84,26 @@ func (w *dedupWindow) finish(id string, e *handledEntry) {
 	}
 }
 
+// has reports whether id is known as done.
+func (w *dedupWindow) has(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.done[id]
+	return ok
+}
+
+// learnMarker records the entry in a dedup-topic record unless its id is
+// known already (as are this server's own markers, read back).
+func (w *dedupWindow) learnMarker(m *transport.Message, now time.Time) {
+	id, ok := m.Header(headerDedupOf)
+	if !ok || id == "" || w.has(id) {
+		return
+	}
+	if e, ok := entryFromMarker(m); ok {
+		w.learn(e, now)
+	}
+}
+
 // learn records an entry read from the dedup topic.
 func (w *dedupWindow) learn(e *handledEntry, now time.Time) {
 	w.mu.Lock()
@@ -232,9 +252,7 @@ func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupRea
 			if v, ok := msgs[i].Header(headerDedupSentinel); ok && slices.Contains(sentinels, v) {
 				found = true
 			}
-			if e, ok := entryFromMarker(&msgs[i]); ok {
-				w.learn(e, now)
-			}
+			w.learnMarker(&msgs[i], now)
 		}
 	}
 	return &dedupReader{s: s, w: w, cons: cons}, nil
@@ -260,9 +278,7 @@ func (d *dedupReader) run(ctx context.Context) {
 			failures = 0
 			now := time.Now()
 			for i := range msgs {
-				if e, ok := entryFromMarker(&msgs[i]); ok {
-					d.w.learn(e, now)
-				}
+				d.w.learnMarker(&msgs[i], now)
 			}
 		}
 	}()

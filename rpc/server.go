@@ -467,13 +467,13 @@ func (r *serveRun) handle(m *transport.Message) bool {
 		}()
 	}
 
-	ctx := r.handlerCtx
-	var cancel context.CancelFunc
-	if !req.Deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-		defer cancel()
+	hc := &handlerCtx{
+		lazyCtx: lazyCtx{parent: r.handlerCtx, deadline: req.Deadline},
+		resp:    responder{run: r, env: &env, req: req, canReply: replyTo != ""},
 	}
-	ctx = context.WithValue(ctx, responderKey{}, &responder{run: r, env: &env, req: req, canReply: replyTo != ""})
+	hc.lazyCtx.resp = &hc.resp
+	defer hc.release()
+	var ctx context.Context = hc
 
 	if h == nil {
 		if !r.unhandled(ctx, req) {
@@ -647,6 +647,13 @@ func routeName(topic, method string) string {
 }
 
 type responderKey struct{}
+
+// handlerCtx is a handler's context and its request info in one
+// allocation.
+type handlerCtx struct {
+	lazyCtx
+	resp responder
+}
 
 type responder struct {
 	run      *serveRun

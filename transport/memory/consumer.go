@@ -204,7 +204,7 @@ func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited b
 		var expiry <-chan time.Time
 		var timer *time.Timer
 		if c.g != nil {
-			if at, ok := c.g.nextScan(); ok {
+			if at, ok := c.g.nextScan(c); ok {
 				timer = time.NewTimer(max(at.Sub(c.b.now()), 0) + time.Millisecond)
 				expiry = timer.C
 			}

@@ -105,12 +105,25 @@ func (g *group) expireLocked(now time.Time) bool {
 	return changed
 }
 
-// nextScan returns the earliest time a member not polling could time out,
-// and false when no member is waiting to.
-func (g *group) nextScan() (time.Time, bool) {
+// nextScan returns, for member self blocked in Poll, the earliest time
+// another member not polling could time out, and false when none could
+// (the common case of a member alone or among busy members: no timer).
+func (g *group) nextScan(self *Consumer) (time.Time, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.scanAt, !g.scanIdle
+	if g.scanIdle {
+		return time.Time{}, false
+	}
+	var at time.Time
+	for _, c := range g.members {
+		if c == self || c.polling > 0 {
+			continue
+		}
+		if e := c.lastSeen.Add(c.session); at.IsZero() || e.Before(at) {
+			at = e
+		}
+	}
+	return at, !at.IsZero()
 }
 
 // expireNow drops the members whose session ran out by now and rebalances

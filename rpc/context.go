@@ -1,0 +1,92 @@
+package rpc
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// lazyCtx is a context with a deadline whose timer and cancellation
+// machinery are only built when someone waits on it (Done, a derived
+// context, a Value lookup other than the handler's). A handler that never
+// blocks on its context, the common case for quick handlers, then costs one
+// allocation instead of the five of context.WithDeadline, and no timer.
+//
+// Before it is built, Err and Deadline are computed from the parent and the
+// deadline; afterwards every method defers to the built context, so the
+// context contract (Err non-nil once Done is closed, context.Cause) holds.
+type lazyCtx struct {
+	parent   context.Context
+	deadline time.Time // zero: none of its own
+	resp     *responder
+
+	mu     sync.Mutex
+	inner  atomic.Pointer[context.Context]
+	cancel context.CancelFunc // set with inner, under mu
+}
+
+func (c *lazyCtx) build() context.Context {
+	if in := c.inner.Load(); in != nil {
+		return *in
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if in := c.inner.Load(); in != nil {
+		return *in
+	}
+	var in context.Context
+	if c.deadline.IsZero() {
+		in, c.cancel = context.WithCancel(c.parent)
+	} else {
+		in, c.cancel = context.WithDeadline(c.parent, c.deadline)
+	}
+	c.inner.Store(&in)
+	return in
+}
+
+func (c *lazyCtx) Deadline() (time.Time, bool) {
+	pd, ok := c.parent.Deadline()
+	switch {
+	case c.deadline.IsZero():
+		return pd, ok
+	case ok && pd.Before(c.deadline):
+		return pd, true
+	}
+	return c.deadline, true
+}
+
+func (c *lazyCtx) Done() <-chan struct{} { return c.build().Done() }
+
+func (c *lazyCtx) Err() error {
+	if in := c.inner.Load(); in != nil {
+		return (*in).Err()
+	}
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+		// Expired but not yet built: build so that Done and Err agree.
+		return c.build().Err()
+	}
+	return nil
+}
+
+func (c *lazyCtx) Value(key any) any {
+	if _, ok := key.(responderKey); ok && c.resp != nil {
+		return c.resp
+	}
+	return c.build().Value(key)
+}
+
+// release frees the timer, if one was built. Call when the context's work
+// is over.
+func (c *lazyCtx) release() {
+	if c.inner.Load() == nil {
+		return
+	}
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	cancel()
+}
