@@ -43,6 +43,7 @@ type config struct {
 	instanceExpiry  time.Duration
 	fetchMaxRecords int
 	logger          *slog.Logger
+	faults          *Faults
 }
 
 func defaults() config {

@@ -28,6 +28,7 @@ type Server struct {
 	backend Backend
 	auth    *authenticator
 	log     *slog.Logger
+	faults  *faultInjector // nil unless WithFaults
 
 	closeCtx    context.Context // canceled by Close/Shutdown: ends long polls
 	cancelClose context.CancelFunc
@@ -91,6 +92,10 @@ func New(b Backend, opts ...Option) (*Server, error) {
 	}
 	if !s.auth.enabled() {
 		s.log.Warn("kafka-rest: no credentials configured, authentication is OFF")
+	}
+	if cfg.faults != nil {
+		s.faults = newFaultInjector(*cfg.faults)
+		s.log.Warn("kafka-rest: fault injection is ON")
 	}
 	go s.janitor(janitorInterval(cfg.instanceExpiry))
 	return s, nil
@@ -247,6 +252,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	if s.faults != nil {
+		if s.faults.injectBefore(w, sw, r, s) {
+			return
+		}
+		if _, ok := w.(http.Hijacker); ok && s.faults.hit(s.faults.f.ResetAfter) {
+			lost := &lostResponse{}
+			if err := s.serve(lost, r); err != nil {
+				s.writeError(lost, r, err)
+			}
+			resetConn(w)
+			s.faults.resetAfter.Add(1)
+			return
+		}
+	}
 	err := s.serve(sw, r)
 	if err != nil {
 		s.writeError(sw, r, err)
