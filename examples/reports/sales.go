@@ -101,10 +101,13 @@ CREATE INDEX IF NOT EXISTS sales_sold_at ON sales(sold_at);
 `
 
 var (
-	seedRegions   = []string{"North", "South", "East", "West", "Central"}
-	seedFirst     = []string{"Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Tyrell", "Cyberdyne", "Wonka"}
-	seedSecond    = []string{"Trading", "Foods", "Systems", "Retail", "Logistics"}
-	seedProducts  = []struct{ sku, name string; cents int64 }{
+	seedRegions  = []string{"North", "South", "East", "West", "Central"}
+	seedFirst    = []string{"Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Tyrell", "Cyberdyne", "Wonka"}
+	seedSecond   = []string{"Trading", "Foods", "Systems", "Retail", "Logistics"}
+	seedProducts = []struct {
+		sku, name string
+		cents     int64
+	}{
 		{"KB-100", "Keyboard", 4990}, {"MS-200", "Mouse", 1990}, {"MN-270", "Monitor 27\"", 21900},
 		{"LP-140", "Laptop 14\"", 89900}, {"HD-010", "Headset", 5990}, {"WC-720", "Webcam", 3990},
 		{"DK-300", "Docking station", 12900}, {"CB-USB", "USB-C cable", 990}, {"SSD-1T", "SSD 1 TB", 7990},

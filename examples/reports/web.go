@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Server one: the web app. POST /reports sends a report request with
+// rpc.Client.Send and answers at once; the worker's progress and completion
+// notices come back through Client.OnReply (a durable consumer group, so a
+// notice that arrives while the app is down is handled after it restarts)
+// and are kept in the app's SQLite status store, from which the status
+// endpoints and the live event stream read.
+
+// webName is server one's rpc name: its notice topic is web.notices, read
+// by the consumer group "web".
+const webName = "web"
+
+//go:embed static
+var staticFiles embed.FS
+
+// keepAliveEvery is how often an idle event stream sends a comment line, so
+// proxies do not cut it.
+const keepAliveEvery = 15 * time.Second
+
+// webApp is server one. It is an http.Handler, safe for concurrent use.
+// Close ends the live streams, stops reading notices and closes the store.
+type webApp struct {
+	client *rpc.Client
+	store  *statusStore
+	hub    *hub
+	log    *slog.Logger
+	mux    *http.ServeMux
+
+	closing   chan struct{} // closed by endStreams: live streams end
+	endOnce   sync.Once
+	closeOnce sync.Once
+}
+
+// newWebApp opens the status store at dbPath and starts reading notices on
+// t: the notices that arrived while no web app ran are handled first.
+func newWebApp(ctx context.Context, t transport.Transport, dbPath string, log *slog.Logger) (*webApp, error) {
+	store, err := openStatusStore(ctx, dbPath)
+	if err != nil {
+		return nil, err
+	}
+	client, err := rpc.NewClient(t, rpc.WithName(webName), rpc.WithLogger(log))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a := &webApp{client: client, store: store, hub: newHub(), log: log, mux: http.NewServeMux(), closing: make(chan struct{})}
+	a.mux.HandleFunc("GET /{$}", a.handleIndex)
+	a.mux.HandleFunc("POST /reports", a.handleStart)
+	a.mux.HandleFunc("GET /reports/{id}", a.handleStatus)
+	a.mux.HandleFunc("GET /reports/{id}/events", a.handleEvents)
+	a.mux.HandleFunc("GET /reports/{id}/download", a.handleDownload)
+	if err := client.OnReply(a.onNotice); err != nil {
+		client.Close()
+		store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *webApp) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// endStreams ends the live event streams (they would keep an HTTP server's
+// graceful shutdown waiting). It is idempotent.
+func (a *webApp) endStreams() {
+	a.endOnce.Do(func() { close(a.closing) })
+}
+
+// Close ends the live streams, stops the notice reader (a notice being
+// handled is finished first) and closes the store. It is idempotent; the
+// app must not serve requests afterwards.
+func (a *webApp) Close() error {
+	var err error
+	a.closeOnce.Do(func() {
+		a.endStreams()
+		err = errors.Join(a.client.Close(), a.store.Close())
+	})
+	return err
+}
+
+// start sends a report request and records it as pending.
+func (a *webApp) start(ctx context.Context, req ReportRequest) (string, error) {
+	id, err := a.client.Send(ctx, reportsTopic, req)
+	if err != nil {
+		return "", err
+	}
+	if err := a.store.create(ctx, id, req.From, req.To); err != nil {
+		return id, fmt.Errorf("report %s was sent but not recorded: %w", id, err)
+	}
+	a.hub.notify(id)
+	return id, nil
+}
+
+// onNotice stores a progress or completion notice and wakes the report's
+// live streams.
+func (a *webApp) onNotice(ctx context.Context, r *rpc.Reply) error {
+	n := notice{ReportID: r.CorrelationID, NoticeID: r.ID, Payload: r.Payload}
+	switch {
+	case r.Kind == rpc.KindProgress:
+		n.State = stateProgress
+	case r.Err != nil:
+		n.State, n.Payload = stateFailed, nil
+		n.Err = &StatusError{Code: r.Err.Code.String(), Message: r.Err.Message}
+	default:
+		var ready ReportReady
+		if err := r.Decode(&ready); err != nil {
+			n.State, n.Payload = stateFailed, nil
+			n.Err = &StatusError{Code: rpc.CodeInternal.String(), Message: "undecodable completion notice: " + err.Error()}
+		} else {
+			n.State, n.Path = stateDone, ready.Path
+		}
+	}
+	changed, err := a.store.apply(ctx, n)
+	if err != nil {
+		return fmt.Errorf("store notice of report %s: %w", n.ReportID, err)
+	}
+	if changed {
+		a.hub.notify(n.ReportID)
+		a.log.Debug("report notice", "report_id", n.ReportID, "state", n.State)
+	}
+	return nil
+}
+
+func (a *webApp) handleIndex(w http.ResponseWriter, r *http.Request) {
+	page, err := staticFiles.ReadFile("static/index.html")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(page) //nolint:errcheck // the client went away
+}
+
+// handleStart is POST /reports {"from","to"}: 202 {"id"} at once. The
+// period is checked by the worker, the one place that knows what it means:
+// a bad one shows as a failed report.
+func (a *webApp) handleStart(w http.ResponseWriter, r *http.Request) {
+	var req ReportRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err := dec.Decode(&req); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "body must be JSON {\"from\": ..., \"to\": ...}: "+err.Error())
+		return
+	}
+	id, err := a.start(r.Context(), req)
+	if err != nil {
+		a.log.Error("starting a report failed", "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "report not started: "+err.Error())
+		return
+	}
+	w.Header().Set("Location", "/reports/"+id)
+	writeJSON(w, http.StatusAccepted, map[string]string{
+		"id":     id,
+		"status": "/reports/" + id,
+		"events": "/reports/" + id + "/events",
+	})
+}
+
+func (a *webApp) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.status(w, r)
+	if ok {
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+// status loads the report named in the path, answering 404 when unknown.
+func (a *webApp) status(w http.ResponseWriter, r *http.Request) (*Status, bool) {
+	st, err := a.store.get(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, errNotFound):
+		writeJSONError(w, http.StatusNotFound, "no report "+strconv.Quote(r.PathValue("id")))
+		return nil, false
+	case err != nil:
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return nil, false
+	}
+	return st, true
+}
+
+// handleEvents streams a report's status with Server-Sent Events: its
+// history first (pending, progress...), then each change as it happens, and
+// ends after the done or failed event. Each event is named after the state
+// and carries the status JSON; its id lets a reconnecting EventSource resume
+// (Last-Event-ID). A stream asked to resume after the end gets 204, which
+// tells EventSource to stop reconnecting.
+func (a *webApp) handleEvents(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	wake, unsubscribe := a.hub.subscribe(id)
+	defer unsubscribe()
+	st, ok := a.status(w, r)
+	if !ok {
+		return
+	}
+	last, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	ctx := r.Context()
+	evs, err := a.store.eventsSince(ctx, id, last)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if len(evs) == 0 && terminal(st.State) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 1000\n\n")
+
+	keepAlive := time.NewTicker(keepAliveEvery)
+	defer keepAlive.Stop()
+	for {
+		for _, e := range evs {
+			if err := writeSSE(w, strconv.FormatInt(e.Seq, 10), e.State, e.Data); err != nil {
+				return
+			}
+			last = e.Seq
+			if terminal(e.State) {
+				rc.Flush() //nolint:errcheck // the stream ends either way
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-wake:
+		case <-keepAlive.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		case <-a.closing:
+			return
+		}
+		if evs, err = a.store.eventsSince(ctx, id, last); err != nil {
+			a.log.Warn("event stream: reading the store failed", "report_id", id, "err", err)
+			return
+		}
+	}
+}
+
+// handleDownload serves the .xlsx of a finished report.
+func (a *webApp) handleDownload(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.status(w, r)
+	if !ok {
+		return
+	}
+	if st.State != stateDone {
+		writeJSONError(w, http.StatusConflict, fmt.Sprintf("report %s is %s, not done", st.ID, st.State))
+		return
+	}
+	if filepath.Ext(st.path) != ".xlsx" { // the path comes from the worker: serve reports only
+		writeJSONError(w, http.StatusInternalServerError, "report file is not an .xlsx")
+		return
+	}
+	f, err := os.Open(st.path)
+	if err != nil {
+		writeJSONError(w, http.StatusGone, "report file is gone: "+filepath.Base(st.path))
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filepath.Base(st.path)))
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v) //nolint:errcheck // the client went away
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"error": msg, "status": status})
+}
+
+// hub wakes the live streams of a report when its status changes. Wake-ups
+// are coalesced: a stream that is busy sees one, then reads everything new
+// from the store.
+type hub struct {
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+func newHub() *hub { return &hub{subs: make(map[string]map[chan struct{}]struct{})} }
+
+func (h *hub) subscribe(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.subs[id] == nil {
+		h.subs[id] = make(map[chan struct{}]struct{})
+	}
+	h.subs[id][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs[id], ch)
+		if len(h.subs[id]) == 0 {
+			delete(h.subs, id)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *hub) notify(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
