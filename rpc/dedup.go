@@ -280,9 +280,19 @@ func (d *dedupReader) run(ctx context.Context) {
 			for i := range msgs {
 				d.w.learnMarker(&msgs[i], now)
 			}
+			// Other instances' markers matter only after a rebalance, so
+			// read them in batches rather than waking for every reply
+			// this server writes (its own markers come back here too).
+			if len(msgs) > 0 && !sleepCtx(ctx, dedupFollowInterval) {
+				return
+			}
 		}
 	}()
 }
+
+// dedupFollowInterval is the pause between reads of the dedup topic once
+// caught up.
+const dedupFollowInterval = 20 * time.Millisecond
 
 func (d *dedupReader) stop() {
 	d.wg.Wait()
