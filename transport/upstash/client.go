@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,7 +130,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 		return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), err)
 	}
 	for k, v := range r.header {
-		req.Header[k] = v
+		req.Header[k] = slices.Clone(v)
 	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -35,3 +35,26 @@ func TestConformance(t *testing.T) {
 		MaxMessageBytes: conformanceMaxBytes,
 	})
 }
+
+// TestRPCConformance runs the rpc-level suite end to end over REST: every
+// transport it asks for is a separate client of one REST server, as
+// separate services would be.
+func TestRPCConformance(t *testing.T) {
+	rpctest.TestRPC(t, func(tb testing.TB, n int) []transport.Transport {
+		s := startServer(tb, serverConfig{broker: []memory.Option{memory.WithPartitions(conformancePartitions)}})
+		out := make([]transport.Transport, n)
+		for i := range out {
+			tr, err := New(WithURL(s.URL), fastBackoff)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() {
+				if err := tr.Close(); err != nil {
+					tb.Error(err)
+				}
+			})
+			out[i] = tr
+		}
+		return out
+	})
+}

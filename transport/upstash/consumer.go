@@ -47,9 +47,10 @@ type consumer struct {
 // first, the answer is kept for the next Poll instead of being dropped after
 // the server has already moved the instance's position past those records.
 type pollCall struct {
-	done chan struct{}
-	msgs []transport.Message
-	err  error
+	started time.Time
+	done    chan struct{}
+	msgs    []transport.Message
+	err     error
 }
 
 // Subscribe creates a consumer-group instance on the server and joins the
@@ -69,10 +70,24 @@ type pollCall struct {
 // then fail with transport.ErrFenced. (Across processes the REST API cannot
 // fence: both would share the instance.)
 //
-// Subscribe makes the first consume call itself, with no wait, and keeps what
-// it returns for the first Poll; on the project's REST server this call joins
-// the group, so starting positions are fixed when Subscribe returns. (On a
-// server that joins asynchronously, as Upstash did, they may not be.)
+// Subscribe makes the first consume call itself, with no server-side wait,
+// and keeps what it returns for the first Poll; on the
+// project's REST server this call joins the group, so starting positions are
+// fixed when Subscribe returns. (On a server that joins asynchronously, as
+// Upstash did, they may not be.)
+//
+// The returned Consumer is safe for concurrent use. Its Poll long-polls up
+// to the poll window ([WithPollWindow]); if ctx ends first it returns
+// ctx.Err() and keeps the request's answer for the next Poll, so no record
+// is lost to a cancelled Poll. Commit posts (highest offset + 1) per
+// partition; a partition the member does not own fails with
+// transport.ErrNotAssigned. Close deletes the instance (bounded by
+// [WithCloseTimeout]) and is idempotent. After Close, Poll and Commit fail
+// with transport.ErrClosed; after replacement, with transport.ErrFenced.
+//
+// A consume whose answer is lost in transit (connection reset) cannot be
+// replayed: the server has moved the instance past those records, which
+// come back only after a rebalance or restart, from the committed offsets.
 //
 // Errors: transport.ErrInvalid for a bad Subscription, errors wrapping
 // transport.ErrUnknownTopic when the server does not know a topic,
@@ -137,7 +152,21 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 			return nil, fmt.Errorf("upstash: subscribe %s/%s: removing the previous instance: %w", s.Group, s.Instance, err)
 		}
 	}
-	msgs, err := c.consume(ctx, joinWait)
+	// The first consume ends early if the transport closes meanwhile.
+	jctx, jcancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.reqCtx, jcancel)
+	msgs, err := c.consume(jctx, joinWait)
+	stop()
+	jcancel()
+	c.mu.Lock()
+	gone, fenced := c.stateErr("subscribe"), c.fenced
+	c.mu.Unlock()
+	if gone != nil {
+		// Closed by Transport.Close while joining, the instance this
+		// consume made is nobody's; replaced, it is the successor's.
+		c.abandon(!fenced)
+		return nil, gone
+	}
 	if err != nil {
 		// The server may hold a half-made instance; not worth more waiting
 		// if it is unreachable.
@@ -150,7 +179,9 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 		}
 		return nil, fmt.Errorf("upstash: subscribe %s/%s: %w", s.Group, s.Instance, err)
 	}
+	c.mu.Lock()
 	c.buf = msgs
+	c.mu.Unlock()
 	return c, nil
 }
 
@@ -179,13 +210,11 @@ func checkSubscription(s transport.Subscription) ([]string, error) {
 	return topics, nil
 }
 
-// joinWait is the server-side wait of the consume Subscribe makes. Zero
-// would do ("join, then answer what is there"), but the project's REST
-// server may then answer [] without joining (its consume races the poll
-// token against an already expired timeout), so the wait is a few ms more
-// than that race needs. It costs Subscribe that much when no record is
-// waiting.
-const joinWait = 20 * time.Millisecond
+// joinWait is the server-side wait of the consume Subscribe makes: none.
+// The project's REST server joins the group first and then answers what is
+// there at once. (An earlier version of it could answer [] without joining
+// when given no wait; a few ms of wait here would cover such a server.)
+const joinWait = 0
 
 // consume makes one POST /consume with the given server-side wait.
 func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
@@ -247,6 +276,14 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 				c.mu.Unlock()
 				return nil, err
 			}
+			if errors.Is(call.err, transport.ErrFenced) {
+				// The server replaced this member: stay out rather than
+				// re-create the instance with the next consume.
+				c.fenced = true
+				c.mu.Unlock()
+				c.stop()
+				return nil, fmt.Errorf("upstash: poll %s/%s: %w", c.key.group, c.key.instance, call.err)
+			}
 			c.mu.Unlock()
 			if call.err != nil {
 				return nil, fmt.Errorf("upstash: poll %s/%s: %w", c.key.group, c.key.instance, call.err)
@@ -287,7 +324,7 @@ func (t *Transport) pollWait(ctx context.Context) time.Duration {
 
 // startPoll starts a consume request. Called with c.mu held.
 func (c *consumer) startPoll(wait time.Duration) *pollCall {
-	call := &pollCall{done: make(chan struct{})}
+	call := &pollCall{started: time.Now(), done: make(chan struct{})}
 	c.wg.Go(func() {
 		defer close(call.done)
 		msgs, err := c.consume(c.reqCtx, wait)
@@ -391,24 +428,42 @@ func (c *consumer) stopRequests() {
 	c.wg.Wait()
 }
 
-// settleWait bounds how long deleteAndSettle waits for an in-flight consume
-// to answer after the instance was deleted.
-const settleWait = 200 * time.Millisecond
+const (
+	// sendGrace is how long after a consume was started deleteAndSettle
+	// assumes it may still be on its way to the server.
+	sendGrace = 50 * time.Millisecond
+	// settleWait bounds how long deleteAndSettle waits for an in-flight
+	// consume to answer after the instance was deleted.
+	settleWait = 200 * time.Millisecond
+)
 
 // deleteAndSettle deletes c's instance on the server and ends c's in-flight
 // consume request without leaving a stray instance behind.
 //
-// Cancelling a request in the client does not unsend it: a consume already
-// on its way may reach the server after the deletion and, as every consume
-// does, create the instance again, which then holds partitions of the group
-// until the server expires it. So the deletion comes first; a consume the
-// server was serving then fails at once with 404, and one that arrived later
-// has re-created the instance, which a second deletion removes.
+// Cancelling a request in the client does not unsend it: a consume on its
+// way may reach the server after the deletion and, as every consume does,
+// create the instance again; that stray member takes partitions from the
+// group (records are then delivered twice) until the server expires it. So
+// the in-flight consume is not cancelled but given time to arrive (sendGrace
+// after it started) before the deletion, which makes the server end it at
+// once with 404. Should it answer anything else, it re-created the instance,
+// and a second deletion removes that.
 func (c *consumer) deleteAndSettle(ctx context.Context) error {
 	c.mu.Lock()
 	call := c.inflight
 	c.mu.Unlock()
 	pending := call != nil && !isDone(call.done)
+	if pending {
+		if wait := time.Until(call.started.Add(sendGrace)); wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-call.done:
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+			timer.Stop()
+		}
+	}
 	err := c.deleteInstance(ctx)
 	if !pending {
 		c.stopRequests()

@@ -1,6 +1,7 @@
 package upstash
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 )
@@ -8,15 +9,15 @@ import (
 // Environment variables read by [FromEnv]. The UPSTASH_ names are those the
 // Upstash console showed; the KAFKA_ names are the seed project's.
 const (
-	EnvURL      = "UPSTASH_KAFKA_REST_URL"
-	EnvUsername = "UPSTASH_KAFKA_REST_USERNAME"
-	EnvPassword = "UPSTASH_KAFKA_REST_PASSWORD"
+	EnvURL      = "UPSTASH_KAFKA_REST_URL"      // the REST endpoint
+	EnvUsername = "UPSTASH_KAFKA_REST_USERNAME" // HTTP Basic username
+	EnvPassword = "UPSTASH_KAFKA_REST_PASSWORD" // HTTP Basic password
 
-	EnvLegacyURL      = "KAFKA_URL"
-	EnvLegacyUsername = "KAFKA_USERNAME"
-	EnvLegacyPassword = "KAFKA_PASSWORD"
-	EnvLegacyGroup    = "KAFKA_GROUP"
-	EnvLegacyInstance = "KAFKA_INSTANCE"
+	EnvLegacyURL      = "KAFKA_URL"      // the REST endpoint, if EnvURL is unset
+	EnvLegacyUsername = "KAFKA_USERNAME" // username, if neither EnvUsername nor EnvPassword is set
+	EnvLegacyPassword = "KAFKA_PASSWORD" // password, likewise
+	EnvLegacyGroup    = "KAFKA_GROUP"    // default consumer group (WithGroup)
+	EnvLegacyInstance = "KAFKA_INSTANCE" // default instance id (WithInstance)
 )
 
 // FromEnv is [New] configured from the environment, then from opts (which
@@ -40,16 +41,8 @@ func FromEnv(opts ...Option) (*Transport, error) {
 }
 
 func envOptions(getenv func(string) string) ([]Option, error) {
-	first := func(names ...string) (string, string) {
-		for _, n := range names {
-			if v := getenv(n); v != "" {
-				return n, v
-			}
-		}
-		return "", ""
-	}
 	var opts []Option
-	if _, u := first(EnvURL, EnvLegacyURL); u != "" {
+	if u := cmp.Or(getenv(EnvURL), getenv(EnvLegacyURL)); u != "" {
 		opts = append(opts, WithURL(u))
 	}
 	user, pass := getenv(EnvUsername), getenv(EnvPassword)

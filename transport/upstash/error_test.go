@@ -88,6 +88,7 @@ type scripted struct {
 	requests atomic.Int64
 	bodies   []string
 	headers  []http.Header
+	paths    []string // escaped
 }
 
 type response struct {
@@ -104,6 +105,7 @@ func newScripted(t testing.TB, script ...response) *scripted {
 		s.mu.Lock()
 		s.bodies = append(s.bodies, string(b))
 		s.headers = append(s.headers, r.Header.Clone())
+		s.paths = append(s.paths, r.Method+" "+r.URL.EscapedPath())
 		resp := s.script[min(int(n)-1, len(s.script)-1)]
 		s.mu.Unlock()
 		for k, v := range resp.header {
@@ -121,6 +123,12 @@ func (s *scripted) body(i int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bodies[i]
+}
+
+func (s *scripted) path(i int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paths[i]
 }
 
 func (s *scripted) header(i int) http.Header {
@@ -277,4 +285,24 @@ func TestErrorBodies(t *testing.T) {
 			assert.Equal(t, "s3cret", pass)
 		})
 	}
+}
+
+// A consume answered "replaced by a newer member" fences the consumer for
+// good: no later Poll re-creates the instance, and Close deletes nothing.
+func TestServerFence(t *testing.T) {
+	srv := newScripted(t,
+		response{200, `[]`, nil},
+		response{404, `{"error":"consumer instance was replaced by a newer member with the same instance id: x","status":404}`, nil})
+	tr := newTestTransport(t, srv.URL)
+	c, err := tr.Subscribe(t.Context(), transport.Subscription{Group: "g", Topics: []string{"t"}})
+	require.NoError(t, err)
+	_, err = c.Poll(t.Context())
+	require.ErrorIs(t, err, transport.ErrFenced)
+	_, err = c.Poll(t.Context())
+	require.ErrorIs(t, err, transport.ErrFenced)
+	require.ErrorIs(t, c.Commit(t.Context(), transport.Message{Topic: "t"}), transport.ErrFenced)
+	require.NoError(t, c.Close())
+	assert.Equal(t, int64(2), srv.requests.Load(), "no request after the fence")
+	_, err = c.Poll(t.Context())
+	require.ErrorIs(t, err, transport.ErrClosed)
 }

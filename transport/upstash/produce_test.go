@@ -64,6 +64,7 @@ func TestProduceRejectsLocally(t *testing.T) {
 		{"NegativePartition", transport.Message{Topic: "t", Partition: -1, ManualPartition: true}, "negative partition"},
 		{"BinaryValue", transport.Message{Topic: "t", Value: []byte{0xff, 0xfe}}, "value is not valid UTF-8"},
 		{"BinaryKey", transport.Message{Topic: "t", Key: "\xc3"}, "key is not valid UTF-8"},
+		{"TimeBefore1970", transport.Message{Topic: "t", Time: time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)}, "not after 1970"},
 		{"BinaryHeader", transport.Message{Topic: "t", Headers: []transport.Header{{Key: "h", Value: "\xff"}}}, `header "h" is not valid UTF-8`},
 	}
 	for _, tt := range tests {

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -36,6 +36,9 @@ type serverConfig struct {
 	server []restserver.Option
 }
 
+// debugLog, when UPSTASH_DEBUG_LOG names a file, receives the servers' debug
+// logs (every request with its status and duration, instance lifecycles):
+// a diagnostic aid for a failing case, off by default.
 var debugLog = func() io.Writer {
 	if os.Getenv("UPSTASH_DEBUG_LOG") == "" {
 		return nil
@@ -59,16 +62,13 @@ func startServer(tb testing.TB, cfg serverConfig) *restServer {
 	opts := append([]restserver.Option{restserver.WithLogger(lg)}, cfg.server...)
 	s, err := restserver.New(restserver.NewMemoryBackend(b), opts...)
 	require.NoError(tb, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
+	hs := httptest.NewServer(s) // on 127.0.0.1, serving when it returns
 	tb.Cleanup(func() {
-		require.NoError(tb, s.Close())
-		require.NoError(tb, <-served)
+		require.NoError(tb, s.Close()) // ends long polls first
+		hs.Close()
 		require.NoError(tb, b.Close())
 	})
-	return &restServer{URL: "http://" + ln.Addr().String(), srv: s, broker: b}
+	return &restServer{URL: hs.URL, srv: s, broker: b}
 }
 
 // get makes a raw request to the server, as a test's own eyes.
@@ -299,11 +299,13 @@ func TestSubscribeSendsConfigHeaders(t *testing.T) {
 		Start: transport.StartEarliest, SessionTimeout: 1500 * time.Millisecond})
 	require.NoError(t, err)
 	// Request 0 deletes a stale instance of that name, request 1 consumes.
+	assert.Equal(t, "POST /delete-consumer/g%2F1/i%201", srv.path(0))
+	assert.Equal(t, "POST /consume/g%2F1/i%201", srv.path(1))
 	h := srv.header(1)
 	assert.Equal(t, "false", h.Get("Kafka-Enable-Auto-Commit"))
 	assert.Equal(t, "earliest", h.Get("Kafka-Auto-Offset-Reset"))
 	assert.Equal(t, "1500", h.Get("Kafka-Session-Timeout-Ms"))
-	assert.JSONEq(t, `{"topics":["a","b"],"timeout":20}`, srv.body(1))
+	assert.JSONEq(t, `{"topics":["a","b"],"timeout":0}`, srv.body(1))
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
@@ -314,18 +316,14 @@ func TestSubscribeSendsConfigHeaders(t *testing.T) {
 	var body wireConsumeRequest
 	require.NoError(t, json.Unmarshal([]byte(srv.body(2)), &body))
 	assert.InDelta(t, 900, body.Timeout, 100, "the server wait is a bit under the caller's remaining time")
-	assert.Equal(t, "latest", tr.mustHeaderOfLatest(t, srv))
-}
 
-func (tr *Transport) mustHeaderOfLatest(t *testing.T, srv *scripted) string {
-	c, err := tr.Subscribe(t.Context(), transport.Subscription{Group: "g", Topics: []string{"a"}})
+	// The defaults: latest, no session timeout header.
+	c2, err := tr.Subscribe(t.Context(), transport.Subscription{Group: "g", Topics: []string{"a"}})
 	require.NoError(t, err)
-	defer c.Close()
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	h := srv.headers[len(srv.headers)-1]
+	defer c2.Close()
+	h = srv.header(int(srv.requests.Load()) - 1)
+	assert.Equal(t, "latest", h.Get("Kafka-Auto-Offset-Reset"))
 	assert.Empty(t, h.Get("Kafka-Session-Timeout-Ms"))
-	return h.Get("Kafka-Auto-Offset-Reset")
 }
 
 func TestSubscribeRejectsInvalid(t *testing.T) {

@@ -93,7 +93,9 @@ func encodeProduce(i int, m *transport.Message) (json.RawMessage, error) {
 		w.Partition = &p
 	}
 	if !m.Time.IsZero() {
-		w.Timestamp = m.Time.UnixMilli()
+		if w.Timestamp = m.Time.UnixMilli(); w.Timestamp <= 0 {
+			return nil, fmt.Errorf("upstash: message %d: time %v is not after 1970 (the REST API takes epoch milliseconds): %w", i, m.Time, transport.ErrInvalid)
+		}
 	}
 	if len(m.Headers) > 0 {
 		w.Headers = make([]wireHeader, len(m.Headers))
