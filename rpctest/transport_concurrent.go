@@ -108,7 +108,11 @@ func testConcurrent(t *testing.T, e *tenv) {
 						Value: fmt.Appendf(nil, "w%d-k%d-%d", w, j%keys, j),
 					})
 				}
-				out, err := e.tr.Produce(ctx, batch...)
+				// Not ctx: the pollers cancel it once every record is in,
+				// which can be before the last produce's response is.
+				pctx, pcancel := context.WithTimeout(t.Context(), waitTimeout)
+				out, err := e.tr.Produce(pctx, batch...)
+				pcancel()
 				if err != nil {
 					fail(fmt.Errorf("producer %d: Produce: %w", w, err))
 					return
