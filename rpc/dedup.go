@@ -144,12 +144,6 @@ func (w *dedupWindow) drop() {
 	}
 }
 
-func (w *dedupWindow) len() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.done)
-}
-
 // markerFor builds the dedup-topic record for a handled request.
 func markerFor(topic, id string, reply *transport.Message) transport.Message {
 	m := transport.Message{Topic: topic, Partition: dedupPartition, ManualPartition: true, Key: id}
