@@ -970,7 +970,8 @@ func rpcDedupRestart(t *testing.T, e *rpcEnv) {
 func poisonCase(t *testing.T, e *rpcEnv, name string, opts []rpc.ServerOption, register func(s *rpc.Server, topic string), bad transport.Message, reason string, code rpc.Code) {
 	trs := e.newTransports(t, 2)
 	topic, replies := e.topic(name), e.topic(name+"-replies")
-	s := e.server(trs[1], "srv", opts...)
+	logs := &logRecorder{}
+	s := e.server(trs[1], "srv", append(opts, rpc.WithLogger(slog.New(logs)))...)
 	register(s, topic)
 	e.serve(s)
 	nextReply := e.reader(trs[0], replies)
@@ -996,6 +997,17 @@ func poisonCase(t *testing.T, e *rpcEnv, name string, opts []rpc.ServerOption, r
 		assert.Equal(t, code.String(), header(r, rpc.HeaderErrorCode))
 	}
 	assert.Equal(t, int64(1), s.Stats().DeadLettered)
+	// One clear log line says what happened.
+	lines := logs.find("rpc: record dead-lettered")
+	if assert.Len(t, lines, 1) {
+		assert.Equal(t, slog.LevelWarn, lines[0].Level)
+		attrs := map[string]string{}
+		lines[0].Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+		assert.Equal(t, reason, attrs["reason"])
+		assert.Equal(t, topic, attrs["topic"])
+		assert.Equal(t, fmt.Sprint(out[0].Offset), attrs["offset"])
+		assert.Equal(t, topic+rpc.DeadLetterSuffix, attrs["dlq"])
+	}
 	// The partition is not stalled: the next request is served.
 	c := e.client(trs[0], "cli")
 	_, err = c.Call(ctxT(t, 10*time.Second), topic, echoReq{Text: "next"}, rpc.WithKey(bad.Key))
@@ -1136,4 +1148,33 @@ func rpcNoticeDedup(t *testing.T, e *rpcEnv) {
 	}
 	require.Eventually(t, func() bool { return c.Stats().DuplicateNotices == 1 }, 10*time.Second, 5*time.Millisecond)
 	assert.Empty(t, notices)
+}
+
+// logRecorder is a slog.Handler that keeps every record, for cases that
+// check what the server logged.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) find(msg string) []slog.Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []slog.Record
+	for _, r := range l.recs {
+		if r.Message == msg {
+			out = append(out, r)
+		}
+	}
+	return out
 }
