@@ -28,8 +28,10 @@
 // {"error": "...", "status": N}: 400 malformed body or arguments, 401 missing
 // or wrong credentials (with WWW-Authenticate), 404 unknown topic, consumer
 // instance or route, 405 wrong method (with Allow), 413 a record over the
-// message limit or a body over the body limit, 503 while shutting down, 5xx
-// for backend faults. 429 is reserved for rate limiting, which this server
+// message limit or a body over the body limit, 408 a body still arriving
+// when [Server.Serve]'s read timeout passes (see [WithTimeouts], which also
+// cuts off clients that trickle their headers or sit idle), 503 while
+// shutting down, 5xx for backend faults. 429 is reserved for rate limiting, which this server
 // does not do. The request's Content-Type is ignored: bodies are read as
 // JSON. Committed offsets are stored exactly as given and mean the next
 // offset to read. Timestamps are epoch milliseconds; /offsets/{ts} takes a

@@ -65,7 +65,35 @@ func fastDecodeProduce(body []byte) (items []produceItem, ok bool) {
 type scanner struct {
 	b         []byte
 	i         int
-	lastTopic string // reused when the next topic is the same
+	lastTopic string            // reused when the next topic is the same
+	interned  map[string]string // short header strings seen in this body
+}
+
+// Bounds on the strings the scanner interns.
+const (
+	maxInternLen   = 32
+	maxInternCount = 256
+)
+
+// intern returns v as a string, shared with the equal short strings seen
+// before in the same body: header names and small header values (a version,
+// a kind, a content type) repeat from record to record, and sharing them
+// saves an allocation each, and memory in the backend that keeps them.
+func (s *scanner) intern(v []byte) string {
+	if len(v) > maxInternLen {
+		return string(v)
+	}
+	if str, ok := s.interned[string(v)]; ok {
+		return str
+	}
+	str := string(v)
+	if s.interned == nil {
+		s.interned = make(map[string]string, 16)
+	}
+	if len(s.interned) < maxInternCount {
+		s.interned[str] = str
+	}
+	return str
 }
 
 func (s *scanner) ws() {
@@ -212,9 +240,9 @@ func (s *scanner) headers() ([]wireHeader, bool) {
 				}
 				switch string(key) {
 				case "key":
-					h.Key = string(v)
+					h.Key = s.intern(v)
 				case "value":
-					h.Value = string(v)
+					h.Value = s.intern(v)
 				default:
 					return nil, false
 				}

@@ -23,6 +23,18 @@ const (
 	// DefaultFetchMaxRecords is the default largest number of records one
 	// /fetch returns per topic-partition-offset: 500.
 	DefaultFetchMaxRecords = 500
+	// DefaultReadHeaderTimeout is the default time [Server.Serve] gives a
+	// client to send a request's headers: 10 s.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout is the default time [Server.Serve] gives a client
+	// to send a whole request, headers and body: 60 s.
+	DefaultReadTimeout = 60 * time.Second
+	// DefaultIdleTimeout is the default time [Server.Serve] keeps an idle
+	// keep-alive connection open waiting for its next request: 2 min.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultWriteMargin is what the default write timeout adds to the max
+	// timeout (see [Timeouts.Write]): 30 s.
+	DefaultWriteMargin = 30 * time.Second
 )
 
 // Option configures a [Server]. Options are applied in order over the
@@ -44,6 +56,7 @@ type config struct {
 	fetchMaxRecords int
 	logger          *slog.Logger
 	faults          *Faults
+	timeouts        Timeouts
 }
 
 func defaults() config {
@@ -85,6 +98,7 @@ func (c *config) validate() error {
 	if c.fetchMaxRecords <= 0 {
 		errs = append(errs, fmt.Errorf("fetch max records must be positive, got %d", c.fetchMaxRecords))
 	}
+	errs = append(errs, c.timeouts.check(c.maxTimeout)...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("restserver: invalid option: %w", err)
 	}
@@ -164,4 +178,73 @@ func (c *config) timeoutFor(ms *float64, def time.Duration) (time.Duration, erro
 		return c.maxTimeout, nil
 	}
 	return time.Duration(*ms * float64(time.Millisecond)), nil
+}
+
+// Timeouts bound how long [Server.Serve] lets one client hold a connection,
+// so that a slow or stalled client (slowloris: a connection opened and fed
+// a byte at a time, or never fed) cannot keep one forever. A connection
+// that overruns one is closed; a request body still arriving when Read
+// passes is answered 408. A zero field takes its default. They apply to
+// Serve only: a Server mounted in another http.Server has that server's
+// timeouts.
+type Timeouts struct {
+	// ReadHeader bounds the time from the start of a request (a new
+	// connection, or the end of an idle wait) to the end of its headers.
+	// Default [DefaultReadHeaderTimeout].
+	ReadHeader time.Duration
+	// Read bounds the time to read a whole request, headers and body. It
+	// also bounds how long a request may run (net/http ends the request's
+	// context when the connection's read deadline passes), so it must be
+	// longer than the max timeout (see [WithMaxTimeout]) or long polls are
+	// cut short. Default: the larger of [DefaultReadTimeout] and the max
+	// timeout plus [DefaultWriteMargin].
+	Read time.Duration
+	// Write bounds the time from the end of a request's headers to the end
+	// of its response; it must be longer than the max timeout, or long
+	// polls are cut off. Default: the max timeout plus [DefaultWriteMargin].
+	Write time.Duration
+	// Idle bounds how long a keep-alive connection waits for its next
+	// request. Default [DefaultIdleTimeout].
+	Idle time.Duration
+}
+
+// WithTimeouts sets the connection timeouts of [Server.Serve]; zero fields
+// keep their defaults (see [Timeouts]). New fails on a negative value, a
+// Read below ReadHeader, or a Read or Write not longer than the max
+// timeout.
+func WithTimeouts(t Timeouts) Option {
+	return optionFunc(func(c *config) { c.timeouts = t })
+}
+
+// withDefaults fills t's zero fields for a server whose longest request
+// wait is maxTimeout.
+func (t Timeouts) withDefaults(maxTimeout time.Duration) Timeouts {
+	if t.ReadHeader == 0 {
+		t.ReadHeader = DefaultReadHeaderTimeout
+	}
+	if t.Read == 0 {
+		t.Read = max(DefaultReadTimeout, maxTimeout+DefaultWriteMargin)
+	}
+	if t.Write == 0 {
+		t.Write = maxTimeout + DefaultWriteMargin
+	}
+	if t.Idle == 0 {
+		t.Idle = DefaultIdleTimeout
+	}
+	return t
+}
+
+func (t Timeouts) check(maxTimeout time.Duration) []error {
+	var errs []error
+	if t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 {
+		errs = append(errs, fmt.Errorf("timeouts must not be negative, got %+v", t))
+	}
+	d := t.withDefaults(maxTimeout)
+	if d.Read < d.ReadHeader {
+		errs = append(errs, fmt.Errorf("read timeout %v is below the read header timeout %v", d.Read, d.ReadHeader))
+	}
+	if d.Read <= maxTimeout || d.Write <= maxTimeout {
+		errs = append(errs, fmt.Errorf("read timeout %v and write timeout %v must be longer than the max timeout %v", d.Read, d.Write, maxTimeout))
+	}
+	return errs
 }

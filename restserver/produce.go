@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,8 +43,13 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 		pathTopic = seg[1]
 	}
 	msgs := make([]transport.Message, len(items))
+	nh := 0
 	for i := range items {
-		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items)); err != nil {
+		nh += len(items[i].Headers)
+	}
+	headers := make([]transport.Header, 0, nh) // one backing array for all records
+	for i := range items {
+		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items), &headers); err != nil {
 			return err
 		}
 	}
@@ -68,63 +74,75 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	return nil
 }
 
-// toMessage validates item (number i of n) and fills m.
-func (s *Server) toMessage(m *transport.Message, it *produceItem, pathTopic string, i, n int) error {
-	where := ""
-	if n > 1 {
-		where = fmt.Sprintf("message %d: ", i)
+// toMessage validates item (number i of n) and fills m, taking m's headers
+// from the end of *headers.
+func (s *Server) toMessage(m *transport.Message, it *produceItem, pathTopic string, i, n int, headers *[]transport.Header) error {
+	// where prefixes an error with the message's index, when there are
+	// several; made only for an error.
+	where := func() string {
+		if n > 1 {
+			return "message " + strconv.Itoa(i) + ": "
+		}
+		return ""
 	}
 	m.Topic = it.Topic
 	if pathTopic != "" {
 		m.Topic = pathTopic
 	}
 	if m.Topic == "" {
-		return badRequest(where + "topic is required")
+		return badRequest(where() + "topic is required")
 	}
 	if !it.Value.set {
-		return badRequest(where + "value is required")
+		return badRequest(where() + "value is required")
 	}
 	m.Key = it.Key
 	m.Value = it.Value.b
 	if it.Partition != nil {
 		if *it.Partition < 0 {
-			return badRequest(fmt.Sprintf("%spartition must not be negative, got %d", where, *it.Partition))
+			return badRequest(fmt.Sprintf("%spartition must not be negative, got %d", where(), *it.Partition))
 		}
 		m.Partition = *it.Partition
 		m.ManualPartition = true
 	}
 	if it.Timestamp != nil {
 		if *it.Timestamp < 0 {
-			return badRequest(fmt.Sprintf("%stimestamp must be epoch milliseconds, got %d", where, *it.Timestamp))
+			return badRequest(fmt.Sprintf("%stimestamp must be epoch milliseconds, got %d", where(), *it.Timestamp))
 		}
 		if *it.Timestamp > 0 {
 			m.Time = time.UnixMilli(*it.Timestamp)
 		}
 	}
 	if len(it.Headers) > 0 {
-		m.Headers = make([]transport.Header, len(it.Headers))
-		for j, h := range it.Headers {
-			m.Headers[j] = transport.Header{Key: h.Key, Value: h.Value}
+		at := len(*headers)
+		for _, h := range it.Headers {
+			*headers = append(*headers, transport.Header{Key: h.Key, Value: h.Value})
 		}
+		m.Headers = (*headers)[at:len(*headers):len(*headers)]
 	}
 	return s.checkSize(m, where)
 }
 
-func (s *Server) checkSize(m *transport.Message, where string) error {
+// checkSize refuses a record over the message limit; where, if not nil,
+// gives the error's prefix.
+func (s *Server) checkSize(m *transport.Message, where func() string) error {
 	n := len(m.Key) + len(m.Value)
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)
 	}
 	if n > s.cfg.maxMessageBytes {
+		prefix := ""
+		if where != nil {
+			prefix = where()
+		}
 		return errorf(http.StatusRequestEntityTooLarge, "%smessage is %d bytes, over the limit of %d bytes: %w",
-			where, n, s.cfg.maxMessageBytes, transport.ErrMessageTooLarge)
+			prefix, n, s.cfg.maxMessageBytes, transport.ErrMessageTooLarge)
 	}
 	return nil
 }
 
 // produceOne appends one record and answers one Metadata object.
 func (s *Server) produceOne(w http.ResponseWriter, r *http.Request, msg transport.Message) error {
-	if err := s.checkSize(&msg, ""); err != nil {
+	if err := s.checkSize(&msg, nil); err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)

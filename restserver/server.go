@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,8 +121,9 @@ func (s *Server) Stats() Stats {
 // (Stats().Requests).
 func (s *Server) Requests() uint64 { return s.requests.Load() }
 
-// Serve accepts HTTP connections on ln until Shutdown or Close, with read,
-// write and idle timeouts fit for long polls of up to the max timeout. It
+// Serve accepts HTTP connections on ln until Shutdown or Close, with the
+// read, write and idle timeouts of [WithTimeouts] (by default fit for long
+// polls of up to the max timeout) and request headers of at most 1 MiB. It
 // returns nil after Shutdown/Close, and fails if the server is already
 // serving or closed. Serve closes ln.
 func (s *Server) Serve(ln net.Listener) error {
@@ -131,12 +133,13 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return errors.New("restserver: Serve called twice or after Close")
 	}
+	to := s.cfg.timeouts.withDefaults(s.cfg.maxTimeout)
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      s.cfg.maxTimeout + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: to.ReadHeader,
+		ReadTimeout:       to.Read,
+		WriteTimeout:      to.Write,
+		IdleTimeout:       to.Idle,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -337,6 +340,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, err
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Serve's read timeout passed: a slow or stalled client.
+			return nil, &httpError{status: http.StatusRequestTimeout, msg: "request body not received within the read timeout", err: err}
 		}
 		return nil, badRequest("reading request body: " + err.Error())
 	}

@@ -158,7 +158,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if out == nil {
 		return nil
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	data, err := readAnswer(resp)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -168,10 +168,29 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if len(data) > maxResponseBytes {
 		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), maxResponseBytes)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if d, ok := out.(jsonDecoder); ok {
+		err = d.decodeJSON(data)
+	} else {
+		err = json.Unmarshal(data, out)
+	}
+	if err != nil {
 		return fmt.Errorf("upstash: %s %s: decode %d response: %w", r.method, r.display(), resp.StatusCode, err)
 	}
 	return nil
+}
+
+// readAnswer reads a 2xx response's body, up to maxResponseBytes+1 bytes
+// (one more tells an oversize answer). A body of known length is read into a
+// buffer of its size at once.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= maxResponseBytes {
+		data := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 }
 
 // readError turns a non-2xx response into an *Error, taking the message from

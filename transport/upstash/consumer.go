@@ -222,12 +222,12 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport
 	if err != nil {
 		return nil, err
 	}
-	var ws []wireConsumed
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait}, &ws)
+	var ans messagesAnswer
+	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait}, &ans)
 	if err != nil {
 		return nil, err
 	}
-	return toMessages(ws), nil
+	return ans.msgs, nil
 }
 
 // Poll returns the records the server has for this instance, waiting up to

@@ -194,6 +194,11 @@ func (p *producer) send(batch []*produceCall) {
 	defer release()
 
 	var body bytes.Buffer
+	size := 2
+	for _, c := range batch {
+		size += c.size
+	}
+	body.Grow(size)
 	total := 0
 	body.WriteByte('[')
 	for _, c := range batch {
@@ -207,8 +212,9 @@ func (p *producer) send(batch []*produceCall) {
 	}
 	body.WriteByte(']')
 
-	var meta []wireMetadata
-	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes()}, &meta)
+	var ans metadataAnswer
+	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes()}, &ans)
+	meta := ans.meta
 	if err == nil && len(meta) != total {
 		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages", len(meta), total)
 	}

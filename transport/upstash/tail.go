@@ -159,9 +159,9 @@ func (tl *tailer) Poll(ctx context.Context) ([]transport.Message, error) {
 	var out []transport.Message
 	var err error
 	if len(tl.topics) == 1 {
-		var ws []wireConsumed
-		ws, err = tl.fetch(fctx, tl.topics[0], wait)
-		out = tl.accept(ws)
+		var got []transport.Message
+		got, err = tl.fetch(fctx, tl.topics[0], wait)
+		out = tl.accept(got)
 	} else {
 		out, err = tl.fetchAll(fctx, wait)
 	}
@@ -186,16 +186,16 @@ func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
-		ws  []wireConsumed
-		err error
+		msgs []transport.Message
+		err  error
 	}
 	answers := make([]answer, len(tl.topics))
 	var wg sync.WaitGroup
 	for i, tp := range tl.topics {
 		wg.Go(func() {
-			ws, err := tl.fetch(ctx, tp, wait)
-			answers[i] = answer{ws, err}
-			if len(ws) > 0 {
+			msgs, err := tl.fetch(ctx, tp, wait)
+			answers[i] = answer{msgs, err}
+			if len(msgs) > 0 {
 				cancel()
 			}
 		})
@@ -206,7 +206,7 @@ func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport
 		errs []error
 	)
 	for _, a := range answers {
-		out = append(out, tl.accept(a.ws)...)
+		out = append(out, tl.accept(a.msgs)...)
 		if a.err != nil && !errors.Is(a.err, context.Canceled) {
 			errs = append(errs, a.err)
 		}
@@ -215,7 +215,7 @@ func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport
 }
 
 // fetch reads one topic's partitions from the current positions.
-func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) ([]wireConsumed, error) {
+func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) ([]transport.Message, error) {
 	pos := tl.pos[topic]
 	req := wireFetchRequest{
 		TopicPartitionOffsets: make([]wireTopicPartitionOffset, len(pos)),
@@ -228,25 +228,24 @@ func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	var ws []wireConsumed
-	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", body: body, wait: wait}, &ws); err != nil {
+	var ans messagesAnswer
+	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", body: body, wait: wait}, &ans); err != nil {
 		return nil, err
 	}
-	return ws, nil
+	return ans.msgs, nil
 }
 
-// accept converts the records at or past the current positions and moves
-// the positions past them. Called with tl.sem held.
-func (tl *tailer) accept(ws []wireConsumed) []transport.Message {
-	var out []transport.Message
-	for i := range ws {
-		w := &ws[i]
-		pos := tl.pos[w.Topic]
-		if w.Partition < 0 || int(w.Partition) >= len(pos) || w.Offset < pos[w.Partition] {
+// accept keeps the records at or past the current positions and moves the
+// positions past them. Called with tl.sem held.
+func (tl *tailer) accept(msgs []transport.Message) []transport.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		pos := tl.pos[m.Topic]
+		if m.Partition < 0 || int(m.Partition) >= len(pos) || m.Offset < pos[m.Partition] {
 			continue // not asked for, or already delivered
 		}
-		pos[w.Partition] = w.Offset + 1
-		out = append(out, w.message())
+		pos[m.Partition] = m.Offset + 1
+		out = append(out, m)
 	}
 	return out
 }

@@ -87,26 +87,17 @@ func encodeProduce(i int, m *transport.Message) (json.RawMessage, error) {
 	if !utf8.Valid(m.Value) {
 		return nil, fmt.Errorf("upstash: message %d: value is not valid UTF-8 (the REST API carries values as JSON strings; encode binary data, e.g. as base64): %w", i, transport.ErrInvalid)
 	}
-	w := wireProduce{Topic: m.Topic, Key: m.Key, Value: string(m.Value)}
-	if m.ManualPartition {
-		p := m.Partition
-		w.Partition = &p
+	if !m.Time.IsZero() && m.Time.UnixMilli() <= 0 {
+		return nil, fmt.Errorf("upstash: message %d: time %v is not after 1970 (the REST API takes epoch milliseconds): %w", i, m.Time, transport.ErrInvalid)
 	}
-	if !m.Time.IsZero() {
-		if w.Timestamp = m.Time.UnixMilli(); w.Timestamp <= 0 {
-			return nil, fmt.Errorf("upstash: message %d: time %v is not after 1970 (the REST API takes epoch milliseconds): %w", i, m.Time, transport.ErrInvalid)
+	size := 64 + len(m.Topic) + len(m.Key) + len(m.Value)
+	for j, h := range m.Headers {
+		if !utf8.ValidString(h.Key) || !utf8.ValidString(h.Value) {
+			return nil, fmt.Errorf("upstash: message %d: header %q is not valid UTF-8: %w", i, h.Key, transport.ErrInvalid)
 		}
+		size += 24 + len(m.Headers[j].Key) + len(m.Headers[j].Value)
 	}
-	if len(m.Headers) > 0 {
-		w.Headers = make([]wireHeader, len(m.Headers))
-		for j, h := range m.Headers {
-			if !utf8.ValidString(h.Key) || !utf8.ValidString(h.Value) {
-				return nil, fmt.Errorf("upstash: message %d: header %q is not valid UTF-8: %w", i, h.Key, transport.ErrInvalid)
-			}
-			w.Headers[j] = wireHeader(h)
-		}
-	}
-	return marshal(w)
+	return appendProduce(make([]byte, 0, size+size/8), m), nil
 }
 
 // marshal encodes v as compact JSON without HTML escaping.

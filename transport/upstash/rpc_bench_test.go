@@ -1,0 +1,142 @@
+package upstash
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
+)
+
+// BenchmarkRPC measures rpc calls end to end over the REST API: the
+// project's REST server on a loopback port, an rpc.Server on one Transport
+// and an rpc.Client on another (two separate REST clients of one server, as
+// two services would be), an echo handler and a small JSON payload. Each
+// sub-benchmark runs b.N calls from a fixed number of concurrent callers and
+// reports calls/s (completed calls per second of wall time), p50-µs and
+// p99-µs (latency of one Call, from its start to its reply) and
+// http-req/call (HTTP requests the REST server received during the run,
+// from every client: produce, consume, commit, fetch; per call). Run it
+// with:
+//
+//	go test -run '^$' -bench RPC -benchtime 3s ./transport/upstash/
+func BenchmarkRPC(b *testing.B) {
+	for _, callers := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			benchRPC(b, callers)
+		})
+	}
+}
+
+// Settings of the benchmark's setup.
+const (
+	// rpcBenchPartitions is the partition count of the request and reply
+	// topics.
+	rpcBenchPartitions = 4
+	// rpcBenchRetention bounds the broker's memory over long runs.
+	rpcBenchRetention = 200_000
+)
+
+type echoReq struct {
+	ID     int    `json:"id"`
+	Report string `json:"report"`
+	Rows   int    `json:"rows"`
+}
+
+func benchRPC(b *testing.B, callers int) {
+	s := startServer(b, serverConfig{broker: []memory.Option{
+		memory.WithPartitions(rpcBenchPartitions),
+		memory.WithRetention(rpcBenchRetention, 0),
+	}})
+	quiet := rpc.WithLogger(slog.New(slog.DiscardHandler))
+
+	srvT := newTestTransport(b, s.URL)
+	srv, err := rpc.NewServer(srvT, rpc.WithName("bench-srv"), quiet,
+		rpc.WithConcurrency(max(16, callers)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rpc.Handle(srv, "echo", func(_ context.Context, r echoReq) (echoReq, error) { return r, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			b.Error(err)
+		}
+	})
+
+	cliT := newTestTransport(b, s.URL)
+	cli, err := rpc.NewClient(cliT, rpc.WithName("bench-cli"), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cli.Close() })
+
+	// Warm up: topics created, group joined, connections open, first
+	// replies through, from every caller at once.
+	warm := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			_, err := cli.Call(context.Background(), "echo", echoReq{ID: i, Report: "warm-up"})
+			warm <- err
+		}()
+	}
+	for range callers {
+		if err := <-warm; err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+		wg     sync.WaitGroup
+	)
+	lat := make([][]time.Duration, callers)
+	before := s.srv.Requests()
+	b.ResetTimer()
+	start := time.Now()
+	for g := range callers {
+		wg.Go(func() {
+			own := make([]time.Duration, 0, b.N/callers+1)
+			req := echoReq{ID: g, Report: "monthly", Rows: 1234}
+			for next.Add(1) <= int64(b.N) && !failed.Load() {
+				t0 := time.Now()
+				out, err := rpc.Call[echoReq](context.Background(), cli, "echo", req)
+				if err == nil && out != req {
+					err = errors.New("echo answered a different value")
+				}
+				if err != nil {
+					failed.Store(true)
+					b.Errorf("caller %d: %v", g, err)
+					return
+				}
+				own = append(own, time.Since(t0))
+			}
+			lat[g] = own
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	requests := s.srv.Requests() - before
+
+	all := slices.Concat(lat...)
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "calls/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(requests)/float64(len(all)), "http-req/call")
+}
