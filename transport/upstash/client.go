@@ -24,6 +24,7 @@ const (
 	maxResponseBytes = 256 << 20 // a consume or fetch answer
 	maxErrorBytes    = 64 << 10  // an error answer
 	maxRetryAfter    = 30 * time.Second
+	presizeLimit     = 4 << 20 // largest Content-Length allocated up front
 )
 
 // request is one REST call. path is the URL path below the base URL, with
@@ -180,10 +181,11 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 }
 
 // readAnswer reads a 2xx response's body, up to maxResponseBytes+1 bytes
-// (one more tells an oversize answer). A body of known length is read into a
-// buffer of its size at once.
+// (one more tells an oversize answer). A body of known, moderate length is
+// read into a buffer of its size at once; a larger one grows as it arrives,
+// so a server cannot make the client allocate more than it sends.
 func readAnswer(resp *http.Response) ([]byte, error) {
-	if n := resp.ContentLength; n >= 0 && n <= maxResponseBytes {
+	if n := resp.ContentLength; n >= 0 && n <= presizeLimit {
 		data := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, data); err != nil {
 			return nil, err

@@ -21,6 +21,13 @@
 // for the rpc layer). Produce refuses invalid UTF-8 with an error wrapping
 // transport.ErrInvalid instead of corrupting it.
 //
+// # Records share memory
+//
+// The records one Poll returns share memory: their values are slices of
+// one buffer per server answer, and their headers of one array, so a record
+// kept keeps its whole answer alive. Copy a Value to keep it long. As
+// transport.Message says, treat Value and Headers as read-only.
+//
 // # Errors and retries
 //
 // Every non-2xx answer becomes an [*Error] carrying the HTTP status and the

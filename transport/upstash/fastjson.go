@@ -19,9 +19,10 @@ import (
 // reflection.
 //
 // The decoders accept the documented shapes: arrays of objects with the
-// exact lower-case field names, strings with any escape but lone surrogates,
-// integers for the numeric fields, any JSON whitespace. On anything else
-// (another field, null, a float, invalid UTF-8, malformed JSON...) they give
+// exact lower-case field names, strings with any escape but a \u escape of
+// a UTF-16 surrogate, integers for the numeric fields, any JSON whitespace.
+// On anything else (another field, a repeated one, null, a float, invalid
+// UTF-8, a surrogate, malformed JSON...) they give
 // up and the caller decodes with encoding/json, which also words the
 // errors. Where they succeed, their result equals encoding/json's (checked
 // by FuzzDecodeMessages and FuzzDecodeMetadata).
