@@ -92,7 +92,7 @@ func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e 
 			msgs = append(msgs, reply)
 		}
 		if r.dedup != nil && s.cfg.dedupTopic != "" {
-			msgs = append(msgs, markerFor(s.cfg.dedupTopic, env.id, entry.reply))
+			msgs = append(msgs, markerFor(s.cfg.dedupTopic, r.dedup.self, env.id, entry.reply))
 		}
 	}
 	s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,

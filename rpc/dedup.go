@@ -23,6 +23,7 @@ const (
 	headerDedupReplyTo         = "rpc-dedup-reply-to"
 	headerDedupReplyPart       = "rpc-dedup-reply-partition"
 	headerDedupSentinel        = "rpc-dedup-sentinel"
+	headerDedupBy              = "rpc-dedup-by"
 	dedupPartition       int32 = 0 // one ordered log: a sentinel proves catch-up
 )
 
@@ -31,6 +32,7 @@ const (
 type dedupWindow struct {
 	size int
 	age  time.Duration
+	self string // written in this window's markers, which it skips on reading
 
 	mu       sync.Mutex
 	done     map[string]*handledEntry
@@ -46,7 +48,7 @@ type handledEntry struct {
 }
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
-	return &dedupWindow{size: size, age: age, done: make(map[string]*handledEntry), inflight: make(map[string]struct{})}
+	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]struct{})}
 }
 
 type dedupState int
@@ -95,6 +97,9 @@ func (w *dedupWindow) has(id string) bool {
 // learnMarker records the entry in a dedup-topic record unless its id is
 // known already (as are this server's own markers, read back).
 func (w *dedupWindow) learnMarker(m *transport.Message, now time.Time) {
+	if by, _ := m.Header(headerDedupBy); by == w.self {
+		return // our own: already in the window, no lock needed
+	}
 	id, ok := m.Header(headerDedupOf)
 	if !ok || id == "" || w.has(id) {
 		return
@@ -145,15 +150,16 @@ func (w *dedupWindow) drop() {
 }
 
 // markerFor builds the dedup-topic record for a handled request.
-func markerFor(topic, id string, reply *transport.Message) transport.Message {
+func markerFor(topic, by, id string, reply *transport.Message) transport.Message {
 	m := transport.Message{Topic: topic, Partition: dedupPartition, ManualPartition: true, Key: id}
 	if reply == nil {
-		m.Headers = []transport.Header{{Key: headerDedupOf, Value: id}}
+		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id}}
 		return m
 	}
 	m.Value = reply.Value
-	m.Headers = make([]transport.Header, 0, len(reply.Headers)+3)
-	m.Headers = append(m.Headers, transport.Header{Key: headerDedupOf, Value: id}, transport.Header{Key: headerDedupReplyTo, Value: reply.Topic})
+	m.Headers = make([]transport.Header, 0, len(reply.Headers)+4)
+	m.Headers = append(m.Headers, transport.Header{Key: headerDedupBy, Value: by}, transport.Header{Key: headerDedupOf, Value: id},
+		transport.Header{Key: headerDedupReplyTo, Value: reply.Topic})
 	if reply.ManualPartition {
 		m.Headers = append(m.Headers, transport.Header{Key: headerDedupReplyPart, Value: strconv.Itoa(int(reply.Partition))})
 	}
@@ -176,7 +182,7 @@ func entryFromMarker(m *transport.Message) (*handledEntry, bool) {
 	reply := &transport.Message{Topic: replyTo, Key: id, Value: m.Value}
 	for _, h := range m.Headers {
 		switch h.Key {
-		case headerDedupOf, headerDedupReplyTo:
+		case headerDedupOf, headerDedupReplyTo, headerDedupBy:
 		case headerDedupReplyPart:
 			if p, err := strconv.ParseInt(h.Value, 10, 32); err == nil && p >= 0 {
 				reply.Partition, reply.ManualPartition = int32(p), true

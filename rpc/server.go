@@ -551,7 +551,7 @@ func (r *serveRun) complete(env *envelope, e *handledEntry) bool {
 		msgs = append(msgs, *e.reply)
 	}
 	if r.dedup != nil && r.s.cfg.dedupTopic != "" && !env.legacy {
-		msgs = append(msgs, markerFor(r.s.cfg.dedupTopic, env.id, e.reply))
+		msgs = append(msgs, markerFor(r.s.cfg.dedupTopic, r.dedup.self, env.id, e.reply))
 	}
 	if len(msgs) == 0 {
 		return true
