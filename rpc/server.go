@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -399,10 +398,9 @@ func (r *serveRun) handle(m *transport.Message) bool {
 		done, _ := r.poison(m, &env, reasonNotARequest, Errorf(CodeInvalidArgument, "%s record on request topic %s", env.kind, m.Topic))
 		return done
 	}
-	if !env.legacy && len(m.Value) > 0 && !json.Valid(m.Value) {
-		done, _ := r.poison(m, &env, reasonUndecodable, Errorf(CodeInvalidArgument, "payload is not valid JSON"))
-		return done
-	}
+	// A payload that is not JSON is caught where it is decoded (Handle,
+	// Request.Decode), which dead-letters it as undecodable: no second scan
+	// of every payload here.
 	req := &Request{
 		Topic:   m.Topic,
 		Method:  env.method,

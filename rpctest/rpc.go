@@ -65,6 +65,7 @@ func TestRPC(t *testing.T, newTransports NewTransports) {
 		{"DedupSurvivesRestart", rpcDedupRestart},
 		{"PoisonBadEnvelope", rpcPoisonEnvelope},
 		{"PoisonUndecodable", rpcPoisonUndecodable},
+		{"PoisonNotJSON", rpcPoisonNotJSON},
 		{"PoisonUnknownRoute", rpcPoisonUnknownRoute},
 		{"PoisonOversize", rpcPoisonOversize},
 		{"RetryableThenSuccess", rpcRetryable},
@@ -1030,6 +1031,11 @@ func rpcPoisonEnvelope(t *testing.T, e *rpcEnv) {
 func rpcPoisonUndecodable(t *testing.T, e *rpcEnv) {
 	bad := rawRequest("", uuid.NewString(), "reply-placeholder", `["not","an","object"]`)
 	poisonCase(t, e, "undecodable", nil, echoRoute, bad, "undecodable", rpc.CodeInvalidArgument)
+}
+
+func rpcPoisonNotJSON(t *testing.T, e *rpcEnv) {
+	bad := rawRequest("", uuid.NewString(), "reply-placeholder", `{not json at all`)
+	poisonCase(t, e, "notjson", nil, echoRoute, bad, "undecodable", rpc.CodeInvalidArgument)
 }
 
 func rpcPoisonUnknownRoute(t *testing.T, e *rpcEnv) {
