@@ -373,6 +373,13 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		}
 		return err
 	}
+	s.writeRecords(w, msgs)
+	return nil
+}
+
+// writeRecords answers 200 with msgs as a ConsumedMessage array and counts
+// them as delivered.
+func (s *Server) writeRecords(w http.ResponseWriter, msgs []transport.Message) {
 	s.delivered.Add(uint64(len(msgs)))
 	b := getBuf()
 	defer putBuf(b)
@@ -385,7 +392,6 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	}
 	*b = append(*b, ']')
 	writeJSON(w, http.StatusOK, *b)
-	return nil
 }
 
 // consume runs one long poll on in: it returns as soon as records arrive,

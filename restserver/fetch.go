@@ -68,18 +68,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	if err != nil {
 		return err
 	}
-	s.delivered.Add(uint64(len(msgs)))
-	b := getBuf()
-	defer putBuf(b)
-	*b = append(*b, '[')
-	for i := range msgs {
-		if i > 0 {
-			*b = append(*b, ',')
-		}
-		*b = appendConsumed(*b, &msgs[i])
-	}
-	*b = append(*b, ']')
-	writeJSON(w, http.StatusOK, *b)
+	s.writeRecords(w, msgs)
 	return nil
 }
 
