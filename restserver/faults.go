@@ -88,8 +88,9 @@ func (fi *faultInjector) injectBefore(conn, w http.ResponseWriter, r *http.Reque
 			return true
 		}
 	}
-	if fi.hit(fi.f.Reset) && resetConn(conn) {
-		fi.reset.Add(1)
+	if _, ok := conn.(http.Hijacker); ok && fi.hit(fi.f.Reset) {
+		fi.reset.Add(1) // counted first: the client sees the reset at once
+		resetConn(conn)
 		return true
 	}
 	if fi.hit(fi.f.Unavailable) {

@@ -264,8 +264,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err := s.serve(lost, r); err != nil {
 				s.writeError(lost, r, err)
 			}
+			s.faults.resetAfter.Add(1) // counted first: the client sees the reset at once
 			resetConn(w)
-			s.faults.resetAfter.Add(1)
 			return
 		}
 	}
