@@ -62,8 +62,9 @@ func isRetryable(err error) bool {
 // there is a reply-to) gets e as an error reply, the request is marked
 // handled for dedup, and one log line says what happened. All records are
 // written by one produce. It reports whether that succeeded (or failed for
-// good, so as not to stall the partition) and the dedup entry.
-func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e *Error) (bool, *handledEntry) {
+// good, so as not to stall the partition) and the dedup entry, which it
+// records in the window (under dedupID, if any) before producing.
+func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e *Error, dedupID string) (bool, *handledEntry) {
 	s := r.s
 	r.s.deadLettered.Add(1)
 	dlq := transport.Message{
@@ -94,6 +95,9 @@ func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e 
 		if r.dedup != nil && s.cfg.dedupTopic != "" {
 			msgs = append(msgs, markerFor(s.cfg.dedupTopic, r.dedup.self, env.id, entry.reply))
 		}
+	}
+	if dedupID != "" {
+		r.dedup.finish(dedupID, entry)
 	}
 	s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
 		"offset", m.Offset, "id", env.id, "dlq", dlq.Topic, "replied", entry != nil && entry.reply != nil, "err", e.Message)

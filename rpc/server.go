@@ -386,16 +386,16 @@ func (r *serveRun) handle(m *transport.Message) bool {
 	if s.cfg.maxPayload > 0 && len(m.Value) > s.cfg.maxPayload {
 		env, _ := decodeEnvelope(m) // best effort, for the error reply
 		done, _ := r.poison(m, &env, reasonOversize, Errorf(CodeResourceExhausted,
-			"payload of %d bytes is over the server's limit of %d", len(m.Value), s.cfg.maxPayload))
+			"payload of %d bytes is over the server's limit of %d", len(m.Value), s.cfg.maxPayload), "")
 		return done
 	}
 	env, err := decodeEnvelope(m)
 	if err != nil {
-		done, _ := r.poison(m, &env, reasonBadEnvelope, NewError(CodeInvalidArgument, err))
+		done, _ := r.poison(m, &env, reasonBadEnvelope, NewError(CodeInvalidArgument, err), "")
 		return done
 	}
 	if env.kind == KindReply || env.kind == KindProgress {
-		done, _ := r.poison(m, &env, reasonNotARequest, Errorf(CodeInvalidArgument, "%s record on request topic %s", env.kind, m.Topic))
+		done, _ := r.poison(m, &env, reasonNotARequest, Errorf(CodeInvalidArgument, "%s record on request topic %s", env.kind, m.Topic), "")
 		return done
 	}
 	// A payload that is not JSON is caught where it is decoded (Handle,
@@ -450,18 +450,21 @@ func (r *serveRun) handle(m *transport.Message) bool {
 			return true
 		case dedupInFlight:
 			r.s.dupes.Add(1)
+			s.log.Debug("rpc: copy of a request still running dropped", "topic", m.Topic, "id", env.id)
 			return true // the first delivery replies
 		}
 		dedupID = env.id
 	}
-	finished := false
-	var stored *handledEntry
+	// complete and poison record the request as handled in the window
+	// before they produce its reply, so that a copy arriving meanwhile is
+	// answered with the stored reply rather than dropped as in flight.
+	// Only a request cut short leaves the window without an entry.
+	recorded := false
 	if dedupID != "" {
 		defer func() {
-			if !finished {
-				stored = nil
+			if !recorded {
+				r.dedup.finish(dedupID, nil)
 			}
-			r.dedup.finish(dedupID, stored)
 		}()
 	}
 
@@ -475,17 +478,17 @@ func (r *serveRun) handle(m *transport.Message) bool {
 
 	if h == nil {
 		if !r.unhandled(ctx, req) {
-			finished, stored = r.poison(m, &env, reasonUnknownRoute, Errorf(CodeUnimplemented, "no handler for %s", routeName(m.Topic, env.method)))
-			return finished
+			recorded = true
+			done, _ := r.poison(m, &env, reasonUnknownRoute, Errorf(CodeUnimplemented, "no handler for %s", routeName(m.Topic, env.method)), dedupID)
+			return done
 		}
 		var reply *transport.Message
 		if replyTo != "" {
 			rm := s.replyMessage(&env, KindReply, nil, Errorf(CodeUnimplemented, "no handler for %s", routeName(m.Topic, env.method)))
 			reply = &rm
 		}
-		stored = &handledEntry{id: env.id, at: time.Now(), reply: reply}
-		finished = r.complete(&env, stored)
-		return finished
+		recorded = true
+		return r.complete(&env, dedupID, &handledEntry{id: env.id, at: time.Now(), reply: reply})
 	}
 
 	res, herr := r.run(ctx, h, req)
@@ -495,20 +498,21 @@ func (r *serveRun) handle(m *transport.Message) bool {
 		return false
 	}
 	if herr != nil && errors.Is(herr, errUndecodable) {
-		finished, stored = r.poison(m, &env, reasonUndecodable, handlerErr(herr))
-		return finished
+		recorded = true
+		done, _ := r.poison(m, &env, reasonUndecodable, handlerErr(herr), dedupID)
+		return done
 	}
 	if herr != nil && isRetryable(herr) {
-		finished, stored = r.poison(m, &env, reasonRetriesExhausted, handlerErr(herr))
-		return finished
+		recorded = true
+		done, _ := r.poison(m, &env, reasonRetriesExhausted, handlerErr(herr), dedupID)
+		return done
 	}
 	if replyTo == "" {
 		if herr != nil {
 			s.log.Warn("rpc: handler failed", "request", req.String(), "err", herr)
 		}
-		stored = &handledEntry{id: env.id, at: time.Now()}
-		finished = r.complete(&env, stored)
-		return finished
+		recorded = true
+		return r.complete(&env, dedupID, &handledEntry{id: env.id, at: time.Now()})
 	}
 	var reply transport.Message
 	if herr != nil {
@@ -518,9 +522,8 @@ func (r *serveRun) handle(m *transport.Message) bool {
 	} else {
 		reply = s.replyMessage(&env, KindReply, payload, nil)
 	}
-	stored = &handledEntry{id: env.id, at: time.Now(), reply: &reply}
-	finished = r.complete(&env, stored)
-	return finished
+	recorded = true
+	return r.complete(&env, dedupID, &handledEntry{id: env.id, at: time.Now(), reply: &reply})
 }
 
 // run calls h, retrying errors marked Retryable with backoff, up to the
@@ -542,7 +545,10 @@ func (r *serveRun) run(ctx context.Context, h HandlerFunc, req *Request) (any, e
 
 // complete produces the reply of a handled request (if any) together with
 // its dedup marker, in one produce so that both or neither are written.
-func (r *serveRun) complete(env *envelope, e *handledEntry) bool {
+func (r *serveRun) complete(env *envelope, dedupID string, e *handledEntry) bool {
+	if dedupID != "" {
+		r.dedup.finish(dedupID, e)
+	}
 	var buf [2]transport.Message
 	msgs := buf[:0]
 	if e.reply != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,7 +106,14 @@ type rpcEnv struct {
 func (e *rpcEnv) topic(name string) string { return e.prefix + "-" + name }
 
 // quiet is a logger that drops everything; cases that check logs make their own.
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+// quiet is a logger that drops everything, unless RPCTEST_LOG is set (to
+// debug a failing case): then it writes every level to stderr.
+var quiet = func() *slog.Logger {
+	if os.Getenv("RPCTEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}()
 
 // client starts a client named name on tr, closed at cleanup.
 func (e *rpcEnv) client(tr transport.Transport, name string, opts ...rpc.ClientOption) *rpc.Client {
