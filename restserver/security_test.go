@@ -191,7 +191,11 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	}()
 	select {
 	case <-closed:
-		assert.GreaterOrEqual(t, time.Since(idle), slowTimeouts.Idle-10*time.Millisecond)
+		// Closed for idleness, not at once. The server's idle clock starts
+		// when it has written the response, which the client only sees
+		// later (by tens of ms on a loaded machine), so the bound leaves
+		// room for that.
+		assert.GreaterOrEqual(t, time.Since(idle), slowTimeouts.Idle/2)
 	case <-time.After(5 * time.Second):
 		t.Fatal("the idle connection was kept open")
 	}
