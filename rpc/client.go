@@ -162,7 +162,12 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 		select {
 		case r := <-pc.ch:
 			pc.progress = nil
-			pc.timer.Stop()
+			if !pc.timer.Stop() {
+				select { // fired as the reply won: empty it for the next call
+				case <-pc.timer.C:
+				default:
+				}
+			}
 			callPool.Put(pc)
 			if r.Err != nil {
 				return nil, r.Err
@@ -172,6 +177,9 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 			// Same id: the server's dedup window answers a request it has
 			// handled with the stored reply instead of running it again.
 			c.resent.Add(1)
+			// The budget travels as relative time from the record's own
+			// timestamp: a resent record says what is left now.
+			setTimeoutHeader(msg.Headers, dl)
 			if err := c.produce(ctx, msg); err != nil && ctx.Err() == nil {
 				c.log.Debug("rpc: resending request failed", "topic", topic, "id", id, "err", err)
 			}
@@ -384,11 +392,7 @@ func (c *Client) request(topic, id string, kind Kind, replyTo string, payload []
 	hb.add(HeaderFrom, c.cfg.name)
 	hb.add(HeaderReplyTo, replyTo)
 	if dl, ok := ctx.Deadline(); ok && kind == KindRequest {
-		ms := time.Until(dl).Milliseconds()
-		if ms < 1 {
-			ms = 1
-		}
-		hb.add(HeaderTimeoutMs, strconv.FormatInt(ms, 10))
+		hb.add(HeaderTimeoutMs, timeoutMs(dl))
 	}
 	hb.add(HeaderContentType, contentTypeJSON)
 	for _, h := range cc.headers {
@@ -560,5 +564,20 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// timeoutMs is the rpc-timeout-ms value for deadline dl: what is left, at
+// least 1.
+func timeoutMs(dl time.Time) string {
+	return strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
+}
+
+// setTimeoutHeader rewrites the rpc-timeout-ms header in hs for dl.
+func setTimeoutHeader(hs []transport.Header, dl time.Time) {
+	for i := range hs {
+		if hs[i].Key == HeaderTimeoutMs {
+			hs[i].Value = timeoutMs(dl)
+		}
 	}
 }

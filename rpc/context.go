@@ -21,9 +21,10 @@ type lazyCtx struct {
 	deadline time.Time // zero: none of its own
 	resp     *responder
 
-	mu     sync.Mutex
-	inner  atomic.Pointer[context.Context]
-	cancel context.CancelFunc // set with inner, under mu
+	mu       sync.Mutex
+	inner    atomic.Pointer[context.Context]
+	cancel   context.CancelFunc // set with inner, under mu
+	released bool               // under mu: built after release means canceled
 }
 
 func (c *lazyCtx) build() context.Context {
@@ -40,6 +41,11 @@ func (c *lazyCtx) build() context.Context {
 		in, c.cancel = context.WithCancel(c.parent)
 	} else {
 		in, c.cancel = context.WithDeadline(c.parent, c.deadline)
+	}
+	if c.released {
+		// First touched after its work ended (by a goroutine the handler
+		// left behind): it is over, as a built context would be by now.
+		c.cancel()
 	}
 	c.inner.Store(&in)
 	return in
@@ -65,8 +71,9 @@ func (c *lazyCtx) Err() error {
 	if err := c.parent.Err(); err != nil {
 		return err
 	}
-	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
-		// Expired but not yet built: build so that Done and Err agree.
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) || c.isReleased() {
+		// Expired or released but not yet built: build so that Done and
+		// Err agree.
 		return c.build().Err()
 	}
 	return nil
@@ -82,11 +89,17 @@ func (c *lazyCtx) Value(key any) any {
 // release frees the timer, if one was built. Call when the context's work
 // is over.
 func (c *lazyCtx) release() {
-	if c.inner.Load() == nil {
-		return
-	}
 	c.mu.Lock()
+	c.released = true
 	cancel := c.cancel
 	c.mu.Unlock()
-	cancel()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+func (c *lazyCtx) isReleased() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.released
 }

@@ -60,10 +60,11 @@ func isRetryable(err error) bool {
 // poison handles a record that cannot be served: it goes to
 // "<topic>.dlq" with headers giving the reason and its origin, the caller (if
 // there is a reply-to) gets e as an error reply, the request is marked
-// handled for dedup, and one log line says what happened. All records are
-// written by one produce. It reports whether that succeeded (or failed for
-// good, so as not to stall the partition) and the dedup entry, which it
-// records in the window (under dedupID, if any) before producing.
+// handled for dedup, and one log line says what happened. The reply (with
+// its dedup marker) and the dead letter are two produces. It reports whether
+// both succeeded (or failed for good, so as not to stall the partition) and
+// the dedup entry, which it records in the window (under dedupID, if any)
+// before producing.
 func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e *Error, dedupID string) (bool, *handledEntry) {
 	s := r.s
 	r.s.deadLettered.Add(1)
@@ -83,17 +84,12 @@ func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e 
 		transport.Header{Key: HeaderDLQOffset, Value: strconv.FormatInt(m.Offset, 10)},
 		transport.Header{Key: HeaderDLQTime, Value: strconv.FormatInt(time.Now().UnixMilli(), 10)},
 	)
-	msgs := []transport.Message{dlq}
 	var entry *handledEntry
 	if !env.legacy && env.id != "" {
 		entry = &handledEntry{id: env.id, at: time.Now()}
 		if env.kind == KindRequest && env.replyTo != "" {
 			reply := s.replyMessage(env, KindReply, nil, e)
 			entry.reply = &reply
-			msgs = append(msgs, reply)
-		}
-		if r.dedup != nil && s.cfg.dedupTopic != "" {
-			msgs = append(msgs, markerFor(s.cfg.dedupTopic, r.dedup.self, env.id, entry.reply))
 		}
 	}
 	if dedupID != "" {
@@ -101,5 +97,13 @@ func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e 
 	}
 	s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
 		"offset", m.Offset, "id", env.id, "dlq", dlq.Topic, "replied", entry != nil && entry.reply != nil, "err", e.Message)
-	return r.produce("dead letter", env.id, msgs...), entry
+	// The caller's error reply (with its marker) and the dead letter are
+	// written separately: a dead-letter topic that does not exist or refuses
+	// the record must not cost the caller its answer.
+	replied := true
+	if entry != nil {
+		replied, _ = r.produce("error reply", env.id, r.replyBatch(env, entry)...)
+	}
+	lettered, _ := r.produce("dead letter", env.id, dlq)
+	return replied && lettered, entry
 }

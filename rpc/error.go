@@ -41,6 +41,9 @@ func Errorf(c Code, format string, args ...any) *Error {
 
 // Error returns "<code>: <message>".
 func (e *Error) Error() string {
+	if e == nil {
+		return "<nil>"
+	}
 	if e.Message == "" {
 		return e.Code.String()
 	}
@@ -48,7 +51,12 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the wrapped error, if any.
-func (e *Error) Unwrap() error { return e.cause }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.cause
+}
 
 // CodeOf returns the code of err: the Code of the first *Error in its chain,
 // CodeCanceled or CodeDeadlineExceeded for context errors, CodeUnavailable

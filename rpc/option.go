@@ -269,7 +269,8 @@ func WithMaxPayload(n int) ServerOption {
 // WithDedup sets the dedup window: a request whose rpc-id was handled within
 // the last size requests and age is not run again when delivered again; its
 // stored reply is sent again. Size 0 turns dedup off. Default 10000 requests
-// and 10 minutes. Memory is bounded by size.
+// and 10 minutes. The window holds up to size entries, each with the reply
+// it stores (so memory is about size times the typical reply size).
 func WithDedup(size int, age time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.dedupSize, c.dedupAge = size, age })
 }
@@ -294,7 +295,9 @@ func WithRetry(attempts int, delay time.Duration) ServerOption {
 
 // WithKeyOrdering makes the server handle records with the same key one at
 // a time, in offset order (records with different keys still run
-// concurrently). Default off: records run in any order.
+// concurrently). Keyless records all share the empty key, so with this option
+// they run one at a time: give requests keys (WithKey) to spread them.
+// Default off: records run in any order.
 func WithKeyOrdering() ServerOption {
 	return serverFunc(func(c *serverConfig) { c.keyOrdering = true })
 }

@@ -157,6 +157,9 @@ func (s *Server) register(m map[string]HandlerFunc, key, topic string, fn Handle
 	for i := len(s.cfg.middleware) - 1; i >= 0; i-- {
 		h = s.cfg.middleware[i](h)
 	}
+	if len(s.cfg.middleware) > 0 {
+		h = recoverHandler(s.log, h) // a panicking middleware is a bad request too
+	}
 	m[key] = h
 	s.topics[topic] = struct{}{}
 }
@@ -168,8 +171,9 @@ func (s *Server) register(m map[string]HandlerFunc, key, topic string, fn Handle
 // handled, leaves the group and returns nil.
 //
 // It returns an error at once when there are no routes, the group cannot be
-// joined or the server is already serving, and a non-nil error when the
-// transport fails for good (closed or fenced). Serve may be called again
+// joined, the dedup topic cannot be replayed (including when ctx ends during
+// that replay) or the server is already serving, and a non-nil error when
+// the transport fails for good (closed or fenced). Serve may be called again
 // after it returned.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
@@ -233,6 +237,8 @@ type serveRun struct {
 	handlerCtx context.Context // outlives the Serve ctx by the drain timeout
 	hardCancel context.CancelFunc
 
+	stopping atomic.Bool
+
 	track     tracker
 	commitSig chan struct{}
 	commitWG  sync.WaitGroup
@@ -270,6 +276,7 @@ func (r *serveRun) serve(ctx context.Context) error {
 	go r.committer(stopCommitter)
 
 	pollErr := r.pollLoop(ctx)
+	r.stopping.Store(true) // in-flight handlers finish; queued records wait for the next owner
 
 	// Drain: no more work; let in-flight handlers finish within the drain
 	// timeout, then cancel their contexts and wait for them to return.
@@ -318,7 +325,9 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 		}
 		failures = 0
 		for _, m := range msgs {
-			r.track.add(&m)
+			if !r.track.add(&m) {
+				continue // its first delivery is still being handled
+			}
 			work := r.work[0]
 			if len(r.work) > 1 {
 				work = r.work[keyHash(m.Key)%uint32(len(r.work))]
@@ -335,6 +344,9 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 func (r *serveRun) worker(work <-chan transport.Message) {
 	defer r.workers.Done()
 	for m := range work {
+		if r.stopping.Load() {
+			continue // not started before the stop: left uncommitted, redelivered later
+		}
 		if !r.handle(&m) {
 			continue // stays in flight: not committed, redelivered later
 		}
@@ -367,13 +379,29 @@ func (r *serveRun) commit() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.cons.Commit(ctx, marks...); err != nil {
-		level := slog.LevelWarn
-		if errors.Is(err, transport.ErrNotAssigned) {
-			level = slog.LevelDebug // rebalanced away: the new owner redelivers
-		}
-		r.s.log.Log(ctx, level, "rpc: commit failed; records after the last commit may be redelivered", "err", err)
+	err := r.cons.Commit(ctx, marks...)
+	if err == nil {
+		return
 	}
+	if len(marks) > 1 {
+		// One partition rebalanced away fails the whole commit: commit the
+		// others one by one, so their progress is kept.
+		var errs []error
+		for _, m := range marks {
+			if err := r.cons.Commit(ctx, m); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		err = errors.Join(errs...)
+		if err == nil {
+			return
+		}
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, transport.ErrNotAssigned) {
+		level = slog.LevelDebug // rebalanced away: the new owner redelivers
+	}
+	r.s.log.Log(ctx, level, "rpc: commit failed; records after the last commit may be redelivered", "err", err)
 }
 
 // handle runs one record to completion: checks, dedup, route, handler with
@@ -445,7 +473,8 @@ func (r *serveRun) handle(m *transport.Message) bool {
 			r.s.dupes.Add(1)
 			s.log.Debug("rpc: duplicate request not run again", "topic", m.Topic, "id", env.id)
 			if e.reply != nil {
-				return r.produce("reply (again)", env.id, *e.reply)
+				ok, _ := r.produce("reply (again)", env.id, *e.reply)
+				return ok
 			}
 			return true
 		case dedupInFlight:
@@ -532,6 +561,9 @@ func (r *serveRun) run(ctx context.Context, h HandlerFunc, req *Request) (any, e
 	delay := r.s.cfg.retryDelay
 	for attempt := 1; ; attempt++ {
 		res, err := h(ctx, req)
+		if e, ok := err.(*Error); ok && e == nil {
+			err = nil // the classic typed nil: a nil *Error is no error
+		}
 		if err == nil || !isRetryable(err) || attempt >= r.s.cfg.retries {
 			return res, err
 		}
@@ -544,59 +576,74 @@ func (r *serveRun) run(ctx context.Context, h HandlerFunc, req *Request) (any, e
 }
 
 // complete produces the reply of a handled request (if any) together with
-// its dedup marker, in one produce so that both or neither are written.
+// its dedup marker, in one produce so that both or neither are written. A
+// reply too large for the transport is replaced by an error reply
+// (CodeResourceExhausted), so the caller learns what happened.
 func (r *serveRun) complete(env *envelope, dedupID string, e *handledEntry) bool {
 	if dedupID != "" {
 		r.dedup.finish(dedupID, e)
 	}
-	var buf [2]transport.Message
-	msgs := buf[:0]
+	ok, err := r.produce("reply", env.id, r.replyBatch(env, e)...)
+	if errors.Is(err, transport.ErrMessageTooLarge) && e.reply != nil {
+		big := len(e.reply.Value)
+		small := r.s.replyMessage(env, KindReply, nil, Errorf(CodeResourceExhausted, "reply of %d bytes is over the transport's limit", big))
+		e.reply = &small // what a copy of the request will be answered with
+		ok, _ = r.produce("error reply", env.id, r.replyBatch(env, e)...)
+	}
+	return ok
+}
+
+// replyBatch is the reply of e (if any) and its dedup marker (if the
+// window is persisted).
+func (r *serveRun) replyBatch(env *envelope, e *handledEntry) []transport.Message {
+	msgs := make([]transport.Message, 0, 2)
 	if e.reply != nil {
 		msgs = append(msgs, *e.reply)
 	}
 	if r.dedup != nil && r.s.cfg.dedupTopic != "" && !env.legacy {
 		msgs = append(msgs, markerFor(r.s.cfg.dedupTopic, r.dedup.self, env.id, e.reply))
 	}
-	if len(msgs) == 0 {
-		return true
-	}
-	return r.produce("reply", env.id, msgs...)
+	return msgs
 }
 
-// produce writes msgs, retrying transient transport errors with backoff for
-// up to replyBudget. It does not use the handlers' context: a reply whose
-// handler finished is sent even during a hard stop. Permanent errors (unknown
-// topic, too large, invalid) are logged and the record counts as done, so
-// that one bad reply-to cannot stall a partition.
-func (r *serveRun) produce(what, id string, msgs ...transport.Message) bool {
-	_, err := r.s.t.Produce(context.Background(), msgs...)
-	if err == nil {
-		return true
+// produce writes msgs, retrying transient transport errors with capped
+// backoff until they are written, fail for good, or a hard stop (the drain
+// timeout) ends the handlers' context: the handler's work is done, so its
+// reply is worth the wait, and giving up would hold back the partition's
+// commits for the rest of the run. The first attempt does not use the
+// handlers' context, so a reply whose handler finished is sent even during a
+// hard stop. Permanent errors (unknown topic, too large, invalid) are logged
+// and the record counts as done, so that one bad reply-to cannot stall a
+// partition; err is the permanent error, for callers that can do better.
+func (r *serveRun) produce(what, id string, msgs ...transport.Message) (ok bool, err error) {
+	if len(msgs) == 0 {
+		return true, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), replyBudget)
-	defer cancel()
-	for attempt := 1; ; attempt++ {
+	_, err = r.s.t.Produce(context.Background(), msgs...)
+	for attempt := 1; err != nil; attempt++ {
 		if permanentProduceErr(err) {
 			r.s.log.Error("rpc: "+what+" lost: the transport refused it", "topic", msgs[0].Topic, "id", id, "err", err)
-			return true
+			return true, err
 		}
-		if !sleepCtx(ctx, retryDelay(attempt)) {
-			r.s.log.Error("rpc: "+what+" not produced; the request stays uncommitted and will be redelivered", "topic", msgs[0].Topic, "id", id, "err", err, "attempts", attempt)
-			return false
+		if attempt == 5 {
+			r.s.log.Warn("rpc: "+what+" not produced yet; retrying", "topic", msgs[0].Topic, "id", id, "err", err)
 		}
-		if _, err = r.s.t.Produce(ctx, msgs...); err == nil {
-			return true
+		if !sleepCtx(r.handlerCtx, min(retryDelay(attempt), maxProduceBackoff)) {
+			r.s.log.Error("rpc: "+what+" not produced before the stop; the request stays uncommitted and will be redelivered", "topic", msgs[0].Topic, "id", id, "err", err, "attempts", attempt)
+			return false, nil
 		}
+		_, err = r.s.t.Produce(r.handlerCtx, msgs...)
 	}
+	return true, nil
 }
+
+// maxProduceBackoff caps the wait between a reply's produce attempts.
+const maxProduceBackoff = time.Second
 
 func permanentProduceErr(err error) bool {
 	return errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrInvalid) ||
 		errors.Is(err, transport.ErrMessageTooLarge) || errors.Is(err, transport.ErrUnknownTopic)
 }
-
-// replyBudget bounds how long a reply's produce is retried.
-const replyBudget = 10 * time.Second
 
 // unhandled runs the fallback for a record no route matches, reporting
 // whether there was one.
@@ -727,7 +774,11 @@ type partState struct {
 	dirty bool
 }
 
-func (t *tracker) add(m *transport.Message) {
+// add tracks m as in flight. It reports false when m's offset is in flight
+// already (delivered again while its first delivery is being handled): that
+// copy must not be dispatched, or its completion would mark the shared slot
+// done and let the watermark pass work still running.
+func (t *tracker) add(m *transport.Message) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k := topicPartition{m.Topic, m.Partition}
@@ -739,24 +790,25 @@ func (t *tracker) add(m *transport.Message) {
 	if m.Offset <= ps.mark {
 		// Delivered again after it was handled (the partition came back
 		// after a rebalance): dedup answers it, and the watermark stays.
-		return
+		return true
 	}
 	n := len(ps.offs)
 	if n == ps.head || m.Offset > ps.offs[n-1] {
 		ps.offs = append(ps.offs, m.Offset)
 		ps.done = append(ps.done, false)
-		return
+		return true
 	}
 	// Out of order (a redelivery from an earlier offset, or a transport
 	// that reorders): insert in place, once.
 	live := ps.offs[ps.head:]
 	i := sort.Search(len(live), func(i int) bool { return live[i] >= m.Offset })
 	if live[i] == m.Offset {
-		return
+		return ps.done[ps.head+i] // a live copy is not dispatched twice
 	}
 	i += ps.head
 	ps.offs = slices.Insert(ps.offs, i, m.Offset)
 	ps.done = slices.Insert(ps.done, i, false)
+	return true
 }
 
 // complete marks m done and reports whether a watermark moved.
