@@ -417,25 +417,12 @@ func (c *Client) forget(id string, abandoned bool) {
 
 func (c *Client) readReplies(ctx context.Context) {
 	defer c.wg.Done()
-	var failures int
-	for {
-		msgs, err := c.replies.Poll(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
-				return
-			}
-			failures++
-			c.log.Warn("rpc: reply reader poll failed; retrying", "topic", c.cfg.replyTopic, "err", err, "failures", failures)
-			if !sleepCtx(ctx, retryDelay(failures)) {
-				return
-			}
-			continue
-		}
-		failures = 0
+	_ = pollRetrying(ctx, c.replies, c.log.With("topic", c.cfg.replyTopic), "reply reader", func(msgs []transport.Message) bool {
 		for i := range msgs {
 			c.deliver(&msgs[i])
 		}
-	}
+		return true
+	})
 }
 
 func (c *Client) deliver(m *transport.Message) {
@@ -477,21 +464,7 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 		r := newRecentIDs(c.cfg.noticeDedup)
 		seen = &r
 	}
-	var failures int
-	for {
-		msgs, err := cons.Poll(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
-				return
-			}
-			failures++
-			c.log.Warn("rpc: notice reader poll failed; retrying", "topic", c.cfg.noticeTopic, "err", err)
-			if !sleepCtx(ctx, retryDelay(failures)) {
-				return
-			}
-			continue
-		}
-		failures = 0
+	_ = pollRetrying(ctx, cons, c.log.With("topic", c.cfg.noticeTopic), "notice reader", func(msgs []transport.Message) bool {
 		for i := range msgs {
 			m := &msgs[i]
 			env, err := decodeEnvelope(m)
@@ -508,7 +481,7 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 			}
 			if err := h(ctx, replyFrom(m, &env)); err != nil {
 				if ctx.Err() != nil {
-					return // not committed: redelivered to the next reader
+					return false // not committed: redelivered to the next reader
 				}
 				c.log.Error("rpc: reply handler failed; notice committed anyway", "correlation_id", env.correlationID, "err", err)
 			}
@@ -518,7 +491,8 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 				c.log.Warn("rpc: committing notices failed; they may be redelivered", "err", err)
 			}
 		}
-	}
+		return true
+	})
 }
 
 // recentIDs remembers the last n ids added, in bounded memory.

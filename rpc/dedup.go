@@ -262,20 +262,7 @@ func (d *dedupReader) run(ctx context.Context) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		var failures int
-		for {
-			msgs, err := d.cons.Poll(ctx)
-			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
-					return
-				}
-				failures++
-				if !sleepCtx(ctx, retryDelay(failures)) {
-					return
-				}
-				continue
-			}
-			failures = 0
+		_ = pollRetrying(ctx, d.cons, nil, "dedup topic", func(msgs []transport.Message) bool {
 			now := time.Now()
 			for i := range msgs {
 				d.w.learnMarker(&msgs[i], now)
@@ -283,10 +270,8 @@ func (d *dedupReader) run(ctx context.Context) {
 			// Other instances' markers matter only after a rebalance, so
 			// read them in batches rather than waking for every reply
 			// this server writes (its own markers come back here too).
-			if len(msgs) > 0 && !sleepCtx(ctx, dedupFollowInterval) {
-				return
-			}
-		}
+			return len(msgs) == 0 || sleepCtx(ctx, dedupFollowInterval)
+		})
 	}()
 }
 

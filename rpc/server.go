@@ -306,24 +306,7 @@ func (r *serveRun) serve(ctx context.Context) error {
 }
 
 func (r *serveRun) pollLoop(ctx context.Context) error {
-	var failures int
-	for {
-		msgs, err := r.cons.Poll(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrFenced) {
-				return fmt.Errorf("rpc: Serve: %w", err)
-			}
-			failures++
-			r.s.log.Warn("rpc: poll failed; retrying", "err", err, "failures", failures)
-			if !sleepCtx(ctx, retryDelay(failures)) {
-				return nil
-			}
-			continue
-		}
-		failures = 0
+	err := pollRetrying(ctx, r.cons, r.s.log, "request", func(msgs []transport.Message) bool {
 		for _, m := range msgs {
 			if !r.track.add(&m) {
 				continue // its first delivery is still being handled
@@ -335,10 +318,15 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 			select {
 			case work <- m:
 			case <-ctx.Done():
-				return nil // the rest stay uncommitted: redelivered later
+				return false // the rest stay uncommitted: redelivered later
 			}
 		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("rpc: Serve: %w", err)
 	}
+	return nil
 }
 
 func (r *serveRun) worker(work <-chan transport.Message) {
