@@ -97,10 +97,44 @@ type Subscription struct {
 	Topics []string
 	// Start applies to partitions the group has no committed offset for.
 	Start Start
-	// SessionTimeout is how long a member may go without polling before the
-	// group drops it and hands its partitions to the other members. Zero
-	// means the transport's default.
+	// SessionTimeout is how long a member may go without a sign of life
+	// before the group drops it and hands its partitions to the other
+	// members. A transport keeps an open Consumer alive by itself
+	// (heartbeats, as Kafka clients do), whether or not it is polling: a
+	// busy member is not a dead one. Zero means the transport's default.
 	SessionTimeout time.Duration
+	// MaxPollInterval is the longest a member that owns partitions may go
+	// between Polls before the group considers it stuck, drops it and hands
+	// its partitions to the other members (Kafka's max.poll.interval.ms);
+	// its next Poll rejoins. Zero means the transport's default (5 minutes,
+	// as in Kafka).
+	MaxPollInterval time.Duration
+	// OnRevoked, when not nil, is called with the partitions the member
+	// stops owning while it is open: handed to another member in a
+	// rebalance, or dropped with the member (session or poll interval
+	// expired). It is not called for Close or when the member is fenced.
+	// Records polled from those partitions and not yet handled must not be
+	// handled any more: their next owner reads them again from the
+	// committed offset, and a Commit naming them fails with ErrNotAssigned.
+	//
+	// It may be called from a transport goroutine while the transport holds
+	// internal locks: it must return quickly and must not call the
+	// Consumer's methods.
+	OnRevoked func(partitions []TopicPartition)
+}
+
+// TopicPartition names one partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// Offset is a position in one partition of a topic. Where it is committed,
+// Offset is the next offset to read, as in Kafka.
+type Offset struct {
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // Transport produces records and creates consumers.
