@@ -142,10 +142,15 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	c.mu.Unlock()
 
 	msg := c.request(topic, id, KindRequest, c.cfg.replyTopic, payload, ctx, &cc)
-	if err := c.produce(ctx, msg); err != nil {
+	sent, err := c.produce(ctx, msg)
+	if err != nil {
 		c.forget(id, false)
 		return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, err))
 	}
+	// A resend goes to the partition of the first copy, so that the server
+	// that owns it (and knows the first copy is running) gets it, even for
+	// a keyless request that the transport would spread elsewhere.
+	msg.Partition, msg.ManualPartition = sent.Partition, true
 	var resend <-chan time.Time
 	if c.cfg.resend > 0 {
 		t := time.NewTicker(c.cfg.resend)
@@ -180,7 +185,7 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 			// The budget travels as relative time from the record's own
 			// timestamp: a resent record says what is left now.
 			setTimeoutHeader(msg.Headers, dl)
-			if err := c.produce(ctx, msg); err != nil && ctx.Err() == nil {
+			if _, err := c.produce(ctx, msg); err != nil && ctx.Err() == nil {
 				c.log.Debug("rpc: resending request failed", "topic", topic, "id", id, "err", err)
 			}
 		case <-pc.timer.C:
@@ -196,26 +201,54 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	}
 }
 
-// produce writes msg, retrying transient transport errors with exponential
-// backoff within ctx and the client's call timeout. A retry after a lost
-// response can write the record twice; servers drop the copy by its id.
-func (c *Client) produce(ctx context.Context, msg transport.Message) error {
-	_, err := c.t.Produce(ctx, msg)
-	if err == nil || permanentProduceErr(err) || ctx.Err() != nil {
-		return err
+// produce writes msg, retrying transient transport errors with
+// exponential backoff within ctx and the client's call timeout, and stops
+// when the client is closed (then the error wraps ErrClosed). A retry after
+// a lost response can write the record twice; servers drop the copy by its
+// id. It returns msg as written.
+func (c *Client) produce(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	out, err := c.t.Produce(ctx, msg)
+	if err == nil {
+		return written(out, msg), nil
 	}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 10 * time.Millisecond
-	bo.MaxInterval = time.Second
-	bo.MaxElapsedTime = c.cfg.timeout
-	return backoff.Retry(func() error {
-		_, err := c.t.Produce(ctx, msg)
+	if permanentProduceErr(err) || ctx.Err() != nil {
+		return msg, err
+	}
+	// Retrying: Close must end the wait, not only ctx.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
+	p := clientProduceBackoff
+	p.elapsed = c.cfg.timeout
+	err = retry(ctx, p, func() error {
+		out, err = c.t.Produce(ctx, msg)
 		if err != nil && (permanentProduceErr(err) || ctx.Err() != nil) {
 			return backoff.Permanent(err)
 		}
 		return err
-	}, backoff.WithContext(bo, ctx))
+	}, nil)
+	if err != nil {
+		if c.isClosed() {
+			return msg, fmt.Errorf("%w (while retrying: %w)", ErrClosed, err)
+		}
+		return msg, err
+	}
+	return written(out, msg), nil
 }
+
+// written is the record Produce returned for msg, or msg itself if the
+// transport returned none.
+func written(out []transport.Message, msg transport.Message) transport.Message {
+	if len(out) == 1 {
+		return out[0]
+	}
+	return msg
+}
+
+// clientProduceBackoff spaces a client's produce attempts; its elapsed cap
+// is the client's call timeout.
+var clientProduceBackoff = backoffPolicy{initial: 10 * time.Millisecond, max: time.Second}
 
 // Call is the typed form of Client.Call: it decodes the reply into Resp.
 func Call[Resp any](ctx context.Context, c *Client, topic string, req any, opts ...CallOption) (Resp, error) {
@@ -264,7 +297,7 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	}
 	id := newID()
 	msg := c.request(topic, id, kind, replyTo, payload, ctx, &cc)
-	if err := c.produce(ctx, msg); err != nil {
+	if _, err := c.produce(ctx, msg); err != nil {
 		return "", wrapCallErr(fmt.Errorf("rpc: %s %s: %w", kind, topic, err))
 	}
 	return id, nil
@@ -518,27 +551,6 @@ func (r *recentIDs) add(id string) {
 func (r *recentIDs) has(id string) bool {
 	_, ok := r.set[id]
 	return ok
-}
-
-// retryDelay is the wait before retry number n (from 1): 10ms doubling to 2s.
-func retryDelay(n int) time.Duration {
-	d := 10 * time.Millisecond
-	for i := 1; i < n && d < 2*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 2*time.Second)
-}
-
-// sleepCtx waits d or until ctx ends, reporting whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // timeoutMs is the rpc-timeout-ms value for deadline dl: what is left, at

@@ -19,7 +19,6 @@ import (
 type lazyCtx struct {
 	parent   context.Context
 	deadline time.Time // zero: none of its own
-	resp     *responder
 
 	mu       sync.Mutex
 	inner    atomic.Pointer[context.Context]
@@ -79,12 +78,7 @@ func (c *lazyCtx) Err() error {
 	return nil
 }
 
-func (c *lazyCtx) Value(key any) any {
-	if _, ok := key.(responderKey); ok && c.resp != nil {
-		return c.resp
-	}
-	return c.build().Value(key)
-}
+func (c *lazyCtx) Value(key any) any { return c.build().Value(key) }
 
 // release frees the timer, if one was built. Call when the context's work
 // is over.

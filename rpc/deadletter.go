@@ -57,16 +57,13 @@ func isRetryable(err error) bool {
 	return errors.As(err, &re)
 }
 
-// poison handles a record that cannot be served: it goes to
-// "<topic>.dlq" with headers giving the reason and its origin, the caller (if
-// there is a reply-to) gets e as an error reply, the request is marked
-// handled for dedup, and one log line says what happened. The reply (with
-// its dedup marker) and the dead letter are two produces. It reports whether
-// both succeeded (or failed for good, so as not to stall the partition) and
-// the dedup entry, which it records in the window (under dedupID, if any)
-// before producing.
-func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e *Error, dedupID string) (bool, *handledEntry) {
-	s := r.s
+// deadLetter writes a record that cannot be served to "<topic>.dlq", with
+// headers giving the reason and its origin, and logs one line saying what
+// happened. It reports whether the dead letter was written (or refused for
+// good, so as not to stall the partition): false only when a hard stop came
+// first.
+func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
+	m := d.m
 	r.s.deadLettered.Add(1)
 	dlq := transport.Message{
 		Topic:   m.Topic + DeadLetterSuffix,
@@ -84,26 +81,8 @@ func (r *serveRun) poison(m *transport.Message, env *envelope, reason string, e 
 		transport.Header{Key: HeaderDLQOffset, Value: strconv.FormatInt(m.Offset, 10)},
 		transport.Header{Key: HeaderDLQTime, Value: strconv.FormatInt(time.Now().UnixMilli(), 10)},
 	)
-	var entry *handledEntry
-	if !env.legacy && env.id != "" {
-		entry = &handledEntry{id: env.id, at: time.Now()}
-		if env.kind == KindRequest && env.replyTo != "" {
-			reply := s.replyMessage(env, KindReply, nil, e)
-			entry.reply = &reply
-		}
-	}
-	if dedupID != "" {
-		r.dedup.finish(dedupID, entry)
-	}
-	s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "id", env.id, "dlq", dlq.Topic, "replied", entry != nil && entry.reply != nil, "err", e.Message)
-	// The caller's error reply (with its marker) and the dead letter are
-	// written separately: a dead-letter topic that does not exist or refuses
-	// the record must not cost the caller its answer.
-	replied := true
-	if entry != nil {
-		replied, _ = r.produce("error reply", env.id, r.replyBatch(env, entry)...)
-	}
-	lettered, _ := r.produce("dead letter", env.id, dlq)
-	return replied && lettered, entry
+	r.s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
+		"offset", m.Offset, "id", d.env.id, "dlq", dlq.Topic, "replied", d.replyTo != "", "err", e.Message)
+	ok, _ := r.produce("dead letter", d.env.id, dlq)
+	return ok
 }

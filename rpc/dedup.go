@@ -1,12 +1,9 @@
 package rpc
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,8 +21,19 @@ const (
 	headerDedupReplyPart       = "rpc-dedup-reply-partition"
 	headerDedupSentinel        = "rpc-dedup-sentinel"
 	headerDedupBy              = "rpc-dedup-by"
+	headerDedupOmitted         = "rpc-dedup-reply-omitted"
 	dedupPartition       int32 = 0 // one ordered log: a sentinel proves catch-up
 )
+
+// maxMarkerReply is the largest reply (value and headers) a marker carries.
+// A larger reply is left out of its marker, so that a marker is never much
+// larger than maxMarkerReply: the dedup topic's retention then covers the
+// window (10,000 markers of at most about 1.5 KiB is 15 MiB, under the
+// embedded broker's default of 64 MiB per partition), and a reply that fits
+// the transport is never refused because its marker does not. A request
+// whose marker has no reply is not run again by another instance, but its
+// reply is not sent again either.
+const maxMarkerReply = 1024
 
 // dedupWindow remembers the ids of requests handled recently (bounded by
 // count and age) with the reply each got, and the ids in flight.
@@ -33,6 +41,7 @@ type dedupWindow struct {
 	size int
 	age  time.Duration
 	self string // written in this window's markers, which it skips on reading
+	skew atomic.Int64 // the broker's clock minus this machine's, in ns
 
 	mu       sync.Mutex
 	done     map[string]*handledEntry
@@ -41,10 +50,13 @@ type dedupWindow struct {
 	inflight map[string]struct{}
 }
 
+// handledEntry is a request handled within the window. reply is nil when
+// nothing was to be sent back (or the marker it was learned from had no
+// reply); it is replaced, never changed, while the entry is visible.
 type handledEntry struct {
 	id    string
 	at    time.Time
-	reply *transport.Message // nil when nothing was to be sent back
+	reply atomic.Pointer[transport.Message]
 }
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
@@ -95,7 +107,10 @@ func (w *dedupWindow) has(id string) bool {
 }
 
 // learnMarker records the entry in a dedup-topic record unless its id is
-// known already (as are this server's own markers, read back).
+// known already (as are this server's own markers, read back). The
+// record's time is the broker's: it is moved to this machine's clock by the
+// skew measured at catch-up, so that a clock skew between the two does not
+// age every marker out (or keep them too long).
 func (w *dedupWindow) learnMarker(m *transport.Message, now time.Time) {
 	if by, _ := m.Header(headerDedupBy); by == w.self {
 		return // our own: already in the window, no lock needed
@@ -105,6 +120,7 @@ func (w *dedupWindow) learnMarker(m *transport.Message, now time.Time) {
 		return
 	}
 	if e, ok := entryFromMarker(m); ok {
+		e.at = e.at.Add(-time.Duration(w.skew.Load()))
 		w.learn(e, now)
 	}
 }
@@ -149,22 +165,35 @@ func (w *dedupWindow) drop() {
 	}
 }
 
-// markerFor builds the dedup-topic record for a handled request.
+// markerFor builds the dedup-topic record for a handled request: the
+// reply goes in it when it is at most maxMarkerReply bytes.
 func markerFor(topic, by, id string, reply *transport.Message) transport.Message {
 	m := transport.Message{Topic: topic, Partition: dedupPartition, ManualPartition: true, Key: id}
+	m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id}}
 	if reply == nil {
-		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id}}
+		return m
+	}
+	if size := messageSize(reply); size > maxMarkerReply {
+		m.Headers = append(m.Headers, transport.Header{Key: headerDedupOmitted, Value: strconv.Itoa(size)})
 		return m
 	}
 	m.Value = reply.Value
-	m.Headers = make([]transport.Header, 0, len(reply.Headers)+4)
-	m.Headers = append(m.Headers, transport.Header{Key: headerDedupBy, Value: by}, transport.Header{Key: headerDedupOf, Value: id},
-		transport.Header{Key: headerDedupReplyTo, Value: reply.Topic})
+	m.Headers = append(make([]transport.Header, 0, len(reply.Headers)+4), m.Headers...)
+	m.Headers = append(m.Headers, transport.Header{Key: headerDedupReplyTo, Value: reply.Topic})
 	if reply.ManualPartition {
 		m.Headers = append(m.Headers, transport.Header{Key: headerDedupReplyPart, Value: strconv.Itoa(int(reply.Partition))})
 	}
 	m.Headers = append(m.Headers, reply.Headers...)
 	return m
+}
+
+// messageSize is a record's value and header bytes.
+func messageSize(m *transport.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // entryFromMarker parses a dedup-topic record; ok is false for sentinels
@@ -182,7 +211,7 @@ func entryFromMarker(m *transport.Message) (*handledEntry, bool) {
 	reply := &transport.Message{Topic: replyTo, Key: id, Value: m.Value}
 	for _, h := range m.Headers {
 		switch h.Key {
-		case headerDedupOf, headerDedupReplyTo, headerDedupBy:
+		case headerDedupOf, headerDedupReplyTo, headerDedupBy, headerDedupOmitted:
 		case headerDedupReplyPart:
 			if p, err := strconv.ParseInt(h.Value, 10, 32); err == nil && p >= 0 {
 				reply.Partition, reply.ManualPartition = int32(p), true
@@ -191,95 +220,7 @@ func entryFromMarker(m *transport.Message) (*handledEntry, bool) {
 			reply.Headers = append(reply.Headers, h)
 		}
 	}
-	e.reply = reply
+	e.reply.Store(reply)
 	return e, true
 }
 
-// dedupReader follows the dedup topic: it replays it into the window before
-// the server takes requests, then keeps learning what other instances of the
-// group handle.
-type dedupReader struct {
-	s    *Server
-	w    *dedupWindow
-	cons transport.Consumer
-	wg   sync.WaitGroup
-}
-
-// startDedupReader joins a private group on the dedup topic from its
-// earliest record, writes a sentinel and returns once the sentinel was read
-// back: everything handled before is then in the window.
-func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupReader, error) {
-	topic := s.cfg.dedupTopic
-	cons, err := s.t.Subscribe(ctx, transport.Subscription{
-		Group:  topic + ".reader." + uuid.NewString(),
-		Topics: []string{topic},
-		Start:  transport.StartEarliest,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
-	}
-	// Write a sentinel and read until it comes back. A transport that loses
-	// records or responses may lose the sentinel: write a new one every
-	// second until one is read back or the catch-up deadline passes.
-	catchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var sentinels []string
-	var lastSent time.Time
-	for found := false; !found; {
-		if time.Since(lastSent) > time.Second {
-			id := uuid.NewString()
-			_, err := s.t.Produce(catchCtx, transport.Message{
-				Topic: topic, Partition: dedupPartition, ManualPartition: true,
-				Headers: []transport.Header{{Key: headerDedupSentinel, Value: id}},
-			})
-			if err == nil {
-				sentinels = append(sentinels, id)
-				lastSent = time.Now()
-			} else if permanentProduceErr(err) || catchCtx.Err() != nil {
-				cons.Close()
-				return nil, fmt.Errorf("rpc: dedup topic %q: write sentinel: %w", topic, err)
-			}
-		}
-		pollCtx, cancelPoll := context.WithTimeout(catchCtx, 250*time.Millisecond)
-		msgs, err := cons.Poll(pollCtx)
-		cancelPoll()
-		if catchCtx.Err() != nil || errors.Is(err, transport.ErrClosed) {
-			cons.Close()
-			return nil, fmt.Errorf("rpc: dedup topic %q: catching up: %w", topic, errors.Join(err, catchCtx.Err()))
-		}
-		now := time.Now()
-		for i := range msgs {
-			if v, ok := msgs[i].Header(headerDedupSentinel); ok && slices.Contains(sentinels, v) {
-				found = true
-			}
-			w.learnMarker(&msgs[i], now)
-		}
-	}
-	return &dedupReader{s: s, w: w, cons: cons}, nil
-}
-
-func (d *dedupReader) run(ctx context.Context) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		_ = pollRetrying(ctx, d.cons, nil, "dedup topic", func(msgs []transport.Message) bool {
-			now := time.Now()
-			for i := range msgs {
-				d.w.learnMarker(&msgs[i], now)
-			}
-			// Other instances' markers matter only after a rebalance, so
-			// read them in batches rather than waking for every reply
-			// this server writes (its own markers come back here too).
-			return len(msgs) == 0 || sleepCtx(ctx, dedupFollowInterval)
-		})
-	}()
-}
-
-// dedupFollowInterval is the pause between reads of the dedup topic once
-// caught up.
-const dedupFollowInterval = 20 * time.Millisecond
-
-func (d *dedupReader) stop() {
-	d.wg.Wait()
-	_ = d.cons.Close()
-}

@@ -187,3 +187,27 @@ func (hb *headerBuilder) add(k, v string) {
 		*hb = append(*hb, transport.Header{Key: k, Value: v})
 	}
 }
+
+// replyMessage builds a reply or progress record for the request in env.
+func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
+	hb := make(headerBuilder, 0, 9)
+	hb.add(HeaderVersion, ProtocolVersion)
+	hb.add(HeaderID, newID())
+	hb.add(HeaderKind, string(kind))
+	hb.add(HeaderFrom, s.cfg.name)
+	hb.add(HeaderCorrelationID, env.id)
+	hb.add(HeaderContentType, contentTypeJSON)
+	hb.add(HeaderTraceparent, env.traceparent)
+	if herr != nil {
+		hb.add(HeaderErrorCode, herr.Code.String())
+		hb = append(hb, transport.Header{Key: HeaderError, Value: herr.Message})
+		payload = herr.Details
+	}
+	// Keyed by the request id: a request's progress notices and reply share
+	// a partition, so they arrive in the order they were sent.
+	m := transport.Message{Topic: env.replyTo, Key: env.id, Value: payload, Headers: hb}
+	if env.replyPartition >= 0 {
+		m.Partition, m.ManualPartition = env.replyPartition, true
+	}
+	return m
+}

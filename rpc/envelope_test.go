@@ -76,41 +76,6 @@ func TestDeadlineFromRecordTime(t *testing.T) {
 	assert.True(t, (&envelope{}).deadlineFor(m, now).IsZero())
 }
 
-func TestTrackerWatermark(t *testing.T) {
-	tr := tracker{parts: make(map[topicPartition]*partState)}
-	msg := func(p int32, off int64) *transport.Message {
-		return &transport.Message{Topic: "t", Partition: p, Offset: off}
-	}
-	for _, off := range []int64{10, 11, 12, 14} { // 13 absent: offsets need not be contiguous
-		tr.add(msg(0, off))
-	}
-	tr.add(msg(1, 5))
-	assert.False(t, tr.complete(msg(0, 12)), "12 done but 10 and 11 are not")
-	assert.Nil(t, tr.takeDirty())
-	assert.True(t, tr.complete(msg(0, 10)))
-	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 10}}, tr.takeDirty())
-	assert.True(t, tr.complete(msg(0, 11)), "11 completes the prefix up to 12")
-	assert.True(t, tr.complete(msg(1, 5)))
-	marks := tr.takeDirty()
-	assert.ElementsMatch(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 12}, {Topic: "t", Partition: 1, Offset: 5}}, marks)
-	assert.False(t, tr.complete(msg(0, 99)), "unknown offsets are ignored")
-	// Redelivered records at or below the watermark are not tracked.
-	tr.add(msg(0, 11))
-	assert.False(t, tr.complete(msg(0, 11)))
-	assert.Nil(t, tr.takeDirty())
-	assert.True(t, tr.complete(msg(0, 14)))
-	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 14}}, tr.takeDirty())
-	// Out of order above the watermark: inserted in place, once.
-	tr.add(msg(0, 20))
-	tr.add(msg(0, 16))
-	tr.add(msg(0, 18))
-	tr.add(msg(0, 16))
-	assert.False(t, tr.complete(msg(0, 20)))
-	assert.False(t, tr.complete(msg(0, 18)))
-	assert.True(t, tr.complete(msg(0, 16)))
-	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 20}}, tr.takeDirty())
-}
-
 func TestRecentIDs(t *testing.T) {
 	r := newRecentIDs(2)
 	r.add("a")

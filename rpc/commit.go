@@ -1,0 +1,99 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// commitTimeout bounds one commit call.
+const commitTimeout = 10 * time.Second
+
+// finalCommitTime bounds the retries of the commit at the end of Serve.
+const finalCommitTime = 5 * time.Second
+
+// committer commits the tracker's watermarks each time a worker moves one,
+// and retries with commitBackoff while a commit fails, until stop.
+func (r *serveRun) committer(stop <-chan struct{}) {
+	defer r.commitWG.Done()
+	bo := commitBackoff.newBackOff()
+	var again <-chan time.Time
+	for {
+		select {
+		case <-r.commitSig:
+		case <-again:
+		case <-stop:
+			return
+		}
+		if r.commit() {
+			bo.Reset()
+			again = nil
+		} else if again == nil {
+			again = time.After(bo.NextBackOff())
+		}
+	}
+}
+
+// finalCommit commits what the run handled, retrying for a short while:
+// everything handled and not committed is run again by the next owner.
+func (r *serveRun) finalCommit() {
+	ctx, cancel := context.WithTimeout(context.Background(), finalCommitTime)
+	defer cancel()
+	bo := commitBackoff.newBackOff()
+	for !r.commit() {
+		if !sleepCtx(ctx, bo.NextBackOff()) {
+			r.s.log.Warn("rpc: final commit failed; handled records after the last commit will be redelivered")
+			return
+		}
+	}
+}
+
+// commit commits every watermark that moved past its last commit. It
+// reports false when a commit failed for a reason other than the partition
+// having moved to another member: the watermarks stay uncommitted, for the
+// next try.
+func (r *serveRun) commit() bool {
+	marks := r.track.uncommitted()
+	if len(marks) == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if len(marks) > 1 {
+		msgs := make([]transport.Message, len(marks))
+		for i := range marks {
+			msgs[i] = marks[i].m
+		}
+		if r.cons.Commit(ctx, msgs...) == nil {
+			for i := range marks {
+				r.track.committed(&marks[i])
+			}
+			return true
+		}
+		// One partition rebalanced away fails the whole commit: commit
+		// them one by one, so the others' progress is kept.
+	}
+	ok := true
+	for i := range marks {
+		err := r.cons.Commit(ctx, marks[i].m)
+		switch {
+		case err == nil:
+			r.track.committed(&marks[i])
+		case errors.Is(err, transport.ErrNotAssigned):
+			// Rebalanced away: the new owner redelivers what was not
+			// committed, and this run forgets the partition.
+			r.track.lost(&marks[i])
+			r.s.log.Debug("rpc: partition moved to another member before its commit", "topic", marks[i].m.Topic, "partition", marks[i].m.Partition)
+		case isClosed(err), errors.Is(err, transport.ErrFenced):
+			return true // nothing more can be committed by this member
+		default:
+			ok = false
+			r.s.log.Warn("rpc: commit failed; will retry", "topic", marks[i].m.Topic, "partition", marks[i].m.Partition, "err", err)
+		}
+	}
+	return ok
+}
+
+func isClosed(err error) bool { return errors.Is(err, transport.ErrClosed) }

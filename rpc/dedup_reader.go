@@ -1,0 +1,156 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// dedupReader follows the dedup topic: it replays it into the window before
+// the server takes requests, then keeps learning what other instances of the
+// group handle.
+type dedupReader struct {
+	s    *Server
+	w    *dedupWindow
+	cons transport.Consumer
+	wg   sync.WaitGroup
+}
+
+// startDedupReader joins a private group on the dedup topic from its
+// earliest record, writes a sentinel and returns once the sentinel was read
+// back: everything handled before is then in the window.
+func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupReader, error) {
+	topic := s.cfg.dedupTopic
+	cons, err := s.t.Subscribe(ctx, transport.Subscription{
+		Group:  topic + ".reader." + uuid.NewString(),
+		Topics: []string{topic},
+		Start:  transport.StartEarliest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
+	}
+	d := &dedupReader{s: s, w: w, cons: cons}
+	if err := d.catchUp(ctx); err != nil {
+		cons.Close()
+		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
+	}
+	return d, nil
+}
+
+// catchUp writes a sentinel and reads until it comes back. A transport that
+// loses records or responses may lose the sentinel: it writes a new one
+// every second until one is read back or 30 s pass.
+func (d *dedupReader) catchUp(ctx context.Context) error {
+	catchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var sentinels []string
+	var lastSent time.Time
+	var first *transport.Message
+	learned := 0
+	for found := false; !found; {
+		if time.Since(lastSent) > time.Second {
+			id, err := d.writeSentinel(catchCtx)
+			if err != nil && (permanentProduceErr(err) || catchCtx.Err() != nil) {
+				return fmt.Errorf("write sentinel: %w", err)
+			}
+			if err == nil {
+				sentinels = append(sentinels, id)
+				lastSent = time.Now()
+			}
+		}
+		pollCtx, cancelPoll := context.WithTimeout(catchCtx, 250*time.Millisecond)
+		msgs, err := d.cons.Poll(pollCtx)
+		cancelPoll()
+		if catchCtx.Err() != nil || isClosed(err) {
+			return fmt.Errorf("catching up: %w", errors.Join(err, catchCtx.Err()))
+		}
+		now := time.Now()
+		for i := range msgs {
+			if first == nil {
+				first = &msgs[i]
+			}
+			if v, ok := msgs[i].Header(headerDedupSentinel); ok && slices.Contains(sentinels, v) {
+				found = true
+			} else if _, ok := msgs[i].Header(headerDedupOf); ok {
+				learned++
+			}
+			d.w.learnMarker(&msgs[i], now)
+		}
+	}
+	d.checkRetention(first, learned)
+	return nil
+}
+
+// writeSentinel produces a sentinel record and measures the broker's clock
+// against this machine's with its timestamp.
+func (d *dedupReader) writeSentinel(ctx context.Context) (string, error) {
+	id := uuid.NewString()
+	before := time.Now()
+	out, err := d.s.t.Produce(ctx, transport.Message{
+		Topic: d.s.cfg.dedupTopic, Partition: dedupPartition, ManualPartition: true,
+		Headers: []transport.Header{{Key: headerDedupSentinel, Value: id}},
+	})
+	if err != nil {
+		return "", err
+	}
+	if len(out) == 1 && !out[0].Time.IsZero() {
+		// The broker stamped the record between before and now: take the
+		// middle as this machine's time of the stamp.
+		local := before.Add(time.Since(before) / 2)
+		if skew := out[0].Time.Sub(local); skew.Abs() > time.Second {
+			d.w.skew.Store(int64(skew))
+		} else {
+			d.w.skew.Store(0) // within the timestamps' precision and the round trip
+		}
+	}
+	return id, nil
+}
+
+// checkRetention warns when the dedup topic's oldest retained record is
+// younger than the window's age while the window is not full: retention
+// dropped markers the window would still hold, so requests handled then may
+// run again.
+func (d *dedupReader) checkRetention(first *transport.Message, learned int) {
+	if first == nil || first.Offset == 0 || learned >= d.w.size {
+		return
+	}
+	oldest := first.Time.Add(-time.Duration(d.w.skew.Load()))
+	if age := time.Since(oldest); age < d.w.age {
+		d.s.log.Warn("rpc: the dedup topic keeps less than the dedup window: requests handled before its oldest record may run again if delivered again; raise its retention",
+			"topic", d.s.cfg.dedupTopic, "oldest_offset", first.Offset, "oldest_age", age.Round(time.Second),
+			"window_age", d.w.age, "window_size", d.w.size, "markers", learned)
+	}
+}
+
+func (d *dedupReader) run(ctx context.Context) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		_ = pollRetrying(ctx, d.cons, nil, "dedup topic", func(msgs []transport.Message) bool {
+			now := time.Now()
+			for i := range msgs {
+				d.w.learnMarker(&msgs[i], now)
+			}
+			// Other instances' markers matter only after a rebalance, so
+			// read them in batches rather than waking for every reply
+			// this server writes (its own markers come back here too).
+			return len(msgs) == 0 || sleepCtx(ctx, dedupFollowInterval)
+		})
+	}()
+}
+
+// dedupFollowInterval is the pause between reads of the dedup topic once
+// caught up.
+const dedupFollowInterval = 20 * time.Millisecond
+
+func (d *dedupReader) stop() {
+	d.wg.Wait()
+	_ = d.cons.Close()
+}

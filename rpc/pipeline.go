@@ -1,0 +1,204 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// A record read by Serve goes through four stages, each a method of
+// serveRun:
+//
+//	admit  (this file)  size, envelope, kind, deadline, dedup admission
+//	route  (route.go)   the handler for the topic, method or legacy key
+//	invoke (this file)  the handler, with retries, and its result encoded
+//	settle (settle.go)  dead letter, dedup entry, reply and marker
+//
+// Each stage but settle may end a record's journey by returning an outcome;
+// settle is the one place that acts on an outcome.
+
+// delivery is one record on its way through the pipeline.
+type delivery struct {
+	m       *transport.Message
+	env     envelope
+	req     *Request
+	replyTo string      // where the reply goes; "" when none is due
+	h       HandlerFunc // set by route; nil when no route matches
+	// dedupID is the id whose dedup-window entry this delivery owns (it
+	// marked it in flight); settle finishes it. "" when none.
+	dedupID string
+}
+
+// outcomeKind says what settle does with a delivery.
+type outcomeKind int
+
+const (
+	outRun    outcomeKind = iota // admitted: route and invoke next
+	outSkip                      // done, nothing to send (expired, or a copy in flight)
+	outAgain                     // not done: left uncommitted for redelivery
+	outResend                    // a duplicate: send the stored reply again
+	outReply                     // handled: send the reply (if any) and record it
+	outPoison                    // cannot be served: dead letter, error reply, record
+)
+
+// outcome is what the stages made of a delivery.
+type outcome struct {
+	kind   outcomeKind
+	reply  *transport.Message // outReply: the reply, nil when none is due
+	reason string             // outPoison: the dlq-reason
+	err    *Error             // outPoison: the error the caller gets
+	entry  *handledEntry      // outResend: the stored entry
+}
+
+func poisoned(reason string, e *Error) outcome {
+	return outcome{kind: outPoison, reason: reason, err: e}
+}
+
+// handle runs one record through the pipeline. It reports whether the
+// record is done with, so that its offset may be committed: false only when
+// the handler was cut short by a hard stop or what settle must produce could
+// not be, and the record must be delivered again.
+func (r *serveRun) handle(m *transport.Message) bool {
+	d, o := r.admit(m)
+	if o.kind == outRun {
+		r.route(d)
+		o = r.invoke(d)
+	}
+	return r.settle(d, o)
+}
+
+// admit checks a record before any handler sees it: size, envelope, kind
+// and deadline; then the dedup window, which marks a new request in flight
+// (the delivery then owns the entry) and answers a known one.
+func (r *serveRun) admit(m *transport.Message) (*delivery, outcome) {
+	s := r.s
+	d := &delivery{m: m}
+	var err error
+	d.env, err = decodeEnvelope(m)
+	if d.env.kind == KindRequest {
+		d.replyTo = d.env.replyTo
+	}
+	switch {
+	case s.cfg.maxPayload > 0 && len(m.Value) > s.cfg.maxPayload:
+		return d, poisoned(reasonOversize, Errorf(CodeResourceExhausted,
+			"payload of %d bytes is over the server's limit of %d", len(m.Value), s.cfg.maxPayload))
+	case err != nil:
+		return d, poisoned(reasonBadEnvelope, NewError(CodeInvalidArgument, err))
+	case d.env.kind == KindReply || d.env.kind == KindProgress:
+		return d, poisoned(reasonNotARequest, Errorf(CodeInvalidArgument, "%s record on request topic %s", d.env.kind, m.Topic))
+	}
+	// A payload that is not JSON is caught where it is decoded (Handle,
+	// Request.Decode), which dead-letters it as undecodable: no second scan
+	// of every payload here.
+	d.req = &Request{
+		Topic: m.Topic, Method: d.env.method, From: d.env.from, ID: d.env.id, Kind: d.env.kind,
+		Key: m.Key, Payload: m.Value, Headers: m.Headers, Legacy: d.env.legacy, Message: *m,
+	}
+	if d.env.legacy {
+		return d, outcome{kind: outRun}
+	}
+	now := time.Now()
+	d.req.Deadline = d.env.deadlineFor(m, now)
+	if !d.req.Deadline.IsZero() && !now.Before(d.req.Deadline) {
+		s.log.Info("rpc: expired request not run", "topic", m.Topic, "id", d.env.id, "from", d.env.from, "deadline", d.req.Deadline)
+		return d, outcome{kind: outSkip}
+	}
+	if r.dedup == nil {
+		return d, outcome{kind: outRun}
+	}
+	switch state, e := r.dedup.begin(d.env.id, now); state {
+	case dedupDone:
+		s.dupes.Add(1)
+		s.log.Debug("rpc: duplicate request not run again", "topic", m.Topic, "id", d.env.id)
+		return d, outcome{kind: outResend, entry: e}
+	case dedupInFlight:
+		s.dupes.Add(1)
+		s.log.Debug("rpc: copy of a request still running dropped", "topic", m.Topic, "id", d.env.id)
+		return d, outcome{kind: outSkip} // the first delivery replies
+	}
+	d.dedupID = d.env.id
+	return d, outcome{kind: outRun}
+}
+
+// invoke runs the routed handler (or the fallback for no route) and turns
+// what it returned into an outcome.
+func (r *serveRun) invoke(d *delivery) outcome {
+	hc := newHandlerCtx(r, d)
+	defer hc.release()
+	if d.h == nil {
+		noRoute := Errorf(CodeUnimplemented, "no handler for %s", routeName(d.m.Topic, d.env.method))
+		if !r.unhandled(hc, d.req) {
+			return poisoned(reasonUnknownRoute, noRoute)
+		}
+		return r.replyOutcome(d, nil, noRoute)
+	}
+	res, herr := r.call(hc, d.h, d.req)
+	switch {
+	case herr == nil:
+	case r.handlerCtx.Err() != nil && errors.Is(herr, context.Canceled):
+		r.s.log.Warn("rpc: handler canceled by shutdown; the request will be redelivered", "request", d.req.String())
+		return outcome{kind: outAgain}
+	case errors.Is(herr, errUndecodable):
+		return poisoned(reasonUndecodable, handlerErr(herr))
+	case isRetryable(herr):
+		return poisoned(reasonRetriesExhausted, handlerErr(herr))
+	case d.replyTo == "":
+		r.s.log.Warn("rpc: handler failed", "request", d.req.String(), "err", herr)
+		return outcome{kind: outReply}
+	default:
+		return r.replyOutcome(d, nil, handlerErr(herr))
+	}
+	if d.replyTo == "" {
+		return outcome{kind: outReply}
+	}
+	payload, err := marshalResult(res)
+	if err != nil {
+		r.s.log.Error("rpc: handler's result cannot be encoded", "request", d.req.String(), "err", err)
+		return r.replyOutcome(d, nil, Errorf(CodeInternal, "encode reply: %v", err))
+	}
+	return r.replyOutcome(d, payload, nil)
+}
+
+// replyOutcome is outReply with the reply built, when one is due.
+func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcome {
+	if d.replyTo == "" {
+		return outcome{kind: outReply}
+	}
+	reply := r.s.replyMessage(&d.env, KindReply, payload, herr)
+	return outcome{kind: outReply, reply: &reply}
+}
+
+// call calls h, retrying errors marked Retryable with backoff, up to the
+// configured attempts and within the request's deadline. It returns the
+// last attempt's result.
+func (r *serveRun) call(ctx context.Context, h HandlerFunc, req *Request) (res any, err error) {
+	p := backoffPolicy{initial: r.s.cfg.retryDelay, max: 5 * time.Second, attempts: r.s.cfg.retries}
+	_ = retry(ctx, p, func() error {
+		res, err = h(ctx, req)
+		if e, ok := err.(*Error); ok && e == nil {
+			err = nil // the classic typed nil: a nil *Error is no error
+		}
+		if err == nil || !isRetryable(err) {
+			return nil
+		}
+		return err
+	}, func(err error, attempt int) {
+		r.s.log.Debug("rpc: retryable handler error; retrying", "request", req.String(), "attempt", attempt, "err", err)
+	})
+	return res, err
+}
+
+// marshalResult encodes a handler's result. A MarshalJSON that panics is
+// an error like any other: the request must get an answer, and a record
+// that crashed its server would crash every server of the group in turn.
+func marshalResult(res any) (payload []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			payload, err = nil, fmt.Errorf("encoding the result panicked: %v", p)
+		}
+	}()
+	return marshalPayload(res)
+}

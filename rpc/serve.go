@@ -1,0 +1,179 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// serveRun is the state of one Serve call: the poll loop hands records to
+// workers, each worker runs a record through the pipeline (pipeline.go), and
+// the committer commits the watermarks the tracker computes (commit.go).
+type serveRun struct {
+	s    *Server
+	cons transport.Consumer
+
+	dedup   *dedupWindow
+	work    []chan ticket // one shared, or one per worker with key ordering
+	workers sync.WaitGroup
+	seed    maphash.Seed // spreads keys over workers with key ordering
+
+	// handlerCtx is the handlers' parent context. It outlives the Serve
+	// ctx by the drain timeout: hardCancel ends it (a hard stop).
+	handlerCtx context.Context
+	hardCancel context.CancelFunc
+	// finalCtx bounds the produces of the settle stage. It ends
+	// finalGrace after a hard stop, so that a transport whose Produce
+	// hangs cannot hold Serve forever.
+	finalCtx    context.Context
+	finalCancel context.CancelFunc
+
+	stopping atomic.Bool
+
+	track     *tracker
+	commitSig chan struct{}
+	commitWG  sync.WaitGroup
+}
+
+// finalGrace is how long Serve waits, after a hard stop, for the settle
+// stage's produces before it cancels them.
+const finalGrace = 5 * time.Second
+
+func newServeRun(s *Server, cons transport.Consumer, track *tracker) *serveRun {
+	hctx, hcancel := context.WithCancel(context.Background())
+	fctx, fcancel := context.WithCancel(context.Background())
+	var work []chan ticket
+	if s.cfg.keyOrdering {
+		for range s.cfg.concurrency {
+			work = append(work, make(chan ticket, 64))
+		}
+	} else {
+		work = []chan ticket{make(chan ticket, s.cfg.concurrency)}
+	}
+	return &serveRun{
+		s:           s,
+		cons:        cons,
+		dedup:       s.dedup,
+		work:        work,
+		seed:        maphash.MakeSeed(),
+		handlerCtx:  hctx,
+		hardCancel:  hcancel,
+		finalCtx:    fctx,
+		finalCancel: fcancel,
+		track:       track,
+		commitSig:   make(chan struct{}, 1),
+	}
+}
+
+// serve runs the workers, the committer and the poll loop until ctx ends,
+// then drains: no more work is started; in-flight handlers get the drain
+// timeout, then their contexts are canceled (a hard stop); what was handled
+// is committed and the group left.
+func (r *serveRun) serve(ctx context.Context) error {
+	for i := range r.s.cfg.concurrency {
+		r.workers.Add(1)
+		go r.worker(r.work[i%len(r.work)])
+	}
+	stopCommitter := make(chan struct{})
+	r.commitWG.Add(1)
+	go r.committer(stopCommitter)
+
+	pollErr := r.pollLoop(ctx)
+	r.stopping.Store(true) // in-flight handlers finish; queued records wait for the next owner
+	for _, w := range r.work {
+		close(w)
+	}
+	r.drain()
+
+	close(stopCommitter)
+	r.commitWG.Wait()
+	r.finalCommit()
+	if err := r.cons.Close(); err != nil && !isClosed(err) {
+		r.s.log.Warn("rpc: leaving group failed", "err", err)
+	}
+	return pollErr
+}
+
+// drain waits for the workers: up to the drain timeout, then after a hard
+// stop up to finalGrace, then after canceling the settle stage's produces.
+func (r *serveRun) drain() {
+	drained := make(chan struct{})
+	go func() { r.workers.Wait(); close(drained) }()
+	defer r.finalCancel()
+	defer r.hardCancel()
+	if waitFor(drained, r.s.cfg.drain) {
+		return
+	}
+	r.s.log.Warn("rpc: drain timeout reached; canceling in-flight handlers", "timeout", r.s.cfg.drain)
+	r.hardCancel()
+	if waitFor(drained, finalGrace) {
+		return
+	}
+	r.s.log.Error("rpc: replies still being produced after the hard stop; canceling them", "grace", finalGrace)
+	r.finalCancel()
+	<-drained
+}
+
+// waitFor waits until ch is closed or d passes, reporting which.
+func waitFor(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (r *serveRun) pollLoop(ctx context.Context) error {
+	err := pollRetrying(ctx, r.cons, r.s.log, "request", func(msgs []transport.Message) bool {
+		for i := range msgs {
+			tk, ok := r.track.add(&msgs[i])
+			if !ok {
+				continue // its first delivery is still being handled
+			}
+			work := r.work[0]
+			if len(r.work) > 1 {
+				work = r.work[maphash.String(r.seed, tk.m.Key)%uint64(len(r.work))]
+			}
+			select {
+			case work <- tk:
+			case <-ctx.Done():
+				return false // the rest stay uncommitted: redelivered later
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("rpc: Serve: %w", err)
+	}
+	return nil
+}
+
+func (r *serveRun) worker(work <-chan ticket) {
+	defer r.workers.Done()
+	for tk := range work {
+		if r.stopping.Load() {
+			continue // not started before the stop: left uncommitted, redelivered later
+		}
+		if !r.track.current(&tk) {
+			continue // its partition was revoked: the next owner runs it
+		}
+		if !r.handle(&tk.m) {
+			continue // stays in flight: not committed, redelivered later
+		}
+		r.s.handled.Add(1)
+		if r.track.complete(&tk) {
+			select {
+			case r.commitSig <- struct{}{}:
+			default:
+			}
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package rpc
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// settle is the pipeline's last stage and the one owner of a delivery's
+// outcome: it alone finishes the delivery's dedup entry and produces what
+// is due, in this order:
+//
+//  1. the dead letter of a poisoned record. If it cannot be written before
+//     a hard stop, nothing else is: the entry is dropped and the record left
+//     uncommitted, so its next delivery dead-letters it again (a marker
+//     written first would answer that delivery and lose the dead letter);
+//  2. the dedup entry, with the reply exactly as it will be sent, made
+//     visible before the reply is produced, so that a copy of the request
+//     arriving meanwhile is answered with it rather than dropped;
+//  3. the reply and the dedup marker, in one produce when they fit.
+//
+// It reports whether the record is done with (see handle).
+func (r *serveRun) settle(d *delivery, o outcome) bool {
+	switch o.kind {
+	case outSkip:
+		return true
+	case outAgain:
+		r.release(d)
+		return false
+	case outResend:
+		if reply := o.entry.reply.Load(); reply != nil {
+			ok, _ := r.produce("reply (again)", d.env.id, *reply)
+			return ok
+		}
+		return true
+	case outPoison:
+		if !r.deadLetter(d, o.reason, o.err) {
+			r.release(d)
+			return false
+		}
+		if d.replyTo != "" {
+			reply := r.s.replyMessage(&d.env, KindReply, nil, o.err)
+			o.reply = &reply
+		}
+	}
+	if d.env.legacy || d.env.id == "" {
+		r.release(d)
+		return true // nothing to record or answer
+	}
+	e := &handledEntry{id: d.env.id, at: time.Now()}
+	e.reply.Store(o.reply)
+	if d.dedupID != "" {
+		r.dedup.finish(d.dedupID, e)
+	}
+	return r.sendReply(d, e)
+}
+
+// release gives up the delivery's dedup entry without recording it: the
+// request may run again.
+func (r *serveRun) release(d *delivery) {
+	if d.dedupID != "" {
+		r.dedup.finish(d.dedupID, nil)
+	}
+}
+
+// sendReply produces e's reply (if any) and its dedup marker (if the window
+// is persisted): in one produce, so that both or neither are written, when
+// the transport takes them together. When it does not (too large), each
+// goes alone, and a reply too large on its own is replaced by an error
+// reply (CodeResourceExhausted) so the caller learns what happened; the
+// window's entry is updated to match.
+func (r *serveRun) sendReply(d *delivery, e *handledEntry) bool {
+	reply := e.reply.Load()
+	marker, persisted := r.marker(d, e)
+	batch := make([]transport.Message, 0, 2)
+	if reply != nil {
+		batch = append(batch, *reply)
+	}
+	if persisted {
+		batch = append(batch, marker)
+	}
+	ok, err := r.produce("reply", d.env.id, batch...)
+	if reply == nil || !errors.Is(err, transport.ErrMessageTooLarge) {
+		return ok
+	}
+	if persisted { // too large together: is the reply too large alone?
+		ok, err = r.produce("reply", d.env.id, *reply)
+	}
+	if errors.Is(err, transport.ErrMessageTooLarge) {
+		small := r.s.replyMessage(&d.env, KindReply, nil,
+			Errorf(CodeResourceExhausted, "reply of %d bytes is over the transport's limit", len(reply.Value)))
+		e.reply.Store(&small) // what a copy of the request will be answered with
+		ok, _ = r.produce("error reply", d.env.id, small)
+		marker, persisted = r.marker(d, e)
+	}
+	if persisted {
+		marked, _ := r.produce("dedup marker", d.env.id, marker)
+		ok = ok && marked
+	}
+	return ok
+}
+
+// marker is the dedup-topic record for e, and whether the window is
+// persisted at all.
+func (r *serveRun) marker(d *delivery, e *handledEntry) (transport.Message, bool) {
+	if r.dedup == nil || r.s.cfg.dedupTopic == "" || d.env.legacy {
+		return transport.Message{}, false
+	}
+	return markerFor(r.s.cfg.dedupTopic, r.dedup.self, e.id, e.reply.Load()), true
+}
+
+// produce writes msgs, retrying transient transport errors with
+// replyBackoff until they are written, fail for good, or a hard stop (the
+// drain timeout) ends the handlers' context: the handler's work is done, so
+// what settle produces is worth the wait, and giving up would hold back the
+// partition's commits for the rest of the run. The first attempt is made
+// even during a hard stop, bounded by finalCtx. Permanent errors (unknown
+// topic, too large, invalid, closed) are logged and the record counts as
+// done, so that one bad reply-to cannot stall a partition; err is the
+// permanent error, for callers that can do better.
+func (r *serveRun) produce(what, id string, msgs ...transport.Message) (ok bool, err error) {
+	if len(msgs) == 0 {
+		return true, nil
+	}
+	var refused error
+	err = retry(r.handlerCtx, replyBackoff, func() error {
+		_, err := r.s.t.Produce(r.finalCtx, msgs...)
+		if err != nil && permanentProduceErr(err) {
+			refused = err
+			return backoff.Permanent(err)
+		}
+		return err
+	}, func(err error, attempt int) {
+		if attempt == 5 {
+			r.s.log.Warn("rpc: "+what+" not produced yet; retrying", "topic", msgs[0].Topic, "id", id, "err", err)
+		}
+	})
+	switch {
+	case refused != nil:
+		r.s.log.Error("rpc: "+what+" lost: the transport refused it", "topic", msgs[0].Topic, "id", id, "err", refused)
+		return true, refused
+	case err != nil:
+		r.s.log.Error("rpc: "+what+" not produced before the stop; the request stays uncommitted and will be redelivered", "topic", msgs[0].Topic, "id", id, "err", err)
+		return false, nil
+	}
+	return true, nil
+}

@@ -1,0 +1,180 @@
+package rpc
+
+import (
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// tracker keeps, per partition, the offsets handed to workers and the
+// watermark: the highest offset below which everything is done. It is what
+// makes commits at-least-once with workers that finish out of order.
+//
+// Each partition's bookkeeping belongs to an epoch. When the partition is
+// revoked (transport.Subscription.OnRevoked, or a commit that reports it no
+// longer assigned), its epoch ends: records of the old epoch still queued are
+// not started, and those still running neither move a watermark nor commit
+// one, so a partition that comes back later is never committed backwards.
+type tracker struct {
+	mu    sync.Mutex
+	parts map[transport.TopicPartition]*partState
+	epoch uint64 // the last epoch handed out
+}
+
+// partState is one partition's bookkeeping in one epoch.
+type partState struct {
+	epoch     uint64
+	offs      []int64 // offsets handed out and not yet below the mark
+	done      []bool  // done[i]: offs[i] finished
+	head      int
+	mark      int64 // last offset of the done prefix; -1 before any
+	committed int64 // last mark committed; -1 before any
+}
+
+// ticket is a record handed to a worker: the epoch it belongs to.
+type ticket struct {
+	m     transport.Message
+	epoch uint64
+}
+
+func newTracker() *tracker {
+	return &tracker{parts: make(map[transport.TopicPartition]*partState)}
+}
+
+func (t *tracker) stateLocked(tp transport.TopicPartition) *partState {
+	ps := t.parts[tp]
+	if ps == nil {
+		t.epoch++
+		ps = &partState{epoch: t.epoch, mark: -1, committed: -1}
+		t.parts[tp] = ps
+	}
+	return ps
+}
+
+// add tracks m as in flight and returns its ticket. It reports false when
+// m's offset is in flight already (delivered again while its first delivery
+// is being handled): that copy must not be dispatched, or its completion
+// would mark the shared slot done and let the watermark pass work still
+// running.
+func (t *tracker) add(m *transport.Message) (ticket, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.stateLocked(transport.TopicPartition{Topic: m.Topic, Partition: m.Partition})
+	tk := ticket{m: *m, epoch: ps.epoch}
+	if m.Offset <= ps.mark {
+		// Delivered again after it was handled: dedup answers it, and the
+		// watermark stays.
+		return tk, true
+	}
+	n := len(ps.offs)
+	if n == ps.head || m.Offset > ps.offs[n-1] {
+		ps.offs = append(ps.offs, m.Offset)
+		ps.done = append(ps.done, false)
+		return tk, true
+	}
+	// Out of order (a redelivery from an earlier offset, or a transport
+	// that reorders): insert in place, once.
+	live := ps.offs[ps.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i] >= m.Offset })
+	if live[i] == m.Offset {
+		return tk, ps.done[ps.head+i] // a live copy is not dispatched twice
+	}
+	i += ps.head
+	ps.offs = slices.Insert(ps.offs, i, m.Offset)
+	ps.done = slices.Insert(ps.done, i, false)
+	return tk, true
+}
+
+// current reports whether tk's partition has not been revoked since tk was
+// handed out.
+func (t *tracker) current(tk *ticket) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.parts[transport.TopicPartition{Topic: tk.m.Topic, Partition: tk.m.Partition}]
+	return ps != nil && ps.epoch == tk.epoch
+}
+
+// complete marks tk done and reports whether a watermark moved. A ticket
+// of an ended epoch changes nothing.
+func (t *tracker) complete(tk *ticket) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.parts[transport.TopicPartition{Topic: tk.m.Topic, Partition: tk.m.Partition}]
+	if ps == nil || ps.epoch != tk.epoch {
+		return false
+	}
+	live := ps.offs[ps.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i] >= tk.m.Offset })
+	if i == len(live) || live[i] != tk.m.Offset {
+		return false
+	}
+	ps.done[ps.head+i] = true
+	moved := false
+	for ps.head < len(ps.offs) && ps.done[ps.head] {
+		ps.mark = ps.offs[ps.head]
+		ps.head++
+		moved = true
+	}
+	if ps.head == len(ps.offs) {
+		ps.offs, ps.done, ps.head = ps.offs[:0], ps.done[:0], 0
+	} else if ps.head > 1024 && ps.head > len(ps.offs)/2 {
+		n := copy(ps.offs, ps.offs[ps.head:])
+		copy(ps.done, ps.done[ps.head:])
+		ps.offs, ps.done, ps.head = ps.offs[:n], ps.done[:n], 0
+	}
+	return moved
+}
+
+// revoke ends the epoch of each partition named: its bookkeeping is
+// dropped, and the tickets handed out for it are no longer current.
+func (t *tracker) revoke(tps []transport.TopicPartition) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tp := range tps {
+		delete(t.parts, tp)
+	}
+}
+
+// mark is a watermark to commit: one record per partition, whose offset is
+// the watermark, and the epoch it belongs to.
+type mark struct {
+	m     transport.Message
+	epoch uint64
+}
+
+// uncommitted returns a mark for each partition whose watermark moved
+// past its last commit. They stay uncommitted until committed is told.
+func (t *tracker) uncommitted() []mark {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []mark
+	for tp, ps := range t.parts {
+		if ps.mark > ps.committed {
+			out = append(out, mark{m: transport.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.mark}, epoch: ps.epoch})
+		}
+	}
+	return out
+}
+
+// committed records that mk was committed.
+func (t *tracker) committed(mk *mark) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.parts[transport.TopicPartition{Topic: mk.m.Topic, Partition: mk.m.Partition}]
+	if ps != nil && ps.epoch == mk.epoch && mk.m.Offset > ps.committed {
+		ps.committed = mk.m.Offset
+	}
+}
+
+// lost ends the epoch of mk's partition if it is still mk's: the transport
+// said the partition is not assigned any more.
+func (t *tracker) lost(mk *mark) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tp := transport.TopicPartition{Topic: mk.m.Topic, Partition: mk.m.Partition}
+	if ps := t.parts[tp]; ps != nil && ps.epoch == mk.epoch {
+		delete(t.parts, tp)
+	}
+}

@@ -1,0 +1,124 @@
+package rpc
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// trackerT drives a tracker by partition and offset.
+type trackerT struct {
+	*tracker
+	t       *testing.T
+	tickets map[[2]int64]ticket
+}
+
+func newTrackerT(t *testing.T) *trackerT {
+	return &trackerT{tracker: newTracker(), t: t, tickets: map[[2]int64]ticket{}}
+}
+
+func (tt *trackerT) add(p int32, off int64) bool {
+	tk, ok := tt.tracker.add(&transport.Message{Topic: "t", Partition: p, Offset: off})
+	if ok {
+		tt.tickets[[2]int64{int64(p), off}] = tk
+	}
+	return ok
+}
+
+func (tt *trackerT) done(p int32, off int64) bool {
+	tk, ok := tt.tickets[[2]int64{int64(p), off}]
+	if !ok {
+		tk = ticket{m: transport.Message{Topic: "t", Partition: p, Offset: off}}
+	}
+	return tt.complete(&tk)
+}
+
+// commitAll takes the uncommitted marks and records them as committed.
+func (tt *trackerT) commitAll() []transport.Message {
+	var out []transport.Message
+	for _, mk := range tt.uncommitted() {
+		out = append(out, mk.m)
+		tt.committed(&mk)
+	}
+	return out
+}
+
+func TestTrackerWatermark(t *testing.T) {
+	tr := newTrackerT(t)
+	for _, off := range []int64{10, 11, 12, 14} { // 13 absent: offsets need not be contiguous
+		require.True(t, tr.add(0, off))
+	}
+	tr.add(1, 5)
+	assert.False(t, tr.done(0, 12), "12 done but 10 and 11 are not")
+	assert.Nil(t, tr.commitAll())
+	assert.True(t, tr.done(0, 10))
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 10}}, tr.commitAll())
+	assert.True(t, tr.done(0, 11), "11 completes the prefix up to 12")
+	assert.True(t, tr.done(1, 5))
+	assert.ElementsMatch(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 12}, {Topic: "t", Partition: 1, Offset: 5}}, tr.commitAll())
+	assert.False(t, tr.done(0, 99), "unknown offsets are ignored")
+	// Redelivered records at or below the watermark are not tracked.
+	tr.add(0, 11)
+	assert.False(t, tr.done(0, 11))
+	assert.Nil(t, tr.commitAll())
+	assert.True(t, tr.done(0, 14))
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 14}}, tr.commitAll())
+	// Out of order above the watermark: inserted in place, once.
+	tr.add(0, 20)
+	tr.add(0, 16)
+	tr.add(0, 18)
+	assert.False(t, tr.add(0, 16), "a live copy is not dispatched twice")
+	assert.False(t, tr.done(0, 20))
+	assert.False(t, tr.done(0, 18))
+	assert.True(t, tr.done(0, 16))
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 20}}, tr.commitAll())
+}
+
+// A mark whose commit failed stays uncommitted until a commit succeeds
+// (issue 13, bug 8: the dirty flag was cleared before the commit).
+func TestTrackerFailedCommitStaysUncommitted(t *testing.T) {
+	tr := newTrackerT(t)
+	tr.add(0, 3)
+	tr.done(0, 3)
+	marks := tr.uncommitted()
+	require.Len(t, marks, 1)
+	// The commit failed: nothing recorded. The next look still has it.
+	assert.Equal(t, marks, tr.uncommitted())
+	tr.committed(&marks[0])
+	assert.Empty(t, tr.uncommitted())
+}
+
+// After a revocation, a ticket of the old epoch is not current, does not
+// move a watermark and cannot commit: a partition that comes back is never
+// committed backwards by stale work.
+func TestTrackerRevokedPartition(t *testing.T) {
+	tr := newTrackerT(t)
+	tr.add(0, 10)
+	tr.add(0, 11)
+	old10 := tr.tickets[[2]int64{0, 10}]
+	old11 := tr.tickets[[2]int64{0, 11}]
+	tr.revoke([]transport.TopicPartition{{Topic: "t", Partition: 0}})
+	assert.False(t, tr.current(&old10))
+	// The partition comes back, and the new epoch handles 10..20.
+	for off := int64(10); off <= 20; off++ {
+		tr.add(0, off)
+		tr.done(0, off)
+	}
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 0, Offset: 20}}, tr.commitAll())
+	// The old epoch's work finishes late: nothing moves, nothing to commit.
+	assert.False(t, tr.complete(&old10))
+	assert.False(t, tr.complete(&old11))
+	assert.Empty(t, tr.uncommitted())
+	// A mark of an ended epoch is not recorded either.
+	tr.add(1, 1)
+	tr.done(1, 1)
+	marks := tr.uncommitted()
+	tr.revoke([]transport.TopicPartition{{Topic: "t", Partition: 1}})
+	tr.add(1, 0)
+	tr.committed(&marks[0])
+	tr.done(1, 0)
+	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 1, Offset: 0}}, tr.commitAll())
+}
