@@ -40,7 +40,7 @@ const maxMarkerReply = 1024
 type dedupWindow struct {
 	size int
 	age  time.Duration
-	self string // written in this window's markers, which it skips on reading
+	self string       // written in this window's markers, which it skips on reading
 	skew atomic.Int64 // the broker's clock minus this machine's, in ns
 
 	mu       sync.Mutex
@@ -223,4 +223,3 @@ func entryFromMarker(m *transport.Message) (*handledEntry, bool) {
 	e.reply.Store(reply)
 	return e, true
 }
-

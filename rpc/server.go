@@ -151,4 +151,3 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	return newServeRun(s, cons, track).serve(ctx)
 }
-
