@@ -59,9 +59,9 @@ type pendingCall struct {
 
 var callPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan *Reply, 1)} }}
 
-// ReplyHandler handles a completion or progress notice of a Send (see
-// Client.OnReply). r.Kind tells which; r.Err is set for a failed request.
-type ReplyHandler func(ctx context.Context, r *Reply) error
+// NoticeHandler handles a completion or progress notice of a Send (see
+// Client.OnNotice). r.Kind tells which; r.Err is set for a failed request.
+type NoticeHandler func(ctx context.Context, r *Reply) error
 
 // NewClient returns a Client on t. It positions the reply reader before
 // returning: with a transport.Tailer it tails the reply topic, otherwise it
@@ -118,9 +118,9 @@ func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 // message; a timeout as an *Error with CodeDeadlineExceeded wrapping
 // ErrTimeout.
 func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOption) (*Reply, error) {
-	var cc callConfig
-	for _, o := range opts {
-		o(&cc)
+	cc, err := newCallConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	payload, err := marshalPayload(req)
 	if err != nil {
@@ -263,7 +263,7 @@ func Call[Resp any](ctx context.Context, c *Client, topic string, req any, opts 
 
 // Notify sends req to topic without waiting for anything: no reply is
 // asked for. The value is the plain JSON payload, so a non-Go consumer reads
-// it as it is; WithKey sets the key (the seed's "producer").
+// it as it is; WithKey sets the key (the producer's name in the Laravel article's scheme).
 func (c *Client) Notify(ctx context.Context, topic string, req any, opts ...CallOption) error {
 	_, err := c.send(ctx, topic, KindNotify, "", req, opts)
 	return err
@@ -271,7 +271,7 @@ func (c *Client) Notify(ctx context.Context, topic string, req any, opts ...Call
 
 // Send sends a request whose completion notice goes to the client's durable
 // notice topic instead of to this call: it survives a restart of the caller
-// and is handled by the ReplyHandler given to OnReply, by whichever instance
+// and is handled by the NoticeHandler given to OnNotice, by whichever instance
 // of the service reads it. Send returns the request id that the notice's
 // CorrelationID will carry.
 func (c *Client) Send(ctx context.Context, topic string, req any, opts ...CallOption) (string, error) {
@@ -279,9 +279,9 @@ func (c *Client) Send(ctx context.Context, topic string, req any, opts ...CallOp
 }
 
 func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo string, req any, opts []CallOption) (string, error) {
-	var cc callConfig
-	for _, o := range opts {
-		o(&cc)
+	cc, err := newCallConfig(opts)
+	if err != nil {
+		return "", err
 	}
 	payload, err := marshalPayload(req)
 	if err != nil {
@@ -303,15 +303,15 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	return id, nil
 }
 
-// OnReply starts handling the notices of Send: a consumer group
+// OnNotice starts handling the notices of Send: a consumer group
 // (WithNoticeGroup, default the service name) reads the notice topic from its
 // committed offset, calls h for each completion or progress notice, and
 // commits after h returns. An error from h is logged and the notice is
-// committed anyway. OnReply may be called once; it returns an error if the
+// committed anyway. OnNotice may be called once; it returns an error if the
 // group cannot be joined.
-func (c *Client) OnReply(h ReplyHandler) error {
+func (c *Client) OnNotice(h NoticeHandler) error {
 	if h == nil {
-		panic("rpc: OnReply: nil handler")
+		panic("rpc: OnNotice: nil handler")
 	}
 	started := false
 	c.noticeOnce.Do(func() {
@@ -328,7 +328,7 @@ func (c *Client) OnReply(h ReplyHandler) error {
 		})
 		if err != nil {
 			cancel()
-			c.noticeErr = fmt.Errorf("rpc: OnReply: join %q on %q: %w", c.cfg.noticeGroup, c.cfg.noticeTopic, err)
+			c.noticeErr = fmt.Errorf("rpc: OnNotice: join %q on %q: %w", c.cfg.noticeGroup, c.cfg.noticeTopic, err)
 			return
 		}
 		c.mu.Lock()
@@ -343,7 +343,7 @@ func (c *Client) OnReply(h ReplyHandler) error {
 		go c.readNotices(ctx, cancel, cons, h)
 	})
 	if !started && c.noticeErr == nil {
-		return errors.New("rpc: OnReply called twice")
+		return errors.New("rpc: OnNotice called twice")
 	}
 	return c.noticeErr
 }
@@ -359,7 +359,7 @@ type ClientStats struct {
 	Foreign int64
 	// Resent counts requests sent again by WithResend.
 	Resent int64
-	// DuplicateNotices counts completion notices dropped by the OnReply
+	// DuplicateNotices counts completion notices dropped by the OnNotice
 	// reader because one for the same request was already handled.
 	DuplicateNotices int64
 }
@@ -488,7 +488,7 @@ func (c *Client) deliver(m *transport.Message) {
 	}
 }
 
-func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, cons transport.Consumer, h ReplyHandler) {
+func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, cons transport.Consumer, h NoticeHandler) {
 	defer c.wg.Done()
 	defer cancel()
 	defer cons.Close()
@@ -516,7 +516,7 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 				if ctx.Err() != nil {
 					return false // not committed: redelivered to the next reader
 				}
-				c.log.Error("rpc: reply handler failed; notice committed anyway", "correlation_id", env.correlationID, "err", err)
+				c.log.Error("rpc: notice handler failed; notice committed anyway", "correlation_id", env.correlationID, "err", err)
 			}
 		}
 		if len(msgs) > 0 {

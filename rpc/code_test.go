@@ -46,7 +46,7 @@ func TestErrorWrapping(t *testing.T) {
 	assert.Equal(t, CodeCanceled, CodeOf(context.Canceled))
 	assert.Equal(t, CodeUnavailable, CodeOf(ErrClosed))
 	assert.Equal(t, CodeUnknown, CodeOf(errors.New("x")))
-	assert.Equal(t, "internal", (&Error{Code: CodeInternal}).Error())
+	assert.Equal(t, "internal", (&Error{code: CodeInternal}).Error())
 }
 
 func TestWrapCallErr(t *testing.T) {
@@ -66,7 +66,7 @@ func TestWrapCallErr(t *testing.T) {
 		err := wrapCallErr(tc.in)
 		var e *Error
 		require.True(t, errors.As(err, &e), "%v", tc.in)
-		assert.Equal(t, tc.code, e.Code, "%v", tc.in)
+		assert.Equal(t, tc.code, e.Code(), "%v", tc.in)
 		for _, target := range tc.is {
 			assert.ErrorIs(t, err, target)
 		}
@@ -75,9 +75,9 @@ func TestWrapCallErr(t *testing.T) {
 }
 
 func TestHandlerErr(t *testing.T) {
-	assert.Equal(t, CodeUnknown, handlerErr(errors.New("boom")).Code)
-	assert.Equal(t, CodeDeadlineExceeded, handlerErr(context.DeadlineExceeded).Code)
-	assert.Equal(t, CodeCanceled, handlerErr(context.Canceled).Code)
+	assert.Equal(t, CodeUnknown, handlerErr(errors.New("boom")).Code())
+	assert.Equal(t, CodeDeadlineExceeded, handlerErr(context.DeadlineExceeded).Code())
+	assert.Equal(t, CodeCanceled, handlerErr(context.Canceled).Code())
 	own := Errorf(CodeAborted, "conflict")
 	assert.Same(t, own, handlerErr(fmt.Errorf("wrapped: %w", own)))
 }

@@ -74,15 +74,15 @@ func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
 	dlq.Headers = append(dlq.Headers, m.Headers...)
 	dlq.Headers = append(dlq.Headers,
 		transport.Header{Key: HeaderDLQReason, Value: reason},
-		transport.Header{Key: HeaderDLQCode, Value: e.Code.String()},
-		transport.Header{Key: HeaderDLQError, Value: e.Message},
+		transport.Header{Key: HeaderDLQCode, Value: e.Code().String()},
+		transport.Header{Key: HeaderDLQError, Value: e.Message()},
 		transport.Header{Key: HeaderDLQTopic, Value: m.Topic},
 		transport.Header{Key: HeaderDLQPartition, Value: strconv.Itoa(int(m.Partition))},
 		transport.Header{Key: HeaderDLQOffset, Value: strconv.FormatInt(m.Offset, 10)},
 		transport.Header{Key: HeaderDLQTime, Value: strconv.FormatInt(time.Now().UnixMilli(), 10)},
 	)
 	r.s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "id", d.env.id, "dlq", dlq.Topic, "replied", d.replyTo != "", "err", e.Message)
+		"offset", m.Offset, "id", d.env.id, "dlq", dlq.Topic, "replied", d.replyTo != "", "err", e.Message())
 	ok, _ := r.produce("dead letter", d.env.id, dlq)
 	return ok
 }

@@ -15,7 +15,7 @@
 //     with its [Code].
 //   - [Client.Send] is for long jobs: the completion notice goes to a
 //     durable consumer group on the service's notice topic and is handled by
-//     the [ReplyHandler] given to [Client.OnReply], by whichever instance
+//     the [NoticeHandler] given to [Client.OnNotice], by whichever instance
 //     reads it, so it survives a restart of the caller.
 //   - [Client.Notify] asks for nothing back.
 //   - [Progress] lets a handler report progress to its caller.
@@ -24,7 +24,7 @@
 //
 // Register routes on a [Server] with [Handle] (typed), [Server.HandleFunc],
 // [Server.HandleLegacy] (records without rpc-* headers, routed by key and
-// topic as the seed article's PHP router did) and [Server.HandleUnhandled],
+// topic as the Laravel article's PHP router did) and [Server.HandleUnhandled],
 // then call [Server.Serve]. Delivery is at-least-once: a request's offset is
 // committed only after its reply was produced, never past a request still in
 // flight; a dedup window keeps redelivered requests from running twice;

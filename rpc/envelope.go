@@ -199,9 +199,9 @@ func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Er
 	hb.add(HeaderContentType, contentTypeJSON)
 	hb.add(HeaderTraceparent, env.traceparent)
 	if herr != nil {
-		hb.add(HeaderErrorCode, herr.Code.String())
-		hb = append(hb, transport.Header{Key: HeaderError, Value: herr.Message})
-		payload = herr.Details
+		hb.add(HeaderErrorCode, herr.Code().String())
+		hb = append(hb, transport.Header{Key: HeaderError, Value: herr.Message()})
+		payload = herr.Details()
 	}
 	// Keyed by the request id: a request's progress notices and reply share
 	// a partition, so they arrive in the order they were sent.

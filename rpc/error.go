@@ -10,33 +10,74 @@ import (
 )
 
 // Error is an error with a Code, the form in which handler errors travel
-// back to callers. Details, when set, is JSON carried in the reply's value.
+// back to callers: the code and message in the reply's headers, the details
+// (JSON, optional) in its value.
+//
+// Its fields are read through Code, Message and Details, and set only by
+// its constructors (NewError, Errorf, WithDetails), so an *Error always
+// carries one of the Code constants. Use the constructors: a zero Error
+// has no valid code. An *Error is immutable and safe for concurrent use.
 //
 // Every error a Client returns for a call is an *Error or wraps one of the
 // sentinels below; use errors.As, or CodeOf for the code alone.
 type Error struct {
-	Code    Code
-	Message string
-	Details json.RawMessage
+	code    Code
+	message string
+	details json.RawMessage
 
 	cause error
 }
 
 // NewError returns an *Error with code c wrapping err. The message is
-// err.Error(); errors.Is and errors.As see err through Unwrap.
+// err.Error(); errors.Is and errors.As see err through Unwrap. A code that
+// is not one of the Code constants becomes CodeUnknown.
 func NewError(c Code, err error) *Error {
-	e := &Error{Code: c, cause: err}
+	e := &Error{code: validCode(c), cause: err}
 	if err != nil {
-		e.Message = err.Error()
+		e.message = err.Error()
 	}
 	return e
 }
 
 // Errorf returns an *Error with code c and a formatted message. A %w verb
-// wraps its operand as with fmt.Errorf.
+// wraps its operand as with fmt.Errorf. A code that is not one of the Code
+// constants becomes CodeUnknown.
 func Errorf(c Code, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
-	return &Error{Code: c, Message: err.Error(), cause: err}
+	return &Error{code: validCode(c), message: err.Error(), cause: err}
+}
+
+// WithDetails returns a copy of e that carries details, JSON sent to the
+// caller in the error reply's value (for example which resource was
+// locked). details must be valid JSON; nil removes them.
+func (e *Error) WithDetails(details json.RawMessage) *Error {
+	c := *e
+	c.details = details
+	return &c
+}
+
+// Code returns the error's code, CodeUnknown for a nil *Error.
+func (e *Error) Code() Code {
+	if e == nil {
+		return CodeUnknown
+	}
+	return e.code
+}
+
+// Message returns the error's message, without the code.
+func (e *Error) Message() string {
+	if e == nil {
+		return ""
+	}
+	return e.message
+}
+
+// Details returns the JSON details the error carries, or nil.
+func (e *Error) Details() json.RawMessage {
+	if e == nil {
+		return nil
+	}
+	return e.details
 }
 
 // Error returns "<code>: <message>".
@@ -44,10 +85,10 @@ func (e *Error) Error() string {
 	if e == nil {
 		return "<nil>"
 	}
-	if e.Message == "" {
-		return e.Code.String()
+	if e.message == "" {
+		return e.code.String()
 	}
-	return e.Code.String() + ": " + e.Message
+	return e.code.String() + ": " + e.message
 }
 
 // Unwrap returns the wrapped error, if any.
@@ -65,7 +106,7 @@ func (e *Error) Unwrap() error {
 func CodeOf(err error) Code {
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Code
+		return e.code
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -137,4 +178,12 @@ func handlerErr(err error) *Error {
 		return NewError(CodeCanceled, err)
 	}
 	return NewError(CodeUnknown, err)
+}
+
+// validCode returns c if it is one of the Code constants, else CodeUnknown.
+func validCode(c Code) Code {
+	if c < minCode || c > maxCode {
+		return CodeUnknown
+	}
+	return c
 }

@@ -83,7 +83,7 @@ func ExampleClient_Notify() {
 	got := make(chan string)
 	s, _ := rpc.NewServer(b, rpc.WithName("audit"), quiet)
 	s.HandleFunc("audit", func(ctx context.Context, r *rpc.Request) (any, error) {
-		got <- fmt.Sprintf("%s from %s (key %s): %s", r.Kind, r.From, r.Key, r.Payload)
+		got <- fmt.Sprintf("%s from %s (key %s): %s", r.Kind, r.From, r.Key, r.Payload())
 		return nil, nil
 	})
 	defer serve(s)()
@@ -111,8 +111,8 @@ func ExampleClient_Send() {
 	c, _ := rpc.NewClient(b, rpc.WithName("web"), quiet)
 	defer c.Close()
 	done := make(chan struct{})
-	_ = c.OnReply(func(ctx context.Context, r *rpc.Reply) error {
-		fmt.Printf("%s: %s\n", r.Kind, r.Payload)
+	_ = c.OnNotice(func(ctx context.Context, r *rpc.Reply) error {
+		fmt.Printf("%s: %s\n", r.Kind, r.Payload())
 		if r.Kind == rpc.KindReply {
 			close(done)
 		}

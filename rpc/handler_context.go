@@ -61,7 +61,7 @@ func RequestID(ctx context.Context) string {
 }
 
 // Progress sends a progress notice for the request being handled in ctx to
-// its caller: a Call's WithProgress callback, or the OnReply handler of a
+// its caller: a Call's WithProgress callback, or the OnNotice handler of a
 // Send. It does nothing (and returns nil) when the request has no reply-to,
 // as for notifications and legacy records.
 func Progress(ctx context.Context, v any) error {

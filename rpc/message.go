@@ -10,45 +10,48 @@ import (
 )
 
 // Request is one request, notification or legacy record as a handler sees
-// it. A handler must not keep Payload or Headers after it returns: they may
-// share memory with the transport.
+// it: the record as read (its Topic, Key, Value, Headers, offsets and time,
+// through the embedded transport.Message) and what its envelope says. A
+// handler must not keep Value or Headers after it returns: they may share
+// memory with the transport.
 type Request struct {
-	// Topic the record was read from.
-	Topic string
+	// Message is the record as read from the transport. Its Value is the
+	// payload, JSON by convention (see Payload and Decode).
+	transport.Message
 	// Method is the rpc-method sub-route, empty when none.
 	Method string
 	// From is the sender's service name (rpc-from). For a legacy record it
-	// is the record key: the seed's "producer".
+	// is the record key: the producer's name in the Laravel article's
+	// scheme.
 	From string
 	// ID is the request id (rpc-id); empty for a legacy record.
 	ID string
 	// Kind is KindRequest or KindNotify; empty for a legacy record.
 	Kind Kind
-	// Key is the record key.
-	Key string
-	// Payload is the record value, JSON by convention.
-	Payload json.RawMessage
-	// Headers are all the record's headers, envelope included.
-	Headers []transport.Header
 	// Deadline is when the caller stops waiting; zero when none travelled.
 	Deadline time.Time
 	// Legacy reports a record without rpc-* headers.
 	Legacy bool
-	// Message is the record as read from the transport.
-	Message transport.Message
 }
+
+// Payload returns the record value, JSON by convention.
+func (r *Request) Payload() json.RawMessage { return r.Value }
 
 // Decode unmarshals the payload into v. A payload that does not decode
 // gives an *Error with CodeInvalidArgument.
 func (r *Request) Decode(v any) error {
-	if err := json.Unmarshal(r.Payload, v); err != nil {
-		return &Error{Code: CodeInvalidArgument, Message: "decode " + r.Topic + " request: " + err.Error(), cause: errors.Join(errUndecodable, err)}
+	if err := json.Unmarshal(r.Value, v); err != nil {
+		return &Error{code: CodeInvalidArgument, message: "decode " + r.Topic + " request: " + err.Error(), cause: errors.Join(errUndecodable, err)}
 	}
 	return nil
 }
 
-// Reply is a reply or progress notice as a caller sees it.
+// Reply is a reply or progress notice as a caller sees it: the record as
+// read (through the embedded transport.Message; its Value is the payload)
+// and what its envelope says.
 type Reply struct {
+	// Message is the reply record as read from the transport.
+	transport.Message
 	// ID is the reply record's own id.
 	ID string
 	// CorrelationID is the id of the request answered.
@@ -57,18 +60,17 @@ type Reply struct {
 	Kind Kind
 	// From is the replying service's name.
 	From string
-	// Payload is the JSON result (or progress value).
-	Payload json.RawMessage
 	// Err is the handler's error for a failed request delivered to an
-	// OnReply handler; Call returns it as its error instead.
+	// OnNotice handler; Call returns it as its error instead.
 	Err *Error
-	// Message is the reply record as read from the transport.
-	Message transport.Message
 }
+
+// Payload returns the JSON result (or progress value).
+func (r *Reply) Payload() json.RawMessage { return r.Value }
 
 // Decode unmarshals the payload into v.
 func (r *Reply) Decode(v any) error {
-	if err := json.Unmarshal(r.Payload, v); err != nil {
+	if err := json.Unmarshal(r.Value, v); err != nil {
 		return Errorf(CodeInvalidArgument, "decode reply %s: %w", r.CorrelationID, err)
 	}
 	return nil
@@ -80,7 +82,6 @@ func replyFrom(m *transport.Message, env *envelope) *Reply {
 		CorrelationID: env.correlationID,
 		Kind:          env.kind,
 		From:          env.from,
-		Payload:       m.Value,
 		Message:       *m,
 	}
 	if env.errCode != "" {
@@ -88,12 +89,12 @@ func replyFrom(m *transport.Message, env *envelope) *Reply {
 		if err != nil {
 			code = CodeUnknown
 		}
-		e := &Error{Code: code, Message: env.errMsg}
+		e := &Error{code: validCode(code), message: env.errMsg}
 		if code == CodeDeadlineExceeded {
 			e.cause = ErrTimeout // the server gave up at the caller's deadline
 		}
 		if len(m.Value) > 0 && string(m.Value) != "null" {
-			e.Details = m.Value
+			e.details = m.Value
 		}
 		r.Err = e
 	}

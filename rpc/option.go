@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type clientConfig struct {
 	replyTopic  string
 	noticeTopic string
 	noticeGroup string
+	set         map[string]bool // options given with an empty value, by name
 	timeout     time.Duration
 	logger      *slog.Logger
 	lateMemory  int
@@ -79,6 +81,11 @@ func (c *clientConfig) validate() error {
 	if c.name == "" {
 		errs = append(errs, errors.New("rpc: WithName: empty name"))
 	}
+	for _, opt := range []string{"WithReplyTopic", "WithNoticeTopic", "WithNoticeGroup"} {
+		if c.set[opt] {
+			errs = append(errs, fmt.Errorf("rpc: %s(\"\"): empty name; leave the option out for the default", opt))
+		}
+	}
 	if c.replyTopic == "" {
 		c.replyTopic = c.name + ".replies"
 	}
@@ -106,6 +113,19 @@ func (c *clientConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// markEmpty records that option opt was given an empty value, which
+// validate refuses: an empty name given on purpose is a mistake, not a
+// request for the default.
+func (c *clientConfig) markEmpty(opt, v string) {
+	if v != "" {
+		return
+	}
+	if c.set == nil {
+		c.set = make(map[string]bool)
+	}
+	c.set[opt] = true
+}
+
 func (c *serverConfig) validate() error {
 	var errs []error
 	if c.name == "" {
@@ -128,6 +148,9 @@ func (c *serverConfig) validate() error {
 	}
 	if !c.dedupTopicSet {
 		c.dedupTopic = c.group + ".handled"
+	}
+	if c.sessionTimeout < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithSessionTimeout(%v): must not be negative", c.sessionTimeout))
 	}
 	if c.retries < 1 || c.retryDelay <= 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithRetry(%d, %v): attempts must be at least 1 and the delay positive", c.retries, c.retryDelay))
@@ -170,20 +193,20 @@ func (f serverFunc) applyServer(c *serverConfig) { f(c) }
 // Default "<name>.replies". Instances of one service may share it: each
 // reads every reply and ignores those of other instances.
 func WithReplyTopic(topic string) ClientOption {
-	return clientFunc(func(c *clientConfig) { c.replyTopic = topic })
+	return clientFunc(func(c *clientConfig) { c.replyTopic = topic; c.markEmpty("WithReplyTopic", topic) })
 }
 
 // WithNoticeTopic sets the topic that Send's completion notices (and their
 // progress notices) go to. It is read by a durable consumer group shared by
-// the service's instances once OnReply is called. Default "<name>.notices".
+// the service's instances once OnNotice is called. Default "<name>.notices".
 func WithNoticeTopic(topic string) ClientOption {
-	return clientFunc(func(c *clientConfig) { c.noticeTopic = topic })
+	return clientFunc(func(c *clientConfig) { c.noticeTopic = topic; c.markEmpty("WithNoticeTopic", topic) })
 }
 
 // WithNoticeGroup sets the consumer group that reads the notice topic.
 // Default "<name>".
 func WithNoticeGroup(group string) ClientOption {
-	return clientFunc(func(c *clientConfig) { c.noticeGroup = group })
+	return clientFunc(func(c *clientConfig) { c.noticeGroup = group; c.markEmpty("WithNoticeGroup", group) })
 }
 
 // WithCallTimeout sets the timeout of a Call whose context has no deadline
@@ -236,17 +259,39 @@ type callConfig struct {
 
 type header struct{ k, v string }
 
+// newCallConfig applies opts and validates the result.
+func newCallConfig(opts []CallOption) (callConfig, error) {
+	var cc callConfig
+	for _, o := range opts {
+		o(&cc)
+	}
+	var errs []error
+	if cc.timeout < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithTimeout(%v): must not be negative", cc.timeout))
+	}
+	if strings.Contains(cc.method, "/") {
+		errs = append(errs, fmt.Errorf("rpc: WithMethod(%q): must not contain '/' (routes are \"topic/method\")", cc.method))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cc, NewError(CodeInvalidArgument, err)
+	}
+	return cc, nil
+}
+
 // WithTimeout bounds the call: the reply must arrive within d. The deadline
-// travels to the server, which does not run requests that expired.
+// travels to the server, which does not run requests that expired. Zero
+// means the context's deadline or the client's WithCallTimeout; a negative d
+// makes the call fail with CodeInvalidArgument.
 func WithTimeout(d time.Duration) CallOption { return func(c *callConfig) { c.timeout = d } }
 
 // WithKey sets the record key, which picks the partition: records with one
 // key keep their order. Default empty (spread over partitions). A legacy
-// consumer such as the seed's PHP router reads the key as the producer name.
+// consumer such as the Laravel article's PHP router reads the key as the producer name.
 func WithKey(key string) CallOption { return func(c *callConfig) { c.key = key } }
 
 // WithMethod sets rpc-method, a sub-route within the topic: a Server routes
-// it to the handler registered for "topic/method".
+// it to the handler registered for "topic/method". A method containing "/"
+// makes the call fail with CodeInvalidArgument.
 func WithMethod(m string) CallOption { return func(c *callConfig) { c.method = m } }
 
 // WithHeader adds a record header, such as traceparent. Keys starting with
@@ -310,7 +355,7 @@ func WithResend(d time.Duration) ClientOption {
 	return clientFunc(func(c *clientConfig) { c.resend = d })
 }
 
-// WithNoticeDedup sets how many completion notices the OnReply reader
+// WithNoticeDedup sets how many completion notices the OnNotice reader
 // remembers to drop duplicates (a request redelivered to a server that
 // crashed after replying can be answered twice). Zero turns it off. Default
 // 10000.
@@ -318,9 +363,11 @@ func WithNoticeDedup(n int) ClientOption {
 	return clientFunc(func(c *clientConfig) { c.noticeDedup = n })
 }
 
-// WithSessionTimeout sets how long the group waits for a server that stopped
-// polling (a crashed process) before handing its partitions to the others.
-// Zero means the transport's default.
+// WithSessionTimeout sets how long the group waits for a server that gave
+// no sign of life (a crashed process) before handing its partitions to the
+// others. A busy server is alive: transports heartbeat by themselves (see
+// transport.Subscription). Zero means the transport's default; negative is
+// an error.
 func WithSessionTimeout(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.sessionTimeout = d })
 }

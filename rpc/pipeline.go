@@ -93,10 +93,7 @@ func (r *serveRun) admit(m *transport.Message) (*delivery, outcome) {
 	// A payload that is not JSON is caught where it is decoded (Handle,
 	// Request.Decode), which dead-letters it as undecodable: no second scan
 	// of every payload here.
-	d.req = &Request{
-		Topic: m.Topic, Method: d.env.method, From: d.env.from, ID: d.env.id, Kind: d.env.kind,
-		Key: m.Key, Payload: m.Value, Headers: m.Headers, Legacy: d.env.legacy, Message: *m,
-	}
+	d.req = &Request{Message: *m, Method: d.env.method, From: d.env.from, ID: d.env.id, Kind: d.env.kind, Legacy: d.env.legacy}
 	if d.env.legacy {
 		return d, outcome{kind: outRun}
 	}

@@ -103,7 +103,7 @@ func TestMiddlewarePanicRecovered(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	boom := func(next rpc.HandlerFunc) rpc.HandlerFunc {
 		return func(ctx context.Context, r *rpc.Request) (any, error) {
-			if string(r.Payload) == "true" {
+			if string(r.Payload()) == "true" {
 				panic(errors.New("middleware bug"))
 			}
 			return next(ctx, r)

@@ -37,7 +37,7 @@ func (s *Server) HandleFunc(route string, fn HandlerFunc) {
 }
 
 // HandleLegacy registers fn for records without rpc-* headers whose key is
-// key and topic is topic: the seed's match("producer:topic") routing, for
+// key and topic is topic: the match("producer:topic") routing of the Laravel article's PHP consumer, for
 // interop with producers that do not speak the envelope. Such records get no
 // reply. It panics as HandleFunc does.
 func (s *Server) HandleLegacy(key, topic string, fn HandlerFunc) {
@@ -50,7 +50,7 @@ func (s *Server) HandleLegacy(key, topic string, fn HandlerFunc) {
 	s.register(s.legacy, key+":"+topic, topic, fn)
 }
 
-// HandleUnhandled sets the fallback for records no route matches (the seed's
+// HandleUnhandled sets the fallback for records no route matches (the Laravel article's
 // UnhandledKafkaEvent). A request with a reply-to is still answered with
 // CodeUnimplemented after fn returns. Without a fallback such records are
 // logged at Warn. It panics if the server is serving.

@@ -164,7 +164,7 @@ func TestCrashRecovery(t *testing.T, newTransports NewTransports, requests, kill
 	var mu sync.Mutex
 	notices := map[string]int{}
 	answered := make(chan struct{}, requests)
-	require.NoError(t, c.OnReply(func(ctx context.Context, r *rpc.Reply) error {
+	require.NoError(t, c.OnNotice(func(ctx context.Context, r *rpc.Reply) error {
 		if r.Kind != rpc.KindReply {
 			return nil
 		}

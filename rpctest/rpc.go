@@ -244,7 +244,7 @@ func rpcNotify(t *testing.T, e *rpcEnv) {
 	case r := <-got:
 		assert.Equal(t, rpc.KindNotify, r.Kind)
 		assert.Equal(t, "user-7", r.Key)
-		assert.JSONEq(t, `{"event":"login"}`, string(r.Payload))
+		assert.JSONEq(t, `{"event":"login"}`, string(r.Payload()))
 		assert.Equal(t, e.prefix+"-cli", r.From)
 	case <-time.After(10 * time.Second):
 		t.Fatal("notification not delivered")
@@ -293,11 +293,11 @@ func rpcSendOnReply(t *testing.T, e *rpcEnv) {
 		err  *rpc.Error
 	}
 	notices := make(chan notice, 16)
-	require.NoError(t, c.OnReply(func(ctx context.Context, r *rpc.Reply) error {
-		notices <- notice{r.Kind, r.CorrelationID, string(r.Payload), r.Err}
+	require.NoError(t, c.OnNotice(func(ctx context.Context, r *rpc.Reply) error {
+		notices <- notice{r.Kind, r.CorrelationID, string(r.Payload()), r.Err}
 		return nil
 	}))
-	require.Error(t, c.OnReply(func(context.Context, *rpc.Reply) error { return nil }), "second OnReply")
+	require.Error(t, c.OnNotice(func(context.Context, *rpc.Reply) error { return nil }), "second OnNotice")
 	id, err := c.Send(ctxT(t, 5*time.Second), topic, 5)
 	require.NoError(t, err)
 	badID, err := c.Send(ctxT(t, 5*time.Second), topic, -1)
@@ -318,8 +318,8 @@ func rpcSendOnReply(t *testing.T, e *rpcEnv) {
 	assert.Equal(t, "105", seen[id][1].body)
 	assert.Nil(t, seen[id][1].err)
 	require.NotNil(t, seen[badID][1].err)
-	assert.Equal(t, rpc.CodeInvalidArgument, seen[badID][1].err.Code)
-	assert.Equal(t, "negative -1", seen[badID][1].err.Message)
+	assert.Equal(t, rpc.CodeInvalidArgument, seen[badID][1].err.Code())
+	assert.Equal(t, "negative -1", seen[badID][1].err.Message())
 }
 
 func rpcProgressOnCall(t *testing.T, e *rpcEnv) {
@@ -340,7 +340,7 @@ func rpcProgressOnCall(t *testing.T, e *rpcEnv) {
 	var steps []string
 	out, err := rpc.Call[string](ctxT(t, 10*time.Second), c, topic, 3, rpc.WithProgress(func(r *rpc.Reply) {
 		mu.Lock()
-		steps = append(steps, string(r.Payload))
+		steps = append(steps, string(r.Payload()))
 		mu.Unlock()
 	}))
 	require.NoError(t, err)
@@ -366,7 +366,7 @@ func rpcErrorCodes(t *testing.T, e *rpcEnv) {
 		case "notfound":
 			return nil, rpc.NewError(rpc.CodeNotFound, errors.New("no such report"))
 		case "details":
-			return nil, &rpc.Error{Code: rpc.CodeFailedPrecondition, Message: "locked", Details: json.RawMessage(`{"holder":"job-9"}`)}
+			return nil, rpc.Errorf(rpc.CodeFailedPrecondition, "locked").WithDetails(json.RawMessage(`{"holder":"job-9"}`))
 		case "plain":
 			return nil, plain
 		}
@@ -389,17 +389,17 @@ func rpcErrorCodes(t *testing.T, e *rpcEnv) {
 		require.Error(t, err, tc.in)
 		var re *rpc.Error
 		require.True(t, errors.As(err, &re), "%s: %T %v", tc.in, err, err)
-		assert.Equal(t, tc.code, re.Code, tc.in)
+		assert.Equal(t, tc.code, re.Code(), tc.in)
 		assert.Equal(t, tc.code, rpc.CodeOf(err), tc.in)
-		assert.Equal(t, tc.msg, re.Message, tc.in)
+		assert.Equal(t, tc.msg, re.Message(), tc.in)
 		if tc.details != "" {
-			assert.JSONEq(t, tc.details, string(re.Details), tc.in)
+			assert.JSONEq(t, tc.details, string(re.Details()), tc.in)
 		}
 	}
 	// The server is still serving after errors.
 	r, err := c.Call(ctxT(t, 10*time.Second), topic, "fine")
 	require.NoError(t, err)
-	assert.Equal(t, `"ok"`, string(r.Payload))
+	assert.Equal(t, `"ok"`, string(r.Payload()))
 }
 
 func rpcPanic(t *testing.T, e *rpcEnv) {
@@ -897,7 +897,7 @@ func rpcDedup(t *testing.T, e *rpcEnv) {
 	hold := make(chan struct{})
 	s := e.server(trs[1], "srv")
 	s.HandleFunc(topic, func(ctx context.Context, r *rpc.Request) (any, error) {
-		if string(r.Payload) == `"hold"` {
+		if string(r.Payload()) == `"hold"` {
 			<-hold
 		}
 		n, _ := runs.LoadOrStore(r.ID, new(atomic.Int64))
@@ -1139,7 +1139,7 @@ func rpcNoticeDedup(t *testing.T, e *rpcEnv) {
 	trs := e.newTransports(t, 1)
 	c := e.client(trs[0], "cli")
 	notices := make(chan string, 8)
-	require.NoError(t, c.OnReply(func(ctx context.Context, r *rpc.Reply) error {
+	require.NoError(t, c.OnNotice(func(ctx context.Context, r *rpc.Reply) error {
 		notices <- r.CorrelationID
 		return nil
 	}))

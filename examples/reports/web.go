@@ -21,7 +21,7 @@ import (
 
 // Server one: the web app. POST /reports sends a report request with
 // rpc.Client.Send and answers at once; the worker's progress and completion
-// notices come back through Client.OnReply (a durable consumer group, so a
+// notices come back through Client.OnNotice (a durable consumer group, so a
 // notice that arrives while the app is down is handled after it restarts)
 // and are kept in the app's SQLite status store, from which the status
 // endpoints and the live event stream read.
@@ -69,7 +69,7 @@ func newWebApp(ctx context.Context, t transport.Transport, dbPath string, log *s
 	a.mux.HandleFunc("GET /reports/{id}", a.handleStatus)
 	a.mux.HandleFunc("GET /reports/{id}/events", a.handleEvents)
 	a.mux.HandleFunc("GET /reports/{id}/download", a.handleDownload)
-	if err := client.OnReply(a.onNotice); err != nil {
+	if err := client.OnNotice(a.onNotice); err != nil {
 		client.Close()
 		store.Close()
 		return nil, err
@@ -113,13 +113,13 @@ func (a *webApp) start(ctx context.Context, req ReportRequest) (string, error) {
 // onNotice stores a progress or completion notice and wakes the report's
 // live streams.
 func (a *webApp) onNotice(ctx context.Context, r *rpc.Reply) error {
-	n := notice{ReportID: r.CorrelationID, NoticeID: r.ID, Payload: r.Payload}
+	n := notice{ReportID: r.CorrelationID, NoticeID: r.ID, Payload: r.Payload()}
 	switch {
 	case r.Kind == rpc.KindProgress:
 		n.State = stateProgress
 	case r.Err != nil:
 		n.State, n.Payload = stateFailed, nil
-		n.Err = &StatusError{Code: r.Err.Code.String(), Message: r.Err.Message}
+		n.Err = &StatusError{Code: r.Err.Code().String(), Message: r.Err.Message()}
 	default:
 		var ready ReportReady
 		if err := r.Decode(&ready); err != nil {

@@ -65,7 +65,7 @@ func TestParseRange(t *testing.T) {
 			assert.Equal(t, rpc.CodeInvalidArgument, rpc.CodeOf(err))
 			var re *rpc.Error
 			require.ErrorAs(t, err, &re)
-			assert.Equal(t, c.msg, re.Message)
+			assert.Equal(t, c.msg, re.Message())
 		})
 	}
 }
@@ -223,7 +223,7 @@ func TestReportCallTotalsMatchSQL(t *testing.T) {
 	var stages []string
 	ready, err := rpc.Call[ReportReady](ctxT(t, 20*time.Second), c, reportsTopic, req, rpc.WithProgress(func(r *rpc.Reply) {
 		var p ReportProgress
-		if assert.NoError(t, json.Unmarshal(r.Payload, &p)) {
+		if assert.NoError(t, json.Unmarshal(r.Payload(), &p)) {
 			mu.Lock()
 			stages = append(stages, p.Stage)
 			mu.Unlock()

@@ -7,7 +7,7 @@ import (
 )
 
 // Environment variables read by [FromEnv]. The UPSTASH_ names are those the
-// Upstash console showed; the KAFKA_ names are the seed project's.
+// Upstash console showed; the KAFKA_ names are those of the Laravel article's project.
 const (
 	EnvURL      = "UPSTASH_KAFKA_REST_URL"      // the REST endpoint
 	EnvUsername = "UPSTASH_KAFKA_REST_USERNAME" // HTTP Basic username
