@@ -51,13 +51,7 @@ func TestUnderFaults(t *testing.T, newTransports NewTransports, calls int, rate 
 		n.(*atomic.Int64).Add(1)
 		return in, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx) }()
-	defer func() {
-		cancel()
-		assert.NoError(t, <-served)
-	}()
+	defer func() { assert.NoError(t, Serve(t, s)()) }()
 
 	c, err := rpc.NewClient(cliT, rpc.WithName(prefix+"-cli"), rpc.WithLogger(quiet), rpc.WithResend(250*time.Millisecond))
 	require.NoError(t, err)
@@ -145,17 +139,8 @@ func TestCrashRecovery(t *testing.T, newTransports NewTransports, requests, kill
 			rpc.WithInstance(uuid.NewString()), rpc.WithDrainTimeout(0), rpc.WithSessionTimeout(300*time.Millisecond), rpc.WithConcurrency(16))
 		require.NoError(t, err)
 		rpc.Handle(s, topic, handler)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Serve(ctx) }()
-		return func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				t.Error("killed server's Serve did not return")
-			}
-		}
+		serving := Serve(t, s)
+		return func() { _ = serving() }
 	}
 
 	c, err := rpc.NewClient(trs[0], rpc.WithName(prefix+"-cli"), rpc.WithLogger(quiet))

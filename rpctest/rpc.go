@@ -32,20 +32,31 @@ type NewTransports func(t testing.TB, n int) []transport.Transport
 // rpcCaseTimeout is the watchdog of one RPC case.
 const rpcCaseTimeout = 30 * time.Second
 
-// TestRPC runs the RPC-level conformance suite: the rules of package rpc,
-// checked end to end over the transports newTransports makes. Topics are
-// unique per case and auto-created by the transport.
-func TestRPC(t *testing.T, newTransports NewTransports) {
-	cases := []struct {
-		name string
-		fn   func(t *testing.T, e *rpcEnv)
-	}{
+// RPCCase is one rule of the RPC-level conformance suite, which a
+// third-party transport can run by itself (see RPCCases).
+type RPCCase struct {
+	// Name names the case, as in TestRPC's subtests.
+	Name string
+	fn   func(t *testing.T, e *rpcEnv)
+}
+
+// Run runs the case over the transports newTransports makes, with the
+// suite's watchdog (30 s).
+func (c RPCCase) Run(t *testing.T, newTransports NewTransports) {
+	e := &rpcEnv{t: t, newTransports: newTransports, prefix: "rpc-" + strings.ToLower(c.Name) + "-" + uuid.NewString()[:8]}
+	watchdog(t, rpcCaseTimeout, func() { c.fn(t, e) })
+}
+
+// RPCCases returns the cases of the RPC-level conformance suite, in the
+// order TestRPC runs them.
+func RPCCases() []RPCCase {
+	return []RPCCase{
 		{"CallRoundTrip", rpcCallRoundTrip},
 		{"CallRightAfterNewClient", rpcCallRightAfterNewClient},
 		{"TypedCall", rpcTypedCall},
 		{"Notify", rpcNotify},
 		{"NotifyReadableByLegacyConsumer", rpcNotifyLegacyReadable},
-		{"SendOnReply", rpcSendOnReply},
+		{"SendOnNotice", rpcSendOnNotice},
 		{"ProgressOnCall", rpcProgressOnCall},
 		{"ErrorCodes", rpcErrorCodes},
 		{"PanicBecomesInternal", rpcPanic},
@@ -74,11 +85,14 @@ func TestRPC(t *testing.T, newTransports NewTransports) {
 		{"KeyOrdering", rpcKeyOrdering},
 		{"NoticeDedup", rpcNoticeDedup},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := &rpcEnv{t: t, newTransports: newTransports, prefix: "rpc-" + strings.ToLower(c.name) + "-" + uuid.NewString()[:8]}
-			watchdog(t, rpcCaseTimeout, func() { c.fn(t, e) })
-		})
+}
+
+// TestRPC runs the RPC-level conformance suite: the rules of package rpc,
+// checked end to end over the transports newTransports makes, one subtest
+// per case. Topics are unique per case and auto-created by the transport.
+func TestRPC(t *testing.T, newTransports NewTransports) {
+	for _, c := range RPCCases() {
+		t.Run(c.Name, func(t *testing.T) { c.Run(t, newTransports) })
 	}
 }
 
@@ -137,18 +151,7 @@ func (e *rpcEnv) server(tr transport.Transport, name string, opts ...rpc.ServerO
 // serve runs s until the case ends and checks that Serve returned nil.
 func (e *rpcEnv) serve(s *rpc.Server) {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(e.t, err, "Serve returned an error")
-		case <-time.After(15 * time.Second):
-			e.t.Error("Serve did not return after cancel")
-		}
-	})
+	Serve(e.t, s)
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -271,7 +274,7 @@ func rpcNotifyLegacyReadable(t *testing.T, e *rpcEnv) {
 	assert.Equal(t, map[string]string{"from": "2026-10-01", "to": "2026-11-01"}, payload)
 }
 
-func rpcSendOnReply(t *testing.T, e *rpcEnv) {
+func rpcSendOnNotice(t *testing.T, e *rpcEnv) {
 	trs := e.newTransports(t, 2)
 	topic := e.topic("jobs")
 	s := e.server(trs[1], "srv")
@@ -950,16 +953,13 @@ func rpcDedupRestart(t *testing.T, e *rpcEnv) {
 	// First server handles the request and stops.
 	s1 := e.server(trs[1], "srv", rpc.WithGroup(e.prefix+"-grp"))
 	s1.HandleFunc(topic, handler)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s1.Serve(ctx) }()
+	stop := Serve(t, s1)
 	next := e.reader(trs[0], replies)
 	id := uuid.NewString()
 	_, err := trs[0].Produce(ctxT(t, 5*time.Second), rawRequest(topic, id, replies, `{}`))
 	require.NoError(t, err)
 	next(1)
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 	// A new server of the same group (a fresh process: its own window) gets
 	// the same request again: the dedup topic tells it the request was
 	// handled.

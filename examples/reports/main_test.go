@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/rpctest"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
@@ -91,23 +92,8 @@ func (h *harness) startWorker() (stop func()) {
 	}
 	s, err := newReportsServer(h.broker, h.worker, rpc.WithDrainTimeout(5*time.Second))
 	require.NoError(h.t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(h.t, err, "Serve")
-			case <-time.After(10 * time.Second):
-				h.t.Error("worker Serve did not return")
-			}
-		})
-	}
-	h.t.Cleanup(stop)
-	return stop
+	stopServe := rpctest.Serve(h.t, s)
+	return func() { require.NoError(h.t, stopServe(), "Serve") }
 }
 
 // startWeb runs server one with its store at dbPath behind a loopback HTTP

@@ -91,18 +91,7 @@ func TestServerFaultsREST(t *testing.T) {
 		n.(*atomic.Int64).Add(1)
 		return in, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-served:
-			assert.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Error("Serve did not return")
-		}
-	}()
+	rpctest.Serve(t, s)
 
 	c, err := rpc.NewClient(trs[0], rpc.WithName("server-faults-cli"), rpc.WithLogger(discard), rpc.WithResend(250*time.Millisecond))
 	require.NoError(t, err)

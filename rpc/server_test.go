@@ -8,39 +8,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/rpctest"
-	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func serveT(t *testing.T, s *rpc.Server) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return")
-		}
-	})
-}
-
-func newClient(t *testing.T, tr transport.Transport) *rpc.Client {
-	t.Helper()
-	c, err := rpc.NewClient(tr, rpc.WithName("cli"), quiet)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // A record delivered again while its first delivery is still being handled
 // (here: every poll returns each record twice) must not let the watermark

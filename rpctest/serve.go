@@ -1,0 +1,44 @@
+package rpctest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/rpc"
+)
+
+// serveStopTimeout bounds how long Serve's stop waits for Serve to return.
+const serveStopTimeout = 15 * time.Second
+
+// Serve runs s.Serve in a goroutine until stop is called or the test ends
+// (stop is registered with tb.Cleanup). stop cancels Serve's context, waits
+// for Serve to return (at most 15 s, else it fails tb) and returns Serve's
+// error; calling it again returns the same error. Call stop from the test's
+// goroutine.
+func Serve(tb testing.TB, s *rpc.Server) (stop func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(serveStopTimeout):
+				tb.Errorf("rpctest.Serve: Serve did not return within %v of its cancel", serveStopTimeout)
+			}
+		})
+		return err
+	}
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("rpctest.Serve: Serve returned %v", err)
+		}
+	})
+	return stop
+}
