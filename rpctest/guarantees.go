@@ -51,7 +51,8 @@ func TestUnderFaults(t *testing.T, newTransports NewTransports, calls int, rate 
 		n.(*atomic.Int64).Add(1)
 		return in, nil
 	})
-	defer func() { assert.NoError(t, Serve(t, s)()) }()
+	stopServe := Serve(t, s)
+	defer func() { assert.NoError(t, stopServe()) }()
 
 	c, err := rpc.NewClient(cliT, rpc.WithName(prefix+"-cli"), rpc.WithLogger(quiet), rpc.WithResend(250*time.Millisecond))
 	require.NoError(t, err)
