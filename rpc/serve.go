@@ -133,10 +133,13 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 
 func (r *serveRun) pollLoop(ctx context.Context) error {
 	err := pollRetrying(ctx, r.cons, r.s.log, "request", func(msgs []transport.Message) bool {
+		polled := r.track.polled()
 		for i := range msgs {
-			tk, ok := r.track.add(&msgs[i])
+			// The workers may be busy: a partition revoked while this
+			// batch waits is not dispatched any more.
+			tk, ok := r.track.add(&msgs[i], polled)
 			if !ok {
-				continue // its first delivery is still being handled
+				continue // revoked, or its first delivery is still being handled
 			}
 			work := r.work[0]
 			if len(r.work) > 1 {

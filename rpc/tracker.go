@@ -21,6 +21,10 @@ type tracker struct {
 	mu    sync.Mutex
 	parts map[transport.TopicPartition]*partState
 	epoch uint64 // the last epoch handed out
+	// revocations counts revoke calls; revokedAt[tp] is the count at tp's
+	// last revocation. A record polled before that (see add) is stale.
+	revocations uint64
+	revokedAt   map[transport.TopicPartition]uint64
 }
 
 // partState is one partition's bookkeeping in one epoch.
@@ -40,7 +44,7 @@ type ticket struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{parts: make(map[transport.TopicPartition]*partState)}
+	return &tracker{parts: make(map[transport.TopicPartition]*partState), revokedAt: make(map[transport.TopicPartition]uint64)}
 }
 
 func (t *tracker) stateLocked(tp transport.TopicPartition) *partState {
@@ -53,15 +57,32 @@ func (t *tracker) stateLocked(tp transport.TopicPartition) *partState {
 	return ps
 }
 
-// add tracks m as in flight and returns its ticket. It reports false when
-// m's offset is in flight already (delivered again while its first delivery
-// is being handled): that copy must not be dispatched, or its completion
-// would mark the shared slot done and let the watermark pass work still
-// running.
-func (t *tracker) add(m *transport.Message) (ticket, bool) {
+// polled returns the revocation count, to be taken as soon as a Poll
+// returns and passed to add with the records it returned.
+func (t *tracker) polled() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ps := t.stateLocked(transport.TopicPartition{Topic: m.Topic, Partition: m.Partition})
+	return t.revocations
+}
+
+// add tracks m as in flight and returns its ticket. polled is the count
+// polled returned after the Poll that returned m.
+//
+// It reports false, and m must not be dispatched, when m's partition was
+// revoked after that Poll returned (m is stale: the partition's next owner
+// reads it again), and when m's offset is in flight already (delivered
+// again while its first delivery is being handled: its completion would
+// mark the shared slot done and let the watermark pass work still running).
+// A revocation during the Poll cannot be told from one before it, when the
+// partition may have come back: such records are taken.
+func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tp := transport.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+	if at, ok := t.revokedAt[tp]; ok && at > polled {
+		return ticket{}, false
+	}
+	ps := t.stateLocked(tp)
 	tk := ticket{m: *m, epoch: ps.epoch}
 	if m.Offset <= ps.mark {
 		// Delivered again after it was handled: dedup answers it, and the
@@ -132,8 +153,10 @@ func (t *tracker) complete(tk *ticket) bool {
 func (t *tracker) revoke(tps []transport.TopicPartition) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.revocations++
 	for _, tp := range tps {
 		delete(t.parts, tp)
+		t.revokedAt[tp] = t.revocations
 	}
 }
 

@@ -21,7 +21,7 @@ func newTrackerT(t *testing.T) *trackerT {
 }
 
 func (tt *trackerT) add(p int32, off int64) bool {
-	tk, ok := tt.tracker.add(&transport.Message{Topic: "t", Partition: p, Offset: off})
+	tk, ok := tt.tracker.add(&transport.Message{Topic: "t", Partition: p, Offset: off}, tt.polled())
 	if ok {
 		tt.tickets[[2]int64{int64(p), off}] = tk
 	}
@@ -121,4 +121,20 @@ func TestTrackerRevokedPartition(t *testing.T) {
 	tr.committed(&marks[0])
 	tr.done(1, 0)
 	assert.Equal(t, []transport.Message{{Topic: "t", Partition: 1, Offset: 0}}, tr.commitAll())
+}
+
+// A record polled before its partition was revoked is not dispatched: the
+// batch a busy server holds does not run records of a partition that moved.
+// One polled after the revocation (the partition came back) is.
+func TestTrackerStaleBatchRefused(t *testing.T) {
+	tr := newTracker()
+	m := func(off int64) *transport.Message { return &transport.Message{Topic: "t", Partition: 0, Offset: off} }
+	polled := tr.polled()
+	_, ok := tr.add(m(1), polled)
+	require.True(t, ok)
+	tr.revoke([]transport.TopicPartition{{Topic: "t", Partition: 0}})
+	_, ok = tr.add(m(2), polled)
+	assert.False(t, ok, "the rest of the batch polled before the revocation is stale")
+	_, ok = tr.add(m(1), tr.polled())
+	assert.True(t, ok, "a later poll's records of the partition are taken")
 }
