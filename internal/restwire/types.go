@@ -152,3 +152,14 @@ type FetchRequest struct {
 	TopicPartitionOffsets []TopicPartitionOffset `json:"topicPartitionOffsets"`
 	Timeout               *float64               `json:"timeout"`
 }
+
+// Values returns tp's partition and offset, 0 for an absent one.
+func (tp *TopicPartitionOffset) Values() (partition int32, offset int64) {
+	if tp.Partition != nil {
+		partition = *tp.Partition
+	}
+	if tp.Offset != nil {
+		offset = *tp.Offset
+	}
+	return partition, offset
+}
