@@ -15,35 +15,22 @@ import (
 // object or an array of them, as the server reads it: the fast path of
 // decoding the body with encoding/json into a TopicMessage (for an object)
 // or a []TopicMessage (for an array). A field given twice takes its last
-// value, as with encoding/json. The values share one allocation.
+// value, as with encoding/json. Each value has its own allocation, of its
+// size: the server's backend keeps records one by one.
 func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
-	d := newDecoder(body)
+	d := decoder{b: body, arena: make([]byte, 0, 512)} // scratch: every string is copied out
 	d.ws()
-	if d.i >= len(d.b) {
-		return nil, false
-	}
-	if d.b[d.i] == '{' {
+	if d.i < len(d.b) && d.b[d.i] == '{' {
 		items = make([]TopicMessage, 1)
-		if !d.topicMessage(&items[0]) || !d.end() {
-			return nil, false
-		}
-		return items, true
+		ok = d.topicMessage(&items[0])
+	} else {
+		items = make([]TopicMessage, 0, 16)
+		ok = d.array(func() bool {
+			items = append(items, TopicMessage{})
+			return d.topicMessage(&items[len(items)-1])
+		})
 	}
-	empty, ok := d.open('[')
-	if !ok {
-		return nil, false
-	}
-	items = make([]TopicMessage, 0, 16)
-	for more := !empty; more; {
-		items = append(items, TopicMessage{})
-		if !d.topicMessage(&items[len(items)-1]) {
-			return nil, false
-		}
-		if more, ok = d.more(']'); !ok {
-			return nil, false
-		}
-	}
-	if !d.end() {
+	if !ok || !d.end() {
 		return nil, false
 	}
 	return items, true
@@ -51,23 +38,17 @@ func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 
 // topicMessage decodes one TopicMessage object into it.
 func (d *decoder) topicMessage(it *TopicMessage) bool {
-	empty, ok := d.open('{')
-	if !ok {
-		return false
-	}
-	for more := !empty; more; {
-		key, ok := d.key()
-		if !ok {
-			return false
-		}
-		switch string(key) {
+	return d.object(func(name []byte) (ok bool) {
+		switch string(name) {
 		case "topic":
 			it.Topic, ok = d.topic()
 		case "key":
 			it.Key, ok = d.string(false)
 		case "value":
-			it.Value.Bytes, ok = d.str()
-			it.Value.Set = true
+			var v []byte
+			v, ok = d.str()
+			it.Value = Value{Bytes: append(make([]byte, 0, len(v)), v...), Set: true}
+			d.arena = d.arena[:len(d.arena)-len(v)]
 		case "partition":
 			var p int32
 			p, ok = d.int32()
@@ -77,38 +58,15 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 			ts, ok = d.int64()
 			it.Timestamp = &ts
 		case "headers":
-			it.Headers, ok = d.wireHeaders()
-		default:
-			ok = false
+			it.Headers = []Header{} // [] is an empty, non-nil slice
+			ok = d.array(func() bool {
+				k, v, ok := d.header()
+				it.Headers = append(it.Headers, Header{Key: k, Value: v})
+				return ok
+			})
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.more('}'); !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// wireHeaders decodes a headers array; [] gives an empty, non-nil slice.
-func (d *decoder) wireHeaders() ([]Header, bool) {
-	empty, ok := d.open('[')
-	if !ok {
-		return nil, false
-	}
-	hs := []Header{}
-	for more := !empty; more; {
-		k, v, ok := d.header()
-		if !ok {
-			return nil, false
-		}
-		hs = append(hs, Header{Key: k, Value: v})
-		if more, ok = d.more(']'); !ok {
-			return nil, false
-		}
-	}
-	return hs, true
+		return ok
+	})
 }
 
 // DecodeMessages decodes the answer of POST /consume or POST /fetch, an
@@ -137,22 +95,12 @@ type messageDecoder struct {
 // twice gives up (encoding/json's rules for a repeated array are subtle).
 func decodeMessagesFast(data []byte) ([]transport.Message, bool) {
 	d := messageDecoder{decoder: newDecoder(data)}
-	empty, ok := d.open('[')
-	if !ok {
-		return nil, false
-	}
 	msgs := make([]transport.Message, 0, 8)
-	for more := !empty; more; {
-		m, ok := d.message()
-		if !ok {
-			return nil, false
-		}
-		msgs = append(msgs, m)
-		if more, ok = d.more(']'); !ok {
-			return nil, false
-		}
-	}
-	if !d.end() {
+	ok := d.array(func() bool {
+		msgs = append(msgs, transport.Message{})
+		return d.message(&msgs[len(msgs)-1])
+	})
+	if !ok || !d.end() {
 		return nil, false
 	}
 	return msgs, true
@@ -169,24 +117,16 @@ const (
 	fieldHeaders
 )
 
-// message decodes one ConsumedMessage object.
-func (d *messageDecoder) message() (m transport.Message, ok bool) {
-	empty, ok := d.open('{')
-	if !ok {
-		return m, false
-	}
+// message decodes one ConsumedMessage object into m.
+func (d *messageDecoder) message(m *transport.Message) bool {
 	var (
 		seen  int
 		ts    int64
 		hdrAt = len(d.headers)
 	)
-	for more := !empty; more; {
-		key, ok := d.key()
-		if !ok {
-			return m, false
-		}
+	ok := d.object(func(name []byte) (ok bool) {
 		var f int
-		switch string(key) {
+		switch string(name) {
 		case "topic":
 			f = fieldTopic
 			m.Topic, ok = d.string(true)
@@ -207,17 +147,18 @@ func (d *messageDecoder) message() (m transport.Message, ok bool) {
 			ts, ok = d.int64()
 		case "headers":
 			f = fieldHeaders
-			ok = d.headerList()
-		default:
-			ok = false
+			ok = d.array(func() bool {
+				k, v, ok := d.header()
+				d.headers = append(d.headers, transport.Header{Key: k, Value: v})
+				return ok
+			})
 		}
-		if !ok || seen&f != 0 {
-			return m, false // unknown or repeated field, or a bad value
-		}
+		ok = ok && seen&f == 0 // a known field, once, with a good value
 		seen |= f
-		if more, ok = d.more('}'); !ok {
-			return m, false
-		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	if m.Value == nil {
 		m.Value = []byte{} // as []byte(w.Value) of an absent value
@@ -227,25 +168,6 @@ func (d *messageDecoder) message() (m transport.Message, ok bool) {
 	}
 	if len(d.headers) > hdrAt {
 		m.Headers = d.headers[hdrAt:len(d.headers):len(d.headers)]
-	}
-	return m, true
-}
-
-// headerList decodes a headers array onto d.headers.
-func (d *messageDecoder) headerList() bool {
-	empty, ok := d.open('[')
-	if !ok {
-		return false
-	}
-	for more := !empty; more; {
-		k, v, ok := d.header()
-		if !ok {
-			return false
-		}
-		d.headers = append(d.headers, transport.Header{Key: k, Value: v})
-		if more, ok = d.more(']'); !ok {
-			return false
-		}
 	}
 	return true
 }
@@ -266,22 +188,12 @@ func DecodeMetadata(data []byte) ([]Metadata, error) {
 // twice takes its last value, as with encoding/json.
 func decodeMetadataFast(data []byte) ([]Metadata, bool) {
 	d := decoder{b: data} // short strings only: the arena grows as needed
-	empty, ok := d.open('[')
-	if !ok {
-		return nil, false
-	}
 	meta := make([]Metadata, 0, 8)
-	for more := !empty; more; {
-		var md Metadata
-		if !d.metadata(&md) {
-			return nil, false
-		}
-		meta = append(meta, md)
-		if more, ok = d.more(']'); !ok {
-			return nil, false
-		}
-	}
-	if !d.end() {
+	ok := d.array(func() bool {
+		meta = append(meta, Metadata{})
+		return d.metadata(&meta[len(meta)-1])
+	})
+	if !ok || !d.end() {
 		return nil, false
 	}
 	return meta, true
@@ -289,16 +201,8 @@ func decodeMetadataFast(data []byte) ([]Metadata, bool) {
 
 // metadata decodes one Metadata object into md.
 func (d *decoder) metadata(md *Metadata) bool {
-	empty, ok := d.open('{')
-	if !ok {
-		return false
-	}
-	for more := !empty; more; {
-		key, ok := d.key()
-		if !ok {
-			return false
-		}
-		switch string(key) {
+	return d.object(func(name []byte) (ok bool) {
+		switch string(name) {
 		case "topic":
 			md.Topic, ok = d.string(true)
 		case "error":
@@ -309,15 +213,7 @@ func (d *decoder) metadata(md *Metadata) bool {
 			md.Offset, ok = d.int64()
 		case "timestamp":
 			md.Timestamp, ok = d.int64()
-		default:
-			ok = false
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.more('}'); !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }

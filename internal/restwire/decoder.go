@@ -14,11 +14,12 @@ type decoder struct {
 	b []byte
 	i int
 
-	// arena receives the unescaped bytes of every value taken with str; a
-	// value is a capacity-limited slice of it, so one body costs one
-	// allocation for all its values. Made with the body's length, which the
-	// unescaped values never exceed (strings are copied out and their space
-	// reused).
+	// arena receives the unescaped bytes of every string taken with str.
+	// On the client a value is a capacity-limited slice of it, so one
+	// answer costs one allocation for all its values: newDecoder makes it
+	// the body's length, which the unescaped values never exceed (strings
+	// are copied out and their space reused). On the server it is scratch
+	// space, every string copied out.
 	arena []byte
 	// interned short strings (topics, header keys, small header values),
 	// which repeat from record to record.
@@ -89,6 +90,42 @@ func (d *decoder) key() ([]byte, bool) {
 	}
 	d.ws()
 	return k, true
+}
+
+// array decodes an array, each element with elem.
+func (d *decoder) array(elem func() bool) bool {
+	empty, ok := d.open('[')
+	if !ok {
+		return false
+	}
+	for more := !empty; more; {
+		if !elem() {
+			return false
+		}
+		if more, ok = d.more(']'); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// object decodes an object, each member's value with member, given the
+// member's name (which aliases the input).
+func (d *decoder) object(member func(name []byte) bool) bool {
+	empty, ok := d.open('{')
+	if !ok {
+		return false
+	}
+	for more := !empty; more; {
+		name, ok := d.key()
+		if !ok || !member(name) {
+			return false
+		}
+		if more, ok = d.more('}'); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // end reports whether only whitespace is left.
@@ -252,31 +289,16 @@ func (d *decoder) topic() (string, bool) {
 
 // header decodes one {"key": "...", "value": "..."} object, interning both.
 func (d *decoder) header() (key, value string, ok bool) {
-	empty, ok := d.open('{')
-	if !ok {
-		return "", "", false
-	}
-	for more := !empty; more; {
-		k, ok := d.key()
-		if !ok {
-			return "", "", false
-		}
-		switch string(k) {
+	ok = d.object(func(name []byte) (ok bool) {
+		switch string(name) {
 		case "key":
 			key, ok = d.string(true)
 		case "value":
 			value, ok = d.string(true)
-		default:
-			ok = false
 		}
-		if !ok {
-			return "", "", false
-		}
-		if more, ok = d.more('}'); !ok {
-			return "", "", false
-		}
-	}
-	return key, value, true
+		return ok
+	})
+	return key, value, ok
 }
 
 // int decodes a JSON integer (no fraction or exponent) within [lo, hi].

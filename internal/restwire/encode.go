@@ -96,29 +96,14 @@ func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
 // AppendMetadata appends m's Metadata object of §3.1, as the server answers
 // a produce.
 func AppendMetadata(b []byte, m *transport.Message) []byte {
-	b = append(b, `{"topic":`...)
-	b = AppendString(b, m.Topic, EscapeServer)
-	b = append(b, `,"partition":`...)
-	b = appendInt(b, int64(m.Partition))
-	b = append(b, `,"offset":`...)
-	b = appendInt(b, m.Offset)
-	b = append(b, `,"timestamp":`...)
-	b = appendInt(b, m.Time.UnixMilli())
-	return append(b, '}')
+	return append(appendRecordHead(b, m), '}')
 }
 
 // AppendConsumed appends m's ConsumedMessage object of §4.3, as the server
 // answers a consume or fetch: key "" when the record has none, headers []
 // when it has none.
 func AppendConsumed(b []byte, m *transport.Message) []byte {
-	b = append(b, `{"topic":`...)
-	b = AppendString(b, m.Topic, EscapeServer)
-	b = append(b, `,"partition":`...)
-	b = appendInt(b, int64(m.Partition))
-	b = append(b, `,"offset":`...)
-	b = appendInt(b, m.Offset)
-	b = append(b, `,"timestamp":`...)
-	b = appendInt(b, m.Time.UnixMilli())
+	b = appendRecordHead(b, m)
 	b = append(b, `,"key":`...)
 	b = AppendString(b, m.Key, EscapeServer)
 	b = append(b, `,"value":`...)
@@ -126,6 +111,26 @@ func AppendConsumed(b []byte, m *transport.Message) []byte {
 	b = append(b, `,"headers":[`...)
 	b = appendHeaders(b, m.Headers, EscapeServer)
 	return append(b, "]}"...)
+}
+
+// appendRecordHead appends the fields that Metadata and ConsumedMessage
+// begin with, leaving the object open: {"topic":..,"partition":..,
+// "offset":..,"timestamp":..
+func appendRecordHead(b []byte, m *transport.Message) []byte {
+	b = appendTopicPartition(b, m.Topic, m.Partition)
+	b = append(b, `,"offset":`...)
+	b = appendInt(b, m.Offset)
+	b = append(b, `,"timestamp":`...)
+	return appendInt(b, m.Time.UnixMilli())
+}
+
+// appendTopicPartition appends {"topic":..,"partition":.., leaving the
+// object open.
+func appendTopicPartition(b []byte, topic string, partition int32) []byte {
+	b = append(b, `{"topic":`...)
+	b = AppendString(b, topic, EscapeServer)
+	b = append(b, `,"partition":`...)
+	return appendInt(b, int64(partition))
 }
 
 // appendHeaders appends the elements of a headers array.
@@ -147,10 +152,7 @@ func appendHeaders(b []byte, hs []transport.Header, e Escaping) []byte {
 // {"topic":..,"partition":..,"offset":..}, as the server answers committed
 // and offsets.
 func AppendTopicPartitionOffset(b []byte, topic string, partition int32, offset int64) []byte {
-	b = append(b, `{"topic":`...)
-	b = AppendString(b, topic, EscapeServer)
-	b = append(b, `,"partition":`...)
-	b = appendInt(b, int64(partition))
+	b = appendTopicPartition(b, topic, partition)
 	b = append(b, `,"offset":`...)
 	b = appendInt(b, offset)
 	return append(b, '}')
