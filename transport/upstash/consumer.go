@@ -54,6 +54,28 @@ type pollCall struct {
 	err     error
 }
 
+// newConsumer makes the consumer of subscription s (its group and instance
+// filled in) to topics, not yet registered nor joined.
+func (t *Transport) newConsumer(s transport.Subscription, topics []string) *consumer {
+	c := &consumer{
+		t:           t,
+		key:         memberKey{s.Group, s.Instance},
+		topics:      topics,
+		header:      http.Header{},
+		consumePath: restPath("consume", s.Group, s.Instance),
+		commitPath:  restPath("commit", s.Group, s.Instance),
+		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
+	}
+	c.header.Set("Kafka-Enable-Auto-Commit", "false")
+	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
+	if s.SessionTimeout > 0 {
+		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
+	}
+	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	c.stopped = make(chan struct{})
+	return c
+}
+
 // Subscribe creates a consumer-group instance on the server and joins the
 // group: POST /consume/{group}/{instance} with auto-commit off,
 // Kafka-Auto-Offset-Reset from s.Start and Kafka-Session-Timeout-Ms from
@@ -112,22 +134,7 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 		return nil, err
 	}
 
-	c := &consumer{
-		t:           t,
-		key:         memberKey{s.Group, s.Instance},
-		topics:      topics,
-		header:      http.Header{},
-		consumePath: restPath("consume", s.Group, s.Instance),
-		commitPath:  restPath("commit", s.Group, s.Instance),
-		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
-	}
-	c.header.Set("Kafka-Enable-Auto-Commit", "false")
-	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
-	if s.SessionTimeout > 0 {
-		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
-	}
-	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
-	c.stopped = make(chan struct{})
+	c := t.newConsumer(s, topics)
 
 	// Register first, so a concurrent Close deletes this instance too.
 	t.mu.Lock()
