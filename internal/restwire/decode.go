@@ -22,18 +22,26 @@ func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '{' {
 		items = make([]TopicMessage, 1)
-		ok = d.topicMessage(&items[0])
-	} else {
-		items = make([]TopicMessage, 0, 16)
-		ok = d.array(func() bool {
-			items = append(items, TopicMessage{})
-			return d.topicMessage(&items[len(items)-1])
-		})
+		if !d.topicMessage(&items[0]) || !d.end() {
+			return nil, false
+		}
+		return items, true
 	}
+	return arrayOf(&d, 16, d.topicMessage)
+}
+
+// arrayOf decodes a body that is one array, each element with elem,
+// into a []T made with capacity n.
+func arrayOf[T any](d *decoder, n int, elem func(*T) bool) ([]T, bool) {
+	out := make([]T, 0, n)
+	ok := d.array(func() bool {
+		out = append(out, *new(T))
+		return elem(&out[len(out)-1])
+	})
 	if !ok || !d.end() {
 		return nil, false
 	}
-	return items, true
+	return out, true
 }
 
 // topicMessage decodes one TopicMessage object into it.
@@ -95,15 +103,7 @@ type messageDecoder struct {
 // twice gives up (encoding/json's rules for a repeated array are subtle).
 func decodeMessagesFast(data []byte) ([]transport.Message, bool) {
 	d := messageDecoder{decoder: newDecoder(data)}
-	msgs := make([]transport.Message, 0, 8)
-	ok := d.array(func() bool {
-		msgs = append(msgs, transport.Message{})
-		return d.message(&msgs[len(msgs)-1])
-	})
-	if !ok || !d.end() {
-		return nil, false
-	}
-	return msgs, true
+	return arrayOf(&d.decoder, 8, d.message)
 }
 
 // Fields of a ConsumedMessage, as bits of a set.
@@ -188,15 +188,7 @@ func DecodeMetadata(data []byte) ([]Metadata, error) {
 // twice takes its last value, as with encoding/json.
 func decodeMetadataFast(data []byte) ([]Metadata, bool) {
 	d := decoder{b: data} // short strings only: the arena grows as needed
-	meta := make([]Metadata, 0, 8)
-	ok := d.array(func() bool {
-		meta = append(meta, Metadata{})
-		return d.metadata(&meta[len(meta)-1])
-	})
-	if !ok || !d.end() {
-		return nil, false
-	}
-	return meta, true
+	return arrayOf(&d, 8, d.metadata)
 }
 
 // metadata decodes one Metadata object into md.

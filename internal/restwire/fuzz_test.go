@@ -138,18 +138,6 @@ var consumedSeeds = []string{
 	`[{"topic":"t","key":"\u0000"}]`,
 }
 
-// TestFastMessagesMatchesEncodingJSON checks the seeds; the fuzz target
-// below explores further.
-func TestFastMessagesMatchesEncodingJSON(t *testing.T) {
-	fastHits := 0
-	for _, seed := range consumedSeeds {
-		if checkMessages(t, []byte(seed)) {
-			fastHits++
-		}
-	}
-	assert.GreaterOrEqual(t, fastHits, 10, "the fast path should take the common shapes")
-}
-
 func FuzzDecodeMessages(f *testing.F) {
 	for _, s := range consumedSeeds {
 		f.Add([]byte(s))
@@ -203,14 +191,28 @@ var metadataSeeds = []string{
 	`null`,
 }
 
-func TestFastMetadataMatchesEncodingJSON(t *testing.T) {
-	fastHits := 0
-	for _, seed := range metadataSeeds {
-		if checkMetadata(t, []byte(seed)) {
-			fastHits++
-		}
+// TestClientFastPathsMatchEncodingJSON checks the seeds of the client's
+// decoders; the fuzz targets explore further.
+func TestClientFastPathsMatchEncodingJSON(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		seeds   []string
+		check   func(*testing.T, []byte) bool
+		minFast int // the fast path should take the common shapes
+	}{
+		{"messages", consumedSeeds, checkMessages, 10},
+		{"metadata", metadataSeeds, checkMetadata, 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fast := 0
+			for _, seed := range tt.seeds {
+				if tt.check(t, []byte(seed)) {
+					fast++
+				}
+			}
+			assert.GreaterOrEqual(t, fast, tt.minFast)
+		})
 	}
-	assert.GreaterOrEqual(t, fastHits, 4, "the fast path should take the common shapes")
 }
 
 func FuzzDecodeMetadata(f *testing.F) {
