@@ -32,52 +32,30 @@ func appendArray(msgs []transport.Message, each func([]byte, *transport.Message)
 	return append(b, ']')
 }
 
-// BenchmarkDecodeTopicMessages is the server reading a produce body of 100
-// records.
-func BenchmarkDecodeTopicMessages(b *testing.B) {
-	body := appendArray(benchRecords(), AppendTopicMessage)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := DecodeTopicMessages(body); !ok {
-			b.Fatal("not on the fast path")
-		}
-	}
-}
-
-// BenchmarkDecodeMessages is the client reading a consume answer of 100
-// records.
-func BenchmarkDecodeMessages(b *testing.B) {
-	body := appendArray(benchRecords(), AppendConsumed)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := decodeMessagesFast(body); !ok {
-			b.Fatal("not on the fast path")
-		}
-	}
-}
-
-// BenchmarkAppendConsumed is the server writing a consume answer of 100
-// records.
-func BenchmarkAppendConsumed(b *testing.B) {
+// BenchmarkWire measures the four hot paths on 100 records: the server
+// reading a produce body and writing a consume answer, the client writing
+// a produce body and reading a consume answer.
+func BenchmarkWire(b *testing.B) {
 	msgs := benchRecords()
-	buf := appendArray(msgs, AppendConsumed)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = appendArray(msgs, AppendConsumed)[:0]
-	}
-}
-
-// BenchmarkAppendTopicMessage is the client writing a produce body of 100
-// records.
-func BenchmarkAppendTopicMessage(b *testing.B) {
-	msgs := benchRecords()
-	buf := appendArray(msgs, AppendTopicMessage)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = appendArray(msgs, AppendTopicMessage)[:0]
+	produce, consumed := appendArray(msgs, AppendTopicMessage), appendArray(msgs, AppendConsumed)
+	for _, bb := range []struct {
+		name string
+		size int
+		run  func() bool
+	}{
+		{"DecodeTopicMessages", len(produce), func() bool { _, ok := DecodeTopicMessages(produce); return ok }},
+		{"DecodeMessages", len(consumed), func() bool { _, ok := decodeMessagesFast(consumed); return ok }},
+		{"AppendConsumed", len(consumed), func() bool { return len(appendArray(msgs, AppendConsumed)) == len(consumed) }},
+		{"AppendTopicMessage", len(produce), func() bool { return len(appendArray(msgs, AppendTopicMessage)) == len(produce) }},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(bb.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !bb.run() {
+					b.Fatal("not on the fast path")
+				}
+			}
+		})
 	}
 }

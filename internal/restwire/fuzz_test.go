@@ -17,6 +17,14 @@ import (
 
 // Each fast path against encoding/json. The corpora are in testdata/fuzz.
 
+// fuzzDecoder fuzzes a decoder's check, starting from seeds.
+func fuzzDecoder(f *testing.F, seeds []string, check func(*testing.T, []byte) bool) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { check(t, data) })
+}
+
 // stdTopicMessages decodes a produce body with encoding/json as the server
 // does when the fast path gives up: one object or an array of them.
 func stdTopicMessages(body []byte) ([]TopicMessage, error) {
@@ -84,12 +92,7 @@ func TestFastDecodeProduceSeeds(t *testing.T) {
 	}
 }
 
-func FuzzFastDecodeProduce(f *testing.F) {
-	for _, s := range produceSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, in []byte) { checkTopicMessages(t, in) })
-}
+func FuzzFastDecodeProduce(f *testing.F) { fuzzDecoder(f, produceSeeds, checkTopicMessages) }
 
 // checkTopicMessages decodes in both ways and reports whether the fast
 // path took it.
@@ -138,12 +141,7 @@ var consumedSeeds = []string{
 	`[{"topic":"t","key":"\u0000"}]`,
 }
 
-func FuzzDecodeMessages(f *testing.F) {
-	for _, s := range consumedSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkMessages(t, data) })
-}
+func FuzzDecodeMessages(f *testing.F) { fuzzDecoder(f, consumedSeeds, checkMessages) }
 
 // checkMessages decodes data both ways and reports whether the fast path
 // took it.
@@ -215,12 +213,7 @@ func TestClientFastPathsMatchEncodingJSON(t *testing.T) {
 	}
 }
 
-func FuzzDecodeMetadata(f *testing.F) {
-	for _, s := range metadataSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkMetadata(t, data) })
-}
+func FuzzDecodeMetadata(f *testing.F) { fuzzDecoder(f, metadataSeeds, checkMetadata) }
 
 func checkMetadata(t *testing.T, data []byte) bool {
 	t.Helper()
