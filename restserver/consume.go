@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -310,7 +311,7 @@ func (s *Server) requireSomeCommitted(ctx context.Context, group string, topics 
 // handleConsume serves GET /consume/{group}/{instance}/{topic}?timeout= and
 // GET|POST /consume/{group}/{instance} with {topic}|{topics}[,timeout].
 func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []string) error {
-	var req consumeRequest
+	var req restwire.ConsumeRequest
 	if len(seg) == 4 {
 		discardBody(r)
 		req.Topic = seg[3]
@@ -388,7 +389,7 @@ func (s *Server) writeRecords(w http.ResponseWriter, msgs []transport.Message) {
 		if i > 0 {
 			*b = append(*b, ',')
 		}
-		*b = appendConsumed(*b, &msgs[i])
+		*b = restwire.AppendConsumed(*b, &msgs[i])
 	}
 	*b = append(*b, ']')
 	writeJSON(w, http.StatusOK, *b)
@@ -459,13 +460,13 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 	if err != nil {
 		return err
 	}
-	tps, err := decodeOneOrMany[topicPartition](body, "a topic partition offset")
+	tps, err := decodeOneOrMany[restwire.TopicPartitionOffset](body, "a topic partition offset")
 	if err != nil {
 		return err
 	}
 	offs := make([]TopicPartitionOffset, len(tps))
 	for i, tp := range tps {
-		if err := tp.validate(true); err != nil {
+		if err := validateTopicPartition(&tp, true); err != nil {
 			return err
 		}
 		offs[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
@@ -498,7 +499,9 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 
 var successBody = []byte(`{"result":"Success","status":200}`)
 
-func (tp *topicPartition) validate(needOffset bool) error {
+// validateTopicPartition checks the fields §5–§6 require of one element
+// of a commit, committed, fetch or offsets body.
+func validateTopicPartition(tp *restwire.TopicPartitionOffset, needOffset bool) error {
 	if tp.Topic == "" {
 		return badRequest("topic is required")
 	}
@@ -532,7 +535,7 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	if err != nil {
 		return err
 	}
-	tps, err := decodeOneOrMany[topicPartition](body, "a topic partition")
+	tps, err := decodeOneOrMany[restwire.TopicPartitionOffset](body, "a topic partition")
 	if err != nil {
 		return err
 	}
@@ -546,7 +549,7 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	defer cancel()
 	out := make([]TopicPartitionOffset, len(tps))
 	for i, tp := range tps {
-		if err := tp.validate(false); err != nil {
+		if err := validateTopicPartition(&tp, false); err != nil {
 			return err
 		}
 		off, err := s.backend.Committed(ctx, key.group, tp.Topic, *tp.Partition)
@@ -559,7 +562,7 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	return nil
 }
 
-func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]topicPartition, error) {
+func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]restwire.TopicPartitionOffset, error) {
 	in, _, err := s.acquireInstance(key, r, false)
 	if err != nil {
 		return nil, badRequest(fmt.Sprintf("name the topic partitions in the body: %v", err))
@@ -569,13 +572,13 @@ func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]topicParti
 	if err != nil || m == nil {
 		return nil, nil
 	}
-	var tps []topicPartition
+	var tps []restwire.TopicPartitionOffset
 	for topic, parts := range m.Assignment() {
 		for _, p := range parts {
-			tps = append(tps, topicPartition{Topic: topic, Partition: &p})
+			tps = append(tps, restwire.TopicPartitionOffset{Topic: topic, Partition: &p})
 		}
 	}
-	slices.SortFunc(tps, func(a, b topicPartition) int {
+	slices.SortFunc(tps, func(a, b restwire.TopicPartitionOffset) int {
 		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
 			return c
 		}
@@ -647,13 +650,13 @@ func (s *Server) handleConsumers(w http.ResponseWriter, r *http.Request, _ []str
 				*b = append(*b, "]},"...)
 			}
 			*b = append(*b, `{"name":`...)
-			*b = appendJSONString(*b, rw.key.group)
+			*b = restwire.AppendString(*b, rw.key.group, restwire.EscapeServer)
 			*b = append(*b, `,"instances":[`...)
 		default:
 			*b = append(*b, ',')
 		}
 		*b = append(*b, `{"name":`...)
-		*b = appendJSONString(*b, rw.key.name)
+		*b = restwire.AppendString(*b, rw.key.name, restwire.EscapeServer)
 		*b = append(*b, `,"topics":[`...)
 		topics := make([]string, 0, len(rw.assign))
 		for t := range rw.assign {
@@ -665,13 +668,13 @@ func (s *Server) handleConsumers(w http.ResponseWriter, r *http.Request, _ []str
 				*b = append(*b, ',')
 			}
 			*b = append(*b, `{"topic":`...)
-			*b = appendJSONString(*b, t)
+			*b = restwire.AppendString(*b, t, restwire.EscapeServer)
 			*b = append(*b, `,"partitions":[`...)
 			for k, p := range slices.Sorted(slices.Values(rw.assign[t])) {
 				if k > 0 {
 					*b = append(*b, ',')
 				}
-				*b = appendInt(*b, int64(p))
+				*b = strconv.AppendInt(*b, int64(p), 10)
 			}
 			*b = append(*b, "]}"...)
 		}
@@ -756,7 +759,7 @@ func writeOffsets(w http.ResponseWriter, out []TopicPartitionOffset) {
 		if i > 0 {
 			*b = append(*b, ',')
 		}
-		*b = appendTopicPartitionOffset(*b, o)
+		*b = restwire.AppendTopicPartitionOffset(*b, o.Topic, o.Partition, o.Offset)
 	}
 	*b = append(*b, ']')
 	writeJSON(w, http.StatusOK, *b)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -89,9 +91,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	b := getBuf()
 	*b = append(*b, `{"error":`...)
-	*b = appendJSONString(*b, msg)
+	*b = restwire.AppendString(*b, msg, restwire.EscapeServer)
 	*b = append(*b, `,"status":`...)
-	*b = appendInt(*b, int64(status))
+	*b = strconv.AppendInt(*b, int64(status), 10)
 	*b = append(*b, '}')
 	writeJSON(w, status, *b)
 	putBuf(b)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -28,7 +29,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	if shapeOf(body) == bodyEmpty {
 		return badRequest("a fetch request body is required: {topic, partition, offset} and/or topicPartitionOffsets")
 	}
-	var req fetchRequest
+	var req restwire.FetchRequest
 	if err := decodeObject(body, &req, "a fetch request"); err != nil {
 		return err
 	}
@@ -41,9 +42,9 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	if err != nil {
 		return err
 	}
-	var list []topicPartition
+	var list []restwire.TopicPartitionOffset
 	if req.Topic != "" {
-		list = append(list, topicPartition{Topic: req.Topic, Partition: req.Partition, Offset: req.Offset})
+		list = append(list, restwire.TopicPartitionOffset{Topic: req.Topic, Partition: req.Partition, Offset: req.Offset})
 	} else if req.Partition != nil || req.Offset != nil {
 		return badRequest("topic is required with partition and offset")
 	}
@@ -59,7 +60,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 		if tp.Offset == nil {
 			tp.Offset = new(int64)
 		}
-		if err := tp.validate(true); err != nil {
+		if err := validateTopicPartition(&tp, true); err != nil {
 			return err
 		}
 		tpos[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
@@ -180,7 +181,7 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 		}
 		at = time.UnixMilli(ts)
 	}
-	tps, err := decodeOneOrMany[topicPartition](body, "a topic partition")
+	tps, err := decodeOneOrMany[restwire.TopicPartitionOffset](body, "a topic partition")
 	if err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 	defer cancel()
 	out := make([]TopicPartitionOffset, len(tps))
 	for i, tp := range tps {
-		if err := tp.validate(false); err != nil {
+		if err := validateTopicPartition(&tp, false); err != nil {
 			return err
 		}
 		off, err := s.offsetOf(ctx, which, at, tp.Topic, *tp.Partition)

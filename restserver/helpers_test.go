@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -119,29 +120,14 @@ func decode[T any](t testing.TB, s string) T {
 	return v
 }
 
-// Wire types as a client sees them.
-type metadata struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
-	Timestamp int64  `json:"timestamp"`
-}
+// Wire types as a client sees them: the shared wire shapes.
+type (
+	metadata = restwire.Metadata
+	header   = restwire.Header
+	consumed = restwire.ConsumedMessage
+)
 
-type header struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-type consumed struct {
-	Topic     string   `json:"topic"`
-	Partition int32    `json:"partition"`
-	Offset    int64    `json:"offset"`
-	Timestamp int64    `json:"timestamp"`
-	Key       string   `json:"key"`
-	Value     string   `json:"value"`
-	Headers   []header `json:"headers"`
-}
-
+// tpo is a TopicPartitionOffset of an answer, where every field is present.
 type tpo struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -29,9 +30,9 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	if err != nil {
 		return err
 	}
-	items, ok := fastDecodeProduce(body)
+	items, ok := restwire.DecodeTopicMessages(body)
 	if !ok {
-		if items, err = decodeOneOrMany[produceItem](body, "a message"); err != nil {
+		if items, err = decodeOneOrMany[restwire.TopicMessage](body, "a message"); err != nil {
 			return err
 		}
 	}
@@ -67,7 +68,7 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 		if i > 0 {
 			*b = append(*b, ',')
 		}
-		*b = appendMetadata(*b, &out[i])
+		*b = restwire.AppendMetadata(*b, &out[i])
 	}
 	*b = append(*b, ']')
 	writeJSON(w, http.StatusOK, *b)
@@ -76,7 +77,7 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 
 // toMessage validates item (number i of n) and fills m, taking m's headers
 // from the end of *headers.
-func (s *Server) toMessage(m *transport.Message, it *produceItem, pathTopic string, i, n int, headers *[]transport.Header) error {
+func (s *Server) toMessage(m *transport.Message, it *restwire.TopicMessage, pathTopic string, i, n int, headers *[]transport.Header) error {
 	// where prefixes an error with the message's index, when there are
 	// several; made only for an error.
 	where := func() string {
@@ -92,11 +93,11 @@ func (s *Server) toMessage(m *transport.Message, it *produceItem, pathTopic stri
 	if m.Topic == "" {
 		return badRequest(where() + "topic is required")
 	}
-	if !it.Value.set {
+	if !it.Value.Set {
 		return badRequest(where() + "value is required")
 	}
 	m.Key = it.Key
-	m.Value = it.Value.b
+	m.Value = it.Value.Bytes
 	if it.Partition != nil {
 		if *it.Partition < 0 {
 			return badRequest(fmt.Sprintf("%spartition must not be negative, got %d", where(), *it.Partition))
@@ -157,7 +158,7 @@ func (s *Server) produceOne(w http.ResponseWriter, r *http.Request, msg transpor
 	s.produced.Add(1)
 	b := getBuf()
 	defer putBuf(b)
-	*b = appendMetadata(*b, &out[0])
+	*b = restwire.AppendMetadata(*b, &out[0])
 	writeJSON(w, http.StatusOK, *b)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -51,6 +52,28 @@ type pollCall struct {
 	done    chan struct{}
 	msgs    []transport.Message
 	err     error
+}
+
+// newConsumer makes the consumer of subscription s (its group and instance
+// filled in) to topics, not yet registered nor joined.
+func (t *Transport) newConsumer(s transport.Subscription, topics []string) *consumer {
+	c := &consumer{
+		t:           t,
+		key:         memberKey{s.Group, s.Instance},
+		topics:      topics,
+		header:      http.Header{},
+		consumePath: restPath("consume", s.Group, s.Instance),
+		commitPath:  restPath("commit", s.Group, s.Instance),
+		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
+	}
+	c.header.Set("Kafka-Enable-Auto-Commit", "false")
+	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
+	if s.SessionTimeout > 0 {
+		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
+	}
+	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	c.stopped = make(chan struct{})
+	return c
 }
 
 // Subscribe creates a consumer-group instance on the server and joins the
@@ -111,22 +134,7 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 		return nil, err
 	}
 
-	c := &consumer{
-		t:           t,
-		key:         memberKey{s.Group, s.Instance},
-		topics:      topics,
-		header:      http.Header{},
-		consumePath: restPath("consume", s.Group, s.Instance),
-		commitPath:  restPath("commit", s.Group, s.Instance),
-		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
-	}
-	c.header.Set("Kafka-Enable-Auto-Commit", "false")
-	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
-	if s.SessionTimeout > 0 {
-		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
-	}
-	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
-	c.stopped = make(chan struct{})
+	c := t.newConsumer(s, topics)
 
 	// Register first, so a concurrent Close deletes this instance too.
 	t.mu.Lock()
@@ -218,7 +226,7 @@ const joinWait = 0
 
 // consume makes one POST /consume with the given server-side wait.
 func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
-	body, err := marshal(wireConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
+	body, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
 	if err != nil {
 		return nil, err
 	}
@@ -369,22 +377,28 @@ func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 
 // commitOffsets returns, per partition, the highest offset among msgs + 1,
 // sorted by topic and partition.
-func commitOffsets(msgs []transport.Message) ([]wireTopicPartitionOffset, error) {
-	next := make(map[wireTopicPartition]int64, 1)
+func commitOffsets(msgs []transport.Message) ([]restwire.TopicPartitionOffset, error) {
+	next := make(map[transport.TopicPartition]int64, 1)
 	for i, m := range msgs {
 		if m.Topic == "" || m.Partition < 0 || m.Offset < 0 {
 			return nil, fmt.Errorf("upstash: commit: message %d: bad position %q/%d@%d: %w", i, m.Topic, m.Partition, m.Offset, transport.ErrInvalid)
 		}
-		tp := wireTopicPartition{m.Topic, m.Partition}
+		tp := transport.TopicPartition{Topic: m.Topic, Partition: m.Partition}
 		next[tp] = max(next[tp], m.Offset+1)
 	}
-	out := make([]wireTopicPartitionOffset, 0, len(next))
-	for tp, off := range next {
-		out = append(out, wireTopicPartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
+	tps := make([]transport.TopicPartition, 0, len(next))
+	for tp := range next {
+		tps = append(tps, tp)
 	}
-	slices.SortFunc(out, func(a, b wireTopicPartitionOffset) int {
+	slices.SortFunc(tps, func(a, b transport.TopicPartition) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
+	out := make([]restwire.TopicPartitionOffset, len(tps))
+	parts, offs := make([]int32, len(tps)), make([]int64, len(tps)) // what out points to
+	for i, tp := range tps {
+		parts[i], offs[i] = tp.Partition, next[tp]
+		out[i] = restwire.TopicPartitionOffset{Topic: tp.Topic, Partition: &parts[i], Offset: &offs[i]}
+	}
 	return out, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -241,7 +242,7 @@ func (p *producer) send(batch []*produceCall) {
 }
 
 // result fills in the caller's messages from their part of the answer.
-func (c *produceCall) result(meta []wireMetadata) ([]transport.Message, error) {
+func (c *produceCall) result(meta []restwire.Metadata) ([]transport.Message, error) {
 	out := make([]transport.Message, len(c.msgs))
 	var errs []error
 	for i, m := range meta {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -106,7 +107,7 @@ type gate struct {
 	mu      sync.Mutex
 	sizes   []int
 	next    atomic.Int64
-	fail    func(batch []wireProduce) (int, string) // optional refusal
+	fail    func(batch []restwire.TopicMessage) (int, string) // optional refusal
 }
 
 func newGate(t testing.TB) *gate {
@@ -114,7 +115,7 @@ func newGate(t testing.TB) *gate {
 	first := atomic.Bool{}
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		var batch []wireProduce
+		var batch []restwire.TopicMessage
 		if err := json.Unmarshal(b, &batch); err != nil {
 			http.Error(w, `{"error":"bad json","status":400}`, 400)
 			return
@@ -133,9 +134,9 @@ func newGate(t testing.TB) *gate {
 				return
 			}
 		}
-		meta := make([]wireMetadata, len(batch))
+		meta := make([]restwire.Metadata, len(batch))
 		for i, m := range batch {
-			meta[i] = wireMetadata{Topic: m.Topic, Offset: g.next.Add(1) - 1, Timestamp: 1}
+			meta[i] = restwire.Metadata{Topic: m.Topic, Offset: g.next.Add(1) - 1, Timestamp: 1}
 		}
 		_ = json.NewEncoder(w).Encode(meta)
 	}))
@@ -240,7 +241,7 @@ func TestProduceBatchCaps(t *testing.T) {
 // unknown topic does not fail the others.
 func TestProduceSplitsRefusedBatch(t *testing.T) {
 	g := newGate(t)
-	g.fail = func(batch []wireProduce) (int, string) {
+	g.fail = func(batch []restwire.TopicMessage) (int, string) {
 		for _, m := range batch {
 			if m.Topic == "missing" {
 				return 404, `memory: produce to "missing": transport: unknown topic`

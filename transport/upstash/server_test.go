@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -159,10 +160,11 @@ func TestRoundTripAndCommit(t *testing.T) {
 
 	require.NoError(t, c.Commit(ctx, got...))
 	// §11: the client commits last offset + 1, the server stores it as given.
-	var committed []wireTopicPartitionOffset
+	var committed []restwire.TopicPartitionOffset
 	s.get(t, http.MethodPost, "/committed/g/i1", fmt.Sprintf(`{"topic":"orders","partition":%d}`, out[2].Partition), &committed)
 	require.Len(t, committed, 1)
-	assert.Equal(t, out[2].Offset+1, committed[0].Offset)
+	_, off := committed[0].Values()
+	assert.Equal(t, out[2].Offset+1, off)
 	require.NoError(t, c.Close())
 
 	// A new member resumes after the committed records.
@@ -313,9 +315,10 @@ func TestSubscribeSendsConfigHeaders(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotNil(t, msgs)
 	assert.Empty(t, msgs)
-	var body wireConsumeRequest
+	var body restwire.ConsumeRequest
 	require.NoError(t, json.Unmarshal([]byte(srv.body(2)), &body))
-	assert.InDelta(t, 900, body.Timeout, 100, "the server wait is a bit under the caller's remaining time")
+	require.NotNil(t, body.Timeout)
+	assert.InDelta(t, 900, *body.Timeout, 100, "the server wait is a bit under the caller's remaining time")
 
 	// The defaults: latest, no session timeout header.
 	c2, err := tr.Subscribe(t.Context(), transport.Subscription{Group: "g", Topics: []string{"a"}})

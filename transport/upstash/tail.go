@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -82,42 +83,11 @@ func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consu
 			return nil, fmt.Errorf("upstash: tail: %w", err)
 		}
 	}
-	var query []wireTopicPartition
-	for _, tp := range uniq {
-		n, ok := counts[tp]
-		if !ok {
-			return nil, fmt.Errorf("upstash: tail: topic %q: %w", tp, transport.ErrUnknownTopic)
-		}
-		if n <= 0 {
-			return nil, fmt.Errorf("upstash: tail: topic %q has %d partitions", tp, n)
-		}
-		for p := range n {
-			query = append(query, wireTopicPartition{Topic: tp, Partition: p})
-		}
-	}
-	body, err := marshal(query)
+	pos, err := t.latestPositions(ctx, uniq, counts)
 	if err != nil {
-		return nil, err
-	}
-	var ends []wireTopicPartitionOffset
-	if err := t.call(ctx, request{method: http.MethodPost, path: "/offsets/latest", body: body}, &ends); err != nil {
 		return nil, fmt.Errorf("upstash: tail: %w", err)
 	}
-
-	tl := &tailer{t: t, topics: uniq, sem: make(chan struct{}, 1), pos: make(map[string][]int64, len(uniq))}
-	for _, tp := range uniq {
-		tl.pos[tp] = slices.Repeat([]int64{-1}, int(counts[tp]))
-	}
-	for _, e := range ends {
-		if p := tl.pos[e.Topic]; e.Partition >= 0 && int(e.Partition) < len(p) && e.Offset >= 0 {
-			p[e.Partition] = e.Offset
-		}
-	}
-	for tp, p := range tl.pos {
-		if i := slices.Index(p, -1); i >= 0 {
-			return nil, fmt.Errorf("upstash: tail: POST /offsets/latest gave no offset for %s/%d", tp, i)
-		}
-	}
+	tl := &tailer{t: t, topics: uniq, sem: make(chan struct{}, 1), pos: pos}
 	tl.ctx, tl.cancel = context.WithCancel(t.ctx)
 
 	t.mu.Lock()
@@ -214,15 +184,66 @@ func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport
 	return out, errors.Join(errs...)
 }
 
+// latestPositions asks POST /offsets/latest for the end of every partition
+// of topics, whose partition counts are in counts: a tail starts there.
+func (t *Transport) latestPositions(ctx context.Context, topics []string, counts map[string]int32) (map[string][]int64, error) {
+	var (
+		query []restwire.TopicPartitionOffset
+		parts []int32 // what query points to
+	)
+	for _, tp := range topics {
+		n, ok := counts[tp]
+		if !ok {
+			return nil, fmt.Errorf("topic %q: %w", tp, transport.ErrUnknownTopic)
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("topic %q has %d partitions", tp, n)
+		}
+		for p := range n {
+			parts = append(parts, p)
+			query = append(query, restwire.TopicPartitionOffset{Topic: tp})
+		}
+	}
+	for i := range query {
+		query[i].Partition = &parts[i]
+	}
+	body, err := marshal(query)
+	if err != nil {
+		return nil, err
+	}
+	var ends []restwire.TopicPartitionOffset
+	if err := t.call(ctx, request{method: http.MethodPost, path: "/offsets/latest", body: body}, &ends); err != nil {
+		return nil, err
+	}
+	pos := make(map[string][]int64, len(topics))
+	for _, tp := range topics {
+		pos[tp] = slices.Repeat([]int64{-1}, int(counts[tp]))
+	}
+	for _, e := range ends {
+		part, off := e.Values()
+		if p := pos[e.Topic]; part >= 0 && int(part) < len(p) && off >= 0 {
+			p[part] = off
+		}
+	}
+	for tp, p := range pos {
+		if i := slices.Index(p, -1); i >= 0 {
+			return nil, fmt.Errorf("POST /offsets/latest gave no offset for %s/%d", tp, i)
+		}
+	}
+	return pos, nil
+}
+
 // fetch reads one topic's partitions from the current positions.
 func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) ([]transport.Message, error) {
 	pos := tl.pos[topic]
-	req := wireFetchRequest{
-		TopicPartitionOffsets: make([]wireTopicPartitionOffset, len(pos)),
+	req := restwire.FetchRequest{
+		TopicPartitionOffsets: make([]restwire.TopicPartitionOffset, len(pos)),
 		Timeout:               msToTimeout(wait),
 	}
-	for p, off := range pos {
-		req.TopicPartitionOffsets[p] = wireTopicPartitionOffset{Topic: topic, Partition: int32(p), Offset: off}
+	parts, offs := make([]int32, len(pos)), slices.Clone(pos) // what req points to
+	for p := range pos {
+		parts[p] = int32(p)
+		req.TopicPartitionOffsets[p] = restwire.TopicPartitionOffset{Topic: topic, Partition: &parts[p], Offset: &offs[p]}
 	}
 	body, err := marshal(req)
 	if err != nil {
@@ -288,7 +309,7 @@ const tailCreateGroup = "kafkarpc-tail"
 // first use, by subscribing a short-lived instance to them and deleting it.
 func (t *Transport) createTopics(ctx context.Context, topics []string) error {
 	instance := "create-" + uuid.NewString()
-	body, err := marshal(wireConsumeRequest{Topics: topics, Timeout: msToTimeout(joinWait)})
+	body, err := marshal(restwire.ConsumeRequest{Topics: topics, Timeout: msToTimeout(joinWait)})
 	if err != nil {
 		return err
 	}

@@ -7,69 +7,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
-// The JSON shapes of the REST API (UPSTASH_REST.md §3-§6).
-
-type wireHeader struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-// wireProduce is a TopicMessage: one element of a POST /produce body.
-type wireProduce struct {
-	Topic     string       `json:"topic"`
-	Partition *int32       `json:"partition,omitempty"`
-	Timestamp int64        `json:"timestamp,omitempty"`
-	Key       string       `json:"key,omitempty"`
-	Value     string       `json:"value"`
-	Headers   []wireHeader `json:"headers,omitempty"`
-}
-
-// wireMetadata is one element of a produce answer.
-type wireMetadata struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
-	Timestamp int64  `json:"timestamp"`
-	// Error is not in the Upstash docs; a server may report a per-record
-	// failure this way, and the client refuses to report such a record as
-	// produced.
-	Error string `json:"error,omitempty"`
-}
-
-// wireConsumed is a ConsumedMessage: one element of a consume or fetch answer.
-type wireConsumed struct {
-	Topic     string       `json:"topic"`
-	Partition int32        `json:"partition"`
-	Offset    int64        `json:"offset"`
-	Timestamp int64        `json:"timestamp"`
-	Key       string       `json:"key"`
-	Value     string       `json:"value"`
-	Headers   []wireHeader `json:"headers"`
-}
-
-type wireTopicPartition struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-}
-
-type wireTopicPartitionOffset struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
-}
-
-type wireConsumeRequest struct {
-	Topics  []string `json:"topics"`
-	Timeout int64    `json:"timeout"`
-}
-
-type wireFetchRequest struct {
-	TopicPartitionOffsets []wireTopicPartitionOffset `json:"topicPartitionOffsets"`
-	Timeout               int64                      `json:"timeout"`
-}
+// The client's side of the JSON wire (UPSTASH_REST.md §3-§6): the shapes
+// and the fast paths are in internal/restwire, shared with the server; here
+// are what only the client does with them: refusing what the wire cannot
+// carry, and answers that decode themselves.
 
 // encodeProduce validates m and encodes it as one TopicMessage. Keys, values
 // and header values travel as JSON strings, so they must be UTF-8: invalid
@@ -97,7 +42,7 @@ func encodeProduce(i int, m *transport.Message) (json.RawMessage, error) {
 		}
 		size += 24 + len(m.Headers[j].Key) + len(m.Headers[j].Value)
 	}
-	return appendProduce(make([]byte, 0, size+size/8), m), nil
+	return restwire.AppendTopicMessage(make([]byte, 0, size+size/8), m), nil
 }
 
 // marshal encodes v as compact JSON without HTML escaping.
@@ -111,43 +56,33 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func (w *wireConsumed) message() transport.Message {
-	m := transport.Message{
-		Topic:     w.Topic,
-		Partition: w.Partition,
-		Offset:    w.Offset,
-		Key:       w.Key,
-		Value:     []byte(w.Value),
-	}
-	if w.Timestamp != 0 {
-		m.Time = time.UnixMilli(w.Timestamp)
-	}
-	if len(w.Headers) > 0 {
-		m.Headers = make([]transport.Header, len(w.Headers))
-		for i, h := range w.Headers {
-			m.Headers[i] = transport.Header(h)
-		}
-	}
-	return m
+// messagesAnswer is the answer of POST /consume or POST /fetch.
+type messagesAnswer struct{ msgs []transport.Message }
+
+func (a *messagesAnswer) decodeJSON(data []byte) (err error) {
+	a.msgs, err = restwire.DecodeMessages(data)
+	return err
 }
 
-func toMessages(ws []wireConsumed) []transport.Message {
-	out := make([]transport.Message, len(ws))
-	for i := range ws {
-		out[i] = ws[i].message()
-	}
-	return out
+// metadataAnswer is the answer of POST /produce.
+type metadataAnswer struct{ meta []restwire.Metadata }
+
+func (a *metadataAnswer) decodeJSON(data []byte) (err error) {
+	a.meta, err = restwire.DecodeMetadata(data)
+	return err
 }
+
+// jsonDecoder is an answer that decodes itself (see Transport.attempt).
+type jsonDecoder interface{ decodeJSON(data []byte) error }
 
 // msToTimeout converts a wait to the API's "timeout" in whole ms, rounding
 // up so a short positive wait does not become "no wait", and clamping to the
 // server's maximum.
-func msToTimeout(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
+func msToTimeout(d time.Duration) *float64 {
+	ms := 0.0
+	if d > 0 {
+		d = min(d, maxServerTimeout)
+		ms = float64((d + time.Millisecond - 1) / time.Millisecond)
 	}
-	if d > maxServerTimeout {
-		d = maxServerTimeout
-	}
-	return int64((d + time.Millisecond - 1) / time.Millisecond)
+	return &ms
 }

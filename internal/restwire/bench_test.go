@@ -1,0 +1,61 @@
+package restwire
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// benchRecords are 100 records as the rpc layer makes them: a key, a small
+// JSON value with escapes, two headers.
+func benchRecords() []transport.Message {
+	msgs := make([]transport.Message, 100)
+	for i := range msgs {
+		msgs[i] = transport.Message{Topic: "replies", Partition: int32(i % 8), Offset: int64(i), Time: time.UnixMilli(1_700_000_000_000),
+			Key: fmt.Sprintf("key-%d", i), Value: []byte(`{"report":"monthly","path":"a\\b","rows":1234,"note":"` + strings.Repeat("v", 80) + `"}`),
+			Headers: []transport.Header{{Key: "rpc-v", Value: "1"}, {Key: "rpc-id", Value: fmt.Sprintf("0190d5b2-7c1e-7a55-9c1d-%012d", i)}}}
+	}
+	return msgs
+}
+
+func appendArray(msgs []transport.Message, each func([]byte, *transport.Message) []byte) []byte {
+	b := []byte{'['}
+	for i := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = each(b, &msgs[i])
+	}
+	return append(b, ']')
+}
+
+// BenchmarkWire measures the four hot paths on 100 records: the server
+// reading a produce body and writing a consume answer, the client writing
+// a produce body and reading a consume answer.
+func BenchmarkWire(b *testing.B) {
+	msgs := benchRecords()
+	produce, consumed := appendArray(msgs, AppendTopicMessage), appendArray(msgs, AppendConsumed)
+	for _, bb := range []struct {
+		name string
+		size int
+		run  func() bool
+	}{
+		{"DecodeTopicMessages", len(produce), func() bool { _, ok := DecodeTopicMessages(produce); return ok }},
+		{"DecodeMessages", len(consumed), func() bool { _, ok := decodeMessagesFast(consumed); return ok }},
+		{"AppendConsumed", len(consumed), func() bool { return len(appendArray(msgs, AppendConsumed)) == len(consumed) }},
+		{"AppendTopicMessage", len(produce), func() bool { return len(appendArray(msgs, AppendTopicMessage)) == len(produce) }},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(bb.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !bb.run() {
+					b.Fatal("not on the fast path")
+				}
+			}
+		})
+	}
+}

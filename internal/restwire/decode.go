@@ -1,0 +1,211 @@
+package restwire
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// The hand-written decoders of the hot bodies: a produce body on the
+// server, the answers of consume, fetch and produce on the client. See the
+// package doc for what they accept and what they leave to encoding/json.
+
+// DecodeTopicMessages decodes a POST /produce body of one TopicMessage
+// object or an array of them, as the server reads it: the fast path of
+// decoding the body with encoding/json into a TopicMessage (for an object)
+// or a []TopicMessage (for an array). A field given twice takes its last
+// value, as with encoding/json. Each value has its own allocation, of its
+// size: the server's backend keeps records one by one.
+func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
+	d := decoder{b: body, arena: make([]byte, 0, 512)} // scratch: every string is copied out
+	d.ws()
+	if d.i < len(d.b) && d.b[d.i] == '{' {
+		items = make([]TopicMessage, 1)
+		if !d.topicMessage(&items[0]) || !d.end() {
+			return nil, false
+		}
+		return items, true
+	}
+	return arrayOf(&d, 16, d.topicMessage)
+}
+
+// arrayOf decodes a body that is one array, each element with elem,
+// into a []T made with capacity n.
+func arrayOf[T any](d *decoder, n int, elem func(*T) bool) ([]T, bool) {
+	out := make([]T, 0, n)
+	ok := d.array(func() bool {
+		out = append(out, *new(T))
+		return elem(&out[len(out)-1])
+	})
+	if !ok || !d.end() {
+		return nil, false
+	}
+	return out, true
+}
+
+// topicMessage decodes one TopicMessage object into it.
+func (d *decoder) topicMessage(it *TopicMessage) bool {
+	return d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			it.Topic, ok = d.topic()
+		case "key":
+			it.Key, ok = d.string(false)
+		case "value":
+			var v []byte
+			v, ok = d.str()
+			it.Value = Value{Bytes: append(make([]byte, 0, len(v)), v...), Set: true}
+			d.arena = d.arena[:len(d.arena)-len(v)]
+		case "partition":
+			var p int32
+			p, ok = d.int32()
+			it.Partition = &p
+		case "timestamp":
+			var ts int64
+			ts, ok = d.int64()
+			it.Timestamp = &ts
+		case "headers":
+			it.Headers = []Header{} // [] is an empty, non-nil slice
+			ok = d.array(func() bool {
+				k, v, ok := d.header()
+				it.Headers = append(it.Headers, Header{Key: k, Value: v})
+				return ok
+			})
+		}
+		return ok
+	})
+}
+
+// DecodeMessages decodes the answer of POST /consume or POST /fetch, an
+// array of ConsumedMessage objects, into Messages as the client sees them
+// (ConsumedMessage.Message): on the fast path when it can, else with
+// encoding/json, whose error it returns.
+func DecodeMessages(data []byte) ([]transport.Message, error) {
+	if msgs, ok := decodeMessagesFast(data); ok {
+		return msgs, nil
+	}
+	var ws []ConsumedMessage
+	if err := json.Unmarshal(data, &ws); err != nil {
+		return nil, err
+	}
+	return Messages(ws), nil
+}
+
+// messageDecoder decodes consumed messages; all their headers share one
+// backing array.
+type messageDecoder struct {
+	decoder
+	headers []transport.Header
+}
+
+// decodeMessagesFast is the fast path of DecodeMessages. A field given
+// twice gives up (encoding/json's rules for a repeated array are subtle).
+func decodeMessagesFast(data []byte) ([]transport.Message, bool) {
+	d := messageDecoder{decoder: newDecoder(data)}
+	return arrayOf(&d.decoder, 8, d.message)
+}
+
+// Fields of a ConsumedMessage, as bits of a set.
+const (
+	fieldTopic = 1 << iota
+	fieldPartition
+	fieldOffset
+	fieldTimestamp
+	fieldKey
+	fieldValue
+	fieldHeaders
+)
+
+// message decodes one ConsumedMessage object into m.
+func (d *messageDecoder) message(m *transport.Message) bool {
+	var (
+		seen  int
+		ts    int64
+		hdrAt = len(d.headers)
+	)
+	ok := d.object(func(name []byte) (ok bool) {
+		var f int
+		switch string(name) {
+		case "topic":
+			f = fieldTopic
+			m.Topic, ok = d.string(true)
+		case "key":
+			f = fieldKey
+			m.Key, ok = d.string(true)
+		case "value":
+			f = fieldValue
+			m.Value, ok = d.str()
+		case "partition":
+			f = fieldPartition
+			m.Partition, ok = d.int32()
+		case "offset":
+			f = fieldOffset
+			m.Offset, ok = d.int64()
+		case "timestamp":
+			f = fieldTimestamp
+			ts, ok = d.int64()
+		case "headers":
+			f = fieldHeaders
+			ok = d.array(func() bool {
+				k, v, ok := d.header()
+				d.headers = append(d.headers, transport.Header{Key: k, Value: v})
+				return ok
+			})
+		}
+		ok = ok && seen&f == 0 // a known field, once, with a good value
+		seen |= f
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	if m.Value == nil {
+		m.Value = []byte{} // as []byte(w.Value) of an absent value
+	}
+	if ts != 0 {
+		m.Time = time.UnixMilli(ts)
+	}
+	if len(d.headers) > hdrAt {
+		m.Headers = d.headers[hdrAt:len(d.headers):len(d.headers)]
+	}
+	return true
+}
+
+// DecodeMetadata decodes the answer of POST /produce, an array of Metadata
+// objects: on the fast path when it can, else with encoding/json, whose
+// error it returns.
+func DecodeMetadata(data []byte) ([]Metadata, error) {
+	if meta, ok := decodeMetadataFast(data); ok {
+		return meta, nil
+	}
+	var meta []Metadata
+	err := json.Unmarshal(data, &meta)
+	return meta, err
+}
+
+// decodeMetadataFast is the fast path of DecodeMetadata. A field given
+// twice takes its last value, as with encoding/json.
+func decodeMetadataFast(data []byte) ([]Metadata, bool) {
+	d := decoder{b: data} // short strings only: the arena grows as needed
+	return arrayOf(&d, 8, d.metadata)
+}
+
+// metadata decodes one Metadata object into md.
+func (d *decoder) metadata(md *Metadata) bool {
+	return d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			md.Topic, ok = d.string(true)
+		case "error":
+			md.Error, ok = d.string(true)
+		case "partition":
+			md.Partition, ok = d.int32()
+		case "offset":
+			md.Offset, ok = d.int64()
+		case "timestamp":
+			md.Timestamp, ok = d.int64()
+		}
+		return ok
+	})
+}

@@ -1,0 +1,349 @@
+package restwire
+
+import (
+	"math"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// decoder is a JSON scanner over one body, with the building blocks of the
+// hand-written decoders. Every method that reports ok=false has met
+// something outside the shapes the decoders know; the caller then gives up
+// (and its caller decodes with encoding/json).
+type decoder struct {
+	b []byte
+	i int
+
+	// arena receives the unescaped bytes of every string taken with str.
+	// On the client a value is a capacity-limited slice of it, so one
+	// answer costs one allocation for all its values: newDecoder makes it
+	// the body's length, which the unescaped values never exceed (strings
+	// are copied out and their space reused). On the server it is scratch
+	// space, every string copied out.
+	arena []byte
+	// interned short strings (topics, header keys, small header values),
+	// which repeat from record to record.
+	interned map[string]string
+	// lastTopic is reused when the next topic is the same.
+	lastTopic string
+}
+
+// Bounds on the strings the decoder interns.
+const (
+	maxInternLen   = 32
+	maxInternCount = 256
+)
+
+func newDecoder(data []byte) decoder {
+	return decoder{b: data, arena: make([]byte, 0, len(data))}
+}
+
+func (d *decoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// consume skips whitespace and takes c, reporting whether it was there.
+func (d *decoder) consume(c byte) bool {
+	d.ws()
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// open takes the opening bracket or brace c and reports whether the array
+// or object is empty (its closer taken too).
+func (d *decoder) open(c byte) (empty, ok bool) {
+	if !d.consume(c) {
+		return false, false
+	}
+	closer := byte(']')
+	if c == '{' {
+		closer = '}'
+	}
+	return d.consume(closer), true
+}
+
+// more takes the "," before another element or member (more) or the
+// closer of the array or object (!more).
+func (d *decoder) more(closer byte) (more, ok bool) {
+	if d.consume(',') {
+		return true, true
+	}
+	return false, d.consume(closer)
+}
+
+// key takes a member's name and its colon; the name aliases the input.
+func (d *decoder) key() ([]byte, bool) {
+	d.ws()
+	k, ok := d.rawString()
+	if !ok || !d.consume(':') {
+		return nil, false
+	}
+	d.ws()
+	return k, true
+}
+
+// array decodes an array, each element with elem.
+func (d *decoder) array(elem func() bool) bool {
+	empty, ok := d.open('[')
+	if !ok {
+		return false
+	}
+	for more := !empty; more; {
+		if !elem() {
+			return false
+		}
+		if more, ok = d.more(']'); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// object decodes an object, each member's value with member, given the
+// member's name (which aliases the input).
+func (d *decoder) object(member func(name []byte) bool) bool {
+	empty, ok := d.open('{')
+	if !ok {
+		return false
+	}
+	for more := !empty; more; {
+		name, ok := d.key()
+		if !ok || !member(name) {
+			return false
+		}
+		if more, ok = d.more('}'); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// end reports whether only whitespace is left.
+func (d *decoder) end() bool {
+	d.ws()
+	return d.i == len(d.b)
+}
+
+// rawString decodes a string of printable ASCII without escapes (a field
+// name), aliasing the input.
+func (d *decoder) rawString() ([]byte, bool) {
+	if d.i >= len(d.b) || d.b[d.i] != '"' {
+		return nil, false
+	}
+	start := d.i + 1
+	for j := start; j < len(d.b); j++ {
+		switch c := d.b[j]; {
+		case c == '"':
+			d.i = j + 1
+			return d.b[start:j], true
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// str decodes a JSON string into the arena and returns its bytes there.
+func (d *decoder) str() ([]byte, bool) {
+	if d.i >= len(d.b) || d.b[d.i] != '"' {
+		return nil, false
+	}
+	d.i++
+	start := len(d.arena)
+	ascii := true
+	seg := d.i
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			d.arena = append(d.arena, d.b[seg:d.i]...)
+			d.i++
+			v := d.arena[start:len(d.arena):len(d.arena)]
+			if !ascii && !utf8.Valid(v) {
+				return nil, false // encoding/json would replace the bad bytes
+			}
+			return v, true
+		case c == '\\':
+			d.arena = append(d.arena, d.b[seg:d.i]...)
+			if !d.escape() {
+				return nil, false
+			}
+			seg = d.i
+		case c < 0x20:
+			return nil, false
+		default:
+			if c >= utf8.RuneSelf {
+				ascii = false
+			}
+			d.i++
+		}
+	}
+	return nil, false
+}
+
+// escape decodes the escape at d.i onto the arena. A \u escape of a UTF-16
+// surrogate gives up: pairs and lone halves follow encoding/json's rules.
+func (d *decoder) escape() bool {
+	if d.i+1 >= len(d.b) {
+		return false
+	}
+	var r byte
+	switch d.b[d.i+1] {
+	case '"', '\\', '/':
+		r = d.b[d.i+1]
+	case 'b':
+		r = '\b'
+	case 'f':
+		r = '\f'
+	case 'n':
+		r = '\n'
+	case 'r':
+		r = '\r'
+	case 't':
+		r = '\t'
+	case 'u':
+		if d.i+6 > len(d.b) {
+			return false
+		}
+		u, ok := hex4(d.b[d.i+2 : d.i+6])
+		if !ok || utf16.IsSurrogate(u) {
+			return false
+		}
+		d.arena = utf8.AppendRune(d.arena, u)
+		d.i += 6
+		return true
+	default:
+		return false
+	}
+	d.arena = append(d.arena, r)
+	d.i += 2
+	return true
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// string decodes a JSON string as a Go string; with intern, a short one is
+// shared with the equal ones seen before in the same body.
+func (d *decoder) string(intern bool) (string, bool) {
+	v, ok := d.str()
+	if !ok {
+		return "", false
+	}
+	d.arena = d.arena[:len(d.arena)-len(v)] // strings are copied out: reuse the space
+	if !intern || len(v) > maxInternLen {
+		return string(v), true
+	}
+	if s, ok := d.interned[string(v)]; ok {
+		return s, true
+	}
+	s := string(v)
+	if d.interned == nil {
+		d.interned = make(map[string]string, 16)
+	}
+	if len(d.interned) < maxInternCount {
+		d.interned[s] = s
+	}
+	return s, true
+}
+
+// topic decodes a JSON string, sharing it with the topic before when equal:
+// the records of one body mostly go to one topic.
+func (d *decoder) topic() (string, bool) {
+	v, ok := d.str()
+	if !ok {
+		return "", false
+	}
+	d.arena = d.arena[:len(d.arena)-len(v)]
+	if string(v) != d.lastTopic {
+		d.lastTopic = string(v)
+	}
+	return d.lastTopic, true
+}
+
+// header decodes one {"key": "...", "value": "..."} object, interning both.
+func (d *decoder) header() (key, value string, ok bool) {
+	ok = d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "key":
+			key, ok = d.string(true)
+		case "value":
+			value, ok = d.string(true)
+		}
+		return ok
+	})
+	return key, value, ok
+}
+
+// int decodes a JSON integer (no fraction or exponent) within [lo, hi].
+func (d *decoder) int(lo, hi int64) (int64, bool) {
+	neg := d.i < len(d.b) && d.b[d.i] == '-'
+	if neg {
+		d.i++
+	}
+	start := d.i
+	var n uint64
+	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+		if n > (math.MaxUint64-9)/10 {
+			return 0, false
+		}
+		n = n*10 + uint64(d.b[d.i]-'0')
+		d.i++
+	}
+	digits := d.i - start
+	if digits == 0 || (digits > 1 && d.b[start] == '0') {
+		return 0, false
+	}
+	if d.i < len(d.b) {
+		if c := d.b[d.i]; c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	if neg {
+		if n > uint64(-lo) { // -MinInt64 wraps to 1<<63 as a uint64: right
+			return 0, false
+		}
+		return -int64(n), true
+	}
+	if n > uint64(hi) {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+// int32 decodes a JSON integer that fits an int32.
+func (d *decoder) int32() (int32, bool) {
+	n, ok := d.int(math.MinInt32, math.MaxInt32)
+	return int32(n), ok
+}
+
+// int64 decodes a JSON integer that fits an int64.
+func (d *decoder) int64() (int64, bool) {
+	return d.int(math.MinInt64, math.MaxInt64)
+}

@@ -1,0 +1,189 @@
+package restwire
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Hand-written encoders of the hot bodies, in the documented field order,
+// without reflection.
+
+// Escaping says how AppendString writes what JSON can carry more than one
+// way; see the package doc.
+type Escaping uint8
+
+const (
+	// EscapeServer writes what encoding/json writes without HTML escaping:
+	// invalid UTF-8 becomes \ufffd, U+2028 and U+2029 are escaped. For any
+	// bytes.
+	EscapeServer Escaping = iota
+	// EscapeClient escapes only '"', '\\' and control characters, with the
+	// short forms where JSON has them, so the project's server reads the
+	// string on its fast path. For valid UTF-8 only: other bytes pass
+	// through unchanged.
+	EscapeClient
+)
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string, escaped as e says.
+func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf || e == EscapeClient {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = appendEscape(b, c)
+			i++
+			start = i
+			continue
+		}
+		var r rune
+		var size int
+		switch v := any(s).(type) {
+		case string:
+			r, size = utf8.DecodeRuneInString(v[i:])
+		case []byte:
+			r, size = utf8.DecodeRune(v[i:])
+		}
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendEscape appends the escape of c, which is '"', '\\' or a control
+// character.
+func appendEscape(b []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	case '\b':
+		return append(b, '\\', 'b')
+	case '\f':
+		return append(b, '\\', 'f')
+	}
+	return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+}
+
+func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
+
+// AppendMetadata appends m's Metadata object of §3.1, as the server answers
+// a produce.
+func AppendMetadata(b []byte, m *transport.Message) []byte {
+	return append(appendRecordHead(b, m), '}')
+}
+
+// AppendConsumed appends m's ConsumedMessage object of §4.3, as the server
+// answers a consume or fetch: key "" when the record has none, headers []
+// when it has none.
+func AppendConsumed(b []byte, m *transport.Message) []byte {
+	b = appendRecordHead(b, m)
+	b = append(b, `,"key":`...)
+	b = AppendString(b, m.Key, EscapeServer)
+	b = append(b, `,"value":`...)
+	b = AppendString(b, m.Value, EscapeServer)
+	b = append(b, `,"headers":[`...)
+	b = appendHeaders(b, m.Headers, EscapeServer)
+	return append(b, "]}"...)
+}
+
+// appendRecordHead appends the fields that Metadata and ConsumedMessage
+// begin with, leaving the object open: {"topic":..,"partition":..,
+// "offset":..,"timestamp":..
+func appendRecordHead(b []byte, m *transport.Message) []byte {
+	b = appendTopicPartition(b, m.Topic, m.Partition)
+	b = append(b, `,"offset":`...)
+	b = appendInt(b, m.Offset)
+	b = append(b, `,"timestamp":`...)
+	return appendInt(b, m.Time.UnixMilli())
+}
+
+// appendTopicPartition appends {"topic":..,"partition":.., leaving the
+// object open.
+func appendTopicPartition(b []byte, topic string, partition int32) []byte {
+	b = append(b, `{"topic":`...)
+	b = AppendString(b, topic, EscapeServer)
+	b = append(b, `,"partition":`...)
+	return appendInt(b, int64(partition))
+}
+
+// appendHeaders appends the elements of a headers array.
+func appendHeaders(b []byte, hs []transport.Header, e Escaping) []byte {
+	for i, h := range hs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"key":`...)
+		b = AppendString(b, h.Key, e)
+		b = append(b, `,"value":`...)
+		b = AppendString(b, h.Value, e)
+		b = append(b, '}')
+	}
+	return b
+}
+
+// AppendTopicPartitionOffset appends
+// {"topic":..,"partition":..,"offset":..}, as the server answers committed
+// and offsets.
+func AppendTopicPartitionOffset(b []byte, topic string, partition int32, offset int64) []byte {
+	b = appendTopicPartition(b, topic, partition)
+	b = append(b, `,"offset":`...)
+	b = appendInt(b, offset)
+	return append(b, '}')
+}
+
+// AppendTopicMessage appends m as one TopicMessage, as the client produces
+// it: what encoding/json makes of the TopicMessage (partition only when
+// m.ManualPartition, timestamp only when m.Time is set, key only when not
+// empty, headers only when there are some), minus its escaping of U+2028 and
+// U+2029. m must be valid: every string UTF-8 (EscapeClient).
+func AppendTopicMessage(b []byte, m *transport.Message) []byte {
+	b = append(b, `{"topic":`...)
+	b = AppendString(b, m.Topic, EscapeClient)
+	if m.ManualPartition {
+		b = append(b, `,"partition":`...)
+		b = appendInt(b, int64(m.Partition))
+	}
+	if !m.Time.IsZero() {
+		b = append(b, `,"timestamp":`...)
+		b = appendInt(b, m.Time.UnixMilli())
+	}
+	if m.Key != "" {
+		b = append(b, `,"key":`...)
+		b = AppendString(b, m.Key, EscapeClient)
+	}
+	b = append(b, `,"value":`...)
+	b = AppendString(b, m.Value, EscapeClient)
+	if len(m.Headers) > 0 {
+		b = append(b, `,"headers":[`...)
+		b = appendHeaders(b, m.Headers, EscapeClient)
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
