@@ -32,7 +32,7 @@ var memoryFeatures = rpctest.Features{
 
 // newMemory returns the embedded broker the suite runs against.
 func newMemory() *memory.Broker {
-	return memory.New(
+	b, err := memory.New(
 		memory.WithPartitions(memoryPartitions),
 		memory.WithMaxMessageBytes(memoryMaxMessageBytes),
 		// Members that keep the default must survive a slow machine; the
@@ -41,6 +41,10 @@ func newMemory() *memory.Broker {
 		// Small polls, so records arrive across several Polls.
 		memory.WithMaxPollRecords(7),
 	)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // TestMemoryTransport runs the conformance suite against the embedded broker.

@@ -88,28 +88,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (*username == "") != (*password == "") {
 		return errors.New("give both a username and a password, or neither")
 	}
-	if *partitions < 1 {
-		return fmt.Errorf("--partitions must be at least 1, got %d", *partitions)
-	}
-	if *maxMessage < 1 {
-		return fmt.Errorf("--max-message-bytes must be positive, got %d", *maxMessage)
-	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
+	// The broker validates its options; its error names the bad one.
+	broker, err := memory.New(
+		memory.WithPartitions(*partitions),
+		memory.WithAutoCreate(*autoCreate),
+		memory.WithMaxMessageBytes(*maxMessage),
+	)
+	if err != nil {
+		return fmt.Errorf("--partitions or --max-message-bytes: %w", err)
+	}
+	defer broker.Close()
 	topics, err := parseTopics(*topicsFlag, *partitions)
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, level)
-
-	broker := memory.New(
-		memory.WithPartitions(*partitions),
-		memory.WithAutoCreate(*autoCreate),
-		memory.WithMaxMessageBytes(*maxMessage),
-	)
-	defer broker.Close()
 	for _, t := range topics {
 		if err := broker.CreateTopic(t.name, t.partitions); err != nil {
 			return fmt.Errorf("--topics: %w", err)

@@ -62,11 +62,15 @@ type Broker struct {
 }
 
 // New returns a running broker configured by opts (see the With... options
-// for each default). It panics if a WithTopic option names an invalid topic.
-func New(opts ...Option) *Broker {
+// for each default). An option given a bad value (WithPartitions(20000), a
+// WithTopic with an invalid name...) makes it fail with an error naming the
+// option, wrapping transport.ErrInvalid.
+func New(opts ...Option) (*Broker, error) {
 	cfg := defaults()
 	for _, o := range opts {
-		o.apply(&cfg)
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	b := &Broker{
 		cfg:    cfg,
@@ -82,10 +86,10 @@ func New(opts ...Option) *Broker {
 			n = cfg.partitions
 		}
 		if err := b.CreateTopic(ts.name, n); err != nil {
-			panic(fmt.Sprintf("memory.New: WithTopic(%q, %d): %v", ts.name, ts.partitions, err))
+			return nil, fmt.Errorf("memory: WithTopic(%q, %d): %w", ts.name, ts.partitions, err)
 		}
 	}
-	return b
+	return b, nil
 }
 
 // validTopicName reports why name is not a valid Kafka topic name: 1 to 249

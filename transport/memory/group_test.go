@@ -547,7 +547,7 @@ func TestGroupsSorted(t *testing.T) {
 // stopped polling as soon as its session runs out, without new records or
 // other members' activity to trigger the check.
 func TestSessionTimeoutWhileOtherMemberBlocked(t *testing.T) {
-	b := New(WithPartitions(3))
+	b := newBroker(t, WithPartitions(3))
 	defer b.Close()
 	ctx := context.Background()
 	for i := range 30 {

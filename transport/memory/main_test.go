@@ -38,7 +38,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
-	f := &fixture{Broker: New(opts...), clock: &fakeClock{}, onBlock: map[*Consumer]func(){}}
+	f := &fixture{Broker: newBroker(t, opts...), clock: &fakeClock{}, onBlock: map[*Consumer]func(){}}
 	f.clock.ns.Store(time.Date(2025, 3, 11, 12, 0, 0, 0, time.UTC).UnixNano())
 	f.now = f.clock.now
 	f.Broker.onBlock = func(c *Consumer) {
@@ -155,4 +155,12 @@ func seq(from, to int64) []int64 {
 		out = append(out, i)
 	}
 	return out
+}
+
+// newBroker returns New(opts...), failing tb on an error.
+func newBroker(tb testing.TB, opts ...Option) *Broker {
+	tb.Helper()
+	b, err := New(opts...)
+	require.NoError(tb, err)
+	return b
 }

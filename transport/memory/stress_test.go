@@ -18,7 +18,7 @@ import (
 // tail reader and observers at once (meant for -race). Every record must
 // reach the group at least once and the tail exactly once, in order.
 func TestConcurrentStress(t *testing.T) {
-	b := New(WithTopic("s", 4), WithMaxPollRecords(17))
+	b := newBroker(t, WithTopic("s", 4), WithMaxPollRecords(17))
 	defer b.Close()
 	const producers, perProducer = 4, 2000
 	const total = producers * perProducer
