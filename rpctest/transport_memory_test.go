@@ -26,7 +26,9 @@ const (
 // memoryFeatures declares what the embedded broker made by newMemory does.
 var memoryFeatures = rpctest.Features{
 	Partitions:      memoryPartitions,
-	SessionTimeout:  true,
+	Heartbeat:       true,
+	MaxPollInterval: true,
+	OnRevoked:       true,
 	MaxMessageBytes: memoryMaxMessageBytes,
 }
 
@@ -36,8 +38,8 @@ func newMemory() *memory.Broker {
 		memory.WithPartitions(memoryPartitions),
 		memory.WithMaxMessageBytes(memoryMaxMessageBytes),
 		// Members that keep the default must survive a slow machine; the
-		// session-timeout case sets its own short one.
-		memory.WithSessionTimeout(30*time.Second),
+		// max-poll-interval case sets its own short one.
+		memory.WithMaxPollInterval(30*time.Second),
 		// Small polls, so records arrive across several Polls.
 		memory.WithMaxPollRecords(7),
 	)

@@ -43,7 +43,7 @@ func BenchmarkProducePoll(b *testing.B) {
 	br := newBroker(b, WithTopic("bench", 1))
 	defer br.Close()
 	ctx := context.Background()
-	c, err := br.Join(ctx, transport.Subscription{Group: "g", Topics: []string{"bench"}})
+	c, err := br.join(ctx, transport.Subscription{Group: "g", Topics: []string{"bench"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	defer br.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	server, err := br.Join(ctx, transport.Subscription{Group: "workers", Topics: []string{"requests"}})
+	server, err := br.join(ctx, transport.Subscription{Group: "workers", Topics: []string{"requests"}})
 	if err != nil {
 		b.Fatal(err)
 	}

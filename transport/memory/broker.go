@@ -360,24 +360,34 @@ func (b *Broker) Groups() []GroupInfo {
 	return out
 }
 
-// group returns the consumer group called name, creating it.
-func (b *Broker) group(name string) (*group, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return nil, errBrokerClosed
-	}
-	g := b.groups[name]
-	if g == nil {
-		g = &group{
-			name:    name,
-			members: make(map[string]*Consumer),
-			gone:    make(map[string]*Consumer),
-			parts:   make(map[*partition]*groupPart),
+// lockedGroup returns the consumer group called name, creating it, with
+// its mu held. A group deleted by its last member's leaving (see leftLocked)
+// is never reused: the caller gets a new one.
+func (b *Broker) lockedGroup(name string) (*group, error) {
+	for {
+		b.mu.Lock()
+		if b.closed.Load() {
+			b.mu.Unlock()
+			return nil, errBrokerClosed
 		}
-		b.groups[name] = g
+		g := b.groups[name]
+		if g == nil {
+			g = &group{
+				b:       b,
+				name:    name,
+				members: make(map[string]*Consumer),
+				gone:    make(map[string]*Consumer),
+				parts:   make(map[*partition]*groupPart),
+			}
+			b.groups[name] = g
+		}
+		b.mu.Unlock()
+		g.mu.Lock()
+		if !g.deleted {
+			return g, nil
+		}
+		g.mu.Unlock()
 	}
-	return g, nil
 }
 
 // Close shuts the broker down: every blocked Poll and Fetch returns an error

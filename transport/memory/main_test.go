@@ -91,7 +91,7 @@ func (f *fixture) blockedSignal(c *Consumer) <-chan struct{} {
 
 func (f *fixture) join(t testing.TB, s transport.Subscription) *Consumer {
 	t.Helper()
-	c, err := f.Join(context.Background(), s)
+	c, err := f.Broker.join(context.Background(), s)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c

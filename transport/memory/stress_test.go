@@ -48,7 +48,7 @@ func TestConcurrentStress(t *testing.T) {
 	}
 	// member reads as inst until run ends, or leaves after limit records.
 	member := func(inst string, limit int) {
-		c, err := b.Join(ctx, transport.Subscription{Group: "g", Instance: inst, Topics: []string{"s"}, Start: transport.StartEarliest})
+		c, err := b.join(ctx, transport.Subscription{Group: "g", Instance: inst, Topics: []string{"s"}, Start: transport.StartEarliest})
 		if !assert.NoError(t, err) {
 			return
 		}
