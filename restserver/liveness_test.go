@@ -75,3 +75,24 @@ func TestCommitPastLogEndIsReset(t *testing.T) {
 
 	assert.Equal(t, []string{"a", "b", "c"}, values(e.consume("g", "next", `{"topic":"t","timeout":1000}`, off...)))
 }
+
+// Instances that come and go (a process per request, rpc's reply and reader
+// groups over REST) used to leave their groups in the broker forever. A
+// group whose last instance is deleted or expires, and that committed
+// nothing, is gone; one with commits stays.
+func TestGroupsOfDeletedInstancesAreRemoved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("t", 1)}})
+	for _, g := range []string{"a", "b", "c"} {
+		e.consume(g, "i", `{"topic":"t","timeout":0}`, "Kafka-Enable-Auto-Commit", "false")
+		e.ok("POST", "/delete-consumer/"+g+"/i", "")
+	}
+	assert.Empty(t, e.broker.Groups())
+
+	e.consume("kept", "i", `{"topic":"t","timeout":0}`)
+	e.ok("POST", "/commit/kept/i", "")
+	e.ok("POST", "/delete-consumer/kept/i", "")
+	gs := e.broker.Groups()
+	require.Len(t, gs, 1)
+	assert.Equal(t, "kept", gs[0].Name)
+}

@@ -46,8 +46,8 @@ type Broker struct {
 	cfg  config
 	done chan struct{} // closed by Close
 
-	// Test seams, set before the broker is used: the clock for session
-	// timeouts and append times, and a hook run each time a Poll is about
+	// Test seams, set before the broker is used: the clock for max poll
+	// intervals and append times, and a hook run each time a Poll is about
 	// to block.
 	now     func() time.Time
 	onBlock func(*Consumer)
@@ -307,8 +307,9 @@ func (b *Broker) Committed(group, topic string, partition int32) (int64, error) 
 type GroupInfo struct {
 	// Name of the group.
 	Name string
-	// Members sorted by Instance; empty when every member has left (the
-	// group's committed offsets are kept).
+	// Members sorted by Instance; empty when every member has left a group
+	// that has committed offsets (a group without any is deleted when its
+	// last member leaves).
 	Members []MemberInfo
 }
 
@@ -325,8 +326,8 @@ type MemberInfo struct {
 }
 
 // Groups returns every consumer group the broker knows, sorted by name, with
-// its live members. Like a Poll, it first drops members whose session timed
-// out. The result is a copy.
+// its live members. Like a Poll, it first drops members that exceeded their
+// max poll interval. The result is a copy.
 func (b *Broker) Groups() []GroupInfo {
 	b.mu.Lock()
 	gs := make([]*group, 0, len(b.groups))

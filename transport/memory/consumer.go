@@ -59,7 +59,7 @@ type Consumer struct {
 	topics     []*topic // sorted by name
 	topicNames []string // the names of topics
 	start      transport.Start
-	session    time.Duration // reported only: an open member always heartbeats
+	session    time.Duration // kept for the record: an open member always heartbeats
 	maxPoll    time.Duration
 	onRevoked  func([]transport.TopicPartition)
 
@@ -499,8 +499,10 @@ func (c *Consumer) fence() {
 
 // Close stops the consumer: a member leaves its group at once, and the
 // group's other members take over its partitions from the committed
-// offsets; a blocked Poll returns an error wrapping transport.ErrClosed. It
-// is idempotent and returns nil.
+// offsets; a blocked Poll returns an error wrapping transport.ErrClosed.
+// When the last member leaves a group that has no committed offset, the
+// group is deleted (a later Subscribe starts it anew, by its Start). It is
+// idempotent and returns nil.
 func (c *Consumer) Close() error {
 	g := c.g
 	if g != nil {

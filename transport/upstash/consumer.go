@@ -127,25 +127,7 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 		return nil, err
 	}
 
-	c := &consumer{
-		t:           t,
-		key:         memberKey{s.Group, s.Instance},
-		topics:      topics,
-		header:      http.Header{},
-		consumePath: restPath("consume", s.Group, s.Instance),
-		commitPath:  restPath("commit", s.Group, s.Instance),
-		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
-	}
-	c.header.Set("Kafka-Enable-Auto-Commit", "false")
-	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
-	if s.SessionTimeout > 0 {
-		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
-	}
-	if s.MaxPollInterval > 0 {
-		c.header.Set("Kafka-Max-Poll-Interval-Ms", strconv.FormatInt(s.MaxPollInterval.Milliseconds(), 10))
-	}
-	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
-	c.stopped = make(chan struct{})
+	c := t.newConsumer(s, topics)
 
 	// Register first, so a concurrent Close deletes this instance too.
 	t.mu.Lock()
@@ -202,6 +184,31 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 	c.buf = msgs
 	c.mu.Unlock()
 	return c, nil
+}
+
+// newConsumer makes the consumer of a checked subscription, not yet
+// registered nor joined.
+func (t *Transport) newConsumer(s transport.Subscription, topics []string) *consumer {
+	c := &consumer{
+		t:           t,
+		key:         memberKey{s.Group, s.Instance},
+		topics:      topics,
+		header:      http.Header{},
+		consumePath: restPath("consume", s.Group, s.Instance),
+		commitPath:  restPath("commit", s.Group, s.Instance),
+		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
+		stopped:     make(chan struct{}),
+	}
+	c.header.Set("Kafka-Enable-Auto-Commit", "false")
+	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
+	if s.SessionTimeout > 0 {
+		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
+	}
+	if s.MaxPollInterval > 0 {
+		c.header.Set("Kafka-Max-Poll-Interval-Ms", strconv.FormatInt(s.MaxPollInterval.Milliseconds(), 10))
+	}
+	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	return c
 }
 
 func checkSubscription(s transport.Subscription) ([]string, error) {
