@@ -48,10 +48,11 @@ const (
 // member loses to a rebalance (a member joining or leaving) or with all of
 // them when it is dropped, never for Close or fencing. It runs in the
 // goroutine that caused the change (another member's Subscribe, Close or
-// Poll, or any call that notices an overdue member), with that group's lock
-// held and no other: it may call the broker's Produce, Fetch, Offsets and
-// the like, but must not Subscribe, Close, Poll or Commit members of the
-// same group, which would deadlock.
+// Poll, Commit or Groups, or any call that notices an overdue member), with
+// that group's lock held and no other: it may call the broker's Produce,
+// Fetch, Offsets, OffsetForTime and Topics, but must not call anything that
+// takes the same group (Subscribe to it, Committed of it, Groups, or any
+// method of its members), which would deadlock.
 type Consumer struct {
 	b          *Broker
 	g          *group // nil for a Tail reader
