@@ -7,10 +7,20 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
-// Backend is the broker behind a [Server]. The HTTP layer talks to it only
-// through this interface, so a backend for a real Kafka cluster can be added
-// without touching the HTTP code. [NewMemoryBackend] adapts the embedded
-// broker of package transport/memory.
+// Backend is the broker behind a [Server]: a [transport.Transport] plus the
+// admin calls the REST API needs (topic list, offsets, group-free fetch,
+// committed offsets). The HTTP layer talks to it only through this
+// interface, so a backend for a real Kafka cluster is a Kafka transport with
+// those calls added. [NewMemoryBackend] adapts the embedded broker of
+// package transport/memory.
+//
+// The Server produces with Produce (with the contract of
+// [transport.Transport.Produce]: all or none, ManualPartition honoured, zero
+// Time means now, unknown topics created only if the backend auto-creates)
+// and makes one consumer group member per REST consumer instance with
+// Subscribe, joined with Instance = the instance name (static membership).
+// Every Consumer that Subscribe returns must also implement [Member]; the
+// Server closes one that does not and answers 500.
 //
 // Implementations must be safe for concurrent use. Errors should wrap the
 // sentinels of package transport where they apply, because the server turns
@@ -23,55 +33,48 @@ import (
 // The server never closes its Backend: whoever made it closes it, after the
 // server.
 type Backend interface {
+	transport.Transport
+
 	// Topics returns every topic with its partition count.
 	Topics(ctx context.Context) (map[string]int32, error)
 
-	// Produce appends msgs in order and returns them with Partition,
-	// Offset and Time filled in, with the contract of
-	// [transport.Transport.Produce] (all or none; ManualPartition honoured;
-	// zero Time means now; unknown topics are created only if the backend
-	// auto-creates).
-	Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error)
-
-	// Fetch returns up to max records of one partition starting at offset,
-	// without a consumer group. When no record at or after offset exists
+	// Fetch returns up to max records of one partition starting at from,
+	// without a consumer group. When no record at or after from exists
 	// yet, it waits until one is appended or ctx ends (then it returns
 	// ctx.Err()).
-	Fetch(ctx context.Context, topic string, partition int32, offset int64, max int) ([]transport.Message, error)
+	Fetch(ctx context.Context, from transport.Offset, max int) ([]transport.Message, error)
 
-	// Offsets returns the first retained offset and the offset the next
-	// record will get (the high watermark).
-	Offsets(ctx context.Context, topic string, partition int32) (earliest, latest int64, err error)
+	// Offsets returns the first retained offset of a partition and the
+	// offset the next record will get (the high watermark).
+	Offsets(ctx context.Context, tp transport.TopicPartition) (earliest, latest int64, err error)
 
-	// OffsetForTime returns the earliest offset whose record time is at or
-	// after t.
-	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
+	// OffsetForTime returns the earliest offset of a partition whose record
+	// time is at or after t.
+	OffsetForTime(ctx context.Context, tp transport.TopicPartition, t time.Time) (int64, error)
 
-	// Committed returns the offset group committed for the partition, or
-	// -1 if it has none.
-	Committed(ctx context.Context, group, topic string, partition int32) (int64, error)
-
-	// Join makes a consumer group member, with the contract of
-	// [transport.Transport.Subscribe]: when Join returns the member's
-	// starting positions are fixed, and a second member with the same
-	// Instance replaces (fences) the first.
-	Join(ctx context.Context, s transport.Subscription) (Member, error)
+	// Committed returns the offset group committed for a partition, or -1
+	// if it has none.
+	Committed(ctx context.Context, group string, tp transport.TopicPartition) (int64, error)
 }
 
-// Member is one consumer group member made by [Backend.Join]. The server uses
-// one Member per REST consumer instance and never calls Poll concurrently on
-// one Member; CommitOffsets, CommitPositions and Assignment may run
+// Member is what a REST consumer instance needs of its group member: a
+// [transport.Consumer] plus the REST API's own commits. The server never
+// calls Poll concurrently on one Member; the other methods may run
 // concurrently with Poll.
+//
+// Liveness is the member's own business, as for any transport.Consumer: it
+// heartbeats while open (Subscription.SessionTimeout, from the instance's
+// Kafka-Session-Timeout-Ms) and is dropped when it does not Poll for
+// Subscription.MaxPollInterval; its next Poll rejoins. A commit by a dropped
+// member must fail with an error wrapping [transport.ErrNotAssigned].
 type Member interface {
-	// Poll waits until records are available on the member's partitions
-	// and returns them, advancing the member's positions past them. It may
-	// return an empty slice and nil error before ctx ends; it returns
-	// ctx.Err() when ctx ends first.
-	Poll(ctx context.Context) ([]transport.Message, error)
+	transport.Consumer
 
 	// CommitOffsets stores the offsets exactly as given as the group's
-	// committed offsets (the next offset to read, in Kafka's meaning).
-	CommitOffsets(ctx context.Context, offsets ...TopicPartitionOffset) error
+	// committed offsets (the next offset to read, in Kafka's meaning). An
+	// offset past the end of its partition is stored; the partition's next
+	// owner resets it by its Subscription.Start, as Kafka does.
+	CommitOffsets(ctx context.Context, offsets ...transport.Offset) error
 
 	// CommitPositions commits the member's current positions: the offsets
 	// after the last records Poll returned.
@@ -79,14 +82,4 @@ type Member interface {
 
 	// Assignment returns the partitions the member owns now, by topic.
 	Assignment() map[string][]int32
-
-	// Close leaves the group at once without committing. Idempotent.
-	Close() error
-}
-
-// TopicPartitionOffset names an offset in one partition of a topic.
-type TopicPartitionOffset struct {
-	Topic     string
-	Partition int32
-	Offset    int64
 }

@@ -34,6 +34,23 @@ import (
 // auto-commit, the positions reached by the earlier consumes are committed;
 // they are committed too when the instance is deleted, expires or the server
 // closes.
+//
+// Liveness, in three layers, as in Upstash where each instance is a Kafka
+// client inside the REST server:
+//   - The instance's group member heartbeats by itself while the instance
+//     exists, with Kafka-Session-Timeout-Ms as its session timeout: a REST
+//     client that consumes every 400 ms with a 300 ms session keeps its
+//     partitions and its commits count. (The REST client cannot heartbeat
+//     for the member, nor would it need to.)
+//   - The member is dropped as stuck when the instance does not consume for
+//     its max poll interval (Kafka-Max-Poll-Interval-Ms, an extension of
+//     this server; default the backend's, 5 minutes as in Kafka). Its
+//     partitions go to the other members; a commit then fails with 400
+//     naming the cause, and the next consume rejoins and reads again from
+//     the committed offsets.
+//   - An instance with no request at all (consume, commit, committed) for
+//     the instance expiry (WithInstanceExpiry, default 5 minutes) is closed:
+//     any request is a heartbeat of the REST client.
 
 const (
 	defaultConsumeTimeout   = 1000 * time.Millisecond
@@ -51,6 +68,7 @@ type consumerConfig struct {
 	autoCommitInterval time.Duration
 	reset              string // earliest, latest or none
 	sessionTimeout     time.Duration
+	maxPollInterval    time.Duration // 0: the backend's default
 }
 
 func parseConsumerConfig(h http.Header) (consumerConfig, error) {
@@ -91,6 +109,13 @@ func parseConsumerConfig(h http.Header) (consumerConfig, error) {
 			return c, badRequest(fmt.Sprintf("Kafka-Session-Timeout-Ms must be a positive number of milliseconds, got %q", v))
 		}
 		c.sessionTimeout = time.Duration(ms) * time.Millisecond
+	}
+	if v := strings.TrimSpace(h.Get("Kafka-Max-Poll-Interval-Ms")); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 {
+			return c, badRequest(fmt.Sprintf("Kafka-Max-Poll-Interval-Ms must be a positive number of milliseconds, got %q", v))
+		}
+		c.maxPollInterval = time.Duration(ms) * time.Millisecond
 	}
 	return c, nil
 }
@@ -239,11 +264,12 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 
 func (s *Server) join(ctx context.Context, in *instance, topics []string) (Member, error) {
 	sub := transport.Subscription{
-		Group:          in.key.group,
-		Instance:       in.key.name,
-		Topics:         topics,
-		Start:          transport.StartLatest,
-		SessionTimeout: in.cfg.sessionTimeout,
+		Group:           in.key.group,
+		Instance:        in.key.name,
+		Topics:          topics,
+		Start:           transport.StartLatest,
+		SessionTimeout:  in.cfg.sessionTimeout,
+		MaxPollInterval: in.cfg.maxPollInterval,
 	}
 	if in.cfg.reset == "earliest" {
 		sub.Start = transport.StartEarliest
@@ -255,7 +281,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			return nil, err
 		}
 	}
-	m, err := s.backend.Join(ctx, sub)
+	m, err := s.subscribe(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +291,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 		// later by a rebalance start at the latest offset.)
 		for topic, parts := range m.Assignment() {
 			for _, p := range parts {
-				off, err := s.backend.Committed(ctx, in.key.group, topic, p)
+				off, err := s.backend.Committed(ctx, in.key.group, transport.TopicPartition{Topic: topic, Partition: p})
 				if err == nil && off < 0 {
 					err = errorf(http.StatusBadRequest,
 						"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d",
@@ -282,6 +308,20 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	return m, nil
 }
 
+// subscribe joins the backend's group as a Member.
+func (s *Server) subscribe(ctx context.Context, sub transport.Subscription) (Member, error) {
+	c, err := s.backend.Subscribe(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := c.(Member)
+	if !ok {
+		_ = c.Close()
+		return nil, fmt.Errorf("restserver: the backend's consumer %T does not implement restserver.Member", c)
+	}
+	return m, nil
+}
+
 // requireSomeCommitted fails with 400 when group has no committed offset on
 // any partition of topics (all of which exist).
 func (s *Server) requireSomeCommitted(ctx context.Context, group string, topics []string) error {
@@ -295,7 +335,7 @@ func (s *Server) requireSomeCommitted(ctx context.Context, group string, topics 
 			return nil // let Join report (or create) it
 		}
 		for p := range n {
-			off, err := s.backend.Committed(ctx, group, t, p)
+			off, err := s.backend.Committed(ctx, group, transport.TopicPartition{Topic: t, Partition: p})
 			if err != nil {
 				return err
 			}
@@ -464,12 +504,12 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 	if err != nil {
 		return err
 	}
-	offs := make([]TopicPartitionOffset, len(tps))
+	offs := make([]transport.Offset, len(tps))
 	for i, tp := range tps {
 		if err := validateTopicPartition(&tp, true); err != nil {
 			return err
 		}
-		offs[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
+		offs[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
 	}
 	in, _, err := s.acquireInstance(instanceKey{seg[1], seg[2]}, r, false)
 	if err != nil {
@@ -489,6 +529,11 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 		err = m.CommitPositions(ctx)
 	} else {
 		err = m.CommitOffsets(ctx, offs...)
+	}
+	if errors.Is(err, transport.ErrNotAssigned) {
+		// Never a silent Success: say why, and how to go on.
+		return errorf(http.StatusBadRequest, "commit by consumer instance %q of group %q refused, nothing committed: %w (a consume rejoins the group; then records are read again from the committed offsets)",
+			in.key.name, in.key.group, err)
 	}
 	if err != nil {
 		return err
@@ -547,16 +592,16 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	}
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
-	out := make([]TopicPartitionOffset, len(tps))
+	out := make([]transport.Offset, len(tps))
 	for i, tp := range tps {
 		if err := validateTopicPartition(&tp, false); err != nil {
 			return err
 		}
-		off, err := s.backend.Committed(ctx, key.group, tp.Topic, *tp.Partition)
+		off, err := s.backend.Committed(ctx, key.group, transport.TopicPartition{Topic: tp.Topic, Partition: *tp.Partition})
 		if err != nil {
 			return err
 		}
-		out[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
+		out[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
 	}
 	writeOffsets(w, out)
 	return nil
@@ -751,7 +796,7 @@ func (s *Server) metadataTimeout(r *http.Request) (time.Duration, error) {
 	return max(d, time.Millisecond), nil
 }
 
-func writeOffsets(w http.ResponseWriter, out []TopicPartitionOffset) {
+func writeOffsets(w http.ResponseWriter, out []transport.Offset) {
 	b := getBuf()
 	defer putBuf(b)
 	*b = append(*b, '[')

@@ -52,6 +52,23 @@
 // Kafka-Auto-Offset-Reset "none" answers 400 when the group has no committed
 // offset for a partition the new instance starts with.
 //
+// Liveness of an instance: its group member heartbeats by itself while the
+// instance exists (Kafka-Session-Timeout-Ms is that member's session
+// timeout, as for the Kafka client inside an Upstash REST server), so a
+// client that consumes less often than its session timeout keeps its
+// partitions and its commits count. A member that does not consume for its
+// max poll interval (Kafka-Max-Poll-Interval-Ms, an extension of this
+// server; default the backend's, 5 minutes) is dropped as stuck: its
+// partitions go to the other instances, a commit then answers 400 saying
+// so (never a silent Success), and the next consume rejoins. Any request
+// naming the instance keeps it from expiring ([WithInstanceExpiry]).
+//
+// A committed offset past the end of its partition is stored, as Kafka
+// stores it; the partition's next owner starts by its
+// Kafka-Auto-Offset-Reset (earliest or latest) instead of waiting there, as
+// Kafka's auto.offset.reset does. Groups whose last instance has gone and
+// that committed nothing are removed from the embedded broker.
+//
 // A consume naming a different set of topics than its instance reads
 // re-subscribes it, as KafkaConsumer.subscribe() replaces a subscription: the
 // instance commits its positions (if auto-commit is on), leaves the group

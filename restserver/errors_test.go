@@ -191,7 +191,8 @@ func TestAuthOffAndSeveralCredentials(t *testing.T) {
 
 func TestNewValidatesOptions(t *testing.T) {
 	t.Parallel()
-	b := memory.New()
+	b, err := memory.New()
+	require.NoError(t, err)
 	defer b.Close()
 	backend := restserver.NewMemoryBackend(b)
 	tests := []struct {
@@ -215,7 +216,7 @@ func TestNewValidatesOptions(t *testing.T) {
 			assert.Contains(t, err.Error(), "restserver: invalid option")
 		})
 	}
-	_, err := restserver.New(nil)
+	_, err = restserver.New(nil)
 	require.Error(t, err)
 }
 
@@ -264,7 +265,8 @@ func TestCredentialsNeverLogged(t *testing.T) {
 
 func TestServeAndShutdown(t *testing.T) {
 	t.Parallel()
-	b := memory.New(memory.WithTopic("t", 1))
+	b, err := memory.New(memory.WithTopic("t", 1))
+	require.NoError(t, err)
 	defer b.Close()
 	srv, err := restserver.New(restserver.NewMemoryBackend(b), restserver.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)

@@ -15,7 +15,10 @@ import (
 // An Upstash-compatible server over the embedded broker: produce with the
 // SDK's request shape, then consume it back.
 func Example() {
-	broker := memory.New(memory.WithTopic("greetings", 1), memory.WithAutoCreate(false))
+	broker, err := memory.New(memory.WithTopic("greetings", 1), memory.WithAutoCreate(false))
+	if err != nil {
+		panic(err)
+	}
 	defer broker.Close()
 	srv, err := restserver.New(restserver.NewMemoryBackend(broker),
 		restserver.WithCredentials("user", "secret"),

@@ -52,7 +52,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	if len(list) == 0 {
 		return badRequest("nothing to fetch: give topic, partition and offset, or topicPartitionOffsets")
 	}
-	tpos := make([]TopicPartitionOffset, len(list))
+	tpos := make([]transport.Offset, len(list))
 	for i, tp := range list {
 		if tp.Partition == nil {
 			tp.Partition = new(int32)
@@ -63,7 +63,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 		if err := validateTopicPartition(&tp, true); err != nil {
 			return err
 		}
-		tpos[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
+		tpos[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
 	}
 	msgs, err := s.fetch(r, tpos, timeout)
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	return nil
 }
 
-func (s *Server) fetch(r *http.Request, tpos []TopicPartitionOffset, timeout time.Duration) ([]transport.Message, error) {
+func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Duration) ([]transport.Message, error) {
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
 	defer cancel()
 	results := make([][]transport.Message, len(tpos))
@@ -81,13 +81,13 @@ func (s *Server) fetch(r *http.Request, tpos []TopicPartitionOffset, timeout tim
 	// First pass: read what is there now, without waiting.
 	for i := range tpos {
 		t := &tpos[i]
-		earliest, latest, err := s.backend.Offsets(ctx, t.Topic, t.Partition)
+		earliest, latest, err := s.backend.Offsets(ctx, transport.TopicPartition{Topic: t.Topic, Partition: t.Partition})
 		if err != nil {
 			return nil, err
 		}
 		t.Offset = max(t.Offset, earliest)
 		if t.Offset < latest {
-			if results[i], err = s.backend.Fetch(ctx, t.Topic, t.Partition, t.Offset, s.cfg.fetchMaxRecords); err != nil {
+			if results[i], err = s.backend.Fetch(ctx, *t, s.cfg.fetchMaxRecords); err != nil {
 				return nil, err
 			}
 			ready = ready || len(results[i]) > 0
@@ -108,14 +108,14 @@ func (s *Server) fetch(r *http.Request, tpos []TopicPartitionOffset, timeout tim
 // waitFetch waits on every partition at once until the first has data (the
 // others' fetches are then canceled, keeping what they already got) or
 // timeout passes.
-func (s *Server) waitFetch(r *http.Request, tpos []TopicPartitionOffset, results [][]transport.Message, timeout time.Duration) error {
+func (s *Server) waitFetch(r *http.Request, tpos []transport.Offset, results [][]transport.Message, timeout time.Duration) error {
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(tpos))
 	for i, t := range tpos {
 		wg.Go(func() {
-			msgs, err := s.backend.Fetch(ctx, t.Topic, t.Partition, t.Offset, s.cfg.fetchMaxRecords)
+			msgs, err := s.backend.Fetch(ctx, t, s.cfg.fetchMaxRecords)
 			switch {
 			case len(msgs) > 0:
 				results[i] = msgs
@@ -190,7 +190,7 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 	}
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
-	out := make([]TopicPartitionOffset, len(tps))
+	out := make([]transport.Offset, len(tps))
 	for i, tp := range tps {
 		if err := validateTopicPartition(&tp, false); err != nil {
 			return err
@@ -199,7 +199,7 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 		if err != nil {
 			return err
 		}
-		out[i] = TopicPartitionOffset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
+		out[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
 	}
 	writeOffsets(w, out)
 	return nil
@@ -208,11 +208,11 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 func (s *Server) offsetOf(ctx context.Context, which string, at time.Time, topic string, p int32) (int64, error) {
 	switch which {
 	case "earliest", "latest":
-		earliest, latest, err := s.backend.Offsets(ctx, topic, p)
+		earliest, latest, err := s.backend.Offsets(ctx, transport.TopicPartition{Topic: topic, Partition: p})
 		if which == "earliest" {
 			return earliest, err
 		}
 		return latest, err
 	}
-	return s.backend.OffsetForTime(ctx, topic, p, at)
+	return s.backend.OffsetForTime(ctx, transport.TopicPartition{Topic: topic, Partition: p}, at)
 }

@@ -47,8 +47,9 @@ const fuzzMaxTimeout = 5 * time.Millisecond
 
 func newFuzzEnv(f *testing.F, opts ...restserver.Option) *fuzzEnv {
 	f.Helper()
-	b := memory.New(memory.WithTopic("t", 2), memory.WithTopic("u", 1), memory.WithAutoCreate(false),
+	b, err := memory.New(memory.WithTopic("t", 2), memory.WithTopic("u", 1), memory.WithAutoCreate(false),
 		memory.WithRetention(64, 0), memory.WithMaxPollRecords(8))
+	require.NoError(f, err)
 	srv, err := restserver.New(restserver.NewMemoryBackend(b), append([]restserver.Option{
 		restserver.WithLogger(slog.New(slog.DiscardHandler)),
 		restserver.WithCredentials(testUser, testPass),

@@ -46,7 +46,8 @@ type envConfig struct {
 // a discarding logger, and the given broker and server options.
 func newEnv(t testing.TB, c envConfig) *env {
 	t.Helper()
-	b := memory.New(c.broker...)
+	b, err := memory.New(c.broker...)
+	require.NoError(t, err)
 	var backend restserver.Backend = restserver.NewMemoryBackend(b)
 	if c.wrap != nil {
 		backend = c.wrap(backend)

@@ -36,8 +36,9 @@ var slowTimeouts = restserver.Timeouts{
 // ends and returns the address.
 func serveOnLoopback(t *testing.T, opts ...restserver.Option) (addr string, srv *restserver.Server) {
 	t.Helper()
-	b := memory.New(memory.WithTopic("t", 1))
-	srv, err := restserver.New(restserver.NewMemoryBackend(b), append([]restserver.Option{
+	b, err := memory.New(memory.WithTopic("t", 1))
+	require.NoError(t, err)
+	srv, err = restserver.New(restserver.NewMemoryBackend(b), append([]restserver.Option{
 		restserver.WithLogger(slog.New(slog.DiscardHandler)), restserver.WithCredentials(testUser, testPass),
 	}, opts...)...)
 	require.NoError(t, err)
@@ -220,7 +221,8 @@ func TestHeadersOverLimitAreRefused(t *testing.T) {
 
 func TestTimeoutsValidation(t *testing.T) {
 	t.Parallel()
-	b := memory.New()
+	b, err := memory.New()
+	require.NoError(t, err)
 	defer b.Close()
 	backend := restserver.NewMemoryBackend(b)
 	quiet := restserver.WithLogger(slog.New(slog.DiscardHandler))

@@ -57,7 +57,10 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 }
 
 func BenchmarkCall(b *testing.B) {
-	br := memory.New(memory.WithPartitions(4))
+	br, err := memory.New(memory.WithPartitions(4))
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer br.Close()
 	c := benchServer(b, br)
 	ctx := context.Background()
@@ -80,7 +83,10 @@ func BenchmarkCall(b *testing.B) {
 func BenchmarkCallParallel(b *testing.B) {
 	for _, callers := range []int{16, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			br := memory.New(memory.WithPartitions(4))
+			br, err := memory.New(memory.WithPartitions(4))
+			if err != nil {
+				b.Fatal(err)
+			}
 			defer br.Close()
 			c := benchServer(b, br)
 			ctx := context.Background()
@@ -135,7 +141,10 @@ func rawEcho(b *testing.B, br *memory.Broker) {
 }
 
 func BenchmarkRawRoundTrip(b *testing.B) {
-	br := memory.New(memory.WithPartitions(4))
+	br, err := memory.New(memory.WithPartitions(4))
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer br.Close()
 	rawEcho(b, br)
 	ctx := context.Background()
@@ -166,7 +175,10 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 }
 
 func BenchmarkRawRoundTripParallel(b *testing.B) {
-	br := memory.New(memory.WithPartitions(4))
+	br, err := memory.New(memory.WithPartitions(4))
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer br.Close()
 	rawEcho(b, br)
 	ctx := context.Background()

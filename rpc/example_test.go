@@ -31,7 +31,10 @@ func serve(s *rpc.Server) (stop func()) {
 }
 
 func ExampleHandle() {
-	b := memory.New()
+	b, err := memory.New()
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
 
 	s, err := rpc.NewServer(b, rpc.WithName("reports-worker"), quiet)
@@ -57,7 +60,10 @@ func ExampleHandle() {
 }
 
 func ExampleCall() {
-	b := memory.New()
+	b, err := memory.New()
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
 
 	s, _ := rpc.NewServer(b, rpc.WithName("reports-worker"), quiet)
@@ -77,7 +83,10 @@ func ExampleCall() {
 }
 
 func ExampleClient_Notify() {
-	b := memory.New()
+	b, err := memory.New()
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
 
 	got := make(chan string)
@@ -98,7 +107,10 @@ func ExampleClient_Notify() {
 }
 
 func ExampleClient_Send() {
-	b := memory.New()
+	b, err := memory.New()
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
 
 	s, _ := rpc.NewServer(b, rpc.WithName("reports-worker"), quiet)

@@ -65,7 +65,8 @@ func TestBadOptionsAreNamed(t *testing.T) {
 
 func newBroker(t *testing.T) *memory.Broker {
 	t.Helper()
-	b := memory.New()
+	b, err := memory.New()
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	return b
 }

@@ -18,7 +18,8 @@ import (
 // (here: every poll returns each record twice) must not let the watermark
 // pass it: its offset is committed only after the reply.
 func TestDuplicateDeliveryDoesNotCommitRunningWork(t *testing.T) {
-	b := memory.New()
+	b, err := memory.New()
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	ft := rpctest.Faulty(b, rpctest.Faults{PollDuplicate: 1})
 	entered, release := make(chan struct{}, 4), make(chan struct{})
@@ -55,7 +56,8 @@ func TestDuplicateDeliveryDoesNotCommitRunningWork(t *testing.T) {
 
 // A handler returning a nil *rpc.Error (the typed-nil mistake) succeeds.
 func TestTypedNilErrorIsNoError(t *testing.T) {
-	b := memory.New()
+	b, err := memory.New()
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	s, err := rpc.NewServer(b, rpc.WithName("srv"), quiet)
 	require.NoError(t, err)
@@ -71,7 +73,8 @@ func TestTypedNilErrorIsNoError(t *testing.T) {
 
 // A panicking middleware is recovered like a panicking handler.
 func TestMiddlewarePanicRecovered(t *testing.T) {
-	b := memory.New()
+	b, err := memory.New()
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	boom := func(next rpc.HandlerFunc) rpc.HandlerFunc {
 		return func(ctx context.Context, r *rpc.Request) (any, error) {
@@ -96,8 +99,9 @@ func TestMiddlewarePanicRecovered(t *testing.T) {
 // When the dead-letter topic cannot be written (no auto-create), the caller
 // still gets its error reply.
 func TestErrorReplyWithoutDeadLetterTopic(t *testing.T) {
-	b := memory.New(memory.WithAutoCreate(false), memory.WithTopic("strict", 1), memory.WithTopic("cli.replies", 1),
+	b, err := memory.New(memory.WithAutoCreate(false), memory.WithTopic("strict", 1), memory.WithTopic("cli.replies", 1),
 		memory.WithTopic("srv.handled", 1))
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	s, err := rpc.NewServer(b, rpc.WithName("srv"), quiet)
 	require.NoError(t, err)

@@ -51,8 +51,15 @@ type Faults struct {
 
 	// AbandonOnClose makes Consumer.Close leave the member in its group
 	// without leaving, as a crashed process does: its partitions move only
-	// when the group's session timeout drops it.
+	// when the group drops it. A transport whose open members heartbeat by
+	// themselves (the embedded broker, a REST instance inside kafka-rest)
+	// drops it only after its max poll interval: set MaxPollInterval too.
 	AbandonOnClose bool
+
+	// MaxPollInterval, when not zero, is set as Subscription.MaxPollInterval
+	// of every member whose subscription leaves it zero, so an abandoned
+	// member that stops polling is dropped quickly.
+	MaxPollInterval time.Duration
 }
 
 // FaultStats counts the faults a FaultyTransport injected.
@@ -173,6 +180,9 @@ func (ft *FaultyTransport) Produce(ctx context.Context, msgs ...transport.Messag
 
 // Subscribe implements transport.Transport; the consumer has poll faults.
 func (ft *FaultyTransport) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
+	if s.MaxPollInterval == 0 {
+		s.MaxPollInterval = ft.f.MaxPollInterval
+	}
 	c, err := ft.t.Subscribe(ctx, s)
 	if err != nil {
 		return nil, err

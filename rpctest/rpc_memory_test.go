@@ -10,7 +10,10 @@ import (
 
 func TestRPCMemory(t *testing.T) {
 	rpctest.TestRPC(t, func(t testing.TB, n int) []transport.Transport {
-		b := memory.New(memory.WithPartitions(3))
+		b, err := memory.New(memory.WithPartitions(3))
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { _ = b.Close() })
 		out := make([]transport.Transport, n)
 		for i := range out {
@@ -21,7 +24,10 @@ func TestRPCMemory(t *testing.T) {
 }
 
 func memoryTransports(t testing.TB, n int) []transport.Transport {
-	b := memory.New(memory.WithPartitions(3))
+	b, err := memory.New(memory.WithPartitions(3))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = b.Close() })
 	out := make([]transport.Transport, n)
 	for i := range out {

@@ -17,8 +17,9 @@ import (
 // Features says what a transport under test can do, so that [TestTransport]
 // skips (with t.Skip and the reason) only the cases the transport declares it
 // cannot run; every other case must pass. The zero value declares a
-// transport whose auto-created topics have one partition, that ignores
-// Subscription.SessionTimeout and that has no record size limit.
+// transport whose auto-created topics have one partition, that keeps no
+// liveness rules the suite can check, never calls Subscription.OnRevoked
+// and has no record size limit.
 type Features struct {
 	// Partitions is the partition count of the topics the transport creates
 	// on first use. Cases about how keys and group members share partitions
@@ -28,11 +29,22 @@ type Features struct {
 	// be refused with ErrInvalid.
 	Partitions int
 
-	// SessionTimeout says the transport honours Subscription.SessionTimeout:
-	// a member that stops polling for longer is dropped and its partitions
-	// go to the other members. The suite then subscribes with
-	// [ShortSessionTimeout]. False (the zero value) skips that case.
-	SessionTimeout bool
+	// Heartbeat says an open member stays alive by itself: one that does
+	// not poll for several times its Subscription.SessionTimeout
+	// ([ShortSessionTimeout]), but for less than its MaxPollInterval, keeps
+	// its partitions and can commit them. False skips that case.
+	Heartbeat bool
+
+	// MaxPollInterval says the transport honours
+	// Subscription.MaxPollInterval: a member that does not poll for longer
+	// ([ShortMaxPollInterval]) is dropped, its partitions go to the other
+	// members from the committed offsets, and its own later Commit fails
+	// with ErrNotAssigned. False skips that case.
+	MaxPollInterval bool
+
+	// OnRevoked says the transport calls Subscription.OnRevoked with the
+	// partitions a rebalance takes from a member. False skips that case.
+	OnRevoked bool
 
 	// MaxMessageBytes is the transport's limit on one record. The suite
 	// produces a record whose Value alone is MaxMessageBytes+1 bytes and
@@ -58,8 +70,12 @@ const (
 	CaseTimeout = 10 * time.Second
 
 	// ShortSessionTimeout is the Subscription.SessionTimeout of the member
-	// that stops polling in the session-timeout case.
+	// that stops polling in the heartbeat case.
 	ShortSessionTimeout = 300 * time.Millisecond
+
+	// ShortMaxPollInterval is the Subscription.MaxPollInterval of the
+	// member that stops polling in the max-poll-interval case.
+	ShortMaxPollInterval = 300 * time.Millisecond
 
 	// waitTimeout bounds how long a case waits for records it expects, or
 	// for a blocked call to return once it should.
@@ -152,7 +168,9 @@ var transportCases = []transportCase{
 	{name: "CommitAndResume", run: testCommitAndResume},
 	{name: "CommitNotOwned", needs: needsPartitions, run: testCommitNotOwned},
 	{name: "RedeliveryAfterClose", needs: needsPartitions, run: testRedeliveryAfterClose},
-	{name: "RedeliveryAfterSessionTimeout", needs: needsSessionTimeout, run: testRedeliveryAfterSessionTimeout},
+	{name: "HeartbeatKeepsBusyMember", needs: needsFeature("Heartbeat", func(f Features) bool { return f.Heartbeat }), run: testHeartbeat},
+	{name: "RedeliveryAfterMaxPollInterval", needs: needsFeature("MaxPollInterval", func(f Features) bool { return f.MaxPollInterval }), run: testRedeliveryAfterMaxPollInterval},
+	{name: "OnRevokedOnRebalance", needs: needsFeature("OnRevoked", func(f Features) bool { return f.OnRevoked }), run: testOnRevoked},
 	{name: "FencedByNewInstance", run: testFencing},
 
 	// Poll.
@@ -179,14 +197,18 @@ func needsPartitions(f Features) string {
 	return ""
 }
 
-func needsSessionTimeout(f Features) string {
-	if f.partitions() < 2 {
-		return fmt.Sprintf("needs Features.Partitions >= 2 (have %d)", f.Partitions)
+// needsFeature returns a needs function for a case about a group rule: it
+// wants 2 partitions or more and the feature called name.
+func needsFeature(name string, has func(Features) bool) func(Features) string {
+	return func(f Features) string {
+		if f.partitions() < 2 {
+			return fmt.Sprintf("needs Features.Partitions >= 2 (have %d)", f.Partitions)
+		}
+		if !has(f) {
+			return fmt.Sprintf("transport does not declare Features.%s", name)
+		}
+		return ""
 	}
-	if !f.SessionTimeout {
-		return "transport does not honour Subscription.SessionTimeout (Features.SessionTimeout is false)"
-	}
-	return ""
 }
 
 func needsMaxMessageBytes(f Features) string {

@@ -192,21 +192,21 @@ func testRedeliveryAfterClose(t *testing.T, e *tenv) {
 	})
 }
 
-// A member that stops polling for longer than its SessionTimeout is dropped:
-// its partitions go to the other member from the committed offsets, and its
-// own later Commit of them fails with ErrNotAssigned.
-func testRedeliveryAfterSessionTimeout(t *testing.T, e *tenv) {
-	a, rest := redeliveryScenario(t, e, transport.Subscription{SessionTimeout: ShortSessionTimeout}, func(transport.Consumer) {
+// A member that stops polling for longer than its MaxPollInterval is
+// dropped: its partitions go to the other member from the committed offsets,
+// and its own later Commit of them fails with ErrNotAssigned.
+func testRedeliveryAfterMaxPollInterval(t *testing.T, e *tenv) {
+	a, rest := redeliveryScenario(t, e, transport.Subscription{MaxPollInterval: ShortMaxPollInterval}, func(transport.Consumer) {
 		// a just stops polling.
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	err := a.Commit(ctx, rest...)
-	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit by a member dropped after its session timeout")
+	require.ErrorIs(t, err, transport.ErrNotAssigned, "Commit by a member dropped after its max poll interval")
 }
 
 // redeliveryScenario runs the redelivery cases: members a (with aSub's
-// SessionTimeout) and b share a topic and read all of it; b commits all it
+// liveness settings) and b share a topic and read all of it; b commits all it
 // read, a commits the first record of each of its partitions; then leave(a)
 // makes a go away and b must receive exactly a's uncommitted records, which
 // are returned with a.

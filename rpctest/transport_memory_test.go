@@ -26,21 +26,27 @@ const (
 // memoryFeatures declares what the embedded broker made by newMemory does.
 var memoryFeatures = rpctest.Features{
 	Partitions:      memoryPartitions,
-	SessionTimeout:  true,
+	Heartbeat:       true,
+	MaxPollInterval: true,
+	OnRevoked:       true,
 	MaxMessageBytes: memoryMaxMessageBytes,
 }
 
 // newMemory returns the embedded broker the suite runs against.
 func newMemory() *memory.Broker {
-	return memory.New(
+	b, err := memory.New(
 		memory.WithPartitions(memoryPartitions),
 		memory.WithMaxMessageBytes(memoryMaxMessageBytes),
 		// Members that keep the default must survive a slow machine; the
-		// session-timeout case sets its own short one.
-		memory.WithSessionTimeout(30*time.Second),
+		// max-poll-interval case sets its own short one.
+		memory.WithMaxPollInterval(30*time.Second),
 		// Small polls, so records arrive across several Polls.
 		memory.WithMaxPollRecords(7),
 	)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // TestMemoryTransport runs the conformance suite against the embedded broker.

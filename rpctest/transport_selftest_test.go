@@ -48,6 +48,10 @@ func TestSuiteCatchesBrokenTransports(t *testing.T) {
 		{"commit-not-owned-partially", "CommitNotOwned"},
 		{"commit-not-owned-succeeds", "CommitNotOwned"},
 		{"fenced-reported-as-closed", "FencedByNewInstance"},
+		{"busy-member-dropped-after-session", "HeartbeatKeepsBusyMember"},
+		{"max-poll-interval-ignored", "RedeliveryAfterMaxPollInterval"},
+		{"on-revoked-never-called", "OnRevokedOnRebalance"},
+		{"on-revoked-called-on-close", "OnRevokedOnRebalance"},
 		{"cancelled-poll-drops-records", "CancelledPollLosesNothing"},
 		{"consumer-closed-error-not-wrapped", "ConsumerClose"},
 		{"transport-close-fails-twice", "TransportClose"},
@@ -151,12 +155,19 @@ func (b *brokenTransport) Subscribe(ctx context.Context, s transport.Subscriptio
 		s.Start = transport.StartEarliest
 	case b.fault == "subscribe-accepts-no-group" && s.Group == "":
 		s.Group = "made-up"
+	case b.fault == "busy-member-dropped-after-session" && s.SessionTimeout > 0:
+		// Only Poll counts as liveness, as before issue 13.
+		s.MaxPollInterval = s.SessionTimeout
+	case b.fault == "max-poll-interval-ignored":
+		s.MaxPollInterval = 0
+	case b.fault == "on-revoked-never-called":
+		s.OnRevoked = nil
 	}
 	c, err := b.Broker.Subscribe(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	return &brokenConsumer{Consumer: c, fault: b.fault}, nil
+	return &brokenConsumer{Consumer: c, fault: b.fault, onRevoked: s.OnRevoked}, nil
 }
 
 func (b *brokenTransport) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
@@ -181,7 +192,8 @@ func (b *brokenTransport) Close() error {
 // brokenConsumer is a consumer of the embedded broker with one fault.
 type brokenConsumer struct {
 	transport.Consumer
-	fault string
+	fault     string
+	onRevoked func([]transport.TopicPartition)
 
 	mu    sync.Mutex
 	polls int
@@ -256,6 +268,13 @@ func (c *brokenConsumer) Commit(ctx context.Context, msgs ...transport.Message) 
 		return err
 	}
 	return c.Consumer.Commit(ctx, msgs...)
+}
+
+func (c *brokenConsumer) Close() error {
+	if c.fault == "on-revoked-called-on-close" && c.onRevoked != nil {
+		c.onRevoked([]transport.TopicPartition{{Topic: "closing"}})
+	}
+	return c.Consumer.Close()
 }
 
 // Interface checks.

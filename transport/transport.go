@@ -103,11 +103,12 @@ type Subscription struct {
 	// (heartbeats, as Kafka clients do), whether or not it is polling: a
 	// busy member is not a dead one. Zero means the transport's default.
 	SessionTimeout time.Duration
-	// MaxPollInterval is the longest a member that owns partitions may go
-	// between Polls before the group considers it stuck, drops it and hands
-	// its partitions to the other members (Kafka's max.poll.interval.ms);
-	// its next Poll rejoins. Zero means the transport's default (5 minutes,
-	// as in Kafka).
+	// MaxPollInterval is the longest a member may go between Polls (a Poll
+	// in progress counts as polling) before the group considers it stuck,
+	// drops it and hands its partitions to the other members (Kafka's
+	// max.poll.interval.ms). A dropped member's Commit fails with
+	// ErrNotAssigned; its next Poll rejoins. Zero means the transport's
+	// default (5 minutes, as in Kafka).
 	MaxPollInterval time.Duration
 	// OnRevoked, when not nil, is called with the partitions the member
 	// stops owning while it is open: handed to another member in a
@@ -119,7 +120,10 @@ type Subscription struct {
 	//
 	// It may be called from a transport goroutine while the transport holds
 	// internal locks: it must return quickly and must not call the
-	// Consumer's methods.
+	// Consumer's methods (each transport documents what it holds). A
+	// transport that cannot learn of revocation (the REST API has no such
+	// signal) documents that it never calls it; there, Commit's
+	// ErrNotAssigned is the only sign.
 	OnRevoked func(partitions []TopicPartition)
 }
 

@@ -53,75 +53,102 @@ func main() {
 // shutdownGrace bounds how long requests in flight may take at shutdown.
 const shutdownGrace = 10 * time.Second
 
-// run parses args, serves until ctx ends, then shuts down gracefully. Help
-// goes to stdout, logs to stderr.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// flags are kafka-rest's command line, parsed.
+type flags struct {
+	addr, username, password, topics, logLevel string
+	partitions, maxMessage                     int
+	autoCreate                                 bool
+	expiry                                     time.Duration
+}
+
+// parseFlags parses args; help (true) goes to stdout.
+func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error) {
 	fs := flag.NewFlagSet("kafka-rest", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
-	username := fs.String("username", "", "Basic auth username (default $KAFKA_REST_USERNAME; none: auth off)")
-	password := fs.String("password", "", "Basic auth password (default $KAFKA_REST_PASSWORD)")
-	topicsFlag := fs.String("topics", "", "topics to create at start, as `name[:partitions],...`")
-	partitions := fs.Int("partitions", 1, "partition count of topics created without one, and of auto-created topics")
-	autoCreate := fs.Bool("auto-create", true, "create unknown topics on first produce or consume (else 404)")
-	maxMessage := fs.Int("max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
-	expiry := fs.Duration("instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
+	fs.StringVar(&f.username, "username", "", "Basic auth username (default $KAFKA_REST_USERNAME; none: auth off)")
+	fs.StringVar(&f.password, "password", "", "Basic auth password (default $KAFKA_REST_PASSWORD)")
+	fs.StringVar(&f.topics, "topics", "", "topics to create at start, as `name[:partitions],...`")
+	fs.IntVar(&f.partitions, "partitions", 1, "partition count of topics created without one, and of auto-created topics")
+	fs.BoolVar(&f.autoCreate, "auto-create", true, "create unknown topics on first produce or consume (else 404)")
+	fs.IntVar(&f.maxMessage, "max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
+	fs.DurationVar(&f.expiry, "instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fmt.Fprintln(stdout, "Usage of kafka-rest: an Upstash-compatible Kafka REST server over an embedded broker.")
 			fs.PrintDefaults()
-			return nil
+			return f, true, nil
 		}
-		return err
+		return f, false, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+		return f, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if *username == "" {
-		*username = os.Getenv("KAFKA_REST_USERNAME")
+	if f.username == "" {
+		f.username = os.Getenv("KAFKA_REST_USERNAME")
 	}
-	if *password == "" {
-		*password = os.Getenv("KAFKA_REST_PASSWORD")
+	if f.password == "" {
+		f.password = os.Getenv("KAFKA_REST_PASSWORD")
 	}
-	if (*username == "") != (*password == "") {
-		return errors.New("give both a username and a password, or neither")
+	if (f.username == "") != (f.password == "") {
+		return f, false, errors.New("give both a username and a password, or neither")
 	}
-	if *partitions < 1 {
-		return fmt.Errorf("--partitions must be at least 1, got %d", *partitions)
+	return f, false, nil
+}
+
+// newBroker makes the embedded broker with f's topics. The broker validates
+// its options; its error names the bad one.
+func newBroker(f flags) (*memory.Broker, error) {
+	broker, err := memory.New(
+		memory.WithPartitions(f.partitions),
+		memory.WithAutoCreate(f.autoCreate),
+		memory.WithMaxMessageBytes(f.maxMessage),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("--partitions or --max-message-bytes: %w", err)
 	}
-	if *maxMessage < 1 {
-		return fmt.Errorf("--max-message-bytes must be positive, got %d", *maxMessage)
+	topics, err := parseTopics(f.topics, f.partitions)
+	if err == nil {
+		for _, t := range topics {
+			if err = broker.CreateTopic(t.name, t.partitions); err != nil {
+				err = fmt.Errorf("--topics: %w", err)
+				break
+			}
+		}
+	}
+	if err != nil {
+		broker.Close()
+		return nil, err
+	}
+	return broker, nil
+}
+
+// run parses args, serves until ctx ends, then shuts down gracefully. Help
+// goes to stdout, logs to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, help, err := parseFlags(args, stdout)
+	if help || err != nil {
+		return err
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	topics, err := parseTopics(*topicsFlag, *partitions)
+	broker, err := newBroker(f)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, level)
-
-	broker := memory.New(
-		memory.WithPartitions(*partitions),
-		memory.WithAutoCreate(*autoCreate),
-		memory.WithMaxMessageBytes(*maxMessage),
-	)
 	defer broker.Close()
-	for _, t := range topics {
-		if err := broker.CreateTopic(t.name, t.partitions); err != nil {
-			return fmt.Errorf("--topics: %w", err)
-		}
-	}
+	log := newLogger(stderr, level)
 	opts := []restserver.Option{
 		restserver.WithLogger(log),
-		restserver.WithMaxMessageBytes(*maxMessage),
-		restserver.WithInstanceExpiry(*expiry),
+		restserver.WithMaxMessageBytes(f.maxMessage),
+		restserver.WithInstanceExpiry(f.expiry),
 	}
-	if *username != "" {
-		opts = append(opts, restserver.WithCredentials(*username, *password))
+	if f.username != "" {
+		opts = append(opts, restserver.WithCredentials(f.username, f.password))
 	}
 	srv, err := restserver.New(restserver.NewMemoryBackend(broker), opts...)
 	if err != nil {
@@ -129,14 +156,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer srv.Close()
 
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", f.addr)
 	if err != nil {
 		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("kafka-rest: listening", "url", "http://"+ln.Addr().String(),
-		"auth", *username != "", "topics", broker.Topics(), "auto_create", *autoCreate)
+		"auth", f.username != "", "topics", broker.Topics(), "auto_create", f.autoCreate)
 
 	select {
 	case err := <-served:

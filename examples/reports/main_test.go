@@ -76,7 +76,8 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	log, logs := testLogger(t)
-	b := memory.New(memory.WithTopic(reportsTopic, 3))
+	b, err := memory.New(memory.WithTopic(reportsTopic, 3))
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	return &harness{t: t, broker: b, dir: t.TempDir(), log: log, logs: logs}
 }

@@ -230,7 +230,10 @@ func (w *runningWeb) stop() error {
 // and the web app each on its own REST client, then one report (or, with
 // -serve, the web app until ctx ends).
 func runAll(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	broker := memory.New(memory.WithTopic(reportsTopic, 3))
+	broker, err := memory.New(memory.WithTopic(reportsTopic, 3))
+	if err != nil {
+		panic(err)
+	}
 	defer broker.Close()
 	user, pass := "reports", randomSecret()
 	rest, err := restserver.New(restserver.NewMemoryBackend(broker), restserver.WithCredentials(user, pass), restserver.WithLogger(log))

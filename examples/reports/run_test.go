@@ -99,7 +99,8 @@ const secretPassword = "s3cret-Pa55word"
 // The pair as separate roles (here goroutines, in the README processes)
 // against one REST server named by the environment, with credentials.
 func TestRunRolesFromEnv(t *testing.T) {
-	broker := memory.New(memory.WithTopic(reportsTopic, 3))
+	broker, err := memory.New(memory.WithTopic(reportsTopic, 3))
+	require.NoError(t, err)
 	t.Cleanup(func() { broker.Close() })
 	rest, err := restserver.New(restserver.NewMemoryBackend(broker), restserver.WithCredentials("reports-user", secretPassword))
 	require.NoError(t, err)
@@ -188,7 +189,8 @@ func TestRunPairWorkerFailureEndsRun(t *testing.T) {
 	bad, err := upstash.New(upstash.WithURL(dead), upstash.WithBackoff(upstash.Backoff{MaxRetries: 1, MaxElapsed: time.Second}))
 	require.NoError(t, err)
 	t.Cleanup(func() { bad.Close() })
-	good := memory.New()
+	good, err := memory.New()
+	require.NoError(t, err)
 	t.Cleanup(func() { good.Close() })
 
 	log, _ := testLogger(t)

@@ -21,7 +21,7 @@ func benchMessage(topic string) transport.Message {
 func BenchmarkProduce(b *testing.B) {
 	for _, parts := range []int{1, 8} {
 		b.Run(map[int]string{1: "partitions=1", 8: "partitions=8"}[parts], func(b *testing.B) {
-			br := New(WithTopic("bench", parts))
+			br := newBroker(b, WithTopic("bench", parts))
 			defer br.Close()
 			ctx := context.Background()
 			m := benchMessage("bench")
@@ -40,10 +40,10 @@ func BenchmarkProduce(b *testing.B) {
 // group member polling in another goroutine; the figure is the rate at
 // which the member receives them.
 func BenchmarkProducePoll(b *testing.B) {
-	br := New(WithTopic("bench", 1))
+	br := newBroker(b, WithTopic("bench", 1))
 	defer br.Close()
 	ctx := context.Background()
-	c, err := br.Join(ctx, transport.Subscription{Group: "g", Topics: []string{"bench"}})
+	c, err := br.join(ctx, transport.Subscription{Group: "g", Topics: []string{"bench"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,11 +85,11 @@ func BenchmarkProducePoll(b *testing.B) {
 // produces, two blocking polls and a commit, with a goroutine hand-off each
 // way.
 func BenchmarkRoundTrip(b *testing.B) {
-	br := New(WithTopic("requests", 1), WithTopic("replies", 1))
+	br := newBroker(b, WithTopic("requests", 1), WithTopic("replies", 1))
 	defer br.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	server, err := br.Join(ctx, transport.Subscription{Group: "workers", Topics: []string{"requests"}})
+	server, err := br.join(ctx, transport.Subscription{Group: "workers", Topics: []string{"requests"}})
 	if err != nil {
 		b.Fatal(err)
 	}

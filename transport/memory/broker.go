@@ -46,8 +46,8 @@ type Broker struct {
 	cfg  config
 	done chan struct{} // closed by Close
 
-	// Test seams, set before the broker is used: the clock for session
-	// timeouts and append times, and a hook run each time a Poll is about
+	// Test seams, set before the broker is used: the clock for max poll
+	// intervals and append times, and a hook run each time a Poll is about
 	// to block.
 	now     func() time.Time
 	onBlock func(*Consumer)
@@ -62,11 +62,15 @@ type Broker struct {
 }
 
 // New returns a running broker configured by opts (see the With... options
-// for each default). It panics if a WithTopic option names an invalid topic.
-func New(opts ...Option) *Broker {
+// for each default). An option given a bad value (WithPartitions(20000), a
+// WithTopic with an invalid name...) makes it fail with an error naming the
+// option, wrapping transport.ErrInvalid.
+func New(opts ...Option) (*Broker, error) {
 	cfg := defaults()
 	for _, o := range opts {
-		o.apply(&cfg)
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	b := &Broker{
 		cfg:    cfg,
@@ -82,10 +86,10 @@ func New(opts ...Option) *Broker {
 			n = cfg.partitions
 		}
 		if err := b.CreateTopic(ts.name, n); err != nil {
-			panic(fmt.Sprintf("memory.New: WithTopic(%q, %d): %v", ts.name, ts.partitions, err))
+			return nil, fmt.Errorf("memory: WithTopic(%q, %d): %w", ts.name, ts.partitions, err)
 		}
 	}
-	return b
+	return b, nil
 }
 
 // validTopicName reports why name is not a valid Kafka topic name: 1 to 249
@@ -303,8 +307,9 @@ func (b *Broker) Committed(group, topic string, partition int32) (int64, error) 
 type GroupInfo struct {
 	// Name of the group.
 	Name string
-	// Members sorted by Instance; empty when every member has left (the
-	// group's committed offsets are kept).
+	// Members sorted by Instance; empty when every member has left a group
+	// that has committed offsets (a group without any is deleted when its
+	// last member leaves).
 	Members []MemberInfo
 }
 
@@ -321,8 +326,8 @@ type MemberInfo struct {
 }
 
 // Groups returns every consumer group the broker knows, sorted by name, with
-// its live members. Like a Poll, it first drops members whose session timed
-// out. The result is a copy.
+// its live members. Like a Poll, it first drops members that exceeded their
+// max poll interval. The result is a copy.
 func (b *Broker) Groups() []GroupInfo {
 	b.mu.Lock()
 	gs := make([]*group, 0, len(b.groups))
@@ -356,24 +361,34 @@ func (b *Broker) Groups() []GroupInfo {
 	return out
 }
 
-// group returns the consumer group called name, creating it.
-func (b *Broker) group(name string) (*group, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return nil, errBrokerClosed
-	}
-	g := b.groups[name]
-	if g == nil {
-		g = &group{
-			name:    name,
-			members: make(map[string]*Consumer),
-			gone:    make(map[string]*Consumer),
-			parts:   make(map[*partition]*groupPart),
+// lockedGroup returns the consumer group called name, creating it, with
+// its mu held. A group deleted by its last member's leaving (see leftLocked)
+// is never reused: the caller gets a new one.
+func (b *Broker) lockedGroup(name string) (*group, error) {
+	for {
+		b.mu.Lock()
+		if b.closed.Load() {
+			b.mu.Unlock()
+			return nil, errBrokerClosed
 		}
-		b.groups[name] = g
+		g := b.groups[name]
+		if g == nil {
+			g = &group{
+				b:       b,
+				name:    name,
+				members: make(map[string]*Consumer),
+				gone:    make(map[string]*Consumer),
+				parts:   make(map[*partition]*groupPart),
+			}
+			b.groups[name] = g
+		}
+		b.mu.Unlock()
+		g.mu.Lock()
+		if !g.deleted {
+			return g, nil
+		}
+		g.mu.Unlock()
 	}
-	return g, nil
 }
 
 // Close shuts the broker down: every blocked Poll and Fetch returns an error

@@ -20,8 +20,11 @@ const (
 )
 
 // Consumer reads records: either as a member of a consumer group (made by
-// Join or Subscribe) or as a group-free reader of whole topics (made by
-// Tail).
+// Subscribe) or as a group-free reader of whole topics (made by Tail).
+//
+// Besides transport.Consumer, it has the calls a REST server needs for its
+// consumer instances: CommitOffsets (commit as given), CommitPositions
+// (commit what Poll returned) and Assignment.
 //
 // Poll, Commit and the other methods are safe for concurrent use, but Poll
 // is meant for one goroutine at a time: concurrent Polls split the records
@@ -31,11 +34,25 @@ const (
 // instance id, one wrapping transport.ErrFenced; after the broker closed,
 // one wrapping transport.ErrClosed.
 //
-// The zero value is not usable; get one from Join, Subscribe or Tail.
+// The zero value is not usable; get one from Subscribe or Tail.
 //
-// A member dropped from its group for a session timeout owns no partitions
-// (its Commit fails with transport.ErrNotAssigned) until its next Poll,
+// Liveness: an open member heartbeats by itself (it lives in the broker's
+// process), so its session never lapses, whether or not it polls. A member
+// that has not called Poll for its max poll interval (Subscription.
+// MaxPollInterval, and not blocked in Poll) is dropped from its group as
+// stuck: it owns no partitions (its Commit, CommitOffsets and
+// CommitPositions fail with transport.ErrNotAssigned) until its next Poll,
 // which rejoins the group, as a Kafka consumer does.
+//
+// Revocation: Subscription.OnRevoked is called with the partitions the
+// member loses to a rebalance (a member joining or leaving) or with all of
+// them when it is dropped, never for Close or fencing. It runs in the
+// goroutine that caused the change (another member's Subscribe, Close or
+// Poll, Commit or Groups, or any call that notices an overdue member), with
+// that group's lock held and no other: it may call the broker's Produce,
+// Fetch, Offsets, OffsetForTime and Topics, but must not call anything that
+// takes the same group (Subscribe to it, Committed of it, Groups, or any
+// method of its members), which would deadlock.
 type Consumer struct {
 	b          *Broker
 	g          *group // nil for a Tail reader
@@ -43,7 +60,9 @@ type Consumer struct {
 	topics     []*topic // sorted by name
 	topicNames []string // the names of topics
 	start      transport.Start
-	session    time.Duration
+	session    time.Duration // kept for the record: an open member always heartbeats
+	maxPoll    time.Duration
+	onRevoked  func([]transport.TopicPartition)
 
 	wake  chan struct{} // signalled on append to an owned partition and on reassignment
 	done  chan struct{} // closed when the consumer stops being active
@@ -56,7 +75,7 @@ type Consumer struct {
 	// Guarded by g.mu.
 	polling  int       // Polls in progress
 	lastSeen time.Time // when a Poll last started or ended, or the join
-	expired  bool      // dropped for a session timeout, in g.gone
+	expired  bool      // dropped for not polling, in g.gone
 }
 
 // owned is a partition a consumer reads.
@@ -164,10 +183,9 @@ func (c *Consumer) check() error {
 // wait. The messages are read-only: their Value and Headers are the
 // broker's.
 //
-// For a group member, Poll counts as the liveness signal: a member is
-// dropped from its group when it has not polled for its session timeout
-// (a member blocked in Poll is never dropped). A dropped member's next Poll
-// rejoins the group.
+// For a group member, a Poll starting or ending resets its max poll
+// interval (a member blocked in Poll is never dropped). A dropped member's
+// next Poll rejoins the group.
 func (c *Consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 	if err := c.check(); err != nil {
 		return nil, err
@@ -199,8 +217,9 @@ func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited b
 		}
 		waited = true
 		// While this member waits, another may stop polling for good (a
-		// crashed process): wake when the earliest session could expire,
-		// so its partitions move to us without waiting for new records.
+		// stuck handler): wake when the earliest max poll interval could
+		// run out, so its partitions move to us without waiting for new
+		// records.
 		var expiry <-chan time.Time
 		var timer *time.Timer
 		if c.g != nil {
@@ -235,8 +254,8 @@ func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited b
 	}
 }
 
-// beginPoll marks the member as polling, rejoins the group after a session
-// timeout and drops the group's timed-out members.
+// beginPoll marks the member as polling, rejoins the group after a drop
+// and drops the group's overdue members.
 func (c *Consumer) beginPoll() error {
 	g := c.g
 	g.mu.Lock()
@@ -350,19 +369,13 @@ func (c *Consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 	})
 }
 
-// Offset names a position in a partition, for CommitOffsets.
-type Offset struct {
-	Topic     string
-	Partition int32
-	// Offset is the next offset the group will read, as in Kafka.
-	Offset int64
-}
-
 // CommitOffsets stores each Offset exactly as given as the group's committed
 // offset (the next offset to read) for its partition; for a partition named
 // twice, the last one wins. This is the REST API's commit. Errors are as for
-// Commit.
-func (c *Consumer) CommitOffsets(ctx context.Context, offs ...Offset) error {
+// Commit. An offset past the partition's end is stored, as Kafka does; the
+// partition's next owner resets it by its Subscription.Start (see
+// Subscribe).
+func (c *Consumer) CommitOffsets(ctx context.Context, offs ...transport.Offset) error {
 	return c.commit(ctx, "commit offsets", false, len(offs), func(i int) (string, int32, int64) {
 		return offs[i].Topic, offs[i].Partition, offs[i].Offset
 	})
@@ -389,6 +402,9 @@ func (c *Consumer) commit(ctx context.Context, op string, plusOne bool, n int, a
 	}
 	if g.expireLocked(c.b.now()) {
 		g.rebalanceLocked()
+	}
+	if c.expired {
+		return c.errDropped(op)
 	}
 	for i := range n {
 		topic, part, off := at(i)
@@ -432,7 +448,9 @@ func (c *Consumer) commit(ctx context.Context, op string, plusOne bool, n int, a
 // CommitPositions commits, for every partition the member owns, its read
 // position: the offset after the last record Poll returned (or where it
 // started). This is the REST API's commit with no body. On a Tail reader it
-// does nothing.
+// does nothing. A member dropped from its group for exceeding its max poll
+// interval owns nothing: it fails with an error wrapping
+// transport.ErrNotAssigned (its next Poll rejoins).
 func (c *Consumer) CommitPositions(ctx context.Context) error {
 	if err := c.check(); err != nil {
 		return err
@@ -452,12 +470,21 @@ func (c *Consumer) CommitPositions(ctx context.Context) error {
 	if g.expireLocked(c.b.now()) {
 		g.rebalanceLocked()
 	}
+	if c.expired {
+		return c.errDropped("commit positions")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, o := range c.owned {
 		o.gp.committed = o.pos
 	}
 	return nil
+}
+
+// errDropped is the error of a commit by a member dropped for not polling.
+func (c *Consumer) errDropped(op string) error {
+	return fmt.Errorf("memory: %s for member %q of group %q: dropped from the group after not polling for %v; its partitions went to other members and its next Poll rejoins: %w",
+		op, c.instance, c.g.name, c.maxPoll, transport.ErrNotAssigned)
 }
 
 // fence marks the consumer as replaced by a newer member with its instance.
@@ -473,8 +500,10 @@ func (c *Consumer) fence() {
 
 // Close stops the consumer: a member leaves its group at once, and the
 // group's other members take over its partitions from the committed
-// offsets; a blocked Poll returns an error wrapping transport.ErrClosed. It
-// is idempotent and returns nil.
+// offsets; a blocked Poll returns an error wrapping transport.ErrClosed.
+// When the last member leaves a group that has no committed offset, the
+// group is deleted (a later Subscribe starts it anew, by its Start). It is
+// idempotent and returns nil.
 func (c *Consumer) Close() error {
 	g := c.g
 	if g != nil {
@@ -498,11 +527,12 @@ func (c *Consumer) Close() error {
 	}
 	if g.members[c.instance] == c {
 		delete(g.members, c.instance)
-		g.assignLocked(c, nil)
+		g.assignLocked(c, nil, false)
 		g.rebalanceLocked()
 	}
 	if g.gone[c.instance] == c {
 		delete(g.gone, c.instance)
 	}
+	g.leftLocked()
 	return nil
 }

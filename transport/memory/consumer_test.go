@@ -133,7 +133,7 @@ func TestCloseWakesPoll(t *testing.T) {
 func TestBrokerCloseWakesEveryone(t *testing.T) {
 	f := newFixture(t, WithTopic("t", 2))
 	ctx := context.Background()
-	member, err := f.Join(ctx, sub("g", "a", transport.StartLatest, "t"))
+	member, err := f.Broker.join(ctx, sub("g", "a", transport.StartLatest, "t"))
 	require.NoError(t, err)
 	tail, err := f.Tail(ctx, "t")
 	require.NoError(t, err)
@@ -203,7 +203,7 @@ func TestTail(t *testing.T) {
 	got := pollN(t, tail, 4)
 	assert.ElementsMatch(t, []string{"a1-0", "a1-1", "b0-0", "a0-0"}, values(got))
 	require.NoError(t, tail.Commit(ctx, got...), "Commit is a no-op")
-	require.NoError(t, tc.CommitOffsets(ctx, Offset{"a", 0, 1}))
+	require.NoError(t, tc.CommitOffsets(ctx, transport.Offset{Topic: "a", Partition: 0, Offset: 1}))
 	require.NoError(t, tc.CommitPositions(ctx))
 	assert.Nil(t, f.Groups(), "no group was made")
 

@@ -11,7 +11,10 @@ import (
 // A producer and a consumer group member on the embedded broker.
 func Example() {
 	ctx := context.Background()
-	b := memory.New(memory.WithTopic("reports", 3))
+	b, err := memory.New(memory.WithTopic("reports", 3))
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
 
 	// Join before producing: with the default StartLatest, the member
@@ -50,7 +53,10 @@ func Example() {
 // partition, without joining a group.
 func ExampleBroker_Tail() {
 	ctx := context.Background()
-	b := memory.New(memory.WithPartitions(2))
+	b, err := memory.New(memory.WithPartitions(2))
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
 
 	replies, err := b.Tail(ctx, "replies")
@@ -75,7 +81,10 @@ func ExampleBroker_Tail() {
 // /fetch does.
 func ExampleBroker_Fetch() {
 	ctx := context.Background()
-	b := memory.New()
+	b, err := memory.New()
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
 	for _, city := range []string{"Istanbul", "Izmir", "Ankara"} {
 		if _, err := b.Produce(ctx, transport.Message{Topic: "cities", Value: []byte(city)}); err != nil {

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -13,19 +14,22 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
-// group is a consumer group: its live members, the members dropped for a
-// session timeout (who rejoin on their next Poll) and its per-partition
-// offsets.
+// group is a consumer group: its live members, the members dropped for
+// exceeding their max poll interval (who rejoin on their next Poll) and its
+// per-partition offsets.
 //
-// Lock order: Broker.mu (never held while taking the others), then group.mu,
-// then Consumer.mu, then partition.mu.
+// Lock order: group.mu, then Consumer.mu, then partition.mu. Broker.mu is
+// never held while taking another lock, so it may be taken under any of
+// them (a group deletes itself from the broker under group.mu).
 type group struct {
+	b    *Broker
 	name string
 
 	mu      sync.Mutex
 	members map[string]*Consumer // live members by instance
-	gone    map[string]*Consumer // timed-out members by instance
+	gone    map[string]*Consumer // members dropped for not polling, by instance
 	parts   map[*partition]*groupPart
+	deleted bool // removed from the broker; a Join must make a new group
 
 	// No member can time out before scanAt (or ever, with scanIdle, until
 	// a member's Poll ends or one joins), so expireLocked can skip the scan.
@@ -54,9 +58,22 @@ func (g *group) part(p *partition) *groupPart {
 // startLocked returns where a member that newly owns p starts reading: the
 // committed offset, else the position the group resolved the first time the
 // partition got an owner, resolving it now if this is that time.
+//
+// A committed offset past the partition's end (a REST commit may store any
+// offset) is out of range: as Kafka's auto.offset.reset does, the member
+// starts at the earliest or latest offset per its start instead of waiting
+// there and skipping every record below it. The committed offset itself is
+// left as it is until the next commit.
 func (g *group) startLocked(gp *groupPart, p *partition, start transport.Start) int64 {
 	if gp.committed >= 0 {
-		return gp.committed
+		earliest, latest := p.offsets()
+		if gp.committed <= latest {
+			return gp.committed
+		}
+		if start == transport.StartEarliest {
+			return earliest
+		}
+		return latest
 	}
 	if gp.resolved < 0 {
 		earliest, latest := p.offsets()
@@ -79,9 +96,10 @@ func (g *group) sortedLocked() []*Consumer {
 	return ms
 }
 
-// expireLocked drops the members that have not polled for their session
-// timeout and are not blocked in Poll, and reports whether it dropped any.
-// The caller rebalances.
+// expireLocked drops the members that have not polled for their max poll
+// interval and are not blocked in Poll, and reports whether it dropped any.
+// The caller rebalances. (Sessions never lapse here: an open Consumer is in
+// the broker's process and so always heartbeats.)
 func (g *group) expireLocked(now time.Time) bool {
 	if g.scanIdle || !now.After(g.scanAt) {
 		return false
@@ -92,11 +110,11 @@ func (g *group) expireLocked(now time.Time) bool {
 		switch {
 		case c.polling > 0:
 			// Alive; its Poll's end calls noteExpiryLocked.
-		case now.Sub(c.lastSeen) > c.session:
+		case now.Sub(c.lastSeen) > c.maxPoll:
 			delete(g.members, inst)
 			g.gone[inst] = c
 			c.expired = true
-			g.assignLocked(c, nil)
+			g.assignLocked(c, nil, true)
 			changed = true
 		default:
 			g.noteExpiryLocked(c)
@@ -106,7 +124,7 @@ func (g *group) expireLocked(now time.Time) bool {
 }
 
 // nextScan returns, for member self blocked in Poll, the earliest time
-// another member not polling could time out, and false when none could
+// another member not polling could exceed its max poll interval, and false when none could
 // (the common case of a member alone or among busy members: no timer).
 func (g *group) nextScan(self *Consumer) (time.Time, bool) {
 	g.mu.Lock()
@@ -119,15 +137,15 @@ func (g *group) nextScan(self *Consumer) (time.Time, bool) {
 		if c == self || c.polling > 0 {
 			continue
 		}
-		if e := c.lastSeen.Add(c.session); at.IsZero() || e.Before(at) {
+		if e := c.lastSeen.Add(c.maxPoll); at.IsZero() || e.Before(at) {
 			at = e
 		}
 	}
 	return at, !at.IsZero()
 }
 
-// expireNow drops the members whose session ran out by now and rebalances
-// if any was.
+// expireNow drops the members whose max poll interval ran out by now and
+// rebalances if any was.
 func (g *group) expireNow(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -136,10 +154,10 @@ func (g *group) expireNow(now time.Time) {
 	}
 }
 
-// noteExpiryLocked records that c, not polling, times out after
-// c.lastSeen + c.session unless it polls first.
+// noteExpiryLocked records that c, not polling, is dropped after
+// c.lastSeen + c.maxPoll unless it polls first.
 func (g *group) noteExpiryLocked(c *Consumer) {
-	if e := c.lastSeen.Add(c.session); g.scanIdle || e.Before(g.scanAt) {
+	if e := c.lastSeen.Add(c.maxPoll); g.scanIdle || e.Before(g.scanAt) {
 		g.scanAt = e
 		g.scanIdle = false
 	}
@@ -179,14 +197,16 @@ func (g *group) rebalanceLocked() {
 		}
 	}
 	for _, c := range members {
-		g.assignLocked(c, assign[c])
+		g.assignLocked(c, assign[c], true)
 	}
 }
 
 // assignLocked makes parts the partitions c owns. Partitions c keeps keep
 // their read position; new ones start per startLocked; lost ones stop
-// waking c. c's Poll is woken to look at the new assignment.
-func (g *group) assignLocked(c *Consumer, parts []*partition) {
+// waking c. c's Poll is woken to look at the new assignment. With revoke
+// (a rebalance or a drop, not Close or fencing), c's OnRevoked is called
+// with the lost partitions, after c.mu is released and with g.mu held.
+func (g *group) assignLocked(c *Consumer, parts []*partition, revoke bool) {
 	slices.SortFunc(parts, comparePartitions)
 	c.mu.Lock()
 	old := c.owned
@@ -205,9 +225,11 @@ func (g *group) assignLocked(c *Consumer, parts []*partition) {
 		next = append(next, &owned{p: p, gp: gp, pos: g.startLocked(gp, p, c.start), pending: -1})
 		p.watch(c.wake)
 	}
+	var lost []transport.TopicPartition
 	for _, o := range old {
 		if !slices.ContainsFunc(next, func(n *owned) bool { return n.p == o.p }) {
 			o.p.unwatch(c.wake)
+			lost = append(lost, transport.TopicPartition{Topic: o.p.topic.name, Partition: o.p.index})
 		}
 	}
 	c.owned = next
@@ -215,6 +237,34 @@ func (g *group) assignLocked(c *Consumer, parts []*partition) {
 	if changed {
 		signal(c.wake)
 	}
+	if revoke && len(lost) > 0 && c.onRevoked != nil && c.state.Load() == stateActive {
+		c.onRevoked(lost)
+	}
+}
+
+// leftLocked deletes the group from its broker when its last member has
+// left and it holds no committed offset: nothing would be lost, and groups
+// made per process (rpc's private readers, reply groups) would otherwise
+// pile up in a long-lived broker. A group with committed offsets is kept
+// while the broker runs, so a consumer that comes back resumes where it
+// committed (Kafka keeps them for offsets.retention.minutes, 7 days by
+// default; the embedded broker keeps them until Close).
+func (g *group) leftLocked() {
+	if len(g.members) > 0 || len(g.gone) > 0 {
+		return
+	}
+	for _, gp := range g.parts {
+		if gp.committed >= 0 {
+			return
+		}
+	}
+	g.deleted = true
+	b := g.b
+	b.mu.Lock()
+	if b.groups[g.name] == g {
+		delete(b.groups, g.name)
+	}
+	b.mu.Unlock()
 }
 
 func comparePartitions(x, y *partition) int {
@@ -224,75 +274,70 @@ func comparePartitions(x, y *partition) int {
 	return int(x.index) - int(y.index)
 }
 
-// Subscribe joins a consumer group; see Join. The result is a *Consumer.
+// Subscribe makes a new member of consumer group s.Group reading s.Topics
+// and rebalances the group. The result is a *Consumer. When Subscribe
+// returns, the member's partitions and the positions it reads them from are
+// fixed: a partition starts at the group's committed offset, or where the
+// group started it the first time any member owned it (earliest or latest
+// per that member's s.Start), so a record produced after Subscribe returns
+// is delivered to some member. In every rebalance, a member that keeps a
+// partition keeps its read position there; a partition that changes hands
+// starts at the committed offset, so the records the old owner polled but
+// did not commit are delivered again. A committed offset past the end of the
+// partition is reset by s.Start, as Kafka's auto.offset.reset.
+//
+// An empty s.Instance gets a generated unique id. A live member with the
+// same Instance is replaced: its Poll fails with an error wrapping
+// transport.ErrFenced. A zero s.SessionTimeout or s.MaxPollInterval means
+// WithSessionTimeout's or WithMaxPollInterval's value; s.OnRevoked is called
+// as described on Consumer. Unknown topics are created when auto-creation is
+// on, else refused with an error wrapping transport.ErrUnknownTopic; an
+// empty Group, no Topics, an invalid topic name, an unknown Start or a
+// negative SessionTimeout or MaxPollInterval is an error wrapping
+// transport.ErrInvalid.
 func (b *Broker) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
-	c, err := b.Join(ctx, s)
+	c, err := b.join(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// Join makes a new member of consumer group s.Group reading s.Topics and
-// rebalances the group. When Join returns, the member's partitions and the
-// positions it reads them from are fixed: a partition starts at the group's
-// committed offset, or where the group started it the first time any member
-// owned it (earliest or latest per that member's s.Start), so a record
-// produced after Join returns is delivered to some member. In every
-// rebalance, a member that keeps a partition keeps its read position there;
-// a partition that changes hands starts at the committed offset, so the
-// records the old owner polled but did not commit are delivered again.
-//
-// An empty s.Instance gets a generated unique id. A live member with the
-// same Instance is replaced: its Poll fails with an error wrapping
-// transport.ErrFenced. s.SessionTimeout == 0 means WithSessionTimeout's
-// value. Unknown topics are created when auto-creation is on, else refused
-// with an error wrapping transport.ErrUnknownTopic; an empty Group, no
-// Topics, an invalid topic name, an unknown Start or a negative
-// SessionTimeout is an error wrapping transport.ErrInvalid.
-func (b *Broker) Join(ctx context.Context, s transport.Subscription) (*Consumer, error) {
+// join is Subscribe returning the *Consumer.
+func (b *Broker) join(ctx context.Context, s transport.Subscription) (*Consumer, error) {
 	if b.closed.Load() {
 		return nil, errBrokerClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	switch {
-	case s.Group == "":
-		return nil, fmt.Errorf("memory: subscribe: empty group: %w", transport.ErrInvalid)
-	case len(s.Topics) == 0:
-		return nil, fmt.Errorf("memory: subscribe group %q: no topics: %w", s.Group, transport.ErrInvalid)
-	case s.Start != transport.StartLatest && s.Start != transport.StartEarliest:
-		return nil, fmt.Errorf("memory: subscribe group %q: unknown start %v: %w", s.Group, s.Start, transport.ErrInvalid)
-	case s.SessionTimeout < 0:
-		return nil, fmt.Errorf("memory: subscribe group %q: negative session timeout %v: %w", s.Group, s.SessionTimeout, transport.ErrInvalid)
+	if err := validSubscription(s); err != nil {
+		return nil, err
 	}
 	topics, names, err := b.topicsFor("subscribe to", s.Topics)
 	if err != nil {
 		return nil, err
 	}
-	g, err := b.group(s.Group)
-	if err != nil {
-		return nil, err
-	}
-	c := newConsumer(b, g, s.Instance, topics, names)
+	c := newConsumer(b, nil, s.Instance, topics, names)
 	if c.instance == "" {
 		c.instance = "member-" + uuid.NewString()
 	}
 	c.start = s.Start
-	c.session = s.SessionTimeout
-	if c.session == 0 {
-		c.session = b.cfg.sessionTimeout
+	c.session = cmp.Or(s.SessionTimeout, b.cfg.sessionTimeout)
+	c.maxPoll = cmp.Or(s.MaxPollInterval, b.cfg.maxPollInterval)
+	c.onRevoked = s.OnRevoked
+	g, err := b.lockedGroup(s.Group)
+	if err != nil {
+		return nil, err
 	}
-
-	g.mu.Lock()
 	defer g.mu.Unlock()
+	c.g = g
 	now := b.now()
 	c.lastSeen = now
 	g.expireLocked(now)
 	if old := g.members[c.instance]; old != nil {
 		delete(g.members, c.instance)
-		g.assignLocked(old, nil)
+		g.assignLocked(old, nil, false)
 		old.fence()
 	}
 	if old := g.gone[c.instance]; old != nil {
@@ -303,6 +348,23 @@ func (b *Broker) Join(ctx context.Context, s transport.Subscription) (*Consumer,
 	g.noteExpiryLocked(c)
 	g.rebalanceLocked()
 	return c, nil
+}
+
+// validSubscription checks what Subscribe refuses before touching topics.
+func validSubscription(s transport.Subscription) error {
+	switch {
+	case s.Group == "":
+		return fmt.Errorf("memory: subscribe: empty group: %w", transport.ErrInvalid)
+	case len(s.Topics) == 0:
+		return fmt.Errorf("memory: subscribe group %q: no topics: %w", s.Group, transport.ErrInvalid)
+	case s.Start != transport.StartLatest && s.Start != transport.StartEarliest:
+		return fmt.Errorf("memory: subscribe group %q: unknown start %v: %w", s.Group, s.Start, transport.ErrInvalid)
+	case s.SessionTimeout < 0:
+		return fmt.Errorf("memory: subscribe group %q: negative session timeout %v: %w", s.Group, s.SessionTimeout, transport.ErrInvalid)
+	case s.MaxPollInterval < 0:
+		return fmt.Errorf("memory: subscribe group %q: negative max poll interval %v: %w", s.Group, s.MaxPollInterval, transport.ErrInvalid)
+	}
+	return nil
 }
 
 // topicsFor resolves topic names for op (creating them when allowed) and

@@ -108,8 +108,8 @@ func TestGroups(t *testing.T) {
 
 	require.NoError(t, alpha.Close())
 	gs = f.Groups()
-	require.Len(t, gs, 2, "an empty group is still listed")
-	assert.Equal(t, GroupInfo{Name: "alpha", Members: []MemberInfo{}}, gs[0])
+	require.Len(t, gs, 1, "a group without members nor commits is deleted")
+	assert.Equal(t, "zeta", gs[0].Name)
 }
 
 // Members of a group share the partitions: every record is delivered to
@@ -221,10 +221,12 @@ func TestStartEarliestVersusLatest(t *testing.T) {
 
 // "Latest" is resolved once per group and partition: records produced after
 // the first Subscribe returned reach the group even if that member left
-// before reading them.
+// before reading them, as long as the group lives (it has a member, here
+// one reading another topic, or a committed offset).
 func TestStartLatestResolvedOnce(t *testing.T) {
-	f := newFixture(t, WithTopic("t", 1))
+	f := newFixture(t, WithTopic("t", 1), WithTopic("u", 1))
 	f.produceTo(t, "t", 0, "before", 2)
+	f.join(t, sub("g", "keeper", transport.StartLatest, "u"))
 	first := f.join(t, sub("g", "a", transport.StartLatest, "t"))
 	f.produceTo(t, "t", 0, "after", 2)
 	require.NoError(t, first.Close())
@@ -275,15 +277,15 @@ func TestCommitOffsetsAndPositions(t *testing.T) {
 	f.produceTo(t, "t", 1, "r", 3)
 
 	// Stored as given (REST semantics), last one wins, backwards allowed.
-	require.NoError(t, a.CommitOffsets(ctx, Offset{"t", 0, 4}, Offset{"t", 1, 2}, Offset{"t", 0, 1}))
+	require.NoError(t, a.CommitOffsets(ctx, transport.Offset{Topic: "t", Partition: 0, Offset: 4}, transport.Offset{Topic: "t", Partition: 1, Offset: 2}, transport.Offset{Topic: "t", Partition: 0, Offset: 1}))
 	got := func(p int32) int64 {
 		off, err := f.Committed("g", "t", p)
 		require.NoError(t, err)
 		return off
 	}
 	assert.Equal(t, [2]int64{1, 2}, [2]int64{got(0), got(1)})
-	require.ErrorIs(t, a.CommitOffsets(ctx, Offset{"t", 0, -1}), transport.ErrInvalid)
-	require.ErrorIs(t, a.CommitOffsets(ctx, Offset{"t", 0, 3}, Offset{"t", 2, 1}), transport.ErrNotAssigned)
+	require.ErrorIs(t, a.CommitOffsets(ctx, transport.Offset{Topic: "t", Partition: 0, Offset: -1}), transport.ErrInvalid)
+	require.ErrorIs(t, a.CommitOffsets(ctx, transport.Offset{Topic: "t", Partition: 0, Offset: 3}, transport.Offset{Topic: "t", Partition: 2, Offset: 1}), transport.ErrNotAssigned)
 	assert.Equal(t, [2]int64{1, 2}, [2]int64{got(0), got(1)}, "a failed commit stores nothing")
 
 	// Positions: where Poll has read to; for unread partitions, the start.
@@ -293,7 +295,7 @@ func TestCommitOffsetsAndPositions(t *testing.T) {
 	require.NoError(t, a.CommitOffsets(ctx))
 
 	// A partition newly owned starts at its committed offset.
-	require.NoError(t, a.CommitOffsets(ctx, Offset{"t", 0, 2}))
+	require.NoError(t, a.CommitOffsets(ctx, transport.Offset{Topic: "t", Partition: 0, Offset: 2}))
 	require.NoError(t, a.Close())
 	b := f.join(t, sub("g", "b", transport.StartLatest, "t"))
 	assert.ElementsMatch(t, []string{"r-2", "r-3", "r-4"}, values(pollN(t, b, 3)))
@@ -377,8 +379,8 @@ func TestRebalanceOnCloseRedelivers(t *testing.T) {
 	require.ErrorIs(t, b.CommitPositions(ctx), transport.ErrClosed)
 }
 
-func TestRebalanceOnSessionTimeout(t *testing.T) {
-	f := newFixture(t, WithTopic("t", 2), WithSessionTimeout(10*time.Second))
+func TestRebalanceOnMaxPollInterval(t *testing.T) {
+	f := newFixture(t, WithTopic("t", 2), WithMaxPollInterval(10*time.Second))
 	ctx := context.Background()
 	a := f.join(t, sub("g", "a", transport.StartEarliest, "t"))
 	b := f.join(t, sub("g", "b", transport.StartEarliest, "t"))
@@ -406,8 +408,8 @@ func TestRebalanceOnSessionTimeout(t *testing.T) {
 	assert.Equal(t, map[string][]int32{"t": {1}}, b.Assignment())
 }
 
-func TestSessionTimeoutSparesBlockedPoll(t *testing.T) {
-	f := newFixture(t, WithTopic("t", 2), WithSessionTimeout(time.Second))
+func TestMaxPollIntervalSparesBlockedPoll(t *testing.T) {
+	f := newFixture(t, WithTopic("t", 2), WithMaxPollInterval(time.Second))
 	a := f.join(t, sub("g", "a", transport.StartLatest, "t"))
 	b := f.join(t, sub("g", "b", transport.StartLatest, "t"))
 	blocked := f.blockedSignal(a)
@@ -461,8 +463,8 @@ func TestSessionTimeoutSparesBlockedPoll(t *testing.T) {
 	assert.Len(t, f.Groups()[0].Members, 1)
 }
 
-func TestSessionTimeoutCheckedByGroupsAndCommitAndJoin(t *testing.T) {
-	f := newFixture(t, WithTopic("t", 1), WithSessionTimeout(time.Second))
+func TestMaxPollIntervalCheckedByGroupsAndCommitAndJoin(t *testing.T) {
+	f := newFixture(t, WithTopic("t", 1), WithMaxPollInterval(time.Second))
 	f.join(t, sub("g", "a", transport.StartLatest, "t"))
 	f.clock.advance(2 * time.Second)
 	assert.Empty(t, f.Groups()[0].Members, "Groups drops timed-out members")
@@ -517,10 +519,10 @@ func TestFencing(t *testing.T) {
 	assert.Equal(t, map[string][]int32{"t": {0}}, replacement.Assignment(), "closing the fenced one changed nothing")
 }
 
-// A member dropped for a session timeout whose instance id is then taken by
+// A member dropped for not polling whose instance id is then taken by
 // a new member is fenced, rather than taking the id back.
 func TestFencingTimedOutMember(t *testing.T) {
-	f := newFixture(t, WithTopic("t", 1), WithSessionTimeout(time.Second))
+	f := newFixture(t, WithTopic("t", 1), WithMaxPollInterval(time.Second))
 	old := f.join(t, sub("g", "x", transport.StartLatest, "t"))
 	f.clock.advance(2 * time.Second)
 	assert.Empty(t, f.Groups()[0].Members)
@@ -544,17 +546,17 @@ func TestGroupsSorted(t *testing.T) {
 }
 
 // A member blocked in Poll takes over the partitions of a member that
-// stopped polling as soon as its session runs out, without new records or
+// stopped polling as soon as its max poll interval runs out, without new records or
 // other members' activity to trigger the check.
-func TestSessionTimeoutWhileOtherMemberBlocked(t *testing.T) {
-	b := New(WithPartitions(3))
+func TestMaxPollIntervalWhileOtherMemberBlocked(t *testing.T) {
+	b := newBroker(t, WithPartitions(3))
 	defer b.Close()
 	ctx := context.Background()
 	for i := range 30 {
 		_, err := b.Produce(ctx, transport.Message{Topic: "crash", Key: fmt.Sprint(i)})
 		require.NoError(t, err)
 	}
-	sub := transport.Subscription{Group: "g", Topics: []string{"crash"}, Start: transport.StartEarliest, SessionTimeout: 200 * time.Millisecond}
+	sub := transport.Subscription{Group: "g", Topics: []string{"crash"}, Start: transport.StartEarliest, MaxPollInterval: 200 * time.Millisecond}
 	sub.Instance = "a-crashed"
 	crashed, err := b.Subscribe(ctx, sub)
 	require.NoError(t, err)

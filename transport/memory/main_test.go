@@ -38,7 +38,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
-	f := &fixture{Broker: New(opts...), clock: &fakeClock{}, onBlock: map[*Consumer]func(){}}
+	f := &fixture{Broker: newBroker(t, opts...), clock: &fakeClock{}, onBlock: map[*Consumer]func(){}}
 	f.clock.ns.Store(time.Date(2025, 3, 11, 12, 0, 0, 0, time.UTC).UnixNano())
 	f.now = f.clock.now
 	f.Broker.onBlock = func(c *Consumer) {
@@ -91,7 +91,7 @@ func (f *fixture) blockedSignal(c *Consumer) <-chan struct{} {
 
 func (f *fixture) join(t testing.TB, s transport.Subscription) *Consumer {
 	t.Helper()
-	c, err := f.Join(context.Background(), s)
+	c, err := f.Broker.join(context.Background(), s)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -155,4 +155,12 @@ func seq(from, to int64) []int64 {
 		out = append(out, i)
 	}
 	return out
+}
+
+// newBroker returns New(opts...), failing tb on an error.
+func newBroker(tb testing.TB, opts ...Option) *Broker {
+	tb.Helper()
+	b, err := New(opts...)
+	require.NoError(tb, err)
+	return b
 }

@@ -1,6 +1,11 @@
 package memory
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
 
 // Defaults of the broker's settings. Each option's doc comment repeats its
 // default.
@@ -10,6 +15,7 @@ const (
 	defaultRetentionBytes   = 64 << 20 // 64 MiB
 	defaultMaxMessageBytes  = 1 << 20  // 1 MiB
 	defaultSessionTimeout   = 30 * time.Second
+	defaultMaxPollInterval  = 5 * time.Minute
 	defaultMaxPollRecords   = 1000
 
 	// maxPartitions caps the partition count of one topic, so a typo cannot
@@ -27,6 +33,7 @@ type config struct {
 	retentionBytes   int64         // per partition
 	maxMessageBytes  int           // len(Key)+len(Value)+headers
 	sessionTimeout   time.Duration // for Subscription.SessionTimeout == 0
+	maxPollInterval  time.Duration // for Subscription.MaxPollInterval == 0
 	maxPollRecords   int           // per Poll, and per Fetch with max <= 0
 }
 
@@ -44,31 +51,39 @@ func defaults() config {
 		retentionBytes:   defaultRetentionBytes,
 		maxMessageBytes:  defaultMaxMessageBytes,
 		sessionTimeout:   defaultSessionTimeout,
+		maxPollInterval:  defaultMaxPollInterval,
 		maxPollRecords:   defaultMaxPollRecords,
 	}
 }
 
 // Option configures a Broker made by New. Options apply in order; a later
 // option overrides an earlier one of the same kind (WithTopic adds to the
-// list instead).
+// list instead). An option given a bad value makes New fail with an error
+// naming the option and the value.
 type Option interface {
-	apply(*config)
+	apply(*config) error
 }
 
 // funcOption adapts a function to Option.
-type funcOption func(*config)
+type funcOption func(*config) error
 
-func (f funcOption) apply(c *config) { f(c) }
+func (f funcOption) apply(c *config) error { return f(c) }
+
+// errOption is the error of an option given a bad value.
+func errOption(call, why string) error {
+	return fmt.Errorf("memory: %s: %s: %w", call, why, transport.ErrInvalid)
+}
 
 // WithPartitions sets the partition count of topics the broker creates on
 // first use (see WithAutoCreate) and of WithTopic topics given no count.
-// The default is 1. A value <= 0 or above 10,000 means the default.
+// The default is 1; a value outside 1..10,000 makes New fail.
 func WithPartitions(n int) Option {
-	return funcOption(func(c *config) {
+	return funcOption(func(c *config) error {
 		if n <= 0 || n > maxPartitions {
-			n = defaultPartitions
+			return errOption(fmt.Sprintf("WithPartitions(%d)", n), fmt.Sprintf("the partition count must be within 1..%d", maxPartitions))
 		}
 		c.partitions = n
+		return nil
 	})
 }
 
@@ -78,25 +93,32 @@ func WithPartitions(n int) Option {
 // true, which suits development; Fetch, Offsets, OffsetForTime and
 // Committed never create topics.
 func WithAutoCreate(on bool) Option {
-	return funcOption(func(c *config) { c.autoCreate = on })
+	return funcOption(func(c *config) error { c.autoCreate = on; return nil })
 }
 
 // WithTopic makes New create the topic name with the given partition count
 // (<= 0 means the WithPartitions count). It may be repeated; naming a topic
 // again replaces its earlier count.
 //
-// New panics if name is not a valid topic name or partitions is above
-// 10,000, as CreateTopic would refuse them: options are program constants.
-// Use CreateTopic for names that come from input.
+// New fails if name is not a valid topic name or partitions is above
+// 10,000, as CreateTopic would refuse them.
 func WithTopic(name string, partitions int) Option {
-	return funcOption(func(c *config) {
+	return funcOption(func(c *config) error {
+		call := fmt.Sprintf("WithTopic(%q, %d)", name, partitions)
+		if err := validTopicName(name); err != nil {
+			return errOption(call, err.Error())
+		}
+		if partitions > maxPartitions {
+			return errOption(call, fmt.Sprintf("the partition count must be within 1..%d", maxPartitions))
+		}
 		for i := range c.topics {
 			if c.topics[i].name == name {
 				c.topics[i].partitions = partitions
-				return
+				return nil
 			}
 		}
 		c.topics = append(c.topics, topicSpec{name: name, partitions: partitions})
+		return nil
 	})
 }
 
@@ -105,18 +127,21 @@ func WithTopic(name string, partitions int) Option {
 // (counted as in WithMaxMessageBytes), its oldest records are dropped until
 // both limits hold again, and its earliest offset advances. The newest record
 // is always kept. Readers positioned on dropped records continue at the
-// earliest retained one. The defaults are 100,000 records and 64 MiB; a
-// value <= 0 means its default.
+// earliest retained one. The defaults are 100,000 records and 64 MiB; 0
+// leaves that limit at its default (WithRetention(10, 0) bounds the count
+// only), and a negative value makes New fail.
 func WithRetention(maxRecords int, maxBytes int64) Option {
-	return funcOption(func(c *config) {
-		if maxRecords <= 0 {
-			maxRecords = defaultRetentionRecords
+	return funcOption(func(c *config) error {
+		if maxRecords < 0 || maxBytes < 0 {
+			return errOption(fmt.Sprintf("WithRetention(%d, %d)", maxRecords, maxBytes), "the limits must not be negative")
 		}
-		if maxBytes <= 0 {
-			maxBytes = defaultRetentionBytes
+		if maxRecords > 0 {
+			c.retentionRecords = maxRecords
 		}
-		c.retentionRecords = maxRecords
-		c.retentionBytes = maxBytes
+		if maxBytes > 0 {
+			c.retentionBytes = maxBytes
+		}
+		return nil
 	})
 }
 
@@ -124,38 +149,57 @@ func WithRetention(maxRecords int, maxBytes int64) Option {
 // len(Key) + len(Value) + the lengths of every header key and value. A
 // larger record fails the whole Produce call with an error wrapping
 // transport.ErrMessageTooLarge. The default is 1 MiB (1<<20), Upstash's
-// limit; a value <= 0 means the default.
+// limit; a value <= 0 makes New fail.
 func WithMaxMessageBytes(n int) Option {
-	return funcOption(func(c *config) {
+	return funcOption(func(c *config) error {
 		if n <= 0 {
-			n = defaultMaxMessageBytes
+			return errOption(fmt.Sprintf("WithMaxMessageBytes(%d)", n), "the limit must be positive")
 		}
 		c.maxMessageBytes = n
+		return nil
 	})
 }
 
 // WithSessionTimeout sets the session timeout of group members whose
-// Subscription.SessionTimeout is zero: a member that has not polled for that
-// long, and is not blocked in Poll, is dropped from its group and its
-// partitions go to the other members. The default is 30s; a value <= 0 means
-// the default.
+// Subscription.SessionTimeout is zero. A Consumer of this broker lives in
+// the broker's process and heartbeats as long as it is open, so its session
+// never lapses; the value is kept for what a Consumer reports. The default
+// is 30s; a value <= 0 makes New fail.
 func WithSessionTimeout(d time.Duration) Option {
-	return funcOption(func(c *config) {
+	return funcOption(func(c *config) error {
 		if d <= 0 {
-			d = defaultSessionTimeout
+			return errOption(fmt.Sprintf("WithSessionTimeout(%v)", d), "the timeout must be positive")
 		}
 		c.sessionTimeout = d
+		return nil
+	})
+}
+
+// WithMaxPollInterval sets the max poll interval of group members whose
+// Subscription.MaxPollInterval is zero: a member that owns partitions and
+// has not called Poll for that long (and is not blocked in Poll) is dropped
+// from its group, its partitions go to the other members, and its next Poll
+// rejoins (Kafka's max.poll.interval.ms). The default is 5 minutes, as in
+// Kafka; a value <= 0 makes New fail.
+func WithMaxPollInterval(d time.Duration) Option {
+	return funcOption(func(c *config) error {
+		if d <= 0 {
+			return errOption(fmt.Sprintf("WithMaxPollInterval(%v)", d), "the interval must be positive")
+		}
+		c.maxPollInterval = d
+		return nil
 	})
 }
 
 // WithMaxPollRecords sets the most records one Consumer.Poll returns, and
-// the default for Fetch's max. The default is 1000; a value <= 0 means the
-// default.
+// the default for Fetch's max. The default is 1000; a value <= 0 makes New
+// fail.
 func WithMaxPollRecords(n int) Option {
-	return funcOption(func(c *config) {
+	return funcOption(func(c *config) error {
 		if n <= 0 {
-			n = defaultMaxPollRecords
+			return errOption(fmt.Sprintf("WithMaxPollRecords(%d)", n), "the count must be positive")
 		}
 		c.maxPollRecords = n
+		return nil
 	})
 }

@@ -13,16 +13,18 @@ import (
 )
 
 func TestNewDefaultsAndOptions(t *testing.T) {
-	b := New()
+	b := newBroker(t)
 	defer b.Close()
 	assert.Equal(t, defaults(), b.cfg)
 	assert.Equal(t, config{
 		partitions: 1, autoCreate: true, retentionRecords: 100_000, retentionBytes: 64 << 20,
-		maxMessageBytes: 1 << 20, sessionTimeout: 30 * time.Second, maxPollRecords: 1000,
+		maxMessageBytes: 1 << 20, sessionTimeout: 30 * time.Second, maxPollInterval: 5 * time.Minute,
+		maxPollRecords: 1000,
 	}, b.cfg)
 
-	b2 := New(WithPartitions(3), WithAutoCreate(false), WithRetention(10, 1000), WithMaxMessageBytes(50),
-		WithSessionTimeout(time.Second), WithMaxPollRecords(7), WithTopic("a", 2), WithTopic("b", 0), WithTopic("a", 5))
+	b2 := newBroker(t, WithPartitions(3), WithAutoCreate(false), WithRetention(10, 1000), WithMaxMessageBytes(50),
+		WithSessionTimeout(time.Second), WithMaxPollInterval(time.Minute), WithMaxPollRecords(7),
+		WithTopic("a", 2), WithTopic("b", 0), WithTopic("a", 5))
 	defer b2.Close()
 	assert.Equal(t, 3, b2.cfg.partitions)
 	assert.False(t, b2.cfg.autoCreate)
@@ -30,18 +32,37 @@ func TestNewDefaultsAndOptions(t *testing.T) {
 	assert.Equal(t, int64(1000), b2.cfg.retentionBytes)
 	assert.Equal(t, 50, b2.cfg.maxMessageBytes)
 	assert.Equal(t, time.Second, b2.cfg.sessionTimeout)
+	assert.Equal(t, time.Minute, b2.cfg.maxPollInterval)
 	assert.Equal(t, 7, b2.cfg.maxPollRecords)
 	assert.Equal(t, map[string]int32{"a": 5, "b": 3}, b2.Topics(), "repeated WithTopic replaces; 0 means WithPartitions")
+}
 
-	// Invalid values mean the default, even after a valid one.
-	b3 := New(WithPartitions(4), WithPartitions(0), WithRetention(-1, 0), WithMaxMessageBytes(-5),
-		WithSessionTimeout(-time.Second), WithMaxPollRecords(0), WithPartitions(maxPartitions+1))
-	defer b3.Close()
-	assert.Equal(t, defaults(), b3.cfg)
-
-	assert.PanicsWithValue(t,
-		`memory.New: WithTopic("bad name", 1): memory: create topic "bad name": topic name may hold only ASCII letters, digits, '.', '_' and '-', not ' ': transport: invalid argument`,
-		func() { New(WithTopic("bad name", 1)) })
+// Regression (issue 8 point 7): bad options used to be clamped silently
+// (WithPartitions(20000) became 1); New now fails naming the option.
+func TestNewRefusesBadOptions(t *testing.T) {
+	tests := []struct {
+		opt  Option
+		want string
+	}{
+		{WithPartitions(20000), "WithPartitions(20000)"},
+		{WithPartitions(0), "WithPartitions(0)"},
+		{WithRetention(-1, 10), "WithRetention(-1, 10)"},
+		{WithRetention(10, -1), "WithRetention(10, -1)"},
+		{WithMaxMessageBytes(-5), "WithMaxMessageBytes(-5)"},
+		{WithSessionTimeout(-time.Second), "WithSessionTimeout(-1s)"},
+		{WithMaxPollInterval(0), "WithMaxPollInterval(0s)"},
+		{WithMaxPollRecords(0), "WithMaxPollRecords(0)"},
+		{WithTopic("bad name", 1), `WithTopic("bad name", 1)`},
+		{WithTopic("t", maxPartitions+1), `WithTopic("t", 10001)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			b, err := New(WithPartitions(2), tt.opt)
+			require.ErrorIs(t, err, transport.ErrInvalid)
+			assert.Nil(t, b)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
 }
 
 func TestCreateTopic(t *testing.T) {
@@ -175,7 +196,7 @@ func TestProduceSizeLimit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), latest, "the batch with the large record appended nothing")
 
-	d := New()
+	d := newBroker(t)
 	defer d.Close()
 	_, err = d.Produce(context.Background(), transport.Message{Topic: "s", Value: make([]byte, 1<<20)})
 	require.NoError(t, err, "1 MiB is the default limit")

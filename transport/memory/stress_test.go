@@ -18,7 +18,7 @@ import (
 // tail reader and observers at once (meant for -race). Every record must
 // reach the group at least once and the tail exactly once, in order.
 func TestConcurrentStress(t *testing.T) {
-	b := New(WithTopic("s", 4), WithMaxPollRecords(17))
+	b := newBroker(t, WithTopic("s", 4), WithMaxPollRecords(17))
 	defer b.Close()
 	const producers, perProducer = 4, 2000
 	const total = producers * perProducer
@@ -48,7 +48,7 @@ func TestConcurrentStress(t *testing.T) {
 	}
 	// member reads as inst until run ends, or leaves after limit records.
 	member := func(inst string, limit int) {
-		c, err := b.Join(ctx, transport.Subscription{Group: "g", Instance: inst, Topics: []string{"s"}, Start: transport.StartEarliest})
+		c, err := b.join(ctx, transport.Subscription{Group: "g", Instance: inst, Topics: []string{"s"}, Start: transport.StartEarliest})
 		if !assert.NoError(t, err) {
 			return
 		}

@@ -31,7 +31,9 @@ func TestConformance(t *testing.T) {
 		return tr
 	}, rpctest.Features{
 		Partitions:      conformancePartitions,
-		SessionTimeout:  true,
+		Heartbeat:       true,
+		MaxPollInterval: true,
+		// OnRevoked: the REST API cannot tell a client of revocation.
 		MaxMessageBytes: conformanceMaxBytes,
 	})
 }

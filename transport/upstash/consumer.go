@@ -54,34 +54,28 @@ type pollCall struct {
 	err     error
 }
 
-// newConsumer makes the consumer of subscription s (its group and instance
-// filled in) to topics, not yet registered nor joined.
-func (t *Transport) newConsumer(s transport.Subscription, topics []string) *consumer {
-	c := &consumer{
-		t:           t,
-		key:         memberKey{s.Group, s.Instance},
-		topics:      topics,
-		header:      http.Header{},
-		consumePath: restPath("consume", s.Group, s.Instance),
-		commitPath:  restPath("commit", s.Group, s.Instance),
-		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
-	}
-	c.header.Set("Kafka-Enable-Auto-Commit", "false")
-	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
-	if s.SessionTimeout > 0 {
-		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
-	}
-	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
-	c.stopped = make(chan struct{})
-	return c
-}
-
 // Subscribe creates a consumer-group instance on the server and joins the
 // group: POST /consume/{group}/{instance} with auto-commit off,
-// Kafka-Auto-Offset-Reset from s.Start and Kafka-Session-Timeout-Ms from
-// s.SessionTimeout (when set). Those headers go with every consume, so an
+// Kafka-Auto-Offset-Reset from s.Start, Kafka-Session-Timeout-Ms from
+// s.SessionTimeout and Kafka-Max-Poll-Interval-Ms from s.MaxPollInterval
+// (each when set; the last is an extension of the project's REST server,
+// which other servers ignore). Those headers go with every consume, so an
 // instance the server expired for idleness is re-created with the same
 // settings.
+//
+// Liveness: the member is the server's (one group member per REST
+// instance), and on the project's REST server it heartbeats by itself while
+// the instance exists, so this consumer sends no heartbeats of its own: a
+// busy user keeps its partitions until s.MaxPollInterval passes without a
+// Poll (then the server drops the member, a Commit fails with
+// transport.ErrNotAssigned and the next Poll rejoins), or until the server
+// expires the idle instance (kafka-rest's --instance-expiry, 5 minutes by
+// default), whichever comes first.
+//
+// s.OnRevoked is never called: the REST API has no way to tell a client
+// that its instance lost partitions. A Commit naming a partition the
+// member lost fails with transport.ErrNotAssigned, and its records are
+// delivered again to their new owner.
 //
 // An empty s.Group or s.Instance takes the transport's default ([WithGroup],
 // [WithInstance]); without one, Group is required and Instance is a fresh
@@ -193,6 +187,31 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 	return c, nil
 }
 
+// newConsumer makes the consumer of a checked subscription, not yet
+// registered nor joined.
+func (t *Transport) newConsumer(s transport.Subscription, topics []string) *consumer {
+	c := &consumer{
+		t:           t,
+		key:         memberKey{s.Group, s.Instance},
+		topics:      topics,
+		header:      http.Header{},
+		consumePath: restPath("consume", s.Group, s.Instance),
+		commitPath:  restPath("commit", s.Group, s.Instance),
+		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
+		stopped:     make(chan struct{}),
+	}
+	c.header.Set("Kafka-Enable-Auto-Commit", "false")
+	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
+	if s.SessionTimeout > 0 {
+		c.header.Set("Kafka-Session-Timeout-Ms", strconv.FormatInt(s.SessionTimeout.Milliseconds(), 10))
+	}
+	if s.MaxPollInterval > 0 {
+		c.header.Set("Kafka-Max-Poll-Interval-Ms", strconv.FormatInt(s.MaxPollInterval.Milliseconds(), 10))
+	}
+	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	return c
+}
+
 func checkSubscription(s transport.Subscription) ([]string, error) {
 	switch {
 	case s.Group == "":
@@ -205,6 +224,10 @@ func checkSubscription(s transport.Subscription) ([]string, error) {
 		return nil, fmt.Errorf("upstash: subscribe: negative session timeout %v: %w", s.SessionTimeout, transport.ErrInvalid)
 	case s.SessionTimeout > 0 && s.SessionTimeout < time.Millisecond:
 		return nil, fmt.Errorf("upstash: subscribe: session timeout %v is under 1ms: %w", s.SessionTimeout, transport.ErrInvalid)
+	case s.MaxPollInterval < 0:
+		return nil, fmt.Errorf("upstash: subscribe: negative max poll interval %v: %w", s.MaxPollInterval, transport.ErrInvalid)
+	case s.MaxPollInterval > 0 && s.MaxPollInterval < time.Millisecond:
+		return nil, fmt.Errorf("upstash: subscribe: max poll interval %v is under 1ms: %w", s.MaxPollInterval, transport.ErrInvalid)
 	}
 	topics := make([]string, 0, len(s.Topics))
 	for _, tp := range s.Topics {

@@ -17,7 +17,10 @@ import (
 // The transport talks to any Upstash-compatible REST endpoint; here, the
 // project's own REST server over the embedded broker, on loopback.
 func Example() {
-	broker := memory.New()
+	broker, err := memory.New()
+	if err != nil {
+		panic(err)
+	}
 	defer broker.Close()
 	srv, err := restserver.New(restserver.NewMemoryBackend(broker), restserver.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {

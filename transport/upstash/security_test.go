@@ -77,7 +77,8 @@ func TestCredentialsNeverLogged(t *testing.T) {
 
 	// A server that goes away: connection errors are retried, and the
 	// consumer instance Close would delete cannot be.
-	b := memory.New()
+	b, err := memory.New()
+	require.NoError(t, err)
 	defer b.Close()
 	srv, err := restserver.New(restserver.NewMemoryBackend(b), restserver.WithCredentials(user, pass),
 		restserver.WithLogger(slog.New(slog.DiscardHandler)))

@@ -55,7 +55,8 @@ var debugLog = func() io.Writer {
 // (after the transports made later, as cleanups run last-in first-out).
 func startServer(tb testing.TB, cfg serverConfig) *restServer {
 	tb.Helper()
-	b := memory.New(cfg.broker...)
+	b, err := memory.New(cfg.broker...)
+	require.NoError(tb, err)
 	lg := slog.New(slog.DiscardHandler)
 	if debugLog != nil {
 		lg = slog.New(slog.NewTextHandler(debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
