@@ -80,18 +80,31 @@ func startServe(t *testing.T, s *rpc.Server) (stop func() error) {
 
 // runCounter counts handler runs per request payload.
 type runCounter struct {
-	mu   sync.Mutex
-	runs map[int]int
-	last time.Time
+	mu    sync.Mutex
+	runs  map[int]int
+	start map[int]time.Time // first entry
+	last  time.Time
 }
 
-func newRunCounter() *runCounter { return &runCounter{runs: make(map[int]int)} }
+func newRunCounter() *runCounter {
+	return &runCounter{runs: make(map[int]int), start: make(map[int]time.Time)}
+}
+
+// first returns when n's handler was first entered.
+func (c *runCounter) first(n int) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.start[n]
+}
 
 func (c *runCounter) enter(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.runs[n]++
 	c.last = time.Now()
+	if c.runs[n] == 1 {
+		c.start[n] = c.last
+	}
 }
 
 func (c *runCounter) get(n int) int {
