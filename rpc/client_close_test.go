@@ -38,7 +38,7 @@ func TestCloseEndsProduceRetry(t *testing.T) {
 	}
 	for name, op := range ops {
 		t.Run(name, func(t *testing.T) {
-			b := memory.New()
+			b := newBroker(t)
 			t.Cleanup(func() { b.Close() })
 			var tries atomic.Int64
 			ht := &hookTransport{Transport: b, produce: func(_ context.Context, msgs []transport.Message) error {
@@ -75,7 +75,7 @@ func TestCloseEndsProduceRetry(t *testing.T) {
 // Issue 13, bug 6: WithResend does not run a keyless request twice when
 // its resends would land on a partition owned by another server.
 func TestKeylessResendRunsOnce(t *testing.T) {
-	b := memory.New(memory.WithTopic("resend6", 2))
+	b := newBroker(t, memory.WithTopic("resend6", 2))
 	t.Cleanup(func() { b.Close() })
 	runs := newRunCounter()
 	for range 2 {

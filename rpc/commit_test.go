@@ -5,7 +5,6 @@ package rpc_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ import (
 // Issue 13, bug 8: a commit that failed is retried, at the latest when
 // Serve stops: what was handled is committed.
 func TestFailedCommitRetried(t *testing.T) {
-	b := memory.New()
+	b := newBroker(t)
 	t.Cleanup(func() { b.Close() })
 	var commits atomic.Int64
 	ht := &hookTransport{Transport: b, commit: func(_ context.Context, msgs []transport.Message) error {
@@ -53,16 +52,9 @@ func TestFailedCommitRetried(t *testing.T) {
 // one the old owner was running when the partition moved (at-least-once:
 // it cannot be taken back).
 //
-// It needs the embedded broker to call Subscription.OnRevoked; until it
-// does (seam branch) the old owner learns of the move only when a commit
-// fails, after it ran some moved records: skipped. RPC_TEST_REVOKE=1 runs
-// it anyway. TestRevokedMidBatchWithOnRevoked runs the same scenario with
-// OnRevoked simulated.
+// The embedded broker tells the old owner through Subscription.OnRevoked.
 func TestRevokedPartitionQueueNotRun(t *testing.T) {
-	if os.Getenv("RPC_TEST_REVOKE") == "" {
-		t.Skip("needs memory OnRevoked (seam branch); RPC_TEST_REVOKE=1 runs it")
-	}
-	b := memory.New(memory.WithTopic("revoke5", 2))
+	b := newBroker(t, memory.WithTopic("revoke5", 2))
 	t.Cleanup(func() { b.Close() })
 	revokeMidBatch(t, b, b)
 }

@@ -63,9 +63,10 @@ func TestBadOptionsAreNamed(t *testing.T) {
 	}
 }
 
-func newBroker(t *testing.T) *memory.Broker {
+// newBroker returns an embedded broker with opts, closed at cleanup.
+func newBroker(t *testing.T, opts ...memory.Option) *memory.Broker {
 	t.Helper()
-	b, err := memory.New()
+	b, err := memory.New(opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	return b

@@ -24,7 +24,7 @@ import (
 // the next server of the group; its dedup marker must not answer that
 // delivery first.
 func TestDeadLetterWrittenOnRedeliveryAfterStop(t *testing.T) {
-	b := memory.New()
+	b := newBroker(t)
 	t.Cleanup(func() { b.Close() })
 	var dlqDown atomic.Bool
 	dlqDown.Store(true)
@@ -68,7 +68,7 @@ func TestDeadLetterWrittenOnRedeliveryAfterStop(t *testing.T) {
 // Issue 13, bug 2: a reply that fits the transport's limit is delivered,
 // even with the default (persisted) dedup window, whose marker goes with it.
 func TestReplyNearTransportLimitDelivered(t *testing.T) {
-	b := memory.New(memory.WithMaxMessageBytes(2000))
+	b := newBroker(t, memory.WithMaxMessageBytes(2000))
 	t.Cleanup(func() { b.Close() })
 	s, err := rpc.NewServer(b, rpc.WithName("srv"), quiet)
 	require.NoError(t, err)
@@ -90,7 +90,7 @@ func TestLargeRepliesKeepDedupWindow(t *testing.T) {
 		n         = 600
 		replySize = 4 << 10
 	)
-	b := memory.New(memory.WithRetention(0, 1<<20))
+	b := newBroker(t, memory.WithRetention(0, 1<<20))
 	t.Cleanup(func() { b.Close() })
 	runs := newRunCounter()
 	newServer := func() *rpc.Server {
@@ -151,7 +151,7 @@ func (panicky) MarshalJSON() ([]byte, error) { panic("MarshalJSON bug") }
 // Issue 13, bug 9: a result whose MarshalJSON panics gets the caller an
 // internal error reply; the server survives and keeps serving.
 func TestResultMarshalPanicRepliesInternal(t *testing.T) {
-	b := memory.New()
+	b := newBroker(t)
 	t.Cleanup(func() { b.Close() })
 	s, err := rpc.NewServer(b, rpc.WithName("srv"), quiet)
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func TestResultMarshalPanicRepliesInternal(t *testing.T) {
 // replaced.
 func TestOversizeReplyReplacedWhileCopiesArrive(t *testing.T) {
 	const limit = 4000
-	b := memory.New(memory.WithMaxMessageBytes(limit))
+	b := newBroker(t, memory.WithMaxMessageBytes(limit))
 	t.Cleanup(func() { b.Close() })
 	ht := &hookTransport{Transport: b, produce: func(_ context.Context, msgs []transport.Message) error {
 		for _, m := range msgs {
