@@ -50,6 +50,7 @@ type serverConfig struct {
 	retryDelay     time.Duration
 	keyOrdering    bool
 	sessionTimeout time.Duration
+	maxPoll        time.Duration
 }
 
 const (
@@ -151,6 +152,9 @@ func (c *serverConfig) validate() error {
 	}
 	if c.sessionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithSessionTimeout(%v): must not be negative", c.sessionTimeout))
+	}
+	if c.maxPoll < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithMaxPollInterval(%v): must not be negative", c.maxPoll))
 	}
 	if c.retries < 1 || c.retryDelay <= 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithRetry(%d, %v): attempts must be at least 1 and the delay positive", c.retries, c.retryDelay))
@@ -366,8 +370,21 @@ func WithNoticeDedup(n int) ClientOption {
 // WithSessionTimeout sets how long the group waits for a server that gave
 // no sign of life (a crashed process) before handing its partitions to the
 // others. A busy server is alive: transports heartbeat by themselves (see
-// transport.Subscription). Zero means the transport's default; negative is
-// an error.
+// transport.Subscription). Over the REST API the member lives in the REST
+// server, which heartbeats for it while the instance exists: there a crashed
+// server is found by WithMaxPollInterval or the REST server's idle expiry.
+// Zero means the transport's default; negative is an error.
 func WithSessionTimeout(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.sessionTimeout = d })
+}
+
+// WithMaxPollInterval sets the longest a server may go without polling
+// before its group drops it and hands its partitions to the others
+// (Kafka's max.poll.interval.ms). Serve polls whenever a worker is free, so
+// it must exceed the longest time all workers can be busy. Over the REST
+// API it is also how soon a crashed server's partitions move. Zero means
+// the transport's default (5 minutes on the embedded broker and kafka-rest);
+// negative is an error.
+func WithMaxPollInterval(d time.Duration) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.maxPoll = d })
 }

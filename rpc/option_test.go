@@ -32,13 +32,14 @@ func TestBadOptionsAreNamed(t *testing.T) {
 		assert.Contains(t, err.Error(), name, "the error names the option")
 	}
 	serverCases := map[string]rpc.ServerOption{
-		"WithName":           rpc.WithName(""),
-		"WithConcurrency":    rpc.WithConcurrency(0),
-		"WithDrainTimeout":   rpc.WithDrainTimeout(-time.Second),
-		"WithMaxPayload":     rpc.WithMaxPayload(-1),
-		"WithDedup":          rpc.WithDedup(10, 0),
-		"WithRetry":          rpc.WithRetry(0, time.Second),
-		"WithSessionTimeout": rpc.WithSessionTimeout(-time.Second),
+		"WithName":            rpc.WithName(""),
+		"WithConcurrency":     rpc.WithConcurrency(0),
+		"WithDrainTimeout":    rpc.WithDrainTimeout(-time.Second),
+		"WithMaxPayload":      rpc.WithMaxPayload(-1),
+		"WithDedup":           rpc.WithDedup(10, 0),
+		"WithRetry":           rpc.WithRetry(0, time.Second),
+		"WithSessionTimeout":  rpc.WithSessionTimeout(-time.Second),
+		"WithMaxPollInterval": rpc.WithMaxPollInterval(-time.Second),
 	}
 	for name, opt := range serverCases {
 		_, err := rpc.NewServer(b, opt)

@@ -134,11 +134,12 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	track := newTracker()
 	cons, err := s.t.Subscribe(ctx, transport.Subscription{
-		Group:          s.cfg.group,
-		Instance:       s.cfg.instance,
-		Topics:         topics,
-		Start:          transport.StartEarliest,
-		SessionTimeout: s.cfg.sessionTimeout,
+		Group:           s.cfg.group,
+		Instance:        s.cfg.instance,
+		Topics:          topics,
+		Start:           transport.StartEarliest,
+		SessionTimeout:  s.cfg.sessionTimeout,
+		MaxPollInterval: s.cfg.maxPoll,
 		OnRevoked: func(tps []transport.TopicPartition) {
 			// Records of these partitions that are queued are not started,
 			// and none of their watermarks is committed: the next owner
