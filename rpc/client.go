@@ -151,6 +151,16 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	// that owns it (and knows the first copy is running) gets it, even for
 	// a keyless request that the transport would spread elsewhere.
 	msg.Partition, msg.ManualPartition = sent.Partition, true
+	return c.await(lc, pc, msg)
+}
+
+// await waits for the reply of the call whose request is msg, resending
+// msg as WithResend says, until the call's deadline, its context's end or
+// Close.
+func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Reply, error) {
+	var ctx context.Context = lc
+	topic := msg.Topic
+	id, _ := msg.Header(HeaderID)
 	var resend <-chan time.Time
 	if c.cfg.resend > 0 {
 		t := time.NewTicker(c.cfg.resend)

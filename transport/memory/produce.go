@@ -58,32 +58,60 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 				return nil, err
 			}
 		}
-		if size := recordSize(m); size > b.cfg.maxMessageBytes {
-			return nil, fmt.Errorf("memory: produce to %q: record %d is %d bytes, over the limit of %d: %w",
-				m.Topic, i, size, b.cfg.maxMessageBytes, transport.ErrMessageTooLarge)
+		p, err := b.place(t, m, i)
+		if err != nil {
+			return nil, err
 		}
-		var p int32
-		switch n := len(t.parts); {
-		case m.ManualPartition:
-			if m.Partition < 0 || int(m.Partition) >= n {
-				return nil, fmt.Errorf("memory: produce to %q: partition %d does not exist (the topic has %d): %w",
-					m.Topic, m.Partition, n, transport.ErrInvalid)
-			}
-			p = m.Partition
-		case m.Key != "":
-			p = partitionForKey(m.Key, n)
-		case n > 1:
-			p = int32((t.rr.Add(1) - 1) % uint32(n))
-		}
-		parts = append(parts, t.parts[p])
+		parts = append(parts, p)
 		valBytes += len(m.Value)
 		nHeaders += len(m.Headers)
 		needNow = needNow || m.Time.IsZero()
 	}
 
-	// Copy the caller's data into buffers the broker owns: one for all
-	// values, one for all headers. Full slice expressions keep a reader's
-	// append from spilling into a neighbour.
+	out := b.copyIn(msgs, parts, valBytes, nHeaders, needNow)
+
+	// Append runs of records bound for the same partition under one lock;
+	// records for one partition keep their relative order.
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && parts[j] == parts[i] {
+			j++
+		}
+		parts[i].append(out[i:j], &b.cfg)
+		i = j
+	}
+	return out, nil
+}
+
+// place checks the size of m, the i-th record of a produce to t, and picks
+// its partition: as given, by key, or round-robin for a keyless record.
+func (b *Broker) place(t *topic, m *transport.Message, i int) (*partition, error) {
+	if size := recordSize(m); size > b.cfg.maxMessageBytes {
+		return nil, fmt.Errorf("memory: produce to %q: record %d is %d bytes, over the limit of %d: %w",
+			m.Topic, i, size, b.cfg.maxMessageBytes, transport.ErrMessageTooLarge)
+	}
+	var p int32
+	switch n := len(t.parts); {
+	case m.ManualPartition:
+		if m.Partition < 0 || int(m.Partition) >= n {
+			return nil, fmt.Errorf("memory: produce to %q: partition %d does not exist (the topic has %d): %w",
+				m.Topic, m.Partition, n, transport.ErrInvalid)
+		}
+		p = m.Partition
+	case m.Key != "":
+		p = partitionForKey(m.Key, n)
+	case n > 1:
+		p = int32((t.rr.Add(1) - 1) % uint32(n))
+	}
+	return t.parts[p], nil
+}
+
+// copyIn copies msgs into records the broker owns, bound for parts, with
+// valBytes of values and nHeaders headers in all: one buffer for all
+// values, one for all headers. Full slice expressions keep a reader's
+// append from spilling into a neighbour. needNow says some record has no
+// time: it gets the broker's now.
+func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, valBytes, nHeaders int, needNow bool) []transport.Message {
 	var (
 		vbuf []byte
 		hbuf []transport.Header
@@ -123,18 +151,7 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 			o.Time = truncMilli(m.Time)
 		}
 	}
-
-	// Append runs of records bound for the same partition under one lock;
-	// records for one partition keep their relative order.
-	for i := 0; i < len(out); {
-		j := i + 1
-		for j < len(out) && parts[j] == parts[i] {
-			j++
-		}
-		parts[i].append(out[i:j], &b.cfg)
-		i = j
-	}
-	return out, nil
+	return out
 }
 
 // truncMilli truncates t to the millisecond, as Kafka's timestamps are, and
