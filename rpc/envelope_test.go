@@ -104,3 +104,36 @@ func TestNewIDIsUUIDv7(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// BenchmarkNewID compares the hand-made UUID v7 generator with
+// uuid.NewV7's, as newID's doc comment reports.
+func BenchmarkNewID(b *testing.B) {
+	b.Run("newID", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = newID()
+		}
+	})
+	b.Run("uuid.NewV7", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			u, _ := uuid.NewV7()
+			_ = u.String()
+		}
+	})
+	b.Run("parallel/newID", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_ = newID()
+			}
+		})
+	})
+	b.Run("parallel/uuid.NewV7", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				u, _ := uuid.NewV7()
+				_ = u.String()
+			}
+		})
+	})
+}
