@@ -121,22 +121,47 @@ func TestTransport(t *testing.T, newTransport func(t testing.TB) transport.Trans
 		t.Fatalf("rpctest.TestTransport: invalid Features %+v: Partitions and MaxMessageBytes must not be negative", f)
 	}
 	for _, c := range transportCases {
-		t.Run(c.name, func(t *testing.T) {
-			if c.needs != nil {
-				if reason := c.needs(f); reason != "" {
-					t.Skip(reason)
-				}
-			}
-			tr := newTransport(t)
-			if tr == nil {
-				t.Fatal("newTransport returned a nil transport")
-			}
-			t.Cleanup(func() { closeWithin(t, "Transport.Close (suite cleanup)", tr.Close, false) })
-			stop := watch(t, tr)
-			defer stop()
-			c.run(t, newTenv(t, tr, f))
-		})
+		t.Run(c.name, func(t *testing.T) { c.runOn(t, newTransport, f) })
 	}
+}
+
+// TransportCase is one rule of the transport conformance suite, which a
+// third-party transport can run by itself (see TransportCases).
+type TransportCase struct{ c transportCase }
+
+// Name names the case, as in TestTransport's subtests.
+func (tc TransportCase) Name() string { return tc.c.name }
+
+// Run runs the case on a transport newTransport makes, as TestTransport
+// does: skipped when f lacks what it needs, under the suite's watchdog.
+func (tc TransportCase) Run(t *testing.T, newTransport func(t testing.TB) transport.Transport, f Features) {
+	tc.c.runOn(t, newTransport, f)
+}
+
+// TransportCases returns the cases of the transport conformance suite, in
+// the order TestTransport runs them.
+func TransportCases() []TransportCase {
+	out := make([]TransportCase, len(transportCases))
+	for i, c := range transportCases {
+		out[i] = TransportCase{c}
+	}
+	return out
+}
+
+func (c transportCase) runOn(t *testing.T, newTransport func(t testing.TB) transport.Transport, f Features) {
+	if c.needs != nil {
+		if reason := c.needs(f); reason != "" {
+			t.Skip(reason)
+		}
+	}
+	tr := newTransport(t)
+	if tr == nil {
+		t.Fatal("newTransport returned a nil transport")
+	}
+	t.Cleanup(func() { closeWithin(t, "Transport.Close (suite cleanup)", tr.Close, false) })
+	stop := watch(t, tr)
+	defer stop()
+	c.run(t, newTenv(t, tr, f))
 }
 
 // transportCase is one rule of the contract.

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/kafkarpc/kafkarpc/rpctest"
@@ -52,4 +53,35 @@ func newMemory() *memory.Broker {
 // TestMemoryTransport runs the conformance suite against the embedded broker.
 func TestMemoryTransport(t *testing.T) {
 	rpctest.TestTransport(t, func(testing.TB) transport.Transport { return newMemory() }, memoryFeatures)
+}
+
+// A third-party transport can run one case by name.
+func TestTransportCaseByName(t *testing.T) {
+	var found bool
+	for _, c := range rpctest.TransportCases() {
+		if c.Name() != "ProducePollRoundTrip" {
+			continue
+		}
+		found = true
+		c.Run(t, func(t testing.TB) transport.Transport {
+			b, err := memory.New()
+			require.NoError(t, err)
+			return b
+		}, rpctest.Features{})
+	}
+	require.True(t, found, "the case is listed")
+	for _, c := range rpctest.RPCCases() {
+		if c.Name == "CallRoundTrip" {
+			c.Run(t, func(t testing.TB, n int) []transport.Transport {
+				b, err := memory.New()
+				require.NoError(t, err)
+				t.Cleanup(func() { b.Close() })
+				trs := make([]transport.Transport, n)
+				for i := range trs {
+					trs[i] = b
+				}
+				return trs
+			})
+		}
+	}
 }
