@@ -169,21 +169,26 @@ func (w *dedupWindow) drop() {
 // reply goes in it when it is at most maxMarkerReply bytes.
 func markerFor(topic, by, id string, reply *transport.Message) transport.Message {
 	m := transport.Message{Topic: topic, Partition: dedupPartition, ManualPartition: true, Key: id}
-	m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id}}
-	if reply == nil {
-		return m
+	size := 0
+	if reply != nil {
+		size = messageSize(reply)
 	}
-	if size := messageSize(reply); size > maxMarkerReply {
-		m.Headers = append(m.Headers, transport.Header{Key: headerDedupOmitted, Value: strconv.Itoa(size)})
-		return m
+	switch {
+	case reply == nil:
+		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id}}
+	case size > maxMarkerReply:
+		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id},
+			{Key: headerDedupOmitted, Value: strconv.Itoa(size)}}
+	default:
+		m.Value = reply.Value
+		m.Headers = make([]transport.Header, 0, len(reply.Headers)+4)
+		m.Headers = append(m.Headers, transport.Header{Key: headerDedupBy, Value: by}, transport.Header{Key: headerDedupOf, Value: id},
+			transport.Header{Key: headerDedupReplyTo, Value: reply.Topic})
+		if reply.ManualPartition {
+			m.Headers = append(m.Headers, transport.Header{Key: headerDedupReplyPart, Value: strconv.Itoa(int(reply.Partition))})
+		}
+		m.Headers = append(m.Headers, reply.Headers...)
 	}
-	m.Value = reply.Value
-	m.Headers = append(make([]transport.Header, 0, len(reply.Headers)+4), m.Headers...)
-	m.Headers = append(m.Headers, transport.Header{Key: headerDedupReplyTo, Value: reply.Topic})
-	if reply.ManualPartition {
-		m.Headers = append(m.Headers, transport.Header{Key: headerDedupReplyPart, Value: strconv.Itoa(int(reply.Partition))})
-	}
-	m.Headers = append(m.Headers, reply.Headers...)
 	return m
 }
 

@@ -22,9 +22,10 @@ import (
 
 // delivery is one record on its way through the pipeline.
 type delivery struct {
-	m       *transport.Message
+	m       *transport.Message // &request.Message
 	env     envelope
-	req     *Request
+	req     *Request // &request
+	request Request
 	replyTo string      // where the reply goes; "" when none is due
 	h       HandlerFunc // set by route; nil when no route matches
 	// dedupID is the id whose dedup-window entry this delivery owns (it
@@ -75,7 +76,10 @@ func (r *serveRun) handle(m *transport.Message) bool {
 // (the delivery then owns the entry) and answers a known one.
 func (r *serveRun) admit(m *transport.Message) (*delivery, outcome) {
 	s := r.s
-	d := &delivery{m: m}
+	d := &delivery{}
+	d.request.Message = *m // one allocation for the delivery and its Request
+	d.req, d.m = &d.request, &d.request.Message
+	m = d.m
 	var err error
 	d.env, err = decodeEnvelope(m)
 	if d.env.kind == KindRequest {
@@ -93,7 +97,7 @@ func (r *serveRun) admit(m *transport.Message) (*delivery, outcome) {
 	// A payload that is not JSON is caught where it is decoded (Handle,
 	// Request.Decode), which dead-letters it as undecodable: no second scan
 	// of every payload here.
-	d.req = &Request{Message: *m, Method: d.env.method, From: d.env.from, ID: d.env.id, Kind: d.env.kind, Legacy: d.env.legacy}
+	d.req.Method, d.req.From, d.req.ID, d.req.Kind, d.req.Legacy = d.env.method, d.env.from, d.env.id, d.env.kind, d.env.legacy
 	if d.env.legacy {
 		return d, outcome{kind: outRun}
 	}

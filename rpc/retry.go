@@ -54,13 +54,35 @@ func (p backoffPolicy) newBackOff() backoff.BackOff {
 // be retried, with its attempt number (from 1). retry returns nil, the
 // permanent error unwrapped, op's last error when the policy gave up, or
 // ctx's error when ctx ended first.
+//
+// The first call costs nothing beyond op itself: the backoff is built at
+// the first failure, so the common path (a produce or poll that works)
+// allocates nothing here.
 func retry(ctx context.Context, p backoffPolicy, op func() error, notify func(err error, attempt int)) error {
-	attempt := 0
-	var n backoff.Notify
-	if notify != nil {
-		n = func(err error, _ time.Duration) { attempt++; notify(err, attempt) }
+	var b backoff.BackOff
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		var perm *backoff.PermanentError
+		if errors.As(err, &perm) {
+			return perm.Unwrap()
+		}
+		if b == nil {
+			b = p.newBackOff()
+		}
+		d := b.NextBackOff()
+		if d == backoff.Stop {
+			return err
+		}
+		if notify != nil {
+			notify(err, attempt)
+		}
+		if !sleepCtx(ctx, d) {
+			return ctx.Err()
+		}
 	}
-	return backoff.RetryNotify(op, backoff.WithContext(p.newBackOff(), ctx), n)
 }
 
 // permanentProduceErr reports whether a produce failed for a reason that a
