@@ -21,6 +21,9 @@ type dedupReader struct {
 	w    *dedupWindow
 	cons transport.Consumer
 	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	waiting map[string]chan struct{} // sentinel id → closed when read back
 }
 
 // startDedupReader joins a private group on the dedup topic from its
@@ -36,7 +39,7 @@ func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupRea
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
 	}
-	d := &dedupReader{s: s, w: w, cons: cons}
+	d := &dedupReader{s: s, w: w, cons: cons, waiting: make(map[string]chan struct{})}
 	if err := d.catchUp(ctx); err != nil {
 		cons.Close()
 		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
@@ -137,6 +140,9 @@ func (d *dedupReader) run(ctx context.Context) {
 			now := time.Now()
 			for i := range msgs {
 				d.w.learnMarker(&msgs[i], now)
+				if id, ok := msgs[i].Header(headerDedupSentinel); ok {
+					d.arrived(id)
+				}
 			}
 			// Other instances' markers matter only after a rebalance, so
 			// read them in batches rather than waking for every reply
@@ -145,6 +151,49 @@ func (d *dedupReader) run(ctx context.Context) {
 		})
 	}()
 }
+
+// arrived wakes the sync waiting for sentinel id, if any.
+func (d *dedupReader) arrived(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ch, ok := d.waiting[id]; ok {
+		close(ch)
+		delete(d.waiting, id)
+	}
+}
+
+// sync returns once every marker written before it was called is in the
+// window: it writes a sentinel and waits until the reader reads it back,
+// or until ctx ends or dedupSyncTimeout passes (then it returns false and
+// the window may lack the newest markers). Serve calls it when partitions
+// come to this server, whose records another instance may have handled
+// without committing: its markers must be known before those records run.
+func (d *dedupReader) sync(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, dedupSyncTimeout)
+	defer cancel()
+	id := uuid.NewString()
+	ch := make(chan struct{})
+	d.mu.Lock()
+	d.waiting[id] = ch
+	d.mu.Unlock()
+	defer d.arrived(id) // forget it if it never came
+	_, err := d.s.t.Produce(ctx, transport.Message{
+		Topic: d.s.cfg.dedupTopic, Partition: dedupPartition, ManualPartition: true,
+		Headers: []transport.Header{{Key: headerDedupSentinel, Value: id}},
+	})
+	if err != nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// dedupSyncTimeout bounds a sync of the dedup reader.
+const dedupSyncTimeout = 5 * time.Second
 
 // dedupFollowInterval is the pause between reads of the dedup topic once
 // caught up.

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/rpctest"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -53,29 +54,10 @@ func (c *hookConsumer) Commit(ctx context.Context, msgs ...transport.Message) er
 	return c.Consumer.Commit(ctx, msgs...)
 }
 
-// startServe runs s.Serve until the returned stop is called (or the test
-// ends). stop cancels Serve, waits for it and returns its error; it may be
-// called more than once.
+// startServe serves s until the returned stop is called or the test ends.
 func startServe(t *testing.T, s *rpc.Server) (stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	var once sync.Once
-	var serveErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case serveErr = <-done:
-			case <-time.After(15 * time.Second):
-				t.Error("Serve did not return")
-			}
-		})
-		return serveErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return rpctest.Serve(t, s)
 }
 
 // runCounter counts handler runs per request payload.

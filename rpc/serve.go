@@ -19,6 +19,7 @@ type serveRun struct {
 	cons transport.Consumer
 
 	dedup   *dedupWindow
+	reader  *dedupReader  // nil when the window is not persisted
 	work    []chan ticket // one shared, or one per worker with key ordering
 	workers sync.WaitGroup
 	seed    maphash.Seed // spreads keys over workers with key ordering
@@ -44,7 +45,7 @@ type serveRun struct {
 // stage's produces before it cancels them.
 const finalGrace = 5 * time.Second
 
-func newServeRun(s *Server, cons transport.Consumer, track *tracker) *serveRun {
+func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *dedupReader) *serveRun {
 	hctx, hcancel := context.WithCancel(context.Background())
 	fctx, fcancel := context.WithCancel(context.Background())
 	var work []chan ticket
@@ -59,6 +60,7 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker) *serveRun {
 		s:           s,
 		cons:        cons,
 		dedup:       s.dedup,
+		reader:      reader,
 		work:        work,
 		seed:        maphash.MakeSeed(),
 		handlerCtx:  hctx,
@@ -134,6 +136,11 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 func (r *serveRun) pollLoop(ctx context.Context) error {
 	err := pollRetrying(ctx, r.cons, r.s.log, "request", func(msgs []transport.Message) bool {
 		polled := r.track.polled()
+		if r.reader != nil && r.track.fresh(msgs) && !r.reader.sync(ctx) && ctx.Err() == nil {
+			// Partitions came to this server: another instance may have
+			// handled some of their records without committing them.
+			r.s.log.Warn("rpc: the dedup topic could not be read up to now; requests handled by another instance may run again")
+		}
 		for i := range msgs {
 			// The workers may be busy: a partition revoked while this
 			// batch waits is not dispatched any more.

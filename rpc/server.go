@@ -150,5 +150,5 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rpc: Serve: join group %q: %w", s.cfg.group, err)
 	}
-	return newServeRun(s, cons, track).serve(ctx)
+	return newServeRun(s, cons, track, dr).serve(ctx)
 }

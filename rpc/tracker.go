@@ -57,6 +57,20 @@ func (t *tracker) stateLocked(tp transport.TopicPartition) *partState {
 	return ps
 }
 
+// fresh reports whether any of msgs belongs to a partition the tracker has
+// no bookkeeping for: one newly assigned to this member (or seen for the
+// first time).
+func (t *tracker) fresh(msgs []transport.Message) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range msgs {
+		if t.parts[transport.TopicPartition{Topic: msgs[i].Topic, Partition: msgs[i].Partition}] == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // polled returns the revocation count, to be taken as soon as a Poll
 // returns and passed to add with the records it returned.
 func (t *tracker) polled() uint64 {
