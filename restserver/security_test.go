@@ -216,7 +216,7 @@ func TestHeadersOverLimitAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
-	assert.Zero(t, srv.Requests(), "the handler never saw it")
+	assert.Zero(t, srv.Stats().Requests, "the handler never saw it")
 }
 
 func TestTimeoutsValidation(t *testing.T) {

@@ -131,7 +131,7 @@ func TestServerFaultsREST(t *testing.T) {
 	fs := srv.FaultStats()
 	t.Logf("server faults: %d/%d calls correct, %d wrong, %d failed, %d handler runs (%d requests run more than once); "+
 		"injected %+v over %d HTTP requests; %d requests resent by the client, %d duplicates kept from running by dedup",
-		correct.Load(), calls, wrong.Load(), failed.Load(), handlerRuns, twice, fs, srv.Requests(), c.Stats().Resent, s.Stats().Duplicates)
+		correct.Load(), calls, wrong.Load(), failed.Load(), handlerRuns, twice, fs, srv.Stats().Requests, c.Stats().Resent, s.Stats().Duplicates)
 	assert.Equal(t, int64(calls), correct.Load(), "calls with the right reply")
 	assert.Zero(t, wrong.Load(), "replies delivered to the wrong caller")
 	assert.Zero(t, twice, "handlers run more than once")

@@ -184,7 +184,7 @@ func TestCoalescingAgainstServer(t *testing.T) {
 	s := startServer(t, serverConfig{broker: []memory.Option{memory.WithPartitions(4)}})
 	tr := newTestTransport(t, s.URL)
 	const producers, each = 256, 4
-	before := s.srv.Requests()
+	before := s.srv.Stats().Requests
 	var wg sync.WaitGroup
 	errs := make(chan error, producers)
 	for p := range producers {
@@ -206,7 +206,7 @@ func TestCoalescingAgainstServer(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	requests := s.srv.Requests() - before
+	requests := s.srv.Stats().Requests - before
 	msgs := uint64(producers * each)
 	assert.Equal(t, msgs, s.srv.Stats().Produced)
 	t.Logf("%d messages from %d concurrent producers in %d HTTP requests (%.3f requests per message)",
@@ -351,13 +351,13 @@ func TestAuth(t *testing.T) {
 	var logs logBuffer
 
 	bad := newTestTransport(t, s.URL, WithCredentials("alice", "wrong-pw"), WithLogger(logs.logger()))
-	before := s.srv.Requests()
+	before := s.srv.Stats().Requests
 	_, err := bad.Produce(t.Context(), transport.Message{Topic: "t", Value: []byte("v")})
 	var he *Error
 	require.ErrorAs(t, err, &he)
 	assert.Equal(t, http.StatusUnauthorized, he.Status)
 	assert.Equal(t, "invalid credentials", he.Message)
-	assert.Equal(t, uint64(1), s.srv.Requests()-before, "a 401 is not retried")
+	assert.Equal(t, uint64(1), s.srv.Stats().Requests-before, "a 401 is not retried")
 
 	none := newTestTransport(t, s.URL)
 	_, err = none.Tail(t.Context(), "t")
