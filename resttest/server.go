@@ -2,9 +2,11 @@ package resttest
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -25,6 +27,10 @@ type Config struct {
 	// Faults, when set, puts a [FaultHandler] with these faults in front
 	// of the server.
 	Faults *Faults
+	// Serve, when true, serves with the REST server's own Serve (its
+	// http.Server, with the timeouts of restserver.WithTimeouts) instead
+	// of an httptest.Server: for tests of Serve itself. It excludes Faults.
+	Serve bool
 }
 
 // Server is a REST server over an embedded broker, served over HTTP/1.1 on
@@ -40,7 +46,8 @@ type Server struct {
 	Broker *memory.Broker
 	// Faults injects Config.Faults; nil without them.
 	Faults *FaultHandler
-	// HTTP is the loopback HTTP server; its Client() talks to it.
+	// HTTP is the loopback HTTP server; its Client() talks to it. Nil
+	// with Config.Serve.
 	HTTP *httptest.Server
 }
 
@@ -49,9 +56,13 @@ type Server struct {
 // the REST server (which ends long polls), of the HTTP server (which waits
 // for the handlers) and of the broker, in that order. As cleanups run last
 // in first out, clients made after Start are closed before the server. It
-// fails tb on a bad option.
+// fails tb on a bad option, and with Config.Serve when Serve fails or does
+// not return within 10 s of Close.
 func Start(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
+	if cfg.Serve && cfg.Faults != nil {
+		tb.Fatal("resttest: Config.Serve and Config.Faults together")
+	}
 	b, err := memory.New(cfg.Broker...)
 	if err != nil {
 		tb.Fatalf("resttest: memory.New: %v", err)
@@ -67,6 +78,15 @@ func Start(tb testing.TB, cfg Config) *Server {
 		tb.Fatalf("resttest: restserver.New: %v", err)
 	}
 	s := &Server{REST: rs, Broker: b}
+	tb.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			tb.Errorf("resttest: closing the broker: %v", err)
+		}
+	})
+	if cfg.Serve {
+		s.serve(tb)
+		return s
+	}
 	var h http.Handler = rs
 	if cfg.Faults != nil {
 		s.Faults = NewFaultHandler(rs, *cfg.Faults)
@@ -79,9 +99,31 @@ func Start(tb testing.TB, cfg Config) *Server {
 			tb.Errorf("resttest: closing the REST server: %v", err)
 		}
 		s.HTTP.Close()
-		if err := b.Close(); err != nil {
-			tb.Errorf("resttest: closing the broker: %v", err)
-		}
 	})
 	return s
+}
+
+// serve runs s.REST.Serve on a 127.0.0.1 listener until tb ends.
+func (s *Server) serve(tb testing.TB) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("resttest: listen: %v", err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- s.REST.Serve(ln) }()
+	tb.Cleanup(func() {
+		if err := s.REST.Close(); err != nil {
+			tb.Errorf("resttest: closing the REST server: %v", err)
+		}
+		select {
+		case err := <-served:
+			if err != nil {
+				tb.Errorf("resttest: Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			tb.Error("resttest: Serve did not return after Close")
+		}
+	})
 }
