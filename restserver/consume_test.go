@@ -109,7 +109,7 @@ func TestLongPollWakesOnProduce(t *testing.T) {
 	// Create the instance (latest: only records produced from now on).
 	assert.Equal(t, "[]", e.ok("POST", "/consume/g/i", `{"topic":"t","timeout":0}`))
 
-	n := e.srv.Requests()
+	n := e.srv.Stats().Requests
 	type result struct {
 		msgs    []consumed
 		elapsed time.Duration
@@ -120,7 +120,7 @@ func TestLongPollWakesOnProduce(t *testing.T) {
 		msgs := e.consume("g", "i", `{"topic":"t","timeout":30000}`)
 		done <- result{msgs, time.Since(start)}
 	}()
-	require.Eventually(t, func() bool { return e.srv.Requests() > n }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return e.srv.Stats().Requests > n }, 5*time.Second, time.Millisecond,
 		"the long poll reaches the server")
 	e.ok("GET", "/produce/t/wake-up", "")
 	select {
@@ -296,10 +296,10 @@ func TestDeleteDuringLongPoll(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("t", 1)}})
 	assert.Empty(t, e.consume("g", "i", `{"topic":"t","timeout":0}`))
-	n := e.srv.Requests()
+	n := e.srv.Stats().Requests
 	done := make(chan reply, 1)
 	go func() { done <- e.req("POST", "/consume/g/i", `{"topic":"t","timeout":30000}`) }()
-	require.Eventually(t, func() bool { return e.srv.Requests() > n }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return e.srv.Stats().Requests > n }, 5*time.Second, time.Millisecond)
 	e.ok("POST", "/delete-consumer/g/i", "")
 	select {
 	case r := <-done:

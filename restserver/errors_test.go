@@ -281,10 +281,10 @@ func TestServeAndShutdown(t *testing.T) {
 	assert.Equal(t, "[]", e.ok("POST", "/consume/g/i", `{"topic":"t","timeout":0}`))
 
 	// A long poll in flight ends at once with [] on Shutdown.
-	n := srv.Requests()
+	n := srv.Stats().Requests
 	polled := make(chan reply, 1)
 	go func() { polled <- e.req("POST", "/consume/g/i", `{"topic":"t","timeout":30000}`) }()
-	require.Eventually(t, func() bool { return srv.Requests() > n }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return srv.Stats().Requests > n }, 5*time.Second, time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()

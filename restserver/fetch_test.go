@@ -67,13 +67,13 @@ func TestFetchWaits(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 
 	// A fetch waiting on two partitions wakes on a record in either.
-	n := e.srv.Requests()
+	n := e.srv.Stats().Requests
 	done := make(chan []consumed, 1)
 	go func() {
 		done <- decode[[]consumed](t, e.ok("POST", "/fetch",
 			`{"topicPartitionOffsets":[{"topic":"a","partition":0,"offset":0},{"topic":"b","partition":0,"offset":0}],"timeout":30000}`))
 	}()
-	require.Eventually(t, func() bool { return e.srv.Requests() > n }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return e.srv.Stats().Requests > n }, 5*time.Second, time.Millisecond)
 	e.ok("GET", "/produce/b/late", "")
 	select {
 	case got := <-done:

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
@@ -46,25 +45,12 @@ type envConfig struct {
 // a discarding logger, and the given broker and server options.
 func newEnv(t testing.TB, c envConfig) *env {
 	t.Helper()
-	b, err := memory.New(c.broker...)
-	require.NoError(t, err)
-	var backend restserver.Backend = restserver.NewMemoryBackend(b)
-	if c.wrap != nil {
-		backend = c.wrap(backend)
-	}
-	opts := []restserver.Option{restserver.WithLogger(slog.New(slog.DiscardHandler))}
+	var opts []restserver.Option
 	if !c.noAuth {
 		opts = append(opts, restserver.WithCredentials(testUser, testPass))
 	}
-	srv, err := restserver.New(backend, append(opts, c.server...)...)
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		require.NoError(t, srv.Close()) // ends long polls
-		ts.Close()                      // waits for handlers
-		require.NoError(t, b.Close())
-	})
-	return &env{t: t, broker: b, srv: srv, url: ts.URL, client: ts.Client()}
+	s := resttest.Start(t, resttest.Config{Broker: c.broker, Server: append(opts, c.server...), Backend: c.wrap})
+	return &env{t: t, broker: s.Broker, srv: s.REST, url: s.URL, client: s.HTTP.Client()}
 }
 
 // reply is an HTTP response, read whole.

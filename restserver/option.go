@@ -55,7 +55,6 @@ type config struct {
 	instanceExpiry  time.Duration
 	fetchMaxRecords int
 	logger          *slog.Logger
-	faults          *Faults
 	timeouts        Timeouts
 }
 

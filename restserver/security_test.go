@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
@@ -36,27 +37,12 @@ var slowTimeouts = restserver.Timeouts{
 // ends and returns the address.
 func serveOnLoopback(t *testing.T, opts ...restserver.Option) (addr string, srv *restserver.Server) {
 	t.Helper()
-	b, err := memory.New(memory.WithTopic("t", 1))
-	require.NoError(t, err)
-	srv, err = restserver.New(restserver.NewMemoryBackend(b), append([]restserver.Option{
-		restserver.WithLogger(slog.New(slog.DiscardHandler)), restserver.WithCredentials(testUser, testPass),
-	}, opts...)...)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		require.NoError(t, srv.Close())
-		select {
-		case err := <-served:
-			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return after Close")
-		}
-		require.NoError(t, b.Close())
+	s := resttest.Start(t, resttest.Config{
+		Broker: []memory.Option{memory.WithTopic("t", 1)},
+		Server: append([]restserver.Option{restserver.WithCredentials(testUser, testPass)}, opts...),
+		Serve:  true,
 	})
-	return ln.Addr().String(), srv
+	return strings.TrimPrefix(s.URL, "http://"), s.REST
 }
 
 // trickle writes prefix, then the bytes of drip one every 20ms, until the
@@ -216,7 +202,7 @@ func TestHeadersOverLimitAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
-	assert.Zero(t, srv.Requests(), "the handler never saw it")
+	assert.Zero(t, srv.Stats().Requests, "the handler never saw it")
 }
 
 func TestTimeoutsValidation(t *testing.T) {

@@ -29,13 +29,13 @@ func TestSeedPHPRequests(t *testing.T) {
 	// instance (latest) and waits up to 10 s.
 	consumeHeaders := append([]string{"Kafka-Auto-Offset-Reset", "latest", "Kafka-Auto-Commit-Interval", "5000"}, phpHeaders...)
 	consumeBody := `{"topic":"reports","timeout":10000}`
-	n := e.srv.Requests()
+	n := e.srv.Stats().Requests
 	consumed := make(chan reply, 1)
 	go func() {
 		consumed <- e.req("POST", "/consume/default_group/default_instance", consumeBody, consumeHeaders...)
 	}()
 	require.Eventually(t, func() bool {
-		return e.srv.Requests() > n && e.srv.Stats().Instances == 1
+		return e.srv.Stats().Requests > n && e.srv.Stats().Instances == 1
 	}, 5*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool {
 		gs := decode[[]groupAssignments](t, e.ok("GET", "/consumers", ""))

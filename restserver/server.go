@@ -29,7 +29,6 @@ type Server struct {
 	backend Backend
 	auth    *authenticator
 	log     *slog.Logger
-	faults  *faultInjector // nil unless WithFaults
 
 	closeCtx    context.Context // canceled by Close/Shutdown: ends long polls
 	cancelClose context.CancelFunc
@@ -94,10 +93,6 @@ func New(b Backend, opts ...Option) (*Server, error) {
 	if !s.auth.enabled() {
 		s.log.Warn("kafka-rest: no credentials configured, authentication is OFF")
 	}
-	if cfg.faults != nil {
-		s.faults = newFaultInjector(*cfg.faults)
-		s.log.Warn("kafka-rest: fault injection is ON")
-	}
 	go s.janitor(janitorInterval(cfg.instanceExpiry))
 	return s, nil
 }
@@ -116,10 +111,6 @@ func (s *Server) Stats() Stats {
 		Instances: n,
 	}
 }
-
-// Requests returns the number of HTTP requests received so far
-// (Stats().Requests).
-func (s *Server) Requests() uint64 { return s.requests.Load() }
 
 // Serve accepts HTTP connections on ln until Shutdown or Close, with the
 // read, write and idle timeouts of [WithTimeouts] (by default fit for long
@@ -255,20 +246,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	if s.faults != nil {
-		if s.faults.injectBefore(w, sw, r, s) {
-			return
-		}
-		if _, ok := w.(http.Hijacker); ok && s.faults.hit(s.faults.f.ResetAfter) {
-			lost := &lostResponse{}
-			if err := s.serve(lost, r); err != nil {
-				s.writeError(lost, r, err)
-			}
-			s.faults.resetAfter.Add(1) // counted first: the client sees the reset at once
-			resetConn(w)
-			return
-		}
-	}
 	err := s.serve(sw, r)
 	if err != nil {
 		s.writeError(sw, r, err)

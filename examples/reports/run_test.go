@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 	"github.com/kafkarpc/kafkarpc/transport/upstash"
 )
@@ -99,22 +100,11 @@ const secretPassword = "s3cret-Pa55word"
 // The pair as separate roles (here goroutines, in the README processes)
 // against one REST server named by the environment, with credentials.
 func TestRunRolesFromEnv(t *testing.T) {
-	broker, err := memory.New(memory.WithTopic(reportsTopic, 3))
-	require.NoError(t, err)
-	t.Cleanup(func() { broker.Close() })
-	rest, err := restserver.New(restserver.NewMemoryBackend(broker), restserver.WithCredentials("reports-user", secretPassword))
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	restDone := make(chan error, 1)
-	go func() { restDone <- rest.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		assert.NoError(t, rest.Shutdown(ctx))
-		assert.NoError(t, <-restDone)
+	rest := resttest.Start(t, resttest.Config{
+		Broker: []memory.Option{memory.WithTopic(reportsTopic, 3)},
+		Server: []restserver.Option{restserver.WithCredentials("reports-user", secretPassword)},
 	})
-	t.Setenv(upstash.EnvURL, "http://"+ln.Addr().String())
+	t.Setenv(upstash.EnvURL, rest.URL)
 	t.Setenv(upstash.EnvUsername, "reports-user")
 	t.Setenv(upstash.EnvPassword, secretPassword)
 	dir := t.TempDir()
@@ -132,7 +122,7 @@ func TestRunRolesFromEnv(t *testing.T) {
 
 	req, _, _ := lastMonth()
 	var out syncBuffer
-	_, err = requestReport(ctxT(t, 30*time.Second), url, req, &out)
+	_, err := requestReport(ctxT(t, 30*time.Second), url, req, &out)
 	require.NoError(t, err, "worker:\n%s\nweb:\n%s", workerErr.String(), webErr.String())
 	checkRunOutput(t, out.String(), dir)
 	for _, logs := range []string{workerErr.String(), webErr.String()} {

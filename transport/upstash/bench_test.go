@@ -23,7 +23,7 @@ func BenchmarkProduce(b *testing.B) {
 			tr := newTestTransport(b, s.URL)
 			value := []byte(`{"report":"monthly","rows":1234}`)
 			var seq atomic.Int64
-			before := s.srv.Requests()
+			before := s.REST.Stats().Requests
 			start := time.Now()
 			b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
 			b.ResetTimer()
@@ -46,7 +46,7 @@ func BenchmarkProduce(b *testing.B) {
 			}
 			b.StopTimer()
 			elapsed := time.Since(start)
-			requests := s.srv.Requests() - before
+			requests := s.REST.Stats().Requests - before
 			b.ReportMetric(float64(requests)/float64(b.N), "requests/msg")
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 		})

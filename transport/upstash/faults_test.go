@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -21,9 +21,7 @@ import (
 func TestFaultsBeforeHandling(t *testing.T) {
 	s := startServer(t, serverConfig{
 		broker: []memory.Option{memory.WithPartitions(3)},
-		server: []restserver.Option{restserver.WithFaults(restserver.Faults{
-			Seed: 7, Unavailable: 0.3, Reset: 0.2, Slow: 0.1, SlowDelay: 20 * time.Millisecond,
-		})},
+		faults: &resttest.Faults{Seed: 7, Unavailable: 0.3, Reset: 0.2, Slow: 0.1, SlowDelay: 20 * time.Millisecond},
 	})
 	tr := newTestTransport(t, s.URL)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -53,7 +51,7 @@ func TestFaultsBeforeHandling(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	assert.Equal(t, uint64(producers*each), s.srv.Stats().Produced, "no record appended twice")
+	assert.Equal(t, uint64(producers*each), s.REST.Stats().Produced, "no record appended twice")
 
 	var want []string
 	for p := range producers {
@@ -67,7 +65,7 @@ func TestFaultsBeforeHandling(t *testing.T) {
 	gotTail := pollN(t, tl, len(want))
 	assert.ElementsMatch(t, want, values(gotTail), "tail")
 
-	fs := s.srv.FaultStats()
+	fs := s.Faults.Stats()
 	t.Logf("faults injected: %+v", fs)
 	assert.Positive(t, fs.Unavailable+fs.Reset, "the test injected faults")
 	require.NoError(t, c.Close())
@@ -76,15 +74,15 @@ func TestFaultsBeforeHandling(t *testing.T) {
 // A lost produce response is retried: the call succeeds, and the record may
 // be appended twice (the documented duplicate risk; the rpc layer dedups).
 func TestFaultLostProduceResponse(t *testing.T) {
-	s := startServer(t, serverConfig{server: []restserver.Option{restserver.WithFaults(restserver.Faults{Seed: 3, ResetAfter: 0.3})}})
+	s := startServer(t, serverConfig{faults: &resttest.Faults{Seed: 3, ResetAfter: 0.3}})
 	tr := newTestTransport(t, s.URL)
 	const n = 40
 	for i := range n {
 		_, err := tr.Produce(t.Context(), transport.Message{Topic: "t", Value: fmt.Appendf(nil, "%d", i)})
 		require.NoError(t, err)
 	}
-	appended := s.srv.Stats().Produced
-	lost := s.srv.FaultStats().ResetAfter
+	appended := s.REST.Stats().Produced
+	lost := s.Faults.Stats().ResetAfter
 	t.Logf("%d produces, %d responses lost, %d records appended", n, lost, appended)
 	assert.Positive(t, lost)
 	assert.Equal(t, uint64(n)+uint64(lost), appended, "each lost response costs one duplicate, nothing more")

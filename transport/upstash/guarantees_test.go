@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/rpctest"
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -26,18 +27,19 @@ import (
 // of injected server faults.
 var guaranteeBackoff = WithBackoff(Backoff{Initial: time.Millisecond, Max: 20 * time.Millisecond, MaxElapsed: 20 * time.Second})
 
-// restTransports returns a NewTransports over one REST server started with
-// opts (memory backend, 3 partitions, auto-create on, short instance
-// expiry). srv, when not nil, receives the server.
-func restTransports(srv **restserver.Server, opts ...restserver.Option) rpctest.NewTransports {
+// restTransports returns a NewTransports over one REST server (memory
+// backend, 3 partitions, auto-create on, short instance expiry) behind
+// faults, when not nil. srv, when not nil, receives the server.
+func restTransports(srv **resttest.Server, faults *resttest.Faults) rpctest.NewTransports {
 	return func(tb testing.TB, n int) []transport.Transport {
 		tb.Helper()
 		s := startServer(tb, serverConfig{
 			broker: []memory.Option{memory.WithPartitions(3), memory.WithAutoCreate(true)},
-			server: append([]restserver.Option{restserver.WithInstanceExpiry(2 * time.Second)}, opts...),
+			server: []restserver.Option{restserver.WithInstanceExpiry(2 * time.Second)},
+			faults: faults,
 		})
 		if srv != nil {
-			*srv = s.srv
+			*srv = s.Server
 		}
 		out := make([]transport.Transport, n)
 		for i := range out {
@@ -55,7 +57,7 @@ func restTransports(srv **restserver.Server, opts ...restserver.Option) rpctest.
 // REST server as a crash leaves it): every request gets exactly one
 // completion notice and no handler's side effect happens twice.
 func TestCrashRecoveryREST(t *testing.T) {
-	res := rpctest.TestCrashRecovery(t, restTransports(nil), 1000, 3)
+	res := rpctest.TestCrashRecovery(t, restTransports(nil, nil), 1000, 3)
 	t.Logf("%+v", res)
 }
 
@@ -63,7 +65,7 @@ func TestCrashRecoveryREST(t *testing.T) {
 // each client-side fault (failed, lost, duplicated, reordered and delayed
 // produces and polls) on top of real HTTP.
 func TestFaultsREST(t *testing.T) {
-	res := rpctest.TestUnderFaults(t, restTransports(nil), 2000, 0.10)
+	res := rpctest.TestUnderFaults(t, restTransports(nil, nil), 2000, 0.10)
 	t.Logf("%+v", res)
 }
 
@@ -74,10 +76,10 @@ func TestFaultsREST(t *testing.T) {
 // right reply, and every handler runs once.
 func TestServerFaultsREST(t *testing.T) {
 	const calls, callers = 2000, 32
-	var srv *restserver.Server
-	trs := restTransports(&srv, restserver.WithFaults(restserver.Faults{
+	var srv *resttest.Server
+	trs := restTransports(&srv, &resttest.Faults{
 		Seed: 5, Unavailable: 0.10, Slow: 0.10, SlowDelay: 5 * time.Millisecond, Reset: 0.10, ResetAfter: 0.10,
-	}))(t, 2)
+	})(t, 2)
 	const topic = "server-faults-echo"
 	type echo struct {
 		Caller, N int
@@ -128,10 +130,10 @@ func TestServerFaultsREST(t *testing.T) {
 		}
 		return true
 	})
-	fs := srv.FaultStats()
+	fs := srv.Faults.Stats()
 	t.Logf("server faults: %d/%d calls correct, %d wrong, %d failed, %d handler runs (%d requests run more than once); "+
-		"injected %+v over %d HTTP requests; %d requests resent by the client, %d duplicates kept from running by dedup",
-		correct.Load(), calls, wrong.Load(), failed.Load(), handlerRuns, twice, fs, srv.Requests(), c.Stats().Resent, s.Stats().Duplicates)
+		"injected %+v, %d HTTP requests reaching the server; %d requests resent by the client, %d duplicates kept from running by dedup",
+		correct.Load(), calls, wrong.Load(), failed.Load(), handlerRuns, twice, fs, srv.REST.Stats().Requests, c.Stats().Resent, s.Stats().Duplicates)
 	assert.Equal(t, int64(calls), correct.Load(), "calls with the right reply")
 	assert.Zero(t, wrong.Load(), "replies delivered to the wrong caller")
 	assert.Zero(t, twice, "handlers run more than once")

@@ -103,7 +103,7 @@ func benchRPC(b *testing.B, callers int) {
 		wg     sync.WaitGroup
 	)
 	lat := make([][]time.Duration, callers)
-	before := s.srv.Requests()
+	before := s.REST.Stats().Requests
 	b.ResetTimer()
 	start := time.Now()
 	for g := range callers {
@@ -129,7 +129,7 @@ func benchRPC(b *testing.B, callers int) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	requests := s.srv.Requests() - before
+	requests := s.REST.Stats().Requests - before
 
 	all := slices.Concat(lat...)
 	if len(all) == 0 {

@@ -3,9 +3,7 @@ package upstash
 import (
 	"context"
 	"encoding/base64"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -39,8 +38,8 @@ func TestCredentialsNeverLogged(t *testing.T) {
 	// that answers 503 to 30% of requests and drops 20% of connections.
 	s := startServer(t, serverConfig{
 		broker: []memory.Option{memory.WithPartitions(2)},
-		server: []restserver.Option{restserver.WithCredentials(user, pass),
-			restserver.WithFaults(restserver.Faults{Seed: 11, Unavailable: 0.3, Reset: 0.2})},
+		server: []restserver.Option{restserver.WithCredentials(user, pass)},
+		faults: &resttest.Faults{Seed: 11, Unavailable: 0.3, Reset: 0.2},
 	})
 	for i, opts := range [][]Option{
 		{WithURL(s.URL), WithCredentials(user, pass)},
@@ -77,20 +76,14 @@ func TestCredentialsNeverLogged(t *testing.T) {
 
 	// A server that goes away: connection errors are retried, and the
 	// consumer instance Close would delete cannot be.
-	b, err := memory.New()
-	require.NoError(t, err)
-	defer b.Close()
-	srv, err := restserver.New(restserver.NewMemoryBackend(b), restserver.WithCredentials(user, pass),
-		restserver.WithLogger(slog.New(slog.DiscardHandler)))
-	require.NoError(t, err)
-	hs := httptest.NewServer(srv)
-	tr, err := New(WithURL(hs.URL), WithCredentials(user, pass), fastBackoff,
+	gone := resttest.Start(t, resttest.Config{Server: []restserver.Option{restserver.WithCredentials(user, pass)}})
+	tr, err := New(WithURL(gone.URL), WithCredentials(user, pass), fastBackoff,
 		WithCloseTimeout(time.Second), WithLogger(logs.logger()))
 	require.NoError(t, err)
 	c, err := tr.Subscribe(ctx, transport.Subscription{Group: "g", Topics: []string{"a"}})
 	require.NoError(t, err)
-	require.NoError(t, srv.Close())
-	hs.Close()
+	require.NoError(t, gone.REST.Close())
+	gone.HTTP.Close()
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()
 	_, err = tr.Produce(short, transport.Message{Topic: "a", Value: []byte("v")})
@@ -119,5 +112,5 @@ func TestCredentialsNeverLogged(t *testing.T) {
 	var he *Error
 	require.ErrorAs(t, errs[0], &he)
 	assert.Equal(t, http.StatusUnauthorized, he.Status)
-	t.Logf("%d log lines, %d errors checked; faults injected %+v", strings.Count(out, "\n"), len(errs), s.srv.FaultStats())
+	t.Logf("%d log lines, %d errors checked; faults injected %+v", strings.Count(out, "\n"), len(errs), s.Faults.Stats())
 }

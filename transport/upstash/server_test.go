@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -20,21 +19,19 @@ import (
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
 // restServer is the project's REST server over an embedded broker, serving
 // on a loopback port.
-type restServer struct {
-	URL    string
-	srv    *restserver.Server
-	broker *memory.Broker
-}
+type restServer struct{ *resttest.Server }
 
 type serverConfig struct {
 	broker []memory.Option
 	server []restserver.Option
+	faults *resttest.Faults
 }
 
 // debugLog, when UPSTASH_DEBUG_LOG names a file, receives the servers' debug
@@ -55,22 +52,13 @@ var debugLog = func() io.Writer {
 // (after the transports made later, as cleanups run last-in first-out).
 func startServer(tb testing.TB, cfg serverConfig) *restServer {
 	tb.Helper()
-	b, err := memory.New(cfg.broker...)
-	require.NoError(tb, err)
-	lg := slog.New(slog.DiscardHandler)
+	var opts []restserver.Option
 	if debugLog != nil {
-		lg = slog.New(slog.NewTextHandler(debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts = append(opts, restserver.WithLogger(slog.New(slog.NewTextHandler(debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
-	opts := append([]restserver.Option{restserver.WithLogger(lg)}, cfg.server...)
-	s, err := restserver.New(restserver.NewMemoryBackend(b), opts...)
-	require.NoError(tb, err)
-	hs := httptest.NewServer(s) // on 127.0.0.1, serving when it returns
-	tb.Cleanup(func() {
-		require.NoError(tb, s.Close()) // ends long polls first
-		hs.Close()
-		require.NoError(tb, b.Close())
-	})
-	return &restServer{URL: hs.URL, srv: s, broker: b}
+	return &restServer{resttest.Start(tb, resttest.Config{
+		Broker: cfg.broker, Server: append(opts, cfg.server...), Faults: cfg.faults,
+	})}
 }
 
 // get makes a raw request to the server, as a test's own eyes.
@@ -184,7 +172,7 @@ func TestCoalescingAgainstServer(t *testing.T) {
 	s := startServer(t, serverConfig{broker: []memory.Option{memory.WithPartitions(4)}})
 	tr := newTestTransport(t, s.URL)
 	const producers, each = 256, 4
-	before := s.srv.Requests()
+	before := s.REST.Stats().Requests
 	var wg sync.WaitGroup
 	errs := make(chan error, producers)
 	for p := range producers {
@@ -206,9 +194,9 @@ func TestCoalescingAgainstServer(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	requests := s.srv.Requests() - before
+	requests := s.REST.Stats().Requests - before
 	msgs := uint64(producers * each)
-	assert.Equal(t, msgs, s.srv.Stats().Produced)
+	assert.Equal(t, msgs, s.REST.Stats().Produced)
 	t.Logf("%d messages from %d concurrent producers in %d HTTP requests (%.3f requests per message)",
 		msgs, producers, requests, float64(requests)/float64(msgs))
 	assert.Less(t, requests, msgs/4, "concurrent produces must be coalesced")
@@ -224,7 +212,7 @@ func TestTailSeesRecordsProducedRightAfter(t *testing.T) {
 	c, err := tr.Tail(ctx, "replies", "fresh") // "fresh" does not exist yet
 	require.NoError(t, err)
 	defer c.Close()
-	assert.Contains(t, s.broker.Topics(), "fresh", "Tail has the server create a topic it does not know")
+	assert.Contains(t, s.Broker.Topics(), "fresh", "Tail has the server create a topic it does not know")
 	assert.Empty(t, s.instances(t), "the topic-creating instance is deleted")
 
 	var want []transport.Message
@@ -351,13 +339,13 @@ func TestAuth(t *testing.T) {
 	var logs logBuffer
 
 	bad := newTestTransport(t, s.URL, WithCredentials("alice", "wrong-pw"), WithLogger(logs.logger()))
-	before := s.srv.Requests()
+	before := s.REST.Stats().Requests
 	_, err := bad.Produce(t.Context(), transport.Message{Topic: "t", Value: []byte("v")})
 	var he *Error
 	require.ErrorAs(t, err, &he)
 	assert.Equal(t, http.StatusUnauthorized, he.Status)
 	assert.Equal(t, "invalid credentials", he.Message)
-	assert.Equal(t, uint64(1), s.srv.Requests()-before, "a 401 is not retried")
+	assert.Equal(t, uint64(1), s.REST.Stats().Requests-before, "a 401 is not retried")
 
 	none := newTestTransport(t, s.URL)
 	_, err = none.Tail(t.Context(), "t")
@@ -386,7 +374,7 @@ func TestTooLarge(t *testing.T) {
 	var he *Error
 	require.ErrorAs(t, err, &he)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, he.Status)
-	assert.Empty(t, s.broker.Topics(), "nothing was appended")
+	assert.Empty(t, s.Broker.Topics(), "nothing was appended")
 }
 
 // A Poll whose context ends while its consume is in flight keeps the
