@@ -76,3 +76,79 @@ func TestBreakRevokedAndBackCommitsPastRunningCopy(t *testing.T) {
 		t.Fatal("Call did not return")
 	}
 }
+
+// The same with one server and no rebalance by another member: a server
+// whose workers are all busy stops polling; past its max poll interval the
+// group drops it (OnRevoked); when a worker frees, it polls again, rejoins
+// and gets its partition back from the committed offset, while the request
+// that kept a worker busy still runs. The redelivered copy of that request
+// is dropped as a copy in flight and completes the new epoch's slot: the
+// offset is committed past the running request, and a hard stop then loses
+// it.
+func TestBreakMaxPollRejoinCommitsPastRunningCopy(t *testing.T) {
+	b := newBroker(t, memory.WithTopic("epochm", 1))
+	t.Cleanup(func() { b.Close() })
+	entered := make(chan int, 16)
+	release := make(chan struct{})
+	newServer := func(inst string) *rpc.Server {
+		s, err := rpc.NewServer(b, rpc.WithName("srv"), rpc.WithGroup("gm"), rpc.WithInstance(inst),
+			rpc.WithDrainTimeout(100*time.Millisecond), rpc.WithConcurrency(2),
+			rpc.WithMaxPollInterval(300*time.Millisecond), silent)
+		require.NoError(t, err)
+		rpc.Handle(s, "epochm", func(ctx context.Context, n int) (int, error) {
+			if inst != "a" {
+				return n, nil
+			}
+			entered <- n
+			switch n {
+			case 0:
+				<-ctx.Done() // runs until the hard stop
+				return 0, ctx.Err()
+			case 1:
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return n, nil
+		})
+		return s
+	}
+	stop1 := startServe(t, newServer("a"))
+	c := newClient(t, b)
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), "epochm", 0, rpc.WithTimeout(12*time.Second))
+		res <- err
+	}()
+	require.Equal(t, 0, <-entered)
+	require.NoError(t, c.Notify(context.Background(), "epochm", 1))
+	require.Equal(t, 1, <-entered)
+	for i := 2; i < 6; i++ { // both workers busy: these fill the queue and block the poll loop
+		require.NoError(t, c.Notify(context.Background(), "epochm", i))
+	}
+	require.Eventually(t, func() bool {
+		for _, g := range b.Groups() { // like a Poll, Groups drops overdue members
+			if g.Name == "gm" {
+				return len(g.Members) == 0
+			}
+		}
+		return false
+	}, 5*time.Second, 10*time.Millisecond, "the server was dropped for not polling")
+	close(release) // a worker frees: the server polls, rejoins, reads from offset 0 again
+
+	assert.Never(t, func() bool {
+		off, _ := b.Committed("gm", "epochm", 0)
+		return off > 0
+	}, 1500*time.Millisecond, 5*time.Millisecond,
+		"offset 0 committed while its handler was still running")
+
+	require.NoError(t, stop1()) // hard stop of request 0
+	startServe(t, newServer("b"))
+	select {
+	case err := <-res:
+		require.NoError(t, err, "the request is answered by the next owner")
+	case <-time.After(13 * time.Second):
+		t.Fatal("Call did not return")
+	}
+}
