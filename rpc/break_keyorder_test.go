@@ -32,11 +32,11 @@ func TestBreakKeyOrderingHotKeyStopsPolling(t *testing.T) {
 		}
 		return n, nil
 	})
-	startServe(t, s)
 	c := newClient(t, b)
-	for i := range 100 { // 2s of work on one key: the hot worker's queue is full for ~0.7s
+	for i := range 200 { // 4s of work on one key, polled in one batch: the poll loop waits ~2.7s on the hot queue
 		require.NoError(t, c.Notify(context.Background(), "hotx", i, rpc.WithKey("hot")))
 	}
+	startServe(t, s)
 	assert.Never(t, func() bool {
 		for _, g := range b.Groups() { // like a Poll, Groups drops overdue members
 			if g.Name == "gho" {
@@ -44,5 +44,5 @@ func TestBreakKeyOrderingHotKeyStopsPolling(t *testing.T) {
 			}
 		}
 		return false
-	}, 2500*time.Millisecond, 20*time.Millisecond, "the server was dropped from its group for not polling while 3 of its 4 workers were idle")
+	}, 3500*time.Millisecond, 20*time.Millisecond, "the server was dropped from its group for not polling while 3 of its 4 workers were idle")
 }
