@@ -66,7 +66,7 @@ func TestBreakRESTCommitBackwardsAfterPartitionCameBack(t *testing.T) {
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	committed := func() int64 {
-		off, err := srv.broker.Committed("gbr", "backr", 0)
+		off, err := srv.Broker.Committed("gbr", "backr", 0)
 		require.NoError(t, err)
 		return off
 	}
@@ -79,7 +79,7 @@ func TestBreakRESTCommitBackwardsAfterPartitionCameBack(t *testing.T) {
 	<-entered
 	stop2 := serve(newServer("a")) // "a" sorts first: it takes the one partition
 	require.Eventually(t, func() bool {
-		for _, g := range srv.broker.Groups() {
+		for _, g := range srv.Broker.Groups() {
 			if g.Name == "gbr" {
 				for _, m := range g.Members {
 					if m.Instance == "a" && len(m.Assignment["backr"]) == 1 {
