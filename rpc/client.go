@@ -145,7 +145,7 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	sent, err := c.produce(ctx, msg)
 	if err != nil {
 		c.forget(id, false)
-		return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, err))
+		return nil, c.sendErr("call", topic, err)
 	}
 	// A resend goes to the partition of the first copy, so that the server
 	// that owns it (and knows the first copy is running) gets it, even for
@@ -176,18 +176,7 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 	for {
 		select {
 		case r := <-pc.ch:
-			pc.progress = nil
-			if !pc.timer.Stop() {
-				select { // fired as the reply won: empty it for the next call
-				case <-pc.timer.C:
-				default:
-				}
-			}
-			callPool.Put(pc)
-			if r.Err != nil {
-				return nil, r.Err
-			}
-			return r, nil
+			return replied(pc, r)
 		case <-resend:
 			// Same id: the server's dedup window answers a request it has
 			// handled with the stored reply instead of running it again.
@@ -195,10 +184,20 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 			// The budget travels as relative time from the record's own
 			// timestamp: a resent record says what is left now.
 			setTimeoutHeader(msg.Headers, dl)
-			if _, err := c.produce(ctx, msg); err != nil && ctx.Err() == nil {
+			// One attempt, bounded by the resend interval, so that a
+			// transport that keeps failing cannot hold back a reply that
+			// came meanwhile: the next tick tries again.
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.resend)
+			if _, err := c.t.Produce(rctx, msg); err != nil && ctx.Err() == nil {
 				c.log.Debug("rpc: resending request failed", "topic", topic, "id", id, "err", err)
 			}
+			cancel()
 		case <-pc.timer.C:
+			select {
+			case r := <-pc.ch: // the reply came with the deadline: it wins
+				return replied(pc, r)
+			default:
+			}
 			c.forget(id, true) // pc is not reused: a reply may still land in it
 			return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
 		case <-lc.parent.Done():
@@ -209,6 +208,22 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 			return nil, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
 		}
 	}
+}
+
+// replied ends a call with its reply r and returns pc to the pool.
+func replied(pc *pendingCall, r *Reply) (*Reply, error) {
+	pc.progress = nil
+	if !pc.timer.Stop() {
+		select { // fired as the reply won: empty it for the next call
+		case <-pc.timer.C:
+		default:
+		}
+	}
+	callPool.Put(pc)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	return r, nil
 }
 
 // produce writes msg, retrying transient transport errors with
@@ -256,6 +271,18 @@ func written(out []transport.Message, msg transport.Message) transport.Message {
 	return msg
 }
 
+// sendErr is the error of a request that could not be produced: ErrClosed
+// when Close ended it.
+func (c *Client) sendErr(what, topic string, err error) error {
+	if c.isClosed() {
+		if !errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("%w (%w)", ErrClosed, err)
+		}
+		return NewError(CodeUnavailable, fmt.Errorf("rpc: %s %s: %w", what, topic, err))
+	}
+	return wrapCallErr(fmt.Errorf("rpc: %s %s: %w", what, topic, err))
+}
+
 // clientProduceBackoff spaces a client's produce attempts; its elapsed cap
 // is the client's call timeout.
 var clientProduceBackoff = backoffPolicy{initial: 10 * time.Millisecond, max: time.Second}
@@ -300,15 +327,15 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	if c.isClosed() {
 		return "", NewError(CodeUnavailable, ErrClosed)
 	}
+	lc := &lazyCtx{parent: ctx, closing: c.ctx}
 	if cc.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cc.timeout)
-		defer cancel()
+		lc.deadline = time.Now().Add(cc.timeout)
 	}
+	defer lc.release()
 	id := newID()
-	msg := c.request(topic, id, kind, replyTo, payload, ctx, &cc)
-	if _, err := c.produce(ctx, msg); err != nil {
-		return "", wrapCallErr(fmt.Errorf("rpc: %s %s: %w", kind, topic, err))
+	msg := c.request(topic, id, kind, replyTo, payload, lc, &cc)
+	if _, err := c.produce(lc, msg); err != nil {
+		return "", c.sendErr(string(kind), topic, err)
 	}
 	return id, nil
 }
@@ -414,7 +441,7 @@ func (c *Client) isClosed() bool {
 // context has no deadline. The context is lazy: the wait below uses a timer
 // of its own, and a transport that never waits on it costs no timer.
 func (c *Client) callContext(ctx context.Context, d time.Duration) *lazyCtx {
-	lc := &lazyCtx{parent: ctx}
+	lc := &lazyCtx{parent: ctx, closing: c.ctx}
 	if d <= 0 {
 		if _, ok := ctx.Deadline(); ok {
 			return lc

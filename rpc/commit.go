@@ -24,6 +24,7 @@ func (r *serveRun) committer(stop <-chan struct{}) {
 		select {
 		case <-r.commitSig:
 		case <-again:
+			again = nil // fired: the next failure arms a new one
 		case <-stop:
 			return
 		}

@@ -19,6 +19,9 @@ import (
 type lazyCtx struct {
 	parent   context.Context
 	deadline time.Time // zero: none of its own
+	// closing, when not nil, also ends the context (a Client's Close): a
+	// second parent, watched only once the context is built.
+	closing context.Context
 
 	mu       sync.Mutex
 	inner    atomic.Pointer[context.Context]
@@ -40,6 +43,11 @@ func (c *lazyCtx) build() context.Context {
 		in, c.cancel = context.WithCancel(c.parent)
 	} else {
 		in, c.cancel = context.WithDeadline(c.parent, c.deadline)
+	}
+	if c.closing != nil {
+		stop := context.AfterFunc(c.closing, c.cancel)
+		cancel := c.cancel
+		c.cancel = func() { stop(); cancel() }
 	}
 	if c.released {
 		// First touched after its work ended (by a goroutine the handler
@@ -69,6 +77,9 @@ func (c *lazyCtx) Err() error {
 	}
 	if err := c.parent.Err(); err != nil {
 		return err
+	}
+	if c.closing != nil && c.closing.Err() != nil {
+		return c.build().Err()
 	}
 	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) || c.isReleased() {
 		// Expired or released but not yet built: build so that Done and

@@ -47,7 +47,7 @@ type dedupWindow struct {
 	done     map[string]*handledEntry
 	fifo     []*handledEntry // insertion order, for eviction
 	head     int
-	inflight map[string]struct{}
+	inflight map[string][]waiter // id → copies waiting for its first delivery
 }
 
 // handledEntry is a request handled within the window. reply is nil when
@@ -60,7 +60,7 @@ type handledEntry struct {
 }
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
-	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]struct{})}
+	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string][]waiter)}
 }
 
 type dedupState int
@@ -72,29 +72,52 @@ const (
 )
 
 // begin reports whether id is new (and then marks it in flight), in flight
-// or already done, with the stored entry in the last case.
-func (w *dedupWindow) begin(id string, now time.Time) (dedupState, *handledEntry) {
+// or already done, with the stored entry in the last case. A copy that
+// finds id in flight is left to wait: cp joins the waiters that finish
+// hands to the first delivery's settle stage.
+func (w *dedupWindow) begin(id string, now time.Time, cp waiter) (dedupState, *handledEntry) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.evict(now)
 	if e, ok := w.done[id]; ok {
 		return dedupDone, e
 	}
-	if _, ok := w.inflight[id]; ok {
+	if ws, ok := w.inflight[id]; ok {
+		w.inflight[id] = append(ws, cp)
 		return dedupInFlight, nil
 	}
-	w.inflight[id] = struct{}{}
+	w.inflight[id] = nil
 	return dedupNew, nil
 }
 
 // finish records id as done; e nil means it was not (the handler was cut
-// short and the request may run again).
-func (w *dedupWindow) finish(id string, e *handledEntry) {
+// short and the request may run again). It returns the copies that waited
+// for id.
+func (w *dedupWindow) finish(id string, e *handledEntry) []waiter {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	ws := w.inflight[id]
 	delete(w.inflight, id)
 	if e != nil {
 		w.insert(e)
+	}
+	return ws
+}
+
+// waiter is a copy of a request delivered while its first delivery was in
+// flight (a resend, or the same record again after its partition moved
+// away and back). It is not run; its offset is done when the first
+// delivery's is, and not before: the watermark must not pass a request
+// still running in another epoch of the tracker, or in an earlier Serve.
+type waiter struct {
+	run *serveRun
+	tk  ticket
+}
+
+// done marks the copy's offset done in the run it was delivered to.
+func (cp *waiter) done() {
+	if cp.run.track.complete(&cp.tk) {
+		cp.run.signalCommit()
 	}
 }
 

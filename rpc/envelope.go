@@ -152,11 +152,15 @@ func decodeEnvelope(m *transport.Message) (envelope, error) {
 
 // deadlineFor returns the deadline a request carries, measured from the
 // record's broker timestamp so queueing time counts against it, or the zero
-// time when it carries none.
-func (env *envelope) deadlineFor(m *transport.Message, now time.Time) time.Time {
+// time when it carries none. skew is the broker's clock minus this
+// machine's (as the dedup reader measures it): the timestamp is moved to
+// this machine's clock first, so that a broker clock behind or ahead does
+// not expire every request or stretch its budget. A timestamp still in the
+// future is not trusted: the budget then runs from now.
+func (env *envelope) deadlineFor(m *transport.Message, now time.Time, skew time.Duration) time.Time {
 	if env.timeout > 0 {
-		start := m.Time
-		if start.IsZero() || start.After(now) {
+		start := m.Time.Add(-skew)
+		if m.Time.IsZero() || start.After(now) {
 			start = now
 		}
 		return start.Add(env.timeout)

@@ -68,12 +68,16 @@ func TestDeadlineFromRecordTime(t *testing.T) {
 	now := time.Now()
 	env := envelope{timeout: 2 * time.Second}
 	m := &transport.Message{Time: now.Add(-500 * time.Millisecond)}
-	assert.Equal(t, m.Time.Add(2*time.Second), env.deadlineFor(m, now), "queueing time counts")
+	assert.Equal(t, m.Time.Add(2*time.Second), env.deadlineFor(m, now, 0), "queueing time counts")
 	future := &transport.Message{Time: now.Add(time.Hour)}
-	assert.Equal(t, now.Add(2*time.Second), env.deadlineFor(future, now), "a clock ahead of ours is not trusted")
+	assert.Equal(t, now.Add(2*time.Second), env.deadlineFor(future, now, 0), "a clock ahead of ours is not trusted")
 	abs := envelope{deadline: now.Add(time.Minute)}
-	assert.Equal(t, now.Add(time.Minute), abs.deadlineFor(m, now))
-	assert.True(t, (&envelope{}).deadlineFor(m, now).IsZero())
+	assert.Equal(t, now.Add(time.Minute), abs.deadlineFor(m, now, 0))
+	assert.True(t, (&envelope{}).deadlineFor(m, now, 0).IsZero())
+	// A broker clock a minute behind ours: its timestamp is moved to our
+	// clock, so the request keeps its budget.
+	behind := &transport.Message{Time: now.Add(-time.Minute - 500*time.Millisecond)}
+	assert.Equal(t, now.Add(-500*time.Millisecond+2*time.Second), env.deadlineFor(behind, now, -time.Minute))
 }
 
 func TestRecentIDs(t *testing.T) {

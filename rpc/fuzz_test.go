@@ -56,6 +56,6 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		if env.timeout < 0 || env.replyPartition < -1 {
 			t.Fatalf("negative timeout %v or partition %d", env.timeout, env.replyPartition)
 		}
-		_ = env.deadlineFor(m, time.Now())
+		_ = env.deadlineFor(m, time.Now(), 0)
 	})
 }

@@ -381,7 +381,9 @@ func WithSessionTimeout(d time.Duration) ServerOption {
 // WithMaxPollInterval sets the longest a server may go without polling
 // before its group drops it and hands its partitions to the others
 // (Kafka's max.poll.interval.ms). Serve polls whenever a worker is free, so
-// it must exceed the longest time all workers can be busy. Over the REST
+// it must exceed the longest time all workers can be busy; with
+// WithKeyOrdering, also the time one key's queue (64 records) takes to drain,
+// since Serve stops polling while a record waits for a full queue. Over the REST
 // API it is also how soon a crashed server's partitions move. Zero means
 // the transport's default (5 minutes on the embedded broker and kafka-rest);
 // negative is an error.

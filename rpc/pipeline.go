@@ -31,6 +31,9 @@ type delivery struct {
 	// dedupID is the id whose dedup-window entry this delivery owns (it
 	// marked it in flight); settle finishes it. "" when none.
 	dedupID string
+	// waiters are the copies that waited for this delivery (see waiter):
+	// done when it is done.
+	waiters []waiter
 }
 
 // outcomeKind says what settle does with a delivery.
@@ -38,7 +41,8 @@ type outcomeKind int
 
 const (
 	outRun    outcomeKind = iota // admitted: route and invoke next
-	outSkip                      // done, nothing to send (expired, or a copy in flight)
+	outSkip                      // done, nothing to send (expired)
+	outWait                      // a copy of a request in flight: done with it
 	outAgain                     // not done: left uncommitted for redelivery
 	outResend                    // a duplicate: send the stored reply again
 	outReply                     // handled: send the reply (if any) and record it
@@ -62,20 +66,30 @@ func poisoned(reason string, e *Error) outcome {
 // record is done with, so that its offset may be committed: false only when
 // the handler was cut short by a hard stop or what settle must produce could
 // not be, and the record must be delivered again.
-func (r *serveRun) handle(m *transport.Message) bool {
-	d, o := r.admit(m)
+//
+// A copy of a request in flight reports false too: its offset is done with
+// the first delivery's (see waiter).
+func (r *serveRun) handle(tk *ticket) bool {
+	d, o := r.admit(tk)
 	if o.kind == outRun {
 		r.route(d)
 		o = r.invoke(d)
 	}
-	return r.settle(d, o)
+	done := r.settle(d, o)
+	if done {
+		for i := range d.waiters {
+			d.waiters[i].done()
+		}
+	}
+	return done && o.kind != outWait
 }
 
 // admit checks a record before any handler sees it: size, envelope, kind
 // and deadline; then the dedup window, which marks a new request in flight
 // (the delivery then owns the entry) and answers a known one.
-func (r *serveRun) admit(m *transport.Message) (*delivery, outcome) {
+func (r *serveRun) admit(tk *ticket) (*delivery, outcome) {
 	s := r.s
+	m := &tk.m
 	d := &delivery{}
 	d.request.Message = *m // one allocation for the delivery and its Request
 	d.req, d.m = &d.request, &d.request.Message
@@ -102,7 +116,7 @@ func (r *serveRun) admit(m *transport.Message) (*delivery, outcome) {
 		return d, outcome{kind: outRun}
 	}
 	now := time.Now()
-	d.req.Deadline = d.env.deadlineFor(m, now)
+	d.req.Deadline = d.env.deadlineFor(m, now, r.skew())
 	if !d.req.Deadline.IsZero() && !now.Before(d.req.Deadline) {
 		s.log.Info("rpc: expired request not run", "topic", m.Topic, "id", d.env.id, "from", d.env.from, "deadline", d.req.Deadline)
 		return d, outcome{kind: outSkip}
@@ -110,18 +124,27 @@ func (r *serveRun) admit(m *transport.Message) (*delivery, outcome) {
 	if r.dedup == nil {
 		return d, outcome{kind: outRun}
 	}
-	switch state, e := r.dedup.begin(d.env.id, now); state {
+	switch state, e := r.dedup.begin(d.env.id, now, waiter{run: r, tk: *tk}); state {
 	case dedupDone:
 		s.dupes.Add(1)
 		s.log.Debug("rpc: duplicate request not run again", "topic", m.Topic, "id", d.env.id)
 		return d, outcome{kind: outResend, entry: e}
 	case dedupInFlight:
 		s.dupes.Add(1)
-		s.log.Debug("rpc: copy of a request still running dropped", "topic", m.Topic, "id", d.env.id)
-		return d, outcome{kind: outSkip} // the first delivery replies
+		s.log.Debug("rpc: copy of a request still running: done when it is", "topic", m.Topic, "id", d.env.id)
+		return d, outcome{kind: outWait} // the first delivery replies
 	}
 	d.dedupID = d.env.id
 	return d, outcome{kind: outRun}
+}
+
+// skew is the broker's clock minus this machine's, as measured when the
+// dedup topic was replayed (zero without a dedup topic).
+func (r *serveRun) skew() time.Duration {
+	if r.dedup == nil {
+		return 0
+	}
+	return time.Duration(r.dedup.skew.Load())
 }
 
 // invoke runs the routed handler (or the fallback for no route) and turns
@@ -177,7 +200,7 @@ func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcom
 // last attempt's result.
 func (r *serveRun) call(ctx context.Context, h HandlerFunc, req *Request) (res any, err error) {
 	p := backoffPolicy{initial: r.s.cfg.retryDelay, max: 5 * time.Second, attempts: r.s.cfg.retries}
-	_ = retry(ctx, p, func() error {
+	stopped := retry(ctx, p, func() error {
 		res, err = h(ctx, req)
 		if e, ok := err.(*Error); ok && e == nil {
 			err = nil // the classic typed nil: a nil *Error is no error
@@ -189,6 +212,12 @@ func (r *serveRun) call(ctx context.Context, h HandlerFunc, req *Request) (res a
 	}, func(err error, attempt int) {
 		r.s.log.Debug("rpc: retryable handler error; retrying", "request", req.String(), "attempt", attempt, "err", err)
 	})
+	if stopped != nil && ctx.Err() != nil && errors.Is(stopped, ctx.Err()) {
+		// The wait for the next attempt was cut short: by a hard stop (the
+		// request is redelivered) or by the request's deadline (the caller
+		// has gone). Either way the retries were not exhausted.
+		return nil, stopped
+	}
 	return res, err
 }
 

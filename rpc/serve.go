@@ -102,7 +102,8 @@ func (r *serveRun) serve(ctx context.Context) error {
 }
 
 // drain waits for the workers: up to the drain timeout, then after a hard
-// stop up to finalGrace, then after canceling the settle stage's produces.
+// stop up to finalGrace, then after canceling the settle stage's produces
+// up to a second more; then it gives up on them.
 func (r *serveRun) drain() {
 	drained := make(chan struct{})
 	go func() { r.workers.Wait(); close(drained) }()
@@ -116,9 +117,16 @@ func (r *serveRun) drain() {
 	if waitFor(drained, finalGrace) {
 		return
 	}
-	r.s.log.Error("rpc: replies still being produced after the hard stop; canceling them", "grace", finalGrace)
 	r.finalCancel()
-	<-drained
+	if waitFor(drained, time.Second) {
+		r.s.log.Error("rpc: replies still being produced after the hard stop were canceled; their requests will be redelivered", "grace", finalGrace)
+		return
+	}
+	// A handler that ignores its context cannot be stopped: it is
+	// abandoned, so that Serve returns, leaves the group and lets the
+	// request go to another member. Its goroutine ends when it returns;
+	// nothing it does after that is committed.
+	r.s.log.Error("rpc: handlers ignore their canceled context; abandoning them (their requests will be redelivered)", "drain", r.s.cfg.drain, "grace", finalGrace)
 }
 
 // waitFor waits until ch is closed or d passes, reporting which.
@@ -175,15 +183,20 @@ func (r *serveRun) worker(work <-chan ticket) {
 		if !r.track.current(&tk) {
 			continue // its partition was revoked: the next owner runs it
 		}
-		if !r.handle(&tk.m) {
+		if !r.handle(&tk) {
 			continue // stays in flight: not committed, redelivered later
 		}
 		r.s.handled.Add(1)
 		if r.track.complete(&tk) {
-			select {
-			case r.commitSig <- struct{}{}:
-			default:
-			}
+			r.signalCommit()
 		}
+	}
+}
+
+// signalCommit wakes the committer: a watermark moved.
+func (r *serveRun) signalCommit() {
+	select {
+	case r.commitSig <- struct{}{}:
+	default:
 	}
 }

@@ -87,7 +87,9 @@ func NewServer(t transport.Transport, opts ...ServerOption) (*Server, error) {
 // Serve joins the server's consumer group on every routed topic (reading
 // from the earliest offset when the group has no committed one) and handles
 // requests until ctx is canceled. Then it stops polling, waits for in-flight
-// handlers up to the drain timeout (WithDrainTimeout), commits what was
+// handlers up to the drain timeout (WithDrainTimeout), cancels their
+// contexts and waits up to 6 s more (a handler that ignores its context is
+// abandoned: its request is redelivered elsewhere), commits what was
 // handled, leaves the group and returns nil.
 //
 // It returns an error at once when there are no routes, the group cannot be

@@ -25,7 +25,7 @@ import (
 // It reports whether the record is done with (see handle).
 func (r *serveRun) settle(d *delivery, o outcome) bool {
 	switch o.kind {
-	case outSkip:
+	case outSkip, outWait:
 		return true
 	case outAgain:
 		r.release(d)
@@ -53,13 +53,14 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 	e := &handledEntry{id: d.env.id, at: time.Now()}
 	e.reply.Store(o.reply)
 	if d.dedupID != "" {
-		r.dedup.finish(d.dedupID, e)
+		d.waiters = r.dedup.finish(d.dedupID, e)
 	}
 	return r.sendReply(d, e)
 }
 
 // release gives up the delivery's dedup entry without recording it: the
 // request may run again.
+// The copies that waited for it stay undone, as it does.
 func (r *serveRun) release(d *delivery) {
 	if d.dedupID != "" {
 		r.dedup.finish(d.dedupID, nil)

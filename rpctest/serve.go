@@ -12,11 +12,12 @@ import (
 // serveStopTimeout bounds how long Serve's stop waits for Serve to return.
 const serveStopTimeout = 15 * time.Second
 
-// Serve runs s.Serve in a goroutine until stop is called or the test ends
-// (stop is registered with tb.Cleanup). stop cancels Serve's context, waits
-// for Serve to return (at most 15 s, else it fails tb) and returns Serve's
-// error; calling it again returns the same error. Call stop from the test's
-// goroutine.
+// Serve runs s.Serve in a goroutine until stop is called or the test ends.
+// stop cancels Serve's context, waits for Serve to return (at most 15 s,
+// else it fails tb) and returns Serve's error; calling it again returns the
+// same error. Call stop from the test's goroutine. If the test never calls
+// stop, a cleanup does, and fails tb if Serve returned an error; a test
+// that calls stop owns the error.
 func Serve(tb testing.TB, s *rpc.Server) (stop func() error) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -24,7 +25,8 @@ func Serve(tb testing.TB, s *rpc.Server) (stop func() error) {
 	go func() { done <- s.Serve(ctx) }()
 	var once sync.Once
 	var err error
-	stop = func() error {
+	var byTest bool
+	stopOnce := func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -36,9 +38,9 @@ func Serve(tb testing.TB, s *rpc.Server) (stop func() error) {
 		return err
 	}
 	tb.Cleanup(func() {
-		if err := stop(); err != nil {
+		if err := stopOnce(); err != nil && !byTest {
 			tb.Errorf("rpctest.Serve: Serve returned %v", err)
 		}
 	})
-	return stop
+	return func() error { byTest = true; return stopOnce() }
 }

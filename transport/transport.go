@@ -188,7 +188,11 @@ type Consumer interface {
 	// (highest offset among msgs) + 1 as the group's next offset to read.
 	// Committing a partition the member does not own (taken by another
 	// member, or of a topic it never read) fails with an error wrapping
-	// ErrNotAssigned and changes nothing. Commit with no msgs is a no-op.
+	// ErrNotAssigned and changes nothing; so does a commit below the offset
+	// where the member's current assignment of the partition began, which
+	// can only come from work done before the partition moved away and came
+	// back (transports that cannot tell may accept it). Commit with no msgs
+	// is a no-op.
 	Commit(ctx context.Context, msgs ...Message) error
 
 	// Close leaves the group at once, handing the member's partitions to

@@ -83,6 +83,7 @@ type owned struct {
 	p       *partition
 	gp      *groupPart // the group's offsets; nil for a Tail reader
 	pos     int64      // next offset to deliver; guarded by Consumer.mu
+	start   int64      // pos when the member was given the partition
 	avail   int        // Poll's scratch; guarded by Consumer.mu
 	take    int        // Poll's scratch; guarded by Consumer.mu
 	pending int64      // Commit's scratch (-1: none); guarded by group.mu
@@ -423,6 +424,12 @@ func (c *Consumer) commit(ctx context.Context, op string, plusOne bool, n int, a
 		case off < 0:
 			err = fmt.Errorf("memory: %s %q partition %d: negative offset %d: %w",
 				op, topic, part, off, transport.ErrInvalid)
+		case committedOffset(off, plusOne) < o.start:
+			// Only work from before the partition moved away and came
+			// back can commit below where this assignment began (Kafka
+			// refuses such a commit by its generation).
+			err = fmt.Errorf("memory: %s %q partition %d: offset %d is below %d, where member %q's current assignment began: a commit from before a rebalance: %w",
+				op, topic, part, committedOffset(off, plusOne), o.start, c.instance, transport.ErrNotAssigned)
 		}
 		if err != nil {
 			for _, x := range c.owned {
@@ -443,6 +450,15 @@ func (c *Consumer) commit(ctx context.Context, op string, plusOne bool, n int, a
 		}
 	}
 	return nil
+}
+
+// committedOffset is the offset a commit stores for off: off+1 for Commit
+// (the record handled), off itself for CommitOffsets (the next to read).
+func committedOffset(off int64, plusOne bool) int64 {
+	if plusOne {
+		return off + 1
+	}
+	return off
 }
 
 // CommitPositions commits, for every partition the member owns, its read

@@ -222,7 +222,8 @@ func (g *group) assignLocked(c *Consumer, parts []*partition, revoke bool) {
 		}
 		changed = true
 		gp := g.part(p)
-		next = append(next, &owned{p: p, gp: gp, pos: g.startLocked(gp, p, c.start), pending: -1})
+		pos := g.startLocked(gp, p, c.start)
+		next = append(next, &owned{p: p, gp: gp, pos: pos, start: pos, pending: -1})
 		p.watch(c.wake)
 	}
 	var lost []transport.TopicPartition
