@@ -53,15 +53,28 @@ func newHTTPClient() *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return errTooManyRedirects
-			}
-			return nil
-		},
+	return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
+}
+
+// refuseRedirect is the CheckRedirect of every client the transport uses
+// (its own, and its copy of one given by WithHTTPClient): see ErrRedirect.
+// The redirected request is never sent, so no header reaches the target.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	from := ""
+	if len(via) > 0 && req.Response != nil {
+		prev := via[len(via)-1]
+		from = fmt.Sprintf(" (a %d answer to %s %s)", req.Response.StatusCode, prev.Method, prev.URL.Redacted())
 	}
+	return fmt.Errorf("%w: to %s%s", ErrRedirect, req.URL.Redacted(), from)
+}
+
+// withoutRedirects returns a shallow copy of c that refuses redirects, so a
+// caller's client keeps its transport, jar and timeout but cannot carry the
+// credentials elsewhere. c itself is not changed.
+func withoutRedirects(c *http.Client) *http.Client {
+	cp := *c
+	cp.CheckRedirect = refuseRedirect
+	return &cp
 }
 
 // call sends r, retrying 5xx, 429 and connection errors with exponential

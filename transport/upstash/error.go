@@ -155,10 +155,16 @@ func (e *connError) retryable() bool {
 	case errors.As(e.err, &cv), errors.As(e.err, &ua), errors.As(e.err, &hn),
 		errors.As(e.err, &ci), errors.As(e.err, &rh):
 		return false
-	case errors.Is(e.err, errTooManyRedirects):
+	case errors.Is(e.err, ErrRedirect):
 		return false
 	}
 	return true
 }
 
-var errTooManyRedirects = errors.New("upstash: too many redirects")
+// ErrRedirect is wrapped by the error of a request the server answered with
+// a redirect (3xx with a Location). The client never follows one: the REST
+// API has fixed routes and no reason to move, and following would send the
+// Basic credentials to another origin (another port, or from https to
+// http) and turn a POST /produce into a bodiless GET. The error names the
+// target. It is not retried.
+var ErrRedirect = errors.New("upstash: redirect refused")

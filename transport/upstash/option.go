@@ -220,7 +220,8 @@ func WithCredentials(username, password string) Option {
 // WithHTTPClient sets the HTTP client. Default: a client of the transport's
 // own, with keep-alive connections and up to 512 idle connections per host
 // (enough for hundreds of concurrent pollers and producers), closed by
-// Close. A client given here is used as is and not closed; it should not set
+// Close. A client given here is not closed, and is used through a copy
+// whose CheckRedirect refuses redirects (see [ErrRedirect]); it should not set
 // Client.Timeout shorter than the poll window plus the request timeout, or
 // long polls fail.
 func WithHTTPClient(client *http.Client) Option {

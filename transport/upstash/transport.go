@@ -68,6 +68,8 @@ func New(opts ...Option) (*Transport, error) {
 	}
 	if t.client == nil {
 		t.client, t.ownClient = newHTTPClient(), true
+	} else {
+		t.client = withoutRedirects(t.client)
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.producer.init(t)
