@@ -2,8 +2,14 @@ package upstash
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -91,4 +97,119 @@ func TestHostileRedirectRefusedWithOwnClient(t *testing.T) {
 	assert.True(t, strings.Contains(err.Error(), target.URL), "error %q names the target", err)
 	assert.Zero(t, reached.Load())
 	assert.Nil(t, own.CheckRedirect, "the caller's client is not modified")
+}
+
+// childEnv names the test a child process of the test binary runs (see
+// inChild).
+const childEnv = "UPSTASH_HOSTILE_CHILD"
+
+// inChild runs the calling test again in a child process of the test
+// binary, under a soft memory limit (GOMEMLIMIT) and a hard heap limit
+// enforced by a watchdog, so a regression to unbounded memory fails this
+// test instead of killing the suite. In the parent it waits for the child
+// and returns false; in the child it returns true and the caller runs the
+// body. The child logs its peak heap.
+func inChild(t *testing.T, hardLimit uint64) bool {
+	t.Helper()
+	if os.Getenv(childEnv) == t.Name() {
+		debug.SetMemoryLimit(int64(hardLimit / 2))
+		done, exited := make(chan struct{}), make(chan struct{})
+		var peak atomic.Uint64
+		go func() {
+			defer close(exited)
+			watchHeap(hardLimit, &peak, done)
+		}()
+		t.Cleanup(func() {
+			close(done)
+			<-exited
+			t.Logf("peak heap %d KiB", peak.Load()>>10)
+		})
+		return true
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childEnv+"="+t.Name(), fmt.Sprintf("GOMEMLIMIT=%dMiB", hardLimit>>21))
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if len(text) > 4000 {
+		text = "..." + text[len(text)-4000:]
+	}
+	require.NoError(t, err, "child process failed:\n%s", text)
+	require.Contains(t, text, "--- PASS: "+t.Name(), "child output:\n%s", text)
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "peak heap") {
+			t.Log("child:", strings.TrimSpace(line))
+		}
+	}
+	return false
+}
+
+// watchHeap samples the live heap until done, recording the peak, and ends
+// the process with status 3 when it passes hardLimit.
+func watchHeap(hardLimit uint64, peak *atomic.Uint64, done <-chan struct{}) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		metrics.Read(sample)
+		heap := sample[0].Value.Uint64()
+		if heap > peak.Load() {
+			peak.Store(heap)
+		}
+		if heap > hardLimit {
+			fmt.Fprintf(os.Stderr, "heap %d MiB is over the hard limit of %d MiB\n", heap>>20, hardLimit>>20)
+			os.Exit(3)
+		}
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Finding 1: a server claiming absurd partition counts cannot make the
+// client build one entry per claimed partition: Tail refuses a topic over
+// the partition cap at once, with an error naming the count, and a topic
+// within it is read with requests sized by its partitions only, whatever
+// the other topics claim.
+func TestHostilePartitionCount(t *testing.T) {
+	if !inChild(t, 128<<20) {
+		return
+	}
+	var offsetsBody atomic.Int64
+	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/topics":
+			_, _ = io.WriteString(w, `{"c.replies":2147483647,"mid":1000000,"small":3}`)
+		case "/offsets/latest":
+			body, _ := io.ReadAll(r.Body)
+			offsetsBody.Store(int64(len(body)))
+			_, _ = io.WriteString(w, `[{"topic":"small","partition":0,"offset":1},{"topic":"small","partition":1,"offset":1},{"topic":"small","partition":2,"offset":1}]`)
+		case "/fetch":
+			_, _ = io.WriteString(w, `[]`)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	tr := hostileTransport(t, s)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for _, topic := range []string{"c.replies", "mid"} {
+		_, err := tr.Tail(ctx, topic)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "partitions")
+		assert.Contains(t, err.Error(), fmt.Sprint(DefaultMaxPartitions))
+	}
+	tl, err := tr.Tail(ctx, "small")
+	require.NoError(t, err)
+	defer tl.Close()
+	assert.Less(t, offsetsBody.Load(), int64(200), "POST /offsets/latest asks for the 3 partitions of the tailed topic")
+	_, err = tl.Poll(ctx)
+	require.NoError(t, err)
+
+	tr2 := hostileTransport(t, s, WithMaxPartitions(2))
+	_, err = tr2.Tail(ctx, "small")
+	require.ErrorContains(t, err, "3 partitions")
 }

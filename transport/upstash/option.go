@@ -27,6 +27,14 @@ const (
 	// DefaultCloseTimeout bounds the best-effort POST /delete-consumer calls
 	// made by Close.
 	DefaultCloseTimeout = 5 * time.Second
+	// DefaultMaxPartitions is the most partitions per topic the client
+	// believes a server about. Tail and the group consumer keep per-partition
+	// state and Tail sends one entry per partition in every fetch, so a
+	// server claiming 2^31-1 partitions could otherwise exhaust memory with
+	// a 25-byte answer. 10,000 is twice the largest Upstash plan's partition
+	// cap per cluster (5,000) and well above Kafka's practical per-topic
+	// counts; at the cap a fetch request is about 600 KB.
+	DefaultMaxPartitions = 10_000
 	// maxServerTimeout is the server's clamp on a long-poll "timeout" (§11).
 	maxServerTimeout = 30 * time.Second
 )
@@ -89,6 +97,7 @@ type config struct {
 	pollWindow     time.Duration
 	requestTimeout time.Duration
 	closeTimeout   time.Duration
+	maxPartitions  int
 
 	// Set by validate.
 	base *url.URL // scheme://host[:port][/path], no trailing slash, no user info
@@ -102,6 +111,7 @@ func defaults() config {
 		pollWindow:     DefaultPollWindow,
 		requestTimeout: DefaultRequestTimeout,
 		closeTimeout:   DefaultCloseTimeout,
+		maxPartitions:  DefaultMaxPartitions,
 	}
 }
 
@@ -140,6 +150,9 @@ func (c *config) validate() error {
 	}
 	if c.closeTimeout <= 0 {
 		return fmt.Errorf("%w: close timeout %v: must be positive", ErrConfig, c.closeTimeout)
+	}
+	if c.maxPartitions < 1 {
+		return fmt.Errorf("%w: max partitions %d: must be at least 1", ErrConfig, c.maxPartitions)
 	}
 	b := c.backoff
 	if b.Initial < 0 || b.Max < 0 || b.MaxElapsed < 0 || b.MaxRetries < 0 || b.Multiplier < 0 ||
@@ -291,4 +304,12 @@ func WithRequestTimeout(d time.Duration) Option {
 // when a consumer or the transport closes. Default [DefaultCloseTimeout].
 func WithCloseTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.closeTimeout = d })
+}
+
+// WithMaxPartitions caps the partitions per topic the client believes a
+// server about. Tail refuses a topic the server says has more (its error
+// names the count), and the group consumer drops records of a partition at
+// or above the cap. Default [DefaultMaxPartitions]; must be at least 1.
+func WithMaxPartitions(n int) Option {
+	return optionFunc(func(c *config) { c.maxPartitions = n })
 }

@@ -199,6 +199,9 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 		if n <= 0 {
 			return nil, fmt.Errorf("topic %q has %d partitions", tp, n)
 		}
+		if int(n) > t.cfg.maxPartitions {
+			return nil, fmt.Errorf("topic %q: the server claims %d partitions, over the client's limit of %d (WithMaxPartitions)", tp, n, t.cfg.maxPartitions)
+		}
 		for p := range n {
 			parts = append(parts, p)
 			query = append(query, restwire.TopicPartitionOffset{Topic: tp})
