@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -258,7 +259,26 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport
 	if err != nil {
 		return nil, err
 	}
-	return ans.msgs, nil
+	return c.keep(ans.msgs), nil
+}
+
+// keep returns, in place, the records of msgs this consumer could have been
+// given: of its topics, in a partition in [0, WithMaxPartitions), at an
+// offset in [0, MaxInt64). The others are dropped and counted in Stats, so a
+// server cannot make a consumer handle (and commit) records of topics or
+// positions it never asked for.
+func (c *consumer) keep(msgs []transport.Message) []transport.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if !slices.Contains(c.topics, m.Topic) || m.Partition < 0 || int(m.Partition) >= c.t.cfg.maxPartitions ||
+			m.Offset < 0 || m.Offset == math.MaxInt64 {
+			c.t.dropped.Add(1)
+			continue
+		}
+		out = append(out, m)
+	}
+	clear(msgs[len(out):])
+	return out
 }
 
 // Poll returns the records the server has for this instance, waiting up to

@@ -213,3 +213,117 @@ func TestHostilePartitionCount(t *testing.T) {
 	_, err = tr2.Tail(ctx, "small")
 	require.ErrorContains(t, err, "3 partitions")
 }
+
+// answers is a server mode answering by path prefix with fixed bodies
+// (status 200); other paths get 404.
+func answers(bodies map[string]string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		for prefix, body := range bodies {
+			if strings.HasPrefix(r.URL.Path, prefix) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, body)
+				return
+			}
+		}
+		http.Error(w, `{"error":"not found","status":404}`, http.StatusNotFound)
+	}
+}
+
+// foreignRecords are records a consumer of topic "orders" with at most 4
+// partitions never asked for, and one it did.
+const foreignRecords = `[
+ {"topic":"payments","partition":0,"offset":8,"value":"unsubscribed topic"},
+ {"topic":"","partition":0,"offset":8,"value":"no topic"},
+ {"topic":"orders","partition":-1,"offset":8,"value":"negative partition"},
+ {"topic":"orders","partition":7,"offset":8,"value":"partition over the cap"},
+ {"topic":"orders","partition":0,"offset":-4,"value":"negative offset"},
+ {"topic":"orders","partition":0,"offset":9223372036854775807,"value":"last offset"},
+ {"topic":"orders","partition":1,"offset":5,"value":"good"}]`
+
+// Finding 7: the group consumer passes on only records of its topics, in
+// a partition in range, at a non-negative offset; the rest are dropped and
+// counted in Stats.
+func TestHostileForeignRecordsConsumer(t *testing.T) {
+	s := hostile(t, answers(map[string]string{
+		"/consume/":         foreignRecords,
+		"/commit/":          `{"result":"Success","status":200}`,
+		"/delete-consumer/": `{"result":"Success","status":200}`,
+	}))
+	tr := hostileTransport(t, s, WithMaxPartitions(4))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	c, err := tr.Subscribe(ctx, transport.Subscription{Group: "g", Topics: []string{"orders"}})
+	require.NoError(t, err)
+	defer c.Close()
+	got, err := c.Poll(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "good", string(got[0].Value))
+	assert.Equal(t, int64(6), tr.Stats().DroppedRecords)
+}
+
+// Finding 7, Tail: records of other topics, other partitions, below the
+// position asked for or at an offset that would wrap the position are
+// dropped and counted; an end offset that would wrap is refused.
+func TestHostileForeignRecordsTail(t *testing.T) {
+	s := hostile(t, answers(map[string]string{
+		"/topics":         `{"orders":2}`,
+		"/offsets/latest": `[{"topic":"orders","partition":0,"offset":3},{"topic":"orders","partition":1,"offset":5}]`,
+		"/fetch": `[{"topic":"orders","partition":0,"offset":2,"value":"below the position"},
+			{"topic":"payments","partition":0,"offset":3,"value":"other topic"},
+			{"topic":"orders","partition":2,"offset":3,"value":"other partition"},
+			{"topic":"orders","partition":0,"offset":9223372036854775807,"value":"wraps"},
+			{"topic":"orders","partition":1,"offset":5,"value":"good"}]`,
+	}))
+	tr := hostileTransport(t, s)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	tl, err := tr.Tail(ctx, "orders")
+	require.NoError(t, err)
+	defer tl.Close()
+	got, err := tl.Poll(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "good", string(got[0].Value))
+	assert.Equal(t, int64(4), tr.Stats().DroppedRecords)
+
+	wrap := hostile(t, answers(map[string]string{
+		"/topics":         `{"orders":1}`,
+		"/offsets/latest": `[{"topic":"orders","partition":0,"offset":9223372036854775807}]`,
+	}))
+	_, err = hostileTransport(t, wrap).Tail(ctx, "orders")
+	require.ErrorContains(t, err, "9223372036854775807")
+}
+
+// Finding 8: a produce answer inconsistent with what was sent is an error:
+// another partition than the pinned one, a negative partition or offset,
+// offsets going backwards within a partition (results reordered between
+// the messages or coalesced callers of one request).
+func TestHostileProduceAnswer(t *testing.T) {
+	pinned := transport.Message{Topic: "t", Partition: 1, ManualPartition: true, Value: []byte("v")}
+	free := transport.Message{Topic: "t", Value: []byte("v")}
+	for _, tc := range []struct {
+		name, answer string
+		msgs         []transport.Message
+	}{
+		{"pinned partition moved", `[{"topic":"t","partition":0,"offset":1}]`, []transport.Message{pinned}},
+		{"negative partition", `[{"topic":"t","partition":-1,"offset":1}]`, []transport.Message{free}},
+		{"negative offset", `[{"topic":"t","partition":0,"offset":-4}]`, []transport.Message{free}},
+		{"reordered", `[{"topic":"t","partition":0,"offset":6},{"topic":"t","partition":0,"offset":5}]`, []transport.Message{free, free}},
+		{"repeated offset", `[{"topic":"t","partition":0,"offset":5},{"topic":"t","partition":0,"offset":5}]`, []transport.Message{free, free}},
+		{"too few results", `[]`, []transport.Message{free}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := hostile(t, answers(map[string]string{"/produce": tc.answer}))
+			tr := hostileTransport(t, s)
+			out, err := tr.Produce(t.Context(), tc.msgs...)
+			require.Error(t, err, "accepted %+v", out)
+			assert.Contains(t, err.Error(), "POST /produce")
+		})
+	}
+	s := hostile(t, answers(map[string]string{"/produce": `[{"topic":"t","partition":1,"offset":5},{"topic":"t","partition":1,"offset":6}]`}))
+	out, err := hostileTransport(t, s).Produce(t.Context(), pinned, pinned)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{5, 6}, []int64{out[0].Offset, out[1].Offset})
+}

@@ -219,6 +219,9 @@ func (p *producer) send(batch []*produceCall) {
 	if err == nil && len(meta) != total {
 		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages", len(meta), total)
 	}
+	if err == nil {
+		err = checkAnswer(batch, meta)
+	}
 	if err != nil {
 		var he *Error
 		if len(batch) > 1 && errors.As(err, &he) && !he.Temporary() && he.Status >= 400 && he.Status < 500 {
@@ -239,6 +242,39 @@ func (p *producer) send(batch []*produceCall) {
 		c.finish(c.result(meta[:len(c.msgs)]))
 		meta = meta[len(c.msgs):]
 	}
+}
+
+// checkAnswer reports an answer to a POST /produce that cannot be true of
+// what was sent (results in the order of the messages, one each): a result
+// with a negative partition or offset, on another partition than the one a
+// message pinned, or offsets not increasing within a partition in the order
+// sent (one request is appended in order, so results swapped between the
+// messages or the coalesced callers of a batch show as a step back).
+// Results carrying a per-message error are left to result.
+func checkAnswer(batch []*produceCall, meta []restwire.Metadata) error {
+	last := make(map[transport.TopicPartition]int64, 1)
+	i := 0
+	for _, c := range batch {
+		for j := range c.msgs {
+			m, md := &c.msgs[j], meta[i]
+			i++
+			if md.Error != "" {
+				continue
+			}
+			switch {
+			case md.Partition < 0 || md.Offset < 0:
+				return fmt.Errorf("upstash: POST /produce: result %d has partition %d, offset %d: the server's answer is not believable", i-1, md.Partition, md.Offset)
+			case m.ManualPartition && md.Partition != m.Partition:
+				return fmt.Errorf("upstash: POST /produce: result %d is on partition %d, but the message was pinned to partition %d", i-1, md.Partition, m.Partition)
+			}
+			tp := transport.TopicPartition{Topic: m.Topic, Partition: md.Partition}
+			if prev, ok := last[tp]; ok && md.Offset <= prev {
+				return fmt.Errorf("upstash: POST /produce: result %d has offset %d on %s/%d after offset %d: results out of order", i-1, md.Offset, m.Topic, md.Partition, prev)
+			}
+			last[tp] = md.Offset
+		}
+	}
+	return nil
 }
 
 // result fills in the caller's messages from their part of the answer.

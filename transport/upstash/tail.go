@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -224,6 +225,9 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 	}
 	for _, e := range ends {
 		part, off := e.Values()
+		if off == math.MaxInt64 {
+			return nil, fmt.Errorf("POST /offsets/latest gave offset %d for %s/%d: no record can follow it", off, e.Topic, part)
+		}
 		if p := pos[e.Topic]; part >= 0 && int(part) < len(p) && off >= 0 {
 			p[part] = off
 		}
@@ -260,13 +264,15 @@ func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) (
 }
 
 // accept keeps the records at or past the current positions and moves the
-// positions past them. Called with tl.sem held.
+// positions past them; the others (not asked for, or already delivered) are
+// dropped and counted in Stats. Called with tl.sem held.
 func (tl *tailer) accept(msgs []transport.Message) []transport.Message {
 	out := msgs[:0]
 	for _, m := range msgs {
 		pos := tl.pos[m.Topic]
-		if m.Partition < 0 || int(m.Partition) >= len(pos) || m.Offset < pos[m.Partition] {
-			continue // not asked for, or already delivered
+		if m.Partition < 0 || int(m.Partition) >= len(pos) || m.Offset < pos[m.Partition] || m.Offset == math.MaxInt64 {
+			tl.t.dropped.Add(1)
+			continue
 		}
 		pos[m.Partition] = m.Offset + 1
 		out = append(out, m)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -36,6 +37,25 @@ type Transport struct {
 	closeErr  error
 
 	producer producer
+
+	dropped atomic.Int64 // records dropped as not asked for
+}
+
+// Stats are counts of what a Transport refused from its server.
+type Stats struct {
+	// DroppedRecords counts records a consumer (Subscribe or Tail) dropped
+	// because they were not ones it asked for: a topic it does not read, a
+	// partition out of range (negative, at or over [WithMaxPartitions], or
+	// beyond a tailed topic's count), a negative offset, an offset below the
+	// position a Tail asked for, or the largest int64 offset (after which
+	// no position exists).
+	DroppedRecords int64
+}
+
+// Stats returns the transport's counts so far. It is safe for concurrent
+// use, also after Close.
+func (t *Transport) Stats() Stats {
+	return Stats{DroppedRecords: t.dropped.Load()}
 }
 
 var (
