@@ -115,7 +115,10 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 			wait = he.retryAfter
 		}
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			return err // the caller cannot wait for the next attempt
+			// The caller cannot wait for the next attempt: its deadline is
+			// as good as passed, and the error says so as well as why.
+			return fmt.Errorf("upstash: %s %s: %w: the next attempt (in %v) would be past the deadline; last error: %w",
+				r.method, r.display(), context.DeadlineExceeded, wait.Round(time.Millisecond), err)
 		}
 		retries++
 		t.log.LogAttrs(ctx, slog.LevelDebug, "upstash: retrying request",
@@ -170,7 +173,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 		return readError(resp, r)
 	}
 	if out == nil {
-		return nil
+		return errorBody(resp, r)
 	}
 	data, err := readAnswer(resp)
 	if err != nil {
@@ -234,6 +237,26 @@ func readError(resp *http.Response, r request) *Error {
 	}
 	if e.Temporary() {
 		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	}
+	return e
+}
+
+// errorBody checks the body of a 2xx answer whose content the caller does
+// not need (commit, delete-consumer): a JSON object with a non-empty
+// "error" is an *Error all the same, with the body's "status" when it is
+// one of 4xx or 5xx, else the response's.
+func errorBody(resp *http.Response, r request) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	var body struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	if json.Unmarshal(data, &body) != nil || body.Error == "" {
+		return nil
+	}
+	e := &Error{Status: resp.StatusCode, Message: body.Error, Method: r.method, Path: r.display()}
+	if body.Status >= 400 && body.Status < 600 {
+		e.Status = body.Status
 	}
 	return e
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -326,4 +328,119 @@ func TestHostileProduceAnswer(t *testing.T) {
 	out, err := hostileTransport(t, s).Produce(t.Context(), pinned, pinned)
 	require.NoError(t, err)
 	assert.Equal(t, []int64{5, 6}, []int64{out[0].Offset, out[1].Offset})
+}
+
+// status is a server mode answering every request with code, a JSON error
+// body and, when set, a Retry-After header.
+func status(code int, retryAfter string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_, _ = fmt.Fprintf(w, `{"error":"%s","status":%d}`, http.StatusText(code), code)
+	}
+}
+
+// Finding 9: under 503 and 429 storms a Produce whose deadline passes
+// returns an error matching context.DeadlineExceeded, never
+// context.Canceled; and one whose Retry-After is past its deadline gives up
+// at once, saying both.
+func TestHostileDeadlineIsDeadline(t *testing.T) {
+	for _, code := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			tr := hostileTransport(t, hostile(t, status(code, "")), WithBackoff(Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}))
+			for range 20 {
+				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+				_, err := tr.Produce(ctx, transport.Message{Topic: "t", Value: []byte("v")})
+				cancel()
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+				require.NotErrorIs(t, err, context.Canceled)
+			}
+		})
+	}
+	tr := hostileTransport(t, hostile(t, status(http.StatusServiceUnavailable, "10")))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := tr.Produce(ctx, transport.Message{Topic: "t", Value: []byte("v")})
+	assert.Less(t, time.Since(start), 2*time.Second, "gave up at the Retry-After past the deadline")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var he *Error
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, http.StatusServiceUnavailable, he.Status)
+}
+
+// Finding 10: 401 and 403 are permanent: not retried, matched by
+// ErrUnauthenticated and ErrPermissionDenied, and by transport.ErrInvalid,
+// which rpc does not retry either.
+func TestHostileAuthIsPermanent(t *testing.T) {
+	for code, want := range map[int]error{http.StatusUnauthorized: ErrUnauthenticated, http.StatusForbidden: ErrPermissionDenied} {
+		var requests atomic.Int64
+		s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			status(code, "")(w, r)
+		})
+		tr := hostileTransport(t, s)
+		_, err := tr.Produce(t.Context(), transport.Message{Topic: "t", Value: []byte("v")})
+		require.ErrorIs(t, err, want)
+		require.ErrorIs(t, err, transport.ErrInvalid)
+		assert.Equal(t, int64(1), requests.Load(), "a %d is not retried", code)
+	}
+}
+
+// Finding 10 through rpc: a Call against a server answering 401 to produce
+// fails at once, not after retrying into its deadline.
+func TestHostileAuthRPCCall(t *testing.T) {
+	var produces atomic.Int64
+	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/topics":
+			_, _ = io.WriteString(w, `{"replies":1,"svc":1}`)
+		case "/offsets/latest":
+			_, _ = io.WriteString(w, `[{"topic":"replies","partition":0,"offset":0}]`)
+		case "/fetch":
+			_, _ = io.Copy(io.Discard, r.Body)
+			_, _ = io.WriteString(w, `[]`)
+		default:
+			produces.Add(1)
+			status(http.StatusUnauthorized, "")(w, r)
+		}
+	})
+	tr := hostileTransport(t, s)
+	c, err := rpc.NewClient(tr, rpc.WithReplyTopic("replies"), rpc.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = c.Call(ctx, "svc", "hi")
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), time.Second)
+	assert.NotEqual(t, rpc.CodeDeadlineExceeded, rpc.CodeOf(err), "%v", err)
+	assert.ErrorIs(t, err, ErrUnauthenticated)
+	assert.Equal(t, int64(1), produces.Load())
+}
+
+// Finding 12: a 200 whose body is {"error": ...} is an error on commit and
+// on delete-consumer.
+func TestHostileErrorBodyWith200(t *testing.T) {
+	s := hostile(t, answers(map[string]string{
+		"/consume/":         `[{"topic":"orders","partition":0,"offset":1,"value":"v"}]`,
+		"/commit/":          `{"error":"partition not assigned","status":409}`,
+		"/delete-consumer/": `{"error":"cannot delete","status":400}`,
+	}))
+	tr := hostileTransport(t, s)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	c, err := tr.Subscribe(ctx, transport.Subscription{Group: "g", Topics: []string{"orders"}})
+	require.NoError(t, err)
+	got, err := c.Poll(ctx)
+	require.NoError(t, err)
+	err = c.Commit(ctx, got...)
+	require.ErrorIs(t, err, transport.ErrNotAssigned)
+	assert.ErrorContains(t, err, "partition not assigned")
+	require.ErrorContains(t, c.Close(), "cannot delete")
 }

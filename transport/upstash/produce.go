@@ -230,10 +230,17 @@ func (p *producer) send(batch []*produceCall) {
 			}
 			return
 		}
-		if errors.Is(err, context.Canceled) && p.t.ctx.Err() != nil {
+		closed := errors.Is(err, context.Canceled) && p.t.ctx.Err() != nil
+		if closed {
 			err = fmt.Errorf("%w: %w", errClosed("produce"), err)
 		}
 		for _, c := range batch {
+			if cerr := c.ctx.Err(); cerr != nil && !closed && isContextErr(err) {
+				// Every caller gave up, which cancelled the request: each
+				// learns its own reason (a deadline is not a cancellation).
+				c.finish(nil, fmt.Errorf("upstash: produce: %w (the request was in flight: the records may have been appended)", cerr))
+				continue
+			}
 			c.finish(nil, err)
 		}
 		return
@@ -304,9 +311,28 @@ func (c *produceCall) result(meta []restwire.Metadata) ([]transport.Message, err
 // batchContext returns a context for a batch's request: it ends when the
 // transport closes or when every caller of the batch has given up, so no
 // caller's request is cut short by another's deadline and no request runs
-// on when nobody waits for it.
+// on when nobody waits for it. When every caller has a deadline it carries
+// the latest, so retries know when waiting is pointless (a Retry-After past
+// it gives up at once).
 func batchContext(parent context.Context, batch []*produceCall) (context.Context, func()) {
+	var latest time.Time
+	for _, c := range batch {
+		d, ok := c.ctx.Deadline()
+		if !ok {
+			latest = time.Time{}
+			break
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
 	ctx, cancel := context.WithCancel(parent)
+	if !latest.IsZero() {
+		var cancelDeadline context.CancelFunc
+		ctx, cancelDeadline = context.WithDeadline(ctx, latest)
+		prev := cancel
+		cancel = func() { cancelDeadline(); prev() }
+	}
 	var left atomic.Int64
 	left.Store(int64(len(batch)))
 	stops := make([]func() bool, len(batch))
@@ -349,4 +375,9 @@ func (p *producer) close() {
 			p.t.log.Warn("upstash: close: produce request still in flight after close timeout; cancelling it")
 		}
 	}
+}
+
+// isContextErr reports whether err comes from an ended context.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
