@@ -186,9 +186,12 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), maxResponseBytes)
 	}
 	if d, ok := out.(jsonDecoder); ok {
-		err = d.decodeJSON(data)
+		err = d.decodeJSON(ctx, data)
 	} else {
 		err = json.Unmarshal(data, out)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the caller has gone: what was decoded is moot
 	}
 	if err != nil {
 		return fmt.Errorf("upstash: %s %s: decode %d response: %w", r.method, r.display(), resp.StatusCode, err)

@@ -1,6 +1,7 @@
 package upstash
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -443,4 +444,88 @@ func TestHostileErrorBodyWith200(t *testing.T) {
 	require.ErrorIs(t, err, transport.ErrNotAssigned)
 	assert.ErrorContains(t, err, "partition not assigned")
 	require.ErrorContains(t, c.Close(), "cannot delete")
+}
+
+// emptyRecords is a JSON array of n empty objects: 3 bytes a record, each
+// of which would decode to a 100+ byte transport.Message.
+func emptyRecords(n int) []byte {
+	b := bytes.Repeat([]byte(`{},`), n)
+	return append(append([]byte("["), b[:len(b)-1]...), ']')
+}
+
+// Finding 2: decoding a fetch answer costs memory bounded together with
+// the bytes read: 16 MiB of [{},{},...] (which used to become 2.1 GiB)
+// fails with an error instead of decoding 5.6 million records.
+//
+// The hard limit leaves room for the body itself (16 MiB read, 16 MiB of
+// value arena, the server's copy) and the garbage of slice growth: the
+// child peaks at about 240 MiB, an order of magnitude under the 2.1 GiB of
+// the unbounded decoder.
+func TestHostileDecodeBudget(t *testing.T) {
+	if !inChild(t, 512<<20) {
+		return
+	}
+	bomb := emptyRecords(16 << 20 / 3)
+	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/topics":
+			_, _ = io.WriteString(w, `{"orders":1}`)
+		case "/offsets/latest":
+			_, _ = io.WriteString(w, `[{"topic":"orders","partition":0,"offset":0}]`)
+		default:
+			_, _ = w.Write(bomb)
+		}
+	})
+	tr := hostileTransport(t, s)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	tl, err := tr.Tail(ctx, "orders")
+	require.NoError(t, err)
+	defer tl.Close()
+	_, err = tl.Poll(ctx)
+	require.ErrorContains(t, err, "budget")
+	require.NoError(t, ctx.Err())
+	_, err = tr.Subscribe(ctx, transport.Subscription{Group: "g", Topics: []string{"orders"}})
+	require.ErrorContains(t, err, "budget")
+}
+
+// Finding 3: decoding stops when the caller's context ends: Tail.Poll and
+// Subscribe given 6 MiB of [{},...] and a 1s deadline return by about the
+// deadline with an error, never a success with an expired context.
+func TestHostileDecodeDeadline(t *testing.T) {
+	if !inChild(t, 256<<20) {
+		return
+	}
+	bomb := emptyRecords(6 << 20 / 3)
+	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/topics":
+			_, _ = io.WriteString(w, `{"orders":1}`)
+		case "/offsets/latest":
+			_, _ = io.WriteString(w, `[{"topic":"orders","partition":0,"offset":0}]`)
+		default:
+			_, _ = w.Write(bomb)
+		}
+	})
+	tr := hostileTransport(t, s)
+	tl, err := tr.Tail(t.Context(), "orders")
+	require.NoError(t, err)
+	defer tl.Close()
+	for name, op := range map[string]func(context.Context) error{
+		"Tail.Poll": func(ctx context.Context) error { _, err := tl.Poll(ctx); return err },
+		"Subscribe": func(ctx context.Context) error {
+			_, err := tr.Subscribe(ctx, transport.Subscription{Group: "g", Topics: []string{"orders"}})
+			return err
+		},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		start := time.Now()
+		err := op(ctx)
+		took := time.Since(start)
+		cancel()
+		require.Error(t, err, name)
+		assert.Less(t, took, 2*time.Second, "%s returned %v after the deadline", name, took-time.Second)
+	}
 }
