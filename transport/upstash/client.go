@@ -22,9 +22,14 @@ import (
 // Bounds on what the client reads from one response.
 const (
 	maxResponseBytes = 256 << 20 // a consume or fetch answer
-	maxErrorBytes    = 64 << 10  // an error answer
-	maxRetryAfter    = 30 * time.Second
-	presizeLimit     = 4 << 20 // largest Content-Length allocated up front
+	maxTopicsBytes   = 4 << 20   // GET /topics: some 100,000 topics
+	// An answer sized by its request (produce, offsets) may take this much
+	// per element asked for, plus perAnswerBytes.
+	perElementBytes = 1 << 10
+	perAnswerBytes  = 64 << 10
+	maxErrorBytes   = 64 << 10 // an error answer
+	maxRetryAfter   = 30 * time.Second
+	presizeLimit    = 4 << 20 // largest Content-Length allocated up front
 )
 
 // request is one REST call. path is the URL path below the base URL, with
@@ -36,7 +41,13 @@ type request struct {
 	body    []byte        // nil: no body
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
 	noRetry bool
+	limit   int // most bytes of a 2xx answer; 0: maxResponseBytes
 }
+
+// sizedLimit is the answer limit of a request asking about n elements
+// (messages produced, partitions whose offsets are asked for): a server
+// cannot answer more than it was asked.
+func sizedLimit(n int) int { return perAnswerBytes + n*perElementBytes }
 
 // newHTTPClient returns the transport's own client: keep-alive connections,
 // enough idle connections per host for hundreds of concurrent long polls and
@@ -175,15 +186,19 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if out == nil {
 		return errorBody(resp, r)
 	}
-	data, err := readAnswer(resp)
+	limit := r.limit
+	if limit <= 0 {
+		limit = maxResponseBytes
+	}
+	data, err := readAnswer(resp, limit)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return &connError{op: r.method + " " + r.display() + ": read response", err: err}
 	}
-	if len(data) > maxResponseBytes {
-		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), maxResponseBytes)
+	if len(data) > limit {
+		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), limit)
 	}
 	if d, ok := out.(jsonDecoder); ok {
 		err = d.decodeJSON(ctx, data)
@@ -199,19 +214,19 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	return nil
 }
 
-// readAnswer reads a 2xx response's body, up to maxResponseBytes+1 bytes
-// (one more tells an oversize answer). A body of known, moderate length is
-// read into a buffer of its size at once; a larger one grows as it arrives,
-// so a server cannot make the client allocate more than it sends.
-func readAnswer(resp *http.Response) ([]byte, error) {
-	if n := resp.ContentLength; n >= 0 && n <= presizeLimit {
+// readAnswer reads a 2xx response's body, up to limit+1 bytes (one more
+// tells an oversize answer). A body of known, moderate length is read into
+// a buffer of its size at once; a larger one grows as it arrives, so a
+// server cannot make the client allocate more than it sends.
+func readAnswer(resp *http.Response, limit int) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= int64(min(presizeLimit, limit)) {
 		data := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, data); err != nil {
 			return nil, err
 		}
 		return data, nil
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	return io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 }
 
 // readError turns a non-2xx response into an *Error, taking the message from

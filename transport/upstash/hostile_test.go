@@ -529,3 +529,18 @@ func TestHostileDecodeDeadline(t *testing.T) {
 		assert.Less(t, took, 2*time.Second, "%s returned %v after the deadline", name, took-time.Second)
 	}
 }
+
+// Findings 1 and 2, answers sized by their request: a produce answer far
+// longer than the messages sent, or a GET /topics listing of many MiB, is
+// refused as oversize instead of being decoded.
+func TestHostileOversizeSmallAnswers(t *testing.T) {
+	huge := `[` + strings.Repeat(`{"topic":"t","partition":0,"offset":1},`, 100_000) + `{}]`
+	tr := hostileTransport(t, hostile(t, answers(map[string]string{"/produce": huge})))
+	_, err := tr.Produce(t.Context(), transport.Message{Topic: "t", Value: []byte("v")})
+	require.ErrorContains(t, err, "response over")
+
+	topics := `{` + strings.Repeat(`"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":1,`, 100_000) + `"t":1}`
+	tr = hostileTransport(t, hostile(t, answers(map[string]string{"/topics": topics})))
+	_, err = tr.Tail(t.Context(), "t")
+	require.ErrorContains(t, err, "response over")
+}

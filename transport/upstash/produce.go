@@ -214,7 +214,7 @@ func (p *producer) send(batch []*produceCall) {
 	body.WriteByte(']')
 
 	var ans metadataAnswer
-	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes()}, &ans)
+	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes(), limit: sizedLimit(total)}, &ans)
 	meta := ans.meta
 	if err == nil && len(meta) != total {
 		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages", len(meta), total)

@@ -216,7 +216,7 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 		return nil, err
 	}
 	var ends []restwire.TopicPartitionOffset
-	if err := t.call(ctx, request{method: http.MethodPost, path: "/offsets/latest", body: body}, &ends); err != nil {
+	if err := t.call(ctx, request{method: http.MethodPost, path: "/offsets/latest", body: body, limit: sizedLimit(len(query))}, &ends); err != nil {
 		return nil, err
 	}
 	pos := make(map[string][]int64, len(topics))
@@ -304,7 +304,7 @@ func (tl *tailer) Close() error {
 // topicCounts returns every topic's partition count (GET /topics).
 func (t *Transport) topicCounts(ctx context.Context) (map[string]int32, error) {
 	var counts map[string]int32
-	if err := t.call(ctx, request{method: http.MethodGet, path: "/topics"}, &counts); err != nil {
+	if err := t.call(ctx, request{method: http.MethodGet, path: "/topics", limit: maxTopicsBytes}, &counts); err != nil {
 		return nil, err
 	}
 	return counts, nil
