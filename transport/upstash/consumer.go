@@ -110,7 +110,13 @@ type pollCall struct {
 // Errors: transport.ErrInvalid for a bad Subscription, errors wrapping
 // transport.ErrUnknownTopic when the server does not know a topic,
 // transport.ErrClosed after Close.
+//
+// Subscribe as a whole is bounded by [WithSetupTimeout] as well as ctx.
 func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
+	return setup(ctx, t, func(ctx context.Context) (transport.Consumer, error) { return t.subscribe(ctx, s) })
+}
+
+func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
 	if t.isClosed() {
 		return nil, errClosed("subscribe")
 	}
@@ -172,11 +178,12 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 	}
 	if err != nil {
 		// The server may hold a half-made instance; not worth more waiting
-		// if it is unreachable.
+		// if it is unreachable, nor once the caller's time is up (which
+		// bounds Subscribe as a whole): the server expires idle instances.
 		var ce *connError
 		var he *Error
 		reachable := !errors.As(err, &ce) && !(errors.As(err, &he) && he.Temporary())
-		c.abandon(reachable)
+		c.abandon(reachable && ctx.Err() == nil)
 		if ctx.Err() != nil {
 			return nil, err
 		}

@@ -544,3 +544,34 @@ func TestHostileOversizeSmallAnswers(t *testing.T) {
 	_, err = tr.Tail(t.Context(), "t")
 	require.ErrorContains(t, err, "response over")
 }
+
+// Finding 4: a server that never answers cannot hang Tail, Subscribe or
+// rpc.NewClient (which passes no deadline of its own) past the setup
+// timeout; the error says which bound ended them.
+func TestHostileSetupTimeout(t *testing.T) {
+	release := make(chan struct{})
+	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("[")) // a trickle: one byte, then nothing
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	t.Cleanup(func() { close(release) }) // before s.Close
+	tr := hostileTransport(t, s, WithSetupTimeout(300*time.Millisecond))
+	for name, op := range map[string]func() error{
+		"Tail": func() error { _, err := tr.Tail(context.Background(), "t"); return err },
+		"Subscribe": func() error {
+			_, err := tr.Subscribe(context.Background(), transport.Subscription{Group: "g", Topics: []string{"t"}})
+			return err
+		},
+		"rpc.NewClient": func() error { _, err := rpc.NewClient(tr); return err },
+	} {
+		start := time.Now()
+		err := op()
+		assert.Less(t, time.Since(start), 3*time.Second, name)
+		require.ErrorIs(t, err, context.DeadlineExceeded, name)
+		assert.ErrorContains(t, err, "WithSetupTimeout", name)
+	}
+}

@@ -35,6 +35,10 @@ const (
 	// cap per cluster (5,000) and well above Kafka's practical per-topic
 	// counts; at the cap a fetch request is about 600 KB.
 	DefaultMaxPartitions = 10_000
+	// DefaultSetupTimeout bounds Tail and Subscribe as a whole, retries
+	// included, whatever their context: they are what rpc.NewClient and
+	// rpc.Server wait on, and take no context of the caller's there.
+	DefaultSetupTimeout = 30 * time.Second
 	// maxServerTimeout is the server's clamp on a long-poll "timeout" (§11).
 	maxServerTimeout = 30 * time.Second
 )
@@ -98,6 +102,7 @@ type config struct {
 	requestTimeout time.Duration
 	closeTimeout   time.Duration
 	maxPartitions  int
+	setupTimeout   time.Duration
 
 	// Set by validate.
 	base *url.URL // scheme://host[:port][/path], no trailing slash, no user info
@@ -112,6 +117,7 @@ func defaults() config {
 		requestTimeout: DefaultRequestTimeout,
 		closeTimeout:   DefaultCloseTimeout,
 		maxPartitions:  DefaultMaxPartitions,
+		setupTimeout:   DefaultSetupTimeout,
 	}
 }
 
@@ -150,6 +156,9 @@ func (c *config) validate() error {
 	}
 	if c.closeTimeout <= 0 {
 		return fmt.Errorf("%w: close timeout %v: must be positive", ErrConfig, c.closeTimeout)
+	}
+	if c.setupTimeout <= 0 {
+		return fmt.Errorf("%w: setup timeout %v: must be positive", ErrConfig, c.setupTimeout)
 	}
 	if c.maxPartitions < 1 {
 		return fmt.Errorf("%w: max partitions %d: must be at least 1", ErrConfig, c.maxPartitions)
@@ -312,4 +321,14 @@ func WithCloseTimeout(d time.Duration) Option {
 // or above the cap. Default [DefaultMaxPartitions]; must be at least 1.
 func WithMaxPartitions(n int) Option {
 	return optionFunc(func(c *config) { c.maxPartitions = n })
+}
+
+// WithSetupTimeout bounds each Tail and Subscribe call as a whole (its
+// requests and their retries), on top of its context's deadline, so that a
+// caller that cannot pass a context, such as rpc.NewClient, cannot hang on a
+// slow or trickling server. When it passes, the call fails with an error
+// wrapping context.DeadlineExceeded that names this option. Default
+// [DefaultSetupTimeout]; must be positive.
+func WithSetupTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.setupTimeout = d })
 }

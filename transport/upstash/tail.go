@@ -49,7 +49,13 @@ type tailer struct {
 // short-lived consumer instance of the group "kafkarpc-tail" (POST /consume,
 // then POST /delete-consumer). A server without auto-creation refuses it,
 // and Tail fails with an error wrapping transport.ErrUnknownTopic.
+//
+// Tail as a whole is bounded by [WithSetupTimeout] as well as ctx.
 func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
+	return setup(ctx, t, func(ctx context.Context) (transport.Consumer, error) { return t.tail(ctx, topics) })
+}
+
+func (t *Transport) tail(ctx context.Context, topics []string) (transport.Consumer, error) {
 	if t.isClosed() {
 		return nil, errClosed("tail")
 	}

@@ -158,3 +158,16 @@ func (t *Transport) isClosed() bool {
 func errClosed(what string) error {
 	return fmt.Errorf("upstash: %s: %w", what, transport.ErrClosed)
 }
+
+// setup runs a Tail or Subscribe (op) under the setup timeout
+// ([WithSetupTimeout]) as well as ctx; when the timeout is what ended it,
+// the error says so.
+func setup[T any](ctx context.Context, t *Transport, op func(context.Context) (T, error)) (T, error) {
+	sctx, cancel := context.WithTimeout(ctx, t.cfg.setupTimeout)
+	defer cancel()
+	v, err := op(sctx)
+	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+		err = fmt.Errorf("%w (setup timeout %v passed: WithSetupTimeout)", err, t.cfg.setupTimeout)
+	}
+	return v, err
+}
