@@ -575,3 +575,33 @@ func TestHostileSetupTimeout(t *testing.T) {
 		assert.ErrorContains(t, err, "WithSetupTimeout", name)
 	}
 }
+
+// Finding 9 through rpc: a Call whose produce meets a 503 or 429 storm
+// until its 100ms deadline reports deadline_exceeded, never canceled.
+func TestHostileDeadlineRPCCall(t *testing.T) {
+	for _, code := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/topics":
+				_, _ = io.WriteString(w, `{"replies":1,"svc":1}`)
+			case "/offsets/latest":
+				_, _ = io.WriteString(w, `[{"topic":"replies","partition":0,"offset":0}]`)
+			case "/fetch":
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = io.WriteString(w, `[]`)
+			default:
+				status(code, "")(w, r)
+			}
+		})
+		tr := hostileTransport(t, s, WithBackoff(Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}))
+		c, err := rpc.NewClient(tr, rpc.WithReplyTopic("replies"), rpc.WithLogger(slog.New(slog.DiscardHandler)))
+		require.NoError(t, err)
+		for range 10 {
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			_, err := c.Call(ctx, "svc", "hi")
+			cancel()
+			require.Equal(t, rpc.CodeDeadlineExceeded, rpc.CodeOf(err), "%d: %v", code, err)
+		}
+		require.NoError(t, c.Close())
+	}
+}
