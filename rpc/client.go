@@ -22,7 +22,8 @@ import (
 // reply topic before NewClient returns, so the reply to a call made at once
 // cannot be missed. Replies are matched to calls by correlation id; replies
 // meant for other instances sharing the reply topic are ignored, and replies
-// arriving after their call gave up are counted (Stats) and logged.
+// arriving after their call gave up are counted (Stats) and logged, at most
+// one line a second (a peer decides how many arrive).
 //
 // A Client is safe for concurrent use. After Close, every method returns an
 // error wrapping ErrClosed.
@@ -47,6 +48,7 @@ type Client struct {
 
 	late       atomic.Int64
 	foreign    atomic.Int64
+	lateLog    logLimiter
 	resent     atomic.Int64
 	dupNotices atomic.Int64
 }
@@ -518,7 +520,10 @@ func (c *Client) deliver(m *transport.Message) {
 	case late:
 		if env.kind == KindReply {
 			c.late.Add(1)
-			c.log.Warn("rpc: late reply dropped: its call already gave up", "correlation_id", env.correlationID, "from", env.from)
+			if ok, skipped := c.lateLog.allow(time.Now()); ok {
+				c.log.Warn("rpc: late reply dropped: its call already gave up", "correlation_id", env.correlationID, "from", env.from,
+					"late_total", c.late.Load(), "not_logged_since_last", skipped)
+			}
 		}
 	default:
 		c.foreign.Add(1)
@@ -603,4 +608,33 @@ func setTimeoutHeader(hs []transport.Header, dl time.Time) {
 			hs[i].Value = timeoutMs(dl)
 		}
 	}
+}
+
+// lateLogEvery is the least time between two "late reply dropped" lines. A
+// peer decides how many late replies arrive, so one line each could flood
+// the log; the line says how many were not logged, and ClientStats.Late
+// counts them all.
+const lateLogEvery = time.Second
+
+// logLimiter lets one log line through per lateLogEvery. The zero value is
+// ready; it is safe for concurrent use.
+type logLimiter struct {
+	mu      sync.Mutex
+	next    time.Time
+	skipped int64
+}
+
+// allow reports whether a line may be logged at now and, if so, how many
+// were refused since the last one.
+func (l *logLimiter) allow(now time.Time) (bool, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.skipped++
+		return false, 0
+	}
+	l.next = now.Add(lateLogEvery)
+	skipped := l.skipped
+	l.skipped = 0
+	return true, skipped
 }

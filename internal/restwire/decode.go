@@ -1,8 +1,13 @@
 package restwire
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -80,14 +85,85 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 // DecodeMessages decodes the answer of POST /consume or POST /fetch, an
 // array of ConsumedMessage objects, into Messages as the client sees them
 // (ConsumedMessage.Message): on the fast path when it can, else with
-// encoding/json, whose error it returns.
+// encoding/json, whose error it returns. It has no budget and ignores
+// cancellation: the client uses DecodeMessagesLimited.
 func DecodeMessages(data []byte) ([]transport.Message, error) {
-	if msgs, ok := decodeMessagesFast(data); ok {
+	return DecodeMessagesLimited(context.Background(), data, 0)
+}
+
+// What DecodeMessagesLimited charges against its budget: the size of the
+// structures it allocates for each record and each header, beyond the
+// body's bytes.
+const (
+	RecordCost = int(unsafe.Sizeof(transport.Message{}))
+	HeaderCost = int(unsafe.Sizeof(transport.Header{}))
+)
+
+// ErrBudget is wrapped by DecodeMessagesLimited's error when an answer's
+// records and headers cost more than its budget.
+var ErrBudget = errors.New("restwire: answer decodes to more than its budget")
+
+// ctxCheckEvery is how many records are decoded between checks of the
+// context.
+const ctxCheckEvery = 256
+
+// DecodeMessagesLimited is DecodeMessages within a budget and a context:
+// decoding stops with an error wrapping ErrBudget once the records and
+// headers decoded so far cost more than budget bytes (RecordCost and
+// HeaderCost each; budget <= 0: no limit), and with ctx's error once ctx
+// ends (checked every 256 records). A body of tiny records such as
+// [{},{},...] thus cannot turn a capped read into many times its size in
+// memory, nor keep a caller past its deadline.
+func DecodeMessagesLimited(ctx context.Context, data []byte, budget int) ([]transport.Message, error) {
+	d := messageDecoder{decoder: newDecoder(data), budget: budget, ctx: ctx}
+	if msgs, ok := arrayOf(&d.decoder, 8, d.limited); ok {
 		return msgs, nil
 	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return decodeMessagesStd(ctx, data, budget)
+}
+
+// decodeMessagesStd is the encoding/json path of DecodeMessagesLimited, with
+// the same result as json.Unmarshal into a []ConsumedMessage; it decodes
+// the array one element at a time to keep to the budget and the context,
+// charging an element RecordCost plus HeaderCost for each further '{' in
+// it (an upper bound of its headers) before decoding it.
+func decodeMessagesStd(ctx context.Context, data []byte, budget int) ([]transport.Message, error) {
 	var ws []ConsumedMessage
-	if err := json.Unmarshal(data, &ws); err != nil {
+	d := decoder{b: data}
+	d.ws()
+	if !json.Valid(data) || d.i >= len(data) || data[d.i] != '[' {
+		// Not one array: encoding/json says why, or decodes null.
+		if err := json.Unmarshal(data, &ws); err != nil {
+			return nil, err
+		}
+		return Messages(ws), nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // '['
 		return nil, err
+	}
+	spent := 0
+	for n := 1; dec.More(); n++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		spent += RecordCost + HeaderCost*max(0, bytes.Count(raw, []byte("{"))-1)
+		if budget > 0 && spent > budget {
+			return nil, fmt.Errorf("%w: over %d bytes after %d records", ErrBudget, budget, n)
+		}
+		if n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		ws = append(ws, ConsumedMessage{})
+		if err := json.Unmarshal(raw, &ws[len(ws)-1]); err != nil {
+			return nil, err
+		}
 	}
 	return Messages(ws), nil
 }
@@ -97,6 +173,12 @@ func DecodeMessages(data []byte) ([]transport.Message, error) {
 type messageDecoder struct {
 	decoder
 	headers []transport.Header
+
+	budget int             // <= 0: none
+	spent  int             // charged so far
+	n      int             // records begun
+	ctx    context.Context // nil: never ends
+	err    error           // why decoding stopped, if not the input
 }
 
 // decodeMessagesFast is the fast path of DecodeMessages. A field given
@@ -104,6 +186,30 @@ type messageDecoder struct {
 func decodeMessagesFast(data []byte) ([]transport.Message, bool) {
 	d := messageDecoder{decoder: newDecoder(data)}
 	return arrayOf(&d.decoder, 8, d.message)
+}
+
+// limited decodes one record into m after charging it, and checking the
+// context every ctxCheckEvery records.
+func (d *messageDecoder) limited(m *transport.Message) bool {
+	d.n++
+	if d.ctx != nil && d.n%ctxCheckEvery == 0 {
+		if err := d.ctx.Err(); err != nil {
+			d.err = err
+			return false
+		}
+	}
+	return d.charge(RecordCost) && d.message(m)
+}
+
+// charge adds cost to what was spent, reporting false (with d.err set)
+// when that passes the budget.
+func (d *messageDecoder) charge(cost int) bool {
+	d.spent += cost
+	if d.budget > 0 && d.spent > d.budget {
+		d.err = fmt.Errorf("%w: over %d bytes after %d records", ErrBudget, d.budget, d.n)
+		return false
+	}
+	return true
 }
 
 // Fields of a ConsumedMessage, as bits of a set.
@@ -148,6 +254,9 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 		case "headers":
 			f = fieldHeaders
 			ok = d.array(func() bool {
+				if !d.charge(HeaderCost) {
+					return false
+				}
 				k, v, ok := d.header()
 				d.headers = append(d.headers, transport.Header{Key: k, Value: v})
 				return ok

@@ -22,9 +22,14 @@ import (
 // Bounds on what the client reads from one response.
 const (
 	maxResponseBytes = 256 << 20 // a consume or fetch answer
-	maxErrorBytes    = 64 << 10  // an error answer
-	maxRetryAfter    = 30 * time.Second
-	presizeLimit     = 4 << 20 // largest Content-Length allocated up front
+	maxTopicsBytes   = 4 << 20   // GET /topics: some 100,000 topics
+	// An answer sized by its request (produce, offsets) may take this much
+	// per element asked for, plus perAnswerBytes.
+	perElementBytes = 1 << 10
+	perAnswerBytes  = 64 << 10
+	maxErrorBytes   = 64 << 10 // an error answer
+	maxRetryAfter   = 30 * time.Second
+	presizeLimit    = 4 << 20 // largest Content-Length allocated up front
 )
 
 // request is one REST call. path is the URL path below the base URL, with
@@ -36,7 +41,13 @@ type request struct {
 	body    []byte        // nil: no body
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
 	noRetry bool
+	limit   int // most bytes of a 2xx answer; 0: maxResponseBytes
 }
+
+// sizedLimit is the answer limit of a request asking about n elements
+// (messages produced, partitions whose offsets are asked for): a server
+// cannot answer more than it was asked.
+func sizedLimit(n int) int { return perAnswerBytes + n*perElementBytes }
 
 // newHTTPClient returns the transport's own client: keep-alive connections,
 // enough idle connections per host for hundreds of concurrent long polls and
@@ -53,15 +64,28 @@ func newHTTPClient() *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return errTooManyRedirects
-			}
-			return nil
-		},
+	return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
+}
+
+// refuseRedirect is the CheckRedirect of every client the transport uses
+// (its own, and its copy of one given by WithHTTPClient): see ErrRedirect.
+// The redirected request is never sent, so no header reaches the target.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	from := ""
+	if len(via) > 0 && req.Response != nil {
+		prev := via[len(via)-1]
+		from = fmt.Sprintf(" (a %d answer to %s %s)", req.Response.StatusCode, prev.Method, prev.URL.Redacted())
 	}
+	return fmt.Errorf("%w: to %s%s", ErrRedirect, req.URL.Redacted(), from)
+}
+
+// withoutRedirects returns a shallow copy of c that refuses redirects, so a
+// caller's client keeps its transport, jar and timeout but cannot carry the
+// credentials elsewhere. c itself is not changed.
+func withoutRedirects(c *http.Client) *http.Client {
+	cp := *c
+	cp.CheckRedirect = refuseRedirect
+	return &cp
 }
 
 // call sends r, retrying 5xx, 429 and connection errors with exponential
@@ -102,7 +126,10 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 			wait = he.retryAfter
 		}
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			return err // the caller cannot wait for the next attempt
+			// The caller cannot wait for the next attempt: its deadline is
+			// as good as passed, and the error says so as well as why.
+			return fmt.Errorf("upstash: %s %s: %w: the next attempt (in %v) would be past the deadline; last error: %w",
+				r.method, r.display(), context.DeadlineExceeded, wait.Round(time.Millisecond), err)
 		}
 		retries++
 		t.log.LogAttrs(ctx, slog.LevelDebug, "upstash: retrying request",
@@ -157,22 +184,29 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 		return readError(resp, r)
 	}
 	if out == nil {
-		return nil
+		return errorBody(resp, r)
 	}
-	data, err := readAnswer(resp)
+	limit := r.limit
+	if limit <= 0 {
+		limit = maxResponseBytes
+	}
+	data, err := readAnswer(resp, limit)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return &connError{op: r.method + " " + r.display() + ": read response", err: err}
 	}
-	if len(data) > maxResponseBytes {
-		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), maxResponseBytes)
+	if len(data) > limit {
+		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), limit)
 	}
 	if d, ok := out.(jsonDecoder); ok {
-		err = d.decodeJSON(data)
+		err = d.decodeJSON(ctx, data)
 	} else {
 		err = json.Unmarshal(data, out)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the caller has gone: what was decoded is moot
 	}
 	if err != nil {
 		return fmt.Errorf("upstash: %s %s: decode %d response: %w", r.method, r.display(), resp.StatusCode, err)
@@ -180,19 +214,19 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	return nil
 }
 
-// readAnswer reads a 2xx response's body, up to maxResponseBytes+1 bytes
-// (one more tells an oversize answer). A body of known, moderate length is
-// read into a buffer of its size at once; a larger one grows as it arrives,
-// so a server cannot make the client allocate more than it sends.
-func readAnswer(resp *http.Response) ([]byte, error) {
-	if n := resp.ContentLength; n >= 0 && n <= presizeLimit {
+// readAnswer reads a 2xx response's body, up to limit+1 bytes (one more
+// tells an oversize answer). A body of known, moderate length is read into
+// a buffer of its size at once; a larger one grows as it arrives, so a
+// server cannot make the client allocate more than it sends.
+func readAnswer(resp *http.Response, limit int) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= int64(min(presizeLimit, limit)) {
 		data := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, data); err != nil {
 			return nil, err
 		}
 		return data, nil
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	return io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 }
 
 // readError turns a non-2xx response into an *Error, taking the message from
@@ -221,6 +255,26 @@ func readError(resp *http.Response, r request) *Error {
 	}
 	if e.Temporary() {
 		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	}
+	return e
+}
+
+// errorBody checks the body of a 2xx answer whose content the caller does
+// not need (commit, delete-consumer): a JSON object with a non-empty
+// "error" is an *Error all the same, with the body's "status" when it is
+// one of 4xx or 5xx, else the response's.
+func errorBody(resp *http.Response, r request) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	var body struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	if json.Unmarshal(data, &body) != nil || body.Error == "" {
+		return nil
+	}
+	e := &Error{Status: resp.StatusCode, Message: body.Error, Method: r.method, Path: r.display()}
+	if body.Status >= 400 && body.Status < 600 {
+		e.Status = body.Status
 	}
 	return e
 }

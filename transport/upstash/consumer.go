@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -109,7 +110,13 @@ type pollCall struct {
 // Errors: transport.ErrInvalid for a bad Subscription, errors wrapping
 // transport.ErrUnknownTopic when the server does not know a topic,
 // transport.ErrClosed after Close.
+//
+// Subscribe as a whole is bounded by [WithSetupTimeout] as well as ctx.
 func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
+	return setup(ctx, t, func(ctx context.Context) (transport.Consumer, error) { return t.subscribe(ctx, s) })
+}
+
+func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
 	if t.isClosed() {
 		return nil, errClosed("subscribe")
 	}
@@ -171,11 +178,12 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 	}
 	if err != nil {
 		// The server may hold a half-made instance; not worth more waiting
-		// if it is unreachable.
+		// if it is unreachable, nor once the caller's time is up (which
+		// bounds Subscribe as a whole): the server expires idle instances.
 		var ce *connError
 		var he *Error
 		reachable := !errors.As(err, &ce) && !(errors.As(err, &he) && he.Temporary())
-		c.abandon(reachable)
+		c.abandon(reachable && ctx.Err() == nil)
 		if ctx.Err() != nil {
 			return nil, err
 		}
@@ -258,7 +266,26 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport
 	if err != nil {
 		return nil, err
 	}
-	return ans.msgs, nil
+	return c.keep(ans.msgs), nil
+}
+
+// keep returns, in place, the records of msgs this consumer could have been
+// given: of its topics, in a partition in [0, WithMaxPartitions), at an
+// offset in [0, MaxInt64). The others are dropped and counted in Stats, so a
+// server cannot make a consumer handle (and commit) records of topics or
+// positions it never asked for.
+func (c *consumer) keep(msgs []transport.Message) []transport.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if !slices.Contains(c.topics, m.Topic) || m.Partition < 0 || int(m.Partition) >= c.t.cfg.maxPartitions ||
+			m.Offset < 0 || m.Offset == math.MaxInt64 {
+			c.t.dropped.Add(1)
+			continue
+		}
+		out = append(out, m)
+	}
+	clear(msgs[len(out):])
+	return out
 }
 
 // Poll returns the records the server has for this instance, waiting up to

@@ -44,5 +44,30 @@
 // same topics must tolerate duplicates.
 //
 // Credentials are sent in the Authorization header only and are never
-// logged.
+// logged. 401 and 403 answers match [ErrUnauthenticated] and
+// [ErrPermissionDenied] and are never retried.
+//
+// # A server is not trusted
+//
+// Whatever answers at the REST URL may be another proxy, a misconfigured
+// load balancer or a compromised host, so the client bounds what an answer
+// can make it do:
+//
+//   - Redirects are refused ([ErrRedirect], naming the target): the
+//     credentials never go to another origin.
+//   - A topic claiming more partitions than [WithMaxPartitions] (default
+//     10,000) is refused by Tail; requests are sized by what is read.
+//   - Reads are capped: 256 MiB for a consume or fetch answer, 4 MiB for
+//     GET /topics, 64 KiB plus 1 KiB per element asked for by a produce or
+//     offsets request. Decoding a consume or fetch answer may allocate 4
+//     bytes per byte read plus 1 MiB for its records and headers, and stops
+//     when the caller's context ends.
+//   - Records a consumer never asked for (other topics, partitions out of
+//     range, negative offsets, below a Tail's position) are dropped and
+//     counted in [Transport.Stats]; a produce answer inconsistent with what
+//     was sent is an error.
+//   - A deadline is reported as context.DeadlineExceeded, also when a
+//     Retry-After lies past it; a 200 carrying {"error": ...} is an error.
+//   - Tail and Subscribe as a whole are bounded by [WithSetupTimeout]
+//     (default 30s), so rpc.NewClient cannot hang.
 package upstash

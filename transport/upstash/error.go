@@ -54,6 +54,8 @@ func (e *Error) Error() string {
 
 // Unwrap returns the transport sentinel matching the answer, or nil:
 //
+//   - 401 Unauthorized: [ErrUnauthenticated]; 403 Forbidden:
+//     [ErrPermissionDenied] (both wrap transport.ErrInvalid)
 //   - 413 Request Entity Too Large: transport.ErrMessageTooLarge
 //   - a 4xx whose message says a partition is not assigned, a 409 Conflict
 //     on a commit, or a 404 on a commit (the instance is gone, so it owns
@@ -68,6 +70,10 @@ func (e *Error) Unwrap() error {
 	msg := strings.ToLower(e.Message)
 	commit := strings.HasPrefix(e.Path, "/commit/")
 	switch {
+	case e.Status == http.StatusUnauthorized:
+		return ErrUnauthenticated
+	case e.Status == http.StatusForbidden:
+		return ErrPermissionDenied
 	case e.Status == http.StatusRequestEntityTooLarge:
 		return transport.ErrMessageTooLarge
 	case e.Status >= 400 && e.Status < 500 && strings.Contains(msg, "not assigned"),
@@ -155,10 +161,26 @@ func (e *connError) retryable() bool {
 	case errors.As(e.err, &cv), errors.As(e.err, &ua), errors.As(e.err, &hn),
 		errors.As(e.err, &ci), errors.As(e.err, &rh):
 		return false
-	case errors.Is(e.err, errTooManyRedirects):
+	case errors.Is(e.err, ErrRedirect):
 		return false
 	}
 	return true
 }
 
-var errTooManyRedirects = errors.New("upstash: too many redirects")
+// ErrRedirect is wrapped by the error of a request the server answered with
+// a redirect (3xx with a Location). The client never follows one: the REST
+// API has fixed routes and no reason to move, and following would send the
+// Basic credentials to another origin (another port, or from https to
+// http) and turn a POST /produce into a bodiless GET. The error names the
+// target. It is not retried.
+// ErrUnauthenticated and ErrPermissionDenied are matched by the *Error of a
+// 401 Unauthorized and a 403 Forbidden answer. Another attempt cannot fix
+// wrong or missing credentials, so neither is retried; both wrap
+// transport.ErrInvalid, which callers such as rpc already treat as permanent
+// (the transport seam has no sentinel of its own for auth).
+var (
+	ErrUnauthenticated  = fmt.Errorf("upstash: unauthenticated (check the credentials): %w", transport.ErrInvalid)
+	ErrPermissionDenied = fmt.Errorf("upstash: permission denied (the credentials do not allow this): %w", transport.ErrInvalid)
+)
+
+var ErrRedirect = errors.New("upstash: redirect refused")

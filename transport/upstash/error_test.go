@@ -38,7 +38,8 @@ func TestErrorSentinels(t *testing.T) {
 		{"CommitConflict", Error{Status: 409, Path: "/commit/g/i"}, transport.ErrNotAssigned},
 		{"TooLarge", Error{Status: 413, Path: "/produce", Message: "message is 2000000 bytes"}, transport.ErrMessageTooLarge},
 		{"BadRequest", Error{Status: 400, Path: "/produce", Message: "value is required"}, transport.ErrInvalid},
-		{"Unauthorized", Error{Status: 401, Path: "/produce", Message: "invalid credentials"}, nil},
+		{"Unauthorized", Error{Status: 401, Path: "/produce", Message: "invalid credentials"}, transport.ErrInvalid}, // via ErrUnauthenticated: permanent (issue 15)
+		{"Forbidden", Error{Status: 403, Path: "/produce", Message: "topic not allowed"}, transport.ErrInvalid},      // via ErrPermissionDenied
 		{"ServerError", Error{Status: 500, Path: "/produce"}, nil},
 	}
 	sentinels := []error{transport.ErrUnknownTopic, transport.ErrMessageTooLarge, transport.ErrInvalid,

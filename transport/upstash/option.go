@@ -27,6 +27,18 @@ const (
 	// DefaultCloseTimeout bounds the best-effort POST /delete-consumer calls
 	// made by Close.
 	DefaultCloseTimeout = 5 * time.Second
+	// DefaultMaxPartitions is the most partitions per topic the client
+	// believes a server about. Tail and the group consumer keep per-partition
+	// state and Tail sends one entry per partition in every fetch, so a
+	// server claiming 2^31-1 partitions could otherwise exhaust memory with
+	// a 25-byte answer. 10,000 is twice the largest Upstash plan's partition
+	// cap per cluster (5,000) and well above Kafka's practical per-topic
+	// counts; at the cap a fetch request is about 600 KB.
+	DefaultMaxPartitions = 10_000
+	// DefaultSetupTimeout bounds Tail and Subscribe as a whole, retries
+	// included, whatever their context: they are what rpc.NewClient and
+	// rpc.Server wait on, and take no context of the caller's there.
+	DefaultSetupTimeout = 30 * time.Second
 	// maxServerTimeout is the server's clamp on a long-poll "timeout" (§11).
 	maxServerTimeout = 30 * time.Second
 )
@@ -89,6 +101,8 @@ type config struct {
 	pollWindow     time.Duration
 	requestTimeout time.Duration
 	closeTimeout   time.Duration
+	maxPartitions  int
+	setupTimeout   time.Duration
 
 	// Set by validate.
 	base *url.URL // scheme://host[:port][/path], no trailing slash, no user info
@@ -102,6 +116,8 @@ func defaults() config {
 		pollWindow:     DefaultPollWindow,
 		requestTimeout: DefaultRequestTimeout,
 		closeTimeout:   DefaultCloseTimeout,
+		maxPartitions:  DefaultMaxPartitions,
+		setupTimeout:   DefaultSetupTimeout,
 	}
 }
 
@@ -140,6 +156,12 @@ func (c *config) validate() error {
 	}
 	if c.closeTimeout <= 0 {
 		return fmt.Errorf("%w: close timeout %v: must be positive", ErrConfig, c.closeTimeout)
+	}
+	if c.setupTimeout <= 0 {
+		return fmt.Errorf("%w: setup timeout %v: must be positive", ErrConfig, c.setupTimeout)
+	}
+	if c.maxPartitions < 1 {
+		return fmt.Errorf("%w: max partitions %d: must be at least 1", ErrConfig, c.maxPartitions)
 	}
 	b := c.backoff
 	if b.Initial < 0 || b.Max < 0 || b.MaxElapsed < 0 || b.MaxRetries < 0 || b.Multiplier < 0 ||
@@ -220,7 +242,8 @@ func WithCredentials(username, password string) Option {
 // WithHTTPClient sets the HTTP client. Default: a client of the transport's
 // own, with keep-alive connections and up to 512 idle connections per host
 // (enough for hundreds of concurrent pollers and producers), closed by
-// Close. A client given here is used as is and not closed; it should not set
+// Close. A client given here is not closed, and is used through a copy
+// whose CheckRedirect refuses redirects (see [ErrRedirect]); it should not set
 // Client.Timeout shorter than the poll window plus the request timeout, or
 // long polls fail.
 func WithHTTPClient(client *http.Client) Option {
@@ -290,4 +313,22 @@ func WithRequestTimeout(d time.Duration) Option {
 // when a consumer or the transport closes. Default [DefaultCloseTimeout].
 func WithCloseTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.closeTimeout = d })
+}
+
+// WithMaxPartitions caps the partitions per topic the client believes a
+// server about. Tail refuses a topic the server says has more (its error
+// names the count), and the group consumer drops records of a partition at
+// or above the cap. Default [DefaultMaxPartitions]; must be at least 1.
+func WithMaxPartitions(n int) Option {
+	return optionFunc(func(c *config) { c.maxPartitions = n })
+}
+
+// WithSetupTimeout bounds each Tail and Subscribe call as a whole (its
+// requests and their retries), on top of its context's deadline, so that a
+// caller that cannot pass a context, such as rpc.NewClient, cannot hang on a
+// slow or trickling server. When it passes, the call fails with an error
+// wrapping context.DeadlineExceeded that names this option. Default
+// [DefaultSetupTimeout]; must be positive.
+func WithSetupTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.setupTimeout = d })
 }

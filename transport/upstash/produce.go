@@ -214,10 +214,13 @@ func (p *producer) send(batch []*produceCall) {
 	body.WriteByte(']')
 
 	var ans metadataAnswer
-	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes()}, &ans)
+	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes(), limit: sizedLimit(total)}, &ans)
 	meta := ans.meta
 	if err == nil && len(meta) != total {
 		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages", len(meta), total)
+	}
+	if err == nil {
+		err = checkAnswer(batch, meta)
 	}
 	if err != nil {
 		var he *Error
@@ -227,10 +230,17 @@ func (p *producer) send(batch []*produceCall) {
 			}
 			return
 		}
-		if errors.Is(err, context.Canceled) && p.t.ctx.Err() != nil {
+		closed := errors.Is(err, context.Canceled) && p.t.ctx.Err() != nil
+		if closed {
 			err = fmt.Errorf("%w: %w", errClosed("produce"), err)
 		}
 		for _, c := range batch {
+			if cerr := c.ctx.Err(); cerr != nil && !closed && isContextErr(err) {
+				// Every caller gave up, which cancelled the request: each
+				// learns its own reason (a deadline is not a cancellation).
+				c.finish(nil, fmt.Errorf("upstash: produce: %w (the request was in flight: the records may have been appended)", cerr))
+				continue
+			}
 			c.finish(nil, err)
 		}
 		return
@@ -239,6 +249,39 @@ func (p *producer) send(batch []*produceCall) {
 		c.finish(c.result(meta[:len(c.msgs)]))
 		meta = meta[len(c.msgs):]
 	}
+}
+
+// checkAnswer reports an answer to a POST /produce that cannot be true of
+// what was sent (results in the order of the messages, one each): a result
+// with a negative partition or offset, on another partition than the one a
+// message pinned, or offsets not increasing within a partition in the order
+// sent (one request is appended in order, so results swapped between the
+// messages or the coalesced callers of a batch show as a step back).
+// Results carrying a per-message error are left to result.
+func checkAnswer(batch []*produceCall, meta []restwire.Metadata) error {
+	last := make(map[transport.TopicPartition]int64, 1)
+	i := 0
+	for _, c := range batch {
+		for j := range c.msgs {
+			m, md := &c.msgs[j], meta[i]
+			i++
+			if md.Error != "" {
+				continue
+			}
+			switch {
+			case md.Partition < 0 || md.Offset < 0:
+				return fmt.Errorf("upstash: POST /produce: result %d has partition %d, offset %d: the server's answer is not believable", i-1, md.Partition, md.Offset)
+			case m.ManualPartition && md.Partition != m.Partition:
+				return fmt.Errorf("upstash: POST /produce: result %d is on partition %d, but the message was pinned to partition %d", i-1, md.Partition, m.Partition)
+			}
+			tp := transport.TopicPartition{Topic: m.Topic, Partition: md.Partition}
+			if prev, ok := last[tp]; ok && md.Offset <= prev {
+				return fmt.Errorf("upstash: POST /produce: result %d has offset %d on %s/%d after offset %d: results out of order", i-1, md.Offset, m.Topic, md.Partition, prev)
+			}
+			last[tp] = md.Offset
+		}
+	}
+	return nil
 }
 
 // result fills in the caller's messages from their part of the answer.
@@ -268,9 +311,28 @@ func (c *produceCall) result(meta []restwire.Metadata) ([]transport.Message, err
 // batchContext returns a context for a batch's request: it ends when the
 // transport closes or when every caller of the batch has given up, so no
 // caller's request is cut short by another's deadline and no request runs
-// on when nobody waits for it.
+// on when nobody waits for it. When every caller has a deadline it carries
+// the latest, so retries know when waiting is pointless (a Retry-After past
+// it gives up at once).
 func batchContext(parent context.Context, batch []*produceCall) (context.Context, func()) {
+	var latest time.Time
+	for _, c := range batch {
+		d, ok := c.ctx.Deadline()
+		if !ok {
+			latest = time.Time{}
+			break
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
 	ctx, cancel := context.WithCancel(parent)
+	if !latest.IsZero() {
+		var cancelDeadline context.CancelFunc
+		ctx, cancelDeadline = context.WithDeadline(ctx, latest)
+		prev := cancel
+		cancel = func() { cancelDeadline(); prev() }
+	}
 	var left atomic.Int64
 	left.Store(int64(len(batch)))
 	stops := make([]func() bool, len(batch))
@@ -313,4 +375,9 @@ func (p *producer) close() {
 			p.t.log.Warn("upstash: close: produce request still in flight after close timeout; cancelling it")
 		}
 	}
+}
+
+// isContextErr reports whether err comes from an ended context.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -48,7 +49,13 @@ type tailer struct {
 // short-lived consumer instance of the group "kafkarpc-tail" (POST /consume,
 // then POST /delete-consumer). A server without auto-creation refuses it,
 // and Tail fails with an error wrapping transport.ErrUnknownTopic.
+//
+// Tail as a whole is bounded by [WithSetupTimeout] as well as ctx.
 func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
+	return setup(ctx, t, func(ctx context.Context) (transport.Consumer, error) { return t.tail(ctx, topics) })
+}
+
+func (t *Transport) tail(ctx context.Context, topics []string) (transport.Consumer, error) {
 	if t.isClosed() {
 		return nil, errClosed("tail")
 	}
@@ -199,6 +206,9 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 		if n <= 0 {
 			return nil, fmt.Errorf("topic %q has %d partitions", tp, n)
 		}
+		if int(n) > t.cfg.maxPartitions {
+			return nil, fmt.Errorf("topic %q: the server claims %d partitions, over the client's limit of %d (WithMaxPartitions)", tp, n, t.cfg.maxPartitions)
+		}
 		for p := range n {
 			parts = append(parts, p)
 			query = append(query, restwire.TopicPartitionOffset{Topic: tp})
@@ -212,7 +222,7 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 		return nil, err
 	}
 	var ends []restwire.TopicPartitionOffset
-	if err := t.call(ctx, request{method: http.MethodPost, path: "/offsets/latest", body: body}, &ends); err != nil {
+	if err := t.call(ctx, request{method: http.MethodPost, path: "/offsets/latest", body: body, limit: sizedLimit(len(query))}, &ends); err != nil {
 		return nil, err
 	}
 	pos := make(map[string][]int64, len(topics))
@@ -221,6 +231,9 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 	}
 	for _, e := range ends {
 		part, off := e.Values()
+		if off == math.MaxInt64 {
+			return nil, fmt.Errorf("POST /offsets/latest gave offset %d for %s/%d: no record can follow it", off, e.Topic, part)
+		}
 		if p := pos[e.Topic]; part >= 0 && int(part) < len(p) && off >= 0 {
 			p[part] = off
 		}
@@ -257,13 +270,15 @@ func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) (
 }
 
 // accept keeps the records at or past the current positions and moves the
-// positions past them. Called with tl.sem held.
+// positions past them; the others (not asked for, or already delivered) are
+// dropped and counted in Stats. Called with tl.sem held.
 func (tl *tailer) accept(msgs []transport.Message) []transport.Message {
 	out := msgs[:0]
 	for _, m := range msgs {
 		pos := tl.pos[m.Topic]
-		if m.Partition < 0 || int(m.Partition) >= len(pos) || m.Offset < pos[m.Partition] {
-			continue // not asked for, or already delivered
+		if m.Partition < 0 || int(m.Partition) >= len(pos) || m.Offset < pos[m.Partition] || m.Offset == math.MaxInt64 {
+			tl.t.dropped.Add(1)
+			continue
 		}
 		pos[m.Partition] = m.Offset + 1
 		out = append(out, m)
@@ -295,7 +310,7 @@ func (tl *tailer) Close() error {
 // topicCounts returns every topic's partition count (GET /topics).
 func (t *Transport) topicCounts(ctx context.Context) (map[string]int32, error) {
 	var counts map[string]int32
-	if err := t.call(ctx, request{method: http.MethodGet, path: "/topics"}, &counts); err != nil {
+	if err := t.call(ctx, request{method: http.MethodGet, path: "/topics", limit: maxTopicsBytes}, &counts); err != nil {
 		return nil, err
 	}
 	return counts, nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -36,6 +37,25 @@ type Transport struct {
 	closeErr  error
 
 	producer producer
+
+	dropped atomic.Int64 // records dropped as not asked for
+}
+
+// Stats are counts of what a Transport refused from its server.
+type Stats struct {
+	// DroppedRecords counts records a consumer (Subscribe or Tail) dropped
+	// because they were not ones it asked for: a topic it does not read, a
+	// partition out of range (negative, at or over [WithMaxPartitions], or
+	// beyond a tailed topic's count), a negative offset, an offset below the
+	// position a Tail asked for, or the largest int64 offset (after which
+	// no position exists).
+	DroppedRecords int64
+}
+
+// Stats returns the transport's counts so far. It is safe for concurrent
+// use, also after Close.
+func (t *Transport) Stats() Stats {
+	return Stats{DroppedRecords: t.dropped.Load()}
 }
 
 var (
@@ -68,6 +88,8 @@ func New(opts ...Option) (*Transport, error) {
 	}
 	if t.client == nil {
 		t.client, t.ownClient = newHTTPClient(), true
+	} else {
+		t.client = withoutRedirects(t.client)
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.producer.init(t)
@@ -135,4 +157,17 @@ func (t *Transport) isClosed() bool {
 
 func errClosed(what string) error {
 	return fmt.Errorf("upstash: %s: %w", what, transport.ErrClosed)
+}
+
+// setup runs a Tail or Subscribe (op) under the setup timeout
+// ([WithSetupTimeout]) as well as ctx; when the timeout is what ended it,
+// the error says so.
+func setup[T any](ctx context.Context, t *Transport, op func(context.Context) (T, error)) (T, error) {
+	sctx, cancel := context.WithTimeout(ctx, t.cfg.setupTimeout)
+	defer cancel()
+	v, err := op(sctx)
+	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+		err = fmt.Errorf("%w (setup timeout %v passed: WithSetupTimeout)", err, t.cfg.setupTimeout)
+	}
+	return v, err
 }

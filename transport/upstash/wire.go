@@ -2,6 +2,7 @@ package upstash
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -59,21 +60,33 @@ func marshal(v any) ([]byte, error) {
 // messagesAnswer is the answer of POST /consume or POST /fetch.
 type messagesAnswer struct{ msgs []transport.Message }
 
-func (a *messagesAnswer) decodeJSON(data []byte) (err error) {
-	a.msgs, err = restwire.DecodeMessages(data)
+// decodeBudget is what decoding a consume or fetch answer of n bytes may
+// allocate for its records' and headers' structures (see
+// restwire.DecodeMessagesLimited): 4 bytes per byte read plus 1 MiB. A
+// minimal real record (`{"topic":"t","partition":0,"offset":0}`, 39 bytes)
+// costs about 3.3 bytes per byte, so every real answer fits, while 16 MiB of
+// [{},{},...], which would cost 43 bytes per byte (2.1 GiB once slice growth
+// is counted), stops at 65 MiB.
+func decodeBudget(n int) int { return 4*n + 1<<20 }
+
+func (a *messagesAnswer) decodeJSON(ctx context.Context, data []byte) (err error) {
+	a.msgs, err = restwire.DecodeMessagesLimited(ctx, data, decodeBudget(len(data)))
 	return err
 }
 
 // metadataAnswer is the answer of POST /produce.
 type metadataAnswer struct{ meta []restwire.Metadata }
 
-func (a *metadataAnswer) decodeJSON(data []byte) (err error) {
+func (a *metadataAnswer) decodeJSON(_ context.Context, data []byte) (err error) {
 	a.meta, err = restwire.DecodeMetadata(data)
 	return err
 }
 
-// jsonDecoder is an answer that decodes itself (see Transport.attempt).
-type jsonDecoder interface{ decodeJSON(data []byte) error }
+// jsonDecoder is an answer that decodes itself (see Transport.attempt),
+// stopping when ctx ends.
+type jsonDecoder interface {
+	decodeJSON(ctx context.Context, data []byte) error
+}
 
 // msToTimeout converts a wait to the API's "timeout" in whole ms, rounding
 // up so a short positive wait does not become "no wait", and clamping to the
