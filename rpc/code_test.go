@@ -81,3 +81,26 @@ func TestHandlerErr(t *testing.T) {
 	own := Errorf(CodeAborted, "conflict")
 	assert.Same(t, own, handlerErr(fmt.Errorf("wrapped: %w", own)))
 }
+
+// A reply with rpc-error but no rpc-error-code is an error, not a success.
+func TestReplyWithErrorButNoCode(t *testing.T) {
+	m := &transport.Message{Headers: []transport.Header{
+		{Key: HeaderVersion, Value: ProtocolVersion}, {Key: HeaderID, Value: "r1"}, {Key: HeaderKind, Value: string(KindReply)},
+		{Key: HeaderCorrelationID, Value: "q1"}, {Key: HeaderError, Value: "boom"},
+	}}
+	env, err := decodeEnvelope(m)
+	require.NoError(t, err)
+	r := replyFrom(m, &env)
+	require.NotNil(t, r.Err)
+	assert.Equal(t, CodeUnknown, r.Err.Code())
+	assert.Equal(t, "boom", r.Err.Message())
+}
+
+// Refused credentials are unauthenticated and forbidden operations are
+// permission_denied, whatever the transport, and neither is retried.
+func TestWrapCallErrCredentials(t *testing.T) {
+	assert.Equal(t, CodeUnauthenticated, CodeOf(wrapCallErr(fmt.Errorf("x: %w", transport.ErrUnauthenticated))))
+	assert.Equal(t, CodePermissionDenied, CodeOf(wrapCallErr(fmt.Errorf("x: %w", transport.ErrPermissionDenied))))
+	assert.True(t, permanentProduceErr(transport.ErrUnauthenticated))
+	assert.True(t, permanentProduceErr(transport.ErrPermissionDenied))
+}

@@ -155,6 +155,10 @@ func wrapCallErr(err error) error {
 		return NewError(CodeCanceled, err)
 	case errors.Is(err, ErrClosed), errors.Is(err, transport.ErrClosed):
 		return NewError(CodeUnavailable, err)
+	case errors.Is(err, transport.ErrUnauthenticated):
+		return NewError(CodeUnauthenticated, err)
+	case errors.Is(err, transport.ErrPermissionDenied):
+		return NewError(CodePermissionDenied, err)
 	case errors.Is(err, transport.ErrUnknownTopic):
 		return NewError(CodeNotFound, err)
 	case errors.Is(err, transport.ErrMessageTooLarge):

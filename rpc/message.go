@@ -84,7 +84,7 @@ func replyFrom(m *transport.Message, env *envelope) *Reply {
 		From:          env.from,
 		Message:       *m,
 	}
-	if env.errCode != "" {
+	if env.errCode != "" || env.errMsg != "" { // an error without a code is still an error
 		code, err := ParseCode(env.errCode)
 		if err != nil {
 			code = CodeUnknown

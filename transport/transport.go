@@ -226,4 +226,10 @@ var (
 	ErrFenced = errors.New("transport: member replaced by a newer instance")
 	// ErrInvalid: an argument is malformed (empty topic, bad partition...).
 	ErrInvalid = errors.New("transport: invalid argument")
+	// ErrUnauthenticated: the transport's credentials were refused. A
+	// retry cannot help.
+	ErrUnauthenticated = errors.New("transport: unauthenticated")
+	// ErrPermissionDenied: the credentials do not allow the operation. A
+	// retry cannot help.
+	ErrPermissionDenied = errors.New("transport: permission denied")
 )

@@ -55,7 +55,8 @@ func (e *Error) Error() string {
 // Unwrap returns the transport sentinel matching the answer, or nil:
 //
 //   - 401 Unauthorized: [ErrUnauthenticated]; 403 Forbidden:
-//     [ErrPermissionDenied] (both wrap transport.ErrInvalid)
+//     [ErrPermissionDenied] (wrapping transport.ErrUnauthenticated or
+//     transport.ErrPermissionDenied, and transport.ErrInvalid)
 //   - 413 Request Entity Too Large: transport.ErrMessageTooLarge
 //   - a 4xx whose message says a partition is not assigned, a 409 Conflict
 //     on a commit, or a 404 on a commit (the instance is gone, so it owns
@@ -179,8 +180,8 @@ func (e *connError) retryable() bool {
 // transport.ErrInvalid, which callers such as rpc already treat as permanent
 // (the transport seam has no sentinel of its own for auth).
 var (
-	ErrUnauthenticated  = fmt.Errorf("upstash: unauthenticated (check the credentials): %w", transport.ErrInvalid)
-	ErrPermissionDenied = fmt.Errorf("upstash: permission denied (the credentials do not allow this): %w", transport.ErrInvalid)
+	ErrUnauthenticated  = fmt.Errorf("upstash: unauthenticated (check the credentials): %w: %w", transport.ErrUnauthenticated, transport.ErrInvalid)
+	ErrPermissionDenied = fmt.Errorf("upstash: permission denied (the credentials do not allow this): %w: %w", transport.ErrPermissionDenied, transport.ErrInvalid)
 )
 
 var ErrRedirect = errors.New("upstash: redirect refused")

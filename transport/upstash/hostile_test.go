@@ -423,9 +423,7 @@ func TestHostileAuthRPCCall(t *testing.T) {
 	assert.NotEqual(t, rpc.CodeDeadlineExceeded, rpc.CodeOf(err), "%v", err)
 	assert.ErrorIs(t, err, ErrUnauthenticated)
 	assert.Equal(t, int64(1), produces.Load())
-	// invalid_argument for now: rpc maps transport sentinels to codes, and
-	// the seam has no unauthenticated sentinel yet.
-	t.Logf("rpc reports %v: %v", rpc.CodeOf(err), err)
+	assert.Equal(t, rpc.CodeUnauthenticated, rpc.CodeOf(err), "%v", err)
 }
 
 // Finding 12: a 200 whose body is {"error": ...} is an error on commit and
