@@ -61,10 +61,6 @@ type pendingCall struct {
 
 var callPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan *Reply, 1)} }}
 
-// NoticeHandler handles a completion or progress notice of a Send (see
-// Client.OnNotice). r.Kind tells which; r.Err is set for a failed request.
-type NoticeHandler func(ctx context.Context, r *Reply) error
-
 // NewClient returns a Client on t. It positions the reply reader before
 // returning: with a transport.Tailer it tails the reply topic, otherwise it
 // joins a consumer group of its own. Options are validated here.
@@ -143,7 +139,7 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	c.pending[id] = pc
 	c.mu.Unlock()
 
-	msg := c.request(topic, id, KindRequest, c.cfg.replyTopic, payload, ctx, &cc)
+	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	sent, err := c.produce(ctx, msg)
 	if err != nil {
 		c.forget(id, false)
@@ -335,56 +331,11 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	}
 	defer lc.release()
 	id := newID()
-	msg := c.request(topic, id, kind, replyTo, payload, lc, &cc)
+	msg := c.request(lc, topic, id, kind, replyTo, payload, &cc)
 	if _, err := c.produce(lc, msg); err != nil {
 		return "", c.sendErr(string(kind), topic, err)
 	}
 	return id, nil
-}
-
-// OnNotice starts handling the notices of Send: a consumer group
-// (WithNoticeGroup, default the service name) reads the notice topic from its
-// committed offset, calls h for each completion or progress notice, and
-// commits after h returns. An error from h is logged and the notice is
-// committed anyway. OnNotice may be called once; it returns an error if the
-// group cannot be joined.
-func (c *Client) OnNotice(h NoticeHandler) error {
-	if h == nil {
-		panic("rpc: OnNotice: nil handler")
-	}
-	started := false
-	c.noticeOnce.Do(func() {
-		started = true
-		if c.isClosed() {
-			c.noticeErr = NewError(CodeUnavailable, ErrClosed)
-			return
-		}
-		ctx, cancel := context.WithCancel(c.ctx)
-		cons, err := c.t.Subscribe(ctx, transport.Subscription{
-			Group:  c.cfg.noticeGroup,
-			Topics: []string{c.cfg.noticeTopic},
-			Start:  transport.StartEarliest,
-		})
-		if err != nil {
-			cancel()
-			c.noticeErr = fmt.Errorf("rpc: OnNotice: join %q on %q: %w", c.cfg.noticeGroup, c.cfg.noticeTopic, err)
-			return
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.closed { // Close ran while we joined
-			cancel()
-			cons.Close()
-			c.noticeErr = NewError(CodeUnavailable, ErrClosed)
-			return
-		}
-		c.wg.Add(1)
-		go c.readNotices(ctx, cancel, cons, h)
-	})
-	if !started && c.noticeErr == nil {
-		return errors.New("rpc: OnNotice called twice")
-	}
-	return c.noticeErr
 }
 
 // ClientStats are counters of a Client's reply reader.
@@ -455,7 +406,7 @@ func (c *Client) callContext(ctx context.Context, d time.Duration) *lazyCtx {
 }
 
 // request builds a request or notify record.
-func (c *Client) request(topic, id string, kind Kind, replyTo string, payload []byte, ctx context.Context, cc *callConfig) transport.Message {
+func (c *Client) request(ctx context.Context, topic, id string, kind Kind, replyTo string, payload []byte, cc *callConfig) transport.Message {
 	hb := make(headerBuilder, 0, 8+len(cc.headers))
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, id)
@@ -474,125 +425,6 @@ func (c *Client) request(topic, id string, kind Kind, replyTo string, payload []
 		hb.add(h.k, h.v)
 	}
 	return transport.Message{Topic: topic, Key: cc.key, Value: payload, Headers: hb}
-}
-
-// forget removes a pending call; abandoned calls are remembered so that
-// their late replies are told apart from foreign ones.
-func (c *Client) forget(id string, abandoned bool) {
-	c.mu.Lock()
-	delete(c.pending, id)
-	if abandoned {
-		c.abandoned.add(id)
-	}
-	c.mu.Unlock()
-}
-
-func (c *Client) readReplies(ctx context.Context) {
-	defer c.wg.Done()
-	_ = pollRetrying(ctx, c.replies, c.log.With("topic", c.cfg.replyTopic), "reply reader", func(msgs []transport.Message) bool {
-		for i := range msgs {
-			c.deliver(&msgs[i])
-		}
-		return true
-	})
-}
-
-func (c *Client) deliver(m *transport.Message) {
-	env, err := decodeEnvelope(m)
-	if err != nil || env.legacy || (env.kind != KindReply && env.kind != KindProgress) {
-		c.foreign.Add(1)
-		return
-	}
-	c.mu.Lock()
-	pc, ok := c.pending[env.correlationID]
-	if ok && env.kind == KindReply {
-		delete(c.pending, env.correlationID)
-	}
-	late := !ok && c.abandoned.has(env.correlationID)
-	c.mu.Unlock()
-	switch {
-	case ok && env.kind == KindReply:
-		pc.ch <- replyFrom(m, &env) // buffered, one reply per call
-	case ok:
-		if pc.progress != nil {
-			pc.progress(replyFrom(m, &env))
-		}
-	case late:
-		if env.kind == KindReply {
-			c.late.Add(1)
-			if ok, skipped := c.lateLog.allow(time.Now()); ok {
-				c.log.Warn("rpc: late reply dropped: its call already gave up", "correlation_id", env.correlationID, "from", env.from,
-					"late_total", c.late.Load(), "not_logged_since_last", skipped)
-			}
-		}
-	default:
-		c.foreign.Add(1)
-	}
-}
-
-func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, cons transport.Consumer, h NoticeHandler) {
-	defer c.wg.Done()
-	defer cancel()
-	defer cons.Close()
-	var seen *recentIDs
-	if c.cfg.noticeDedup > 0 {
-		r := newRecentIDs(c.cfg.noticeDedup)
-		seen = &r
-	}
-	_ = pollRetrying(ctx, cons, c.log.With("topic", c.cfg.noticeTopic), "notice reader", func(msgs []transport.Message) bool {
-		for i := range msgs {
-			m := &msgs[i]
-			env, err := decodeEnvelope(m)
-			if err != nil || env.legacy || (env.kind != KindReply && env.kind != KindProgress) {
-				c.log.Warn("rpc: notice topic holds a record that is not a reply; skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
-				continue
-			}
-			if env.kind == KindReply && seen != nil {
-				if seen.has(env.correlationID) {
-					c.dupNotices.Add(1)
-					continue
-				}
-				seen.add(env.correlationID)
-			}
-			if err := h(ctx, replyFrom(m, &env)); err != nil {
-				if ctx.Err() != nil {
-					return false // not committed: redelivered to the next reader
-				}
-				c.log.Error("rpc: notice handler failed; notice committed anyway", "correlation_id", env.correlationID, "err", err)
-			}
-		}
-		if len(msgs) > 0 {
-			if err := cons.Commit(context.WithoutCancel(ctx), msgs...); err != nil {
-				c.log.Warn("rpc: committing notices failed; they may be redelivered", "err", err)
-			}
-		}
-		return true
-	})
-}
-
-// recentIDs remembers the last n ids added, in bounded memory.
-type recentIDs struct {
-	set  map[string]struct{}
-	ring []string
-	next int
-}
-
-func newRecentIDs(n int) recentIDs {
-	return recentIDs{set: make(map[string]struct{}, n), ring: make([]string, n)}
-}
-
-func (r *recentIDs) add(id string) {
-	if old := r.ring[r.next]; old != "" {
-		delete(r.set, old)
-	}
-	r.ring[r.next] = id
-	r.set[id] = struct{}{}
-	r.next = (r.next + 1) % len(r.ring)
-}
-
-func (r *recentIDs) has(id string) bool {
-	_, ok := r.set[id]
-	return ok
 }
 
 // timeoutMs is the rpc-timeout-ms value for deadline dl: what is left, at
@@ -615,26 +447,3 @@ func setTimeoutHeader(hs []transport.Header, dl time.Time) {
 // the log; the line says how many were not logged, and ClientStats.Late
 // counts them all.
 const lateLogEvery = time.Second
-
-// logLimiter lets one log line through per lateLogEvery. The zero value is
-// ready; it is safe for concurrent use.
-type logLimiter struct {
-	mu      sync.Mutex
-	next    time.Time
-	skipped int64
-}
-
-// allow reports whether a line may be logged at now and, if so, how many
-// were refused since the last one.
-func (l *logLimiter) allow(now time.Time) (bool, int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next) {
-		l.skipped++
-		return false, 0
-	}
-	l.next = now.Add(lateLogEvery)
-	skipped := l.skipped
-	l.skipped = 0
-	return true, skipped
-}
