@@ -10,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -220,23 +220,8 @@ func TestNewValidatesOptions(t *testing.T) {
 	require.Error(t, err)
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log sink safe for concurrent use.
+type syncBuffer = testutil.SyncBuffer
 
 func TestCredentialsNeverLogged(t *testing.T) {
 	t.Parallel()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/rpctest"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -26,23 +26,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink safe for concurrent use.
+type syncBuffer = testutil.SyncBuffer
 
 // testLogger logs into a buffer that is printed if the test fails.
 func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {

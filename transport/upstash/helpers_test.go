@@ -1,11 +1,11 @@
 package upstash
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
+
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 )
 
 // countingHandler counts the "retrying request" log lines.
@@ -26,22 +26,7 @@ func (h countingHandler) WithGroup(string) slog.Handler      { return h }
 func newCountingLogger(n *atomic.Int64) *slog.Logger { return slog.New(countingHandler{n}) }
 
 // logBuffer collects everything logged at Debug and above, as text.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ testutil.SyncBuffer }
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
