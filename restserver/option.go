@@ -23,6 +23,17 @@ const (
 	// DefaultFetchMaxRecords is the default largest number of records one
 	// /fetch returns per topic-partition-offset: 500.
 	DefaultFetchMaxRecords = 500
+	// DefaultFetchMaxBytes is the default cap on the records of one /fetch
+	// answer, like Kafka's fetch.max.bytes: 16 MiB (Kafka's consumer has
+	// 50 MiB; here one answer stays the size of the largest request body).
+	DefaultFetchMaxBytes = 16 << 20
+	// DefaultFetchMaxPartitionBytes is the default cap on the records of
+	// one partition in a /fetch answer, Kafka's max.partition.fetch.bytes
+	// default: 1 MiB.
+	DefaultFetchMaxPartitionBytes = 1 << 20
+	// DefaultFetchMaxPartitions is the default largest number of
+	// partitions one /fetch may name, after merging repeats: 1000.
+	DefaultFetchMaxPartitions = 1000
 	// DefaultReadHeaderTimeout is the default time [Server.Serve] gives a
 	// client to send a request's headers: 10 s.
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -54,6 +65,9 @@ type config struct {
 	maxTimeout      time.Duration
 	instanceExpiry  time.Duration
 	fetchMaxRecords int
+	fetchMaxBytes   int
+	fetchPartBytes  int
+	fetchMaxParts   int
 	logger          *slog.Logger
 	timeouts        Timeouts
 }
@@ -65,6 +79,9 @@ func defaults() config {
 		maxTimeout:      DefaultMaxTimeout,
 		instanceExpiry:  DefaultInstanceExpiry,
 		fetchMaxRecords: DefaultFetchMaxRecords,
+		fetchMaxBytes:   DefaultFetchMaxBytes,
+		fetchPartBytes:  DefaultFetchMaxPartitionBytes,
+		fetchMaxParts:   DefaultFetchMaxPartitions,
 		logger:          slog.Default(),
 	}
 }
@@ -96,6 +113,10 @@ func (c *config) validate() error {
 	}
 	if c.fetchMaxRecords <= 0 {
 		errs = append(errs, fmt.Errorf("fetch max records must be positive, got %d", c.fetchMaxRecords))
+	}
+	if c.fetchMaxBytes <= 0 || c.fetchPartBytes <= 0 || c.fetchMaxParts <= 0 {
+		errs = append(errs, fmt.Errorf("fetch max bytes, partition bytes and partitions must be positive, got %d, %d and %d",
+			c.fetchMaxBytes, c.fetchPartBytes, c.fetchMaxParts))
 	}
 	errs = append(errs, c.timeouts.check(c.maxTimeout)...)
 	if err := errors.Join(errs...); err != nil {
@@ -150,6 +171,34 @@ func WithInstanceExpiry(d time.Duration) Option {
 // [DefaultFetchMaxRecords] (500).
 func WithFetchMaxRecords(n int) Option {
 	return optionFunc(func(c *config) { c.fetchMaxRecords = n })
+}
+
+// WithFetchMaxBytes caps the records of one /fetch answer, as Kafka's
+// fetch.max.bytes does: records are added until the next would pass n
+// bytes, counting each record's key, value and header keys and values
+// plus [RecordOverheadBytes]; the first record of an answer always comes,
+// whatever its size, so a reader makes progress. (The JSON answer can be
+// larger: control bytes are escaped.) Default [DefaultFetchMaxBytes]
+// (16 MiB). /consume answers are capped by the backend's own limits (see
+// memory.WithFetchMaxBytes).
+func WithFetchMaxBytes(n int) Option {
+	return optionFunc(func(c *config) { c.fetchMaxBytes = n })
+}
+
+// WithFetchMaxPartitionBytes caps the records of each partition in one
+// /fetch answer, counted as for [WithFetchMaxBytes], as Kafka's
+// max.partition.fetch.bytes does. Default [DefaultFetchMaxPartitionBytes]
+// (1 MiB).
+func WithFetchMaxPartitionBytes(n int) Option {
+	return optionFunc(func(c *config) { c.fetchPartBytes = n })
+}
+
+// WithFetchMaxPartitions caps the partitions one /fetch may name; a
+// partition named several times counts once (its entries are merged at
+// the lowest offset). A fetch naming more is refused with 400. Default
+// [DefaultFetchMaxPartitions] (1000).
+func WithFetchMaxPartitions(n int) Option {
+	return optionFunc(func(c *config) { c.fetchMaxParts = n })
 }
 
 // WithLogger sets the logger. Requests are logged at Debug level (method,

@@ -7,6 +7,17 @@
 //	kafka-rest [--addr 127.0.0.1:8080] [--topics name[:partitions],...]
 //	           [--partitions 1] [--auto-create=true] [--max-message-bytes 1048576]
 //	           [--username U --password P] [--instance-expiry 5m] [--log-level info]
+//	           [limits: see below]
+//
+// Limits, each a flag with Kafka's name where Kafka has one:
+//
+//	--fetch-max-bytes 16777216         bytes of records in one /fetch or /consume answer
+//	--max-partition-fetch-bytes 1048576  bytes of one partition's records in one answer
+//	--fetch-max-partitions 1000        partitions one /fetch may name
+//
+// The first record of an answer always comes, whatever its size. A request
+// over a limit gets a JSON error (400, 413, 429 or 503 with Retry-After) and
+// the server stays up.
 //
 // Credentials may come from KAFKA_REST_USERNAME and KAFKA_REST_PASSWORD
 // instead of flags (preferable: flags show in the process list). Without
@@ -59,6 +70,38 @@ type flags struct {
 	partitions, maxMessage                     int
 	autoCreate                                 bool
 	expiry                                     time.Duration
+	limits                                     limits
+}
+
+// limits are the flags that bound what one client can make the server do.
+type limits struct {
+	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
+}
+
+// limitFlags registers the limit flags.
+func limitFlags(fs *flag.FlagSet, l *limits) {
+	fs.IntVar(&l.fetchMaxBytes, "fetch-max-bytes", restserver.DefaultFetchMaxBytes,
+		"cap on the records of one /fetch or /consume answer, in bytes (Kafka's fetch.max.bytes); the first record always comes")
+	fs.IntVar(&l.partitionFetchBytes, "max-partition-fetch-bytes", restserver.DefaultFetchMaxPartitionBytes,
+		"cap on one partition's records in one /fetch or /consume answer, in bytes (Kafka's max.partition.fetch.bytes)")
+	fs.IntVar(&l.fetchMaxPartitions, "fetch-max-partitions", restserver.DefaultFetchMaxPartitions,
+		"most partitions one /fetch may name (repeats merged); more is a 400")
+}
+
+// serverOptions are the REST server's options for l.
+func (l limits) serverOptions() []restserver.Option {
+	return []restserver.Option{
+		restserver.WithFetchMaxBytes(l.fetchMaxBytes),
+		restserver.WithFetchMaxPartitionBytes(l.partitionFetchBytes),
+		restserver.WithFetchMaxPartitions(l.fetchMaxPartitions),
+	}
+}
+
+// brokerOptions are the embedded broker's options for l.
+func (l limits) brokerOptions() []memory.Option {
+	return []memory.Option{
+		memory.WithFetchMaxBytes(l.fetchMaxBytes, l.partitionFetchBytes),
+	}
 }
 
 // parseFlags parses args; help (true) goes to stdout.
@@ -74,6 +117,7 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.IntVar(&f.maxMessage, "max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
 	fs.DurationVar(&f.expiry, "instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	limitFlags(fs, &f.limits)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -101,13 +145,13 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 // newBroker makes the embedded broker with f's topics. The broker validates
 // its options; its error names the bad one.
 func newBroker(f flags) (*memory.Broker, error) {
-	broker, err := memory.New(
+	broker, err := memory.New(append([]memory.Option{
 		memory.WithPartitions(f.partitions),
 		memory.WithAutoCreate(f.autoCreate),
 		memory.WithMaxMessageBytes(f.maxMessage),
-	)
+	}, f.limits.brokerOptions()...)...)
 	if err != nil {
-		return nil, fmt.Errorf("--partitions or --max-message-bytes: %w", err)
+		return nil, fmt.Errorf("--partitions, --max-message-bytes or a limit flag: %w", err)
 	}
 	topics, err := parseTopics(f.topics, f.partitions)
 	if err == nil {
@@ -147,6 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		restserver.WithMaxMessageBytes(f.maxMessage),
 		restserver.WithInstanceExpiry(f.expiry),
 	}
+	opts = append(opts, f.limits.serverOptions()...)
 	if f.username != "" {
 		opts = append(opts, restserver.WithCredentials(f.username, f.password))
 	}

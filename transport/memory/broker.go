@@ -232,7 +232,7 @@ func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int6
 
 // Fetch reads a partition without a consumer group: it returns up to max
 // records (max <= 0 means WithMaxPollRecords' value) starting at offset, in
-// offset order. An offset below the earliest retained one starts at the
+// offset order, within WithFetchMaxBytes' partition cap. An offset below the earliest retained one starts at the
 // earliest. If no record exists yet at offset (including an offset beyond
 // the latest), Fetch waits until one is produced, ctx ends (it returns
 // ctx.Err()) or the broker closes. It never creates topics: errors are as
@@ -262,7 +262,8 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 		if n := p.availableLocked(offset); n > 0 {
 			out, _ := p.readLocked(make([]transport.Message, 0, min(n, int64(max))), offset, max)
 			p.mu.Unlock()
-			return out, nil
+			left := b.cfg.partitionBytes
+			return out[:b.cfg.fitBytes(out, false, &left)], nil
 		}
 		if wake == nil {
 			// Registered under the same lock as the check above, so
@@ -278,6 +279,49 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 		case <-b.done:
 			return nil, errBrokerClosed
 		}
+	}
+}
+
+// WaitAny waits until one of the partitions named in from has a record at
+// or after its offset (nil at once if one has), ctx ends (ctx.Err()) or the
+// broker closes. It uses one wake channel for all of them and starts no
+// goroutine. Errors for unknown topics or partitions are as for Offsets.
+func (b *Broker) WaitAny(ctx context.Context, from []transport.Offset) error {
+	parts := make([]*partition, len(from))
+	for i, f := range from {
+		p, err := b.partitionOf("wait on", f.Topic, f.Partition)
+		if err != nil {
+			return err
+		}
+		parts[i] = p
+	}
+	wake := make(chan struct{}, 1)
+	watched := 0
+	defer func() {
+		for _, p := range parts[:watched] {
+			p.unwatch(wake)
+		}
+	}()
+	for i, p := range parts {
+		p.mu.Lock()
+		ready := p.availableLocked(from[i].Offset) > 0
+		if !ready {
+			// Registered under the lock of the check: no append slips by.
+			p.watchers = append(p.watchers, wake)
+			watched++
+		}
+		p.mu.Unlock()
+		if ready {
+			return nil
+		}
+	}
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.done:
+		return errBrokerClosed
 	}
 }
 

@@ -65,6 +65,22 @@ func recordSize(m *transport.Message) int {
 	return n
 }
 
+// fitBytes returns how many of msgs, one partition's records, fit in the
+// per-partition byte cap and in *left, which it reduces. The first record
+// always fits unless some record came before (more).
+func (c *config) fitBytes(msgs []transport.Message, more bool, left *int) int {
+	used := 0
+	for i := range msgs {
+		size := recordSize(&msgs[i])
+		if (more || i > 0) && (used+size > c.partitionBytes || size > *left) {
+			return i
+		}
+		used += size
+		*left -= size
+	}
+	return len(msgs)
+}
+
 // append stores msgs, which are fully prepared except for Offset, sets their
 // offsets, applies retention and wakes the watchers.
 func (p *partition) append(msgs []transport.Message, cfg *config) {

@@ -17,6 +17,8 @@ const (
 	defaultSessionTimeout   = 30 * time.Second
 	defaultMaxPollInterval  = 5 * time.Minute
 	defaultMaxPollRecords   = 1000
+	defaultFetchMaxBytes    = 50 << 20 // 50 MiB, Kafka's fetch.max.bytes
+	defaultPartitionBytes   = 1 << 20  // 1 MiB, Kafka's max.partition.fetch.bytes
 
 	// maxPartitions caps the partition count of one topic, so a typo cannot
 	// allocate millions of logs.
@@ -35,6 +37,8 @@ type config struct {
 	sessionTimeout   time.Duration // for Subscription.SessionTimeout == 0
 	maxPollInterval  time.Duration // for Subscription.MaxPollInterval == 0
 	maxPollRecords   int           // per Poll, and per Fetch with max <= 0
+	fetchMaxBytes    int           // per Poll
+	partitionBytes   int           // per partition per Poll, and per Fetch
 }
 
 type topicSpec struct {
@@ -53,6 +57,8 @@ func defaults() config {
 		sessionTimeout:   defaultSessionTimeout,
 		maxPollInterval:  defaultMaxPollInterval,
 		maxPollRecords:   defaultMaxPollRecords,
+		fetchMaxBytes:    defaultFetchMaxBytes,
+		partitionBytes:   defaultPartitionBytes,
 	}
 }
 
@@ -200,6 +206,23 @@ func WithMaxPollRecords(n int) Option {
 			return errOption(fmt.Sprintf("WithMaxPollRecords(%d)", n), "the count must be positive")
 		}
 		c.maxPollRecords = n
+		return nil
+	})
+}
+
+// WithFetchMaxBytes caps the records one Consumer.Poll returns in bytes,
+// as Kafka's fetch.max.bytes (maxBytes, in all) and
+// max.partition.fetch.bytes (partitionBytes, per partition) do, counting
+// each record as WithMaxMessageBytes does. Fetch applies partitionBytes.
+// The first record of a Poll or Fetch always comes, whatever its size, so a
+// reader makes progress; records left out stay for the next Poll. The
+// defaults are Kafka's: 50 MiB and 1 MiB; a value <= 0 makes New fail.
+func WithFetchMaxBytes(maxBytes, partitionBytes int) Option {
+	return funcOption(func(c *config) error {
+		if maxBytes <= 0 || partitionBytes <= 0 {
+			return errOption(fmt.Sprintf("WithFetchMaxBytes(%d, %d)", maxBytes, partitionBytes), "the limits must be positive")
+		}
+		c.fetchMaxBytes, c.partitionBytes = maxBytes, partitionBytes
 		return nil
 	})
 }

@@ -1,0 +1,154 @@
+package restserver_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
+)
+
+// produceValues writes n records of size bytes each to partition p of topic.
+func (e *env) produceValues(topic string, p, n, size int) {
+	e.t.Helper()
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"topic":%q,"partition":%d,"value":"%s"}`, topic, p, strings.Repeat(string(rune('a'+i%26)), size))
+	}
+	b.WriteString("]")
+	e.ok("POST", "/produce", b.String())
+}
+
+// TestFetchAnswerCappedInBytes: a /fetch answer stops adding records once
+// the per-partition or total byte cap is reached, but always carries at
+// least one record so a reader makes progress (finding 1).
+func TestFetchAnswerCappedInBytes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{
+		broker: []memory.Option{memory.WithTopic("big", 2)},
+		server: []restserver.Option{restserver.WithFetchMaxBytes(10_000), restserver.WithFetchMaxPartitionBytes(4_000)},
+	})
+	e.produceValues("big", 0, 20, 1000)
+	e.produceValues("big", 1, 20, 1000)
+
+	one := decode[[]consumed](t, e.ok("POST", "/fetch", `{"topic":"big","partition":0,"offset":0}`))
+	assert.NotEmpty(t, one)
+	assert.Less(t, len(one), 5, "partition cap of 4000 bytes")
+
+	both := decode[[]consumed](t, e.ok("POST", "/fetch",
+		`{"topicPartitionOffsets":[{"topic":"big","partition":0,"offset":0},{"topic":"big","partition":1,"offset":0}]}`))
+	assert.NotEmpty(t, both)
+	assert.Less(t, len(both), 10, "total cap of 10000 bytes")
+
+	// A record over both caps still comes, alone.
+	e.produceValues("big", 0, 1, 20_000)
+	huge := decode[[]consumed](t, e.ok("POST", "/fetch", `{"topic":"big","partition":0,"offset":20}`))
+	require.Len(t, huge, 1)
+	assert.Len(t, huge[0].Value, 20_000)
+}
+
+// TestFetchRepeatedPartitionsMerged: a partition listed several times is
+// read once (finding 1: three entries used to triple the answer).
+func TestFetchRepeatedPartitionsMerged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("rep", 1)}})
+	e.produceValues("rep", 0, 3, 10)
+	got := decode[[]consumed](t, e.ok("POST", "/fetch", `{"topic":"rep","partition":0,"offset":1,
+		"topicPartitionOffsets":[{"topic":"rep","partition":0,"offset":0},{"topic":"rep","partition":0,"offset":2}]}`))
+	var offs []int64
+	for _, m := range got {
+		offs = append(offs, m.Offset)
+	}
+	assert.Equal(t, []int64{0, 1, 2}, offs, "merged at the lowest offset, each record once")
+}
+
+// TestFetchTooManyPartitions: a fetch naming more partitions than the cap
+// is a clear 400, and the server stays up (finding 4).
+func TestFetchTooManyPartitions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{
+		broker: []memory.Option{memory.WithTopic("many", 20)},
+		server: []restserver.Option{restserver.WithFetchMaxPartitions(10)},
+	})
+	var list []string
+	for p := range 11 {
+		list = append(list, fmt.Sprintf(`{"topic":"many","partition":%d,"offset":0}`, p))
+	}
+	r := e.req("POST", "/fetch", `{"topicPartitionOffsets":[`+strings.Join(list, ",")+`],"timeout":0}`)
+	msg := requireErrorBody(t, r, http.StatusBadRequest)
+	assert.Contains(t, msg, "10")
+	e.ok("POST", "/fetch", `{"topicPartitionOffsets":[`+strings.Join(list[:10], ",")+`],"timeout":0}`)
+}
+
+// TestFetchWaitsWithOneWaiter: a waiting fetch over many partitions does
+// not start a goroutine per partition (finding 4), and still wakes on a
+// record on any of them.
+func TestFetchWaitsWithOneWaiter(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
+	const parts = 300
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("wide", parts)}})
+	var list []string
+	for p := range parts {
+		list = append(list, fmt.Sprintf(`{"topic":"wide","partition":%d,"offset":0}`, p))
+	}
+	base := runtime.NumGoroutine()
+	done := make(chan reply, 1)
+	go func() {
+		done <- e.req("POST", "/fetch", `{"topicPartitionOffsets":[`+strings.Join(list, ",")+`],"timeout":10000}`)
+	}()
+	peak := 0
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
+		peak = max(peak, runtime.NumGoroutine())
+		time.Sleep(5 * time.Millisecond)
+	}
+	assert.Less(t, peak-base, 50, "goroutines while one fetch waits on %d partitions", parts)
+	e.ok("POST", "/produce", `{"topic":"wide","partition":299,"value":"late"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	select {
+	case r := <-done:
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		assert.Equal(t, []string{"late"}, values(decode[[]consumed](t, r.body)))
+	case <-ctx.Done():
+		t.Fatal("the fetch did not wake on a record")
+	}
+}
+
+// TestConsumeAnswerCappedInBytes: /consume answers are capped by the
+// broker's poll byte limits, and the records left out come next (none
+// lost).
+func TestConsumeAnswerCappedInBytes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("cb", 1), memory.WithFetchMaxBytes(10_000, 4_000)}})
+	hdr := []string{"Kafka-Auto-Offset-Reset", "earliest"}
+	e.ok("POST", "/consume/g/i", `{"topic":"cb","timeout":0}`, hdr...)
+	e.produceValues("cb", 0, 20, 1000)
+	var seen []int64
+	for range 40 {
+		got := decode[[]consumed](t, e.ok("POST", "/consume/g/i", `{"topic":"cb","timeout":1000}`, hdr...))
+		assert.LessOrEqual(t, len(got), 4)
+		for _, m := range got {
+			seen = append(seen, m.Offset)
+		}
+		if len(seen) >= 20 {
+			break
+		}
+	}
+	want := make([]int64, 20)
+	for i := range want {
+		want[i] = int64(i)
+	}
+	assert.Equal(t, want, seen)
+}
