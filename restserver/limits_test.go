@@ -152,3 +152,22 @@ func TestConsumeAnswerCappedInBytes(t *testing.T) {
 	}
 	assert.Equal(t, want, seen)
 }
+
+// TestCommitPastEndResets: a commit of offset 9223372036854775807 does not
+// strand the group; its next consumer resets by Kafka-Auto-Offset-Reset, as
+// Kafka's auto.offset.reset does for an out-of-range offset (finding 7).
+func TestCommitPastEndResets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("far", 1)}})
+	hdr := []string{"Kafka-Auto-Offset-Reset", "earliest", "Kafka-Enable-Auto-Commit", "false"}
+	e.ok("POST", "/consume/g/i1", `{"topic":"far","timeout":0}`, hdr...)
+	e.ok("POST", "/commit/g/i1", `{"topic":"far","partition":0,"offset":9223372036854775807}`)
+	e.ok("POST", "/delete-consumer/g/i1", "")
+	e.produceValues("far", 0, 2, 3)
+	var got []consumed
+	for i := 0; i < 20 && len(got) < 2; i++ {
+		got = append(got, decode[[]consumed](t, e.ok("POST", "/consume/g/i2", `{"topic":"far","timeout":1000}`, hdr...))...)
+	}
+	require.Len(t, got, 2)
+	assert.Equal(t, int64(0), got[0].Offset)
+}
