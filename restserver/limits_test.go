@@ -171,3 +171,25 @@ func TestCommitPastEndResets(t *testing.T) {
 	require.Len(t, got, 2)
 	assert.Equal(t, int64(0), got[0].Offset)
 }
+
+// TestRejectedProduceCreatesNoTopics: a produce refused for one record
+// creates none of the topics it names (finding 3).
+func TestRejectedProduceCreatesNoTopics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	r := e.req("POST", "/produce", `[{"topic":"new1","value":"a"},{"topic":"new2","value":"b"},{"topic":"new3","partition":5,"value":"c"}]`)
+	requireErrorBody(t, r, http.StatusBadRequest)
+	assert.Equal(t, "{}", e.ok("GET", "/topics", ""))
+}
+
+// TestTopicCapIsClear400: auto-creation past the topic cap is a clear 400
+// that creates nothing, and the server keeps serving (finding 3).
+func TestTopicCapIsClear400(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithMaxTopics(3, 100)}})
+	r := e.req("POST", "/produce", `[{"topic":"a","value":"1"},{"topic":"b","value":"1"},{"topic":"c","value":"1"},{"topic":"d","value":"1"}]`)
+	msg := requireErrorBody(t, r, http.StatusBadRequest)
+	assert.Contains(t, msg, "limit of 3 topics")
+	assert.Equal(t, "{}", e.ok("GET", "/topics", ""))
+	e.ok("POST", "/produce", `[{"topic":"a","value":"1"},{"topic":"b","value":"1"},{"topic":"c","value":"1"}]`)
+}

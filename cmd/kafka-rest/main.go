@@ -14,6 +14,8 @@
 //	--fetch-max-bytes 16777216         bytes of records in one /fetch or /consume answer
 //	--max-partition-fetch-bytes 1048576  bytes of one partition's records in one answer
 //	--fetch-max-partitions 1000        partitions one /fetch may name
+//	--max-topics 10000                 topics (auto-creation past it: 400)
+//	--max-total-partitions 100000      partitions of all topics together
 //
 // The first record of an answer always comes, whatever its size. A request
 // over a limit gets a JSON error (400, 413, 429 or 503 with Retry-After) and
@@ -76,6 +78,7 @@ type flags struct {
 // limits are the flags that bound what one client can make the server do.
 type limits struct {
 	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
+	maxTopics, maxPartitions                               int
 }
 
 // limitFlags registers the limit flags.
@@ -86,6 +89,8 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 		"cap on one partition's records in one /fetch or /consume answer, in bytes (Kafka's max.partition.fetch.bytes)")
 	fs.IntVar(&l.fetchMaxPartitions, "fetch-max-partitions", restserver.DefaultFetchMaxPartitions,
 		"most partitions one /fetch may name (repeats merged); more is a 400")
+	fs.IntVar(&l.maxTopics, "max-topics", 10_000, "most topics the broker holds; creating more is a 400")
+	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
 }
 
 // serverOptions are the REST server's options for l.
@@ -101,6 +106,7 @@ func (l limits) serverOptions() []restserver.Option {
 func (l limits) brokerOptions() []memory.Option {
 	return []memory.Option{
 		memory.WithFetchMaxBytes(l.fetchMaxBytes, l.partitionFetchBytes),
+		memory.WithMaxTopics(l.maxTopics, l.maxPartitions),
 	}
 }
 

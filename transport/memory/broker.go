@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,10 +53,14 @@ type Broker struct {
 	now     func() time.Time
 	onBlock func(*Consumer)
 
-	// topics maps a name to its *topic. It is replaced, never modified,
-	// under mu, so the produce path reads it with one atomic load.
-	topics atomic.Pointer[map[string]*topic]
-	closed atomic.Bool
+	// topics maps a name to its *topic. Entries are added under mu, and
+	// read without it: one lock-free load on the produce path, and O(1) to
+	// add (a copied map made creating n topics cost O(n²)).
+	topics sync.Map
+	// nTopics and nParts count the topics and their partitions; written
+	// under mu, read without it for early cap checks.
+	nTopics, nParts atomic.Int64
+	closed          atomic.Bool
 
 	mu     sync.Mutex        // serialises topic creation, groups and Close
 	groups map[string]*group // by name
@@ -78,8 +83,6 @@ func New(opts ...Option) (*Broker, error) {
 		now:    time.Now,
 		groups: make(map[string]*group),
 	}
-	m := make(map[string]*topic, len(cfg.topics))
-	b.topics.Store(&m)
 	for _, ts := range cfg.topics {
 		n := ts.partitions
 		if n <= 0 {
@@ -133,28 +136,48 @@ func (b *Broker) CreateTopic(name string, partitions int) error {
 		}
 		return nil
 	}
-	b.addLocked(newTopic(name, partitions))
-	return nil
+	return b.publishLocked("create topic", []*topic{newTopic(name, partitions)})
 }
 
 // lookup returns the topic called name, or nil.
 func (b *Broker) lookup(name string) *topic {
-	return (*b.topics.Load())[name]
+	if t, ok := b.topics.Load(name); ok {
+		return t.(*topic)
+	}
+	return nil
 }
 
-// addLocked publishes t in a new copy of the topic map. Called with mu held.
-func (b *Broker) addLocked(t *topic) {
-	old := *b.topics.Load()
-	m := make(map[string]*topic, len(old)+1)
-	for k, v := range old {
-		m[k] = v
+// checkCaps fails when adding topics with parts partitions in all would
+// pass WithMaxTopics' caps. op names the operation in the error.
+func (b *Broker) checkCaps(op string, topics, parts int) error {
+	nt, np := b.nTopics.Load()+int64(topics), b.nParts.Load()+int64(parts)
+	if nt > int64(b.cfg.maxTopics) || np > int64(b.cfg.maxTotalParts) {
+		return fmt.Errorf("memory: %s: %d more topics with %d partitions would pass the broker's limit of %d topics and %d partitions: %w",
+			op, topics, parts, b.cfg.maxTopics, b.cfg.maxTotalParts, transport.ErrInvalid)
 	}
-	m[t.name] = t
-	b.topics.Store(&m)
+	return nil
+}
+
+// publishLocked adds ts, new topics whose names are not taken, all or none
+// (none when the caps would be passed). Called with mu held.
+func (b *Broker) publishLocked(op string, ts []*topic) error {
+	parts := 0
+	for _, t := range ts {
+		parts += len(t.parts)
+	}
+	if err := b.checkCaps(op, len(ts), parts); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		b.topics.Store(t.name, t)
+	}
+	b.nTopics.Add(int64(len(ts)))
+	b.nParts.Add(int64(parts))
+	return nil
 }
 
 // topicFor returns topic name for the operation op (used in errors, e.g.
-// `produce to`), creating it when create is set and auto-creation is on.
+// `subscribe to`), creating it when create is set and auto-creation is on.
 func (b *Broker) topicFor(op, name string, create bool) (*topic, error) {
 	if t := b.lookup(name); t != nil {
 		return t, nil
@@ -173,7 +196,9 @@ func (b *Broker) topicFor(op, name string, create bool) (*topic, error) {
 	t := b.lookup(name)
 	if t == nil {
 		t = newTopic(name, b.cfg.partitions)
-		b.addLocked(t)
+		if err := b.publishLocked(op+" "+strconv.Quote(name), []*topic{t}); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -197,11 +222,11 @@ func (b *Broker) partitionOf(op, name string, partition int32) (*partition, erro
 
 // Topics returns a new map from each topic's name to its partition count.
 func (b *Broker) Topics() map[string]int32 {
-	m := *b.topics.Load()
-	out := make(map[string]int32, len(m))
-	for name, t := range m {
-		out[name] = int32(len(t.parts))
-	}
+	out := make(map[string]int32)
+	b.topics.Range(func(k, v any) bool {
+		out[k.(string)] = int32(len(v.(*topic).parts))
+		return true
+	})
 	return out
 }
 
@@ -447,7 +472,6 @@ func (b *Broker) Close() error {
 	b.closed.Store(true)
 	close(b.done)
 	b.groups = nil
-	empty := map[string]*topic{}
-	b.topics.Store(&empty)
+	b.topics.Clear()
 	return nil
 }

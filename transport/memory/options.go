@@ -17,6 +17,8 @@ const (
 	defaultSessionTimeout   = 30 * time.Second
 	defaultMaxPollInterval  = 5 * time.Minute
 	defaultMaxPollRecords   = 1000
+	defaultMaxTopics        = 10_000
+	defaultMaxTotalParts    = 100_000
 	defaultFetchMaxBytes    = 50 << 20 // 50 MiB, Kafka's fetch.max.bytes
 	defaultPartitionBytes   = 1 << 20  // 1 MiB, Kafka's max.partition.fetch.bytes
 
@@ -38,6 +40,8 @@ type config struct {
 	maxPollInterval  time.Duration // for Subscription.MaxPollInterval == 0
 	maxPollRecords   int           // per Poll, and per Fetch with max <= 0
 	fetchMaxBytes    int           // per Poll
+	maxTopics        int           // topics in the broker
+	maxTotalParts    int           // partitions of all topics
 	partitionBytes   int           // per partition per Poll, and per Fetch
 }
 
@@ -58,6 +62,8 @@ func defaults() config {
 		maxPollInterval:  defaultMaxPollInterval,
 		maxPollRecords:   defaultMaxPollRecords,
 		fetchMaxBytes:    defaultFetchMaxBytes,
+		maxTopics:        defaultMaxTopics,
+		maxTotalParts:    defaultMaxTotalParts,
 		partitionBytes:   defaultPartitionBytes,
 	}
 }
@@ -223,6 +229,21 @@ func WithFetchMaxBytes(maxBytes, partitionBytes int) Option {
 			return errOption(fmt.Sprintf("WithFetchMaxBytes(%d, %d)", maxBytes, partitionBytes), "the limits must be positive")
 		}
 		c.fetchMaxBytes, c.partitionBytes = maxBytes, partitionBytes
+		return nil
+	})
+}
+
+// WithMaxTopics caps the topics the broker holds and their partitions in
+// all. Creating topics past either cap (CreateTopic, or auto-creation by
+// Produce, Subscribe, Join or Tail) fails with an error wrapping
+// transport.ErrInvalid and creates none of them. The defaults are 10,000
+// topics and 100,000 partitions; a value <= 0 makes New fail.
+func WithMaxTopics(topics, partitions int) Option {
+	return funcOption(func(c *config) error {
+		if topics <= 0 || partitions <= 0 {
+			return errOption(fmt.Sprintf("WithMaxTopics(%d, %d)", topics, partitions), "the limits must be positive")
+		}
+		c.maxTopics, c.maxTotalParts = topics, partitions
 		return nil
 	})
 }

@@ -20,6 +20,7 @@ func TestNewDefaultsAndOptions(t *testing.T) {
 		partitions: 1, autoCreate: true, retentionRecords: 100_000, retentionBytes: 64 << 20,
 		maxMessageBytes: 1 << 20, sessionTimeout: 30 * time.Second, maxPollInterval: 5 * time.Minute,
 		maxPollRecords: 1000, fetchMaxBytes: 50 << 20, partitionBytes: 1 << 20,
+		maxTopics: 10_000, maxTotalParts: 100_000,
 	}, b.cfg)
 
 	b2 := newBroker(t, WithPartitions(3), WithAutoCreate(false), WithRetention(10, 1000), WithMaxMessageBytes(50),
@@ -53,6 +54,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{WithMaxPollInterval(0), "WithMaxPollInterval(0s)"},
 		{WithMaxPollRecords(0), "WithMaxPollRecords(0)"},
 		{WithFetchMaxBytes(0, 1), "WithFetchMaxBytes(0, 1)"},
+		{WithMaxTopics(1, 0), "WithMaxTopics(1, 0)"},
 		{WithTopic("bad name", 1), `WithTopic("bad name", 1)`},
 		{WithTopic("t", maxPartitions+1), `WithTopic("t", 10001)`},
 	}

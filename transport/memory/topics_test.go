@@ -1,0 +1,84 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// produceNewTopics produces one record to each of n new topics named
+// prefix-i, in one call.
+func produceNewTopics(ctx context.Context, b *Broker, prefix string, n int, extra ...transport.Message) error {
+	msgs := make([]transport.Message, 0, n+len(extra))
+	for i := range n {
+		msgs = append(msgs, transport.Message{Topic: fmt.Sprintf("%s-%d", prefix, i), Value: []byte("v")})
+	}
+	_, err := b.Produce(ctx, append(msgs, extra...)...)
+	return err
+}
+
+// TestTopicCreationIsConstantCost: with 10,000 topics, creating 200 more
+// allocates about what creating them alone does (it used to copy the whole
+// topic map per new topic: quadratic; issue 14 finding 3).
+func TestTopicCreationIsConstantCost(t *testing.T) {
+	b := newBroker(t, WithMaxTopics(20_000, 20_000))
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, produceNewTopics(ctx, b, "base", 10_000))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range 200 {
+		require.NoError(t, b.CreateTopic(fmt.Sprintf("more-%d", i), 1))
+	}
+	runtime.ReadMemStats(&after)
+	perTopic := (after.TotalAlloc - before.TotalAlloc) / 200
+	assert.Less(t, perTopic, uint64(16<<10), "bytes allocated per topic created among 10,000")
+}
+
+// TestRejectedProduceCreatesNoTopics: a produce refused for any record
+// creates none of its topics.
+func TestRejectedProduceCreatesNoTopics(t *testing.T) {
+	b := newBroker(t, WithMaxMessageBytes(10))
+	defer b.Close()
+	err := produceNewTopics(context.Background(), b, "new", 100, transport.Message{Topic: "last", Value: make([]byte, 11)})
+	require.ErrorIs(t, err, transport.ErrMessageTooLarge)
+	assert.Empty(t, b.Topics())
+	err = produceNewTopics(context.Background(), b, "new", 100, transport.Message{Topic: "p", Partition: 5, ManualPartition: true})
+	require.ErrorIs(t, err, transport.ErrInvalid)
+	assert.Empty(t, b.Topics())
+}
+
+// TestTopicAndPartitionCaps: topics and partitions past the broker's caps
+// are refused, all or none.
+func TestTopicAndPartitionCaps(t *testing.T) {
+	b := newBroker(t, WithMaxTopics(5, 8), WithPartitions(2))
+	defer b.Close()
+	ctx := context.Background()
+	err := produceNewTopics(ctx, b, "a", 6)
+	require.ErrorIs(t, err, transport.ErrInvalid)
+	assert.Contains(t, err.Error(), "limit")
+	assert.Empty(t, b.Topics())
+	err = produceNewTopics(ctx, b, "a", 5)
+	require.ErrorIs(t, err, transport.ErrInvalid, "10 partitions over the cap of 8")
+	assert.Empty(t, b.Topics())
+	require.NoError(t, produceNewTopics(ctx, b, "a", 4))
+	require.ErrorIs(t, b.CreateTopic("b", 1), transport.ErrInvalid)
+	assert.Len(t, b.Topics(), 4)
+}
+
+// TestProduceCreatesNoTopicsAfterCancel: a produce whose context has ended
+// creates nothing.
+func TestProduceCreatesNoTopicsAfterCancel(t *testing.T) {
+	b := newBroker(t)
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, produceNewTopics(ctx, b, "c", 10), context.Canceled)
+	assert.Empty(t, b.Topics())
+}
