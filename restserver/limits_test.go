@@ -193,3 +193,27 @@ func TestTopicCapIsClear400(t *testing.T) {
 	assert.Equal(t, "{}", e.ok("GET", "/topics", ""))
 	e.ok("POST", "/produce", `[{"topic":"a","value":"1"},{"topic":"b","value":"1"},{"topic":"c","value":"1"}]`)
 }
+
+// TestGroupAndInstanceNameLength: group and instance names longer than 249
+// bytes (Kafka's topic name rule) are a clear 400 on every route that
+// names them; a group without committed offsets whose last instance is
+// deleted is gone from the broker (finding 5).
+func TestGroupAndInstanceNameLength(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("n", 1)}})
+	ok := strings.Repeat("g", 249)
+	long := strings.Repeat("g", 250)
+	for _, path := range []string{"/consume/" + long + "/i", "/consume/g/" + long, "/commit/" + long + "/i",
+		"/committed/g/" + long, "/delete-consumer/" + long + "/i"} {
+		r := e.req("POST", path, `{"topic":"n","timeout":0}`)
+		msg := requireErrorBody(t, r, http.StatusBadRequest)
+		assert.Contains(t, msg, "249", path)
+	}
+	assert.Empty(t, e.broker.Groups(), "a refused name makes no group")
+
+	e.ok("POST", "/consume/"+ok+"/"+ok, `{"topic":"n","timeout":0}`, "Kafka-Enable-Auto-Commit", "false")
+	require.Len(t, e.broker.Groups(), 1)
+	e.ok("POST", "/delete-consumer/"+ok+"/"+ok, "")
+	assert.Empty(t, e.broker.Groups(), "the group of the last instance deleted is deleted")
+	assert.Equal(t, "[]", e.ok("GET", "/consumers", ""))
+}

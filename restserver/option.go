@@ -34,6 +34,9 @@ const (
 	// DefaultFetchMaxPartitions is the default largest number of
 	// partitions one /fetch may name, after merging repeats: 1000.
 	DefaultFetchMaxPartitions = 1000
+	// DefaultMaxNameLength is the default longest consumer group or
+	// instance name, in bytes: 249, Kafka's limit for topic names.
+	DefaultMaxNameLength = 249
 	// DefaultReadHeaderTimeout is the default time [Server.Serve] gives a
 	// client to send a request's headers: 10 s.
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -68,6 +71,7 @@ type config struct {
 	fetchMaxBytes   int
 	fetchPartBytes  int
 	fetchMaxParts   int
+	maxNameLength   int
 	logger          *slog.Logger
 	timeouts        Timeouts
 }
@@ -82,6 +86,7 @@ func defaults() config {
 		fetchMaxBytes:   DefaultFetchMaxBytes,
 		fetchPartBytes:  DefaultFetchMaxPartitionBytes,
 		fetchMaxParts:   DefaultFetchMaxPartitions,
+		maxNameLength:   DefaultMaxNameLength,
 		logger:          slog.Default(),
 	}
 }
@@ -117,6 +122,9 @@ func (c *config) validate() error {
 	if c.fetchMaxBytes <= 0 || c.fetchPartBytes <= 0 || c.fetchMaxParts <= 0 {
 		errs = append(errs, fmt.Errorf("fetch max bytes, partition bytes and partitions must be positive, got %d, %d and %d",
 			c.fetchMaxBytes, c.fetchPartBytes, c.fetchMaxParts))
+	}
+	if c.maxNameLength <= 0 {
+		errs = append(errs, fmt.Errorf("max name length must be positive, got %d", c.maxNameLength))
 	}
 	errs = append(errs, c.timeouts.check(c.maxTimeout)...)
 	if err := errors.Join(errs...); err != nil {
@@ -199,6 +207,14 @@ func WithFetchMaxPartitionBytes(n int) Option {
 // [DefaultFetchMaxPartitions] (1000).
 func WithFetchMaxPartitions(n int) Option {
 	return optionFunc(func(c *config) { c.fetchMaxParts = n })
+}
+
+// WithMaxNameLength caps consumer group and instance names, in bytes: a
+// request naming a longer one (consume, commit, committed,
+// delete-consumer) is refused with 400 before anything is made. Default
+// [DefaultMaxNameLength] (249, Kafka's limit for topic names).
+func WithMaxNameLength(n int) Option {
+	return optionFunc(func(c *config) { c.maxNameLength = n })
 }
 
 // WithLogger sets the logger. Requests are logged at Debug level (method,

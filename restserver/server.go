@@ -196,6 +196,7 @@ type endpoint struct {
 	methods string // allowed methods, as in an Allow header
 	handle  func(s *Server, w http.ResponseWriter, r *http.Request, seg []string) error
 	webhook bool // takes ?user=&pass= credentials
+	group   bool // seg[1] and seg[2] are a group and an instance name
 }
 
 type routeKey struct {
@@ -209,11 +210,11 @@ var routes = map[routeKey]endpoint{
 	{"produce", 3}:         {methods: "GET", handle: (*Server).handleProducePath},
 	{"webhook", 1}:         {methods: "GET, POST", handle: (*Server).handleWebhook, webhook: true},
 	{"fetch", 1}:           {methods: "GET, POST", handle: (*Server).handleFetch},
-	{"consume", 3}:         {methods: "GET, POST", handle: (*Server).handleConsume},
-	{"consume", 4}:         {methods: "GET", handle: (*Server).handleConsume},
-	{"commit", 3}:          {methods: "GET, POST", handle: (*Server).handleCommit},
-	{"committed", 3}:       {methods: "GET, POST", handle: (*Server).handleCommitted},
-	{"delete-consumer", 3}: {methods: "POST, DELETE", handle: (*Server).handleDeleteConsumer},
+	{"consume", 3}:         {methods: "GET, POST", handle: (*Server).handleConsume, group: true},
+	{"consume", 4}:         {methods: "GET", handle: (*Server).handleConsume, group: true},
+	{"commit", 3}:          {methods: "GET, POST", handle: (*Server).handleCommit, group: true},
+	{"committed", 3}:       {methods: "GET, POST", handle: (*Server).handleCommitted, group: true},
+	{"delete-consumer", 3}: {methods: "POST, DELETE", handle: (*Server).handleDeleteConsumer, group: true},
 	{"topics", 1}:          {methods: "GET", handle: (*Server).handleTopics},
 	{"consumers", 1}:       {methods: "GET", handle: (*Server).handleConsumers},
 	{"offsets", 2}:         {methods: "GET, POST", handle: (*Server).handleOffsets},
@@ -291,7 +292,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 			return badRequest(fmt.Sprintf("path segment %d of /%s is empty", i+2, seg[0]))
 		}
 	}
+	if ep.group {
+		if err := s.checkNames(seg[1], seg[2]); err != nil {
+			return err
+		}
+	}
 	return ep.handle(s, w, r, seg)
+}
+
+// checkNames refuses a group or instance name over the name length limit.
+func (s *Server) checkNames(group, instance string) error {
+	for _, n := range [...]struct{ what, name string }{{"group", group}, {"instance", instance}} {
+		if len(n.name) > s.cfg.maxNameLength {
+			return badRequest(fmt.Sprintf("the %s name is %d bytes long; at most %d are allowed (the name length limit)",
+				n.what, len(n.name), s.cfg.maxNameLength))
+		}
+	}
+	return nil
 }
 
 func methodAllowed(allowed, m string) bool {

@@ -14,6 +14,7 @@
 //	--fetch-max-bytes 16777216         bytes of records in one /fetch or /consume answer
 //	--max-partition-fetch-bytes 1048576  bytes of one partition's records in one answer
 //	--fetch-max-partitions 1000        partitions one /fetch may name
+//	--max-name-length 249              bytes of a consumer group or instance name
 //	--max-topics 10000                 topics (auto-creation past it: 400)
 //	--max-total-partitions 100000      partitions of all topics together
 //
@@ -78,7 +79,7 @@ type flags struct {
 // limits are the flags that bound what one client can make the server do.
 type limits struct {
 	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
-	maxTopics, maxPartitions                               int
+	maxTopics, maxPartitions, maxNameLength                int
 }
 
 // limitFlags registers the limit flags.
@@ -89,6 +90,8 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 		"cap on one partition's records in one /fetch or /consume answer, in bytes (Kafka's max.partition.fetch.bytes)")
 	fs.IntVar(&l.fetchMaxPartitions, "fetch-max-partitions", restserver.DefaultFetchMaxPartitions,
 		"most partitions one /fetch may name (repeats merged); more is a 400")
+	fs.IntVar(&l.maxNameLength, "max-name-length", restserver.DefaultMaxNameLength,
+		"longest consumer group or instance name, in bytes; longer is a 400")
 	fs.IntVar(&l.maxTopics, "max-topics", 10_000, "most topics the broker holds; creating more is a 400")
 	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
 }
@@ -99,6 +102,7 @@ func (l limits) serverOptions() []restserver.Option {
 		restserver.WithFetchMaxBytes(l.fetchMaxBytes),
 		restserver.WithFetchMaxPartitionBytes(l.partitionFetchBytes),
 		restserver.WithFetchMaxPartitions(l.fetchMaxPartitions),
+		restserver.WithMaxNameLength(l.maxNameLength),
 	}
 }
 
