@@ -15,6 +15,7 @@
 //	--max-partition-fetch-bytes 1048576  bytes of one partition's records in one answer
 //	--fetch-max-partitions 1000        partitions one /fetch may name
 //	--max-name-length 249              bytes of a consumer group or instance name
+//	--offsets-retention 168h0m0s       keep an empty group's committed offsets this long
 //	--max-topics 10000                 topics (auto-creation past it: 400)
 //	--max-total-partitions 100000      partitions of all topics together
 //
@@ -80,6 +81,7 @@ type flags struct {
 type limits struct {
 	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
 	maxTopics, maxPartitions, maxNameLength                int
+	offsetsRetention                                       time.Duration
 }
 
 // limitFlags registers the limit flags.
@@ -92,6 +94,8 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 		"most partitions one /fetch may name (repeats merged); more is a 400")
 	fs.IntVar(&l.maxNameLength, "max-name-length", restserver.DefaultMaxNameLength,
 		"longest consumer group or instance name, in bytes; longer is a 400")
+	fs.DurationVar(&l.offsetsRetention, "offsets-retention", 7*24*time.Hour,
+		"delete a consumer group and its committed offsets this long after its last member left (Kafka's offsets.retention.minutes)")
 	fs.IntVar(&l.maxTopics, "max-topics", 10_000, "most topics the broker holds; creating more is a 400")
 	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
 }
@@ -111,6 +115,7 @@ func (l limits) brokerOptions() []memory.Option {
 	return []memory.Option{
 		memory.WithFetchMaxBytes(l.fetchMaxBytes, l.partitionFetchBytes),
 		memory.WithMaxTopics(l.maxTopics, l.maxPartitions),
+		memory.WithOffsetsRetention(l.offsetsRetention),
 	}
 }
 

@@ -62,8 +62,9 @@ type Broker struct {
 	nTopics, nParts atomic.Int64
 	closed          atomic.Bool
 
-	mu     sync.Mutex        // serialises topic creation, groups and Close
-	groups map[string]*group // by name
+	mu      sync.Mutex        // serialises topic creation, groups and Close
+	groups  map[string]*group // by name
+	sweepAt time.Time         // sweepGroups does nothing before; guarded by mu
 }
 
 // New returns a running broker configured by opts (see the With... options
@@ -398,6 +399,7 @@ type MemberInfo struct {
 // its live members. Like a Poll, it first drops members that exceeded their
 // max poll interval. The result is a copy.
 func (b *Broker) Groups() []GroupInfo {
+	b.sweepGroups()
 	b.mu.Lock()
 	gs := make([]*group, 0, len(b.groups))
 	for _, g := range b.groups {
@@ -434,6 +436,7 @@ func (b *Broker) Groups() []GroupInfo {
 // its mu held. A group deleted by its last member's leaving (see leftLocked)
 // is never reused: the caller gets a new one.
 func (b *Broker) lockedGroup(name string) (*group, error) {
+	b.sweepGroups()
 	for {
 		b.mu.Lock()
 		if b.closed.Load() {
@@ -455,6 +458,34 @@ func (b *Broker) lockedGroup(name string) (*group, error) {
 		g.mu.Lock()
 		if !g.deleted {
 			return g, nil
+		}
+		g.mu.Unlock()
+	}
+}
+
+// sweepGroups deletes the groups that have had no member for the offsets
+// retention (see WithOffsetsRetention), with their committed offsets. It
+// runs in the callers that find groups (Subscribe, Join, Groups), at most
+// once per tenth of the retention (and at least once a minute), so that it
+// costs O(1) per call on average and the broker needs no goroutine.
+func (b *Broker) sweepGroups() {
+	now := b.now()
+	b.mu.Lock()
+	if now.Before(b.sweepAt) || b.closed.Load() {
+		b.mu.Unlock()
+		return
+	}
+	b.sweepAt = now.Add(min(b.cfg.offsetsRetention/10, time.Minute))
+	gs := make([]*group, 0, len(b.groups))
+	for _, g := range b.groups {
+		gs = append(gs, g)
+	}
+	b.mu.Unlock()
+	for _, g := range gs {
+		g.mu.Lock()
+		if !g.deleted && len(g.members) == 0 && len(g.gone) == 0 && !g.emptySince.IsZero() &&
+			now.Sub(g.emptySince) >= b.cfg.offsetsRetention {
+			g.deleteLocked()
 		}
 		g.mu.Unlock()
 	}

@@ -17,6 +17,7 @@ const (
 	defaultSessionTimeout   = 30 * time.Second
 	defaultMaxPollInterval  = 5 * time.Minute
 	defaultMaxPollRecords   = 1000
+	defaultOffsetsRetention = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
 	defaultMaxTopics        = 10_000
 	defaultMaxTotalParts    = 100_000
 	defaultFetchMaxBytes    = 50 << 20 // 50 MiB, Kafka's fetch.max.bytes
@@ -41,6 +42,7 @@ type config struct {
 	maxPollRecords   int           // per Poll, and per Fetch with max <= 0
 	fetchMaxBytes    int           // per Poll
 	maxTopics        int           // topics in the broker
+	offsetsRetention time.Duration // of groups without members
 	maxTotalParts    int           // partitions of all topics
 	partitionBytes   int           // per partition per Poll, and per Fetch
 }
@@ -63,6 +65,7 @@ func defaults() config {
 		maxPollRecords:   defaultMaxPollRecords,
 		fetchMaxBytes:    defaultFetchMaxBytes,
 		maxTopics:        defaultMaxTopics,
+		offsetsRetention: defaultOffsetsRetention,
 		maxTotalParts:    defaultMaxTotalParts,
 		partitionBytes:   defaultPartitionBytes,
 	}
@@ -244,6 +247,24 @@ func WithMaxTopics(topics, partitions int) Option {
 			return errOption(fmt.Sprintf("WithMaxTopics(%d, %d)", topics, partitions), "the limits must be positive")
 		}
 		c.maxTopics, c.maxTotalParts = topics, partitions
+		return nil
+	})
+}
+
+// WithOffsetsRetention sets how long a consumer group that has committed
+// offsets is kept after its last member left (Kafka's
+// offsets.retention.minutes): then it is deleted with its offsets, and a
+// member that joins later starts by its Subscription.Start. A group without
+// committed offsets is deleted as soon as its last member leaves. Expired
+// groups are found by Subscribe, Join and Groups, at most once per tenth of
+// d (at least once a minute). The default is 7 days, Kafka's; a value <= 0
+// makes New fail.
+func WithOffsetsRetention(d time.Duration) Option {
+	return funcOption(func(c *config) error {
+		if d <= 0 {
+			return errOption(fmt.Sprintf("WithOffsetsRetention(%v)", d), "the retention must be positive")
+		}
+		c.offsetsRetention = d
 		return nil
 	})
 }

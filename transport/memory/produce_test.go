@@ -20,7 +20,7 @@ func TestNewDefaultsAndOptions(t *testing.T) {
 		partitions: 1, autoCreate: true, retentionRecords: 100_000, retentionBytes: 64 << 20,
 		maxMessageBytes: 1 << 20, sessionTimeout: 30 * time.Second, maxPollInterval: 5 * time.Minute,
 		maxPollRecords: 1000, fetchMaxBytes: 50 << 20, partitionBytes: 1 << 20,
-		maxTopics: 10_000, maxTotalParts: 100_000,
+		maxTopics: 10_000, maxTotalParts: 100_000, offsetsRetention: 7 * 24 * time.Hour,
 	}, b.cfg)
 
 	b2 := newBroker(t, WithPartitions(3), WithAutoCreate(false), WithRetention(10, 1000), WithMaxMessageBytes(50),
@@ -55,6 +55,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{WithMaxPollRecords(0), "WithMaxPollRecords(0)"},
 		{WithFetchMaxBytes(0, 1), "WithFetchMaxBytes(0, 1)"},
 		{WithMaxTopics(1, 0), "WithMaxTopics(1, 0)"},
+		{WithOffsetsRetention(0), "WithOffsetsRetention(0s)"},
 		{WithTopic("bad name", 1), `WithTopic("bad name", 1)`},
 		{WithTopic("t", maxPartitions+1), `WithTopic("t", 10001)`},
 	}

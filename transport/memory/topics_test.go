@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,4 +82,34 @@ func TestProduceCreatesNoTopicsAfterCancel(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, produceNewTopics(ctx, b, "c", 10), context.Canceled)
 	assert.Empty(t, b.Topics())
+}
+
+// TestEmptyGroupsExpireAfterOffsetsRetention: a group with committed
+// offsets and no member is deleted after the offsets retention (issue 14
+// finding 5: groups used to stay until Close).
+func TestEmptyGroupsExpireAfterOffsetsRetention(t *testing.T) {
+	f := newFixture(t, WithTopic("t", 1), WithOffsetsRetention(time.Hour))
+	ctx := context.Background()
+	c := f.join(t, sub("kept", "a", transport.StartEarliest, "t"))
+	require.NoError(t, c.CommitOffsets(ctx, transport.Offset{Topic: "t", Partition: 0, Offset: 0}))
+	require.NoError(t, c.Close())
+	require.Len(t, f.Groups(), 1, "kept with its offsets")
+
+	f.clock.advance(time.Hour - time.Second)
+	require.Len(t, f.Groups(), 1, "not yet")
+	f.clock.advance(time.Minute)
+	assert.Empty(t, f.Groups(), "deleted after the retention")
+	off, err := f.Committed("kept", "t", 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(-1), off)
+
+	// A group that got a member back in time is kept.
+	c = f.join(t, sub("back", "a", transport.StartEarliest, "t"))
+	require.NoError(t, c.CommitOffsets(ctx, transport.Offset{Topic: "t", Partition: 0, Offset: 0}))
+	require.NoError(t, c.Close())
+	f.clock.advance(30 * time.Minute)
+	c = f.join(t, sub("back", "a", transport.StartEarliest, "t"))
+	f.clock.advance(2 * time.Hour)
+	assert.Len(t, f.Groups(), 1)
+	require.NoError(t, c.Close())
 }
