@@ -43,10 +43,8 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 
 	// Check everything, create new topics and pick partitions first.
 	var (
-		parts              []*partition
-		valBytes, nHeaders int
-		needNow            bool
-		err                error
+		parts []*partition
+		err   error
 	)
 	for {
 		var fresh []*topic
@@ -61,12 +59,11 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 		}
 		// Another call created one of our new topics first: plan again.
 	}
+	needNow := false
 	for i := range msgs {
-		valBytes += len(msgs[i].Value)
-		nHeaders += len(msgs[i].Headers)
 		needNow = needNow || msgs[i].Time.IsZero()
 	}
-	out := b.copyIn(msgs, parts, valBytes, nHeaders, needNow)
+	out := b.copyIn(msgs, parts, needNow)
 
 	// Append runs of records bound for the same partition under one lock;
 	// records for one partition keep their relative order.
@@ -180,23 +177,13 @@ func (b *Broker) place(t *topic, m *transport.Message, i int) (*partition, error
 	return t.parts[p], nil
 }
 
-// copyIn copies msgs into records the broker owns, bound for parts, with
-// valBytes of values and nHeaders headers in all: one buffer for all
-// values, one for all headers. Full slice expressions keep a reader's
-// append from spilling into a neighbour. needNow says some record has no
-// time: it gets the broker's now.
-func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, valBytes, nHeaders int, needNow bool) []transport.Message {
-	var (
-		vbuf []byte
-		hbuf []transport.Header
-		now  time.Time
-	)
-	if valBytes > 0 {
-		vbuf = make([]byte, valBytes)
-	}
-	if nHeaders > 0 {
-		hbuf = make([]transport.Header, nHeaders)
-	}
+// copyIn copies msgs into records the broker owns, bound for parts. Each
+// record's value and headers get their own allocation, at their own size,
+// so that retention dropping a record frees its bytes whatever else shared
+// its produce call (one buffer per batch let one kept record pin the
+// batch). needNow says some record has no time: it gets the broker's now.
+func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, needNow bool) []transport.Message {
+	var now time.Time
 	if needNow {
 		now = truncMilli(b.now())
 	}
@@ -206,18 +193,14 @@ func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, valBytes, 
 		o.Topic = p.topic.name
 		o.Partition = p.index
 		o.Key = m.Key
-		switch n := len(m.Value); {
-		case n > 0:
-			copy(vbuf, m.Value)
-			o.Value = vbuf[:n:n]
-			vbuf = vbuf[n:]
+		switch {
+		case len(m.Value) > 0:
+			o.Value = append(make([]byte, 0, len(m.Value)), m.Value...)
 		case m.Value != nil:
 			o.Value = emptyValue
 		}
-		if n := len(m.Headers); n > 0 {
-			copy(hbuf, m.Headers)
-			o.Headers = hbuf[:n:n]
-			hbuf = hbuf[n:]
+		if len(m.Headers) > 0 {
+			o.Headers = append(make([]transport.Header, 0, len(m.Headers)), m.Headers...)
 		}
 		if m.Time.IsZero() {
 			o.Time = now

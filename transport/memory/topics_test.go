@@ -113,3 +113,32 @@ func TestEmptyGroupsExpireAfterOffsetsRetention(t *testing.T) {
 	assert.Len(t, f.Groups(), 1)
 	require.NoError(t, c.Close())
 }
+
+// TestRetentionFreesMemory: records that retention drops release their
+// bytes even when a record of their produce batch is kept (issue 14
+// finding 2: a batch's values shared one buffer, which one kept record
+// pinned whole).
+func TestRetentionFreesMemory(t *testing.T) {
+	b := newBroker(t, WithRetention(0, 1<<20))
+	defer b.Close()
+	ctx := context.Background()
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	batch := make([]transport.Message, 11)
+	for i := range 10 {
+		batch[i] = transport.Message{Topic: "junk", Value: make([]byte, 64<<10)}
+	}
+	batch[10] = transport.Message{Topic: "keep", Value: []byte("k")}
+	for range 40 { // 40 × 640 KiB of junk; retention keeps 1 MiB of it, and every "k"
+		_, err := b.Produce(ctx, batch...)
+		require.NoError(t, err)
+	}
+	grown := int64(heap()) - int64(before)
+	assert.Less(t, grown, int64(6<<20), "heap growth in bytes after 26 MiB produced, 1 MiB retained")
+	runtime.KeepAlive(batch)
+}
