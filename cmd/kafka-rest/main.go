@@ -15,6 +15,9 @@
 //	--max-partition-fetch-bytes 1048576  bytes of one partition's records in one answer
 //	--fetch-max-partitions 1000        partitions one /fetch may name
 //	--max-name-length 249              bytes of a consumer group or instance name
+//	--retention-records 100000         records kept per partition
+//	--retention-bytes 67108864         bytes of records kept per partition
+//	--retention-age 168h0m0s           age (since append) of records kept
 //	--offsets-retention 168h0m0s       keep an empty group's committed offsets this long
 //	--max-topics 10000                 topics (auto-creation past it: 400)
 //	--max-total-partitions 100000      partitions of all topics together
@@ -81,7 +84,9 @@ type flags struct {
 type limits struct {
 	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
 	maxTopics, maxPartitions, maxNameLength                int
-	offsetsRetention                                       time.Duration
+	offsetsRetention, retentionAge                         time.Duration
+	retentionRecords                                       int
+	retentionBytes                                         int64
 }
 
 // limitFlags registers the limit flags.
@@ -96,6 +101,12 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 		"longest consumer group or instance name, in bytes; longer is a 400")
 	fs.DurationVar(&l.offsetsRetention, "offsets-retention", 7*24*time.Hour,
 		"delete a consumer group and its committed offsets this long after its last member left (Kafka's offsets.retention.minutes)")
+	fs.IntVar(&l.retentionRecords, "retention-records", 100_000,
+		"records kept per partition; older ones are dropped, read or not")
+	fs.Int64Var(&l.retentionBytes, "retention-bytes", 64<<20,
+		"bytes of records kept per partition (Kafka's retention.bytes); older records are dropped, read or not")
+	fs.DurationVar(&l.retentionAge, "retention-age", 7*24*time.Hour,
+		"drop records appended longer ago than this, at the partition's next append (Kafka's retention.ms)")
 	fs.IntVar(&l.maxTopics, "max-topics", 10_000, "most topics the broker holds; creating more is a 400")
 	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
 }
@@ -116,6 +127,8 @@ func (l limits) brokerOptions() []memory.Option {
 		memory.WithFetchMaxBytes(l.fetchMaxBytes, l.partitionFetchBytes),
 		memory.WithMaxTopics(l.maxTopics, l.maxPartitions),
 		memory.WithOffsetsRetention(l.offsetsRetention),
+		memory.WithRetention(l.retentionRecords, l.retentionBytes),
+		memory.WithRetentionAge(l.retentionAge),
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 const (
 	defaultPartitions       = 1
 	defaultRetentionRecords = 100_000
-	defaultRetentionBytes   = 64 << 20 // 64 MiB
-	defaultMaxMessageBytes  = 1 << 20  // 1 MiB
+	defaultRetentionBytes   = 64 << 20           // 64 MiB
+	defaultRetentionAge     = 7 * 24 * time.Hour // Kafka's log.retention.hours
+	defaultMaxMessageBytes  = 1 << 20            // 1 MiB
 	defaultSessionTimeout   = 30 * time.Second
 	defaultMaxPollInterval  = 5 * time.Minute
 	defaultMaxPollRecords   = 1000
@@ -36,6 +37,7 @@ type config struct {
 	topics           []topicSpec   // created by New, in order
 	retentionRecords int           // per partition
 	retentionBytes   int64         // per partition
+	retentionAge     time.Duration // of a partition's oldest record
 	maxMessageBytes  int           // len(Key)+len(Value)+headers
 	sessionTimeout   time.Duration // for Subscription.SessionTimeout == 0
 	maxPollInterval  time.Duration // for Subscription.MaxPollInterval == 0
@@ -59,6 +61,7 @@ func defaults() config {
 		autoCreate:       true,
 		retentionRecords: defaultRetentionRecords,
 		retentionBytes:   defaultRetentionBytes,
+		retentionAge:     defaultRetentionAge,
 		maxMessageBytes:  defaultMaxMessageBytes,
 		sessionTimeout:   defaultSessionTimeout,
 		maxPollInterval:  defaultMaxPollInterval,
@@ -265,6 +268,23 @@ func WithOffsetsRetention(d time.Duration) Option {
 			return errOption(fmt.Sprintf("WithOffsetsRetention(%v)", d), "the retention must be positive")
 		}
 		c.offsetsRetention = d
+		return nil
+	})
+}
+
+// WithRetentionAge bounds how old a partition's records may grow, as
+// Kafka's retention.ms does: when a partition is appended to, its oldest
+// records appended more than d before now are dropped (the newest is
+// always kept). The age counts from the append, not from the record's
+// Time, which a producer may set to any time (Kafka's LogAppendTime).
+// Drops happen only at appends: the broker runs no goroutine. The default is 7 days, Kafka's
+// log.retention.hours; a value <= 0 makes New fail.
+func WithRetentionAge(d time.Duration) Option {
+	return funcOption(func(c *config) error {
+		if d <= 0 {
+			return errOption(fmt.Sprintf("WithRetentionAge(%v)", d), "the age must be positive")
+		}
+		c.retentionAge = d
 		return nil
 	})
 }

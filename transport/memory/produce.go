@@ -67,12 +67,13 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 
 	// Append runs of records bound for the same partition under one lock;
 	// records for one partition keep their relative order.
+	now := b.now()
 	for i := 0; i < len(out); {
 		j := i + 1
 		for j < len(out) && parts[j] == parts[i] {
 			j++
 		}
-		parts[i].append(out[i:j], &b.cfg)
+		parts[i].append(out[i:j], &b.cfg, now)
 		i = j
 	}
 	return out, nil

@@ -17,7 +17,7 @@ func TestNewDefaultsAndOptions(t *testing.T) {
 	defer b.Close()
 	assert.Equal(t, defaults(), b.cfg)
 	assert.Equal(t, config{
-		partitions: 1, autoCreate: true, retentionRecords: 100_000, retentionBytes: 64 << 20,
+		partitions: 1, autoCreate: true, retentionRecords: 100_000, retentionBytes: 64 << 20, retentionAge: 7 * 24 * time.Hour,
 		maxMessageBytes: 1 << 20, sessionTimeout: 30 * time.Second, maxPollInterval: 5 * time.Minute,
 		maxPollRecords: 1000, fetchMaxBytes: 50 << 20, partitionBytes: 1 << 20,
 		maxTopics: 10_000, maxTotalParts: 100_000, offsetsRetention: 7 * 24 * time.Hour,
@@ -56,6 +56,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{WithFetchMaxBytes(0, 1), "WithFetchMaxBytes(0, 1)"},
 		{WithMaxTopics(1, 0), "WithMaxTopics(1, 0)"},
 		{WithOffsetsRetention(0), "WithOffsetsRetention(0s)"},
+		{WithRetentionAge(-time.Second), "WithRetentionAge(-1s)"},
 		{WithTopic("bad name", 1), `WithTopic("bad name", 1)`},
 		{WithTopic("t", maxPartitions+1), `WithTopic("t", 10001)`},
 	}

@@ -142,3 +142,20 @@ func TestRetentionFreesMemory(t *testing.T) {
 	assert.Less(t, grown, int64(6<<20), "heap growth in bytes after 26 MiB produced, 1 MiB retained")
 	runtime.KeepAlive(batch)
 }
+
+// TestRetentionByAge: at an append, records older than the retention age
+// are dropped (the newest kept).
+func TestRetentionByAge(t *testing.T) {
+	f := newFixture(t, WithTopic("t", 1), WithRetentionAge(time.Hour))
+	f.produceTo(t, "t", 0, "old", 3)
+	f.clock.advance(30 * time.Minute)
+	f.produceTo(t, "t", 0, "mid", 1)
+	earliest, latest, err := f.Offsets("t", 0)
+	require.NoError(t, err)
+	assert.Equal(t, [2]int64{0, 4}, [2]int64{earliest, latest})
+	f.clock.advance(31 * time.Minute)
+	f.produceTo(t, "t", 0, "new", 1)
+	earliest, latest, err = f.Offsets("t", 0)
+	require.NoError(t, err)
+	assert.Equal(t, [2]int64{3, 5}, [2]int64{earliest, latest}, "the three records over an hour old went")
+}
