@@ -44,8 +44,12 @@ const (
 	// to send a whole request, headers and body: 60 s.
 	DefaultReadTimeout = 60 * time.Second
 	// DefaultIdleTimeout is the default time [Server.Serve] keeps an idle
-	// keep-alive connection open waiting for its next request: 2 min.
-	DefaultIdleTimeout = 2 * time.Minute
+	// keep-alive connection open waiting for its next request: 30 s (well
+	// under the 120 s that let idle clients pile up connections).
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultMaxConnections is the default largest number of connections
+	// [Server.Serve] holds open: 4096.
+	DefaultMaxConnections = 4096
 	// DefaultWriteMargin is what the default write timeout adds to the max
 	// timeout (see [Timeouts.Write]): 30 s.
 	DefaultWriteMargin = 30 * time.Second
@@ -72,6 +76,7 @@ type config struct {
 	fetchPartBytes  int
 	fetchMaxParts   int
 	maxNameLength   int
+	maxConns        int
 	logger          *slog.Logger
 	timeouts        Timeouts
 }
@@ -87,6 +92,7 @@ func defaults() config {
 		fetchPartBytes:  DefaultFetchMaxPartitionBytes,
 		fetchMaxParts:   DefaultFetchMaxPartitions,
 		maxNameLength:   DefaultMaxNameLength,
+		maxConns:        DefaultMaxConnections,
 		logger:          slog.Default(),
 	}
 }
@@ -122,6 +128,9 @@ func (c *config) validate() error {
 	if c.fetchMaxBytes <= 0 || c.fetchPartBytes <= 0 || c.fetchMaxParts <= 0 {
 		errs = append(errs, fmt.Errorf("fetch max bytes, partition bytes and partitions must be positive, got %d, %d and %d",
 			c.fetchMaxBytes, c.fetchPartBytes, c.fetchMaxParts))
+	}
+	if c.maxConns <= 0 {
+		errs = append(errs, fmt.Errorf("max connections must be positive, got %d", c.maxConns))
 	}
 	if c.maxNameLength <= 0 {
 		errs = append(errs, fmt.Errorf("max name length must be positive, got %d", c.maxNameLength))
@@ -215,6 +224,13 @@ func WithFetchMaxPartitions(n int) Option {
 // [DefaultMaxNameLength] (249, Kafka's limit for topic names).
 func WithMaxNameLength(n int) Option {
 	return optionFunc(func(c *config) { c.maxNameLength = n })
+}
+
+// WithMaxConnections caps the connections [Server.Serve] holds open (see
+// Serve for what happens at the limit). Keep it below the process's file
+// descriptor limit. Default [DefaultMaxConnections] (4096).
+func WithMaxConnections(n int) Option {
+	return optionFunc(func(c *config) { c.maxConns = n })
 }
 
 // WithLogger sets the logger. Requests are logged at Debug level (method,

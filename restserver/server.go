@@ -114,7 +114,12 @@ func (s *Server) Stats() Stats {
 
 // Serve accepts HTTP connections on ln until Shutdown or Close, with the
 // read, write and idle timeouts of [WithTimeouts] (by default fit for long
-// polls of up to the max timeout) and request headers of at most 1 MiB. It
+// polls of up to the max timeout), request headers of at most 1 MiB, and
+// at most [WithMaxConnections] connections open: at the limit a new
+// connection closes the longest idle one that never carried an
+// authenticated request (else the longest idle one), or, when none is
+// idle, is answered 503 with Retry-After. A request that fails
+// authentication is answered with Connection: close. It
 // returns nil after Shutdown/Close, and fails if the server is already
 // serving or closed. Serve closes ln.
 func (s *Server) Serve(ln net.Listener) error {
@@ -125,7 +130,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errors.New("restserver: Serve called twice or after Close")
 	}
 	to := s.cfg.timeouts.withDefaults(s.cfg.maxTimeout)
+	limiter := newConnLimiter(s.cfg.maxConns)
 	hs := &http.Server{
+		ConnState:         limiter.connState,
+		ConnContext:       limiter.connContext,
 		Handler:           s,
 		ReadHeaderTimeout: to.ReadHeader,
 		ReadTimeout:       to.Read,
@@ -136,7 +144,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.httpSrv = hs
 	s.httpMu.Unlock()
-	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := hs.Serve(limitListener{ln, limiter}); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -269,8 +277,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		ep, found = routes[routeKey{seg[0], len(seg)}]
 	}
 	if err := s.auth.check(r, found && ep.webhook); err != nil {
+		// A client without valid credentials keeps no idle connection.
+		w.Header().Set("Connection", "close")
 		return err
 	}
+	markAuthenticated(r)
 	if s.closing() {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
 	}

@@ -19,6 +19,8 @@
 //	--retention-bytes 67108864         bytes of records kept per partition
 //	--retention-age 168h0m0s           age (since append) of records kept
 //	--offsets-retention 168h0m0s       keep an empty group's committed offsets this long
+//	--max-connections 4096             connections held open (kept under the file limit)
+//	--idle-timeout 30s                 keep-alive connections idle this long are closed
 //	--max-topics 10000                 topics (auto-creation past it: 400)
 //	--max-total-partitions 100000      partitions of all topics together
 //
@@ -33,6 +35,9 @@
 // --addr 127.0.0.1:0) and never logs credentials. SIGINT or SIGTERM shut it
 // down gracefully: long polls end at once, requests in flight finish (up to
 // 10 s).
+//
+// At start it raises its soft limit on open files to the hard limit, and
+// lowers --max-connections to stay 64 below it if needed.
 //
 // Records live in memory only and are lost at exit.
 package main
@@ -85,7 +90,8 @@ type limits struct {
 	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
 	maxTopics, maxPartitions, maxNameLength                int
 	offsetsRetention, retentionAge                         time.Duration
-	retentionRecords                                       int
+	retentionRecords, maxConns                             int
+	idleTimeout                                            time.Duration
 	retentionBytes                                         int64
 }
 
@@ -107,8 +113,26 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 		"bytes of records kept per partition (Kafka's retention.bytes); older records are dropped, read or not")
 	fs.DurationVar(&l.retentionAge, "retention-age", 7*24*time.Hour,
 		"drop records appended longer ago than this, at the partition's next append (Kafka's retention.ms)")
+	fs.IntVar(&l.maxConns, "max-connections", restserver.DefaultMaxConnections,
+		"most connections held open; at the limit a new one closes the longest idle one without credentials (else 503)")
+	fs.DurationVar(&l.idleTimeout, "idle-timeout", restserver.DefaultIdleTimeout, "close keep-alive connections idle for this long")
 	fs.IntVar(&l.maxTopics, "max-topics", 10_000, "most topics the broker holds; creating more is a 400")
 	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
+}
+
+// fitFileLimit raises the process's soft file limit to its hard limit and
+// keeps the connection limit 64 below it (room for the listener, logs and
+// the like).
+func (l *limits) fitFileLimit(log *slog.Logger) {
+	soft, err := raiseFileLimit()
+	if err != nil {
+		log.Warn("kafka-rest: could not raise the open file limit", "err", err, "limit", soft)
+	}
+	if soft > 64 && uint64(l.maxConns) > soft-64 {
+		log.Warn("kafka-rest: --max-connections lowered to fit the open file limit",
+			"asked", l.maxConns, "now", soft-64, "file_limit", soft)
+		l.maxConns = int(soft - 64)
+	}
 }
 
 // serverOptions are the REST server's options for l.
@@ -118,6 +142,8 @@ func (l limits) serverOptions() []restserver.Option {
 		restserver.WithFetchMaxPartitionBytes(l.partitionFetchBytes),
 		restserver.WithFetchMaxPartitions(l.fetchMaxPartitions),
 		restserver.WithMaxNameLength(l.maxNameLength),
+		restserver.WithMaxConnections(l.maxConns),
+		restserver.WithTimeouts(restserver.Timeouts{Idle: l.idleTimeout}),
 	}
 }
 
@@ -214,6 +240,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer broker.Close()
 	log := newLogger(stderr, level)
+	f.limits.fitFileLimit(log)
 	opts := []restserver.Option{
 		restserver.WithLogger(log),
 		restserver.WithMaxMessageBytes(f.maxMessage),
