@@ -217,3 +217,34 @@ func TestGroupAndInstanceNameLength(t *testing.T) {
 	assert.Empty(t, e.broker.Groups(), "the group of the last instance deleted is deleted")
 	assert.Equal(t, "[]", e.ok("GET", "/consumers", ""))
 }
+
+// TestOverflowingHeaderValues: configuration header values too large for
+// Kafka's int milliseconds are a clear 400, not a negative duration
+// (finding 14).
+func TestOverflowingHeaderValues(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("h", 1)}})
+	for _, h := range []string{"Kafka-Session-Timeout-Ms", "Kafka-Auto-Commit-Interval", "Kafka-Max-Poll-Interval-Ms"} {
+		for _, v := range []string{"9223372036854775807", "2147483648", "99999999999999999999"} {
+			r := e.req("POST", "/consume/g/i", `{"topic":"h","timeout":0}`, h, v)
+			msg := requireErrorBody(t, r, http.StatusBadRequest)
+			assert.Contains(t, msg, h, v)
+			assert.Contains(t, msg, "2147483647", "%s: %s", h, v)
+			assert.NotContains(t, msg, "negative", "%s: %s", h, v)
+		}
+	}
+	e.ok("POST", "/consume/g/i", `{"topic":"h","timeout":0}`, "Kafka-Session-Timeout-Ms", "2147483647")
+}
+
+// TestBasicWithoutColon: Basic credentials that are not base64 of
+// user:password get a message that says so (finding 14).
+func TestBasicWithoutColon(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	for _, v := range []string{"Basic dQ==", "Basic !!!", "basic dQ=="} {
+		r := e.req("GET", "/topics", "", "Authorization", v)
+		msg := requireErrorBody(t, r, http.StatusUnauthorized)
+		assert.Contains(t, msg, "username:password", v)
+		assert.NotContains(t, msg, "must use HTTP Basic", v)
+	}
+}
