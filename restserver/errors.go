@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -70,7 +71,19 @@ func messageOf(err error, status int) string {
 	case errors.Is(err, context.Canceled) && status == http.StatusServiceUnavailable:
 		return "server is shutting down"
 	}
-	return err.Error()
+	var he *httpError
+	if status == http.StatusInternalServerError && !errors.As(err, &he) {
+		// A backend fault: the details are for the log, not the client.
+		return "internal server error (the server log has the details)"
+	}
+	return backendText(err.Error())
+}
+
+// backendText drops the package prefixes of a backend error's text
+// ("memory: produce to \"x\": transport: unknown topic" becomes
+// "produce to \"x\": unknown topic"), keeping the words clients match.
+func backendText(msg string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(msg, "memory: "), "transport: ", "")
 }
 
 // writeError answers err as {"error": "...", "status": N}.

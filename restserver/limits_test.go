@@ -248,3 +248,25 @@ func TestBasicWithoutColon(t *testing.T) {
 		assert.NotContains(t, msg, "must use HTTP Basic", v)
 	}
 }
+
+// TestErrorTextHasNoInternals: error bodies name JSON fields and kinds, not
+// the server's Go types or packages (finding 13).
+func TestErrorTextHasNoInternals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	for _, c := range [][2]string{
+		{"/produce", `{"topic":"a","partition":"x","value":"v"}`},
+		{"/fetch", `{"topic":"a","partition":"x"}`},
+		{"/consume/g/i", `{"topics":"a"}`},
+		{"/commit/g/i", `{"topic":"a","partition":0,"offset":"x"}`},
+		{"/produce/a", `{"headers":[{"key":1}]}`},
+		{"/produce", `{"topic":"a b","value":"v"}`},
+	} {
+		msg := requireErrorBody(t, e.req("POST", c[0], c[1]), http.StatusBadRequest)
+		for _, bad := range []string{"Go struct", "int32", "int64", "[]string", "memory:", "transport:", "json:"} {
+			assert.NotContains(t, msg, bad, "%s %s", c[0], c[1])
+		}
+	}
+	msg := requireErrorBody(t, e.req("POST", "/produce", `{"topic":"a","partition":"x","value":"v"}`), http.StatusBadRequest)
+	assert.Contains(t, msg, `field "partition" must be a whole number`)
+}
