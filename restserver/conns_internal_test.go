@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -55,4 +56,27 @@ func TestConnLimiterRefusesWhenAllBusy(t *testing.T) {
 	}
 	assert.True(t, l.admit(c))
 	assert.Len(t, l.conns, 2)
+}
+
+// TestLoginLimiterRefills: an address out of tries gets one back every
+// minute/limit, and the table of addresses stays bounded.
+func TestLoginLimiterRefills(t *testing.T) {
+	l := newLoginLimiter(6) // one try back every 10 s
+	now := time.Unix(1000, 0)
+	l.now = func() time.Time { return now }
+	for range 6 {
+		require.Zero(t, l.blocked("a"))
+		l.failed("a")
+	}
+	assert.Equal(t, 10*time.Second, l.blocked("a"))
+	assert.Zero(t, l.blocked("b"), "other addresses are not affected")
+	now = now.Add(4 * time.Second)
+	assert.Equal(t, 6*time.Second, l.blocked("a"))
+	now = now.Add(6 * time.Second)
+	assert.Zero(t, l.blocked("a"))
+
+	for i := range maxLoginBuckets + 10 {
+		l.failed(strconv.Itoa(i))
+	}
+	assert.LessOrEqual(t, len(l.buckets), maxLoginBuckets)
 }

@@ -33,7 +33,7 @@
 // cuts off clients that trickle their headers or sit idle), 503 while
 // shutting down or at the connection limit (with Retry-After), 5xx for
 // backend faults (500 bodies do not carry the fault's text; the log does).
-// 429 is reserved for rate limiting, which this server does not do. The request's Content-Type is ignored: bodies are read as
+// 429 (with Retry-After) for a client address over the failed login limit. The request's Content-Type is ignored: bodies are read as
 // JSON. Committed offsets are stored exactly as given and mean the next
 // offset to read. Timestamps are epoch milliseconds; /offsets/{ts} takes a
 // value below 1e11 as seconds. Consume and fetch time out after 1000 ms by
@@ -89,6 +89,7 @@
 //	connections held by Serve       WithMaxConnections          4096 (idle ones without credentials closed first; else 503 + Retry-After)
 //	idle keep-alive connection      WithTimeouts (Idle)         30 s
 //	record, request body            WithMaxMessageBytes, WithMaxBodyBytes  1 MiB, 16 MiB → 413
+//	failed logins per address       WithFailedLoginLimit        60 a minute → 429 + Retry-After
 //	Kafka-*-Ms config headers       fixed                       1..2147483647 ms (Kafka's int) → 400
 //
 // A waiting /fetch uses one waiter ([Backend].WaitAny) whatever the number of

@@ -18,6 +18,8 @@ type httpError struct {
 	msg    string
 	err    error  // cause, if any
 	allow  string // Allow header of a 405
+
+	retryAfter string // Retry-After header, in seconds, if any
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -98,6 +100,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &he) && he.allow != "" {
 			w.Header().Set("Allow", he.allow)
 		}
+	}
+	var he *httpError
+	if errors.As(err, &he) && he.retryAfter != "" {
+		w.Header().Set("Retry-After", he.retryAfter)
 	}
 	if status >= 500 && !(status == http.StatusServiceUnavailable && s.closing()) {
 		s.log.Error("kafka-rest: backend fault", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

@@ -270,3 +270,18 @@ func TestErrorTextHasNoInternals(t *testing.T) {
 	msg := requireErrorBody(t, e.req("POST", "/produce", `{"topic":"a","partition":"x","value":"v"}`), http.StatusBadRequest)
 	assert.Contains(t, msg, `field "partition" must be a whole number`)
 }
+
+// TestFailedLoginsAreLimited: after the failed login limit an address gets
+// 429 with Retry-After, even with the right credentials, so guessing gains
+// nothing (finding 14).
+func TestFailedLoginsAreLimited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{server: []restserver.Option{restserver.WithFailedLoginLimit(3)}})
+	for range 3 {
+		requireErrorBody(t, e.req("GET", "/topics", "", "Authorization", "Basic "+basic(testUser, "guess")), http.StatusUnauthorized)
+	}
+	r := e.req("GET", "/topics", "")
+	msg := requireErrorBody(t, r, http.StatusTooManyRequests)
+	assert.Contains(t, msg, "failed logins")
+	assert.NotEmpty(t, r.header.Get("Retry-After"))
+}

@@ -37,6 +37,9 @@ const (
 	// DefaultMaxNameLength is the default longest consumer group or
 	// instance name, in bytes: 249, Kafka's limit for topic names.
 	DefaultMaxNameLength = 249
+	// DefaultFailedLoginLimit is the default number of failed logins a
+	// client address may make per minute (and at once): 60.
+	DefaultFailedLoginLimit = 60
 	// DefaultReadHeaderTimeout is the default time [Server.Serve] gives a
 	// client to send a request's headers: 10 s.
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -77,6 +80,7 @@ type config struct {
 	fetchMaxParts   int
 	maxNameLength   int
 	maxConns        int
+	failedLogins    int
 	logger          *slog.Logger
 	timeouts        Timeouts
 }
@@ -93,6 +97,7 @@ func defaults() config {
 		fetchMaxParts:   DefaultFetchMaxPartitions,
 		maxNameLength:   DefaultMaxNameLength,
 		maxConns:        DefaultMaxConnections,
+		failedLogins:    DefaultFailedLoginLimit,
 		logger:          slog.Default(),
 	}
 }
@@ -128,6 +133,9 @@ func (c *config) validate() error {
 	if c.fetchMaxBytes <= 0 || c.fetchPartBytes <= 0 || c.fetchMaxParts <= 0 {
 		errs = append(errs, fmt.Errorf("fetch max bytes, partition bytes and partitions must be positive, got %d, %d and %d",
 			c.fetchMaxBytes, c.fetchPartBytes, c.fetchMaxParts))
+	}
+	if c.failedLogins <= 0 {
+		errs = append(errs, fmt.Errorf("failed login limit must be positive, got %d", c.failedLogins))
 	}
 	if c.maxConns <= 0 {
 		errs = append(errs, fmt.Errorf("max connections must be positive, got %d", c.maxConns))
@@ -231,6 +239,15 @@ func WithMaxNameLength(n int) Option {
 // descriptor limit. Default [DefaultMaxConnections] (4096).
 func WithMaxConnections(n int) Option {
 	return optionFunc(func(c *config) { c.maxConns = n })
+}
+
+// WithFailedLoginLimit sets how many failed logins (401 answers) a client
+// address (the connection's IP) may make per minute, all at once or spread
+// out. An address over it is answered 429 with Retry-After, without its
+// credentials being checked, until it has a try again (one per 60/n s).
+// Default [DefaultFailedLoginLimit] (60).
+func WithFailedLoginLimit(n int) Option {
+	return optionFunc(func(c *config) { c.failedLogins = n })
 }
 
 // WithLogger sets the logger. Requests are logged at Debug level (method,

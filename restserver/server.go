@@ -28,6 +28,7 @@ type Server struct {
 	cfg     config
 	backend Backend
 	auth    *authenticator
+	logins  *loginLimiter
 	log     *slog.Logger
 
 	closeCtx    context.Context // canceled by Close/Shutdown: ends long polls
@@ -84,6 +85,7 @@ func New(b Backend, opts ...Option) (*Server, error) {
 		cfg:         cfg,
 		backend:     b,
 		auth:        newAuthenticator(cfg.credentials),
+		logins:      newLoginLimiter(cfg.failedLogins),
 		log:         cfg.logger,
 		closeCtx:    ctx,
 		cancelClose: cancel,
@@ -276,7 +278,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if len(seg) > 0 {
 		ep, found = routes[routeKey{seg[0], len(seg)}]
 	}
-	if err := s.auth.check(r, found && ep.webhook); err != nil {
+	if err := s.authenticate(r, found && ep.webhook); err != nil {
 		// A client without valid credentials keeps no idle connection.
 		w.Header().Set("Connection", "close")
 		return err
@@ -309,6 +311,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return ep.handle(s, w, r, seg)
+}
+
+// authenticate checks r's credentials, unless its client address has
+// failed too often lately (429 with Retry-After; see
+// [WithFailedLoginLimit]).
+func (s *Server) authenticate(r *http.Request, queryForm bool) error {
+	if !s.auth.enabled() {
+		return nil
+	}
+	key := clientKey(r)
+	if wait := s.logins.blocked(key); wait > 0 {
+		return tooManyLogins(wait)
+	}
+	err := s.auth.check(r, queryForm)
+	if err != nil {
+		s.logins.failed(key)
+	}
+	return err
 }
 
 // checkNames refuses a group or instance name over the name length limit.

@@ -21,6 +21,7 @@
 //	--offsets-retention 168h0m0s       keep an empty group's committed offsets this long
 //	--max-connections 4096             connections held open (kept under the file limit)
 //	--idle-timeout 30s                 keep-alive connections idle this long are closed
+//	--failed-login-limit 60            failed logins per client address per minute (then 429)
 //	--max-topics 10000                 topics (auto-creation past it: 400)
 //	--max-total-partitions 100000      partitions of all topics together
 //
@@ -90,7 +91,7 @@ type limits struct {
 	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
 	maxTopics, maxPartitions, maxNameLength                int
 	offsetsRetention, retentionAge                         time.Duration
-	retentionRecords, maxConns                             int
+	retentionRecords, maxConns, failedLogins               int
 	idleTimeout                                            time.Duration
 	retentionBytes                                         int64
 }
@@ -116,6 +117,8 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 	fs.IntVar(&l.maxConns, "max-connections", restserver.DefaultMaxConnections,
 		"most connections held open; at the limit a new one closes the longest idle one without credentials (else 503)")
 	fs.DurationVar(&l.idleTimeout, "idle-timeout", restserver.DefaultIdleTimeout, "close keep-alive connections idle for this long")
+	fs.IntVar(&l.failedLogins, "failed-login-limit", restserver.DefaultFailedLoginLimit,
+		"failed logins one client address may make per minute; past it 429 with Retry-After")
 	fs.IntVar(&l.maxTopics, "max-topics", 10_000, "most topics the broker holds; creating more is a 400")
 	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
 }
@@ -143,6 +146,7 @@ func (l limits) serverOptions() []restserver.Option {
 		restserver.WithFetchMaxPartitions(l.fetchMaxPartitions),
 		restserver.WithMaxNameLength(l.maxNameLength),
 		restserver.WithMaxConnections(l.maxConns),
+		restserver.WithFailedLoginLimit(l.failedLogins),
 		restserver.WithTimeouts(restserver.Timeouts{Idle: l.idleTimeout}),
 	}
 }
