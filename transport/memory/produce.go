@@ -43,12 +43,13 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 
 	// Check everything, create new topics and pick partitions first.
 	var (
+		pbuf  [8]*partition // small batches: no allocation
 		parts []*partition
 		err   error
 	)
 	for {
 		var fresh []*topic
-		parts, fresh, err = b.plan(ctx, msgs)
+		parts, fresh, err = b.plan(ctx, msgs, pbuf[:0])
 		if err != nil {
 			return nil, err
 		}
@@ -79,12 +80,16 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 	return out, nil
 }
 
-// plan checks every record of msgs and picks its partition. Topics that do
+// plan checks every record of msgs and picks its partition, appending to
+// dst (used if it has room for all) the partitions. Topics that do
 // not exist (when auto-creation is on) are made but not published: plan
 // returns them as fresh, for publish, so that a produce refused for any
 // record creates no topic. It stops when ctx ends.
-func (b *Broker) plan(ctx context.Context, msgs []transport.Message) (parts []*partition, fresh []*topic, err error) {
-	parts = make([]*partition, 0, len(msgs))
+func (b *Broker) plan(ctx context.Context, msgs []transport.Message, dst []*partition) (parts []*partition, fresh []*topic, err error) {
+	parts = dst
+	if cap(parts) < len(msgs) {
+		parts = make([]*partition, 0, len(msgs))
+	}
 	var (
 		t       *topic
 		byName  map[string]*topic
