@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strings"
 )
 
 // authenticator checks HTTP Basic credentials. It keeps only SHA-256 digests
@@ -51,7 +52,11 @@ func (a *authenticator) check(r *http.Request, queryForm bool) error {
 		}
 		return &httpError{status: http.StatusUnauthorized, msg: "invalid credentials"}
 	}
-	if r.Header.Get("Authorization") != "" {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) >= 6 && strings.EqualFold(h[:6], "basic ") {
+			return &httpError{status: http.StatusUnauthorized,
+				msg: "invalid credentials: the Basic credentials must be the base64 encoding of username:password"}
+		}
 		return &httpError{status: http.StatusUnauthorized, msg: "invalid credentials: the Authorization header must use HTTP Basic authentication"}
 	}
 	if queryForm {

@@ -44,6 +44,12 @@ type Backend interface {
 	// ctx.Err()).
 	Fetch(ctx context.Context, from transport.Offset, max int) ([]transport.Message, error)
 
+	// WaitAny waits until one of the partitions of from has a record at or
+	// after its offset (it returns nil at once if one has), or ctx ends
+	// (it returns ctx.Err()). It must not start work per partition that
+	// outlives the call: a /fetch may name a thousand partitions.
+	WaitAny(ctx context.Context, from []transport.Offset) error
+
 	// Offsets returns the first retained offset of a partition and the
 	// offset the next record will get (the high watermark).
 	Offsets(ctx context.Context, tp transport.TopicPartition) (earliest, latest int64, err error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,7 +20,9 @@ import (
 // Consumer instances (§4).
 //
 // An instance is keyed by (group, instance) and made by the first consume
-// that names it; its configuration headers (§4.2) are read only then. It
+// that names it; its configuration headers (§4.2) are read only then (the
+// millisecond ones must be whole numbers up to 2147483647, Kafka's int
+// range, else 400). It
 // owns one backend Member, joined with Instance = the instance name (static
 // membership). Consumes of one instance are served one at a time; commits
 // and reads run alongside.
@@ -88,12 +91,10 @@ func parseConsumerConfig(h http.Header) (consumerConfig, error) {
 			return c, badRequest(fmt.Sprintf("Kafka-Enable-Auto-Commit must be true or false, got %q", v))
 		}
 	}
-	if v := strings.TrimSpace(h.Get("Kafka-Auto-Commit-Interval")); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms < 0 {
-			return c, badRequest(fmt.Sprintf("Kafka-Auto-Commit-Interval must be a non-negative number of milliseconds, got %q", v))
-		}
-		c.autoCommitInterval = time.Duration(ms) * time.Millisecond
+	if d, ok, err := headerMillis(h, "Kafka-Auto-Commit-Interval", 0); err != nil {
+		return c, err
+	} else if ok {
+		c.autoCommitInterval = d
 	}
 	if v := strings.TrimSpace(h.Get("Kafka-Auto-Offset-Reset")); v != "" {
 		switch lv := strings.ToLower(v); lv {
@@ -103,21 +104,36 @@ func parseConsumerConfig(h http.Header) (consumerConfig, error) {
 			return c, badRequest(fmt.Sprintf("Kafka-Auto-Offset-Reset must be earliest, latest or none, got %q", v))
 		}
 	}
-	if v := strings.TrimSpace(h.Get("Kafka-Session-Timeout-Ms")); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms <= 0 {
-			return c, badRequest(fmt.Sprintf("Kafka-Session-Timeout-Ms must be a positive number of milliseconds, got %q", v))
-		}
-		c.sessionTimeout = time.Duration(ms) * time.Millisecond
+	if d, ok, err := headerMillis(h, "Kafka-Session-Timeout-Ms", 1); err != nil {
+		return c, err
+	} else if ok {
+		c.sessionTimeout = d
 	}
-	if v := strings.TrimSpace(h.Get("Kafka-Max-Poll-Interval-Ms")); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms <= 0 {
-			return c, badRequest(fmt.Sprintf("Kafka-Max-Poll-Interval-Ms must be a positive number of milliseconds, got %q", v))
-		}
-		c.maxPollInterval = time.Duration(ms) * time.Millisecond
+	if d, ok, err := headerMillis(h, "Kafka-Max-Poll-Interval-Ms", 1); err != nil {
+		return c, err
+	} else if ok {
+		c.maxPollInterval = d
 	}
 	return c, nil
+}
+
+// maxHeaderMillis is the largest millisecond value a configuration header
+// may carry: Kafka's configs of this kind are Java ints.
+const maxHeaderMillis = math.MaxInt32
+
+// headerMillis reads header name as a whole number of milliseconds from
+// least to maxHeaderMillis; ok is false when the header is absent.
+func headerMillis(h http.Header, name string, least int64) (d time.Duration, ok bool, err error) {
+	v := strings.TrimSpace(h.Get(name))
+	if v == "" {
+		return 0, false, nil
+	}
+	ms, perr := strconv.ParseInt(v, 10, 64)
+	if perr != nil || ms < least || ms > maxHeaderMillis {
+		return 0, false, badRequest(fmt.Sprintf("%s must be a whole number of milliseconds from %d to %d, got %q",
+			name, least, maxHeaderMillis, v))
+	}
+	return time.Duration(ms) * time.Millisecond, true, nil
 }
 
 type instance struct {

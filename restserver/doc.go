@@ -31,8 +31,9 @@
 // message limit or a body over the body limit, 408 a body still arriving
 // when [Server.Serve]'s read timeout passes (see [WithTimeouts], which also
 // cuts off clients that trickle their headers or sit idle), 503 while
-// shutting down, 5xx for backend faults. 429 is reserved for rate limiting, which this server
-// does not do. The request's Content-Type is ignored: bodies are read as
+// shutting down or at the connection limit (with Retry-After), 5xx for
+// backend faults (500 bodies do not carry the fault's text; the log does).
+// 429 (with Retry-After) for a client address over the failed login limit. The request's Content-Type is ignored: bodies are read as
 // JSON. Committed offsets are stored exactly as given and mean the next
 // offset to read. Timestamps are epoch milliseconds; /offsets/{ts} takes a
 // value below 1e11 as seconds. Consume and fetch time out after 1000 ms by
@@ -74,4 +75,25 @@
 // instance commits its positions (if auto-commit is on), leaves the group
 // and rejoins with the new topics, keeping the configuration it was made
 // with.
+//
+// # Limits
+//
+// Each is an option with a documented default; a request over one gets a
+// JSON error and the server stays up:
+//
+//	/fetch answer, all partitions   WithFetchMaxBytes           16 MiB (fetch.max.bytes); the first record always comes
+//	/fetch answer, per partition    WithFetchMaxPartitionBytes  1 MiB (max.partition.fetch.bytes)
+//	records per partition of /fetch WithFetchMaxRecords         500
+//	partitions one /fetch names     WithFetchMaxPartitions      1000 (repeats merged) → 400
+//	group and instance names        WithMaxNameLength           249 bytes → 400
+//	connections held by Serve       WithMaxConnections          4096 (idle ones without credentials closed first; else 503 + Retry-After)
+//	idle keep-alive connection      WithTimeouts (Idle)         30 s
+//	record, request body            WithMaxMessageBytes, WithMaxBodyBytes  1 MiB, 16 MiB → 413
+//	failed logins per address       WithFailedLoginLimit        60 a minute → 429 + Retry-After
+//	Kafka-*-Ms config headers       fixed                       1..2147483647 ms (Kafka's int) → 400
+//
+// A waiting /fetch uses one waiter ([Backend].WaitAny) whatever the number of
+// partitions it names. /consume answers are capped by the backend (see
+// memory.WithFetchMaxBytes); topics, partitions, retention and the offsets
+// retention of empty groups are the embedded broker's options (memory.New).
 package restserver

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -17,6 +18,8 @@ type httpError struct {
 	msg    string
 	err    error  // cause, if any
 	allow  string // Allow header of a 405
+
+	retryAfter string // Retry-After header, in seconds, if any
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -70,7 +73,19 @@ func messageOf(err error, status int) string {
 	case errors.Is(err, context.Canceled) && status == http.StatusServiceUnavailable:
 		return "server is shutting down"
 	}
-	return err.Error()
+	var he *httpError
+	if status == http.StatusInternalServerError && !errors.As(err, &he) {
+		// A backend fault: the details are for the log, not the client.
+		return "internal server error (the server log has the details)"
+	}
+	return backendText(err.Error())
+}
+
+// backendText drops the package prefixes of a backend error's text
+// ("memory: produce to \"x\": transport: unknown topic" becomes
+// "produce to \"x\": unknown topic"), keeping the words clients match.
+func backendText(msg string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(msg, "memory: "), "transport: ", "")
 }
 
 // writeError answers err as {"error": "...", "status": N}.
@@ -85,6 +100,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &he) && he.allow != "" {
 			w.Header().Set("Allow", he.allow)
 		}
+	}
+	var he *httpError
+	if errors.As(err, &he) && he.retryAfter != "" {
+		w.Header().Set("Retry-After", he.retryAfter)
 	}
 	if status >= 500 && !(status == http.StatusServiceUnavailable && s.closing()) {
 		s.log.Error("kafka-rest: backend fault", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

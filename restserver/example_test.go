@@ -50,5 +50,5 @@ func Example() {
 	// Output:
 	// 200 [{"topic":"greetings","partition":0,"offset":0,"timestamp":1637745824883}]
 	// 200 [{"topic":"greetings","partition":0,"offset":0,"timestamp":1637745824883,"key":"","value":"hello","headers":[]}]
-	// 404 {"error":"memory: produce to \"nope\": transport: unknown topic","status":404}
+	// 404 {"error":"produce to \"nope\": unknown topic","status":404}
 }

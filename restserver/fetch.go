@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
@@ -19,8 +18,11 @@ import (
 // below the earliest retained one reads from the earliest. Unlike Upstash,
 // which answered one topic per call, records of every named partition that
 // has data are returned, in request order, up to the fetch record limit per
-// partition. When none has data the call waits up to timeout (default
-// 1000 ms) for the first record on any of them, else answers [].
+// partition and within the fetch byte caps ([WithFetchMaxBytes],
+// [WithFetchMaxPartitionBytes]). A partition named twice is read once, from
+// the lower offset; more partitions than [WithFetchMaxPartitions] is a 400.
+// When none has data the call waits up to timeout (default 1000 ms), with
+// one waiter for all of them, for the first record on any, else answers [].
 func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -42,28 +44,9 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	if err != nil {
 		return err
 	}
-	var list []restwire.TopicPartitionOffset
-	if req.Topic != "" {
-		list = append(list, restwire.TopicPartitionOffset{Topic: req.Topic, Partition: req.Partition, Offset: req.Offset})
-	} else if req.Partition != nil || req.Offset != nil {
-		return badRequest("topic is required with partition and offset")
-	}
-	list = append(list, req.TopicPartitionOffsets...)
-	if len(list) == 0 {
-		return badRequest("nothing to fetch: give topic, partition and offset, or topicPartitionOffsets")
-	}
-	tpos := make([]transport.Offset, len(list))
-	for i, tp := range list {
-		if tp.Partition == nil {
-			tp.Partition = new(int32)
-		}
-		if tp.Offset == nil {
-			tp.Offset = new(int64)
-		}
-		if err := validateTopicPartition(&tp, true); err != nil {
-			return err
-		}
-		tpos[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
+	tpos, err := s.fetchList(&req)
+	if err != nil {
+		return err
 	}
 	msgs, err := s.fetch(r, tpos, timeout)
 	if err != nil {
@@ -73,12 +56,104 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	return nil
 }
 
+// fetchList validates the partitions a fetch names, the single triple
+// first, and merges repeats: a partition named again keeps its first place
+// and the lowest offset. More partitions than the fetch partition cap is a
+// 400.
+func (s *Server) fetchList(req *restwire.FetchRequest) ([]transport.Offset, error) {
+	list := req.TopicPartitionOffsets
+	if req.Topic != "" {
+		list = append([]restwire.TopicPartitionOffset{{Topic: req.Topic, Partition: req.Partition, Offset: req.Offset}}, list...)
+	} else if req.Partition != nil || req.Offset != nil {
+		return nil, badRequest("topic is required with partition and offset")
+	}
+	if len(list) == 0 {
+		return nil, badRequest("nothing to fetch: give topic, partition and offset, or topicPartitionOffsets")
+	}
+	tpos := make([]transport.Offset, 0, min(len(list), s.cfg.fetchMaxParts+1))
+	at := make(map[transport.TopicPartition]int, cap(tpos))
+	for _, tp := range list {
+		if tp.Partition == nil {
+			tp.Partition = new(int32)
+		}
+		if tp.Offset == nil {
+			tp.Offset = new(int64)
+		}
+		if err := validateTopicPartition(&tp, true); err != nil {
+			return nil, err
+		}
+		key := transport.TopicPartition{Topic: tp.Topic, Partition: *tp.Partition}
+		if i, ok := at[key]; ok {
+			tpos[i].Offset = min(tpos[i].Offset, *tp.Offset)
+			continue
+		}
+		if len(tpos) == s.cfg.fetchMaxParts {
+			return nil, badRequest(fmt.Sprintf("a fetch may name at most %d partitions (the fetch partition limit)", s.cfg.fetchMaxParts))
+		}
+		at[key] = len(tpos)
+		tpos = append(tpos, transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset})
+	}
+	return tpos, nil
+}
+
+// RecordOverheadBytes is what each record counts for against the fetch
+// byte caps on top of its key, value and headers: the JSON framing of its
+// topic, partition, offset and timestamp.
+const RecordOverheadBytes = 64
+
+// fetchBudget applies the fetch byte caps to an answer being built.
+type fetchBudget struct {
+	left, partition int
+	any             bool // some record is in the answer
+}
+
+// take returns the prefix of msgs (one partition's records) that fits.
+func (b *fetchBudget) take(msgs []transport.Message) []transport.Message {
+	used := 0
+	for i := range msgs {
+		m := &msgs[i]
+		size := RecordOverheadBytes + len(m.Key) + len(m.Value)
+		for _, h := range m.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		if b.any && (used+size > b.partition || size > b.left) {
+			return msgs[:i]
+		}
+		b.any = true
+		used += size
+		b.left -= size
+	}
+	return msgs
+}
+
+// fetch reads what tpos have now, within the byte caps; when none has
+// anything it waits (one waiter for all of them) up to timeout for a
+// record on any, and reads again.
 func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Duration) ([]transport.Message, error) {
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
 	defer cancel()
-	results := make([][]transport.Message, len(tpos))
-	ready := false
-	// First pass: read what is there now, without waiting.
+	waitCtx, cancelWait := s.requestContext(r, timeout)
+	defer cancelWait()
+	for {
+		out, err := s.fetchNow(ctx, tpos)
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		if err := s.backend.WaitAny(waitCtx, tpos); err != nil {
+			if waitCtx.Err() != nil {
+				return nil, nil // timeout, shutdown or the client left: []
+			}
+			return nil, err
+		}
+	}
+}
+
+// fetchNow reads, without waiting, what each of tpos holds, within the
+// byte caps. It moves each offset below its partition's earliest retained
+// one up to it.
+func (s *Server) fetchNow(ctx context.Context, tpos []transport.Offset) ([]transport.Message, error) {
+	budget := fetchBudget{left: s.cfg.fetchMaxBytes, partition: s.cfg.fetchPartBytes}
+	var out []transport.Message
 	for i := range tpos {
 		t := &tpos[i]
 		earliest, latest, err := s.backend.Offsets(ctx, transport.TopicPartition{Topic: t.Topic, Partition: t.Partition})
@@ -86,53 +161,16 @@ func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Du
 			return nil, err
 		}
 		t.Offset = max(t.Offset, earliest)
-		if t.Offset < latest {
-			if results[i], err = s.backend.Fetch(ctx, *t, s.cfg.fetchMaxRecords); err != nil {
-				return nil, err
-			}
-			ready = ready || len(results[i]) > 0
+		if t.Offset >= latest || (budget.any && budget.left <= 0) {
+			continue
 		}
-	}
-	if !ready {
-		if err := s.waitFetch(r, tpos, results, timeout); err != nil {
+		msgs, err := s.backend.Fetch(ctx, *t, s.cfg.fetchMaxRecords)
+		if err != nil {
 			return nil, err
 		}
-	}
-	var out []transport.Message
-	for _, res := range results {
-		out = append(out, res...)
+		out = append(out, budget.take(msgs)...)
 	}
 	return out, nil
-}
-
-// waitFetch waits on every partition at once until the first has data (the
-// others' fetches are then canceled, keeping what they already got) or
-// timeout passes.
-func (s *Server) waitFetch(r *http.Request, tpos []transport.Offset, results [][]transport.Message, timeout time.Duration) error {
-	ctx, cancel := s.requestContext(r, timeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(tpos))
-	for i, t := range tpos {
-		wg.Go(func() {
-			msgs, err := s.backend.Fetch(ctx, t, s.cfg.fetchMaxRecords)
-			switch {
-			case len(msgs) > 0:
-				results[i] = msgs
-				cancel()
-			case err != nil && ctx.Err() == nil:
-				errs[i] = err
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // handleTopics serves GET /topics: {"topic": partitions, ...}.

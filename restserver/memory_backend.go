@@ -30,6 +30,10 @@ func (m memoryBackend) Fetch(ctx context.Context, from transport.Offset, max int
 	return m.Broker.Fetch(ctx, from.Topic, from.Partition, from.Offset, max)
 }
 
+func (m memoryBackend) WaitAny(ctx context.Context, from []transport.Offset) error {
+	return m.Broker.WaitAny(ctx, from)
+}
+
 func (m memoryBackend) Offsets(_ context.Context, tp transport.TopicPartition) (int64, int64, error) {
 	return m.Broker.Offsets(tp.Topic, tp.Partition)
 }

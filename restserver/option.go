@@ -23,6 +23,23 @@ const (
 	// DefaultFetchMaxRecords is the default largest number of records one
 	// /fetch returns per topic-partition-offset: 500.
 	DefaultFetchMaxRecords = 500
+	// DefaultFetchMaxBytes is the default cap on the records of one /fetch
+	// answer, like Kafka's fetch.max.bytes: 16 MiB (Kafka's consumer has
+	// 50 MiB; here one answer stays the size of the largest request body).
+	DefaultFetchMaxBytes = 16 << 20
+	// DefaultFetchMaxPartitionBytes is the default cap on the records of
+	// one partition in a /fetch answer, Kafka's max.partition.fetch.bytes
+	// default: 1 MiB.
+	DefaultFetchMaxPartitionBytes = 1 << 20
+	// DefaultFetchMaxPartitions is the default largest number of
+	// partitions one /fetch may name, after merging repeats: 1000.
+	DefaultFetchMaxPartitions = 1000
+	// DefaultMaxNameLength is the default longest consumer group or
+	// instance name, in bytes: 249, Kafka's limit for topic names.
+	DefaultMaxNameLength = 249
+	// DefaultFailedLoginLimit is the default number of failed logins a
+	// client address may make per minute (and at once): 60.
+	DefaultFailedLoginLimit = 60
 	// DefaultReadHeaderTimeout is the default time [Server.Serve] gives a
 	// client to send a request's headers: 10 s.
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -30,8 +47,12 @@ const (
 	// to send a whole request, headers and body: 60 s.
 	DefaultReadTimeout = 60 * time.Second
 	// DefaultIdleTimeout is the default time [Server.Serve] keeps an idle
-	// keep-alive connection open waiting for its next request: 2 min.
-	DefaultIdleTimeout = 2 * time.Minute
+	// keep-alive connection open waiting for its next request: 30 s (well
+	// under the 120 s that let idle clients pile up connections).
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultMaxConnections is the default largest number of connections
+	// [Server.Serve] holds open: 4096.
+	DefaultMaxConnections = 4096
 	// DefaultWriteMargin is what the default write timeout adds to the max
 	// timeout (see [Timeouts.Write]): 30 s.
 	DefaultWriteMargin = 30 * time.Second
@@ -54,6 +75,12 @@ type config struct {
 	maxTimeout      time.Duration
 	instanceExpiry  time.Duration
 	fetchMaxRecords int
+	fetchMaxBytes   int
+	fetchPartBytes  int
+	fetchMaxParts   int
+	maxNameLength   int
+	maxConns        int
+	failedLogins    int
 	logger          *slog.Logger
 	timeouts        Timeouts
 }
@@ -65,6 +92,12 @@ func defaults() config {
 		maxTimeout:      DefaultMaxTimeout,
 		instanceExpiry:  DefaultInstanceExpiry,
 		fetchMaxRecords: DefaultFetchMaxRecords,
+		fetchMaxBytes:   DefaultFetchMaxBytes,
+		fetchPartBytes:  DefaultFetchMaxPartitionBytes,
+		fetchMaxParts:   DefaultFetchMaxPartitions,
+		maxNameLength:   DefaultMaxNameLength,
+		maxConns:        DefaultMaxConnections,
+		failedLogins:    DefaultFailedLoginLimit,
 		logger:          slog.Default(),
 	}
 }
@@ -96,6 +129,19 @@ func (c *config) validate() error {
 	}
 	if c.fetchMaxRecords <= 0 {
 		errs = append(errs, fmt.Errorf("fetch max records must be positive, got %d", c.fetchMaxRecords))
+	}
+	if c.fetchMaxBytes <= 0 || c.fetchPartBytes <= 0 || c.fetchMaxParts <= 0 {
+		errs = append(errs, fmt.Errorf("fetch max bytes, partition bytes and partitions must be positive, got %d, %d and %d",
+			c.fetchMaxBytes, c.fetchPartBytes, c.fetchMaxParts))
+	}
+	if c.failedLogins <= 0 {
+		errs = append(errs, fmt.Errorf("failed login limit must be positive, got %d", c.failedLogins))
+	}
+	if c.maxConns <= 0 {
+		errs = append(errs, fmt.Errorf("max connections must be positive, got %d", c.maxConns))
+	}
+	if c.maxNameLength <= 0 {
+		errs = append(errs, fmt.Errorf("max name length must be positive, got %d", c.maxNameLength))
 	}
 	errs = append(errs, c.timeouts.check(c.maxTimeout)...)
 	if err := errors.Join(errs...); err != nil {
@@ -150,6 +196,58 @@ func WithInstanceExpiry(d time.Duration) Option {
 // [DefaultFetchMaxRecords] (500).
 func WithFetchMaxRecords(n int) Option {
 	return optionFunc(func(c *config) { c.fetchMaxRecords = n })
+}
+
+// WithFetchMaxBytes caps the records of one /fetch answer, as Kafka's
+// fetch.max.bytes does: records are added until the next would pass n
+// bytes, counting each record's key, value and header keys and values
+// plus [RecordOverheadBytes]; the first record of an answer always comes,
+// whatever its size, so a reader makes progress. (The JSON answer can be
+// larger: control bytes are escaped.) Default [DefaultFetchMaxBytes]
+// (16 MiB). /consume answers are capped by the backend's own limits (see
+// memory.WithFetchMaxBytes).
+func WithFetchMaxBytes(n int) Option {
+	return optionFunc(func(c *config) { c.fetchMaxBytes = n })
+}
+
+// WithFetchMaxPartitionBytes caps the records of each partition in one
+// /fetch answer, counted as for [WithFetchMaxBytes], as Kafka's
+// max.partition.fetch.bytes does. Default [DefaultFetchMaxPartitionBytes]
+// (1 MiB).
+func WithFetchMaxPartitionBytes(n int) Option {
+	return optionFunc(func(c *config) { c.fetchPartBytes = n })
+}
+
+// WithFetchMaxPartitions caps the partitions one /fetch may name; a
+// partition named several times counts once (its entries are merged at
+// the lowest offset). A fetch naming more is refused with 400. Default
+// [DefaultFetchMaxPartitions] (1000).
+func WithFetchMaxPartitions(n int) Option {
+	return optionFunc(func(c *config) { c.fetchMaxParts = n })
+}
+
+// WithMaxNameLength caps consumer group and instance names, in bytes: a
+// request naming a longer one (consume, commit, committed,
+// delete-consumer) is refused with 400 before anything is made. Default
+// [DefaultMaxNameLength] (249, Kafka's limit for topic names).
+func WithMaxNameLength(n int) Option {
+	return optionFunc(func(c *config) { c.maxNameLength = n })
+}
+
+// WithMaxConnections caps the connections [Server.Serve] holds open (see
+// Serve for what happens at the limit). Keep it below the process's file
+// descriptor limit. Default [DefaultMaxConnections] (4096).
+func WithMaxConnections(n int) Option {
+	return optionFunc(func(c *config) { c.maxConns = n })
+}
+
+// WithFailedLoginLimit sets how many failed logins (401 answers) a client
+// address (the connection's IP) may make per minute, all at once or spread
+// out. An address over it is answered 429 with Retry-After, without its
+// credentials being checked, until it has a try again (one per 60/n s).
+// Default [DefaultFailedLoginLimit] (60).
+func WithFailedLoginLimit(n int) Option {
+	return optionFunc(func(c *config) { c.failedLogins = n })
 }
 
 // WithLogger sets the logger. Requests are logged at Debug level (method,

@@ -28,6 +28,7 @@ type Server struct {
 	cfg     config
 	backend Backend
 	auth    *authenticator
+	logins  *loginLimiter
 	log     *slog.Logger
 
 	closeCtx    context.Context // canceled by Close/Shutdown: ends long polls
@@ -84,6 +85,7 @@ func New(b Backend, opts ...Option) (*Server, error) {
 		cfg:         cfg,
 		backend:     b,
 		auth:        newAuthenticator(cfg.credentials),
+		logins:      newLoginLimiter(cfg.failedLogins),
 		log:         cfg.logger,
 		closeCtx:    ctx,
 		cancelClose: cancel,
@@ -114,7 +116,12 @@ func (s *Server) Stats() Stats {
 
 // Serve accepts HTTP connections on ln until Shutdown or Close, with the
 // read, write and idle timeouts of [WithTimeouts] (by default fit for long
-// polls of up to the max timeout) and request headers of at most 1 MiB. It
+// polls of up to the max timeout), request headers of at most 1 MiB, and
+// at most [WithMaxConnections] connections open: at the limit a new
+// connection closes the longest idle one that never carried an
+// authenticated request (else the longest idle one), or, when none is
+// idle, is answered 503 with Retry-After. A request that fails
+// authentication is answered with Connection: close. It
 // returns nil after Shutdown/Close, and fails if the server is already
 // serving or closed. Serve closes ln.
 func (s *Server) Serve(ln net.Listener) error {
@@ -125,7 +132,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errors.New("restserver: Serve called twice or after Close")
 	}
 	to := s.cfg.timeouts.withDefaults(s.cfg.maxTimeout)
+	limiter := newConnLimiter(s.cfg.maxConns)
 	hs := &http.Server{
+		ConnState:         limiter.connState,
+		ConnContext:       limiter.connContext,
 		Handler:           s,
 		ReadHeaderTimeout: to.ReadHeader,
 		ReadTimeout:       to.Read,
@@ -136,7 +146,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.httpSrv = hs
 	s.httpMu.Unlock()
-	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := hs.Serve(limitListener{ln, limiter}); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -196,6 +206,7 @@ type endpoint struct {
 	methods string // allowed methods, as in an Allow header
 	handle  func(s *Server, w http.ResponseWriter, r *http.Request, seg []string) error
 	webhook bool // takes ?user=&pass= credentials
+	group   bool // seg[1] and seg[2] are a group and an instance name
 }
 
 type routeKey struct {
@@ -209,11 +220,11 @@ var routes = map[routeKey]endpoint{
 	{"produce", 3}:         {methods: "GET", handle: (*Server).handleProducePath},
 	{"webhook", 1}:         {methods: "GET, POST", handle: (*Server).handleWebhook, webhook: true},
 	{"fetch", 1}:           {methods: "GET, POST", handle: (*Server).handleFetch},
-	{"consume", 3}:         {methods: "GET, POST", handle: (*Server).handleConsume},
-	{"consume", 4}:         {methods: "GET", handle: (*Server).handleConsume},
-	{"commit", 3}:          {methods: "GET, POST", handle: (*Server).handleCommit},
-	{"committed", 3}:       {methods: "GET, POST", handle: (*Server).handleCommitted},
-	{"delete-consumer", 3}: {methods: "POST, DELETE", handle: (*Server).handleDeleteConsumer},
+	{"consume", 3}:         {methods: "GET, POST", handle: (*Server).handleConsume, group: true},
+	{"consume", 4}:         {methods: "GET", handle: (*Server).handleConsume, group: true},
+	{"commit", 3}:          {methods: "GET, POST", handle: (*Server).handleCommit, group: true},
+	{"committed", 3}:       {methods: "GET, POST", handle: (*Server).handleCommitted, group: true},
+	{"delete-consumer", 3}: {methods: "POST, DELETE", handle: (*Server).handleDeleteConsumer, group: true},
 	{"topics", 1}:          {methods: "GET", handle: (*Server).handleTopics},
 	{"consumers", 1}:       {methods: "GET", handle: (*Server).handleConsumers},
 	{"offsets", 2}:         {methods: "GET, POST", handle: (*Server).handleOffsets},
@@ -267,9 +278,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if len(seg) > 0 {
 		ep, found = routes[routeKey{seg[0], len(seg)}]
 	}
-	if err := s.auth.check(r, found && ep.webhook); err != nil {
+	if err := s.authenticate(r, found && ep.webhook); err != nil {
+		// A client without valid credentials keeps no idle connection.
+		w.Header().Set("Connection", "close")
 		return err
 	}
+	markAuthenticated(r)
 	if s.closing() {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
 	}
@@ -291,7 +305,41 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 			return badRequest(fmt.Sprintf("path segment %d of /%s is empty", i+2, seg[0]))
 		}
 	}
+	if ep.group {
+		if err := s.checkNames(seg[1], seg[2]); err != nil {
+			return err
+		}
+	}
 	return ep.handle(s, w, r, seg)
+}
+
+// authenticate checks r's credentials, unless its client address has
+// failed too often lately (429 with Retry-After; see
+// [WithFailedLoginLimit]).
+func (s *Server) authenticate(r *http.Request, queryForm bool) error {
+	if !s.auth.enabled() {
+		return nil
+	}
+	key := clientKey(r)
+	if wait := s.logins.blocked(key); wait > 0 {
+		return tooManyLogins(wait)
+	}
+	err := s.auth.check(r, queryForm)
+	if err != nil {
+		s.logins.failed(key)
+	}
+	return err
+}
+
+// checkNames refuses a group or instance name over the name length limit.
+func (s *Server) checkNames(group, instance string) error {
+	for _, n := range [...]struct{ what, name string }{{"group", group}, {"instance", instance}} {
+		if len(n.name) > s.cfg.maxNameLength {
+			return badRequest(fmt.Sprintf("the %s name is %d bytes long; at most %d are allowed (the name length limit)",
+				n.what, len(n.name), s.cfg.maxNameLength))
+		}
+	}
+	return nil
 }
 
 func methodAllowed(allowed, m string) bool {

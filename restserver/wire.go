@@ -3,9 +3,12 @@ package restserver
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -76,7 +79,33 @@ func decodeObject(body []byte, v any, what string) error {
 }
 
 func malformed(err error) *httpError {
-	return &httpError{status: http.StatusBadRequest, msg: "malformed JSON: " + err.Error(), err: err}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		// Not encoding/json's text, which names the server's Go types.
+		msg = fmt.Sprintf("field %q must be %s, not a JSON %s", te.Field, jsonKind(te.Type), te.Value)
+	}
+	return &httpError{status: http.StatusBadRequest, msg: "malformed JSON: " + msg, err: err}
+}
+
+// jsonKind names what JSON a Go type of the wire shapes takes.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "an object"
 }
 
 // Response building.

@@ -7,6 +7,27 @@
 //	kafka-rest [--addr 127.0.0.1:8080] [--topics name[:partitions],...]
 //	           [--partitions 1] [--auto-create=true] [--max-message-bytes 1048576]
 //	           [--username U --password P] [--instance-expiry 5m] [--log-level info]
+//	           [limits: see below]
+//
+// Limits, each a flag with Kafka's name where Kafka has one:
+//
+//	--fetch-max-bytes 16777216         bytes of records in one /fetch or /consume answer
+//	--max-partition-fetch-bytes 1048576  bytes of one partition's records in one answer
+//	--fetch-max-partitions 1000        partitions one /fetch may name
+//	--max-name-length 249              bytes of a consumer group or instance name
+//	--retention-records 100000         records kept per partition
+//	--retention-bytes 67108864         bytes of records kept per partition
+//	--retention-age 168h0m0s           age (since append) of records kept
+//	--offsets-retention 168h0m0s       keep an empty group's committed offsets this long
+//	--max-connections 4096             connections held open (kept under the file limit)
+//	--idle-timeout 30s                 keep-alive connections idle this long are closed
+//	--failed-login-limit 60            failed logins per client address per minute (then 429)
+//	--max-topics 10000                 topics (auto-creation past it: 400)
+//	--max-total-partitions 100000      partitions of all topics together
+//
+// The first record of an answer always comes, whatever its size. A request
+// over a limit gets a JSON error (400, 413, 429 or 503 with Retry-After) and
+// the server stays up.
 //
 // Credentials may come from KAFKA_REST_USERNAME and KAFKA_REST_PASSWORD
 // instead of flags (preferable: flags show in the process list). Without
@@ -15,6 +36,9 @@
 // --addr 127.0.0.1:0) and never logs credentials. SIGINT or SIGTERM shut it
 // down gracefully: long polls end at once, requests in flight finish (up to
 // 10 s).
+//
+// At start it raises its soft limit on open files to the hard limit, and
+// lowers --max-connections to stay 64 below it if needed.
 //
 // Records live in memory only and are lost at exit.
 package main
@@ -59,6 +83,83 @@ type flags struct {
 	partitions, maxMessage                     int
 	autoCreate                                 bool
 	expiry                                     time.Duration
+	limits                                     limits
+}
+
+// limits are the flags that bound what one client can make the server do.
+type limits struct {
+	fetchMaxBytes, partitionFetchBytes, fetchMaxPartitions int
+	maxTopics, maxPartitions, maxNameLength                int
+	offsetsRetention, retentionAge                         time.Duration
+	retentionRecords, maxConns, failedLogins               int
+	idleTimeout                                            time.Duration
+	retentionBytes                                         int64
+}
+
+// limitFlags registers the limit flags.
+func limitFlags(fs *flag.FlagSet, l *limits) {
+	fs.IntVar(&l.fetchMaxBytes, "fetch-max-bytes", restserver.DefaultFetchMaxBytes,
+		"cap on the records of one /fetch or /consume answer, in bytes (Kafka's fetch.max.bytes); the first record always comes")
+	fs.IntVar(&l.partitionFetchBytes, "max-partition-fetch-bytes", restserver.DefaultFetchMaxPartitionBytes,
+		"cap on one partition's records in one /fetch or /consume answer, in bytes (Kafka's max.partition.fetch.bytes)")
+	fs.IntVar(&l.fetchMaxPartitions, "fetch-max-partitions", restserver.DefaultFetchMaxPartitions,
+		"most partitions one /fetch may name (repeats merged); more is a 400")
+	fs.IntVar(&l.maxNameLength, "max-name-length", restserver.DefaultMaxNameLength,
+		"longest consumer group or instance name, in bytes; longer is a 400")
+	fs.DurationVar(&l.offsetsRetention, "offsets-retention", 7*24*time.Hour,
+		"delete a consumer group and its committed offsets this long after its last member left (Kafka's offsets.retention.minutes)")
+	fs.IntVar(&l.retentionRecords, "retention-records", 100_000,
+		"records kept per partition; older ones are dropped, read or not")
+	fs.Int64Var(&l.retentionBytes, "retention-bytes", 64<<20,
+		"bytes of records kept per partition (Kafka's retention.bytes); older records are dropped, read or not")
+	fs.DurationVar(&l.retentionAge, "retention-age", 7*24*time.Hour,
+		"drop records appended longer ago than this, at the partition's next append (Kafka's retention.ms)")
+	fs.IntVar(&l.maxConns, "max-connections", restserver.DefaultMaxConnections,
+		"most connections held open; at the limit a new one closes the longest idle one without credentials (else 503)")
+	fs.DurationVar(&l.idleTimeout, "idle-timeout", restserver.DefaultIdleTimeout, "close keep-alive connections idle for this long")
+	fs.IntVar(&l.failedLogins, "failed-login-limit", restserver.DefaultFailedLoginLimit,
+		"failed logins one client address may make per minute; past it 429 with Retry-After")
+	fs.IntVar(&l.maxTopics, "max-topics", 10_000, "most topics the broker holds; creating more is a 400")
+	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
+}
+
+// fitFileLimit raises the process's soft file limit to its hard limit and
+// keeps the connection limit 64 below it (room for the listener, logs and
+// the like).
+func (l *limits) fitFileLimit(log *slog.Logger) {
+	soft, err := raiseFileLimit()
+	if err != nil {
+		log.Warn("kafka-rest: could not raise the open file limit", "err", err, "limit", soft)
+	}
+	if soft > 64 && uint64(l.maxConns) > soft-64 {
+		log.Warn("kafka-rest: --max-connections lowered to fit the open file limit",
+			"asked", l.maxConns, "now", soft-64, "file_limit", soft)
+		l.maxConns = int(soft - 64)
+	}
+}
+
+// serverOptions are the REST server's options for l.
+func (l limits) serverOptions() []restserver.Option {
+	return []restserver.Option{
+		restserver.WithFetchMaxBytes(l.fetchMaxBytes),
+		restserver.WithFetchMaxPartitionBytes(l.partitionFetchBytes),
+		restserver.WithFetchMaxPartitions(l.fetchMaxPartitions),
+		restserver.WithMaxNameLength(l.maxNameLength),
+		restserver.WithMaxConnections(l.maxConns),
+		restserver.WithFailedLoginLimit(l.failedLogins),
+		restserver.WithTimeouts(restserver.Timeouts{Idle: l.idleTimeout}),
+	}
+}
+
+// brokerOptions are the embedded broker's options for l.
+func (l limits) brokerOptions() []memory.Option {
+	return []memory.Option{
+		memory.WithFetchMaxBytes(l.fetchMaxBytes, l.partitionFetchBytes),
+		memory.WithMaxTopics(l.maxTopics, l.maxPartitions),
+		memory.WithOffsetsRetention(l.offsetsRetention),
+		memory.WithRetention(l.retentionRecords, l.retentionBytes),
+		memory.WithRetentionAge(l.retentionAge),
+	}
 }
 
 // parseFlags parses args; help (true) goes to stdout.
@@ -74,6 +175,7 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.IntVar(&f.maxMessage, "max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
 	fs.DurationVar(&f.expiry, "instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	limitFlags(fs, &f.limits)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -101,13 +203,13 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 // newBroker makes the embedded broker with f's topics. The broker validates
 // its options; its error names the bad one.
 func newBroker(f flags) (*memory.Broker, error) {
-	broker, err := memory.New(
+	broker, err := memory.New(append([]memory.Option{
 		memory.WithPartitions(f.partitions),
 		memory.WithAutoCreate(f.autoCreate),
 		memory.WithMaxMessageBytes(f.maxMessage),
-	)
+	}, f.limits.brokerOptions()...)...)
 	if err != nil {
-		return nil, fmt.Errorf("--partitions or --max-message-bytes: %w", err)
+		return nil, fmt.Errorf("--partitions, --max-message-bytes or a limit flag: %w", err)
 	}
 	topics, err := parseTopics(f.topics, f.partitions)
 	if err == nil {
@@ -142,11 +244,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer broker.Close()
 	log := newLogger(stderr, level)
+	f.limits.fitFileLimit(log)
 	opts := []restserver.Option{
 		restserver.WithLogger(log),
 		restserver.WithMaxMessageBytes(f.maxMessage),
 		restserver.WithInstanceExpiry(f.expiry),
 	}
+	opts = append(opts, f.limits.serverOptions()...)
 	if f.username != "" {
 		opts = append(opts, restserver.WithCredentials(f.username, f.password))
 	}

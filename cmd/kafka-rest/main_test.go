@@ -161,3 +161,31 @@ func TestParseTopics(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, got)
 }
+
+// TestRunLimitFlags: the limit flags reach the server and the broker, and
+// --help lists each with its default.
+func TestRunLimitFlags(t *testing.T) {
+	url, _, stop := start(t, "--addr", "127.0.0.1:0", "--retention-records", "2", "--max-topics", "2",
+		"--max-name-length", "5", "--fetch-max-partitions", "1")
+	defer func() { require.NoError(t, stop()) }()
+
+	status, body := get(t, "POST", url+"/produce/a", "", "", `[{"value":"1"},{"value":"2"},{"value":"3"}]`)
+	require.Equal(t, http.StatusOK, status, body)
+	status, body = get(t, "POST", url+"/fetch", "", "", `{"topic":"a","partition":0,"offset":0}`)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, 2, strings.Count(body, `"offset"`), "--retention-records 2: %s", body)
+	status, _ = get(t, "POST", url+"/fetch", "", "", `{"topicPartitionOffsets":[{"topic":"a","partition":0},{"topic":"b"}]}`)
+	assert.Equal(t, http.StatusBadRequest, status, "--fetch-max-partitions 1")
+	status, _ = get(t, "POST", url+"/produce", "", "", `[{"topic":"b","value":"1"},{"topic":"c","value":"1"}]`)
+	assert.Equal(t, http.StatusBadRequest, status, "--max-topics 2")
+	status, _ = get(t, "POST", url+"/consume/group6/i", "", "", `{"topic":"a","timeout":0}`)
+	assert.Equal(t, http.StatusBadRequest, status, "--max-name-length 5")
+
+	var stdout bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"--help"}, &stdout, io.Discard))
+	for _, f := range []string{"fetch-max-bytes int", "(default 16777216)", "max-partition-fetch-bytes", "fetch-max-partitions",
+		"max-name-length", "max-topics", "max-total-partitions", "offsets-retention", "retention-records",
+		"retention-bytes", "retention-age", "max-connections", "idle-timeout", "failed-login-limit"} {
+		assert.Contains(t, stdout.String(), f)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,13 +53,18 @@ type Broker struct {
 	now     func() time.Time
 	onBlock func(*Consumer)
 
-	// topics maps a name to its *topic. It is replaced, never modified,
-	// under mu, so the produce path reads it with one atomic load.
-	topics atomic.Pointer[map[string]*topic]
-	closed atomic.Bool
+	// topics maps a name to its *topic. Entries are added under mu, and
+	// read without it: one lock-free load on the produce path, and O(1) to
+	// add (a copied map made creating n topics cost O(n²)).
+	topics sync.Map
+	// nTopics and nParts count the topics and their partitions; written
+	// under mu, read without it for early cap checks.
+	nTopics, nParts atomic.Int64
+	closed          atomic.Bool
 
-	mu     sync.Mutex        // serialises topic creation, groups and Close
-	groups map[string]*group // by name
+	mu      sync.Mutex        // serialises topic creation, groups and Close
+	groups  map[string]*group // by name
+	sweepAt time.Time         // sweepGroups does nothing before; guarded by mu
 }
 
 // New returns a running broker configured by opts (see the With... options
@@ -78,8 +84,6 @@ func New(opts ...Option) (*Broker, error) {
 		now:    time.Now,
 		groups: make(map[string]*group),
 	}
-	m := make(map[string]*topic, len(cfg.topics))
-	b.topics.Store(&m)
 	for _, ts := range cfg.topics {
 		n := ts.partitions
 		if n <= 0 {
@@ -133,28 +137,48 @@ func (b *Broker) CreateTopic(name string, partitions int) error {
 		}
 		return nil
 	}
-	b.addLocked(newTopic(name, partitions))
-	return nil
+	return b.publishLocked("create topic", []*topic{newTopic(name, partitions)})
 }
 
 // lookup returns the topic called name, or nil.
 func (b *Broker) lookup(name string) *topic {
-	return (*b.topics.Load())[name]
+	if t, ok := b.topics.Load(name); ok {
+		return t.(*topic)
+	}
+	return nil
 }
 
-// addLocked publishes t in a new copy of the topic map. Called with mu held.
-func (b *Broker) addLocked(t *topic) {
-	old := *b.topics.Load()
-	m := make(map[string]*topic, len(old)+1)
-	for k, v := range old {
-		m[k] = v
+// checkCaps fails when adding topics with parts partitions in all would
+// pass WithMaxTopics' caps. op names the operation in the error.
+func (b *Broker) checkCaps(op string, topics, parts int) error {
+	nt, np := b.nTopics.Load()+int64(topics), b.nParts.Load()+int64(parts)
+	if nt > int64(b.cfg.maxTopics) || np > int64(b.cfg.maxTotalParts) {
+		return fmt.Errorf("memory: %s: %d more topics with %d partitions would pass the broker's limit of %d topics and %d partitions: %w",
+			op, topics, parts, b.cfg.maxTopics, b.cfg.maxTotalParts, transport.ErrInvalid)
 	}
-	m[t.name] = t
-	b.topics.Store(&m)
+	return nil
+}
+
+// publishLocked adds ts, new topics whose names are not taken, all or none
+// (none when the caps would be passed). Called with mu held.
+func (b *Broker) publishLocked(op string, ts []*topic) error {
+	parts := 0
+	for _, t := range ts {
+		parts += len(t.parts)
+	}
+	if err := b.checkCaps(op, len(ts), parts); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		b.topics.Store(t.name, t)
+	}
+	b.nTopics.Add(int64(len(ts)))
+	b.nParts.Add(int64(parts))
+	return nil
 }
 
 // topicFor returns topic name for the operation op (used in errors, e.g.
-// `produce to`), creating it when create is set and auto-creation is on.
+// `subscribe to`), creating it when create is set and auto-creation is on.
 func (b *Broker) topicFor(op, name string, create bool) (*topic, error) {
 	if t := b.lookup(name); t != nil {
 		return t, nil
@@ -173,7 +197,9 @@ func (b *Broker) topicFor(op, name string, create bool) (*topic, error) {
 	t := b.lookup(name)
 	if t == nil {
 		t = newTopic(name, b.cfg.partitions)
-		b.addLocked(t)
+		if err := b.publishLocked(op+" "+strconv.Quote(name), []*topic{t}); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -197,11 +223,11 @@ func (b *Broker) partitionOf(op, name string, partition int32) (*partition, erro
 
 // Topics returns a new map from each topic's name to its partition count.
 func (b *Broker) Topics() map[string]int32 {
-	m := *b.topics.Load()
-	out := make(map[string]int32, len(m))
-	for name, t := range m {
-		out[name] = int32(len(t.parts))
-	}
+	out := make(map[string]int32)
+	b.topics.Range(func(k, v any) bool {
+		out[k.(string)] = int32(len(v.(*topic).parts))
+		return true
+	})
 	return out
 }
 
@@ -232,7 +258,7 @@ func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int6
 
 // Fetch reads a partition without a consumer group: it returns up to max
 // records (max <= 0 means WithMaxPollRecords' value) starting at offset, in
-// offset order. An offset below the earliest retained one starts at the
+// offset order, within WithFetchMaxBytes' partition cap. An offset below the earliest retained one starts at the
 // earliest. If no record exists yet at offset (including an offset beyond
 // the latest), Fetch waits until one is produced, ctx ends (it returns
 // ctx.Err()) or the broker closes. It never creates topics: errors are as
@@ -262,7 +288,8 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 		if n := p.availableLocked(offset); n > 0 {
 			out, _ := p.readLocked(make([]transport.Message, 0, min(n, int64(max))), offset, max)
 			p.mu.Unlock()
-			return out, nil
+			left := b.cfg.partitionBytes
+			return out[:b.cfg.fitBytes(out, false, &left)], nil
 		}
 		if wake == nil {
 			// Registered under the same lock as the check above, so
@@ -278,6 +305,49 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 		case <-b.done:
 			return nil, errBrokerClosed
 		}
+	}
+}
+
+// WaitAny waits until one of the partitions named in from has a record at
+// or after its offset (nil at once if one has), ctx ends (ctx.Err()) or the
+// broker closes. It uses one wake channel for all of them and starts no
+// goroutine. Errors for unknown topics or partitions are as for Offsets.
+func (b *Broker) WaitAny(ctx context.Context, from []transport.Offset) error {
+	parts := make([]*partition, len(from))
+	for i, f := range from {
+		p, err := b.partitionOf("wait on", f.Topic, f.Partition)
+		if err != nil {
+			return err
+		}
+		parts[i] = p
+	}
+	wake := make(chan struct{}, 1)
+	watched := 0
+	defer func() {
+		for _, p := range parts[:watched] {
+			p.unwatch(wake)
+		}
+	}()
+	for i, p := range parts {
+		p.mu.Lock()
+		ready := p.availableLocked(from[i].Offset) > 0
+		if !ready {
+			// Registered under the lock of the check: no append slips by.
+			p.watchers = append(p.watchers, wake)
+			watched++
+		}
+		p.mu.Unlock()
+		if ready {
+			return nil
+		}
+	}
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.done:
+		return errBrokerClosed
 	}
 }
 
@@ -329,6 +399,7 @@ type MemberInfo struct {
 // its live members. Like a Poll, it first drops members that exceeded their
 // max poll interval. The result is a copy.
 func (b *Broker) Groups() []GroupInfo {
+	b.sweepGroups()
 	b.mu.Lock()
 	gs := make([]*group, 0, len(b.groups))
 	for _, g := range b.groups {
@@ -365,6 +436,7 @@ func (b *Broker) Groups() []GroupInfo {
 // its mu held. A group deleted by its last member's leaving (see leftLocked)
 // is never reused: the caller gets a new one.
 func (b *Broker) lockedGroup(name string) (*group, error) {
+	b.sweepGroups()
 	for {
 		b.mu.Lock()
 		if b.closed.Load() {
@@ -391,6 +463,34 @@ func (b *Broker) lockedGroup(name string) (*group, error) {
 	}
 }
 
+// sweepGroups deletes the groups that have had no member for the offsets
+// retention (see WithOffsetsRetention), with their committed offsets. It
+// runs in the callers that find groups (Subscribe, Join, Groups), at most
+// once per tenth of the retention (and at least once a minute), so that it
+// costs O(1) per call on average and the broker needs no goroutine.
+func (b *Broker) sweepGroups() {
+	now := b.now()
+	b.mu.Lock()
+	if now.Before(b.sweepAt) || b.closed.Load() {
+		b.mu.Unlock()
+		return
+	}
+	b.sweepAt = now.Add(min(b.cfg.offsetsRetention/10, time.Minute))
+	gs := make([]*group, 0, len(b.groups))
+	for _, g := range b.groups {
+		gs = append(gs, g)
+	}
+	b.mu.Unlock()
+	for _, g := range gs {
+		g.mu.Lock()
+		if !g.deleted && len(g.members) == 0 && len(g.gone) == 0 && !g.emptySince.IsZero() &&
+			now.Sub(g.emptySince) >= b.cfg.offsetsRetention {
+			g.deleteLocked()
+		}
+		g.mu.Unlock()
+	}
+}
+
 // Close shuts the broker down: every blocked Poll and Fetch returns an error
 // wrapping transport.ErrClosed, and so does every later call. The records
 // and offsets are released. Close is idempotent and always returns nil.
@@ -403,7 +503,6 @@ func (b *Broker) Close() error {
 	b.closed.Store(true)
 	close(b.done)
 	b.groups = nil
-	empty := map[string]*topic{}
-	b.topics.Store(&empty)
+	b.topics.Clear()
 	return nil
 }

@@ -349,10 +349,17 @@ func (c *Consumer) collect() []transport.Message {
 		total = limit
 	}
 	out := make([]transport.Message, 0, total)
-	for i := range n {
+	left := c.b.cfg.fetchMaxBytes
+	for i := 0; i < n && left > 0; i++ {
 		o := c.owned[(start+i)%n]
 		if o.take > 0 {
+			k := len(out)
 			out, o.pos = o.p.read(out, o.pos, o.take)
+			if cut := c.b.cfg.fitBytes(out[k:], k > 0, &left); cut < len(out)-k {
+				o.pos = out[k+cut].Offset // the rest stays for the next Poll
+				clear(out[k+cut:])
+				out = out[:k+cut]
+			}
 		}
 	}
 	return out

@@ -212,3 +212,42 @@ func TestRetention(t *testing.T) {
 		assert.Equal(t, seq(4, 7), offsetsOf(pollN(t, m, 3)))
 	})
 }
+
+// TestPollAndFetchCappedInBytes: Poll stops at the byte caps (at least one
+// record) and what it leaves comes next; Fetch applies the partition cap.
+func TestPollAndFetchCappedInBytes(t *testing.T) {
+	b := newBroker(t, WithTopic("t", 1), WithFetchMaxBytes(2500, 2000))
+	defer b.Close()
+	ctx := context.Background()
+	var msgs []transport.Message
+	for range 10 {
+		msgs = append(msgs, transport.Message{Topic: "t", Value: make([]byte, 1000)})
+	}
+	msgs = append(msgs, transport.Message{Topic: "t", Value: make([]byte, 5000)})
+	_, err := b.Produce(ctx, msgs...)
+	require.NoError(t, err)
+
+	got, err := b.Fetch(ctx, "t", 0, 0, 0)
+	require.NoError(t, err)
+	assert.Len(t, got, 2)
+	got, err = b.Fetch(ctx, "t", 0, 10, 0)
+	require.NoError(t, err)
+	assert.Len(t, got, 1, "a record over the cap still comes alone")
+
+	c, err := b.Subscribe(ctx, transport.Subscription{Group: "g", Topics: []string{"t"}, Start: transport.StartEarliest})
+	require.NoError(t, err)
+	defer c.Close()
+	var offs []int64
+	for len(offs) < 11 {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := c.Poll(pctx)
+		cancel()
+		require.NoError(t, err)
+		require.NotEmpty(t, got)
+		assert.LessOrEqual(t, len(got), 2)
+		for _, m := range got {
+			offs = append(offs, m.Offset)
+		}
+	}
+	assert.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, offs)
+}

@@ -30,6 +30,10 @@ type group struct {
 	gone    map[string]*Consumer // members dropped for not polling, by instance
 	parts   map[*partition]*groupPart
 	deleted bool // removed from the broker; a Join must make a new group
+	// emptySince is when the last member of a group with committed offsets
+	// left; sweepGroups deletes the group once it is older than the
+	// offsets retention and the group is still empty.
+	emptySince time.Time
 
 	// No member can time out before scanAt (or ever, with scanIdle, until
 	// a member's Poll ends or one joins), so expireLocked can skip the scan.
@@ -248,17 +252,23 @@ func (g *group) assignLocked(c *Consumer, parts []*partition, revoke bool) {
 // made per process (rpc's private readers, reply groups) would otherwise
 // pile up in a long-lived broker. A group with committed offsets is kept
 // while the broker runs, so a consumer that comes back resumes where it
-// committed (Kafka keeps them for offsets.retention.minutes, 7 days by
-// default; the embedded broker keeps them until Close).
+// committed, for WithOffsetsRetention (Kafka's offsets.retention.minutes,
+// 7 days by default) after its last member left; see sweepGroups.
 func (g *group) leftLocked() {
 	if len(g.members) > 0 || len(g.gone) > 0 {
 		return
 	}
 	for _, gp := range g.parts {
 		if gp.committed >= 0 {
+			g.emptySince = g.b.now()
 			return
 		}
 	}
+	g.deleteLocked()
+}
+
+// deleteLocked removes the group from its broker. Called with g.mu held.
+func (g *group) deleteLocked() {
 	g.deleted = true
 	b := g.b
 	b.mu.Lock()

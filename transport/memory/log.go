@@ -42,6 +42,7 @@ type partition struct {
 
 	mu        sync.Mutex
 	recs      []transport.Message // ring buffer; grows by doubling, never shrinks
+	added     []int64             // append times in unix ms, parallel to recs (for the retention age)
 	head      int                 // index in recs of the record at offset base
 	count     int                 // retained records
 	base      int64               // the earliest retained offset
@@ -65,9 +66,25 @@ func recordSize(m *transport.Message) int {
 	return n
 }
 
+// fitBytes returns how many of msgs, one partition's records, fit in the
+// per-partition byte cap and in *left, which it reduces. The first record
+// always fits unless some record came before (more).
+func (c *config) fitBytes(msgs []transport.Message, more bool, left *int) int {
+	used := 0
+	for i := range msgs {
+		size := recordSize(&msgs[i])
+		if (more || i > 0) && (used+size > c.partitionBytes || size > *left) {
+			return i
+		}
+		used += size
+		*left -= size
+	}
+	return len(msgs)
+}
+
 // append stores msgs, which are fully prepared except for Offset, sets their
 // offsets, applies retention and wakes the watchers.
-func (p *partition) append(msgs []transport.Message, cfg *config) {
+func (p *partition) append(msgs []transport.Message, cfg *config, now time.Time) {
 	p.mu.Lock()
 	if need := p.count + len(msgs); need > len(p.recs) {
 		p.grow(need)
@@ -83,10 +100,12 @@ func (p *partition) append(msgs []transport.Message, cfg *config) {
 			p.lastMilli = ms
 		}
 		p.bytes += int64(recordSize(m))
-		p.recs[(p.head+p.count)%len(p.recs)] = *m
+		at := (p.head + p.count) % len(p.recs)
+		p.recs[at] = *m
+		p.added[at] = now.UnixMilli()
 		p.count++
 	}
-	p.trim(cfg)
+	p.trim(cfg, now)
 	p.end.Store(off)
 	for _, w := range p.watchers {
 		signal(w)
@@ -103,13 +122,18 @@ func (p *partition) grow(need int) {
 	recs := make([]transport.Message, n)
 	k := copy(recs, p.recs[p.head:min(p.head+p.count, len(p.recs))])
 	copy(recs[k:], p.recs[:p.count-k])
-	p.recs, p.head = recs, 0
+	added := make([]int64, n)
+	copy(added, p.added[p.head:p.head+k])
+	copy(added[k:], p.added[:p.count-k])
+	p.recs, p.added, p.head = recs, added, 0
 }
 
-// trim drops the oldest records while the log is over a retention limit,
-// keeping at least the newest record. Called with mu held.
-func (p *partition) trim(cfg *config) {
-	for p.count > 1 && (p.count > cfg.retentionRecords || p.bytes > cfg.retentionBytes) {
+// trim drops the oldest records while the log is over a retention limit
+// (records, bytes, or the oldest record appended more than the retention
+// age before now), keeping at least the newest record. Called with mu held.
+func (p *partition) trim(cfg *config, now time.Time) {
+	cutoff := now.Add(-cfg.retentionAge).UnixMilli()
+	for p.count > 1 && (p.count > cfg.retentionRecords || p.bytes > cfg.retentionBytes || p.added[p.head] < cutoff) {
 		p.bytes -= int64(recordSize(&p.recs[p.head]))
 		p.recs[p.head] = transport.Message{} // release the record's memory
 		p.head = (p.head + 1) % len(p.recs)

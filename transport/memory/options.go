@@ -12,11 +12,17 @@ import (
 const (
 	defaultPartitions       = 1
 	defaultRetentionRecords = 100_000
-	defaultRetentionBytes   = 64 << 20 // 64 MiB
-	defaultMaxMessageBytes  = 1 << 20  // 1 MiB
+	defaultRetentionBytes   = 64 << 20           // 64 MiB
+	defaultRetentionAge     = 7 * 24 * time.Hour // Kafka's log.retention.hours
+	defaultMaxMessageBytes  = 1 << 20            // 1 MiB
 	defaultSessionTimeout   = 30 * time.Second
 	defaultMaxPollInterval  = 5 * time.Minute
 	defaultMaxPollRecords   = 1000
+	defaultOffsetsRetention = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
+	defaultMaxTopics        = 10_000
+	defaultMaxTotalParts    = 100_000
+	defaultFetchMaxBytes    = 50 << 20 // 50 MiB, Kafka's fetch.max.bytes
+	defaultPartitionBytes   = 1 << 20  // 1 MiB, Kafka's max.partition.fetch.bytes
 
 	// maxPartitions caps the partition count of one topic, so a typo cannot
 	// allocate millions of logs.
@@ -31,10 +37,16 @@ type config struct {
 	topics           []topicSpec   // created by New, in order
 	retentionRecords int           // per partition
 	retentionBytes   int64         // per partition
+	retentionAge     time.Duration // of a partition's oldest record
 	maxMessageBytes  int           // len(Key)+len(Value)+headers
 	sessionTimeout   time.Duration // for Subscription.SessionTimeout == 0
 	maxPollInterval  time.Duration // for Subscription.MaxPollInterval == 0
 	maxPollRecords   int           // per Poll, and per Fetch with max <= 0
+	fetchMaxBytes    int           // per Poll
+	maxTopics        int           // topics in the broker
+	offsetsRetention time.Duration // of groups without members
+	maxTotalParts    int           // partitions of all topics
+	partitionBytes   int           // per partition per Poll, and per Fetch
 }
 
 type topicSpec struct {
@@ -49,10 +61,16 @@ func defaults() config {
 		autoCreate:       true,
 		retentionRecords: defaultRetentionRecords,
 		retentionBytes:   defaultRetentionBytes,
+		retentionAge:     defaultRetentionAge,
 		maxMessageBytes:  defaultMaxMessageBytes,
 		sessionTimeout:   defaultSessionTimeout,
 		maxPollInterval:  defaultMaxPollInterval,
 		maxPollRecords:   defaultMaxPollRecords,
+		fetchMaxBytes:    defaultFetchMaxBytes,
+		maxTopics:        defaultMaxTopics,
+		offsetsRetention: defaultOffsetsRetention,
+		maxTotalParts:    defaultMaxTotalParts,
+		partitionBytes:   defaultPartitionBytes,
 	}
 }
 
@@ -200,6 +218,73 @@ func WithMaxPollRecords(n int) Option {
 			return errOption(fmt.Sprintf("WithMaxPollRecords(%d)", n), "the count must be positive")
 		}
 		c.maxPollRecords = n
+		return nil
+	})
+}
+
+// WithFetchMaxBytes caps the records one Consumer.Poll returns in bytes,
+// as Kafka's fetch.max.bytes (maxBytes, in all) and
+// max.partition.fetch.bytes (partitionBytes, per partition) do, counting
+// each record as WithMaxMessageBytes does. Fetch applies partitionBytes.
+// The first record of a Poll or Fetch always comes, whatever its size, so a
+// reader makes progress; records left out stay for the next Poll. The
+// defaults are Kafka's: 50 MiB and 1 MiB; a value <= 0 makes New fail.
+func WithFetchMaxBytes(maxBytes, partitionBytes int) Option {
+	return funcOption(func(c *config) error {
+		if maxBytes <= 0 || partitionBytes <= 0 {
+			return errOption(fmt.Sprintf("WithFetchMaxBytes(%d, %d)", maxBytes, partitionBytes), "the limits must be positive")
+		}
+		c.fetchMaxBytes, c.partitionBytes = maxBytes, partitionBytes
+		return nil
+	})
+}
+
+// WithMaxTopics caps the topics the broker holds and their partitions in
+// all. Creating topics past either cap (CreateTopic, or auto-creation by
+// Produce, Subscribe, Join or Tail) fails with an error wrapping
+// transport.ErrInvalid and creates none of them. The defaults are 10,000
+// topics and 100,000 partitions; a value <= 0 makes New fail.
+func WithMaxTopics(topics, partitions int) Option {
+	return funcOption(func(c *config) error {
+		if topics <= 0 || partitions <= 0 {
+			return errOption(fmt.Sprintf("WithMaxTopics(%d, %d)", topics, partitions), "the limits must be positive")
+		}
+		c.maxTopics, c.maxTotalParts = topics, partitions
+		return nil
+	})
+}
+
+// WithOffsetsRetention sets how long a consumer group that has committed
+// offsets is kept after its last member left (Kafka's
+// offsets.retention.minutes): then it is deleted with its offsets, and a
+// member that joins later starts by its Subscription.Start. A group without
+// committed offsets is deleted as soon as its last member leaves. Expired
+// groups are found by Subscribe, Join and Groups, at most once per tenth of
+// d (at least once a minute). The default is 7 days, Kafka's; a value <= 0
+// makes New fail.
+func WithOffsetsRetention(d time.Duration) Option {
+	return funcOption(func(c *config) error {
+		if d <= 0 {
+			return errOption(fmt.Sprintf("WithOffsetsRetention(%v)", d), "the retention must be positive")
+		}
+		c.offsetsRetention = d
+		return nil
+	})
+}
+
+// WithRetentionAge bounds how old a partition's records may grow, as
+// Kafka's retention.ms does: when a partition is appended to, its oldest
+// records appended more than d before now are dropped (the newest is
+// always kept). The age counts from the append, not from the record's
+// Time, which a producer may set to any time (Kafka's LogAppendTime).
+// Drops happen only at appends: the broker runs no goroutine. The default is 7 days, Kafka's
+// log.retention.hours; a value <= 0 makes New fail.
+func WithRetentionAge(d time.Duration) Option {
+	return funcOption(func(c *config) error {
+		if d <= 0 {
+			return errOption(fmt.Sprintf("WithRetentionAge(%v)", d), "the age must be positive")
+		}
+		c.retentionAge = d
 		return nil
 	})
 }

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -25,8 +26,10 @@ var emptyValue = []byte{}
 // unknown topic (with auto-creation off) is an error wrapping
 // transport.ErrUnknownTopic, a record over WithMaxMessageBytes one wrapping
 // transport.ErrMessageTooLarge, a bad topic name or manual partition one
-// wrapping transport.ErrInvalid. An ended ctx returns ctx.Err() and appends
-// nothing. Producing no messages returns nil, nil.
+// wrapping transport.ErrInvalid, new topics past WithMaxTopics' caps one
+// wrapping transport.ErrInvalid. Unknown topics are created (auto-creation)
+// only once every record has passed, each at O(1) cost, and not when ctx
+// ends first. An ended ctx returns ctx.Err() and appends nothing. Producing no messages returns nil, nil.
 func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
 	if b.closed.Load() {
 		return nil, errBrokerClosed
@@ -38,49 +41,123 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 		return nil, nil
 	}
 
-	// Check everything and pick partitions first.
-	var pbuf [8]*partition
-	parts := pbuf[:0]
-	if len(msgs) > len(pbuf) {
-		parts = make([]*partition, 0, len(msgs))
-	}
+	// Check everything, create new topics and pick partitions first.
 	var (
-		t        *topic
-		valBytes int
-		nHeaders int
-		needNow  bool
-		err      error
+		pbuf  [8]*partition // small batches: no allocation
+		parts []*partition
+		err   error
 	)
-	for i := range msgs {
-		m := &msgs[i]
-		if t == nil || t.name != m.Topic {
-			if t, err = b.topicFor("produce to", m.Topic, true); err != nil {
-				return nil, err
-			}
-		}
-		p, err := b.place(t, m, i)
+	for {
+		var fresh []*topic
+		parts, fresh, err = b.plan(ctx, msgs, pbuf[:0])
 		if err != nil {
 			return nil, err
 		}
-		parts = append(parts, p)
-		valBytes += len(m.Value)
-		nHeaders += len(m.Headers)
-		needNow = needNow || m.Time.IsZero()
+		if ok, err := b.publish(fresh); err != nil {
+			return nil, err
+		} else if ok {
+			break
+		}
+		// Another call created one of our new topics first: plan again.
 	}
-
-	out := b.copyIn(msgs, parts, valBytes, nHeaders, needNow)
+	needNow := false
+	for i := range msgs {
+		needNow = needNow || msgs[i].Time.IsZero()
+	}
+	out := b.copyIn(msgs, parts, needNow)
 
 	// Append runs of records bound for the same partition under one lock;
 	// records for one partition keep their relative order.
+	now := b.now()
 	for i := 0; i < len(out); {
 		j := i + 1
 		for j < len(out) && parts[j] == parts[i] {
 			j++
 		}
-		parts[i].append(out[i:j], &b.cfg)
+		parts[i].append(out[i:j], &b.cfg, now)
 		i = j
 	}
 	return out, nil
+}
+
+// plan checks every record of msgs and picks its partition, appending to
+// dst (used if it has room for all) the partitions. Topics that do
+// not exist (when auto-creation is on) are made but not published: plan
+// returns them as fresh, for publish, so that a produce refused for any
+// record creates no topic. It stops when ctx ends.
+func (b *Broker) plan(ctx context.Context, msgs []transport.Message, dst []*partition) (parts []*partition, fresh []*topic, err error) {
+	parts = dst
+	if cap(parts) < len(msgs) {
+		parts = make([]*partition, 0, len(msgs))
+	}
+	var (
+		t       *topic
+		byName  map[string]*topic
+		newPart int
+	)
+	for i := range msgs {
+		m := &msgs[i]
+		if t == nil || t.name != m.Topic {
+			if t = b.lookup(m.Topic); t == nil {
+				if t = byName[m.Topic]; t == nil {
+					if t, err = b.freshTopic(ctx, m.Topic, len(fresh), newPart); err != nil {
+						return nil, nil, err
+					}
+					if byName == nil {
+						byName = make(map[string]*topic)
+					}
+					byName[t.name] = t
+					fresh = append(fresh, t)
+					newPart += len(t.parts)
+				}
+			}
+		}
+		p, err := b.place(t, m, i)
+		if err != nil {
+			return nil, nil, err
+		}
+		parts = append(parts, p)
+	}
+	return parts, fresh, nil
+}
+
+// freshTopic makes, unpublished, the topic name that a produce names and
+// that does not exist, after nTopics others with nParts partitions.
+func (b *Broker) freshTopic(ctx context.Context, name string, nTopics, nParts int) (*topic, error) {
+	if err := validTopicName(name); err != nil {
+		return nil, fmt.Errorf("memory: produce to %q: %v: %w", name, err, transport.ErrInvalid)
+	}
+	if !b.cfg.autoCreate {
+		return nil, fmt.Errorf("memory: produce to %q: %w", name, transport.ErrUnknownTopic)
+	}
+	if nTopics%256 == 255 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.checkCaps("produce to "+strconv.Quote(name), nTopics+1, nParts+b.cfg.partitions); err != nil {
+		return nil, err
+	}
+	return newTopic(name, b.cfg.partitions), nil
+}
+
+// publish adds the fresh topics of a plan, all or none. It returns false
+// when another call created one of them meanwhile (the plan is stale).
+func (b *Broker) publish(fresh []*topic) (bool, error) {
+	if len(fresh) == 0 {
+		return true, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return false, errBrokerClosed
+	}
+	for _, t := range fresh {
+		if b.lookup(t.name) != nil {
+			return false, nil
+		}
+	}
+	return true, b.publishLocked("produce", fresh)
 }
 
 // place checks the size of m, the i-th record of a produce to t, and picks
@@ -106,23 +183,13 @@ func (b *Broker) place(t *topic, m *transport.Message, i int) (*partition, error
 	return t.parts[p], nil
 }
 
-// copyIn copies msgs into records the broker owns, bound for parts, with
-// valBytes of values and nHeaders headers in all: one buffer for all
-// values, one for all headers. Full slice expressions keep a reader's
-// append from spilling into a neighbour. needNow says some record has no
-// time: it gets the broker's now.
-func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, valBytes, nHeaders int, needNow bool) []transport.Message {
-	var (
-		vbuf []byte
-		hbuf []transport.Header
-		now  time.Time
-	)
-	if valBytes > 0 {
-		vbuf = make([]byte, valBytes)
-	}
-	if nHeaders > 0 {
-		hbuf = make([]transport.Header, nHeaders)
-	}
+// copyIn copies msgs into records the broker owns, bound for parts. Each
+// record's value and headers get their own allocation, at their own size,
+// so that retention dropping a record frees its bytes whatever else shared
+// its produce call (one buffer per batch let one kept record pin the
+// batch). needNow says some record has no time: it gets the broker's now.
+func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, needNow bool) []transport.Message {
+	var now time.Time
 	if needNow {
 		now = truncMilli(b.now())
 	}
@@ -132,18 +199,14 @@ func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, valBytes, 
 		o.Topic = p.topic.name
 		o.Partition = p.index
 		o.Key = m.Key
-		switch n := len(m.Value); {
-		case n > 0:
-			copy(vbuf, m.Value)
-			o.Value = vbuf[:n:n]
-			vbuf = vbuf[n:]
+		switch {
+		case len(m.Value) > 0:
+			o.Value = append(make([]byte, 0, len(m.Value)), m.Value...)
 		case m.Value != nil:
 			o.Value = emptyValue
 		}
-		if n := len(m.Headers); n > 0 {
-			copy(hbuf, m.Headers)
-			o.Headers = hbuf[:n:n]
-			hbuf = hbuf[n:]
+		if len(m.Headers) > 0 {
+			o.Headers = append(make([]transport.Header, 0, len(m.Headers)), m.Headers...)
 		}
 		if m.Time.IsZero() {
 			o.Time = now

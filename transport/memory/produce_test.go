@@ -17,9 +17,10 @@ func TestNewDefaultsAndOptions(t *testing.T) {
 	defer b.Close()
 	assert.Equal(t, defaults(), b.cfg)
 	assert.Equal(t, config{
-		partitions: 1, autoCreate: true, retentionRecords: 100_000, retentionBytes: 64 << 20,
+		partitions: 1, autoCreate: true, retentionRecords: 100_000, retentionBytes: 64 << 20, retentionAge: 7 * 24 * time.Hour,
 		maxMessageBytes: 1 << 20, sessionTimeout: 30 * time.Second, maxPollInterval: 5 * time.Minute,
-		maxPollRecords: 1000,
+		maxPollRecords: 1000, fetchMaxBytes: 50 << 20, partitionBytes: 1 << 20,
+		maxTopics: 10_000, maxTotalParts: 100_000, offsetsRetention: 7 * 24 * time.Hour,
 	}, b.cfg)
 
 	b2 := newBroker(t, WithPartitions(3), WithAutoCreate(false), WithRetention(10, 1000), WithMaxMessageBytes(50),
@@ -52,6 +53,10 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{WithSessionTimeout(-time.Second), "WithSessionTimeout(-1s)"},
 		{WithMaxPollInterval(0), "WithMaxPollInterval(0s)"},
 		{WithMaxPollRecords(0), "WithMaxPollRecords(0)"},
+		{WithFetchMaxBytes(0, 1), "WithFetchMaxBytes(0, 1)"},
+		{WithMaxTopics(1, 0), "WithMaxTopics(1, 0)"},
+		{WithOffsetsRetention(0), "WithOffsetsRetention(0s)"},
+		{WithRetentionAge(-time.Second), "WithRetentionAge(-1s)"},
 		{WithTopic("bad name", 1), `WithTopic("bad name", 1)`},
 		{WithTopic("t", maxPartitions+1), `WithTopic("t", 10001)`},
 	}
