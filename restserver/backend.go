@@ -82,6 +82,14 @@ type Member interface {
 	// owner resets it by its Subscription.Start, as Kafka does.
 	CommitOffsets(ctx context.Context, offsets ...transport.Offset) error
 
+	// CommitOffsetsFenced is CommitOffsets, but an offset below where the
+	// member's current assignment of its partition began is refused with
+	// an error wrapping transport.ErrNotAssigned: it can only come from work
+	// done before the partition moved away and came back. Kafka refuses such
+	// a commit by its generation; the REST API has none, so a client asks
+	// for this with the Kafka-Commit-Fenced header.
+	CommitOffsetsFenced(ctx context.Context, offsets ...transport.Offset) error
+
 	// CommitPositions commits the member's current positions: the offsets
 	// after the last records Poll returned.
 	CommitPositions(ctx context.Context) error

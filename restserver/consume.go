@@ -541,9 +541,12 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 	}
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
 	defer cancel()
-	if len(offs) == 0 {
+	switch {
+	case len(offs) == 0:
 		err = m.CommitPositions(ctx)
-	} else {
+	case strings.EqualFold(strings.TrimSpace(r.Header.Get("Kafka-Commit-Fenced")), "true"):
+		err = m.CommitOffsetsFenced(ctx, offs...)
+	default:
 		err = m.CommitOffsets(ctx, offs...)
 	}
 	if errors.Is(err, transport.ErrNotAssigned) {

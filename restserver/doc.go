@@ -64,6 +64,13 @@
 // so (never a silent Success), and the next consume rejoins. Any request
 // naming the instance keeps it from expiring ([WithInstanceExpiry]).
 //
+// A commit with the header Kafka-Commit-Fenced: true (an extension of this
+// server, sent by kafkarpc's REST transport) is refused with 400 when an
+// offset is below where the instance's current assignment of the partition
+// began: it can only come from work done before the partition moved away
+// and came back, and would move the group's offset backwards. Kafka refuses
+// such commits by their generation, which the REST API does not carry.
+//
 // A committed offset past the end of its partition is stored, as Kafka
 // stores it; the partition's next owner starts by its
 // Kafka-Auto-Offset-Reset (earliest or latest) instead of waiting there, as

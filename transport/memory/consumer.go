@@ -372,7 +372,7 @@ func (c *Consumer) collect() []transport.Message {
 // negative Offset is an error wrapping transport.ErrInvalid. Commit with no
 // msgs, and Commit on a Tail reader, do nothing.
 func (c *Consumer) Commit(ctx context.Context, msgs ...transport.Message) error {
-	return c.commit(ctx, "commit", true, len(msgs), func(i int) (string, int32, int64) {
+	return c.commit(ctx, "commit", commitMode{plusOne: true, fenced: true}, len(msgs), func(i int) (string, int32, int64) {
 		return msgs[i].Topic, msgs[i].Partition, msgs[i].Offset
 	})
 }
@@ -384,15 +384,37 @@ func (c *Consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 // partition's next owner resets it by its Subscription.Start (see
 // Subscribe).
 func (c *Consumer) CommitOffsets(ctx context.Context, offs ...transport.Offset) error {
-	return c.commit(ctx, "commit offsets", false, len(offs), func(i int) (string, int32, int64) {
+	return c.commit(ctx, "commit offsets", commitMode{}, len(offs), func(i int) (string, int32, int64) {
 		return offs[i].Topic, offs[i].Partition, offs[i].Offset
 	})
+}
+
+// CommitOffsetsFenced is CommitOffsets for a client that commits only what
+// it handled (kafkarpc's REST transport): an offset below where the
+// member's current assignment of its partition began can only come from
+// work done before the partition moved away and came back, and is refused
+// with an error wrapping transport.ErrNotAssigned, as Commit refuses it.
+func (c *Consumer) CommitOffsetsFenced(ctx context.Context, offs ...transport.Offset) error {
+	return c.commit(ctx, "commit offsets", commitMode{fenced: true}, len(offs), func(i int) (string, int32, int64) {
+		return offs[i].Topic, offs[i].Partition, offs[i].Offset
+	})
+}
+
+// commitMode says how commit reads its offsets.
+type commitMode struct {
+	// plusOne: each offset is a record handled (Commit), and the stored
+	// offset is the highest + 1; otherwise it is stored as given.
+	plusOne bool
+	// fenced: an offset below the start of the member's current
+	// assignment is refused (see CommitOffsetsFenced).
+	fenced bool
 }
 
 // commit stores n offsets: at(i) names the partition and offset of the i-th.
 // With plusOne (Commit), it stores the highest offset of a partition + 1;
 // without (CommitOffsets), the last offset given for it.
-func (c *Consumer) commit(ctx context.Context, op string, plusOne bool, n int, at func(i int) (string, int32, int64)) error {
+func (c *Consumer) commit(ctx context.Context, op string, mode commitMode, n int, at func(i int) (string, int32, int64)) error {
+	plusOne := mode.plusOne
 	if err := c.check(); err != nil {
 		return err
 	}
@@ -431,7 +453,7 @@ func (c *Consumer) commit(ctx context.Context, op string, plusOne bool, n int, a
 		case off < 0:
 			err = fmt.Errorf("memory: %s %q partition %d: negative offset %d: %w",
 				op, topic, part, off, transport.ErrInvalid)
-		case committedOffset(off, plusOne) < o.start:
+		case mode.fenced && committedOffset(off, plusOne) < o.start:
 			// Only work from before the partition moved away and came
 			// back can commit below where this assignment began (Kafka
 			// refuses such a commit by its generation).

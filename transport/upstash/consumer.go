@@ -418,12 +418,18 @@ func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 	if err != nil {
 		return err
 	}
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.commitPath, body: body}, nil)
+	// Fenced: a commit from before the partition moved away and came back
+	// is refused by the project's REST server (other servers ignore the
+	// header), so the committed offset never goes backwards.
+	err = c.t.call(ctx, request{method: http.MethodPost, path: c.commitPath, header: commitHeader, body: body}, nil)
 	if err != nil {
 		return fmt.Errorf("upstash: commit %s/%s: %w", c.key.group, c.key.instance, err)
 	}
 	return nil
 }
+
+// commitHeader marks the transport's commits as fenced (see Commit).
+var commitHeader = http.Header{"Kafka-Commit-Fenced": {"true"}}
 
 // commitOffsets returns, per partition, the highest offset among msgs + 1,
 // sorted by topic and partition.
