@@ -77,3 +77,71 @@ func TestBreak2AbandonedHandlerStallsNextServe(t *testing.T) {
 		t.Errorf("the request abandoned by the first Serve never ran in the second (handler runs: %d): its redelivery waits on the abandoned handler's in-flight dedup entry", runs.Load())
 	}
 }
+
+// The stall outlives the abandoned handler: when it finally returns, its
+// settle runs in the returned Serve's run, whose produces are canceled, so
+// the reply is not produced, settle reports the record not done, and the
+// copies that waited for it (the new Serve's redelivery) are never marked
+// done. The new Serve's watermark on the partition stays below the
+// abandoned request's offset for good: nothing handled after it is
+// committed, though the handler has returned and later requests are
+// answered.
+func TestBreak2AbandonedHandlerReturnsPartitionStaysStalled(t *testing.T) {
+	b := newBroker(t)
+	require.NoError(t, b.CreateTopic("abandon2", 1))
+	unblock, returned := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release)
+	s, err := rpc.NewServer(b, rpc.WithName("srv"), rpc.WithGroup("gab2"),
+		rpc.WithDrainTimeout(50*time.Millisecond), silent)
+	require.NoError(t, err)
+	var runs atomic.Int32
+	entered := make(chan struct{})
+	rpc.Handle(s, "abandon2", func(ctx context.Context, n int) (int, error) {
+		if runs.Add(1) == 1 {
+			close(entered)
+			<-unblock // ignores its context
+			close(returned)
+		}
+		return n, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	c := newClient(t, b)
+	require.NoError(t, c.Notify(context.Background(), "abandon2", 1))
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler not entered")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(50*time.Millisecond + 5*time.Second + 4*time.Second):
+		t.Fatal("Serve did not return after abandoning the handler")
+	}
+
+	stop := startServe(t, s)
+	defer func() { _ = stop() }()
+	// The redelivered record is taken for a copy of the request in flight.
+	require.Eventually(t, func() bool { return s.Stats().Duplicates >= 1 }, 10*time.Second, 10*time.Millisecond)
+	release() // then the abandoned handler returns
+	<-returned
+	n, err := rpc.Call[int](context.Background(), c, "abandon2", 2, rpc.WithTimeout(10*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	// Both records (offsets 0 and 1) are done with: the first ran (in the
+	// first Serve), the second was answered. Their commit should follow.
+	deadline := time.Now().Add(5 * time.Second)
+	var off int64
+	for time.Now().Before(deadline) {
+		off, _ = b.Committed("gab2", "abandon2", 0)
+		if off >= 2 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling the broker's committed offset
+	}
+	t.Errorf("committed offset of abandon2/0 is %d, want 2: the redelivered copy waits forever on the abandoned run's first delivery", off)
+}
