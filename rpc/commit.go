@@ -83,9 +83,9 @@ func (r *serveRun) commit() bool {
 		case err == nil:
 			r.track.committed(&marks[i])
 		case errors.Is(err, transport.ErrNotAssigned):
-			// Rebalanced away: the new owner redelivers what was not
-			// committed, and this run forgets the partition.
-			r.track.lost(&marks[i])
+			// Rebalanced away (the new owner redelivers what was not
+			// committed), or away and back: this mark is given up.
+			r.track.refused(&marks[i])
 			r.s.log.Debug("rpc: partition moved to another member before its commit", "topic", marks[i].m.Topic, "partition", marks[i].m.Partition)
 		case isClosed(err), errors.Is(err, transport.ErrFenced):
 			return true // nothing more can be committed by this member

@@ -38,16 +38,17 @@ const maxMarkerReply = 1024
 // dedupWindow remembers the ids of requests handled recently (bounded by
 // count and age) with the reply each got, and the ids in flight.
 type dedupWindow struct {
-	size int
-	age  time.Duration
-	self string       // written in this window's markers, which it skips on reading
-	skew atomic.Int64 // the broker's clock minus this machine's, in ns
+	size      int
+	age       time.Duration
+	self      string       // written in this window's markers, which it skips on reading
+	skew      atomic.Int64 // the broker's clock minus this machine's, in ns
+	skewKnown atomic.Bool  // skew was measured
 
 	mu       sync.Mutex
 	done     map[string]*handledEntry
 	fifo     []*handledEntry // insertion order, for eviction
 	head     int
-	inflight map[string][]waiter // id → copies waiting for its first delivery
+	inflight map[string]*flight // id → its first delivery's run, and copies waiting for it
 }
 
 // handledEntry is a request handled within the window. reply is nil when
@@ -60,7 +61,7 @@ type handledEntry struct {
 }
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
-	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string][]waiter)}
+	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]*flight)}
 }
 
 type dedupState int
@@ -82,26 +83,49 @@ func (w *dedupWindow) begin(id string, now time.Time, cp waiter) (dedupState, *h
 	if e, ok := w.done[id]; ok {
 		return dedupDone, e
 	}
-	if ws, ok := w.inflight[id]; ok {
-		w.inflight[id] = append(ws, cp)
+	if fl, ok := w.inflight[id]; ok {
+		fl.waiters = append(fl.waiters, cp)
 		return dedupInFlight, nil
 	}
-	w.inflight[id] = nil
+	w.inflight[id] = &flight{owner: cp.run}
 	return dedupNew, nil
+}
+
+// flight is a request in flight: the run handling its first delivery, and
+// the copies that wait for it.
+type flight struct {
+	owner   *serveRun
+	waiters []waiter
 }
 
 // finish records id as done; e nil means it was not (the handler was cut
 // short and the request may run again). It returns the copies that waited
-// for id.
-func (w *dedupWindow) finish(id string, e *handledEntry) []waiter {
+// for id, when owner still holds id in flight (see abandon).
+func (w *dedupWindow) finish(id string, e *handledEntry, owner *serveRun) []waiter {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ws := w.inflight[id]
-	delete(w.inflight, id)
+	var ws []waiter
+	if fl, ok := w.inflight[id]; ok && fl.owner == owner {
+		ws = fl.waiters
+		delete(w.inflight, id)
+	}
 	if e != nil {
 		w.insert(e)
 	}
 	return ws
+}
+
+// abandon forgets the requests owner holds in flight: its handlers were
+// abandoned when its Serve returned, and a later Serve of the same Server
+// must run their redeliveries instead of waiting for them.
+func (w *dedupWindow) abandon(owner *serveRun) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, fl := range w.inflight {
+		if fl.owner == owner {
+			delete(w.inflight, id)
+		}
+	}
 }
 
 // waiter is a copy of a request delivered while its first delivery was in

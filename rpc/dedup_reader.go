@@ -107,11 +107,8 @@ func (d *dedupReader) writeSentinel(ctx context.Context) (string, error) {
 		// The broker stamped the record between before and now: take the
 		// middle as this machine's time of the stamp.
 		local := before.Add(time.Since(before) / 2)
-		if skew := out[0].Time.Sub(local); skew.Abs() > time.Second {
-			d.w.skew.Store(int64(skew))
-		} else {
-			d.w.skew.Store(0) // within the timestamps' precision and the round trip
-		}
+		d.w.skew.Store(int64(out[0].Time.Sub(local))) // within the round trip and the stamp's millisecond
+		d.w.skewKnown.Store(true)
 	}
 	return id, nil
 }

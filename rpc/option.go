@@ -329,6 +329,12 @@ func WithDedup(size int, age time.Duration) ServerOption {
 // the process and is shared by the instances of the group: Serve replays it
 // before taking requests. Give it a retention near the window's age. Empty
 // keeps the window in memory only. Default "<group>.handled".
+//
+// Replaying it also measures the broker's clock against this machine's, by
+// which request deadlines (measured from the broker's timestamps) are read.
+// Without it that skew is unknown, and a request that looks expired on
+// arrival is run with its budget counted from its arrival rather than
+// dropped: the clocks might disagree.
 func WithDedupTopic(topic string) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.dedupTopic, c.dedupTopicSet = topic, true })
 }

@@ -116,7 +116,15 @@ func (r *serveRun) admit(tk *ticket) (*delivery, outcome) {
 		return d, outcome{kind: outRun}
 	}
 	now := time.Now()
-	d.req.Deadline = d.env.deadlineFor(m, now, r.skew())
+	skew, known := r.skew()
+	d.req.Deadline = d.env.deadlineFor(m, now, skew)
+	if !known && !d.req.Deadline.IsZero() && !now.Before(d.req.Deadline) && d.env.timeout > 0 {
+		// Without the dedup reader the broker's clock is not measured: a
+		// request that looks expired on arrival may be one stamped by a
+		// clock behind ours. Run it with its budget counted from now
+		// rather than drop it unanswered.
+		d.req.Deadline = now.Add(d.env.timeout)
+	}
 	if !d.req.Deadline.IsZero() && !now.Before(d.req.Deadline) {
 		s.log.Info("rpc: expired request not run", "topic", m.Topic, "id", d.env.id, "from", d.env.from, "deadline", d.req.Deadline)
 		return d, outcome{kind: outSkip}
@@ -139,12 +147,13 @@ func (r *serveRun) admit(tk *ticket) (*delivery, outcome) {
 }
 
 // skew is the broker's clock minus this machine's, as measured when the
-// dedup topic was replayed (zero without a dedup topic).
-func (r *serveRun) skew() time.Duration {
-	if r.dedup == nil {
-		return 0
+// dedup topic was replayed, and whether it was measured (not without a
+// dedup topic).
+func (r *serveRun) skew() (time.Duration, bool) {
+	if r.dedup == nil || !r.dedup.skewKnown.Load() {
+		return 0, false
 	}
-	return time.Duration(r.dedup.skew.Load())
+	return time.Duration(r.dedup.skew.Load()), true
 }
 
 // invoke runs the routed handler (or the fallback for no route) and turns

@@ -127,6 +127,9 @@ func (r *serveRun) drain() {
 	// request go to another member. Its goroutine ends when it returns;
 	// nothing it does after that is committed.
 	r.s.log.Error("rpc: handlers ignore their canceled context; abandoning them (their requests will be redelivered)", "drain", r.s.cfg.drain, "grace", finalGrace)
+	if r.dedup != nil {
+		r.dedup.abandon(r)
+	}
 }
 
 // waitFor waits until ch is closed or d passes, reporting which.

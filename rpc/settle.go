@@ -53,7 +53,7 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 	e := &handledEntry{id: d.env.id, at: time.Now()}
 	e.reply.Store(o.reply)
 	if d.dedupID != "" {
-		d.waiters = r.dedup.finish(d.dedupID, e)
+		d.waiters = r.dedup.finish(d.dedupID, e, r)
 	}
 	return r.sendReply(d, e)
 }
@@ -63,7 +63,7 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 // The copies that waited for it stay undone, as it does.
 func (r *serveRun) release(d *delivery) {
 	if d.dedupID != "" {
-		r.dedup.finish(d.dedupID, nil)
+		r.dedup.finish(d.dedupID, nil, r)
 	}
 }
 

@@ -205,13 +205,13 @@ func (t *tracker) committed(mk *mark) {
 	}
 }
 
-// lost ends the epoch of mk's partition if it is still mk's: the transport
-// said the partition is not assigned any more.
-func (t *tracker) lost(mk *mark) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	tp := transport.TopicPartition{Topic: mk.m.Topic, Partition: mk.m.Partition}
-	if ps := t.parts[tp]; ps != nil && ps.epoch == mk.epoch {
-		delete(t.parts, tp)
-	}
+// refused records that the transport refused mk's commit as not assigned:
+// the partition moved to another member, or moved away and came back (a
+// commit from before that is refused so that the group's offset never goes
+// back). The bookkeeping stays: records polled since belong to the new
+// assignment and are still running, so the watermark must keep holding at
+// them, and a later mark above the refused one may commit. Only mk is given
+// up. (A transport that reports revocations ends the epoch by revoke.)
+func (t *tracker) refused(mk *mark) {
+	t.committed(mk)
 }
