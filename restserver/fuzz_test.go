@@ -95,7 +95,9 @@ func checkAnswer(t testing.TB, r *http.Request, w *httptest.ResponseRecorder) {
 	t.Helper()
 	what := fmt.Sprintf("%s %q", r.Method, r.URL.RequestURI())
 	body := w.Body.Bytes()
-	if w.Code >= 500 {
+	// 504 is the server's own time limit (5 ms here, so that long polls
+	// keep the fuzzer fast) running out under load: an answer, not a fault.
+	if w.Code >= 500 && w.Code != http.StatusGatewayTimeout {
 		t.Fatalf("%s: status %d for client input: %s", what, w.Code, body)
 	}
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
