@@ -141,14 +141,21 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 
 	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	sent, err := c.produce(ctx, msg)
-	if err != nil {
+	switch {
+	case errors.Is(err, transport.ErrOutcomeUnknown):
+		// The request may have been written: wait for its reply (and
+		// resend it, with WithResend) rather than give up on it.
+		c.log.Debug("rpc: request may not have been written; waiting for its reply", "topic", topic, "id", id, "err", err)
+	case err != nil:
 		c.forget(id, false)
 		return nil, c.sendErr("call", topic, err)
+	default:
+		// A resend goes to the partition of the first copy, so that the
+		// server that owns it (and knows the first copy is running) gets
+		// it, even for a keyless request that the transport would spread
+		// elsewhere.
+		msg.Partition, msg.ManualPartition = sent.Partition, true
 	}
-	// A resend goes to the partition of the first copy, so that the server
-	// that owns it (and knows the first copy is running) gets it, even for
-	// a keyless request that the transport would spread elsewhere.
-	msg.Partition, msg.ManualPartition = sent.Partition, true
 	return c.await(lc, pc, msg)
 }
 

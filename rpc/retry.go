@@ -90,7 +90,8 @@ func retry(ctx context.Context, p backoffPolicy, op func() error, notify func(er
 func permanentProduceErr(err error) bool {
 	return errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrInvalid) ||
 		errors.Is(err, transport.ErrMessageTooLarge) || errors.Is(err, transport.ErrUnknownTopic) ||
-		errors.Is(err, transport.ErrUnauthenticated) || errors.Is(err, transport.ErrPermissionDenied)
+		errors.Is(err, transport.ErrUnauthenticated) || errors.Is(err, transport.ErrPermissionDenied) ||
+		errors.Is(err, transport.ErrOutcomeUnknown) // a retry could write it twice; Call waits for the reply instead
 }
 
 // sleepCtx waits d or until ctx ends, reporting whether d passed.

@@ -226,6 +226,10 @@ var (
 	ErrFenced = errors.New("transport: member replaced by a newer instance")
 	// ErrInvalid: an argument is malformed (empty topic, bad partition...).
 	ErrInvalid = errors.New("transport: invalid argument")
+	// ErrOutcomeUnknown: the transport cannot tell whether a produce's
+	// records were written (its peer accepted the request and answered
+	// something that does not say). Retrying may write them twice.
+	ErrOutcomeUnknown = errors.New("transport: outcome unknown")
 	// ErrUnauthenticated: the transport's credentials were refused. A
 	// retry cannot help.
 	ErrUnauthenticated = errors.New("transport: unauthenticated")

@@ -217,7 +217,7 @@ func (p *producer) send(batch []*produceCall) {
 	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes(), limit: sizedLimit(total)}, &ans)
 	meta := ans.meta
 	if err == nil && len(meta) != total {
-		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages", len(meta), total)
+		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages: %w", len(meta), total, transport.ErrOutcomeUnknown)
 	}
 	if err == nil {
 		err = checkAnswer(batch, meta)
