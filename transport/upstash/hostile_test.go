@@ -454,6 +454,22 @@ func emptyRecords(n int) []byte {
 	return append(append([]byte("["), b[:len(b)-1]...), ']')
 }
 
+// bombServer answers as a server of one topic "orders" with one empty
+// partition, except that every consume and fetch answer is bomb.
+func bombServer(bomb []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/topics":
+			_, _ = io.WriteString(w, `{"orders":1}`)
+		case "/offsets/latest":
+			_, _ = io.WriteString(w, `[{"topic":"orders","partition":0,"offset":0}]`)
+		default:
+			_, _ = w.Write(bomb)
+		}
+	}
+}
+
 // Finding 2: decoding a fetch answer costs memory bounded together with
 // the bytes read: 16 MiB of [{},{},...] (which used to become 2.1 GiB)
 // fails with an error instead of decoding 5.6 million records.
@@ -467,17 +483,7 @@ func TestHostileDecodeBudget(t *testing.T) {
 		return
 	}
 	bomb := emptyRecords(16 << 20 / 3)
-	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		switch r.URL.Path {
-		case "/topics":
-			_, _ = io.WriteString(w, `{"orders":1}`)
-		case "/offsets/latest":
-			_, _ = io.WriteString(w, `[{"topic":"orders","partition":0,"offset":0}]`)
-		default:
-			_, _ = w.Write(bomb)
-		}
-	})
+	s := hostile(t, bombServer(bomb))
 	tr := hostileTransport(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -499,17 +505,7 @@ func TestHostileDecodeDeadline(t *testing.T) {
 		return
 	}
 	bomb := emptyRecords(6 << 20 / 3)
-	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		switch r.URL.Path {
-		case "/topics":
-			_, _ = io.WriteString(w, `{"orders":1}`)
-		case "/offsets/latest":
-			_, _ = io.WriteString(w, `[{"topic":"orders","partition":0,"offset":0}]`)
-		default:
-			_, _ = w.Write(bomb)
-		}
-	})
+	s := hostile(t, bombServer(bomb))
 	tr := hostileTransport(t, s)
 	tl, err := tr.Tail(t.Context(), "orders")
 	require.NoError(t, err)
