@@ -1,10 +1,19 @@
 package upstash
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/rpc"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -28,3 +37,35 @@ func TestBreak3ProduceAcksZeroUnknownOffset(t *testing.T) {
 }
 
 func errorsIsOutcomeUnknown(err error) bool { return errors.Is(err, transport.ErrOutcomeUnknown) }
+
+// break3: the same acks=0 server under rpc.Call: the produce answer is
+// refused as unbelievable, which rpc takes for a retryable produce error,
+// so one Call appends its request again and again until its deadline (each
+// copy appended, as the server's answer said), instead of once.
+func TestBreak3ProduceAcksZeroRPCCallAppendsOnce(t *testing.T) {
+	var produces atomic.Int64
+	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/topics":
+			_, _ = io.WriteString(w, `{"replies":1,"svc":1}`)
+		case "/offsets/latest":
+			_, _ = io.WriteString(w, `[{"topic":"replies","partition":0,"offset":0}]`)
+		case "/fetch":
+			_, _ = io.WriteString(w, `[]`)
+		case "/produce":
+			produces.Add(1)
+			_, _ = io.WriteString(w, `[{"topic":"svc","partition":0,"offset":-1,"timestamp":-1}]`)
+		default:
+			http.Error(w, `{"error":"not found","status":404}`, http.StatusNotFound)
+		}
+	})
+	tr := hostileTransport(t, s)
+	c, err := rpc.NewClient(tr, rpc.WithReplyTopic("replies"), rpc.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	_, _ = c.Call(ctx, "svc", "hi")
+	assert.Equal(t, int64(1), produces.Load(), "copies of one request appended")
+}
