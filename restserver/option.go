@@ -32,8 +32,11 @@ const (
 	// default: 1 MiB.
 	DefaultFetchMaxPartitionBytes = 1 << 20
 	// DefaultFetchMaxPartitions is the default largest number of
-	// partitions one /fetch may name, after merging repeats: 1000.
-	DefaultFetchMaxPartitions = 1000
+	// partitions one /fetch may name, after merging repeats: 10,000, the
+	// REST client's own cap on partitions per topic (transport/upstash
+	// DefaultMaxPartitions), so that its Tail of any topic it accepts can
+	// fetch.
+	DefaultFetchMaxPartitions = 10_000
 	// DefaultMaxNameLength is the default longest consumer group or
 	// instance name, in bytes: 249, Kafka's limit for topic names.
 	DefaultMaxNameLength = 249
@@ -221,7 +224,7 @@ func WithFetchMaxPartitionBytes(n int) Option {
 // WithFetchMaxPartitions caps the partitions one /fetch may name; a
 // partition named several times counts once (its entries are merged at
 // the lowest offset). A fetch naming more is refused with 400. Default
-// [DefaultFetchMaxPartitions] (1000).
+// [DefaultFetchMaxPartitions] (10,000).
 func WithFetchMaxPartitions(n int) Option {
 	return optionFunc(func(c *config) { c.fetchMaxParts = n })
 }

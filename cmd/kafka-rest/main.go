@@ -13,7 +13,7 @@
 //
 //	--fetch-max-bytes 16777216         bytes of records in one /fetch or /consume answer
 //	--max-partition-fetch-bytes 1048576  bytes of one partition's records in one answer
-//	--fetch-max-partitions 1000        partitions one /fetch may name
+//	--fetch-max-partitions 10000       partitions one /fetch may name
 //	--max-name-length 249              bytes of a consumer group or instance name
 //	--retention-records 100000         records kept per partition
 //	--retention-bytes 67108864         bytes of records kept per partition

@@ -128,8 +128,7 @@ func DecodeMessagesLimited(ctx context.Context, data []byte, budget int) ([]tran
 // decodeMessagesStd is the encoding/json path of DecodeMessagesLimited, with
 // the same result as json.Unmarshal into a []ConsumedMessage; it decodes
 // the array one element at a time to keep to the budget and the context,
-// charging an element RecordCost plus HeaderCost for each further '{' in
-// it (an upper bound of its headers) before decoding it.
+// charging each element RecordCost plus HeaderCost for each of its headers.
 func decodeMessagesStd(ctx context.Context, data []byte, budget int) ([]transport.Message, error) {
 	var ws []ConsumedMessage
 	d := decoder{b: data}
@@ -151,10 +150,6 @@ func decodeMessagesStd(ctx context.Context, data []byte, budget int) ([]transpor
 		if err := dec.Decode(&raw); err != nil {
 			return nil, err
 		}
-		spent += RecordCost + HeaderCost*max(0, bytes.Count(raw, []byte("{"))-1)
-		if budget > 0 && spent > budget {
-			return nil, fmt.Errorf("%w: over %d bytes after %d records", ErrBudget, budget, n)
-		}
 		if n%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -163,6 +158,13 @@ func decodeMessagesStd(ctx context.Context, data []byte, budget int) ([]transpor
 		ws = append(ws, ConsumedMessage{})
 		if err := json.Unmarshal(raw, &ws[len(ws)-1]); err != nil {
 			return nil, err
+		}
+		// Charged once decoded, by what it holds: a '{' inside a key or
+		// value is not a header. One element costs at most a small multiple
+		// of its own bytes, which the read cap bounds.
+		spent += RecordCost + HeaderCost*len(ws[len(ws)-1].Headers)
+		if budget > 0 && spent > budget {
+			return nil, fmt.Errorf("%w: over %d bytes after %d records", ErrBudget, budget, n)
 		}
 	}
 	return Messages(ws), nil

@@ -30,10 +30,11 @@ func TestBreak3ProduceAcksZeroUnknownOffset(t *testing.T) {
 	tr := hostileTransport(t, s)
 	msgs := []transport.Message{{Topic: "t", Value: []byte("a")}, {Topic: "t", Value: []byte("b")}}
 	_, err := tr.Produce(t.Context(), msgs...)
-	if err != nil && !errorsIsOutcomeUnknown(err) {
-		t.Errorf("records appended but Produce failed without ErrOutcomeUnknown: %v", err)
-	}
-	require.NoError(t, err, "an acks=0 answer: appended, offsets unknown")
+	// Decided: Produce promises offsets (transport.Transport), so an answer
+	// without them is ErrOutcomeUnknown: appended, positions unknown, and
+	// not to be retried.
+	require.Error(t, err)
+	require.True(t, errorsIsOutcomeUnknown(err), "records appended but Produce failed without ErrOutcomeUnknown: %v", err)
 }
 
 func errorsIsOutcomeUnknown(err error) bool { return errors.Is(err, transport.ErrOutcomeUnknown) }

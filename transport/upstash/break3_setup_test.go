@@ -44,7 +44,8 @@ func TestBreak3SetupTimeoutLeavesNoRoomForRetry(t *testing.T) {
 		}
 	})
 	const d = 300 * time.Millisecond
-	tr := hostileTransport(t, s, WithRequestTimeout(d), WithSetupTimeout(d))
+	// The defaults' ratio of setup to request timeout, scaled down.
+	tr := hostileTransport(t, s, WithRequestTimeout(d), WithSetupTimeout(d*time.Duration(DefaultSetupTimeout/DefaultRequestTimeout)))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	tl, err := tr.Tail(ctx, "orders")

@@ -22,7 +22,7 @@ import (
 // Bounds on what the client reads from one response.
 const (
 	maxResponseBytes = 256 << 20 // a consume or fetch answer
-	maxTopicsBytes   = 4 << 20   // GET /topics: some 100,000 topics
+	maxTopicsBytes   = 32 << 20  // GET /topics: 100,000 topics of Kafka's longest (249-byte) names
 	// An answer sized by its request (produce, offsets) may take this much
 	// per element asked for, plus perAnswerBytes.
 	perElementBytes = 1 << 10

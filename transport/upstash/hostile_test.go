@@ -536,7 +536,7 @@ func TestHostileOversizeSmallAnswers(t *testing.T) {
 	_, err := tr.Produce(t.Context(), transport.Message{Topic: "t", Value: []byte("v")})
 	require.ErrorContains(t, err, "response over")
 
-	topics := `{` + strings.Repeat(`"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":1,`, 100_000) + `"t":1}`
+	topics := `{` + strings.Repeat(`"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":1,`, 700_000) + `"t":1}` // about 38 MB, over the 32 MiB cap
 	tr = hostileTransport(t, hostile(t, answers(map[string]string{"/topics": topics})))
 	_, err = tr.Tail(t.Context(), "t")
 	require.ErrorContains(t, err, "response over")

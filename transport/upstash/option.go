@@ -38,7 +38,9 @@ const (
 	// DefaultSetupTimeout bounds Tail and Subscribe as a whole, retries
 	// included, whatever their context: they are what rpc.NewClient and
 	// rpc.Server wait on, and take no context of the caller's there.
-	DefaultSetupTimeout = 30 * time.Second
+	// It is twice DefaultRequestTimeout, so that one attempt that hangs
+	// (a dead keep-alive connection, say) leaves room for the retry.
+	DefaultSetupTimeout = 2 * DefaultRequestTimeout
 	// maxServerTimeout is the server's clamp on a long-poll "timeout" (§11).
 	maxServerTimeout = 30 * time.Second
 )

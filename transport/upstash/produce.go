@@ -268,15 +268,21 @@ func checkAnswer(batch []*produceCall, meta []restwire.Metadata) error {
 			if md.Error != "" {
 				continue
 			}
+			// Each refusal wraps transport.ErrOutcomeUnknown: the server did
+			// take the request, and may have appended the records.
 			switch {
+			case md.Offset == -1 && md.Partition >= 0 && (!m.ManualPartition || md.Partition == m.Partition):
+				// Kafka's "unknown offset" (a producer with acks=0): the
+				// records were sent, their positions are not known.
+				return fmt.Errorf("upstash: POST /produce: result %d has no offset (acks=0?): %w", i-1, transport.ErrOutcomeUnknown)
 			case md.Partition < 0 || md.Offset < 0:
-				return fmt.Errorf("upstash: POST /produce: result %d has partition %d, offset %d: the server's answer is not believable", i-1, md.Partition, md.Offset)
+				return fmt.Errorf("upstash: POST /produce: result %d has partition %d, offset %d: the server's answer is not believable: %w", i-1, md.Partition, md.Offset, transport.ErrOutcomeUnknown)
 			case m.ManualPartition && md.Partition != m.Partition:
-				return fmt.Errorf("upstash: POST /produce: result %d is on partition %d, but the message was pinned to partition %d", i-1, md.Partition, m.Partition)
+				return fmt.Errorf("upstash: POST /produce: result %d is on partition %d, but the message was pinned to partition %d: %w", i-1, md.Partition, m.Partition, transport.ErrOutcomeUnknown)
 			}
 			tp := transport.TopicPartition{Topic: m.Topic, Partition: md.Partition}
 			if prev, ok := last[tp]; ok && md.Offset <= prev {
-				return fmt.Errorf("upstash: POST /produce: result %d has offset %d on %s/%d after offset %d: results out of order", i-1, md.Offset, m.Topic, md.Partition, prev)
+				return fmt.Errorf("upstash: POST /produce: result %d has offset %d on %s/%d after offset %d: results out of order: %w", i-1, md.Offset, m.Topic, md.Partition, prev, transport.ErrOutcomeUnknown)
 			}
 			last[tp] = md.Offset
 		}
@@ -297,7 +303,7 @@ func (c *produceCall) result(meta []restwire.Metadata) ([]transport.Message, err
 			errs = append(errs, fmt.Errorf("message %d: server answered for topic %q, sent to %q", i, m.Topic, msg.Topic))
 		}
 		msg.Partition, msg.Offset, msg.ManualPartition = m.Partition, m.Offset, false
-		if m.Timestamp != 0 {
+		if m.Timestamp > 0 { // -1: not available
 			msg.Time = time.UnixMilli(m.Timestamp)
 		}
 		out[i] = msg
