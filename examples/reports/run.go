@@ -184,6 +184,11 @@ func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog
 	return s.Serve(ctx)
 }
 
+// web is the web app's part of the configuration.
+func (cfg config) web() webConfig {
+	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir}
+}
+
 // runningWeb is server one serving HTTP.
 type runningWeb struct {
 	app  *webApp
@@ -194,7 +199,7 @@ type runningWeb struct {
 
 // startWeb opens the web app on t and serves it on cfg.addr.
 func startWeb(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger) (*runningWeb, error) {
-	app, err := newWebApp(ctx, t, filepath.Join(cfg.dir, "web.db"), log)
+	app, err := newWebApp(ctx, t, cfg.web(), log)
 	if err != nil {
 		return nil, err
 	}

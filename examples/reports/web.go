@@ -46,15 +46,31 @@ type webApp struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 
+	dir string // the reports folder, absolute: the only files served
+	// issuing is held (shared) by each start from Send until the report
+	// is recorded; a notice for an unknown id waits for those in flight
+	// before it is judged never issued.
+	issuing sync.RWMutex
+
 	closing   chan struct{} // closed by endStreams: live streams end
 	endOnce   sync.Once
 	closeOnce sync.Once
 }
 
-// newWebApp opens the status store at dbPath and starts reading notices on
-// t: the notices that arrived while no web app ran are handled first.
-func newWebApp(ctx context.Context, t transport.Transport, dbPath string, log *slog.Logger) (*webApp, error) {
-	store, err := openStatusStore(ctx, dbPath)
+// webConfig is what the web app needs besides its transport.
+type webConfig struct {
+	DBPath string // the status store
+	Dir    string // the reports folder: the web app serves files from it only
+}
+
+// newWebApp opens the status store at wc.DBPath and starts reading notices
+// on t: the notices that arrived while no web app ran are handled first.
+func newWebApp(ctx context.Context, t transport.Transport, wc webConfig, log *slog.Logger) (*webApp, error) {
+	dir, err := filepath.Abs(wc.Dir)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openStatusStore(ctx, wc.DBPath)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +79,7 @@ func newWebApp(ctx context.Context, t transport.Transport, dbPath string, log *s
 		store.Close()
 		return nil, err
 	}
-	a := &webApp{client: client, store: store, hub: newHub(), log: log, mux: http.NewServeMux(), closing: make(chan struct{})}
+	a := &webApp{client: client, store: store, hub: newHub(), log: log, mux: http.NewServeMux(), dir: dir, closing: make(chan struct{})}
 	a.mux.HandleFunc("GET /{$}", a.handleIndex)
 	a.mux.HandleFunc("POST /reports", a.handleStart)
 	a.mux.HandleFunc("GET /reports/{id}", a.handleStatus)
@@ -99,6 +115,8 @@ func (a *webApp) Close() error {
 
 // start sends a report request and records it as pending.
 func (a *webApp) start(ctx context.Context, req ReportRequest) (string, error) {
+	a.issuing.RLock()
+	defer a.issuing.RUnlock()
 	id, err := a.client.Send(ctx, reportsTopic, req)
 	if err != nil {
 		return "", err
@@ -111,25 +129,24 @@ func (a *webApp) start(ctx context.Context, req ReportRequest) (string, error) {
 }
 
 // onNotice stores a progress or completion notice and wakes the report's
-// live streams.
+// live streams. A notice for a report this app never issued is logged and
+// dropped (nil: committed), and a completion notice naming a file outside
+// the reports folder fails its report: anyone who can produce on the notice
+// topic can forge one.
 func (a *webApp) onNotice(ctx context.Context, r *rpc.Reply) error {
-	n := notice{ReportID: r.CorrelationID, NoticeID: r.ID, Payload: r.Payload()}
-	switch {
-	case r.Kind == rpc.KindProgress:
-		n.State = stateProgress
-	case r.Err != nil:
-		n.State, n.Payload = stateFailed, nil
-		n.Err = &StatusError{Code: r.Err.Code().String(), Message: r.Err.Message()}
-	default:
-		var ready ReportReady
-		if err := r.Decode(&ready); err != nil {
-			n.State, n.Payload = stateFailed, nil
-			n.Err = &StatusError{Code: rpc.CodeInternal.String(), Message: "undecodable completion notice: " + err.Error()}
-		} else {
-			n.State, n.Path = stateDone, ready.Path
-		}
-	}
+	n := a.noticeOf(r)
 	changed, err := a.store.apply(ctx, n)
+	if errors.Is(err, errNotFound) {
+		// The app may be between Send and create for this id: wait for the
+		// starts in flight, then look again.
+		a.issuing.Lock()
+		a.issuing.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+		changed, err = a.store.apply(ctx, n)
+	}
+	if errors.Is(err, errNotFound) {
+		a.log.Warn("notice for a report this app did not issue: ignored", "report_id", n.ReportID, "notice_id", n.NoticeID, "from", r.From)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("store notice of report %s: %w", n.ReportID, err)
 	}
@@ -138,6 +155,51 @@ func (a *webApp) onNotice(ctx context.Context, r *rpc.Reply) error {
 		a.log.Debug("report notice", "report_id", n.ReportID, "state", n.State)
 	}
 	return nil
+}
+
+// noticeOf turns a notice into the status change it brings.
+func (a *webApp) noticeOf(r *rpc.Reply) notice {
+	n := notice{ReportID: r.CorrelationID, NoticeID: r.ID, Payload: r.Payload()}
+	fail := func(code rpc.Code, msg string) {
+		n.State, n.Payload = stateFailed, nil
+		n.Err = &StatusError{Code: code.String(), Message: msg}
+	}
+	switch {
+	case r.Kind == rpc.KindProgress:
+		n.State = stateProgress
+	case r.Err != nil:
+		fail(r.Err.Code(), r.Err.Message())
+	default:
+		var ready ReportReady
+		if err := r.Decode(&ready); err != nil {
+			a.log.Warn("undecodable completion notice", "report_id", n.ReportID, "err", err)
+			fail(rpc.CodeInternal, "undecodable completion notice")
+			break
+		}
+		name, err := a.reportName(ready.Path)
+		if err != nil {
+			a.log.Warn("completion notice refused", "report_id", n.ReportID, "path", ready.Path, "err", err)
+			fail(rpc.CodeInternal, "the report file is not in the reports folder")
+			break
+		}
+		n.State, n.Path = stateDone, name
+	}
+	return n
+}
+
+// reportName checks that path names an .xlsx right in the reports folder and
+// returns its name there.
+func (a *webApp) reportName(path string) (string, error) {
+	clean := filepath.Clean(path)
+	switch {
+	case !filepath.IsAbs(clean):
+		return "", errors.New("not an absolute path")
+	case filepath.Dir(clean) != a.dir:
+		return "", errors.New("outside the reports folder")
+	case filepath.Ext(clean) != ".xlsx":
+		return "", errors.New("not an .xlsx")
+	}
+	return filepath.Base(clean), nil
 }
 
 func (a *webApp) handleIndex(w http.ResponseWriter, r *http.Request) {
@@ -273,23 +335,24 @@ func (a *webApp) handleDownload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusConflict, fmt.Sprintf("report %s is %s, not done", st.ID, st.State))
 		return
 	}
-	if filepath.Ext(st.path) != ".xlsx" { // the path comes from the worker: serve reports only
-		writeJSONError(w, http.StatusInternalServerError, "report file is not an .xlsx")
-		return
-	}
-	f, err := os.Open(st.path)
+	// The name was checked when the notice came; the folder is opened as
+	// a root, so neither ".." nor a symbolic link leads out of it.
+	name := filepath.Base(st.path)
+	f, err := os.OpenInRoot(a.dir, name)
 	if err != nil {
-		writeJSONError(w, http.StatusGone, "report file is gone: "+filepath.Base(st.path))
+		a.log.Warn("report file not served", "report_id", st.ID, "err", err)
+		writeJSONError(w, http.StatusGone, "report file is gone: "+name)
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil {
-		writeJSONError(w, http.StatusInternalServerError, err.Error())
+	if err != nil || !fi.Mode().IsRegular() || filepath.Ext(name) != ".xlsx" {
+		a.log.Warn("report file not served", "report_id", st.ID, "name", name, "err", err)
+		writeJSONError(w, http.StatusGone, "report file is gone: "+name)
 		return
 	}
 	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filepath.Base(st.path)))
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 

@@ -266,14 +266,9 @@ func TestStoreIgnoresDuplicateNotices(t *testing.T) {
 	}
 	assert.Equal(t, []string{statePending, stateProgress, stateDone}, states)
 
-	// A notice that beats create (a fast worker) keeps its state; create
-	// only fills in the period.
-	assert.True(t, apply(notice{ReportID: "r2", NoticeID: "n4", State: stateProgress, Payload: json.RawMessage(`{}`)}))
-	require.NoError(t, store.create(ctx, "r2", "2026-10-01", "2026-10-31"))
-	st, err := store.get(ctx, "r2")
-	require.NoError(t, err)
-	assert.Equal(t, stateProgress, st.State)
-	assert.Equal(t, "2026-10-01", st.From)
+	// A notice for a report never created changes nothing: errNotFound.
+	_, err = store.apply(ctx, notice{ReportID: "r2", NoticeID: "n4", State: stateProgress, Payload: json.RawMessage(`{}`)})
+	assert.ErrorIs(t, err, errNotFound)
 	_, err = store.get(ctx, "r3")
 	assert.ErrorIs(t, err, errNotFound)
 }
