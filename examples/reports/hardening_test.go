@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -72,4 +74,77 @@ func TestWebNoticeTrust(t *testing.T) {
 		assert.NotEqual(t, http.StatusOK, code, path)
 		assert.NotContains(t, body, "SECRET", path)
 	}
+}
+
+// Finding 14 (web part): POST /reports takes one JSON object with the
+// known fields, both given, and nothing after it; the 400 names no Go
+// internals.
+func TestWebStrictDecoding(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	_, srv, _ := h.startWeb(filepath.Join(h.dir, "web.db"))
+	for _, body := range []string{
+		``,
+		`null`,
+		`{}`,
+		`[]`,
+		`"x"`,
+		`{"from":"2026-10-01"}`,
+		`{"from":"2026-10-01","to":null}`,
+		`{"from":1,"to":2}`,
+		`{"from":"2026-10-01","to":"2026-10-31","extra":1}`,
+		`{"from":"2026-10-01","to":"2026-10-31"} trailing`,
+		`{"from":"2026-10-01","to":"2026-10-31"}{}`,
+		`{"from":"2026-10-01","to":"2026-10-31"}null`,
+	} {
+		res, err := http.Post(srv.URL+"/reports", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, res.StatusCode, "body %q: %s", body, b)
+		assert.NotContains(t, string(b), "Go struct", body)
+		assert.NotContains(t, string(b), "ReportRequest", body)
+	}
+	// Whitespace around the one object is fine.
+	postReport(t, srv.URL, " {\"from\":\"2026-10-01\",\"to\":\"2026-10-31\"}\n")
+}
+
+// Finding 13 (web part): the status JSON shows no server path, and a
+// failing store gives a generic 500 (the details go to the log).
+func TestWebGenericErrors(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker()
+	app, srv, _ := h.startWeb(filepath.Join(h.dir, "web.db"))
+	req, _, _ := lastMonth()
+	body, _ := json.Marshal(req)
+	id := postReport(t, srv.URL, string(body))
+	evs := streamEvents(t, ctxT(t, 20*time.Second), srv.URL, id)
+	require.Equal(t, stateDone, evs[len(evs)-1].Event)
+	for _, ev := range evs {
+		assert.NotContains(t, ev.Data, h.dir, "event %s", ev.Event)
+	}
+	code, status := getBody(t, srv.URL+"/reports/"+id)
+	require.Equal(t, http.StatusOK, code)
+	assert.NotContains(t, status, h.dir)
+	var st Status
+	require.NoError(t, json.Unmarshal([]byte(status), &st))
+	var ready ReportReady
+	require.NoError(t, json.Unmarshal(st.Notice, &ready))
+	assert.Equal(t, filepath.Base(ready.Path), ready.Path, "the notice names the file, not where it is")
+
+	require.NoError(t, app.store.db.Close()) // every query now fails
+	for _, path := range []string{"/reports/" + id, "/reports/" + id + "/events", "/reports/" + id + "/download"} {
+		code, body := getBody(t, srv.URL+path)
+		assert.Equal(t, http.StatusInternalServerError, code, path)
+		assert.Contains(t, body, "internal error", path)
+		assert.NotContains(t, body, "sql", path)
+	}
+	res, err := http.Post(srv.URL+"/reports", "application/json", strings.NewReader(string(body)))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	assert.NotContains(t, string(b), "sql")
+	assert.Contains(t, h.logs.String(), "sql: database is closed", "the details are logged")
 }

@@ -312,7 +312,7 @@ func runPair(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer
 	}
 	rctx, rcancel := context.WithTimeout(ctx, cfg.timeout)
 	defer rcancel()
-	_, err = requestReport(rctx, web.url, ReportRequest{From: cfg.from, To: cfg.to}, stdout)
+	_, err = requestReport(rctx, web.url, cfg.dir, ReportRequest{From: cfg.from, To: cfg.to}, stdout)
 	if err != nil && ctx.Err() != nil {
 		if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
 			return cause // the worker failed
@@ -329,8 +329,9 @@ func randomSecret() string {
 
 // requestReport asks the web app at base for a report the way a browser
 // does (POST /reports, then its event stream), prints each progress notice
-// and, when done, "report ready: PATH".
-func requestReport(ctx context.Context, base string, req ReportRequest, out io.Writer) (*ReportReady, error) {
+// and, when done, "report ready: PATH". The web app names the file only;
+// PATH is that name in dir, the reports folder.
+func requestReport(ctx context.Context, base, dir string, req ReportRequest, out io.Writer) (*ReportReady, error) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
@@ -389,7 +390,7 @@ func requestReport(ctx context.Context, base string, req ReportRequest, out io.W
 				return false
 			}
 			fmt.Fprintf(out, "done: %d rows, total %.2f, took %s\n", ready.Rows, ready.Total, ready.Took)
-			fmt.Fprintf(out, "report ready: %s\n", ready.Path)
+			fmt.Fprintf(out, "report ready: %s\n", filepath.Join(dir, ready.Path))
 			return false
 		case stateFailed:
 			failure = fmt.Errorf("report %s failed: %s: %s", st.ID, st.Error.Code, st.Error.Message)

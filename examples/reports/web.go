@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,7 +169,14 @@ func (a *webApp) noticeOf(r *rpc.Reply) notice {
 	case r.Kind == rpc.KindProgress:
 		n.State = stateProgress
 	case r.Err != nil:
-		fail(r.Err.Code(), r.Err.Message())
+		msg := r.Err.Message()
+		if r.Err.Code() != rpc.CodeInvalidArgument {
+			// The worker's own failures may name its files and its
+			// database: those stay in the log.
+			a.log.Warn("report failed", "report_id", n.ReportID, "code", r.Err.Code().String(), "err", msg)
+			msg = "the report could not be made"
+		}
+		fail(r.Err.Code(), msg)
 	default:
 		var ready ReportReady
 		if err := r.Decode(&ready); err != nil {
@@ -182,7 +190,10 @@ func (a *webApp) noticeOf(r *rpc.Reply) notice {
 			fail(rpc.CodeInternal, "the report file is not in the reports folder")
 			break
 		}
+		// Clients see the file's name, not where the server keeps it.
+		ready.Path = name
 		n.State, n.Path = stateDone, name
+		n.Payload, _ = json.Marshal(ready) // a struct of plain fields: no error
 	}
 	return n
 }
@@ -205,7 +216,7 @@ func (a *webApp) reportName(path string) (string, error) {
 func (a *webApp) handleIndex(w http.ResponseWriter, r *http.Request) {
 	page, err := staticFiles.ReadFile("static/index.html")
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		a.internalError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -217,16 +228,16 @@ func (a *webApp) handleIndex(w http.ResponseWriter, r *http.Request) {
 // period is checked by the worker, the one place that knows what it means:
 // a bad one shows as a failed report.
 func (a *webApp) handleStart(w http.ResponseWriter, r *http.Request) {
-	var req ReportRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err := dec.Decode(&req); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "body must be JSON {\"from\": ..., \"to\": ...}: "+err.Error())
+	req, status, msg := decodeReportRequest(http.MaxBytesReader(w, r.Body, 64<<10))
+	if status != 0 {
+		writeJSONError(w, status, msg)
 		return
 	}
 	id, err := a.start(r.Context(), req)
 	if err != nil {
 		a.log.Error("starting a report failed", "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "report not started: "+err.Error())
+		w.Header().Set("Retry-After", "5")
+		writeJSONError(w, http.StatusServiceUnavailable, "report not started: try again later")
 		return
 	}
 	w.Header().Set("Location", "/reports/"+id)
@@ -235,6 +246,51 @@ func (a *webApp) handleStart(w http.ResponseWriter, r *http.Request) {
 		"status": "/reports/" + id,
 		"events": "/reports/" + id + "/events",
 	})
+}
+
+// reportBody is the body of POST /reports: both fields are required.
+type reportBody struct {
+	From *string `json:"from"`
+	To   *string `json:"to"`
+}
+
+// decodeReportRequest reads one JSON object {"from","to"} with no other
+// field and nothing after it. On failure it returns the HTTP status and a
+// message for the client that names no Go internals.
+func decodeReportRequest(body io.Reader) (req ReportRequest, status int, msg string) {
+	const want = `body must be one JSON object {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var b *reportBody
+	err := dec.Decode(&b)
+	if err == nil {
+		var extra json.RawMessage
+		if dec.Decode(&extra) != io.EOF {
+			return req, http.StatusBadRequest, want + ", and nothing after it"
+		}
+	}
+	var tooBig *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return req, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over %d bytes", tooBig.Limit)
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return req, http.StatusBadRequest, fmt.Sprintf("%s: %q must be a string", want, typeErr.Field)
+	case err != nil && strings.HasPrefix(err.Error(), "json: unknown field "):
+		return req, http.StatusBadRequest, want + ": " + strings.TrimPrefix(err.Error(), "json: ")
+	case err != nil || b == nil:
+		return req, http.StatusBadRequest, want
+	case b.From == nil || b.To == nil || strings.TrimSpace(*b.From) == "" || strings.TrimSpace(*b.To) == "":
+		return req, http.StatusBadRequest, want + `: "from" and "to" are required`
+	}
+	return ReportRequest{From: *b.From, To: *b.To}, 0, ""
+}
+
+// internalError logs err and answers a generic 500: what failed inside
+// (SQLite's text, file names) is no business of the client's.
+func (a *webApp) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeJSONError(w, http.StatusInternalServerError, "internal error")
 }
 
 func (a *webApp) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +308,7 @@ func (a *webApp) status(w http.ResponseWriter, r *http.Request) (*Status, bool) 
 		writeJSONError(w, http.StatusNotFound, "no report "+strconv.Quote(r.PathValue("id")))
 		return nil, false
 	case err != nil:
-		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		a.internalError(w, r, err)
 		return nil, false
 	}
 	return st, true
@@ -276,7 +332,7 @@ func (a *webApp) handleEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	evs, err := a.store.eventsSince(ctx, id, last)
 	if err != nil {
-		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		a.internalError(w, r, err)
 		return
 	}
 	if len(evs) == 0 && terminal(st.State) {
