@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,4 +152,151 @@ func TestWebGenericErrors(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
 	assert.NotContains(t, string(b), "sql")
 	assert.Contains(t, h.logs.String(), "sql: database is closed", "the details are logged")
+}
+
+// shortTimeouts are the web server's timeouts cut short for tests.
+func shortTimeouts(h *harness) webConfig {
+	return webConfig{
+		DBPath: filepath.Join(h.dir, "web.db"), Dir: h.dir,
+		ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond,
+		WriteTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
+		StreamKeepAlive: 100 * time.Millisecond,
+	}
+}
+
+// closedByServer reports whether the server closes conn (after answering
+// whatever it was sent) within d.
+func closedByServer(t *testing.T, conn net.Conn, d time.Duration) bool {
+	t.Helper()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(d)))
+	_, err := io.Copy(io.Discard, conn)
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// Finding 10: a trickled body and an idle keep-alive connection are cut,
+// while a live event stream outlives the read and write timeouts.
+func TestWebServerTimeouts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	app, srv, _ := h.startWebWith(shortTimeouts(h))
+	addr := srv.Listener.Addr().String()
+
+	trickle, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer trickle.Close()
+	_, err = io.WriteString(trickle, "POST /reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	require.NoError(t, err)
+	assert.True(t, closedByServer(t, trickle, 5*time.Second), "a body that never comes is cut")
+
+	idle, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer idle.Close()
+	_, err = io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	assert.True(t, closedByServer(t, idle, 5*time.Second), "an idle keep-alive connection is closed")
+
+	// A stream of a pending report: it outlives both timeouts several times
+	// over (keep-alives flow meanwhile), then still carries the next event.
+	id := postReport(t, srv.URL, `{"from":"2026-10-01","to":"2026-10-31"}`)
+	res, err := http.Get(srv.URL + "/reports/" + id + "/events")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	events := make(chan sseEvent, 8)
+	go readSSE(res.Body, func(ev sseEvent) bool { events <- ev; return true }) //nolint:errcheck // ends with the body
+	nextEvent := func() sseEvent {
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event")
+		}
+		return sseEvent{}
+	}
+	require.Equal(t, statePending, nextEvent().Event)
+	<-time.After(1500 * time.Millisecond) // five times the timeouts: time must pass here
+	progress := forgedReady(id, "")
+	progress.Kind, progress.Value = rpc.KindProgress, []byte(`{"stage":"querying","message":"q"}`)
+	require.NoError(t, app.onNotice(ctxT(t, 10*time.Second), progress))
+	assert.Equal(t, stateProgress, nextEvent().Event, "the stream survived the server's timeouts")
+}
+
+// Finding 10: live event streams are limited; one more gets a clear 503.
+func TestWebStreamLimit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	wc := shortTimeouts(h)
+	wc.MaxStreams = 2
+	_, srv, _ := h.startWebWith(wc)
+	id := postReport(t, srv.URL, `{"from":"2026-10-01","to":"2026-10-31"}`)
+	open := func() (*http.Response, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/reports/"+id+"/events", nil)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		return res, cancel
+	}
+	r1, c1 := open()
+	defer c1()
+	r2, c2 := open()
+	defer c2()
+	require.Equal(t, http.StatusOK, r1.StatusCode)
+	require.Equal(t, http.StatusOK, r2.StatusCode)
+	r3, c3 := open()
+	b, _ := io.ReadAll(r3.Body)
+	r3.Body.Close()
+	c3()
+	assert.Equal(t, http.StatusServiceUnavailable, r3.StatusCode)
+	assert.NotEmpty(t, r3.Header.Get("Retry-After"))
+	assert.Contains(t, string(b), "too many live streams")
+
+	c1() // a client leaves: its place is free again
+	r1.Body.Close()
+	require.Eventually(t, func() bool {
+		r, c := open()
+		defer c()
+		defer r.Body.Close()
+		return r.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// Finding 10: streams opened and dropped by many clients leave no database
+// handles behind, and the store's pool is bounded while they run.
+func TestWebStreamsLeakNoHandles(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	app, srv, _ := h.startWeb(filepath.Join(h.dir, "web.db"))
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	id := postReport(t, srv.URL, `{"from":"2026-10-01","to":"2026-10-31"}`)
+	limit := app.store.db.Stats().MaxOpenConnections
+	require.Positive(t, limit, "the store's connection pool is bounded")
+
+	const n = 200
+	var wg sync.WaitGroup
+	var peak atomic.Int64
+	for range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/reports/"+id+"/events", nil)
+			res, err := hc.Do(req)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer res.Body.Close()
+			assert.Equal(t, http.StatusOK, res.StatusCode)
+			readSSE(res.Body, func(sseEvent) bool { return false }) //nolint:errcheck // one event, then leave
+			if o := int64(app.store.db.Stats().OpenConnections); o > peak.Load() {
+				peak.Store(o)
+			}
+		})
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, peak.Load(), int64(limit))
+	require.Eventually(t, func() bool {
+		st := app.store.db.Stats()
+		return st.InUse == 0 && st.OpenConnections <= st.MaxOpenConnections
+	}, 10*time.Second, 20*time.Millisecond, "%+v", app.store.db.Stats())
 }

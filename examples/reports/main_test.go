@@ -95,7 +95,7 @@ func (h *harness) startWebWith(wc webConfig) (*webApp, *httptest.Server, func())
 	app, err := newWebApp(context.Background(), h.broker, wc, h.log)
 	require.NoError(h.t, err)
 	srv := httptest.NewUnstartedServer(app)
-	srv.Config.RegisterOnShutdown(app.endStreams)
+	srv.Config = newHTTPServer(app, h.log)
 	srv.Start()
 	var once sync.Once
 	stop := func() {

@@ -37,6 +37,8 @@ type config struct {
 	to      string
 	timeout time.Duration
 	verbose bool
+	// maxStreams caps the web app's live event streams.
+	maxStreams int
 }
 
 // envDir names the reports folder when -dir is not given.
@@ -69,6 +71,7 @@ UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
 	fs.StringVar(&cfg.from, "from", now.AddDate(0, -1, 0).Format(time.DateOnly), "first `day` of the report made by role all")
 	fs.StringVar(&cfg.to, "to", now.Format(time.DateOnly), "last `day` of the report made by role all")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "how long role all waits for its report")
+	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -186,7 +189,7 @@ func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog
 
 // web is the web app's part of the configuration.
 func (cfg config) web() webConfig {
-	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir}
+	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams}
 }
 
 // runningWeb is server one serving HTTP.
@@ -208,8 +211,7 @@ func startWeb(ctx context.Context, t transport.Transport, cfg config, log *slog.
 		app.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	srv.RegisterOnShutdown(app.endStreams)
+	srv := newHTTPServer(app, log)
 	w := &runningWeb{app: app, url: "http://" + ln.Addr().String() + "/", srv: srv, done: make(chan error, 1)}
 	go func() { w.done <- srv.Serve(ln) }()
 	log.Info("web app serving", "url", w.url)

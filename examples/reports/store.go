@@ -59,6 +59,12 @@ type storedEvent struct {
 
 var errNotFound = errors.New("report not found")
 
+// The status store's connection pool.
+const (
+	storeMaxConns     = 8
+	storeMaxIdleConns = 2
+)
+
 // statusStore is safe for concurrent use.
 type statusStore struct {
 	db  *sql.DB
@@ -97,6 +103,11 @@ func openStatusStore(ctx context.Context, path string) (*statusStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("status store %s: %w", path, err)
 	}
+	// A bounded pool: however many live streams read the store at once,
+	// it holds at most storeMaxConns SQLite handles, and idle ones close.
+	db.SetMaxOpenConns(storeMaxConns)
+	db.SetMaxIdleConns(storeMaxIdleConns)
+	db.SetConnMaxIdleTime(time.Minute)
 	return &statusStore{db: db, now: time.Now}, nil
 }
 

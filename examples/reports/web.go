@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/rpc"
@@ -34,9 +35,17 @@ const webName = "web"
 //go:embed static
 var staticFiles embed.FS
 
-// keepAliveEvery is how often an idle event stream sends a comment line, so
-// proxies do not cut it.
-const keepAliveEvery = 15 * time.Second
+// Defaults of webConfig.
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultReadTimeout       = 30 * time.Second
+	defaultWriteTimeout      = 30 * time.Second
+	defaultIdleTimeout       = 60 * time.Second
+	defaultMaxStreams        = 1000
+	// defaultStreamKeepAlive is how often an idle event stream sends a
+	// comment line, so proxies do not cut it.
+	defaultStreamKeepAlive = 15 * time.Second
+)
 
 // webApp is server one. It is an http.Handler, safe for concurrent use.
 // Close ends the live streams, stops reading notices and closes the store.
@@ -47,7 +56,9 @@ type webApp struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 
-	dir string // the reports folder, absolute: the only files served
+	cfg     webConfig
+	dir     string       // the reports folder, absolute: the only files served
+	streams atomic.Int64 // live event streams
 	// issuing is held (shared) by each start from Send until the report
 	// is recorded; a notice for an unknown id waits for those in flight
 	// before it is judged never issued.
@@ -62,11 +73,53 @@ type webApp struct {
 type webConfig struct {
 	DBPath string // the status store
 	Dir    string // the reports folder: the web app serves files from it only
+
+	// The HTTP server's timeouts (see http.Server). WriteTimeout bounds
+	// each write of a live event stream rather than the whole stream.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxStreams caps the live event streams; one more gets 503.
+	MaxStreams int
+	// StreamKeepAlive is how often an idle event stream sends a comment.
+	StreamKeepAlive time.Duration
+}
+
+// withDefaults fills in the zero fields.
+func (wc webConfig) withDefaults() webConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&wc.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	def(&wc.ReadTimeout, defaultReadTimeout)
+	def(&wc.WriteTimeout, defaultWriteTimeout)
+	def(&wc.IdleTimeout, defaultIdleTimeout)
+	def(&wc.StreamKeepAlive, defaultStreamKeepAlive)
+	if wc.MaxStreams <= 0 {
+		wc.MaxStreams = defaultMaxStreams
+	}
+	return wc
+}
+
+// newHTTPServer is the HTTP server of app, with its timeouts. Its shutdown
+// ends the live streams.
+func newHTTPServer(app *webApp, log *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: app.cfg.ReadHeaderTimeout,
+		ReadTimeout:       app.cfg.ReadTimeout,
+		WriteTimeout:      app.cfg.WriteTimeout,
+		IdleTimeout:       app.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(app.endStreams)
+	return srv
 }
 
 // newWebApp opens the status store at wc.DBPath and starts reading notices
 // on t: the notices that arrived while no web app ran are handled first.
 func newWebApp(ctx context.Context, t transport.Transport, wc webConfig, log *slog.Logger) (*webApp, error) {
+	wc = wc.withDefaults()
 	dir, err := filepath.Abs(wc.Dir)
 	if err != nil {
 		return nil, err
@@ -80,7 +133,7 @@ func newWebApp(ctx context.Context, t transport.Transport, wc webConfig, log *sl
 		store.Close()
 		return nil, err
 	}
-	a := &webApp{client: client, store: store, hub: newHub(), log: log, mux: http.NewServeMux(), dir: dir, closing: make(chan struct{})}
+	a := &webApp{client: client, store: store, hub: newHub(), log: log, mux: http.NewServeMux(), cfg: wc, dir: dir, closing: make(chan struct{})}
 	a.mux.HandleFunc("GET /{$}", a.handleIndex)
 	a.mux.HandleFunc("POST /reports", a.handleStart)
 	a.mux.HandleFunc("GET /reports/{id}", a.handleStatus)
@@ -141,7 +194,8 @@ func (a *webApp) onNotice(ctx context.Context, r *rpc.Reply) error {
 		// The app may be between Send and create for this id: wait for the
 		// starts in flight, then look again.
 		a.issuing.Lock()
-		a.issuing.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+		//lint:ignore SA2001 an empty critical section is the point: a barrier
+		a.issuing.Unlock()
 		changed, err = a.store.apply(ctx, n)
 	}
 	if errors.Is(err, errNotFound) {
@@ -319,8 +373,16 @@ func (a *webApp) status(w http.ResponseWriter, r *http.Request) (*Status, bool) 
 // ends after the done or failed event. Each event is named after the state
 // and carries the status JSON; its id lets a reconnecting EventSource resume
 // (Last-Event-ID). A stream asked to resume after the end gets 204, which
-// tells EventSource to stop reconnecting.
+// tells EventSource to stop reconnecting. Past MaxStreams live streams, one
+// more gets 503.
 func (a *webApp) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if a.streams.Add(1) > int64(a.cfg.MaxStreams) {
+		a.streams.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		writeJSONError(w, http.StatusServiceUnavailable, "too many live streams: try again later")
+		return
+	}
+	defer a.streams.Add(-1)
 	id := r.PathValue("id")
 	wake, unsubscribe := a.hub.subscribe(id)
 	defer unsubscribe()
@@ -329,8 +391,7 @@ func (a *webApp) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	last, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
-	ctx := r.Context()
-	evs, err := a.store.eventsSince(ctx, id, last)
+	evs, err := a.store.eventsSince(r.Context(), id, last)
 	if err != nil {
 		a.internalError(w, r, err)
 		return
@@ -339,17 +400,32 @@ func (a *webApp) handleEvents(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	a.stream(w, r, id, last, evs, wake)
+}
+
+// stream writes evs, then each change announced on wake, until the report
+// ends, the client leaves or the app closes. The server's read and write
+// timeouts would cut a long stream: the read deadline is lifted (a GET has
+// no body) and each write gets WriteTimeout of its own.
+func (a *webApp) stream(w http.ResponseWriter, r *http.Request, id string, last int64, evs []storedEvent, wake <-chan struct{}) {
+	ctx := r.Context()
 	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{}) //nolint:errcheck // unsupported: no deadline to lift
+	writing := func() {
+		rc.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout)) //nolint:errcheck // unsupported: no deadline
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	writing()
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 1000\n\n")
 
-	keepAlive := time.NewTicker(keepAliveEvery)
+	keepAlive := time.NewTicker(a.cfg.StreamKeepAlive)
 	defer keepAlive.Stop()
 	for {
+		writing()
 		for _, e := range evs {
 			if err := writeSSE(w, strconv.FormatInt(e.Seq, 10), e.State, e.Data); err != nil {
 				return
@@ -366,6 +442,7 @@ func (a *webApp) handleEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-wake:
 		case <-keepAlive.C:
+			writing()
 			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
 				return
 			}
@@ -374,6 +451,7 @@ func (a *webApp) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-a.closing:
 			return
 		}
+		var err error
 		if evs, err = a.store.eventsSince(ctx, id, last); err != nil {
 			a.log.Warn("event stream: reading the store failed", "report_id", id, "err", err)
 			return
