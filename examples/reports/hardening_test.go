@@ -300,3 +300,64 @@ func TestWebStreamsLeakNoHandles(t *testing.T) {
 		return st.InUse == 0 && st.OpenConnections <= st.MaxOpenConnections
 	}, 10*time.Second, 20*time.Millisecond, "%+v", app.store.db.Stats())
 }
+
+// Finding 11: reports finished more than KeepFor ago are deleted, files and
+// records:
+// the web app then knows them no more. Old report files it has no record
+// of (the worker's legacy reports) go too; other files stay.
+func TestWebDeletesOldReports(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker()
+	stray := filepath.Join(h.dir, "sales_20261001_20261031_legacy.xlsx")
+	require.NoError(t, os.WriteFile(stray, []byte("old"), 0o644))
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(stray, old, old))
+	other := filepath.Join(h.dir, "notes.txt")
+	require.NoError(t, os.WriteFile(other, []byte("mine"), 0o644))
+	require.NoError(t, os.Chtimes(other, old, old))
+
+	wc := webConfig{DBPath: filepath.Join(h.dir, "web.db"), Dir: h.dir, KeepFor: time.Second, SweepEvery: 50 * time.Millisecond}
+	_, srv, _ := h.startWebWith(wc)
+	req, _, _ := lastMonth()
+	body, _ := json.Marshal(req)
+	id := postReport(t, srv.URL, string(body))
+	evs := streamEvents(t, ctxT(t, 20*time.Second), srv.URL, id)
+	require.Equal(t, stateDone, evs[len(evs)-1].Event)
+	var ready ReportReady
+	require.NoError(t, json.Unmarshal(decodeStatus(t, evs[len(evs)-1]).Notice, &ready))
+	file := filepath.Join(h.dir, ready.Path)
+	require.FileExists(t, file)
+
+	require.Eventually(t, func() bool {
+		code, _ := getBody(t, srv.URL+"/reports/"+id)
+		return code == http.StatusNotFound
+	}, 20*time.Second, 20*time.Millisecond, "the report's record is deleted")
+	assert.NoFileExists(t, file)
+	code, _ := getBody(t, srv.URL+"/reports/"+id+"/download")
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.NoFileExists(t, stray, "an old report file with no record goes too")
+	assert.FileExists(t, other, "files that are not reports stay")
+	assert.FileExists(t, filepath.Join(h.dir, "sales.db"))
+	assert.FileExists(t, filepath.Join(h.dir, "web.db"))
+}
+
+// Finding 11: an unfinished report is kept a day past KeepFor (its worker
+// may still answer), then deleted too.
+func TestWebSweepUnfinished(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	app, srv, _ := h.startWebWith(webConfig{DBPath: filepath.Join(h.dir, "web.db"), Dir: h.dir, KeepFor: time.Second, SweepEvery: time.Hour})
+	id := postReport(t, srv.URL, `{"from":"2026-10-01","to":"2026-10-31"}`)
+	ctx := ctxT(t, 10*time.Second)
+	n, err := app.sweep(ctx, time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	code, _ := getBody(t, srv.URL+"/reports/"+id)
+	assert.Equal(t, http.StatusOK, code, "a pending report is kept past KeepFor")
+	n, err = app.sweep(ctx, time.Now().Add(time.Second+staleAfter+time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	code, _ = getBody(t, srv.URL+"/reports/"+id)
+	assert.Equal(t, http.StatusNotFound, code)
+}

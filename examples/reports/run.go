@@ -39,10 +39,19 @@ type config struct {
 	verbose bool
 	// maxStreams caps the web app's live event streams.
 	maxStreams int
+	// keep is how long reports are kept after they finished.
+	keep time.Duration
 }
 
 // envDir names the reports folder when -dir is not given.
 const envDir = "REPORTS_DIR"
+
+// envKeep is -keep's default when set (a Go duration, as "72h").
+const envKeep = "REPORTS_KEEP"
+
+// defaultKeep is how long reports are kept when neither -keep nor
+// REPORTS_KEEP says.
+const defaultKeep = 7 * 24 * time.Hour
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
@@ -71,6 +80,15 @@ UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
 	fs.StringVar(&cfg.from, "from", now.AddDate(0, -1, 0).Format(time.DateOnly), "first `day` of the report made by role all")
 	fs.StringVar(&cfg.to, "to", now.Format(time.DateOnly), "last `day` of the report made by role all")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "how long role all waits for its report")
+	defKeep := defaultKeep
+	if v := os.Getenv(envKeep); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return cfg, fmt.Errorf("%s=%q: want a duration such as 72h", envKeep, v)
+		}
+		defKeep = d
+	}
+	fs.DurationVar(&cfg.keep, "keep", defKeep, "web app: delete reports (the .xlsx and the records) this `long` after they finished; 0 keeps them forever (env "+envKeep+")")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
@@ -189,7 +207,7 @@ func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog
 
 // web is the web app's part of the configuration.
 func (cfg config) web() webConfig {
-	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams}
+	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams, KeepFor: cfg.keep}
 }
 
 // runningWeb is server one serving HTTP.

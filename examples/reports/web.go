@@ -64,9 +64,10 @@ type webApp struct {
 	// before it is judged never issued.
 	issuing sync.RWMutex
 
-	closing   chan struct{} // closed by endStreams: live streams end
-	endOnce   sync.Once
-	closeOnce sync.Once
+	closing     chan struct{} // closed by endStreams: live streams end
+	janitorDone chan struct{} // closed when the janitor ends; nil without one
+	endOnce     sync.Once
+	closeOnce   sync.Once
 }
 
 // webConfig is what the web app needs besides its transport.
@@ -81,6 +82,13 @@ type webConfig struct {
 	MaxStreams int
 	// StreamKeepAlive is how often an idle event stream sends a comment.
 	StreamKeepAlive time.Duration
+	// KeepFor is how long a report is kept after it finished: then its
+	// file and its records are deleted (see retention.go). Zero keeps
+	// reports forever.
+	KeepFor time.Duration
+	// SweepEvery is how often old reports are looked for (default:
+	// KeepFor/10, at most an hour).
+	SweepEvery time.Duration
 }
 
 // withDefaults fills in the zero fields.
@@ -95,6 +103,9 @@ func (wc webConfig) withDefaults() webConfig {
 	def(&wc.WriteTimeout, defaultWriteTimeout)
 	def(&wc.IdleTimeout, defaultIdleTimeout)
 	def(&wc.StreamKeepAlive, defaultStreamKeepAlive)
+	if wc.KeepFor > 0 && wc.SweepEvery <= 0 {
+		wc.SweepEvery = min(wc.KeepFor/10, time.Hour)
+	}
 	if wc.MaxStreams <= 0 {
 		wc.MaxStreams = defaultMaxStreams
 	}
@@ -144,6 +155,10 @@ func newWebApp(ctx context.Context, t transport.Transport, wc webConfig, log *sl
 		store.Close()
 		return nil, err
 	}
+	if wc.KeepFor > 0 {
+		a.janitorDone = make(chan struct{})
+		go a.janitor()
+	}
 	return a, nil
 }
 
@@ -155,13 +170,16 @@ func (a *webApp) endStreams() {
 	a.endOnce.Do(func() { close(a.closing) })
 }
 
-// Close ends the live streams, stops the notice reader (a notice being
+// Close ends the live streams and the janitor, stops the notice reader (a notice being
 // handled is finished first) and closes the store. It is idempotent; the
 // app must not serve requests afterwards.
 func (a *webApp) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
 		a.endStreams()
+		if a.janitorDone != nil {
+			<-a.janitorDone
+		}
 		err = errors.Join(a.client.Close(), a.store.Close())
 	})
 	return err
