@@ -49,7 +49,7 @@ func TestWebNoticeTrust(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	app, srv, _ := h.startWeb(filepath.Join(h.dir, "web.db"))
-	ctx := ctxT(t, 20e9)
+	ctx := ctxT(t, 20*time.Second)
 	secretDir := t.TempDir()
 	outside := filepath.Join(secretDir, "secret.xlsx")
 	require.NoError(t, os.WriteFile(outside, []byte("SECRET"), 0o644))
@@ -288,8 +288,8 @@ func TestWebStreamsLeakNoHandles(t *testing.T) {
 			defer res.Body.Close()
 			assert.Equal(t, http.StatusOK, res.StatusCode)
 			readSSE(res.Body, func(sseEvent) bool { return false }) //nolint:errcheck // one event, then leave
-			if o := int64(app.store.db.Stats().OpenConnections); o > peak.Load() {
-				peak.Store(o)
+			o := int64(app.store.db.Stats().OpenConnections)
+			for p := peak.Load(); o > p && !peak.CompareAndSwap(p, o); p = peak.Load() {
 			}
 		})
 	}
