@@ -361,3 +361,23 @@ func TestWebSweepUnfinished(t *testing.T) {
 	code, _ = getBody(t, srv.URL+"/reports/"+id)
 	assert.Equal(t, http.StatusNotFound, code)
 }
+
+// Finding 13: a worker failure other than a bad request (which may name the
+// worker's files or database) reaches clients as a generic message; the
+// details are logged.
+func TestWebWorkerFailureGeneric(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	app, srv, _ := h.startWeb(filepath.Join(h.dir, "web.db"))
+	id := postReport(t, srv.URL, `{"from":"2026-10-01","to":"2026-10-31"}`)
+	failed := forgedReady(id, "")
+	failed.Value = nil
+	failed.Err = rpc.Errorf(rpc.CodeInternal, "write xlsx: open /srv/secret/dir/x.xlsx: SQLITE_BUSY")
+	require.NoError(t, app.onNotice(ctxT(t, 10*time.Second), failed))
+	code, body := getBody(t, srv.URL+"/reports/"+id)
+	require.Equal(t, http.StatusOK, code)
+	assert.NotContains(t, body, "/srv/secret")
+	assert.NotContains(t, body, "SQLITE")
+	assert.Contains(t, body, "the report could not be made")
+	assert.Contains(t, h.logs.String(), "/srv/secret/dir/x.xlsx", "the details are logged")
+}
