@@ -86,10 +86,16 @@ func (h *harness) startWorker() (stop func()) {
 // server.
 func (h *harness) startWeb(dbPath string) (*webApp, *httptest.Server, func()) {
 	h.t.Helper()
-	app, err := newWebApp(context.Background(), h.broker, dbPath, h.log)
+	return h.startWebWith(webConfig{DBPath: dbPath, Dir: h.dir})
+}
+
+// startWebWith is startWeb with a whole webConfig.
+func (h *harness) startWebWith(wc webConfig) (*webApp, *httptest.Server, func()) {
+	h.t.Helper()
+	app, err := newWebApp(context.Background(), h.broker, wc, h.log)
 	require.NoError(h.t, err)
 	srv := httptest.NewUnstartedServer(app)
-	srv.Config.RegisterOnShutdown(app.endStreams)
+	srv.Config = newHTTPServer(app, h.log)
 	srv.Start()
 	var once sync.Once
 	stop := func() {

@@ -37,10 +37,21 @@ type config struct {
 	to      string
 	timeout time.Duration
 	verbose bool
+	// maxStreams caps the web app's live event streams.
+	maxStreams int
+	// keep is how long reports are kept after they finished.
+	keep time.Duration
 }
 
 // envDir names the reports folder when -dir is not given.
 const envDir = "REPORTS_DIR"
+
+// envKeep is -keep's default when set (a Go duration, as "72h").
+const envKeep = "REPORTS_KEEP"
+
+// defaultKeep is how long reports are kept when neither -keep nor
+// REPORTS_KEEP says.
+const defaultKeep = 7 * 24 * time.Hour
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
@@ -69,6 +80,16 @@ UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
 	fs.StringVar(&cfg.from, "from", now.AddDate(0, -1, 0).Format(time.DateOnly), "first `day` of the report made by role all")
 	fs.StringVar(&cfg.to, "to", now.Format(time.DateOnly), "last `day` of the report made by role all")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "how long role all waits for its report")
+	defKeep := defaultKeep
+	if v := os.Getenv(envKeep); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return cfg, fmt.Errorf("%s=%q: want a duration such as 72h", envKeep, v)
+		}
+		defKeep = d
+	}
+	fs.DurationVar(&cfg.keep, "keep", defKeep, "web app: delete reports (the .xlsx and the records) this `long` after they finished; 0 keeps them forever (env "+envKeep+")")
+	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -184,6 +205,11 @@ func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog
 	return s.Serve(ctx)
 }
 
+// web is the web app's part of the configuration.
+func (cfg config) web() webConfig {
+	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams, KeepFor: cfg.keep}
+}
+
 // runningWeb is server one serving HTTP.
 type runningWeb struct {
 	app  *webApp
@@ -194,7 +220,7 @@ type runningWeb struct {
 
 // startWeb opens the web app on t and serves it on cfg.addr.
 func startWeb(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger) (*runningWeb, error) {
-	app, err := newWebApp(ctx, t, filepath.Join(cfg.dir, "web.db"), log)
+	app, err := newWebApp(ctx, t, cfg.web(), log)
 	if err != nil {
 		return nil, err
 	}
@@ -203,8 +229,7 @@ func startWeb(ctx context.Context, t transport.Transport, cfg config, log *slog.
 		app.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	srv.RegisterOnShutdown(app.endStreams)
+	srv := newHTTPServer(app, log)
 	w := &runningWeb{app: app, url: "http://" + ln.Addr().String() + "/", srv: srv, done: make(chan error, 1)}
 	go func() { w.done <- srv.Serve(ln) }()
 	log.Info("web app serving", "url", w.url)
@@ -307,7 +332,7 @@ func runPair(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer
 	}
 	rctx, rcancel := context.WithTimeout(ctx, cfg.timeout)
 	defer rcancel()
-	_, err = requestReport(rctx, web.url, ReportRequest{From: cfg.from, To: cfg.to}, stdout)
+	_, err = requestReport(rctx, web.url, cfg.dir, ReportRequest{From: cfg.from, To: cfg.to}, stdout)
 	if err != nil && ctx.Err() != nil {
 		if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
 			return cause // the worker failed
@@ -324,8 +349,9 @@ func randomSecret() string {
 
 // requestReport asks the web app at base for a report the way a browser
 // does (POST /reports, then its event stream), prints each progress notice
-// and, when done, "report ready: PATH".
-func requestReport(ctx context.Context, base string, req ReportRequest, out io.Writer) (*ReportReady, error) {
+// and, when done, "report ready: PATH". The web app names the file only;
+// PATH is that name in dir, the reports folder.
+func requestReport(ctx context.Context, base, dir string, req ReportRequest, out io.Writer) (*ReportReady, error) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
@@ -384,7 +410,7 @@ func requestReport(ctx context.Context, base string, req ReportRequest, out io.W
 				return false
 			}
 			fmt.Fprintf(out, "done: %d rows, total %.2f, took %s\n", ready.Rows, ready.Total, ready.Took)
-			fmt.Fprintf(out, "report ready: %s\n", ready.Path)
+			fmt.Fprintf(out, "report ready: %s\n", filepath.Join(dir, ready.Path))
 			return false
 		case stateFailed:
 			failure = fmt.Errorf("report %s failed: %s: %s", st.ID, st.Error.Code, st.Error.Message)

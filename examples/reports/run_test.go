@@ -62,7 +62,7 @@ func TestRunServe(t *testing.T) {
 	url := waitForURL(t, &stdout, done)
 	req, _, _ := lastMonth()
 	var out syncBuffer
-	ready, err := requestReport(ctxT(t, 30*time.Second), url, req, &out)
+	ready, err := requestReport(ctxT(t, 30*time.Second), url, dir, req, &out)
 	require.NoError(t, err, "stderr:\n%s", stderr.String())
 	checkRunOutput(t, out.String(), dir)
 	assert.Positive(t, ready.Rows)
@@ -122,7 +122,7 @@ func TestRunRolesFromEnv(t *testing.T) {
 
 	req, _, _ := lastMonth()
 	var out syncBuffer
-	_, err := requestReport(ctxT(t, 30*time.Second), url, req, &out)
+	_, err := requestReport(ctxT(t, 30*time.Second), url, dir, req, &out)
 	require.NoError(t, err, "worker:\n%s\nweb:\n%s", workerErr.String(), webErr.String())
 	checkRunOutput(t, out.String(), dir)
 	for _, logs := range []string{workerErr.String(), webErr.String()} {

@@ -40,7 +40,7 @@ type Status struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
-	path string // the .xlsx, when done
+	path string // the .xlsx's name in the reports folder, when done
 }
 
 // StatusError is why a report failed: the rpc error code and message.
@@ -58,6 +58,12 @@ type storedEvent struct {
 }
 
 var errNotFound = errors.New("report not found")
+
+// The status store's connection pool.
+const (
+	storeMaxConns     = 8
+	storeMaxIdleConns = 2
+)
 
 // statusStore is safe for concurrent use.
 type statusStore struct {
@@ -97,23 +103,21 @@ func openStatusStore(ctx context.Context, path string) (*statusStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("status store %s: %w", path, err)
 	}
+	// A bounded pool: however many live streams read the store at once,
+	// it holds at most storeMaxConns SQLite handles, and idle ones close.
+	db.SetMaxOpenConns(storeMaxConns)
+	db.SetMaxIdleConns(storeMaxIdleConns)
+	db.SetConnMaxIdleTime(time.Minute)
 	return &statusStore{db: db, now: time.Now}, nil
 }
 
 func (s *statusStore) Close() error { return s.db.Close() }
 
-// create records a report just sent. A notice may have been stored first
-// (the worker can be that fast): then only the period is filled in.
+// create records a report just sent. The web app records a report before
+// it handles any notice for it (see webApp.start), so notices for ids it
+// never recorded can be told apart and ignored.
 func (s *statusStore) create(ctx context.Context, id, from, to string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := getStatus(ctx, tx, id)
-		if err == nil {
-			_, err = tx.ExecContext(ctx, `UPDATE reports SET range_from = ?, range_to = ? WHERE id = ?`, from, to, id)
-			return err
-		}
-		if !errors.Is(err, errNotFound) {
-			return err
-		}
 		now := s.now().UTC().Format(time.RFC3339Nano)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (id, range_from, range_to, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			id, from, to, statePending, now, now); err != nil {
@@ -130,11 +134,12 @@ type notice struct {
 	State    string // stateProgress, stateDone or stateFailed
 	Payload  json.RawMessage
 	Err      *StatusError
-	Path     string
+	Path     string // the .xlsx's name in the reports folder, when done
 }
 
 // apply stores n and reports whether it changed anything: a notice seen
-// before, or one for a report that already finished, changes nothing.
+// before, or one for a report that already finished, changes nothing. A
+// notice for a report that create never recorded gets errNotFound.
 func (s *statusStore) apply(ctx context.Context, n notice) (changed bool, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var dup int
@@ -146,10 +151,10 @@ func (s *statusStore) apply(ctx context.Context, n notice) (changed bool, err er
 		}
 		st, err := getStatus(ctx, tx, n.ReportID)
 		switch {
-		case err == nil && terminal(st.State):
+		case err != nil:
+			return err // errNotFound: a report this app never issued
+		case terminal(st.State):
 			return nil
-		case err != nil && !errors.Is(err, errNotFound):
-			return err
 		}
 		now := s.now().UTC().Format(time.RFC3339Nano)
 		var code, msg sql.NullString
@@ -162,12 +167,9 @@ func (s *statusStore) apply(ctx context.Context, n notice) (changed bool, err er
 			payload = sql.NullString{String: string(n.Payload), Valid: true}
 		}
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO reports (id, state, notice, error_code, error_message, path, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET state = excluded.state, notice = excluded.notice,
-				error_code = excluded.error_code, error_message = excluded.error_message,
-				path = excluded.path, updated_at = excluded.updated_at`,
-			n.ReportID, n.State, payload, code, msg, n.Path, now, now); err != nil {
+			UPDATE reports SET state = ?, notice = ?, error_code = ?, error_message = ?, path = ?, updated_at = ?
+			WHERE id = ?`,
+			n.State, payload, code, msg, n.Path, now, n.ReportID); err != nil {
 			return err
 		}
 		changed = true

@@ -113,7 +113,6 @@ func TestWebFailedReport(t *testing.T) {
 	cases := []struct{ body, msg string }{
 		{`{"from":"2026-11-01","to":"2026-10-01"}`, "from 2026-11-01 is after to 2026-10-01"},
 		{`{"from":"last tuesday","to":"2026-10-01"}`, `from: cannot parse "last tuesday": want YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339`},
-		{`{}`, "from: missing date"},
 	}
 	for _, c := range cases {
 		id := postReport(t, srv.URL, c.body)
@@ -153,7 +152,7 @@ func TestWebBadRequests(t *testing.T) {
 	res.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
 	assert.Equal(t, http.StatusBadRequest, e.Status)
-	assert.Contains(t, e.Error, "body must be JSON")
+	assert.Contains(t, e.Error, "body must be one JSON object")
 
 	for _, path := range []string{"/reports/nope", "/reports/nope/events", "/reports/nope/download"} {
 		res, err := http.Get(srv.URL + path)
@@ -213,7 +212,7 @@ func TestWebDurableNotices(t *testing.T) {
 	var ready ReportReady
 	require.NoError(t, json.Unmarshal(decodeStatus(t, last).Notice, &ready))
 	assert.Equal(t, id, ready.ReportID)
-	assert.FileExists(t, ready.Path)
+	assert.FileExists(t, filepath.Join(h.dir, ready.Path))
 	code, st = fetchStatus(t, srv2.URL, id)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, stateDone, st.State)
@@ -266,14 +265,9 @@ func TestStoreIgnoresDuplicateNotices(t *testing.T) {
 	}
 	assert.Equal(t, []string{statePending, stateProgress, stateDone}, states)
 
-	// A notice that beats create (a fast worker) keeps its state; create
-	// only fills in the period.
-	assert.True(t, apply(notice{ReportID: "r2", NoticeID: "n4", State: stateProgress, Payload: json.RawMessage(`{}`)}))
-	require.NoError(t, store.create(ctx, "r2", "2026-10-01", "2026-10-31"))
-	st, err := store.get(ctx, "r2")
-	require.NoError(t, err)
-	assert.Equal(t, stateProgress, st.State)
-	assert.Equal(t, "2026-10-01", st.From)
+	// A notice for a report never created changes nothing: errNotFound.
+	_, err = store.apply(ctx, notice{ReportID: "r2", NoticeID: "n4", State: stateProgress, Payload: json.RawMessage(`{}`)})
+	assert.ErrorIs(t, err, errNotFound)
 	_, err = store.get(ctx, "r3")
 	assert.ErrorIs(t, err, errNotFound)
 }
@@ -339,7 +333,7 @@ func TestWebConcurrentReports(t *testing.T) {
 		var ready ReportReady
 		require.NoError(t, json.Unmarshal(decodeStatus(t, r.last).Notice, &ready))
 		assert.Equal(t, r.id, ready.ReportID)
-		assert.FileExists(t, ready.Path)
+		assert.FileExists(t, filepath.Join(h.dir, ready.Path))
 		paths[ready.Path] = true
 	}
 	assert.Len(t, paths, n, "one file per report")
