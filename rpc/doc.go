@@ -34,7 +34,9 @@
 //
 // Client and Server are safe for concurrent use. A Server runs up to
 // [WithConcurrency] handlers at once (default 16). Close and Serve's return
-// are idempotent and leave no goroutines behind.
+// are idempotent and leave no goroutines behind, but for a handler that
+// ignores its canceled context: Serve abandons it after the drain timeout
+// and a grace, and its goroutine ends when it returns.
 //
 // # Wire format
 //
