@@ -165,7 +165,7 @@ func parseUserLine(line []byte) (User, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return User{}, errors.New("data after the JSON object")
 	}
-	u := User{Name: l.Name, Password: l.Password, Produce: l.Produce, Consume: l.Consume, Admin: l.Admin}
+	u := User(l)
 	return u, u.check()
 }
 
