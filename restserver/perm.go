@@ -112,8 +112,9 @@ const maxUserLine = 64 << 10
 //
 // with name and password required and at least one of produce, consume
 // or admin (see [User] and [TopicPattern]). Blank lines and lines whose
-// first non-blank character is '#' are skipped. An unknown field, a
-// line that is not exactly one object, an invalid user, a name given
+// first non-blank character is '#' are skipped. An unknown field (names
+// are lower case), a field given twice, a line that is not exactly one
+// object, an invalid user, a name given
 // twice or a line over 64 KiB is an error naming the line (never the
 // password).
 func ReadUsers(r io.Reader) ([]User, error) {
@@ -165,8 +166,44 @@ func parseUserLine(line []byte) (User, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return User{}, errors.New("data after the JSON object")
 	}
+	if err := checkKeys(line); err != nil {
+		return User{}, err
+	}
 	u := User(l)
 	return u, u.check()
+}
+
+// userKeys are the fields of a users file line, spelled exactly.
+var userKeys = map[string]bool{"name": true, "password": true, "produce": true, "consume": true, "admin": true}
+
+// checkKeys refuses what encoding/json lets through: a field spelled in
+// another case ("Name") and a field given twice. line is one valid JSON
+// object.
+func checkKeys(line []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if _, err := dec.Token(); err != nil { // '{'
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		switch {
+		case !userKeys[key]:
+			return fmt.Errorf("not a valid user object: unknown field %q (fields are lower case)", key)
+		case seen[key]:
+			return fmt.Errorf("not a valid user object: field %q given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jsonErrText is err's text without Go type names.

@@ -276,6 +276,8 @@ func TestReadUsers(t *testing.T) {
 	const first = `{"name":"a","password":"secret-a","admin":true}` + "\n"
 	bad := []struct{ name, line, want string }{
 		{"unknown field", `{"name":"b","password":"secret-b","produse":["x"]}`, `unknown field "produse"`},
+		{"field case", `{"Name":"b","password":"secret-b","admin":true}`, `unknown field "Name" (fields are lower case)`},
+		{"field twice", `{"name":"b","password":"secret-b","admin":true,"admin":false}`, `field "admin" given twice`},
 		{"not an object", `name=b password=secret-b`, "not a JSON object"},
 		{"array", `[{"name":"b","password":"secret-b","admin":true}]`, "not a JSON object"},
 		{"trailing data", `{"name":"b","password":"secret-b","admin":true} {}`, "data after the JSON object"},
