@@ -10,19 +10,23 @@ import (
 // authenticator checks HTTP Basic credentials. It keeps only SHA-256 digests
 // of the configured pairs and compares digests of equal length in constant
 // time, against every pair, so neither timing nor length tells which part
-// was wrong.
+// was wrong, nor which user matched.
 type authenticator struct {
 	creds []credentialDigest
 }
 
-type credentialDigest struct{ user, pass [sha256.Size]byte }
+type credentialDigest struct {
+	user, pass [sha256.Size]byte
+	who        *principal
+}
 
-func newAuthenticator(creds []credential) *authenticator {
+func newAuthenticator(users []User) *authenticator {
 	a := &authenticator{}
-	for _, c := range creds {
+	for _, u := range users {
 		a.creds = append(a.creds, credentialDigest{
-			user: sha256.Sum256([]byte(c.username)),
-			pass: sha256.Sum256([]byte(c.password)),
+			user: sha256.Sum256([]byte(u.Name)),
+			pass: sha256.Sum256([]byte(u.Password)),
+			who:  &principal{name: u.Name, admin: u.Admin, produce: u.Produce, consume: u.Consume},
 		})
 	}
 	return a
@@ -30,44 +34,51 @@ func newAuthenticator(creds []credential) *authenticator {
 
 func (a *authenticator) enabled() bool { return len(a.creds) > 0 }
 
-func (a *authenticator) valid(user, pass string) bool {
+// valid returns the user of the pair, nil if none matches. Every pair is
+// compared, and the match is selected without a branch.
+func (a *authenticator) valid(user, pass string) *principal {
 	u := sha256.Sum256([]byte(user))
 	p := sha256.Sum256([]byte(pass))
-	ok := 0
-	for _, c := range a.creds {
-		ok |= subtle.ConstantTimeCompare(u[:], c.user[:]) & subtle.ConstantTimeCompare(p[:], c.pass[:])
+	idx := -1
+	for i, c := range a.creds {
+		ok := subtle.ConstantTimeCompare(u[:], c.user[:]) & subtle.ConstantTimeCompare(p[:], c.pass[:])
+		idx = subtle.ConstantTimeSelect(ok, i, idx)
 	}
-	return ok == 1
-}
-
-// check authenticates r. queryForm allows the webhook's ?user=&pass= form
-// when no Authorization header is sent.
-func (a *authenticator) check(r *http.Request, queryForm bool) error {
-	if !a.enabled() {
+	if idx < 0 {
 		return nil
 	}
+	return a.creds[idx].who
+}
+
+// check authenticates r and returns its user (nil when authentication is
+// off). queryForm allows the webhook's ?user=&pass= form when no
+// Authorization header is sent.
+func (a *authenticator) check(r *http.Request, queryForm bool) (*principal, error) {
+	if !a.enabled() {
+		return nil, nil
+	}
 	if user, pass, ok := r.BasicAuth(); ok {
-		if a.valid(user, pass) {
-			return nil
+		if who := a.valid(user, pass); who != nil {
+			return who, nil
 		}
-		return &httpError{status: http.StatusUnauthorized, msg: "invalid credentials"}
+		return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid credentials"}
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		if len(h) >= 6 && strings.EqualFold(h[:6], "basic ") {
-			return &httpError{status: http.StatusUnauthorized,
+			return nil, &httpError{status: http.StatusUnauthorized,
 				msg: "invalid credentials: the Basic credentials must be the base64 encoding of username:password"}
 		}
-		return &httpError{status: http.StatusUnauthorized, msg: "invalid credentials: the Authorization header must use HTTP Basic authentication"}
+		return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid credentials: the Authorization header must use HTTP Basic authentication"}
 	}
 	if queryForm {
 		q := r.URL.Query()
 		if q.Has("user") || q.Has("pass") {
-			if a.valid(q.Get("user"), q.Get("pass")) {
-				return nil
+			if who := a.valid(q.Get("user"), q.Get("pass")); who != nil {
+				return who, nil
 			}
-			return &httpError{status: http.StatusUnauthorized, msg: "invalid credentials"}
+			return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid credentials"}
 		}
-		return &httpError{status: http.StatusUnauthorized, msg: "missing credentials: use HTTP Basic authentication or ?user=&pass="}
+		return nil, &httpError{status: http.StatusUnauthorized, msg: "missing credentials: use HTTP Basic authentication or ?user=&pass="}
 	}
-	return &httpError{status: http.StatusUnauthorized, msg: "missing credentials: use HTTP Basic authentication"}
+	return nil, &httpError{status: http.StatusUnauthorized, msg: "missing credentials: use HTTP Basic authentication"}
 }

@@ -137,8 +137,9 @@ func headerMillis(h http.Header, name string, least int64) (d time.Duration, ok 
 }
 
 type instance struct {
-	key instanceKey
-	cfg consumerConfig
+	key   instanceKey
+	cfg   consumerConfig
+	owner string // name of the user whose consume made it ("" without auth)
 
 	pollSem chan struct{} // holds one token while a consume runs
 
@@ -154,7 +155,8 @@ type instance struct {
 
 // acquireInstance returns the instance for key, creating it (without
 // joining yet) from r's headers if there is none, and marks it busy. Call
-// release when done. created tells whether this call made it.
+// release when done. created tells whether this call made it. Another
+// user's instance is a 403.
 func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) (in *instance, created bool, err error) {
 	var cfg consumerConfig
 	var cfgErr error
@@ -174,9 +176,11 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 		if cfgErr != nil {
 			return nil, false, cfgErr
 		}
-		in = &instance{key: key, cfg: cfg, pollSem: make(chan struct{}, 1)}
+		in = &instance{key: key, cfg: cfg, owner: owner(r), pollSem: make(chan struct{}, 1)}
 		s.instances[key] = in
 		created = true
+	} else if err := checkOwner(r, in, false); err != nil {
+		return nil, false, err
 	}
 	in.busy.Add(1)
 	return in, created, nil
@@ -406,6 +410,9 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	}
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
+	if err := mayConsume(r, topics...); err != nil {
+		return err
+	}
 
 	in, created, err := s.acquireInstance(instanceKey{seg[1], seg[2]}, r, true)
 	if err != nil {
@@ -525,6 +532,9 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 		if err := validateTopicPartition(&tp, true); err != nil {
 			return err
 		}
+		if err := mayConsume(r, tp.Topic); err != nil {
+			return err
+		}
 		offs[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
 	}
 	in, _, err := s.acquireInstance(instanceKey{seg[1], seg[2]}, r, false)
@@ -608,14 +618,21 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 		if tps, err = s.ownedPartitions(key, r); err != nil {
 			return err
 		}
+	} else if err := s.checkOwnerOf(key, r); err != nil {
+		return err
+	}
+	for _, tp := range tps {
+		if err := validateTopicPartition(&tp, false); err != nil {
+			return err
+		}
+		if err := mayConsume(r, tp.Topic); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	out := make([]transport.Offset, len(tps))
 	for i, tp := range tps {
-		if err := validateTopicPartition(&tp, false); err != nil {
-			return err
-		}
 		off, err := s.backend.Committed(ctx, key.group, transport.TopicPartition{Topic: tp.Topic, Partition: *tp.Partition})
 		if err != nil {
 			return err
@@ -626,8 +643,23 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	return nil
 }
 
+// checkOwnerOf answers 403 if the instance key exists and belongs to
+// another user than r's.
+func (s *Server) checkOwnerOf(key instanceKey, r *http.Request) error {
+	s.mu.Lock()
+	in := s.instances[key]
+	s.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	return checkOwner(r, in, false)
+}
+
 func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]restwire.TopicPartitionOffset, error) {
 	in, _, err := s.acquireInstance(key, r, false)
+	if statusOf(err) == http.StatusForbidden {
+		return nil, err
+	}
 	if err != nil {
 		return nil, badRequest(fmt.Sprintf("name the topic partitions in the body: %v", err))
 	}
@@ -660,12 +692,18 @@ func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, se
 	key := instanceKey{seg[1], seg[2]}
 	s.mu.Lock()
 	in := s.instances[key]
+	var err error
 	if in != nil {
-		delete(s.instances, key)
+		if err = checkOwner(r, in, true); err == nil {
+			delete(s.instances, key)
+		}
 	}
 	s.mu.Unlock()
 	if in == nil {
 		return errorf(http.StatusNotFound, "consumer instance %q of group %q does not exist", key.name, key.group)
+	}
+	if err != nil {
+		return err
 	}
 	s.closeInstance(in, "deleted")
 	writeJSON(w, http.StatusOK, successBody)
@@ -673,9 +711,13 @@ func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, se
 }
 
 // handleConsumers serves GET /consumers: the instances this server knows,
-// grouped (§6.4), sorted by group, instance, topic and partition.
+// grouped (§6.4), sorted by group, instance, topic and partition. It needs
+// the admin right.
 func (s *Server) handleConsumers(w http.ResponseWriter, r *http.Request, _ []string) error {
 	discardBody(r)
+	if err := mayAdmin(r, "list the consumers"); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	insts := make([]*instance, 0, len(s.instances))
 	for _, in := range s.instances {

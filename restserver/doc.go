@@ -23,8 +23,9 @@
 // # Decisions (UPSTASH_REST.md §11)
 //
 // Authentication is HTTP Basic against the pairs given with
-// [WithCredentials] (the webhook also takes ?user=&pass=). With none
-// configured, authentication is off. Errors are always JSON
+// [WithCredentials] and the users of [WithUsers] (the webhook also takes
+// ?user=&pass=). With none configured, authentication is off and every
+// request may do everything. Errors are always JSON
 // {"error": "...", "status": N}: 400 malformed body or arguments, 401 missing
 // or wrong credentials (with WWW-Authenticate), 404 unknown topic, consumer
 // instance or route, 405 wrong method (with Allow), 413 a record over the
@@ -33,7 +34,8 @@
 // cuts off clients that trickle their headers or sit idle), 503 while
 // shutting down or at the connection limit (with Retry-After), 5xx for
 // backend faults (500 bodies do not carry the fault's text; the log does).
-// 429 (with Retry-After) for a client address over the failed login limit. The request's Content-Type is ignored: bodies are read as
+// 429 (with Retry-After) for a client address over the failed login limit,
+// 403 for a request the user has no right to (see Permissions). The request's Content-Type is ignored: bodies are read as
 // JSON. Committed offsets are stored exactly as given and mean the next
 // offset to read. Timestamps are epoch milliseconds; /offsets/{ts} takes a
 // value below 1e11 as seconds. Consume and fetch time out after 1000 ms by
@@ -82,6 +84,26 @@
 // instance commits its positions (if auto-commit is on), leaves the group
 // and rejoins with the new topics, keeping the configuration it was made
 // with.
+//
+// # Permissions
+//
+// Each [User] may produce to the topics of its Produce patterns (/produce,
+// /webhook) and consume from those of its Consume patterns (/consume,
+// /commit, /committed, /fetch, /offsets). A [TopicPattern] is a topic
+// name exactly, "prefix*" for every topic starting with prefix, or "*".
+// Admin grants every right, plus /consumers and /delete-consumer of any
+// instance; a [WithCredentials] pair is an admin. /topics lists the
+// topics a user may produce to or consume from (every topic for an
+// admin). A consumer instance belongs to the user whose consume made it:
+// another user's consume, commit, committed or delete-consumer naming it
+// is 403 (an admin may delete it, not use it); consumer groups are not
+// owned. Rights are checked after authentication and after the body is
+// parsed, before anything is written, read or created: a produce batch
+// with one forbidden topic writes nothing. A 403 is an ordinary JSON
+// error {"error": "...", "status": 403}; the connection stays open.
+// [ReadUsers] reads users from a file of JSON lines (kafka-rest --users).
+// Users are fixed at New; the server reads them concurrently without
+// locks.
 //
 // # Limits
 //

@@ -48,6 +48,11 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	if err != nil {
 		return err
 	}
+	for _, tpo := range tpos {
+		if err := mayConsume(r, tpo.Topic); err != nil {
+			return err
+		}
+	}
 	msgs, err := s.fetch(r, tpos, timeout)
 	if err != nil {
 		return err
@@ -173,7 +178,9 @@ func (s *Server) fetchNow(ctx context.Context, tpos []transport.Offset) ([]trans
 	return out, nil
 }
 
-// handleTopics serves GET /topics: {"topic": partitions, ...}.
+// handleTopics serves GET /topics: {"topic": partitions, ...}, only the
+// topics the user may produce to or consume from (every topic for an
+// admin).
 func (s *Server) handleTopics(w http.ResponseWriter, r *http.Request, _ []string) error {
 	discardBody(r)
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
@@ -184,6 +191,11 @@ func (s *Server) handleTopics(w http.ResponseWriter, r *http.Request, _ []string
 	}
 	if topics == nil {
 		topics = map[string]int32{}
+	}
+	for t := range topics {
+		if !maySee(r, t) {
+			delete(topics, t)
+		}
 	}
 	b, err := json.Marshal(topics)
 	if err != nil {
@@ -226,13 +238,18 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 	if len(tps) == 0 {
 		return badRequest("name at least one {topic, partition} in the body")
 	}
+	for _, tp := range tps {
+		if err := validateTopicPartition(&tp, false); err != nil {
+			return err
+		}
+		if err := mayConsume(r, tp.Topic); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	out := make([]transport.Offset, len(tps))
 	for i, tp := range tps {
-		if err := validateTopicPartition(&tp, false); err != nil {
-			return err
-		}
 		off, err := s.offsetOf(ctx, which, at, tp.Topic, *tp.Partition)
 		if err != nil {
 			return err

@@ -73,6 +73,7 @@ type credential struct{ username, password string }
 
 type config struct {
 	credentials     []credential
+	users           []User
 	maxMessageBytes int
 	maxBodyBytes    int64
 	maxTimeout      time.Duration
@@ -107,6 +108,7 @@ func defaults() config {
 
 func (c *config) validate() error {
 	var errs []error
+	errs = append(errs, c.checkUsers()...)
 	for i, cr := range c.credentials {
 		switch {
 		case cr.username == "":
@@ -153,7 +155,36 @@ func (c *config) validate() error {
 	return nil
 }
 
-// WithCredentials adds one accepted HTTP Basic username/password pair; use
+// checkUsers checks the users of [WithUsers] and refuses a name given
+// twice (among them and the credentials).
+func (c *config) checkUsers() []error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, cr := range c.credentials {
+		seen[cr.username] = true
+	}
+	for i, u := range c.users {
+		if err := u.check(); err != nil {
+			errs = append(errs, fmt.Errorf("user %d: %w", i, err))
+		} else if seen[u.Name] {
+			errs = append(errs, fmt.Errorf("user %d: the name %q is given twice", i, u.Name))
+		}
+		seen[u.Name] = true
+	}
+	return errs
+}
+
+// allUsers is every user: the credentials (as admins), then the users.
+func (c *config) allUsers() []User {
+	out := make([]User, 0, len(c.credentials)+len(c.users))
+	for _, cr := range c.credentials {
+		out = append(out, User{Name: cr.username, Password: cr.password, Admin: true})
+	}
+	return append(out, c.users...)
+}
+
+// WithCredentials adds one accepted HTTP Basic username/password pair, an
+// admin with every right (see [WithUsers] for users with fewer); use
 // it several times for several pairs. With no credentials at all,
 // authentication is OFF and every request is served: fit only for a
 // loopback development server (New logs a warning). Neither username nor

@@ -16,6 +16,9 @@ import (
 // answered with one Metadata object.
 func (s *Server) handleProducePath(w http.ResponseWriter, r *http.Request, seg []string) error {
 	discardBody(r)
+	if err := mayProduce(r, seg[1]); err != nil {
+		return err
+	}
 	msg := transport.Message{Topic: seg[1], Key: r.URL.Query().Get("key"), Value: []byte(seg[2])}
 	return s.produceOne(w, r, msg)
 }
@@ -51,6 +54,11 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	headers := make([]transport.Header, 0, nh) // one backing array for all records
 	for i := range items {
 		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items), &headers); err != nil {
+			return err
+		}
+	}
+	for i := range msgs {
+		if err := mayProduce(r, msgs[i].Topic); err != nil {
 			return err
 		}
 	}
@@ -171,6 +179,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, _ []strin
 	topic := r.URL.Query().Get("topic")
 	if topic == "" {
 		return badRequest("the topic query parameter is required: /webhook?topic=T")
+	}
+	if err := mayProduce(r, topic); err != nil {
+		discardBody(r)
+		return err
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {

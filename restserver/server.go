@@ -84,7 +84,7 @@ func New(b Backend, opts ...Option) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		backend:     b,
-		auth:        newAuthenticator(cfg.credentials),
+		auth:        newAuthenticator(cfg.allUsers()),
 		logins:      newLoginLimiter(cfg.failedLogins),
 		log:         cfg.logger,
 		closeCtx:    ctx,
@@ -278,12 +278,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if len(seg) > 0 {
 		ep, found = routes[routeKey{seg[0], len(seg)}]
 	}
-	if err := s.authenticate(r, found && ep.webhook); err != nil {
+	who, err := s.authenticate(r, found && ep.webhook)
+	if err != nil {
 		// A client without valid credentials keeps no idle connection.
 		w.Header().Set("Connection", "close")
 		return err
 	}
 	markAuthenticated(r)
+	r = withPrincipal(r, who)
 	if s.closing() {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
 	}
@@ -316,19 +318,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 // authenticate checks r's credentials, unless its client address has
 // failed too often lately (429 with Retry-After; see
 // [WithFailedLoginLimit]).
-func (s *Server) authenticate(r *http.Request, queryForm bool) error {
+func (s *Server) authenticate(r *http.Request, queryForm bool) (*principal, error) {
 	if !s.auth.enabled() {
-		return nil
+		return nil, nil
 	}
 	key := clientKey(r)
 	if wait := s.logins.blocked(key); wait > 0 {
-		return tooManyLogins(wait)
+		return nil, tooManyLogins(wait)
 	}
-	err := s.auth.check(r, queryForm)
+	who, err := s.auth.check(r, queryForm)
 	if err != nil {
 		s.logins.failed(key)
 	}
-	return err
+	return who, err
 }
 
 // checkNames refuses a group or instance name over the name length limit.

@@ -6,7 +6,7 @@
 //
 //	kafka-rest [--addr 127.0.0.1:8080] [--topics name[:partitions],...]
 //	           [--partitions 1] [--auto-create=true] [--max-message-bytes 1048576]
-//	           [--username U --password P] [--instance-expiry 5m] [--log-level info]
+//	           [--username U --password P] [--users FILE] [--instance-expiry 5m] [--log-level info]
 //	           [limits: see below]
 //
 // Limits, each a flag with Kafka's name where Kafka has one:
@@ -28,6 +28,22 @@
 // The first record of an answer always comes, whatever its size. A request
 // over a limit gets a JSON error (400, 413, 429 or 503 with Retry-After) and
 // the server stays up.
+//
+// --users FILE adds users with rights, one JSON object a line:
+//
+//	# comments and blank lines are skipped
+//	{"name": "orders-app", "password": "…", "produce": ["orders"], "consume": ["orders.*"]}
+//	{"name": "ops", "password": "…", "admin": true}
+//
+// "produce" lists the topics the user may write (/produce, /webhook),
+// "consume" those it may read (/consume, /commit, /committed, /fetch,
+// /offsets): a name exactly, "prefix*" every topic starting with prefix,
+// "*" every topic. "admin" grants every right, /consumers and deleting
+// any consumer instance. A consumer instance belongs to the user whose
+// consume made it; others get 403 on it. /topics lists the topics a user
+// may produce to or consume from. A denied request gets 403. An unknown
+// field or bad line stops the server with an error naming the line. The
+// --username/--password pair is an admin.
 //
 // Credentials may come from KAFKA_REST_USERNAME and KAFKA_REST_PASSWORD
 // instead of flags (preferable: flags show in the process list). Without
@@ -80,6 +96,7 @@ const shutdownGrace = 10 * time.Second
 // flags are kafka-rest's command line, parsed.
 type flags struct {
 	addr, username, password, topics, logLevel string
+	users                                      string
 	partitions, maxMessage                     int
 	autoCreate                                 bool
 	expiry                                     time.Duration
@@ -169,6 +186,9 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
 	fs.StringVar(&f.username, "username", "", "Basic auth username (default $KAFKA_REST_USERNAME; none: auth off)")
 	fs.StringVar(&f.password, "password", "", "Basic auth password (default $KAFKA_REST_PASSWORD)")
+	fs.StringVar(&f.users, "users", "", "`file` of users with rights, one JSON object a line: "+
+		`{"name": N, "password": P, "produce": [T...], "consume": [T...], "admin": false}; `+
+		`T is a topic, "prefix*" or "*"; '#' lines are comments; the --username pair is an admin`)
 	fs.StringVar(&f.topics, "topics", "", "topics to create at start, as `name[:partitions],...`")
 	fs.IntVar(&f.partitions, "partitions", 1, "partition count of topics created without one, and of auto-created topics")
 	fs.BoolVar(&f.autoCreate, "auto-create", true, "create unknown topics on first produce or consume (else 404)")
@@ -254,6 +274,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.username != "" {
 		opts = append(opts, restserver.WithCredentials(f.username, f.password))
 	}
+	if f.users != "" {
+		users, err := readUsersFile(f.users)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, restserver.WithUsers(users...))
+	}
 	srv, err := restserver.New(restserver.NewMemoryBackend(broker), opts...)
 	if err != nil {
 		return err
@@ -267,7 +294,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("kafka-rest: listening", "url", "http://"+ln.Addr().String(),
-		"auth", f.username != "", "topics", broker.Topics(), "auto_create", f.autoCreate)
+		"auth", f.username != "" || f.users != "", "topics", broker.Topics(), "auto_create", f.autoCreate)
 
 	select {
 	case err := <-served:
@@ -286,6 +313,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("kafka-rest: stopped")
 	return nil
+}
+
+// readUsersFile reads the --users file.
+func readUsersFile(path string) ([]restserver.User, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--users: %w", err)
+	}
+	defer fh.Close()
+	users, err := restserver.ReadUsers(fh)
+	if err != nil {
+		return nil, fmt.Errorf("--users %s: %w", path, err)
+	}
+	return users, nil
 }
 
 type topicSpec struct {
