@@ -3,10 +3,13 @@ package restserver_test
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/kafkarpc/kafkarpc/restserver"
 )
 
 // TestBreak4FetchPartitionCapAsDocumented: the package doc's Limits table
@@ -17,7 +20,7 @@ func TestBreak4FetchPartitionCapAsDocumented(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	var b strings.Builder
 	b.WriteString(`{"timeout":0,"topicPartitionOffsets":[`)
-	for p := range 1001 {
+	for p := range restserver.DefaultFetchMaxPartitions + 1 {
 		if p > 0 {
 			b.WriteString(",")
 		}
@@ -25,5 +28,12 @@ func TestBreak4FetchPartitionCapAsDocumented(t *testing.T) {
 	}
 	b.WriteString("]}")
 	msg := requireErrorBody(t, e.req("POST", "/fetch", b.String()), http.StatusBadRequest)
-	assert.Contains(t, msg, "the fetch partition limit", "1001 partitions should pass the documented default of 1000")
+	assert.Contains(t, msg, "the fetch partition limit", "one partition over the documented default (restserver.DefaultFetchMaxPartitions, 10000 in the doc's table) is refused")
+}
+
+// The table in the package doc gives the default itself.
+func TestDocTableGivesFetchPartitionCap(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	assert.NoError(t, err)
+	assert.Contains(t, string(src), fmt.Sprintf("WithFetchMaxPartitions      %d ", restserver.DefaultFetchMaxPartitions))
 }

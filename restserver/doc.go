@@ -113,7 +113,7 @@
 //	/fetch answer, all partitions   WithFetchMaxBytes           16 MiB (fetch.max.bytes); the first record always comes
 //	/fetch answer, per partition    WithFetchMaxPartitionBytes  1 MiB (max.partition.fetch.bytes)
 //	records per partition of /fetch WithFetchMaxRecords         500
-//	partitions one /fetch names     WithFetchMaxPartitions      1000 (repeats merged) → 400
+//	partitions one /fetch names     WithFetchMaxPartitions      10000 (repeats merged) → 400
 //	group and instance names        WithMaxNameLength           249 bytes → 400
 //	connections held by Serve       WithMaxConnections          4096 (idle ones without credentials closed first; else 503 + Retry-After)
 //	idle keep-alive connection      WithTimeouts (Idle)         30 s

@@ -322,7 +322,16 @@ func (s *Server) authenticate(r *http.Request, queryForm bool) (*principal, erro
 	if !s.auth.enabled() {
 		return nil, nil
 	}
-	key := clientKey(r)
+	user, presented := claimedUser(r, queryForm)
+	if !presented {
+		// No credentials at all: 401, and nothing counted, so that
+		// anonymous requests (a health check, a careless client sharing the
+		// address) cannot lock real users out.
+		return s.auth.check(r, queryForm)
+	}
+	// Keyed by address and claimed user: wrong guesses for one user do not
+	// lock the others out from the same address (a proxy, a NAT).
+	key := clientKey(r) + "\x00" + user
 	if wait := s.logins.blocked(key); wait > 0 {
 		return nil, tooManyLogins(wait)
 	}
@@ -331,6 +340,23 @@ func (s *Server) authenticate(r *http.Request, queryForm bool) (*principal, erro
 		s.logins.failed(key)
 	}
 	return who, err
+}
+
+// claimedUser returns the user name r's credentials claim, and whether r
+// presents credentials at all (a malformed Authorization header counts).
+func claimedUser(r *http.Request, queryForm bool) (string, bool) {
+	if user, _, ok := r.BasicAuth(); ok {
+		return user, true
+	}
+	if r.Header.Get("Authorization") != "" {
+		return "", true
+	}
+	if queryForm {
+		if q := r.URL.Query(); q.Has("user") || q.Has("pass") {
+			return q.Get("user"), true
+		}
+	}
+	return "", false
 }
 
 // checkNames refuses a group or instance name over the name length limit.
@@ -354,6 +380,10 @@ func methodAllowed(allowed, m string) bool {
 }
 
 // readBody reads the whole request body, up to the body limit.
+// maxUpfrontBody is the most a request body's buffer is sized for before
+// its bytes arrive.
+const maxUpfrontBody = 64 << 10
+
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > s.cfg.maxBodyBytes {
 		return nil, &http.MaxBytesError{Limit: s.cfg.maxBodyBytes}
@@ -361,7 +391,11 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	rd := http.MaxBytesReader(w, r.Body, s.cfg.maxBodyBytes)
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + 1)
+		// Sized for the declared length, but only up to what a header
+		// alone may make the server reserve: a client that declares 16 MiB
+		// and sends nothing must not pin 16 MiB (the buffer grows as bytes
+		// arrive).
+		buf.Grow(int(min(r.ContentLength, maxUpfrontBody)) + 1)
 	}
 	if _, err := buf.ReadFrom(rd); err != nil {
 		var mbe *http.MaxBytesError
