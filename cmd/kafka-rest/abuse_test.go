@@ -53,7 +53,17 @@ func abuseRSSCap() int64 {
 	if raceEnabled {
 		return 1536 << 20
 	}
-	return 512 << 20
+	return 384 << 20
+}
+
+// abuseReps is n repetitions of an attack, halved under the race detector
+// (which makes the server about 5 times slower) to keep the suite under a
+// minute.
+func abuseReps(n int) int {
+	if raceEnabled {
+		return n / 2
+	}
+	return n
 }
 
 // abuseReport is what the child writes at exit, or when the watchdog kills
@@ -347,7 +357,7 @@ func TestAbuseBinary(t *testing.T) {
 			}
 			b.WriteString(`{"topic":"junk","value":"` + v + `"}`)
 		})
-		for range 60 {
+		for range abuseReps(60) {
 			s.ok("POST", "/produce", body)
 		}
 		s.alive("F2")
@@ -374,9 +384,10 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F4 fetch with many entries", func(t *testing.T) {
-		// 300k entries over 1,000 partitions (13 MB): a goroutine each
-		// took 525-675 MB; now merged to 1,000, waited on by one.
-		entries := records(300_000, func(b *strings.Builder, i int) {
+		// 300k entries (150k under race) over 1,000 partitions (13 MB): a
+		// goroutine each took 525-675 MB; now merged to 1,000, waited on
+		// by one.
+		entries := records(abuseReps(300_000), func(b *strings.Builder, i int) {
 			fmt.Fprintf(b, `{"topic":"wide","partition":%d,"offset":0}`, i%1000)
 		})
 		body := `{"topicPartitionOffsets":` + entries + `,"timeout":2000}`
@@ -408,12 +419,12 @@ func TestAbuseBinary(t *testing.T) {
 	t.Run("F5 long group names and abandoned groups", func(t *testing.T) {
 		// 300 groups of 900 KB names took 537 MB; now each is a 400.
 		long := strings.Repeat("g", 900_000)
-		for i := range 100 {
+		for i := range abuseReps(100) {
 			status, msg := s.do("POST", "/consume/"+long+strconv.Itoa(i)+"/i", `{"topic":"f7","timeout":0}`)
 			require.Equal(t, http.StatusBadRequest, status, tail(msg, 200))
 		}
 		name := strings.Repeat("n", 240)
-		for i := range 200 {
+		for i := range abuseReps(200) {
 			g := fmt.Sprintf("%s%05d", name, i)
 			s.ok("POST", "/consume/"+g+"/"+g, `{"topic":"f7","timeout":0}`, "Kafka-Enable-Auto-Commit", "false")
 			s.ok("POST", "/delete-consumer/"+g+"/"+g, "")
@@ -481,10 +492,10 @@ func TestAbuseBinary(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(s.ok("POST", "/fetch", `{"topic":"f8","partition":0,"offset":0,"timeout":0}`)), &got))
 		require.NotEmpty(t, got)
 		assert.Equal(t, int64(30_000), got[0].Offset)
-		// --retention-bytes 8 MiB: junk kept at most 8 of its 240 records.
+		// --retention-bytes 8 MiB: junk kept at most 8 of its records.
 		require.NoError(t, json.Unmarshal([]byte(s.ok("POST", "/fetch", `{"topic":"junk","partition":0,"offset":0,"timeout":0}`)), &got))
 		require.NotEmpty(t, got)
-		assert.GreaterOrEqual(t, got[0].Offset, int64(240-8))
+		assert.GreaterOrEqual(t, got[0].Offset, int64(4*abuseReps(60)-8))
 	})
 
 	t.Run("F14 overflowing header values", func(t *testing.T) {
