@@ -189,6 +189,12 @@ type abuseServer struct {
 // answers on its port.
 func startAbuseServer(t *testing.T, args ...string) *abuseServer {
 	t.Helper()
+	return newAbuseChild(t, abuseHeapCap, args...).waitReady()
+}
+
+// newAbuseChild starts the child with args and the given heap cap.
+func newAbuseChild(t *testing.T, heapCap int64, args ...string) *abuseServer {
+	t.Helper()
 	dir := t.TempDir()
 	a, err := json.Marshal(append([]string{"--addr", "127.0.0.1:0"}, args...))
 	require.NoError(t, err)
@@ -197,7 +203,7 @@ func startAbuseServer(t *testing.T, args ...string) *abuseServer {
 	s.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	s.cmd.Env = append(os.Environ(),
 		abuseChildEnv+"="+s.report, abuseArgsEnv+"="+string(a),
-		abuseHeapEnv+"="+strconv.Itoa(abuseHeapCap), abuseRSSEnv+"="+strconv.FormatInt(abuseRSSCap(), 10),
+		abuseHeapEnv+"="+strconv.FormatInt(heapCap, 10), abuseRSSEnv+"="+strconv.FormatInt(abuseRSSCap(), 10),
 		"GOMEMLIMIT="+abuseMemLimit,
 		"KAFKA_REST_USERNAME="+abuseUser, "KAFKA_REST_PASSWORD="+abusePass)
 	s.cmd.Stdout = s.logs
@@ -216,7 +222,14 @@ func startAbuseServer(t *testing.T, args ...string) *abuseServer {
 			<-s.exited
 		}
 	})
-	// Ready: the URL is logged and its port accepts a connection.
+	return s
+}
+
+// waitReady waits (bounded) until the child's URL is logged and its port
+// accepts a connection.
+func (s *abuseServer) waitReady() *abuseServer {
+	t := s.t
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if m := urlRE.FindStringSubmatch(s.logs.String()); m != nil {
@@ -307,6 +320,28 @@ type fetched struct {
 	Partition int    `json:"partition"`
 	Offset    int64  `json:"offset"`
 	Value     string `json:"value"`
+}
+
+// TestAbuseWatchdogFires: the child's watchdog does kill it past its cap,
+// with a report saying why, so that TestAbuseBinary's passing means the
+// server stayed under the cap.
+func TestAbuseWatchdogFires(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	s := newAbuseChild(t, 64<<10) // 64 KiB of heap: over it at once
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watchdog did not kill the child within 15 s")
+	}
+	assert.Equal(t, 3, s.cmd.ProcessState.ExitCode(), s.logs.String())
+	b, err := os.ReadFile(s.report)
+	require.NoError(t, err)
+	var rep abuseReport
+	require.NoError(t, json.Unmarshal(b, &rep))
+	assert.Contains(t, rep.Breach, "over the cap of 0 MiB")
+	assert.Contains(t, s.logs.String(), "watchdog")
 }
 
 // TestAbuseBinary runs the attacks of issue 14 (findings 1-8 and 14)
