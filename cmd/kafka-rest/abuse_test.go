@@ -252,15 +252,25 @@ func (s *abuseServer) waitReady() *abuseServer {
 	return s
 }
 
+// on is s reporting to t (a subtest).
+func (s *abuseServer) on(t *testing.T) *abuseServer {
+	c := *s
+	c.t = t
+	return &c
+}
+
 // alive fails the test if the child has exited (the watchdog's report says
 // why).
-func (s *abuseServer) alive(what string) {
+func (s *abuseServer) alive(what string) { s.aliveAfter(what, 0) }
+
+// aliveAfter is alive, giving a dying child up to wait to be seen exited.
+func (s *abuseServer) aliveAfter(what string, wait time.Duration) {
 	s.t.Helper()
 	select {
 	case <-s.exited:
 		b, _ := os.ReadFile(s.report)
 		s.t.Fatalf("kafka-rest died during %s: %v\nreport: %s\nlog tail: %s", what, s.cmd.ProcessState, b, tail(s.logs.String(), 2000))
-	default:
+	case <-time.After(wait):
 	}
 }
 
@@ -283,7 +293,7 @@ func (s *abuseServer) do(method, path, body string, hdr ...string) (int, string)
 	}
 	resp, err := s.client.Do(r)
 	if err != nil {
-		s.alive(method + " " + tail(path, 40))
+		s.aliveAfter(method+" "+tail(path, 40), 2*time.Second)
 		require.NoError(s.t, err)
 	}
 	defer resp.Body.Close()
@@ -362,6 +372,7 @@ func TestAbuseBinary(t *testing.T) {
 	const mb = 1 << 20
 
 	t.Run("F1 big values fetched through one partition listed three times", func(t *testing.T) {
+		s := s.on(t)
 		// 8 x 1 MB of \x01, 6 bytes each when escaped: 48 MB of JSON in
 		// the partition, 144 MB in the old answer (with its buffers, over
 		// the cap); now one answer of at most 4 MiB of records.
@@ -382,6 +393,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F2 retention frees batches that a kept record shared", func(t *testing.T) {
+		s := s.on(t)
 		// Each request: 4 x 1 MB to junk (8 MiB retained) and 1 byte to
 		// keep. The old code pinned every batch: 60 x 4 MB = 240 MB.
 		v := strings.Repeat("j", mb-100)
@@ -399,6 +411,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F3 one produce creating many topics is bounded", func(t *testing.T) {
+		s := s.on(t)
 		// Creation was quadratic: 10k topics took 3.1 s; past the cap
 		// nothing is created.
 		over := records(6001, func(b *strings.Builder, i int) { fmt.Fprintf(b, `{"topic":"x%05d","value":"v"}`, i) })
@@ -419,6 +432,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F4 fetch with many entries", func(t *testing.T) {
+		s := s.on(t)
 		// 300k entries (150k under race) over 1,000 partitions (13 MB): a
 		// goroutine each took 525-675 MB; now merged to 1,000, waited on
 		// by one.
@@ -452,6 +466,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F5 long group names and abandoned groups", func(t *testing.T) {
+		s := s.on(t)
 		// 300 groups of 900 KB names took 537 MB; now each is a 400.
 		long := strings.Repeat("g", 900_000)
 		for i := range abuseReps(100) {
@@ -469,6 +484,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F6 idle connections without credentials", func(t *testing.T) {
+		s := s.on(t)
 		// 1,014 idle connections after a 401 each locked out everyone;
 		// now a 401 closes its connection and at the limit (64) the
 		// longest idle connection without credentials makes room.
@@ -504,6 +520,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F7 commit past the end does not strand the group", func(t *testing.T) {
+		s := s.on(t)
 		hdr := []string{"Kafka-Auto-Offset-Reset", "earliest", "Kafka-Enable-Auto-Commit", "false"}
 		s.ok("POST", "/consume/g7/i1", `{"topic":"f7","timeout":0}`, hdr...)
 		s.ok("POST", "/commit/g7/i1", `{"topic":"f7","partition":0,"offset":9223372036854775807}`)
@@ -520,6 +537,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F8 retention flags are honoured", func(t *testing.T) {
+		s := s.on(t)
 		// --retention-records 20000: of 50,000 records the last 20,000
 		// are kept, as configured (the limit was fixed and undocumented).
 		s.ok("POST", "/produce/f8", records(50_000, func(b *strings.Builder, _ int) { b.WriteString(`{"value":"r"}`) }))
@@ -534,6 +552,7 @@ func TestAbuseBinary(t *testing.T) {
 	})
 
 	t.Run("F14 overflowing header values", func(t *testing.T) {
+		s := s.on(t)
 		for _, h := range []string{"Kafka-Session-Timeout-Ms", "Kafka-Auto-Commit-Interval", "Kafka-Max-Poll-Interval-Ms"} {
 			status, msg := s.do("POST", "/consume/g14/i", `{"topic":"f14","timeout":0}`, h, "9223372036854775807")
 			assert.Equal(t, http.StatusBadRequest, status, "%s: %s", h, msg)
