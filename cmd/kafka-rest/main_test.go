@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,7 +18,13 @@ import (
 	"github.com/kafkarpc/kafkarpc/internal/testutil"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if report := os.Getenv(abuseChildEnv); report != "" {
+		// A child of TestAbuseBinary: serve as kafka-rest, watched.
+		os.Exit(abuseChild(report))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // syncBuffer is a log sink safe for concurrent use.
 type syncBuffer = testutil.SyncBuffer
