@@ -63,7 +63,29 @@ const (
 	closeCommitTimeout      = 5 * time.Second
 )
 
-type instanceKey struct{ group, name string }
+// instanceKey names a consumer instance: each user without the admin right
+// has its own namespace of instance names, so that one user cannot take
+// another's instance name (see [WithUsers]); admins, and everyone when
+// authentication is off, share one (owner "").
+type instanceKey struct{ owner, group, name string }
+
+// keyFor is the key of instance name of group for r's user.
+func keyFor(r *http.Request, group, name string) instanceKey {
+	if isAdmin(r) {
+		return instanceKey{"", group, name}
+	}
+	return instanceKey{owner(r), group, name}
+}
+
+// memberInstance is the backend member id of the instance: its name,
+// prefixed by its owner's when there is one, so that two users' instances
+// of the same name in one group do not replace (fence) each other.
+func (k instanceKey) memberInstance() string {
+	if k.owner == "" {
+		return k.name
+	}
+	return k.owner + "/" + k.name
+}
 
 // consumerConfig holds the §4.2 headers.
 type consumerConfig struct {
@@ -285,7 +307,7 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 func (s *Server) join(ctx context.Context, in *instance, topics []string) (Member, error) {
 	sub := transport.Subscription{
 		Group:           in.key.group,
-		Instance:        in.key.name,
+		Instance:        in.key.memberInstance(),
 		Topics:          topics,
 		Start:           transport.StartLatest,
 		SessionTimeout:  in.cfg.sessionTimeout,
@@ -413,8 +435,11 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	if err := mayConsume(r, topics...); err != nil {
 		return err
 	}
+	if err := s.mayCreateBySubscribing(r, topics); err != nil {
+		return err
+	}
 
-	in, created, err := s.acquireInstance(instanceKey{seg[1], seg[2]}, r, true)
+	in, created, err := s.acquireInstance(keyFor(r, seg[1], seg[2]), r, true)
 	if err != nil {
 		return err
 	}
@@ -537,7 +562,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 		}
 		offs[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
 	}
-	in, _, err := s.acquireInstance(instanceKey{seg[1], seg[2]}, r, false)
+	in, _, err := s.acquireInstance(keyFor(r, seg[1], seg[2]), r, false)
 	if err != nil {
 		return err
 	}
@@ -613,7 +638,7 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	if err != nil {
 		return err
 	}
-	key := instanceKey{seg[1], seg[2]}
+	key := keyFor(r, seg[1], seg[2])
 	if shapeOf(body) == bodyEmpty {
 		if tps, err = s.ownedPartitions(key, r); err != nil {
 			return err
@@ -683,29 +708,61 @@ func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]restwire.T
 	return tps, nil
 }
 
+// mayCreateBySubscribing refuses, with 404 before anything is made, a
+// consume naming a topic that does not exist when r's user may not produce
+// to it: subscribing auto-creates topics, and a user with only the right
+// to read must not be able to fill the broker's topic cap.
+func (s *Server) mayCreateBySubscribing(r *http.Request, topics []string) error {
+	p := principalOf(r)
+	if p == nil || p.admin {
+		return nil
+	}
+	var known map[string]int32
+	for _, t := range topics {
+		if mayProduce(r, t) == nil {
+			continue
+		}
+		if known == nil {
+			var err error
+			if known, err = s.backend.Topics(r.Context()); err != nil {
+				return err
+			}
+		}
+		if _, ok := known[t]; !ok {
+			return errorf(http.StatusNotFound, "unknown topic %q: it does not exist, and only a user who may produce to it can create it by consuming: %w", t, transport.ErrUnknownTopic)
+		}
+	}
+	return nil
+}
+
 // handleDeleteConsumer serves POST|DELETE /delete-consumer/{group}/{instance}:
 // the instance commits its positions (if auto-commit is on), leaves the
 // group (its partitions go to the other members at once) and is forgotten.
 // An unknown instance is 404.
 func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, seg []string) error {
 	discardBody(r)
-	key := instanceKey{seg[1], seg[2]}
+	key := keyFor(r, seg[1], seg[2])
+	var gone []*instance
 	s.mu.Lock()
-	in := s.instances[key]
-	var err error
-	if in != nil {
-		if err = checkOwner(r, in, true); err == nil {
-			delete(s.instances, key)
+	if in := s.instances[key]; in != nil {
+		gone = append(gone, in)
+		delete(s.instances, key)
+	} else if isAdmin(r) {
+		// An admin's delete reaches every user's instance of that name.
+		for k, in := range s.instances {
+			if k.group == key.group && k.name == key.name {
+				gone = append(gone, in)
+				delete(s.instances, k)
+			}
 		}
 	}
 	s.mu.Unlock()
-	if in == nil {
+	if len(gone) == 0 {
 		return errorf(http.StatusNotFound, "consumer instance %q of group %q does not exist", key.name, key.group)
 	}
-	if err != nil {
-		return err
+	for _, in := range gone {
+		s.closeInstance(in, "deleted")
 	}
-	s.closeInstance(in, "deleted")
 	writeJSON(w, http.StatusOK, successBody)
 	return nil
 }

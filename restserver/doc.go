@@ -94,10 +94,12 @@
 // Admin grants every right, plus /consumers and /delete-consumer of any
 // instance; a [WithCredentials] pair is an admin. /topics lists the
 // topics a user may produce to or consume from (every topic for an
-// admin). A consumer instance belongs to the user whose consume made it:
-// another user's consume, commit, committed or delete-consumer naming it
-// is 403 (an admin may delete it, not use it); consumer groups are not
-// owned. Rights are checked after authentication and after the body is
+// admin). Each user without the admin right has its own namespace of
+// consumer instance names (admins share one): another user's request
+// naming g/i reaches that user's own g/i, never this one's, so no user can
+// take or lock another's instance name; an admin's delete-consumer reaches
+// every user's instance of the name. A user who may only consume cannot
+// create a topic by consuming it (404). Consumer groups are not owned. Rights are checked after authentication and after the body is
 // parsed, before anything is written, read or created: a produce batch
 // with one forbidden topic writes nothing. A 403 is an ordinary JSON
 // error {"error": "...", "status": 403}; the connection stays open.

@@ -79,9 +79,11 @@ func (u *User) check() error {
 // given twice. Authentication works as with WithCredentials (constant
 // time, never logged); then a request the user has no right to is
 // answered 403 {"error": "...", "status": 403}, before any record is
-// written or read. Consumer instances belong to the user whose consume
-// made them: consume, commit, committed and delete-consumer naming
-// another user's instance are 403 (an admin may delete any instance).
+// written or read. Each user without the admin right has its own namespace
+// of consumer instance names (admins share one), so no user can reach,
+// take or lock another's instance; an admin's delete-consumer reaches every
+// user's instance of the name. Consuming does not create a topic for a user
+// who may not produce to it.
 // Consumer groups themselves are not owned. Without any user or
 // credential, authentication is off and every request may do everything.
 func WithUsers(users ...User) Option {
@@ -291,6 +293,13 @@ func mayAdmin(r *http.Request, what string) error {
 		return forbidden(fmt.Sprintf("user %q may not %s: it needs the admin right", p.name, what))
 	}
 	return nil
+}
+
+// isAdmin reports whether r's user has the admin right (true without
+// authentication).
+func isAdmin(r *http.Request) bool {
+	p := principalOf(r)
+	return p == nil || p.admin
 }
 
 // checkOwner answers 403 if in belongs to another user than r's (an

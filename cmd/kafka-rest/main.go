@@ -39,8 +39,8 @@
 // "consume" those it may read (/consume, /commit, /committed, /fetch,
 // /offsets): a name exactly, "prefix*" every topic starting with prefix,
 // "*" every topic. "admin" grants every right, /consumers and deleting
-// any consumer instance. A consumer instance belongs to the user whose
-// consume made it; others get 403 on it. /topics lists the topics a user
+// any consumer instance. Each user has its own namespace of consumer
+// instance names, so no user can reach another's instance. /topics lists the topics a user
 // may produce to or consume from. A denied request gets 403. An unknown
 // field or bad line stops the server with an error naming the line. The
 // --username/--password pair is an admin.
