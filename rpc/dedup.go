@@ -48,7 +48,7 @@ type dedupWindow struct {
 	done     map[string]*handledEntry
 	fifo     []*handledEntry // insertion order, for eviction
 	head     int
-	inflight map[string]*flight // id → its first delivery's run, and copies waiting for it
+	inflight map[string]flight // id → its first delivery's run, and copies waiting for it
 }
 
 // handledEntry is a request handled within the window. reply is nil when
@@ -61,7 +61,7 @@ type handledEntry struct {
 }
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
-	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]*flight)}
+	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]flight)}
 }
 
 type dedupState int
@@ -85,9 +85,10 @@ func (w *dedupWindow) begin(id string, now time.Time, cp waiter) (dedupState, *h
 	}
 	if fl, ok := w.inflight[id]; ok {
 		fl.waiters = append(fl.waiters, cp)
+		w.inflight[id] = fl
 		return dedupInFlight, nil
 	}
-	w.inflight[id] = &flight{owner: cp.run}
+	w.inflight[id] = flight{owner: cp.run} // by value: no allocation per request
 	return dedupNew, nil
 }
 
