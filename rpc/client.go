@@ -232,26 +232,17 @@ func replied(pc *pendingCall, r *Reply) (*Reply, error) {
 }
 
 // produce writes msg, retrying transient transport errors with
-// exponential backoff within ctx and the client's call timeout, and stops
-// when the client is closed (then the error wraps ErrClosed). A retry after
-// a lost response can write the record twice; servers drop the copy by its
-// id. It returns msg as written.
+// exponential backoff within ctx and the client's call timeout. ctx must
+// also end when the client is closed (the lazy call contexts of Call and
+// send do; sendErr then reports ErrClosed). A retry after a lost response
+// can write the record twice; servers drop the copy by its id. It returns
+// msg as written.
 func (c *Client) produce(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	out, err := c.t.Produce(ctx, msg)
-	if err == nil {
-		return written(out, msg), nil
-	}
-	if permanentProduceErr(err) || ctx.Err() != nil {
-		return msg, err
-	}
-	// Retrying: Close must end the wait, not only ctx.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(c.ctx, cancel)
-	defer stop()
 	p := clientProduceBackoff
 	p.elapsed = c.cfg.timeout
-	err = retry(ctx, p, func() error {
+	var out []transport.Message
+	err := retry(ctx, p, func() error {
+		var err error
 		out, err = c.t.Produce(ctx, msg)
 		if err != nil && (permanentProduceErr(err) || ctx.Err() != nil) {
 			return backoff.Permanent(err)
@@ -259,9 +250,6 @@ func (c *Client) produce(ctx context.Context, msg transport.Message) (transport.
 		return err
 	}, nil)
 	if err != nil {
-		if c.isClosed() {
-			return msg, fmt.Errorf("%w (while retrying: %w)", ErrClosed, err)
-		}
 		return msg, err
 	}
 	return written(out, msg), nil
