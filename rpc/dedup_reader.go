@@ -59,7 +59,8 @@ func (d *dedupReader) catchUp(ctx context.Context) error {
 	learned := 0
 	for found := false; !found; {
 		if time.Since(lastSent) > time.Second {
-			id, err := d.writeSentinel(catchCtx)
+			id := uuid.NewString()
+			err := d.writeSentinel(catchCtx, id)
 			if err != nil && (permanentProduceErr(err) || catchCtx.Err() != nil) {
 				return fmt.Errorf("write sentinel: %w", err)
 			}
@@ -91,17 +92,17 @@ func (d *dedupReader) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// writeSentinel produces a sentinel record and measures the broker's clock
-// against this machine's with its timestamp.
-func (d *dedupReader) writeSentinel(ctx context.Context) (string, error) {
-	id := uuid.NewString()
+// writeSentinel produces the sentinel record id (for the catch-up and for
+// sync) and measures the broker's clock against this machine's with its
+// timestamp.
+func (d *dedupReader) writeSentinel(ctx context.Context, id string) error {
 	before := time.Now()
 	out, err := d.s.t.Produce(ctx, transport.Message{
 		Topic: d.s.cfg.dedupTopic, Partition: dedupPartition, ManualPartition: true,
 		Headers: []transport.Header{{Key: headerDedupSentinel, Value: id}},
 	})
 	if err != nil {
-		return "", err
+		return err
 	}
 	if len(out) == 1 && !out[0].Time.IsZero() {
 		// The broker stamped the record between before and now: take the
@@ -110,7 +111,7 @@ func (d *dedupReader) writeSentinel(ctx context.Context) (string, error) {
 		d.w.skew.Store(int64(out[0].Time.Sub(local))) // within the round trip and the stamp's millisecond
 		d.w.skewKnown.Store(true)
 	}
-	return id, nil
+	return nil
 }
 
 // checkRetention warns when the dedup topic's oldest retained record is
@@ -174,11 +175,7 @@ func (d *dedupReader) sync(ctx context.Context) bool {
 	d.waiting[id] = ch
 	d.mu.Unlock()
 	defer d.arrived(id) // forget it if it never came
-	_, err := d.s.t.Produce(ctx, transport.Message{
-		Topic: d.s.cfg.dedupTopic, Partition: dedupPartition, ManualPartition: true,
-		Headers: []transport.Header{{Key: headerDedupSentinel, Value: id}},
-	})
-	if err != nil {
+	if d.writeSentinel(ctx, id) != nil {
 		return false
 	}
 	select {
