@@ -147,17 +147,17 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 func (r *serveRun) pollLoop(ctx context.Context) error {
 	err := pollRetrying(ctx, r.cons, r.s.log, "request", func(msgs []transport.Message) bool {
 		polled := r.track.polled()
-		if r.reader != nil && r.track.fresh(msgs) && !r.reader.sync(ctx) && ctx.Err() == nil {
-			// Partitions came to this server: another instance may have
-			// handled some of their records without committing them.
-			r.s.log.Warn("rpc: the dedup topic could not be read up to now; requests handled by another instance may run again")
-		}
 		for i := range msgs {
 			// The workers may be busy: a partition revoked while this
 			// batch waits is not dispatched any more.
 			tk, ok := r.track.add(&msgs[i], polled)
 			if !ok {
 				continue // revoked, or its first delivery is still being handled
+			}
+			if tk.first && r.reader != nil && !r.reader.sync(ctx) && ctx.Err() == nil {
+				// A partition came to this server: another instance may
+				// have handled some of its records without committing them.
+				r.s.log.Warn("rpc: the dedup topic could not be read up to now; requests handled by another instance may run again")
 			}
 			work := r.work[0]
 			if len(r.work) > 1 {

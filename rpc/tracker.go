@@ -41,34 +41,23 @@ type partState struct {
 type ticket struct {
 	m     transport.Message
 	epoch uint64
+	first bool // the first record of its partition's epoch (see serveRun.pollLoop)
 }
 
 func newTracker() *tracker {
 	return &tracker{parts: make(map[transport.TopicPartition]*partState), revokedAt: make(map[transport.TopicPartition]uint64)}
 }
 
-func (t *tracker) stateLocked(tp transport.TopicPartition) *partState {
-	ps := t.parts[tp]
-	if ps == nil {
-		t.epoch++
-		ps = &partState{epoch: t.epoch, mark: -1, committed: -1}
-		t.parts[tp] = ps
+// stateLocked returns tp's bookkeeping, and whether this call began it (a
+// partition newly assigned to the member, or seen for the first time).
+func (t *tracker) stateLocked(tp transport.TopicPartition) (*partState, bool) {
+	if ps := t.parts[tp]; ps != nil {
+		return ps, false
 	}
-	return ps
-}
-
-// fresh reports whether any of msgs belongs to a partition the tracker has
-// no bookkeeping for: one newly assigned to this member (or seen for the
-// first time).
-func (t *tracker) fresh(msgs []transport.Message) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := range msgs {
-		if t.parts[transport.TopicPartition{Topic: msgs[i].Topic, Partition: msgs[i].Partition}] == nil {
-			return true
-		}
-	}
-	return false
+	t.epoch++
+	ps := &partState{epoch: t.epoch, mark: -1, committed: -1}
+	t.parts[tp] = ps
+	return ps, true
 }
 
 // polled returns the revocation count, to be taken as soon as a Poll
@@ -96,8 +85,8 @@ func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
 	if at, ok := t.revokedAt[tp]; ok && at > polled {
 		return ticket{}, false
 	}
-	ps := t.stateLocked(tp)
-	tk := ticket{m: *m, epoch: ps.epoch}
+	ps, first := t.stateLocked(tp)
+	tk := ticket{m: *m, epoch: ps.epoch, first: first}
 	if m.Offset <= ps.mark {
 		// Delivered again after it was handled: dedup answers it, and the
 		// watermark stays.
