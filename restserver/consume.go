@@ -717,19 +717,18 @@ func (s *Server) mayCreateBySubscribing(r *http.Request, topics []string) error 
 	if p == nil || p.admin {
 		return nil
 	}
-	var known map[string]int32
 	for _, t := range topics {
 		if mayProduce(r, t) == nil {
 			continue
 		}
-		if known == nil {
-			var err error
-			if known, err = s.backend.Topics(r.Context()); err != nil {
-				return err
-			}
-		}
-		if _, ok := known[t]; !ok {
+		// Partition 0 exists in every topic: one lookup tells whether the
+		// topic does, without listing every topic on each consume.
+		_, _, err := s.backend.Offsets(r.Context(), transport.TopicPartition{Topic: t})
+		if errors.Is(err, transport.ErrUnknownTopic) {
 			return errorf(http.StatusNotFound, "unknown topic %q: it does not exist, and only a user who may produce to it can create it by consuming: %w", t, transport.ErrUnknownTopic)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
