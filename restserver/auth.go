@@ -50,34 +50,59 @@ func (a *authenticator) valid(user, pass string) *principal {
 	return a.creds[idx].who
 }
 
-// check authenticates r and returns its user (nil when authentication is
-// off). queryForm allows the webhook's ?user=&pass= form when no
-// Authorization header is sent.
-func (a *authenticator) check(r *http.Request, queryForm bool) (*principal, error) {
+// presented is what a request offers to authenticate.
+type presented struct {
+	user, pass string
+	form       credForm
+}
+
+type credForm int
+
+const (
+	credNone      credForm = iota // no credentials at all
+	credBasic                     // an Authorization: Basic header
+	credBadHeader                 // an Authorization header that is not valid Basic
+	credQuery                     // the webhook's ?user=&pass=
+)
+
+// credentialsOf reads r's credentials. queryForm allows the webhook's
+// ?user=&pass= form when no Authorization header is sent.
+func credentialsOf(r *http.Request, queryForm bool) presented {
+	if user, pass, ok := r.BasicAuth(); ok {
+		return presented{user: user, pass: pass, form: credBasic}
+	}
+	if r.Header.Get("Authorization") != "" {
+		return presented{form: credBadHeader}
+	}
+	if queryForm {
+		if q := r.URL.Query(); q.Has("user") || q.Has("pass") {
+			return presented{user: q.Get("user"), pass: q.Get("pass"), form: credQuery}
+		}
+	}
+	return presented{}
+}
+
+// check authenticates the credentials c of r and returns their user (nil
+// when authentication is off). queryForm says whether r could have used
+// the webhook's ?user=&pass= form, for the error message.
+func (a *authenticator) check(r *http.Request, c presented, queryForm bool) (*principal, error) {
 	if !a.enabled() {
 		return nil, nil
 	}
-	if user, pass, ok := r.BasicAuth(); ok {
-		if who := a.valid(user, pass); who != nil {
+	switch c.form {
+	case credBasic, credQuery:
+		if who := a.valid(c.user, c.pass); who != nil {
 			return who, nil
 		}
 		return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid credentials"}
-	}
-	if h := r.Header.Get("Authorization"); h != "" {
-		if len(h) >= 6 && strings.EqualFold(h[:6], "basic ") {
+	case credBadHeader:
+		if h := r.Header.Get("Authorization"); len(h) >= 6 && strings.EqualFold(h[:6], "basic ") {
 			return nil, &httpError{status: http.StatusUnauthorized,
 				msg: "invalid credentials: the Basic credentials must be the base64 encoding of username:password"}
 		}
 		return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid credentials: the Authorization header must use HTTP Basic authentication"}
 	}
 	if queryForm {
-		q := r.URL.Query()
-		if q.Has("user") || q.Has("pass") {
-			if who := a.valid(q.Get("user"), q.Get("pass")); who != nil {
-				return who, nil
-			}
-			return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid credentials"}
-		}
 		return nil, &httpError{status: http.StatusUnauthorized, msg: "missing credentials: use HTTP Basic authentication or ?user=&pass="}
 	}
 	return nil, &httpError{status: http.StatusUnauthorized, msg: "missing credentials: use HTTP Basic authentication"}

@@ -322,41 +322,24 @@ func (s *Server) authenticate(r *http.Request, queryForm bool) (*principal, erro
 	if !s.auth.enabled() {
 		return nil, nil
 	}
-	user, presented := claimedUser(r, queryForm)
-	if !presented {
+	c := credentialsOf(r, queryForm)
+	if c.form == credNone {
 		// No credentials at all: 401, and nothing counted, so that
 		// anonymous requests (a health check, a careless client sharing the
 		// address) cannot lock real users out.
-		return s.auth.check(r, queryForm)
+		return s.auth.check(r, c, queryForm)
 	}
 	// Keyed by address and claimed user: wrong guesses for one user do not
 	// lock the others out from the same address (a proxy, a NAT).
-	key := clientKey(r) + "\x00" + user
+	key := clientKey(r) + "\x00" + c.user
 	if wait := s.logins.blocked(key); wait > 0 {
 		return nil, tooManyLogins(wait)
 	}
-	who, err := s.auth.check(r, queryForm)
+	who, err := s.auth.check(r, c, queryForm)
 	if err != nil {
 		s.logins.failed(key)
 	}
 	return who, err
-}
-
-// claimedUser returns the user name r's credentials claim, and whether r
-// presents credentials at all (a malformed Authorization header counts).
-func claimedUser(r *http.Request, queryForm bool) (string, bool) {
-	if user, _, ok := r.BasicAuth(); ok {
-		return user, true
-	}
-	if r.Header.Get("Authorization") != "" {
-		return "", true
-	}
-	if queryForm {
-		if q := r.URL.Query(); q.Has("user") || q.Has("pass") {
-			return q.Get("user"), true
-		}
-	}
-	return "", false
 }
 
 // checkNames refuses a group or instance name over the name length limit.
