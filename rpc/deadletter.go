@@ -63,7 +63,7 @@ func isRetryable(err error) bool {
 // good, so as not to stall the partition): false only when a hard stop came
 // first.
 func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
-	m := d.m
+	m := &d.req.Message
 	r.s.deadLettered.Add(1)
 	dlq := transport.Message{
 		Topic:   m.Topic + DeadLetterSuffix,

@@ -26,7 +26,7 @@ type responder struct {
 func newHandlerCtx(r *serveRun, d *delivery) *handlerCtx {
 	hc := &handlerCtx{
 		lazyCtx: lazyCtx{parent: r.handlerCtx, deadline: d.req.Deadline},
-		resp:    responder{run: r, env: &d.env, req: d.req, canReply: d.replyTo != ""},
+		resp:    responder{run: r, env: &d.env, req: &d.req, canReply: d.replyTo != ""},
 	}
 	return hc
 }

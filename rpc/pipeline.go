@@ -22,10 +22,8 @@ import (
 
 // delivery is one record on its way through the pipeline.
 type delivery struct {
-	m       *transport.Message // &request.Message
+	req     Request // the record (req.Message) and what its envelope says
 	env     envelope
-	req     *Request // &request
-	request Request
 	replyTo string      // where the reply goes; "" when none is due
 	h       HandlerFunc // set by route; nil when no route matches
 	// dedupID is the id whose dedup-window entry this delivery owns (it
@@ -91,9 +89,8 @@ func (r *serveRun) admit(tk *ticket) (*delivery, outcome) {
 	s := r.s
 	m := &tk.m
 	d := &delivery{}
-	d.request.Message = *m // one allocation for the delivery and its Request
-	d.req, d.m = &d.request, &d.request.Message
-	m = d.m
+	d.req.Message = *m // one allocation for the delivery and its Request
+	m = &d.req.Message
 	var err error
 	d.env, err = decodeEnvelope(m)
 	if d.env.kind == KindRequest {
@@ -162,13 +159,13 @@ func (r *serveRun) invoke(d *delivery) outcome {
 	hc := newHandlerCtx(r, d)
 	defer hc.release()
 	if d.h == nil {
-		noRoute := Errorf(CodeUnimplemented, "no handler for %s", routeName(d.m.Topic, d.env.method))
-		if !r.unhandled(hc, d.req) {
+		noRoute := Errorf(CodeUnimplemented, "no handler for %s", routeName(d.req.Topic, d.env.method))
+		if !r.unhandled(hc, &d.req) {
 			return poisoned(reasonUnknownRoute, noRoute)
 		}
 		return r.replyOutcome(d, nil, noRoute)
 	}
-	res, herr := r.call(hc, d.h, d.req)
+	res, herr := r.call(hc, d.h, &d.req)
 	switch {
 	case herr == nil:
 	case r.handlerCtx.Err() != nil && errors.Is(herr, context.Canceled):

@@ -90,15 +90,15 @@ func (s *Server) register(m map[string]HandlerFunc, key, topic string, fn Handle
 func (r *serveRun) route(d *delivery) {
 	s := r.s
 	if d.env.legacy {
-		d.req.From = d.m.Key
-		d.h = s.legacy[d.m.Key+":"+d.m.Topic]
+		d.req.From = d.req.Key
+		d.h = s.legacy[d.req.Key+":"+d.req.Topic]
 		return
 	}
 	if d.env.method != "" {
-		d.h = s.routes[d.m.Topic+"/"+d.env.method]
+		d.h = s.routes[d.req.Topic+"/"+d.env.method]
 	}
 	if d.h == nil {
-		d.h = s.routes[d.m.Topic]
+		d.h = s.routes[d.req.Topic]
 	}
 }
 
