@@ -15,15 +15,15 @@ import (
 )
 
 // The fix for TestBreakRESTCommitBackwardsAfterPartitionCameBack makes the
-// broker refuse the stale commit with ErrNotAssigned, and rpc's committer
-// then ends the partition's epoch (tracker.lost). But over REST, OnRevoked
+// broker refuse the stale commit with ErrNotAssigned. Over REST, OnRevoked
 // is never called: by the time the stale commit is refused, the server has
-// already been polling the partition's new assignment in the old epoch, and
-// those records are dropped with it. A record of the new assignment still
-// running then belongs to an ended epoch; the next record polled opens a new
-// epoch whose watermark knows nothing of it, and its commit (accepted: it is
-// above where the assignment began) passes the running request. If the
-// server then stops hard or crashes, that request is never run again.
+// already been polling the partition's new assignment in the same epoch.
+// When the committer first ended the whole epoch on that refusal, a record
+// of the new assignment still running was forgotten, the next record opened
+// a new epoch that knew nothing of it, and its commit (accepted: above where
+// the assignment began) passed the running request; a hard stop or crash
+// then lost it. The committer now gives up only the refused mark
+// (tracker.refused), keeping the bookkeeping of what still runs.
 func TestBreak2RESTLostEpochCommitsPastRunningRequest(t *testing.T) {
 	srv := startServer(t, serverConfig{broker: []memory.Option{memory.WithTopic("lost2", 1)}})
 	newTr := func() *Transport {
