@@ -45,22 +45,15 @@ func errorsIsOutcomeUnknown(err error) bool { return errors.Is(err, transport.Er
 // copy appended, as the server's answer said), instead of once.
 func TestBreak3ProduceAcksZeroRPCCallAppendsOnce(t *testing.T) {
 	var produces atomic.Int64
-	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+	s := hostile(t, rpcServer(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		switch r.URL.Path {
-		case "/topics":
-			_, _ = io.WriteString(w, `{"replies":1,"svc":1}`)
-		case "/offsets/latest":
-			_, _ = io.WriteString(w, `[{"topic":"replies","partition":0,"offset":0}]`)
-		case "/fetch":
-			_, _ = io.WriteString(w, `[]`)
-		case "/produce":
-			produces.Add(1)
-			_, _ = io.WriteString(w, `[{"topic":"svc","partition":0,"offset":-1,"timestamp":-1}]`)
-		default:
+		if r.URL.Path != "/produce" {
 			http.Error(w, `{"error":"not found","status":404}`, http.StatusNotFound)
+			return
 		}
-	})
+		produces.Add(1)
+		_, _ = io.WriteString(w, `[{"topic":"svc","partition":0,"offset":-1,"timestamp":-1}]`)
+	}))
 	tr := hostileTransport(t, s)
 	c, err := rpc.NewClient(tr, rpc.WithReplyTopic("replies"), rpc.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)

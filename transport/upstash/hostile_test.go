@@ -392,11 +392,11 @@ func TestHostileAuthIsPermanent(t *testing.T) {
 	}
 }
 
-// Finding 10 through rpc: a Call against a server answering 401 to produce
-// fails at once, not after retrying into its deadline.
-func TestHostileAuthRPCCall(t *testing.T) {
-	var produces atomic.Int64
-	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+// rpcServer answers as a server of topics "replies" and "svc", one
+// partition each, whose tail of "replies" stays empty; every other request
+// (the Call's produce) goes to other.
+func rpcServer(other http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/topics":
 			_, _ = io.WriteString(w, `{"replies":1,"svc":1}`)
@@ -406,10 +406,19 @@ func TestHostileAuthRPCCall(t *testing.T) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			_, _ = io.WriteString(w, `[]`)
 		default:
-			produces.Add(1)
-			status(http.StatusUnauthorized, "")(w, r)
+			other(w, r)
 		}
-	})
+	}
+}
+
+// Finding 10 through rpc: a Call against a server answering 401 to produce
+// fails at once, not after retrying into its deadline.
+func TestHostileAuthRPCCall(t *testing.T) {
+	var produces atomic.Int64
+	s := hostile(t, rpcServer(func(w http.ResponseWriter, r *http.Request) {
+		produces.Add(1)
+		status(http.StatusUnauthorized, "")(w, r)
+	}))
 	tr := hostileTransport(t, s)
 	c, err := rpc.NewClient(tr, rpc.WithReplyTopic("replies"), rpc.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
@@ -577,19 +586,7 @@ func TestHostileSetupTimeout(t *testing.T) {
 // until its 100ms deadline reports deadline_exceeded, never canceled.
 func TestHostileDeadlineRPCCall(t *testing.T) {
 	for _, code := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
-		s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
-			switch r.URL.Path {
-			case "/topics":
-				_, _ = io.WriteString(w, `{"replies":1,"svc":1}`)
-			case "/offsets/latest":
-				_, _ = io.WriteString(w, `[{"topic":"replies","partition":0,"offset":0}]`)
-			case "/fetch":
-				_, _ = io.Copy(io.Discard, r.Body)
-				_, _ = io.WriteString(w, `[]`)
-			default:
-				status(code, "")(w, r)
-			}
-		})
+		s := hostile(t, rpcServer(status(code, "")))
 		tr := hostileTransport(t, s, WithBackoff(Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}))
 		c, err := rpc.NewClient(tr, rpc.WithReplyTopic("replies"), rpc.WithLogger(slog.New(slog.DiscardHandler)))
 		require.NoError(t, err)
