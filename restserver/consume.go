@@ -201,7 +201,7 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 		in = &instance{key: key, cfg: cfg, owner: owner(r), pollSem: make(chan struct{}, 1)}
 		s.instances[key] = in
 		created = true
-	} else if err := checkOwner(r, in, false); err != nil {
+	} else if err := checkOwner(r, in); err != nil {
 		return nil, false, err
 	}
 	in.busy.Add(1)
@@ -677,7 +677,7 @@ func (s *Server) checkOwnerOf(key instanceKey, r *http.Request) error {
 	if in == nil {
 		return nil
 	}
-	return checkOwner(r, in, false)
+	return checkOwner(r, in)
 }
 
 func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]restwire.TopicPartitionOffset, error) {
