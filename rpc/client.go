@@ -140,6 +140,18 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	c.mu.Unlock()
 
 	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
+	if o := c.cfg.observer; o != nil {
+		done := o.CallStarted(lc.parent, &msg)
+		r, err := c.call(lc, pc, id, msg)
+		done(r, err)
+		return r, err
+	}
+	return c.call(lc, pc, id, msg)
+}
+
+// call produces the request msg of the call id and waits for its reply.
+func (c *Client) call(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message) (*Reply, error) {
+	ctx, topic := context.Context(lc), msg.Topic
 	sent, err := c.produce(ctx, msg)
 	switch {
 	case errors.Is(err, transport.ErrOutcomeUnknown):
@@ -186,6 +198,9 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 			// Same id: the server's dedup window answers a request it has
 			// handled with the stored reply instead of running it again.
 			c.resent.Add(1)
+			if o := c.cfg.observer; o != nil {
+				o.Counted(Event{Kind: EventResend, Topic: topic})
+			}
 			// The budget travels as relative time from the record's own
 			// timestamp: a resent record says what is left now.
 			setTimeoutHeader(msg.Headers, dl)
@@ -327,8 +342,19 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	defer lc.release()
 	id := newID()
 	msg := c.request(lc, topic, id, kind, replyTo, payload, &cc)
+	var done func(*Reply, error)
+	if o := c.cfg.observer; o != nil {
+		done = o.CallStarted(ctx, &msg)
+	}
 	if _, err := c.produce(lc, msg); err != nil {
-		return "", c.sendErr(string(kind), topic, err)
+		err = c.sendErr(string(kind), topic, err)
+		if done != nil {
+			done(nil, err)
+		}
+		return "", err
+	}
+	if done != nil {
+		done(nil, nil)
 	}
 	return id, nil
 }

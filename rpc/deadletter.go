@@ -65,6 +65,9 @@ func isRetryable(err error) bool {
 func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
 	m := &d.req.Message
 	r.s.deadLettered.Add(1)
+	if o := r.s.cfg.observer; o != nil {
+		o.Counted(Event{Kind: EventDeadLetter, Topic: m.Topic, Reason: reason})
+	}
 	dlq := transport.Message{
 		Topic:   m.Topic + DeadLetterSuffix,
 		Key:     m.Key,

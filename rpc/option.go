@@ -31,6 +31,7 @@ type clientConfig struct {
 	lateMemory  int
 	resend      time.Duration
 	noticeDedup int
+	observer    Observer
 }
 
 type serverConfig struct {
@@ -51,6 +52,7 @@ type serverConfig struct {
 	keyOrdering    bool
 	sessionTimeout time.Duration
 	maxPoll        time.Duration
+	observer       Observer
 }
 
 const (

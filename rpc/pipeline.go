@@ -165,7 +165,7 @@ func (r *serveRun) invoke(d *delivery) outcome {
 		}
 		return r.replyOutcome(d, nil, noRoute)
 	}
-	res, herr := r.call(hc, d.h, &d.req)
+	res, herr := r.observedCall(hc, d)
 	switch {
 	case herr == nil:
 	case r.handlerCtx.Err() != nil && errors.Is(herr, context.Canceled):
@@ -217,6 +217,9 @@ func (r *serveRun) call(ctx context.Context, h HandlerFunc, req *Request) (res a
 		return err
 	}, func(err error, attempt int) {
 		r.s.log.Debug("rpc: retryable handler error; retrying", "request", req.String(), "attempt", attempt, "err", err)
+		if o := r.s.cfg.observer; o != nil {
+			o.Counted(Event{Kind: EventRetry, Topic: req.Topic})
+		}
 	})
 	if stopped != nil && ctx.Err() != nil && errors.Is(stopped, ctx.Err()) {
 		// The wait for the next attempt was cut short: by a hard stop (the
@@ -224,6 +227,23 @@ func (r *serveRun) call(ctx context.Context, h HandlerFunc, req *Request) (res a
 		// has gone). Either way the retries were not exhausted.
 		return nil, stopped
 	}
+	return res, err
+}
+
+// observedCall is call with the routed handler, told to the server's
+// Observer when it has one. A traceparent the Observer returns is carried
+// by the request's replies and progress notices.
+func (r *serveRun) observedCall(hc *handlerCtx, d *delivery) (any, error) {
+	o := r.s.cfg.observer
+	if o == nil {
+		return r.call(hc, d.h, &d.req)
+	}
+	ctx, tp, done := o.HandleStarted(hc, &d.req)
+	if tp != "" {
+		d.env.traceparent = tp
+	}
+	res, err := r.call(ctx, d.h, &d.req)
+	done(err)
 	return res, err
 }
 

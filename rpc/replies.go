@@ -56,6 +56,9 @@ func (c *Client) deliver(m *transport.Message) {
 	case late:
 		if env.kind == KindReply {
 			c.late.Add(1)
+			if o := c.cfg.observer; o != nil {
+				o.Counted(Event{Kind: EventLateReply, Topic: m.Topic})
+			}
 			if ok, skipped := c.lateLog.allow(time.Now()); ok {
 				c.log.Warn("rpc: late reply dropped: its call already gave up", "correlation_id", env.correlationID, "from", env.from,
 					"late_total", c.late.Load(), "not_logged_since_last", skipped)
