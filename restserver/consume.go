@@ -470,6 +470,7 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 // them as delivered.
 func (s *Server) writeRecords(w http.ResponseWriter, msgs []transport.Message) {
 	s.delivered.Add(uint64(len(msgs)))
+	s.metrics.consumed(msgs)
 	b := getBuf()
 	defer putBuf(b)
 	*b = append(*b, '[')

@@ -2,6 +2,7 @@ package restserver
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -44,4 +45,15 @@ func (m memoryBackend) OffsetForTime(_ context.Context, tp transport.TopicPartit
 
 func (m memoryBackend) Committed(_ context.Context, group string, tp transport.TopicPartition) (int64, error) {
 	return m.Broker.Committed(group, tp.Topic, tp.Partition)
+}
+
+// Ready reports whether the broker is open. The broker has no accessor for
+// that; every call of a closed broker fails with transport.ErrClosed
+// before looking at its arguments, so an Offsets call of no topic tells.
+func (m memoryBackend) Ready(context.Context) error {
+	_, _, err := m.Broker.Offsets("", 0)
+	if errors.Is(err, transport.ErrClosed) {
+		return err
+	}
+	return nil
 }

@@ -86,6 +86,7 @@ type config struct {
 	maxConns        int
 	failedLogins    int
 	logger          *slog.Logger
+	accessLog       *slog.Logger
 	timeouts        Timeouts
 }
 
@@ -282,6 +283,15 @@ func WithMaxConnections(n int) Option {
 // Default [DefaultFailedLoginLimit] (60).
 func WithFailedLoginLimit(n int) Option {
 	return optionFunc(func(c *config) { c.failedLogins = n })
+}
+
+// WithAccessLog writes one Info line per HTTP request to l, with message
+// "access" and the client address, method, path, status, body bytes
+// written and duration. The query string, headers, bodies and user names
+// are never written: they can carry credentials (a /webhook query has user=
+// and pass=; an Upstash-style username is half of the credential pair). Default (and nil): no access log.
+func WithAccessLog(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.accessLog = l })
 }
 
 // WithLogger sets the logger. Requests are logged at Debug level (method,

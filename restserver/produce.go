@@ -69,6 +69,7 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 		return err
 	}
 	s.produced.Add(uint64(len(out)))
+	s.metrics.produced(out)
 	b := getBuf()
 	defer putBuf(b)
 	*b = append(*b, '[')
@@ -164,6 +165,7 @@ func (s *Server) produceOne(w http.ResponseWriter, r *http.Request, msg transpor
 		return fmt.Errorf("backend returned %d records for 1 produced", len(out))
 	}
 	s.produced.Add(1)
+	s.metrics.produced(out)
 	b := getBuf()
 	defer putBuf(b)
 	*b = restwire.AppendMetadata(*b, &out[0])

@@ -47,6 +47,7 @@ type Server struct {
 	errors    atomic.Uint64
 	produced  atomic.Uint64
 	delivered atomic.Uint64
+	metrics   *metrics // for /metrics (metrics.go)
 }
 
 // Stats are the server's counters since New.
@@ -91,6 +92,7 @@ func New(b Backend, opts ...Option) (*Server, error) {
 		cancelClose: cancel,
 		janitorDone: make(chan struct{}),
 		instances:   make(map[instanceKey]*instance),
+		metrics:     newMetrics(),
 	}
 	if !s.auth.enabled() {
 		s.log.Warn("kafka-rest: no credentials configured, authentication is OFF")
@@ -253,10 +255,17 @@ func splitPath(r *http.Request) ([]string, error) {
 // is JSON; errors are {"error": "...", "status": N}. Content-Type of the
 // request is ignored: bodies are always read as JSON (raw bytes for
 // /webhook).
+//
+// /healthz, /readyz and /metrics are answered too (health.go); they are
+// not counted in Stats.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.requests.Add(1)
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	defer s.observe(r, sw, start)
+	if s.serveOps(sw, r) {
+		return
+	}
+	s.requests.Add(1)
 	err := s.serve(sw, r)
 	if err != nil {
 		s.writeError(sw, r, err)
@@ -401,10 +410,21 @@ func (s *Server) requestContext(r *http.Request, timeout time.Duration) (context
 	return ctx, func() { stop(); cancel() }
 }
 
-// statusWriter records the status written.
+// observe counts an answered request in the metrics and writes its
+// access log line.
+func (s *Server) observe(r *http.Request, sw *statusWriter, start time.Time) {
+	took := time.Since(start)
+	s.metrics.request(r.URL.Path, sw.status, took)
+	if s.cfg.accessLog != nil {
+		s.logAccess(r, sw, took)
+	}
+}
+
+// statusWriter records the status and the body bytes written.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -418,7 +438,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the connection.
