@@ -53,6 +53,11 @@
 // down gracefully: long polls end at once, requests in flight finish (up to
 // 10 s).
 //
+// Operations: GET /healthz answers 200 while the process serves, GET
+// /readyz 200 when the broker answers (else 503), both without credentials;
+// GET /metrics is the Prometheus scrape (admin credentials when auth is on).
+// --access-log logs one line per request, never credentials.
+//
 // At start it raises its soft limit on open files to the hard limit, and
 // lowers --max-connections to stay 64 below it if needed.
 //
@@ -99,6 +104,7 @@ type flags struct {
 	users                                      string
 	partitions, maxMessage                     int
 	autoCreate                                 bool
+	accessLog                                  bool
 	expiry                                     time.Duration
 	limits                                     limits
 }
@@ -195,6 +201,7 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.IntVar(&f.maxMessage, "max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
 	fs.DurationVar(&f.expiry, "instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&f.accessLog, "access-log", false, "log one line per HTTP request (msg=access: client address, method, path, status, bytes, duration; never the query, headers or credentials)")
 	limitFlags(fs, &f.limits)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -271,6 +278,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		restserver.WithInstanceExpiry(f.expiry),
 	}
 	opts = append(opts, f.limits.serverOptions()...)
+	if f.accessLog {
+		opts = append(opts, restserver.WithAccessLog(log))
+	}
 	if f.username != "" {
 		opts = append(opts, restserver.WithCredentials(f.username, f.password))
 	}
