@@ -35,6 +35,7 @@ type program struct {
 	envFile string            // systemd EnvironmentFile
 	stop    time.Duration     // TimeoutStopSec or stopwaitsecs
 	procs   int               // supervisor numprocs (1 for systemd)
+	prio    int               // supervisor priority (999 when not given)
 }
 
 // binaries maps a command's base name to its main package.
@@ -114,7 +115,7 @@ func parseUnit(t *testing.T, f string) program {
 var supervisorEnv = regexp.MustCompile(`([A-Z_][A-Z0-9_]*)="([^"]*)"`)
 
 func parseSupervisor(t *testing.T, f string) []program {
-	p := program{file: f, env: map[string]string{}, procs: 1}
+	p := program{file: f, env: map[string]string{}, procs: 1, prio: 999}
 	for _, kv := range lines(t, f) {
 		switch kv[0] {
 		case "command":
@@ -127,6 +128,10 @@ func parseSupervisor(t *testing.T, f string) []program {
 			n, err := strconv.Atoi(kv[1])
 			require.NoError(t, err, "%s: stopwaitsecs", f)
 			p.stop = time.Duration(n) * time.Second
+		case "priority":
+			n, err := strconv.Atoi(kv[1])
+			require.NoError(t, err, "%s: priority", f)
+			p.prio = n
 		case "numprocs":
 			n, err := strconv.Atoi(kv[1])
 			require.NoError(t, err, "%s: numprocs", f)
@@ -386,6 +391,9 @@ func TestSupervisorSetupRuns(t *testing.T) {
 	rest := supervisorProgram(t, "kafka-rest")
 	worker := supervisorProgram(t, "reports-worker")
 	require.GreaterOrEqual(t, worker.procs, 2, "several worker processes")
+	// supervisord starts lower priorities first and stops them last: the
+	// workers must be stopped while kafka-rest is up, to commit and leave.
+	require.Less(t, rest.prio, worker.prio, "kafka-rest starts before the workers and stops after them")
 
 	server := startProc(t, dir, replaceArg(t, rest.args, "addr", "127.0.0.1:0"), rest.env)
 	var url string
