@@ -141,12 +141,23 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 
 	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	if o := c.cfg.observer; o != nil {
-		done := o.CallStarted(lc.parent, &msg)
+		msg, done := observeCall(o, lc.parent, msg)
 		r, err := c.call(lc, pc, id, msg)
 		done(r, err)
 		return r, err
 	}
 	return c.call(lc, pc, id, msg)
+}
+
+// observeCall tells o about the request msg and returns msg as o left it.
+// msg is taken and returned by value so that only an observed call pays
+// for it escaping to the heap (o gets a pointer to it); not inlined, for
+// the same reason.
+//
+//go:noinline
+func observeCall(o Observer, ctx context.Context, msg transport.Message) (transport.Message, func(*Reply, error)) {
+	done := o.CallStarted(ctx, &msg)
+	return msg, done
 }
 
 // call produces the request msg of the call id and waits for its reply.
@@ -344,7 +355,7 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	msg := c.request(lc, topic, id, kind, replyTo, payload, &cc)
 	var done func(*Reply, error)
 	if o := c.cfg.observer; o != nil {
-		done = o.CallStarted(ctx, &msg)
+		msg, done = observeCall(o, ctx, msg)
 	}
 	if _, err := c.produce(lc, msg); err != nil {
 		err = c.sendErr(string(kind), topic, err)
