@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -286,4 +287,65 @@ func TestAccessLogShowsNoCredentials(t *testing.T) {
 	for _, secret := range []string{testPass, testUser, "guessed-password", "intruder", basic(testUser, testPass), "pass=", "user="} {
 		assert.NotContains(t, out, secret)
 	}
+}
+
+// TestScrapeDuringLoad scrapes in a loop while producers write, and checks
+// that every scrape parses, counters never go down, and the final counts
+// are exact.
+func TestScrapeDuringLoad(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	require.NoError(t, e.broker.CreateTopic("load", 4))
+	const producers, each = 4, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r, err := http.NewRequest("POST", e.url+"/produce/load", strings.NewReader(`{"value":"0123456789"}`))
+				if err != nil {
+					errs <- err
+					return
+				}
+				r.SetBasicAuth(testUser, testPass)
+				resp, err := e.client.Do(r)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- errors.New("produce " + strconv.Itoa(p) + "/" + strconv.Itoa(i) + ": " + resp.Status)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	scrapes, last := 0, 0.0
+	for loading := true; loading; {
+		select {
+		case <-done:
+			loading = false
+		default:
+		}
+		v, _ := value(scrape(t, e)["kafka_rest_produced_records_total"], "topic", "load")
+		require.GreaterOrEqual(t, v, last, "a counter went down")
+		last = v
+		scrapes++
+	}
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	fams := scrape(t, e)
+	v, _ := value(fams["kafka_rest_produced_records_total"], "topic", "load")
+	assert.Equal(t, float64(producers*each), v)
+	v, _ = value(fams["kafka_rest_produced_bytes_total"], "topic", "load")
+	assert.Equal(t, float64(producers*each*10), v)
+	v, _ = value(fams["kafka_rest_http_requests_total"], "route", "produce", "code", "200")
+	assert.Equal(t, float64(producers*each), v)
+	t.Logf("%d scrapes during %d produces", scrapes, producers*each)
 }
