@@ -14,9 +14,11 @@
 // linked through the W3C traceparent record header, which rpc already
 // carries from a request to its replies:
 //
-//   - "send TOPIC" on the client, for each Call (kind Client: it waits for
-//     the reply), Send and Notify (kind Producer). Its context is written into
-//     the request's traceparent header, replacing one given with WithHeader.
+//   - "send TOPIC" on the client, for each Call and Send (kind Client: a
+//     reply is asked for; Call's span lasts until it comes, Send's until the
+//     request is written) and Notify (kind Producer). Its context is written
+//     into the request's traceparent header, replacing one given with
+//     WithHeader.
 //   - "process TOPIC" on the server (kind Consumer), a child of the caller's
 //     span, around the handler and its retries. The handler's context holds
 //     it, so spans the handler starts are its children. The request's replies

@@ -53,7 +53,8 @@ type Server struct {
 // Stats are the server's counters since New.
 type Stats struct {
 	// Requests is the number of HTTP requests received, answered or not
-	// yet, including rejected ones.
+	// yet, including rejected ones; /healthz, /readyz and /metrics are not
+	// counted.
 	Requests uint64
 	// Errors is the number of requests answered with a status of 400 or
 	// more.
