@@ -235,7 +235,7 @@ func (h *headerFlag) Set(s string) error {
 		return fmt.Errorf("header %q: want key=value", s)
 	}
 	if strings.HasPrefix(k, "rpc-") {
-		return fmt.Errorf("header %q: rpc-* headers are the envelope's and cannot be set", k)
+		return fmt.Errorf("header %q: rpc-* headers are reserved for the envelope", k)
 	}
 	*h = append(*h, transport.Header{Key: k, Value: v})
 	return nil

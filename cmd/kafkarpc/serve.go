@@ -82,7 +82,11 @@ var cmdServe = &command{
 				s.HandleFunc(topic, logged(e, h))
 			}
 			if !e.g.json {
-				fmt.Fprintf(e.stderr, "serving %s (Ctrl-C to stop)\n", strings.Join(args, ", "))
+				grp := *group
+				if grp == "" {
+					grp = e.g.name
+				}
+				fmt.Fprintf(e.stderr, "serving %s as group %s (Ctrl-C to stop)\n", strings.Join(args, ", "), grp)
 			}
 			if err := s.Serve(ctx); err != nil {
 				return transportErr(err)

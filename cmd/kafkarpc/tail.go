@@ -53,9 +53,9 @@ var cmdTail = &command{
 				return transportErr(fmt.Errorf("tailing %s: %w", strings.Join(args, ", "), err))
 			}
 			defer cons.Close()
-			if !e.g.json {
-				fmt.Fprintf(e.stderr, "tailing %s (Ctrl-C to stop)\n", strings.Join(args, ", "))
-			}
+			// On stderr in both modes: it says that records produced from
+			// now on will be shown.
+			fmt.Fprintf(e.stderr, "tailing %s (Ctrl-C to stop)\n", strings.Join(args, ", "))
 			seen := newRequestTimes(maxTracked)
 			n := 0
 			for {
@@ -123,6 +123,13 @@ func printRecord(e *env, m *transport.Message, seen *requestTimes, payload bool)
 		}
 		if payload {
 			out["value"] = rawOrString(m.Value)
+		}
+		if len(m.Headers) > 0 {
+			headers := make([][2]string, len(m.Headers))
+			for i, h := range m.Headers {
+				headers[i] = [2]string{h.Key, h.Value}
+			}
+			out["headers"] = headers
 		}
 		printJSON(e.stdout, out)
 		return
