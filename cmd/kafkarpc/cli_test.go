@@ -246,7 +246,7 @@ $`, r.stdout)
 	assert.Equal(t, "sent", lines[0]["kind"])
 
 	// Waiting with nobody serving: deadline_exceeded, exit 1.
-	r = runCLI(t, s.env, "", "send", "kafkarpc-cli.handled", "1", "--wait", "--timeout", "300ms")
+	r = runCLI(t, s.env, "", "send", "idle", "1", "--wait", "--timeout", "300ms")
 	require.Equal(t, 1, r.code)
 	assert.Contains(t, r.stdout, "error deadline_exceeded")
 }

@@ -58,8 +58,9 @@ type service struct {
 	env []string
 }
 
-// defaultTopics are those the CLI and a served "reports" topic need.
-var defaultTopics = []string{"kafkarpc-cli.replies", "kafkarpc-cli.notices", "kafkarpc-cli.handled", "reports", "reports.dlq"}
+// defaultTopics are those the CLI and a served "reports" topic need, and
+// "idle", which nobody serves.
+var defaultTopics = []string{"kafkarpc-cli.replies", "kafkarpc-cli.notices", "kafkarpc-cli.handled", "reports", "reports.dlq", "idle"}
 
 func startService(t *testing.T, server ...restserver.Option) *service {
 	t.Helper()
