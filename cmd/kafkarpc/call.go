@@ -118,14 +118,22 @@ func printOutcome(e *env, r *rpc.Reply, err error, took time.Duration) error {
 		return transportErr(err)
 	}
 	if e.g.json {
-		out := map[string]any{"kind": "error", "ok": false, "code": re.Code().String(), "message": re.Message(), "latency_ms": ms(took)}
+		msg := re.Message()
+		if errors.Is(err, rpc.ErrTimeout) && re.Unwrap() != rpc.ErrTimeout { // ours, not the server's
+			msg = fmt.Sprintf("no reply within %v", took.Round(time.Millisecond))
+		}
+		out := map[string]any{"kind": "error", "ok": false, "code": re.Code().String(), "message": msg, "latency_ms": ms(took)}
 		if d := re.Details(); d != nil {
 			out["details"] = d
 		}
 		printJSON(e.stdout, out)
 		return silent{exitReply}
 	}
-	fmt.Fprintf(e.stdout, "error %s: %s\n", re.Code(), re.Message())
+	msg := re.Message()
+	if errors.Is(err, rpc.ErrTimeout) && re.Unwrap() != rpc.ErrTimeout { // ours, not the server's
+		msg = fmt.Sprintf("no reply within %v (is a server serving the topic?)", took.Round(time.Millisecond))
+	}
+	fmt.Fprintf(e.stdout, "error %s: %s\n", re.Code(), msg)
 	if d := re.Details(); d != nil {
 		fmt.Fprintln(e.stdout, pretty(d))
 	}
