@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -69,6 +71,7 @@ var cmdTail = &command{
 					}
 					return transportErr(err)
 				}
+				inTimeOrder(msgs)
 				for i := range msgs {
 					printRecord(e, &msgs[i], seen, *payload)
 					if n++; *count > 0 && n >= *count {
@@ -78,6 +81,20 @@ var cmdTail = &command{
 			}
 		}
 	},
+}
+
+// inTimeOrder sorts one poll's records, which come partition by partition,
+// by timestamp, requests before the replies of the same millisecond: a reply
+// is then printed after its request, and gets its latency.
+func inTimeOrder(msgs []transport.Message) {
+	sort.SliceStable(msgs, func(i, j int) bool {
+		if ti, tj := msgs[i].Time, msgs[j].Time; !ti.Equal(tj) {
+			return ti.Before(tj)
+		}
+		ki, _ := msgs[i].Header(rpc.HeaderKind)
+		kj, _ := msgs[j].Header(rpc.HeaderKind)
+		return ki == string(rpc.KindRequest) && kj != string(rpc.KindRequest)
+	})
 }
 
 // requestTimes remembers the timestamps of the last requests seen.
