@@ -38,7 +38,7 @@ var cmdDLQ = &command{
 		all := fs.Bool("all", false, "replay: every dead letter")
 		to := fs.String("to", "", "replay: produce to this topic instead of each record's original one")
 		fresh := fs.Bool("fresh-id", false, "replay: give each request a new rpc-id, so that it runs again even where it was answered")
-		idle := fs.Duration("idle", time.Second, "the dead-letter topic is read until no record comes for this long")
+		idle := fs.Duration("idle", time.Second, "the dead-letter topic is read until no record came for this long (raise it for a server slow to start a consumer)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 2 {
 				return usageErr("want list|show|replay TOPIC")
@@ -154,8 +154,9 @@ func (r *rangeFlag) Set(s string) error {
 	return nil
 }
 
-// readAll reads topic from its earliest record until no record comes for
-// idle, in a consumer group of its own that commits nothing and is left at
+// readAll reads topic from its earliest record until no record came for
+// idle (an empty poll before then is not the end: a server may answer the
+// first consume of a new member with nothing), in a consumer group of its own that commits nothing and is left at
 // once: it takes no record from anyone.
 func readAll(ctx context.Context, t transport.Transport, topic string, idle time.Duration) ([]transport.Message, error) {
 	cons, err := t.Subscribe(ctx, transport.Subscription{
@@ -168,18 +169,26 @@ func readAll(ctx context.Context, t transport.Transport, topic string, idle time
 	}
 	defer cons.Close()
 	var out []transport.Message
+	quiet := time.Now().Add(idle) // the end, unless a record comes first
 	for {
-		pctx, cancel := context.WithTimeout(ctx, idle)
+		wait := time.Until(quiet)
+		if wait <= 0 {
+			break
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
 		msgs, err := cons.Poll(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if errors.Is(err, context.DeadlineExceeded) || (err == nil && len(msgs) == 0) {
+		if errors.Is(err, context.DeadlineExceeded) {
 			break
 		}
 		if err != nil {
 			return nil, err
+		}
+		if len(msgs) > 0 {
+			quiet = time.Now().Add(idle)
 		}
 		for _, m := range msgs { // copied: Poll's records may share a buffer
 			m.Value = append([]byte(nil), m.Value...)
