@@ -29,12 +29,13 @@ var cmdTail = &command{
 		count := fs.Int("count", 0, "stop after this many records (default: until interrupted)")
 		dur := fs.Duration("for", 0, "stop after this long (default: until interrupted)")
 		payload := fs.Bool("payload", false, "print each record's value too")
+		window := fs.Duration("reorder", 250*time.Millisecond, "hold records this long to print them in timestamp order across topics")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) == 0 {
 				return usageErr("missing TOPIC")
 			}
-			if *count < 0 || *dur < 0 {
-				return usageErr("--count and --for must not be negative")
+			if *count < 0 || *dur < 0 || *window < 0 {
+				return usageErr("--count, --for and --reorder must not be negative")
 			}
 			t, err := openTransport(e.g)
 			if err != nil {
@@ -58,43 +59,89 @@ var cmdTail = &command{
 			// On stderr in both modes: it says that records produced from
 			// now on will be shown.
 			fmt.Fprintf(e.stderr, "tailing %s (Ctrl-C to stop)\n", strings.Join(args, ", "))
-			seen := newRequestTimes(maxTracked)
-			n := 0
-			for {
-				msgs, err := cons.Poll(ctx)
-				if ctx.Err() != nil {
-					return nil // interrupted or --for elapsed: a normal end
+			tp := &tailPrinter{e: e, seen: newRequestTimes(maxTracked), payload: *payload, window: *window, limit: *count}
+			for !tp.full() {
+				pctx, cancel := ctx, context.CancelFunc(func() {})
+				if due, ok := tp.nextDue(); ok {
+					pctx, cancel = context.WithDeadline(ctx, due)
 				}
-				if err != nil {
-					if errors.Is(err, context.Canceled) {
-						return nil
-					}
+				msgs, err := cons.Poll(pctx)
+				cancel()
+				if ctx.Err() != nil {
+					tp.flush(time.Time{}) // interrupted or --for elapsed: a normal end
+					return nil
+				}
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					tp.flush(time.Time{})
 					return transportErr(err)
 				}
-				inTimeOrder(msgs)
-				for i := range msgs {
-					printRecord(e, &msgs[i], seen, *payload)
-					if n++; *count > 0 && n >= *count {
-						return nil
-					}
-				}
+				tp.add(msgs)
+				tp.flush(time.Now())
 			}
+			return nil
 		}
 	},
 }
 
-// inTimeOrder sorts one poll's records, which come partition by partition,
-// by timestamp, requests before the replies of the same millisecond: a reply
-// is then printed after its request, and gets its latency.
-func inTimeOrder(msgs []transport.Message) {
-	sort.SliceStable(msgs, func(i, j int) bool {
-		if ti, tj := msgs[i].Time, msgs[j].Time; !ti.Equal(tj) {
-			return ti.Before(tj)
+// tailPrinter holds the records read for a short window before printing
+// them in timestamp order: the records of several topics come in separate
+// polls, and a reply read before its request would miss its latency.
+type tailPrinter struct {
+	e       *env
+	seen    *requestTimes
+	payload bool
+	window  time.Duration
+	limit   int // records to print; 0 means no limit
+	printed int
+	held    []heldRecord
+}
+
+type heldRecord struct {
+	m       transport.Message
+	arrived time.Time
+}
+
+func (tp *tailPrinter) full() bool { return tp.limit > 0 && tp.printed >= tp.limit }
+
+func (tp *tailPrinter) add(msgs []transport.Message) {
+	now := time.Now()
+	for _, m := range msgs {
+		tp.held = append(tp.held, heldRecord{m, now})
+	}
+	sort.SliceStable(tp.held, func(i, j int) bool { return before(&tp.held[i].m, &tp.held[j].m) })
+}
+
+// nextDue is when the first held record is to be printed.
+func (tp *tailPrinter) nextDue() (time.Time, bool) {
+	if len(tp.held) == 0 {
+		return time.Time{}, false
+	}
+	return tp.held[0].arrived.Add(tp.window), true
+}
+
+// flush prints the held records, in order, that were held for the window
+// by now; all of them when now is zero.
+func (tp *tailPrinter) flush(now time.Time) {
+	n := 0
+	for ; n < len(tp.held) && !tp.full(); n++ {
+		if !now.IsZero() && tp.held[n].arrived.Add(tp.window).After(now) {
+			break
 		}
-		ki, _ := msgs[i].Header(rpc.HeaderKind)
-		kj, _ := msgs[j].Header(rpc.HeaderKind)
-		return ki == string(rpc.KindRequest) && kj != string(rpc.KindRequest)
-	})
+		printRecord(tp.e, &tp.held[n].m, tp.seen, tp.payload)
+		tp.printed++
+	}
+	tp.held = tp.held[n:]
+}
+
+// before orders records by timestamp, a request before the replies of the
+// same millisecond.
+func before(a, b *transport.Message) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.Before(b.Time)
+	}
+	ka, _ := a.Header(rpc.HeaderKind)
+	kb, _ := b.Header(rpc.HeaderKind)
+	return ka == string(rpc.KindRequest) && kb != string(rpc.KindRequest)
 }
 
 // requestTimes remembers the timestamps of the last requests seen.
