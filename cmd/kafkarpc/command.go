@@ -145,9 +145,9 @@ func isUnreachable(err error) bool {
 	return errors.As(err, &ue) || errors.As(err, &oe)
 }
 
-// callOutcome classifies the error of a Call: an error reply from the
-// service or a timeout (the request was sent) is exit 1, anything the
-// transport refused is exit 2.
+// isTransportErr reports whether err came from the transport (refused,
+// unreachable, misconfigured: exit 2) rather than from the service (an
+// error reply, or no reply in time: exit 1).
 func isTransportErr(err error) bool {
 	var ue *upstash.Error
 	for _, s := range []error{transport.ErrUnknownTopic, transport.ErrUnauthenticated, transport.ErrPermissionDenied,

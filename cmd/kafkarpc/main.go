@@ -60,11 +60,13 @@ func main() {
 
 // Exit codes.
 const (
-	exitOK       = 0
-	exitReply    = 1 // the service answered with an error, or no reply came
-	exitUsage    = 2 // bad command line or input, or a transport error
-	exitProgName = "kafkarpc"
+	exitOK    = 0
+	exitReply = 1 // the service answered with an error, or no reply came
+	exitUsage = 2 // bad command line or input, or a transport error
 )
+
+// exitProgName starts every diagnostic line.
+const exitProgName = "kafkarpc"
 
 // commands lists the subcommands in the order the usage shows them.
 var commands = []*command{cmdCall, cmdNotify, cmdSend, cmdServe, cmdTail, cmdDLQ, cmdBench}
