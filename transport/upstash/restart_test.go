@@ -3,13 +3,17 @@ package upstash
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -143,4 +147,58 @@ func valuesOf(msgs []transport.Message) []string {
 		out[i] = string(m.Value)
 	}
 	return out
+}
+
+// Two live rpc servers with the same instance id over the REST API: the
+// later one fences the earlier, whose Serve stops with an error wrapping
+// transport.ErrFenced and handles nothing more; every call is answered and
+// each request handled once.
+func TestRPCTwinInstancesFenceOverREST(t *testing.T) {
+	srv := startServer(t, serverConfig{broker: []memory.Option{memory.WithTopic("twins", 3)}})
+	quiet := rpc.WithLogger(slog.New(slog.DiscardHandler))
+	var runsA, runsB atomic.Int64
+	serve := func(runs *atomic.Int64) <-chan error {
+		s, err := rpc.NewServer(newTestTransport(t, srv.URL), rpc.WithName("twin"), rpc.WithInstance("worker-1"), quiet)
+		require.NoError(t, err)
+		rpc.Handle(s, "twins", func(_ context.Context, n int) (int, error) { runs.Add(1); return n + 1, nil })
+		ctx, cancel := context.WithCancel(context.Background())
+		result, returned := make(chan error, 1), make(chan struct{})
+		go func() { result <- s.Serve(ctx); close(returned) }()
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case <-returned:
+			case <-time.After(20 * time.Second):
+				t.Error("Serve did not return")
+			}
+		})
+		return result
+	}
+	doneA := serve(&runsA)
+	c, err := rpc.NewClient(newTestTransport(t, srv.URL), rpc.WithName("caller"), quiet)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	call := func(n int) {
+		t.Helper()
+		got, err := rpc.Call[int](t.Context(), c, "twins", n)
+		require.NoError(t, err)
+		require.Equal(t, n+1, got)
+	}
+	for n := range 10 {
+		call(n)
+	}
+	serve(&runsB)
+	select {
+	case err := <-doneA:
+		require.ErrorIs(t, err, transport.ErrFenced)
+		t.Logf("the fenced twin's Serve returned: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first server was not fenced by its twin")
+	}
+	for n := 10; n < 20; n++ {
+		call(n)
+	}
+	assert.Equal(t, int64(10), runsA.Load(), "the fenced server handled requests")
+	assert.Equal(t, int64(10), runsB.Load(), "each request is handled once")
+	assert.Equal(t, []string{"twin/worker-1"}, slices.DeleteFunc(srv.instances(t), func(s string) bool { return !strings.HasPrefix(s, "twin/") }))
 }
