@@ -59,8 +59,10 @@ const (
 	defaultConsumeTimeout   = 1000 * time.Millisecond
 	defaultMetadataTimeout  = 10000 * time.Millisecond
 	defaultAutoCommitPeriod = 5000 * time.Millisecond
-	defaultSessionTimeout   = 120000 * time.Millisecond
-	closeCommitTimeout      = 5 * time.Second
+	// defaultSessionTimeout is Kafka's session.timeout.ms default since
+	// 3.0 (KIP-735), not the 120 s Upstash documented: see doc.go.
+	defaultSessionTimeout = 45000 * time.Millisecond
+	closeCommitTimeout    = 5 * time.Second
 )
 
 // instanceKey names a consumer instance: each user without the admin right
