@@ -45,7 +45,10 @@
 // once by its Kafka-* headers, split the partitions of their group with the
 // other instances, expire after [WithInstanceExpiry] without requests, and
 // end at once with /delete-consumer (404 for an unknown one). Instances
-// exist only in the server that made them.
+// exist only in the server that made them. A client that sends
+// Kafka-Instance-Incarnation (an extension, see [IncarnationHeader]) marks
+// a restart: a new token replaces the instance, which then reads from the
+// group's committed offsets at once, and an old token is fenced (404).
 //
 // Auto-commit (Kafka-Enable-Auto-Commit, on by default) works as in a Kafka
 // consumer: at the start of a consume, if Kafka-Auto-Commit-Interval ms
