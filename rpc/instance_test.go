@@ -115,3 +115,46 @@ func TestInstanceOptionAndEnv(t *testing.T) {
 		}
 	}
 }
+
+// A client restarted with the same WithNoticeInstance takes the notice
+// partitions at once: its predecessor's reader is fenced and handles no
+// more, and the notices sent from then on reach the new one.
+func TestNoticeInstanceTakesOver(t *testing.T) {
+	b := newBroker(t, memory.WithTopic("jobs", 2), memory.WithTopic("web.notices", 2))
+	s, err := rpc.NewServer(b, rpc.WithName("jobs-srv"), quiet)
+	require.NoError(t, err)
+	rpc.Handle(s, "jobs", func(_ context.Context, n int) (int, error) { return n, nil })
+	serveT(t, s)
+
+	newWeb := func(got chan<- string) *rpc.Client {
+		c, err := rpc.NewClient(b, rpc.WithName("web"), rpc.WithNoticeInstance("web-1"), quiet)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		require.NoError(t, c.OnNotice(func(_ context.Context, r *rpc.Reply) error {
+			if r.Kind == rpc.KindReply {
+				got <- r.CorrelationID
+			}
+			return nil
+		}))
+		return c
+	}
+	gotA, gotB := make(chan string, 100), make(chan string, 100)
+	a := newWeb(gotA)
+	send := func(c *rpc.Client, got <-chan string) {
+		t.Helper()
+		id, err := c.Send(t.Context(), "jobs", 1)
+		require.NoError(t, err)
+		select {
+		case n := <-got:
+			require.Equal(t, id, n)
+		case <-time.After(10 * time.Second):
+			t.Fatal("notice not handled")
+		}
+	}
+	send(a, gotA)
+	web2 := newWeb(gotB) // the restart: same notice instance
+	for range 5 {
+		send(web2, gotB)
+	}
+	assert.Empty(t, gotA, "the replaced notice reader handled notices")
+}
