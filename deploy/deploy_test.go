@@ -374,6 +374,18 @@ func replaceArg(t *testing.T, args []string, name, v string) []string {
 	return nil
 }
 
+// argValue returns the value of flag name in args.
+func argValue(t *testing.T, args []string, name string) string {
+	t.Helper()
+	for i, a := range args {
+		if strings.TrimLeft(a, "-") == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	t.Fatalf("no flag -%s in %q", name, args)
+	return ""
+}
+
 var urlRE = regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+)`)
 
 // TestSupervisorSetupRuns runs what supervisor would: kafka-rest with its
@@ -381,8 +393,11 @@ var urlRE = regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+)`)
 // worker block's numprocs processes with their environment (the REST URL
 // pointed at that port, the folder a temporary one). It checks the health
 // endpoints, that the workers join the group with distinct stable member
-// ids from KAFKA_INSTANCE, and that each stops cleanly on SIGTERM within
+// ids, and that each stops cleanly on SIGTERM within
 // its stop timeout.
+//
+// The worker ids come from the -instance flag of the block's command line,
+// with supervisord's %(process_num)02d expanded.
 func TestSupervisorSetupRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
@@ -413,13 +428,20 @@ func TestSupervisorSetupRuns(t *testing.T) {
 	var workers []*proc
 	var want []string
 	for i := range worker.procs {
+		// supervisord's expansion of %(process_num)02d, in the command
+		// line and the environment.
+		expand := func(v string) string { return strings.ReplaceAll(v, "%(process_num)02d", padded(i)) }
 		env := map[string]string{}
 		for k, v := range worker.env {
-			env[k] = strings.ReplaceAll(v, "%(process_num)02d", padded(i))
+			env[k] = expand(v)
 		}
 		env["UPSTASH_KAFKA_REST_URL"] = url
-		want = append(want, env["KAFKA_INSTANCE"])
-		workers = append(workers, startProc(t, dir, replaceArg(t, worker.args, "dir", reportsDir), env))
+		args := replaceArg(t, worker.args, "dir", reportsDir)
+		for j := range args {
+			args[j] = expand(args[j])
+		}
+		want = append(want, argValue(t, args, "instance"))
+		workers = append(workers, startProc(t, dir, args, env))
 	}
 	require.Len(t, want, worker.procs)
 	slices.Sort(want)
