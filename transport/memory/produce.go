@@ -69,15 +69,39 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 	// Append runs of records bound for the same partition under one lock;
 	// records for one partition keep their relative order.
 	now := b.now()
+	var (
+		sbuf  [4]pendingSync
+		syncs = sbuf[:0]
+	)
 	for i := 0; i < len(out); {
 		j := i + 1
 		for j < len(out) && parts[j] == parts[i] {
 			j++
 		}
-		parts[i].append(out[i:j], &b.cfg, now)
+		seq, err := parts[i].append(out[i:j], &b.cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		if l := parts[i].log; l != nil {
+			syncs = append(syncs, pendingSync{parts[i], seq})
+		}
 		i = j
 	}
+	// Outside the partition locks, so that concurrent producers' fsyncs
+	// group (FsyncAlways); other policies return at once.
+	for _, s := range syncs {
+		if err := s.p.log.Sync(s.seq); err != nil {
+			return nil, fmt.Errorf("memory: produce to %q partition %d: %w", s.p.topic.name, s.p.index, err)
+		}
+	}
 	return out, nil
+}
+
+// pendingSync is a partition written by a produce and the sequence number
+// its acknowledgement waits for.
+type pendingSync struct {
+	p   *partition
+	seq int64
 }
 
 // plan checks every record of msgs and picks its partition, appending to
