@@ -35,6 +35,7 @@ type syncFile struct {
 	written atomic.Int64 // bytes written, over the file's life and its successors
 	synced  atomic.Int64 // bytes known durable
 	failed  atomic.Pointer[error]
+	fsyncs  atomic.Int64 // fsyncs done by Sync, for the group commit's figures
 
 	mu     sync.Mutex // guards f, retired for Sync, which runs without the owner's lock
 	syncMu sync.Mutex // held by the leader of a group commit
@@ -131,6 +132,7 @@ func (s *syncFile) Sync(seq int64) error {
 	if f == nil {
 		return nil
 	}
+	s.fsyncs.Add(1)
 	if err := f.Sync(); err != nil {
 		return s.fail(fmt.Errorf("fsync %s: %v", f.Name(), err))
 	}
