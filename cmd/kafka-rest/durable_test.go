@@ -42,7 +42,7 @@ var (
 )
 
 // kafkaRestBinary builds cmd/kafka-rest once per test binary.
-func kafkaRestBinary(t *testing.T) string {
+func kafkaRestBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "kafka-rest-bin-")
@@ -61,7 +61,7 @@ func kafkaRestBinary(t *testing.T) string {
 
 // child is a running kafka-rest process.
 type child struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	url    string
@@ -72,7 +72,7 @@ var listenRE = regexp.MustCompile(`url=(http://[0-9.:]+)`)
 
 // startChild runs the built kafka-rest with args and waits (bounded) until
 // it listens; with ready false it only starts it.
-func startChild(t *testing.T, ready bool, args ...string) *child {
+func startChild(t testing.TB, ready bool, args ...string) *child {
 	t.Helper()
 	c := &child{t: t, logs: &syncBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(kafkaRestBinary(t), args...)
@@ -119,6 +119,20 @@ func (c *child) kill() {
 		c.t.Fatal("kafka-rest did not die of SIGKILL within 10 s")
 	}
 }
+
+// stop sends SIGTERM and waits for a clean exit.
+func (c *child) stop() {
+	require.NoError(c.t, c.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-c.exited:
+	case <-time.After(20 * time.Second):
+		c.t.Fatal("kafka-rest did not stop on SIGTERM within 20 s")
+	}
+	require.True(c.t, c.cmd.ProcessState.Success(), "exit: %v\n%s", c.cmd.ProcessState, c.logs.String())
+}
+
+// startBenchChild is startChild for a benchmark, waiting until it listens.
+func startBenchChild(tb testing.TB, args ...string) *child { return startChild(tb, true, args...) }
 
 // freeAddr returns a loopback address with a port free now, so a restarted
 // server can listen where its clients already point.

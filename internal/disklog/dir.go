@@ -216,13 +216,24 @@ func (d *Dir) syncAll() {
 	d.mu.Lock()
 	logs := append([]*Log(nil), d.logs...)
 	d.mu.Unlock()
+	// Concurrently, a few at a time: the filesystem's journal merges
+	// concurrent fsyncs, so a round costs about one fsync's latency.
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
 	for _, l := range logs {
-		if l.file.dirty() {
+		if !l.file.dirty() {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
 			if err := l.file.Sync(l.file.written.Load()); err != nil {
 				d.log.Error("disklog: fsync failed", "partition_dir", l.path, "err", err)
 			}
-		}
+		}()
 	}
+	wg.Wait()
 	if d.meta.file.dirty() {
 		if err := d.meta.file.Sync(d.meta.file.written.Load()); err != nil {
 			d.log.Error("disklog: fsync failed", "path", d.meta.path, "err", err)

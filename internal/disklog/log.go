@@ -134,6 +134,10 @@ func (l *Log) Sync(seq int64) error {
 	return l.file.Sync(seq)
 }
 
+// SyncsEach reports whether Sync fsyncs (SyncAlways) rather than
+// returning at once.
+func (l *Log) SyncsEach() bool { return l.d.opts.Sync == SyncAlways }
+
 // DropBefore deletes the segments all of whose records are below offset
 // (retention: the broker dropped them), never the active one. It returns
 // how many it deleted. An error deleting a file is logged and the segment
