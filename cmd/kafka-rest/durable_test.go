@@ -231,6 +231,14 @@ func TestFullDiskAnswers507(t *testing.T) {
 	status, body := call("POST", c.url+"/produce/t", `{"value":"first"}`)
 	require.Equal(t, http.StatusOK, status, string(body))
 
+	// A member whose commit will not fit either (its group name makes the
+	// metadata entry longer than the room left under the limit).
+	group := strings.Repeat("g", 200)
+	status, body = call("POST", c.url+"/consume/"+group+"/i", `{"topic":"t","timeout":100}`)
+	require.Equal(t, http.StatusOK, status, string(body))
+	status, body = call("POST", c.url+"/commit/"+group+"/i", `{"topic":"t","partition":0,"offset":1}`)
+	require.Equal(t, http.StatusOK, status, string(body))
+
 	seg := filepath.Join(dir, "logs", "t", "0", fmt.Sprintf("%020d.log", 0))
 	st, err := os.Stat(seg)
 	require.NoError(t, err)
@@ -252,6 +260,8 @@ func TestFullDiskAnswers507(t *testing.T) {
 	st2, err := os.Stat(seg)
 	require.NoError(t, err)
 	assert.Equal(t, st.Size(), st2.Size(), "the short write was cut back")
+	status, body = call("POST", c.url+"/commit/"+group+"/i", `{"topic":"t","partition":0,"offset":0}`)
+	assert.Equal(t, http.StatusInsufficientStorage, status, "a commit that cannot be written: %s", body)
 
 	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_FSIZE, &old, nil))
 	status, body = call("POST", c.url+"/produce/t", `{"value":"third"}`)
@@ -263,6 +273,9 @@ func TestFullDiskAnswers507(t *testing.T) {
 	c.kill()
 	c2 := startChild(t, true, "--addr", addr, "--data-dir", dir)
 	assert.Equal(t, map[int64]string{0: "first", 1: "third"}, fetchAll(t, c2.url, "t", 0))
+	status, body = call("POST", c2.url+"/committed/"+group+"/i2", `{"topic":"t","partition":0}`)
+	require.Equal(t, http.StatusOK, status, string(body))
+	assert.Contains(t, string(body), `"offset":1`, "the refused commit did not replace the acknowledged one")
 }
 
 // TestCrashKeepsAcknowledged is crash test 3a: kafka-rest --data-dir runs

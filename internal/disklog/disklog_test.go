@@ -209,3 +209,29 @@ func TestOpenValidates(t *testing.T) {
 	_, err := Open("", Options{Sync: SyncAlways})
 	assert.Error(t, err)
 }
+
+func TestIntervalPolicySyncsInTheBackground(t *testing.T) {
+	d := open(t, t.TempDir(), Options{Sync: SyncInterval, Interval: 5 * time.Millisecond})
+	l, _ := collect(t, d, "t", 0)
+	seq, err := l.Append(msgs(0, 3), time.Now())
+	require.NoError(t, err)
+	require.NoError(t, l.Sync(seq), "Sync returns at once with SyncInterval")
+	require.NoError(t, d.Commit("g", []Commit{{Topic: "t", Offset: 3}}))
+	deadline := time.Now().Add(10 * time.Second)
+	for l.file.dirty() || d.meta.file.dirty() {
+		require.True(t, time.Now().Before(deadline), "the interval goroutine did not fsync within 10 s")
+		time.Sleep(time.Millisecond)
+	}
+	assert.Positive(t, l.file.fsyncs.Load())
+	assert.Positive(t, d.meta.file.fsyncs.Load())
+}
+
+func TestNeverPolicyDoesNotSync(t *testing.T) {
+	d := open(t, t.TempDir(), Options{Sync: SyncNever})
+	l, _ := collect(t, d, "t", 0)
+	seq, err := l.Append(msgs(0, 3), time.Now())
+	require.NoError(t, err)
+	require.NoError(t, l.Sync(seq))
+	assert.Zero(t, l.file.fsyncs.Load())
+	assert.True(t, l.file.dirty())
+}
