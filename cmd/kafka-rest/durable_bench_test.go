@@ -211,7 +211,7 @@ func BenchmarkDurableRestart(b *testing.B) {
 	var total time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		c := startBenchChild(b, append([]string{"--addr", "127.0.0.1:0", "--data-dir", dir}, retention...)...)
+		c := startChildWithin(b, true, 10*time.Minute, append([]string{"--addr", "127.0.0.1:0", "--data-dir", dir}, retention...)...)
 		total += time.Since(t0)
 		b.StopTimer()
 		c.stop()

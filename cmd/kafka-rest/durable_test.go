@@ -70,9 +70,14 @@ type child struct {
 
 var listenRE = regexp.MustCompile(`url=(http://[0-9.:]+)`)
 
-// startChild runs the built kafka-rest with args and waits (bounded) until
-// it listens; with ready false it only starts it.
+// startChild runs the built kafka-rest with args and waits (up to 30 s)
+// until it listens; with ready false it only starts it.
 func startChild(t testing.TB, ready bool, args ...string) *child {
+	return startChildWithin(t, ready, 30*time.Second, args...)
+}
+
+// startChildWithin is startChild waiting up to within.
+func startChildWithin(t testing.TB, ready bool, within time.Duration, args ...string) *child {
 	t.Helper()
 	c := &child{t: t, logs: &syncBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(kafkaRestBinary(t), args...)
@@ -93,7 +98,7 @@ func startChild(t testing.TB, ready bool, args ...string) *child {
 	if !ready {
 		return c
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(within)
 	for {
 		if m := listenRE.FindStringSubmatch(c.logs.String()); m != nil {
 			c.url = m[1]
@@ -105,7 +110,7 @@ func startChild(t testing.TB, ready bool, args ...string) *child {
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("kafka-rest did not listen within 30 s\n%s", c.logs.String())
+			t.Fatalf("kafka-rest did not listen within %v\n%s", within, c.logs.String())
 		}
 	}
 }

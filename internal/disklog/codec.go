@@ -95,7 +95,9 @@ type Batch struct {
 	// Appended is when the broker appended the batch (for retention by age).
 	Appended time.Time
 	// Records with Offset and Time set; Topic and Partition are left to the
-	// caller. Each Value has its own allocation.
+	// caller. Values point into the buffer the segment was read into (no
+	// copy at start-up): a record kept keeps its segment's buffer, so memory
+	// is freed by segment, as retention frees the files.
 	Records []transport.Message
 }
 
@@ -121,7 +123,9 @@ func decodeBatch(p []byte) (Batch, error) {
 		m.Time = time.UnixMilli(d.varint())
 		m.Key = d.str()
 		if vl := d.varint(); vl >= 0 {
-			m.Value = append(make([]byte, 0, vl), d.bytes(vl)...)
+			if v := d.bytes(vl); v != nil {
+				m.Value = v[:len(v):len(v)]
+			}
 		}
 		if nh := d.uvarint(); nh > 0 {
 			if nh > uint64(len(d.b)) {

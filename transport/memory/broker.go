@@ -10,9 +10,12 @@
 // partitions to members sorted by instance id, and records polled but not
 // committed are delivered again to a partition's next owner.
 //
-// It keeps everything in memory and runs no goroutines of its own: work
-// happens in the callers' goroutines, and blocked Polls and Fetches are woken
-// through channels when records are appended.
+// A broker made by New keeps everything in memory and runs no goroutines of
+// its own: work happens in the callers' goroutines, and blocked Polls and
+// Fetches are woken through channels when records are appended. A broker
+// made by NewDurable also writes its records, topics and committed offsets
+// to a data directory and recovers them at the next start (see NewDurable);
+// with FsyncEvery it runs one goroutine, which Close stops.
 package memory
 
 import (

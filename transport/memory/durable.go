@@ -3,7 +3,9 @@ package memory
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/internal/disklog"
@@ -176,16 +178,42 @@ func NewDurable(dir string, opts ...Option) (*Broker, error) {
 // restore loads the data dir's topics, records and committed offsets.
 func (b *Broker) restore() error {
 	now := b.now()
-	for _, ts := range b.disk.Topics() {
+	// Partitions are read concurrently, one worker per CPU.
+	var (
+		topics = b.disk.Topics()
+		work   = make(chan *partition)
+		errs   = make(chan error, runtime.GOMAXPROCS(0))
+		wg     sync.WaitGroup
+	)
+	for range cap(errs) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var first error
+			for p := range work {
+				if first == nil {
+					first = b.attachLog(p, now)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, ts := range topics {
 		t := newTopic(ts.Name, ts.Partitions)
 		for _, p := range t.parts {
-			if err := b.attachLog(p, now); err != nil {
-				return err
-			}
+			work <- p
 		}
 		b.topics.Store(t.name, t)
 		b.nTopics.Add(1)
 		b.nParts.Add(int64(len(t.parts)))
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	for name, cs := range b.disk.Commits() {
 		g := b.newGroup(name)
