@@ -222,6 +222,11 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	if fs.NArg() > 0 {
 		return f, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	fsyncSet := false
+	fs.Visit(func(fl *flag.Flag) { fsyncSet = fsyncSet || fl.Name == "fsync" })
+	if fsyncSet && f.dataDir == "" {
+		return f, false, errors.New("--fsync applies to --data-dir: without it nothing is written to disk")
+	}
 	if f.username == "" {
 		f.username = os.Getenv("KAFKA_REST_USERNAME")
 	}
