@@ -410,7 +410,9 @@ func TestSupervisorSetupRuns(t *testing.T) {
 	// workers must be stopped while kafka-rest is up, to commit and leave.
 	require.Less(t, rest.prio, worker.prio, "kafka-rest starts before the workers and stops after them")
 
-	server := startProc(t, dir, replaceArg(t, rest.args, "addr", "127.0.0.1:0"), rest.env)
+	restArgs := replaceArg(t, rest.args, "addr", "127.0.0.1:0")
+	restArgs = replaceArg(t, restArgs, "data-dir", t.TempDir())
+	server := startProc(t, dir, restArgs, rest.env)
 	var url string
 	require.Eventually(t, func() bool {
 		m := urlRE.FindStringSubmatch(server.log.String())
