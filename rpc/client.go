@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ import (
 // error wrapping ErrClosed.
 type Client struct {
 	t   transport.Transport
+	p   producer // t, with its ProduceOwned when it has one
 	cfg clientConfig
 	log *slog.Logger
 
@@ -93,6 +95,7 @@ func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 	}
 	c := &Client{
 		t:         t,
+		p:         newProducer(t),
 		cfg:       cfg,
 		log:       cfg.logger.With("rpc.client", cfg.name),
 		replies:   replies,
@@ -140,7 +143,7 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	c.mu.Unlock()
 
 	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
-	sent, err := c.produce(ctx, msg)
+	sent, err := c.produce(ctx, msg, !callerOwned(req))
 	switch {
 	case errors.Is(err, transport.ErrOutcomeUnknown):
 		// The request may have been written: wait for its reply (and
@@ -173,6 +176,7 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 		resend = t.C
 	}
 	dl, _ := lc.Deadline()
+	copied := false // msg.Headers is a copy of the first attempt's, which may have been handed over
 	if pc.timer == nil {
 		pc.timer = time.NewTimer(time.Until(dl))
 	} else {
@@ -187,7 +191,12 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 			// handled with the stored reply instead of running it again.
 			c.resent.Add(1)
 			// The budget travels as relative time from the record's own
-			// timestamp: a resent record says what is left now.
+			// timestamp: a resent record says what is left now. The first
+			// attempt's headers may belong to the transport now
+			// (ProduceOwned): rewrite a copy.
+			if !copied {
+				msg.Headers, copied = slices.Clone(msg.Headers), true
+			}
 			setTimeoutHeader(msg.Headers, dl)
 			// One attempt, bounded by the resend interval, so that a
 			// transport that keeps failing cannot hold back a reply that
@@ -235,15 +244,24 @@ func replied(pc *pendingCall, r *Reply) (*Reply, error) {
 // exponential backoff within ctx and the client's call timeout. ctx must
 // also end when the client is closed (the lazy call contexts of Call and
 // send do; sendErr then reports ErrClosed). A retry after a lost response
-// can write the record twice; servers drop the copy by its id. It returns
+// can write the record twice; servers drop the copy by its id. owned says
+// msg may be handed over to the transport (see ownedProducer). It returns
 // msg as written.
-func (c *Client) produce(ctx context.Context, msg transport.Message) (transport.Message, error) {
+func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool) (transport.Message, error) {
+	// The first attempt is made outside retry: the common case, a produce
+	// that works, then costs no closure.
+	out, err := c.p.produce(ctx, owned, msg)
+	if err == nil {
+		return written(out, msg), nil
+	}
 	p := clientProduceBackoff
 	p.elapsed = c.cfg.timeout
-	var out []transport.Message
-	err := retry(ctx, p, func() error {
-		var err error
-		out, err = c.t.Produce(ctx, msg)
+	first := true
+	err = retry(ctx, p, func() error {
+		if !first {
+			out, err = c.p.produce(ctx, owned, msg)
+		}
+		first = false
 		if err != nil && (permanentProduceErr(err) || ctx.Err() != nil) {
 			return backoff.Permanent(err)
 		}
@@ -327,7 +345,7 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	defer lc.release()
 	id := newID()
 	msg := c.request(lc, topic, id, kind, replyTo, payload, &cc)
-	if _, err := c.produce(lc, msg); err != nil {
+	if _, err := c.produce(lc, msg, !callerOwned(req)); err != nil {
 		return "", c.sendErr(string(kind), topic, err)
 	}
 	return id, nil

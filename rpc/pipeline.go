@@ -32,6 +32,9 @@ type delivery struct {
 	// waiters are the copies that waited for this delivery (see waiter):
 	// done when it is done.
 	waiters []waiter
+	// batch holds the reply and the dedup marker for sendReply's produce,
+	// so that it needs no allocation of its own.
+	batch [2]transport.Message
 }
 
 // outcomeKind says what settle does with a delivery.
@@ -49,11 +52,15 @@ const (
 
 // outcome is what the stages made of a delivery.
 type outcome struct {
-	kind   outcomeKind
-	reply  *transport.Message // outReply: the reply, nil when none is due
-	reason string             // outPoison: the dlq-reason
-	err    *Error             // outPoison: the error the caller gets
-	entry  *handledEntry      // outResend: the stored entry
+	kind  outcomeKind
+	reply *transport.Message // outReply: the reply, nil when none is due
+	// owned says the reply's Value was encoded here (not a []byte or
+	// json.RawMessage the handler still holds): it may be handed over to
+	// the transport (see ownedProducer).
+	owned  bool
+	reason string        // outPoison: the dlq-reason
+	err    *Error        // outPoison: the error the caller gets
+	entry  *handledEntry // outResend: the stored entry
 }
 
 func poisoned(reason string, e *Error) outcome {
@@ -189,7 +196,9 @@ func (r *serveRun) invoke(d *delivery) outcome {
 		r.s.log.Error("rpc: handler's result cannot be encoded", "request", d.req.String(), "err", err)
 		return r.replyOutcome(d, nil, Errorf(CodeInternal, "encode reply: %v", err))
 	}
-	return r.replyOutcome(d, payload, nil)
+	o := r.replyOutcome(d, payload, nil)
+	o.owned = !callerOwned(res)
+	return o
 }
 
 // replyOutcome is outReply with the reply built, when one is due.
