@@ -56,17 +56,23 @@ func (r *serveRun) finalCommit() {
 // having moved to another member: the watermarks stay uncommitted, for the
 // next try.
 func (r *serveRun) commit() bool {
-	marks := r.track.uncommitted()
+	// The committer and finalCommit, one after the other, are the only
+	// callers: the buffers are reused.
+	marks := r.track.uncommittedInto(r.markBuf)
+	r.markBuf = marks
 	if len(marks) == 0 {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
+	// A lazy context: a transport that commits without waiting on ctx (the
+	// embedded broker) costs no timer per commit.
+	ctx := &lazyCtx{parent: context.Background(), deadline: time.Now().Add(commitTimeout)}
+	defer ctx.release()
 	if len(marks) > 1 {
-		msgs := make([]transport.Message, len(marks))
+		msgs := r.commitBuf[:0]
 		for i := range marks {
-			msgs[i] = marks[i].m
+			msgs = append(msgs, marks[i].m)
 		}
+		r.commitBuf = msgs
 		if r.cons.Commit(ctx, msgs...) == nil {
 			for i := range marks {
 				r.track.committed(&marks[i])

@@ -265,9 +265,12 @@ type header struct{ k, v string }
 
 // newCallConfig applies opts and validates the result.
 func newCallConfig(opts []CallOption) (callConfig, error) {
-	var cc callConfig
+	if len(opts) == 0 {
+		return callConfig{}, nil // the common case: nothing to apply, no allocation
+	}
+	cc := new(callConfig)
 	for _, o := range opts {
-		o(&cc)
+		o(cc)
 	}
 	var errs []error
 	if cc.timeout < 0 {
@@ -277,9 +280,9 @@ func newCallConfig(opts []CallOption) (callConfig, error) {
 		errs = append(errs, fmt.Errorf("rpc: WithMethod(%q): must not contain '/' (routes are \"topic/method\")", cc.method))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return cc, NewError(CodeInvalidArgument, err)
+		return *cc, NewError(CodeInvalidArgument, err)
 	}
-	return cc, nil
+	return *cc, nil
 }
 
 // WithTimeout bounds the call: the reply must arrive within d. The deadline

@@ -32,6 +32,8 @@ type delivery struct {
 	// waiters are the copies that waited for this delivery (see waiter):
 	// done when it is done.
 	waiters []waiter
+	// hc is the handler's context (see newHandlerCtx), made once by invoke.
+	hc handlerCtx
 	// batch holds the reply and the dedup marker for sendReply's produce,
 	// so that it needs no allocation of its own.
 	batch [2]transport.Message
@@ -53,7 +55,9 @@ const (
 // outcome is what the stages made of a delivery.
 type outcome struct {
 	kind  outcomeKind
-	reply *transport.Message // outReply: the reply, nil when none is due
+	reply transport.Message // outReply, outPoison: the reply, when hasReply
+	// hasReply says a reply is due.
+	hasReply bool
 	// owned says the reply's Value was encoded here (not a []byte or
 	// json.RawMessage the handler still holds): it may be handed over to
 	// the transport (see ownedProducer).
@@ -206,8 +210,7 @@ func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcom
 	if d.replyTo == "" {
 		return outcome{kind: outReply}
 	}
-	reply := r.s.replyMessage(&d.env, KindReply, payload, herr)
-	return outcome{kind: outReply, reply: &reply}
+	return outcome{kind: outReply, reply: r.s.replyMessage(&d.env, KindReply, payload, herr), hasReply: true}
 }
 
 // call calls h, retrying errors marked Retryable with backoff, up to the

@@ -39,6 +39,10 @@ type serveRun struct {
 	track     *tracker
 	commitSig chan struct{}
 	commitWG  sync.WaitGroup
+	// markBuf and commitBuf are commit's buffers, reused from one commit
+	// to the next (commits never overlap).
+	markBuf   []mark
+	commitBuf []transport.Message
 }
 
 // finalGrace is how long Serve waits, after a hard stop, for the settle

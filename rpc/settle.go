@@ -42,8 +42,7 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 			return false
 		}
 		if d.replyTo != "" {
-			reply := r.s.replyMessage(&d.env, KindReply, nil, o.err)
-			o.reply = &reply
+			o.reply, o.hasReply = r.s.replyMessage(&d.env, KindReply, nil, o.err), true
 		}
 	}
 	if d.env.legacy || d.env.id == "" {
@@ -51,11 +50,14 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 		return true // nothing to record or answer
 	}
 	e := &handledEntry{id: d.env.id, at: time.Now()}
-	e.reply.Store(o.reply)
+	if o.hasReply { // the entry holds the reply: one allocation for both
+		e.sent = o.reply
+		e.reply.Store(&e.sent)
+	}
 	if d.dedupID != "" {
 		d.waiters = r.dedup.finish(d.dedupID, e, r)
 	}
-	return r.sendReply(d, e, o.owned || o.reply == nil)
+	return r.sendReply(d, e, o.owned || !o.hasReply)
 }
 
 // release gives up the delivery's dedup entry without recording it: the
