@@ -15,18 +15,39 @@ const commitTimeout = 10 * time.Second
 const finalCommitTime = 5 * time.Second
 
 // committer commits the tracker's watermarks each time a worker moves one,
-// and retries with commitBackoff while a commit fails, until stop.
+// at most once per WithCommitInterval (watermarks that move sooner wait
+// for the interval to pass and are committed together), and retries with
+// commitBackoff while a commit fails, until stop.
 func (r *serveRun) committer(stop <-chan struct{}) {
 	defer r.commitWG.Done()
 	bo := commitBackoff.newBackOff()
-	var again <-chan time.Time
+	interval := r.s.cfg.commitInterval
+	var (
+		again <-chan time.Time // a failed commit's retry
+		paced <-chan time.Time // the interval's end, when a commit waits for it
+		last  time.Time        // the last commit's start
+	)
 	for {
 		select {
 		case <-r.commitSig:
+			if interval > 0 {
+				if paced != nil {
+					continue // the commit at the interval's end takes this mark too
+				}
+				if wait := interval - time.Since(last); wait > 0 {
+					paced = time.After(wait)
+					continue
+				}
+			}
+		case <-paced:
+			paced = nil
 		case <-again:
 			again = nil // fired: the next failure arms a new one
 		case <-stop:
 			return
+		}
+		if interval > 0 {
+			last = time.Now()
 		}
 		if r.commit() {
 			bo.Reset()

@@ -40,6 +40,7 @@ func TestBadOptionsAreNamed(t *testing.T) {
 		"WithRetry":           rpc.WithRetry(0, time.Second),
 		"WithSessionTimeout":  rpc.WithSessionTimeout(-time.Second),
 		"WithMaxPollInterval": rpc.WithMaxPollInterval(-time.Second),
+		"WithCommitInterval":  rpc.WithCommitInterval(-time.Second),
 	}
 	for name, opt := range serverCases {
 		_, err := rpc.NewServer(b, opt)
