@@ -26,6 +26,9 @@ type decoder struct {
 	interned map[string]string
 	// lastTopic is reused when the next topic is the same.
 	lastTopic string
+	// hdrs is scratch space for one record's headers on the server, which
+	// are then copied out at their size: one allocation per record.
+	hdrs []Header
 }
 
 // Bounds on the strings the decoder interns.
