@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -37,6 +38,10 @@ type legResult struct {
 	perSec   float64
 	p50, p99 time.Duration
 	allocs   float64 // per operation
+	// cpu is the process's CPU time (user and system, every goroutine)
+	// per operation: on a shared machine it varies far less than the rate,
+	// which depends on the CPU the other tenants leave.
+	cpu time.Duration
 }
 
 // runLeg runs n operations spread over callers goroutines, each calling
@@ -51,6 +56,7 @@ func runLeg(b *testing.B, n, callers int, op func(caller int) error) legResult {
 	lat := make([][]time.Duration, callers)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	cpu0 := testutil.ProcessCPU()
 	start := time.Now()
 	for g := range callers {
 		wg.Add(1)
@@ -71,6 +77,7 @@ func runLeg(b *testing.B, n, callers int, op func(caller int) error) legResult {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := testutil.ProcessCPU() - cpu0
 	runtime.ReadMemStats(&after)
 	all := slices.Concat(lat...)
 	if len(all) == 0 {
@@ -82,6 +89,7 @@ func runLeg(b *testing.B, n, callers int, op func(caller int) error) legResult {
 		p50:    all[len(all)/2],
 		p99:    all[len(all)*99/100],
 		allocs: float64(after.Mallocs-before.Mallocs) / float64(len(all)),
+		cpu:    cpu / time.Duration(len(all)),
 	}
 }
 
@@ -166,6 +174,9 @@ func BenchmarkCallVsRaw(b *testing.B) {
 			b.ReportMetric(float64(c.p50.Nanoseconds())/1e3, "call-p50-µs")
 			b.ReportMetric(float64(c.p99.Nanoseconds())/1e3, "call-p99-µs")
 			b.ReportMetric(float64(r.p50.Nanoseconds())/1e3, "raw-p50-µs")
+			b.ReportMetric(float64(c.cpu.Nanoseconds())/1e3, "cpu-µs/call")
+			b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3, "cpu-µs/raw-trip")
+			b.ReportMetric(float64(r.cpu)/float64(c.cpu), "cpu-raw/call")
 			b.ReportMetric(c.allocs, "allocs/call")
 			b.ReportMetric(r.allocs, "allocs/raw-trip")
 		})
@@ -184,4 +195,6 @@ func BenchmarkCallScaling(b *testing.B) {
 	b.ReportMetric(many.perSec/few.perSec, "4096/1024")
 	b.ReportMetric(float64(few.p99.Microseconds()), "p99-µs@1024")
 	b.ReportMetric(float64(many.p99.Microseconds()), "p99-µs@4096")
+	b.ReportMetric(float64(few.cpu.Nanoseconds())/1e3, "cpu-µs/call@1024")
+	b.ReportMetric(float64(many.cpu.Nanoseconds())/1e3, "cpu-µs/call@4096")
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -65,6 +66,7 @@ func benchRPC(b *testing.B, callers int) {
 	b.ReportMetric(float64(leg.p50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(leg.p99.Microseconds()), "p99-µs")
 	b.ReportMetric(float64(requests)/float64(leg.calls), "http-req/call")
+	b.ReportMetric(float64(leg.cpu.Nanoseconds())/1e3, "cpu-µs/call")
 }
 
 // BenchmarkRPCScaling runs b.N calls from 1,024 and then from 4,096
@@ -87,6 +89,8 @@ func BenchmarkRPCScaling(b *testing.B) {
 	b.ReportMetric(many.perSec/few.perSec, "4096/1024")
 	b.ReportMetric(float64(few.p99.Microseconds()), "p99-µs@1024")
 	b.ReportMetric(float64(many.p99.Microseconds()), "p99-µs@4096")
+	b.ReportMetric(float64(few.cpu.Nanoseconds())/1e3, "cpu-µs/call@1024")
+	b.ReportMetric(float64(many.cpu.Nanoseconds())/1e3, "cpu-µs/call@4096")
 }
 
 // rpcBenchSetup starts the REST server, an echo rpc.Server on one
@@ -146,6 +150,7 @@ type rpcLeg struct {
 	calls    int
 	perSec   float64
 	p50, p99 time.Duration
+	cpu      time.Duration // the process's CPU time per call (server, clients, broker)
 }
 
 // rpcBenchLeg runs n typed calls spread over callers goroutines.
@@ -157,6 +162,7 @@ func rpcBenchLeg(b *testing.B, cli *rpc.Client, n, callers int) rpcLeg {
 		wg     sync.WaitGroup
 	)
 	lat := make([][]time.Duration, callers)
+	cpu0 := testutil.ProcessCPU()
 	start := time.Now()
 	for g := range callers {
 		wg.Go(func() {
@@ -180,11 +186,12 @@ func rpcBenchLeg(b *testing.B, cli *rpc.Client, n, callers int) rpcLeg {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := testutil.ProcessCPU() - cpu0
 	all := slices.Concat(lat...)
 	if len(all) == 0 {
 		return rpcLeg{}
 	}
 	slices.Sort(all)
 	return rpcLeg{calls: len(all), perSec: float64(len(all)) / elapsed.Seconds(),
-		p50: all[len(all)/2], p99: all[len(all)*99/100]}
+		p50: all[len(all)/2], p99: all[len(all)*99/100], cpu: cpu / time.Duration(len(all))}
 }
