@@ -36,10 +36,15 @@ func (r *serveRun) committer(stop <-chan struct{}) {
 				}
 				if wait := interval - time.Since(last); wait > 0 {
 					paced = time.After(wait)
+					r.commitPaced.Store(true) // workers need not wake the committer meanwhile
 					continue
 				}
 			}
 		case <-paced:
+			// Cleared before commit reads the watermarks: a mark that
+			// moves after this is signalled again, one that moved before
+			// is in this commit.
+			r.commitPaced.Store(false)
 			paced = nil
 		case <-again:
 			again = nil // fired: the next failure arms a new one
