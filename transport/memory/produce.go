@@ -227,6 +227,12 @@ func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, needNow, o
 		o.ManualPartition = false
 		switch {
 		case owned:
+			// Capacity cut to length: a reader that appends to a record's
+			// Value or Headers (which it must not) gets a new array rather
+			// than writing into memory the caller may share with another
+			// record (rpc's dedup marker extends its reply's headers).
+			o.Value = m.Value[:len(m.Value):len(m.Value)]
+			o.Headers = m.Headers[:len(m.Headers):len(m.Headers)]
 		case len(m.Value) > 0:
 			o.Value = append(make([]byte, 0, len(m.Value)), m.Value...)
 		case m.Value != nil:

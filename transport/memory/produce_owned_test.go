@@ -17,8 +17,9 @@ func TestProduceOwned(t *testing.T) {
 	b := newBroker(t, WithTopic("t", 2), WithMaxMessageBytes(64))
 	defer b.Close()
 	ctx := context.Background()
-	val := []byte(`{"a":1}`)
-	hs := []transport.Header{{Key: "k", Value: "v"}}
+	val := append(make([]byte, 0, 16), `{"a":1}`...)
+	hs := make([]transport.Header, 1, 4)
+	hs[0] = transport.Header{Key: "k", Value: "v"}
 	msgs := []transport.Message{
 		{Topic: "t", Key: "x", Value: val, Headers: hs},
 		{Topic: "t", Partition: 1, ManualPartition: true, Value: val, Headers: hs}, // shared by two records
@@ -41,6 +42,8 @@ func TestProduceOwned(t *testing.T) {
 	require.Len(t, got, 2)
 	assert.Same(t, &val[0], &got[0].Value[0], "the value is kept, not copied")
 	assert.Same(t, &hs[0], &got[0].Headers[0], "the headers are kept, not copied")
+	assert.Equal(t, len(got[0].Headers), cap(got[0].Headers), "a reader's append cannot write past the record's headers")
+	assert.Equal(t, len(got[0].Value), cap(got[0].Value), "nor past its value")
 	assert.NotNil(t, got[1].Value, "an empty value stays non-nil")
 	assert.Empty(t, got[1].Value)
 
