@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +106,66 @@ func TestCallerBufferNotHandedOver(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, reqs, 1)
 	assert.Equal(t, "7", string(reqs[0].Value), "the stored request is the broker's copy")
+}
+
+// failOnceOwned is the embedded broker whose first ProduceOwned of a batch
+// fills the records in place, as a failed durable append may have, and
+// fails; it records what each later call was given.
+type failOnceOwned struct {
+	*memory.Broker
+	mu     sync.Mutex
+	failed bool
+	seen   [][]transport.Message
+}
+
+func (f *failOnceOwned) ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
+	f.mu.Lock()
+	if !f.failed && len(msgs) == 2 {
+		f.failed = true
+		f.mu.Unlock()
+		for i := range msgs {
+			msgs[i].Partition, msgs[i].ManualPartition, msgs[i].Offset = 7, false, 123
+		}
+		return nil, errors.New("disk write failed")
+	}
+	f.seen = append(f.seen, append([]transport.Message(nil), msgs...))
+	f.mu.Unlock()
+	return f.Broker.ProduceOwned(ctx, msgs...)
+}
+
+// A reply and marker whose ProduceOwned failed after filling them in are
+// sent again as they were: the marker still pinned to its partition.
+func TestOwnedRetrySendsPristineRecords(t *testing.T) {
+	b, err := memory.New()
+	require.NoError(t, err)
+	defer b.Close()
+	f := &failOnceOwned{Broker: b}
+	quiet := WithLogger(slog.New(slog.DiscardHandler))
+	s, err := NewServer(f, WithName("srv"), quiet)
+	require.NoError(t, err)
+	Handle(s, "retry", func(ctx context.Context, n int) (int, error) { return n, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-served) }()
+	c, err := NewClient(b, WithName("cli"), quiet)
+	require.NoError(t, err)
+	defer c.Close()
+
+	got, err := Call[int](context.Background(), c, "retry", 5, WithTimeout(10*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 5, got)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.True(t, f.failed)
+	var retried []transport.Message
+	for _, batch := range f.seen {
+		if len(batch) == 2 {
+			retried = batch
+		}
+	}
+	require.NotNil(t, retried, "the batch was sent again")
+	assert.True(t, retried[1].ManualPartition, "the marker is pinned again")
+	assert.Equal(t, dedupPartition, retried[1].Partition)
+	assert.Equal(t, "srv.handled", retried[1].Topic)
 }

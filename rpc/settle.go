@@ -137,6 +137,17 @@ func (r *serveRun) produceAs(what, id string, owned bool, msgs ...transport.Mess
 	if len(msgs) == 0 {
 		return true, nil
 	}
+	// A ProduceOwned that failed may have filled msgs in place (the
+	// partition chosen, ManualPartition cleared): a retry sends them as
+	// they were. Only small batches are handed over, so that this copy
+	// stays on the stack.
+	var saved [2]transport.Message
+	if owned && len(msgs) > len(saved) {
+		owned = false
+	}
+	if owned {
+		copy(saved[:], msgs)
+	}
 	// The first attempt is made outside retry: the common case, a produce
 	// that works, then costs no closure.
 	err = r.produceOnce(owned, msgs)
@@ -147,6 +158,9 @@ func (r *serveRun) produceAs(what, id string, owned bool, msgs ...transport.Mess
 	first := true
 	err = retry(r.handlerCtx, replyBackoff, func() error {
 		if !first {
+			if owned {
+				copy(msgs, saved[:len(msgs)])
+			}
 			err = r.produceOnce(owned, msgs)
 		}
 		first = false
