@@ -131,9 +131,10 @@ func syncAll(syncs []pendingSync) error {
 	var wg sync.WaitGroup
 	for i := 1; i < len(syncs); i++ {
 		wg.Add(1)
+		ps := syncs[i] // a copy: the goroutine does not capture syncs, which then stays on Produce's stack
 		go func() {
 			defer wg.Done()
-			errs[i] = syncs[i].p.log.Sync(syncs[i].seq)
+			errs[i] = ps.p.log.Sync(ps.seq)
 		}()
 	}
 	errs[0] = syncs[0].p.log.Sync(syncs[0].seq)
