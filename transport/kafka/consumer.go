@@ -38,6 +38,8 @@ type consumer struct {
 	mu       sync.Mutex
 	cl       *kgo.Client
 	assigned map[transport.TopicPartition]int64 // partition → first offset of the current assignment (0 when unknown)
+	joined   chan struct{}                      // closed at the first assignment of the current client
+	owns     chan struct{}                      // closed at the first non-empty assignment of the current client
 	closed   bool
 	fenced   bool
 	dropped  bool // max poll interval passed; the next Poll rejoins
@@ -104,13 +106,68 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 	}
 	c.mu.Lock()
 	err := c.joinLocked()
+	joined, owns := c.joined, c.owns
 	c.mu.Unlock()
 	if err != nil {
 		c.unregister()
 		c.stopNow()
 		return nil, fmt.Errorf("kafka: subscribe %q: %w", s.Group, err)
 	}
+	// Wait until the group has rebalanced over the new member, so members
+	// subscribed one after the other share the partitions at once, as on
+	// the embedded broker. With cooperative rebalancing a new member gets
+	// its partitions in the second round, once their old owner revoked
+	// them: wait for a non-empty assignment, unless the group has more
+	// members than partitions. Positions are fixed either way, so a slow
+	// join (Apache Kafka waits group.initial.rebalance.delay.ms, 3 s, for a
+	// new group) past the setup timeout is not an error; ctx ending is.
+	wait := time.NewTimer(t.o.setupTimeout)
+	defer wait.Stop()
+	fail := func() (transport.Consumer, error) {
+		_ = c.Close()
+		return nil, fmt.Errorf("kafka: subscribe %q: waiting for the group to assign partitions: %w", s.Group, ctx.Err())
+	}
+	select {
+	case <-joined:
+	case <-wait.C:
+		return c, nil
+	case <-ctx.Done():
+		return fail()
+	}
+	select {
+	case <-owns:
+		return c, nil
+	default:
+	}
+	if t.moreMembersThanPartitions(ctx, s) {
+		return c, nil
+	}
+	select {
+	case <-owns:
+	case <-wait.C:
+	case <-ctx.Done():
+		return fail()
+	}
 	return c, nil
+}
+
+// moreMembersThanPartitions reports whether s.Group has at least as many
+// members as s.Topics have partitions, so a new member may own none.
+func (t *Transport) moreMembersThanPartitions(ctx context.Context, s transport.Subscription) bool {
+	total := 0
+	for _, topic := range s.Topics {
+		n, err := t.partitions(ctx, topic)
+		if err != nil {
+			return true
+		}
+		total += int(n)
+	}
+	gs, err := t.adm.DescribeGroups(ctx, s.Group)
+	if err != nil {
+		return true
+	}
+	g, ok := gs[s.Group]
+	return !ok || g.Err != nil || len(g.Members) > total
 }
 
 // pin records, for group, the offset where StartLatest starts each
@@ -190,6 +247,8 @@ func (c *consumer) joinLocked() error {
 		return err
 	}
 	c.cl, c.dropped = cl, false
+	c.joined = make(chan struct{})
+	c.owns = make(chan struct{})
 	c.lastPoll = time.Now()
 	c.armLocked()
 	return nil
@@ -293,6 +352,18 @@ func (c *consumer) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]
 	}
 	for _, tp := range toMap(m) {
 		c.assigned[tp] = 0
+	}
+	closeOnce(c.joined)
+	if len(c.assigned) > 0 {
+		closeOnce(c.owns)
+	}
+}
+
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
 	}
 }
 

@@ -58,7 +58,7 @@ func onReal() bool { return strings.TrimSpace(os.Getenv(EnvTestBrokers)) != "" }
 // transport at the end of the test.
 func newTransport(t testing.TB, brokers []string, opts ...kafka.Option) *kafka.Transport {
 	t.Helper()
-	tr, err := kafka.New(append([]kafka.Option{kafka.Brokers(brokers...), kafka.AutoCreateTopics(testPartitions, -1)}, opts...)...)
+	tr, err := kafka.New(append([]kafka.Option{kafka.Brokers(brokers...), kafka.AutoCreateTopics(testPartitions, -1), kafka.HeartbeatInterval(100 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
