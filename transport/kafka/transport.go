@@ -91,6 +91,9 @@ func New(opts ...Option) (*Transport, error) {
 	defer cancel()
 	if err := cl.Ping(ctx); err != nil {
 		cl.Close()
+		if err = mapErr(err); errors.Is(err, transport.ErrUnauthenticated) {
+			return nil, fmt.Errorf("kafka: brokers %s refused the SASL %s credentials of user %q: %w", strings.Join(o.cfg.Brokers, ","), o.cfg.SASLMechanism, o.cfg.SASLUsername, err)
+		}
 		return nil, fmt.Errorf("kafka: cannot reach brokers %s within %v: %w", strings.Join(o.cfg.Brokers, ","), o.setupTimeout, mapErr(err))
 	}
 	t.cl, t.adm = cl, kadm.NewClient(cl)
