@@ -91,7 +91,7 @@ func (t *Transport) Subscribe(ctx context.Context, s transport.Subscription) (tr
 	if c.maxPoll == 0 {
 		c.maxPoll = t.o.maxPollInterval
 	}
-	c.heart = min(t.o.heartbeat, c.session/3)
+	c.heart = min(t.o.heartbeat, c.session/5)
 	if s.Start == transport.StartLatest {
 		ends, err := t.endOffsets(ctx, s.Topics)
 		if err != nil {
@@ -521,6 +521,16 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 			perr = err
 		}
 	})
+	var gs *kgo.ErrGroupSession
+	if errors.As(perr, &gs) && !errors.Is(perr, kerr.FencedInstanceID) {
+		// The group session ended (session expired, generation moved):
+		// the member's partitions were lost (OnRevoked) and franz-go
+		// rejoins by itself. Only refusals a retry cannot cure are
+		// reported.
+		if err := mapErr(perr); !errors.Is(err, transport.ErrPermissionDenied) && !errors.Is(err, transport.ErrUnauthenticated) {
+			perr = nil
+		}
+	}
 	if perr != nil {
 		if errors.Is(perr, kgo.ErrClientClosed) {
 			if c.t.isClosed() {

@@ -141,7 +141,7 @@ func SessionTimeout(d time.Duration) Option {
 }
 
 // HeartbeatInterval is how often members heartbeat. Default 1 s (it is
-// lowered to a third of a shorter session timeout). A replaced static
+// lowered to a fifth of a member's session timeout when that is shorter). A replaced static
 // member learns it was fenced at its next heartbeat.
 func HeartbeatInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.heartbeat = d })

@@ -67,9 +67,6 @@ func New(opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.heartbeat > o.sessionTimeout/3 {
-		o.heartbeat = o.sessionTimeout / 3
-	}
 	t := &Transport{
 		o:         o,
 		base:      base,
@@ -113,7 +110,10 @@ func FromEnv(opts ...Option) (*Transport, error) {
 // clientOpts returns the options every client of t starts with.
 func (t *Transport) clientOpts() []kgo.Opt {
 	out := append([]kgo.Opt(nil), t.base...)
-	out = append(out, kgo.FetchMaxWait(t.o.pollWindow), kgo.RequestRetries(3))
+	// A leader or coordinator move makes the client reload metadata before
+	// it retries; franz-go's 5 s floor between reloads would stall every
+	// call for seconds, so the floor here is 250 ms.
+	out = append(out, kgo.FetchMaxWait(t.o.pollWindow), kgo.MetadataMinAge(250*time.Millisecond))
 	return append(out, t.o.extra...)
 }
 
