@@ -41,6 +41,8 @@ type config struct {
 	maxStreams int
 	// keep is how long reports are kept after they finished.
 	keep time.Duration
+	// kafka is -kafka: Kafka brokers to run on directly.
+	kafka string
 }
 
 // envDir names the reports folder when -dir is not given.
@@ -64,6 +66,8 @@ With no -role, runs the whole scenario in one process over an embedded Kafka
 REST server: asks for a report, prints its progress and "report ready: PATH".
 -role worker / -role web run one side against the REST endpoint in
 UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
+With -kafka host:port (or KAFKA_BROKERS set) every role runs on that Kafka
+cluster directly instead.
 
 `)
 		fs.PrintDefaults()
@@ -90,6 +94,7 @@ UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
 	}
 	fs.DurationVar(&cfg.keep, "keep", defKeep, "web app: delete reports (the .xlsx and the records) this `long` after they finished; 0 keeps them forever (env "+envKeep+")")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
+	fs.StringVar(&cfg.kafka, "kafka", "", "run on Kafka directly: seed broker `host:port`[,host:port...] (plaintext; KAFKA_BROKERS with KAFKA_SASL_*/KAFKA_TLS_* for the rest)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -124,6 +129,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
 		return err
 	}
+	if cfg.onKafka() {
+		switch cfg.role {
+		case "worker":
+			t, err := kafkaTransport(cfg, log)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			return runWorker(ctx, t, cfg, log)
+		case "web":
+			t, err := kafkaTransport(cfg, log)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			return serveWeb(ctx, t, cfg, log, stdout)
+		}
+		return runAllOnKafka(ctx, cfg, log, stdout)
+	}
 	switch cfg.role {
 	case "worker":
 		t, err := transportFromEnv(cfg.role, log)
@@ -138,15 +162,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer t.Close()
-		web, err := startWeb(ctx, t, cfg, log)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "web app: %s\n", web.url)
-		<-ctx.Done()
-		return web.stop()
+		return serveWeb(ctx, t, cfg, log, stdout)
 	}
 	return runAll(ctx, cfg, log, stdout)
+}
+
+// serveWeb runs the web app on t until ctx ends.
+func serveWeb(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger, stdout io.Writer) error {
+	web, err := startWeb(ctx, t, cfg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "web app: %s\n", web.url)
+	<-ctx.Done()
+	return web.stop()
 }
 
 // newLogger logs in colour (tint) when w is a terminal, as text otherwise.
