@@ -71,6 +71,12 @@
 //     them, and franz-go rejoins by itself; Poll reports no error for it.
 //   - OnRevoked runs on franz-go's group goroutine while the consumer's lock
 //     is held: it must return quickly and must not call the Consumer.
+//   - Rebalance and in-flight handlers: when a partition moves, the old
+//     owner's OnRevoked stops new work, but handlers already running finish
+//     and only then write their dedup markers; the new owner may read the
+//     same requests first and run them again. At most the old owner's
+//     in-flight requests are affected (TestGuaranteesUnderBrokerFaultsWithRebalance
+//     measures it). On the embedded broker a rebalance is instantaneous.
 //   - Leader or coordinator moves make the client reload metadata; the
 //     transport lowers franz-go's 5 s floor between reloads to 250 ms.
 //   - Wrong SASL credentials fail New with transport.ErrUnauthenticated
