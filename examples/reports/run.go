@@ -22,6 +22,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 	"github.com/kafkarpc/kafkarpc/transport/upstash"
@@ -41,6 +42,9 @@ type config struct {
 	maxStreams int
 	// keep is how long reports are kept after they finished.
 	keep time.Duration
+	// instance is -instance: the consumer group member id of role worker
+	// or web ("": KAFKA_INSTANCE, else a slot in dir; see identity.go).
+	instance string
 	// kafka is -kafka: Kafka brokers to run on directly.
 	kafka string
 }
@@ -94,6 +98,7 @@ cluster directly instead.
 	}
 	fs.DurationVar(&cfg.keep, "keep", defKeep, "web app: delete reports (the .xlsx and the records) this `long` after they finished; 0 keeps them forever (env "+envKeep+")")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
+	fs.StringVar(&cfg.instance, "instance", "", "roles worker and web: stable consumer group member `id`, so a restarted process takes its partitions back at once (default: "+envInstance+", else <role>-<n>@<host> for the lowest slot n free in -dir; two live processes must not share one)")
 	fs.StringVar(&cfg.kafka, "kafka", "", "run on Kafka directly: seed broker `host:port`[,host:port...] (plaintext; KAFKA_BROKERS with KAFKA_SASL_*/KAFKA_TLS_* for the rest)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
@@ -129,40 +134,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
 		return err
 	}
-	if cfg.onKafka() {
-		switch cfg.role {
-		case "worker":
-			t, err := kafkaTransport(cfg, log)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			return runWorker(ctx, t, cfg, log)
-		case "web":
-			t, err := kafkaTransport(cfg, log)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			return serveWeb(ctx, t, cfg, log, stdout)
-		}
-		return runAllOnKafka(ctx, cfg, log, stdout)
-	}
 	switch cfg.role {
-	case "worker":
-		t, err := transportFromEnv(cfg.role, log)
+	case "worker", "web":
+		id, err := claimIdentity(cfg.dir, cfg.role, cfg.instance)
+		if err != nil {
+			return err
+		}
+		defer id.release()
+		log.Info("instance id", "role", cfg.role, "instance", id.id, "from", id.source)
+		var t transport.Transport
+		if cfg.onKafka() {
+			t, err = kafkaTransport(cfg, log)
+		} else {
+			t, err = transportFromEnv(cfg.role, log)
+		}
 		if err != nil {
 			return err
 		}
 		defer t.Close()
-		return runWorker(ctx, t, cfg, log)
-	case "web":
-		t, err := transportFromEnv(cfg.role, log)
-		if err != nil {
-			return err
+		if cfg.role == "worker" {
+			return runWorker(ctx, t, cfg, log, rpc.WithInstance(id.id))
 		}
-		defer t.Close()
+		cfg.instance = id.id
 		return serveWeb(ctx, t, cfg, log, stdout)
+	}
+	if cfg.onKafka() {
+		return runAllOnKafka(ctx, cfg, log, stdout)
 	}
 	return runAll(ctx, cfg, log, stdout)
 }
@@ -220,13 +217,13 @@ func redactURL(raws ...string) string {
 }
 
 // runWorker runs server two on t until ctx ends.
-func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger) error {
+func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger, opts ...rpc.ServerOption) error {
 	w, err := newWorker(ctx, filepath.Join(cfg.dir, "sales.db"), cfg.dir, log)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	s, err := newReportsServer(t, w)
+	s, err := newReportsServer(t, w, opts...)
 	if err != nil {
 		return err
 	}
@@ -236,7 +233,7 @@ func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog
 
 // web is the web app's part of the configuration.
 func (cfg config) web() webConfig {
-	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams, KeepFor: cfg.keep}
+	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams, KeepFor: cfg.keep, Instance: cfg.instance}
 }
 
 // runningWeb is server one serving HTTP.
