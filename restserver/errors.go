@@ -10,6 +10,7 @@ import (
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
 // httpError is an error with the HTTP status it is answered with.
@@ -54,6 +55,10 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, transport.ErrFenced):
 		return http.StatusNotFound
+	case errors.Is(err, memory.ErrStorage):
+		// The durable broker could not write (a full disk): nothing of
+		// the failed write was acknowledged.
+		return http.StatusInsufficientStorage
 	case errors.Is(err, transport.ErrClosed), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
