@@ -42,6 +42,7 @@ func TestBadOptionsAreNamed(t *testing.T) {
 		"WithRetry":           rpc.WithRetry(0, time.Second),
 		"WithSessionTimeout":  rpc.WithSessionTimeout(-time.Second),
 		"WithMaxPollInterval": rpc.WithMaxPollInterval(-time.Second),
+		"WithCommitInterval":  rpc.WithCommitInterval(-time.Second),
 		"WithInstance":        rpc.WithInstance("two words"),
 	}
 	for name, opt := range serverCases {
