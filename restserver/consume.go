@@ -193,6 +193,9 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 	if s.closed {
 		return nil, false, &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
 	}
+	if err := s.staleIncarnationLocked(key, r); err != nil {
+		return nil, false, err
+	}
 	in = s.instances[key]
 	if in == nil {
 		if !create {
@@ -699,7 +702,7 @@ func (s *Server) checkOwnerOf(key instanceKey, r *http.Request) error {
 
 func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]restwire.TopicPartitionOffset, error) {
 	in, _, err := s.acquireInstance(key, r, false)
-	if statusOf(err) == http.StatusForbidden {
+	if statusOf(err) == http.StatusForbidden || errors.Is(err, transport.ErrFenced) {
 		return nil, err
 	}
 	if err != nil {
@@ -763,6 +766,10 @@ func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, se
 	}
 	var gone []*instance
 	s.mu.Lock()
+	if err := s.staleIncarnationLocked(key, r); err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	if in := s.instances[key]; in != nil {
 		gone = append(gone, in)
 		delete(s.instances, key)

@@ -98,9 +98,7 @@ func (s *Server) claimIncarnation(key instanceKey, r *http.Request, create bool)
 		in = nil // ours
 	case slices.Contains(st.retired, token):
 		s.mu.Unlock()
-		return errorf(http.StatusNotFound,
-			"consumer instance %q of group %q was replaced by a newer incarnation with the same instance id (%s); this one must stop: %w",
-			key.name, key.group, IncarnationHeader, transport.ErrFenced)
+		return replacedErr(key)
 	default:
 		if st.current != "" {
 			st.retired = append(st.retired, st.current)
@@ -120,6 +118,33 @@ func (s *Server) claimIncarnation(key instanceKey, r *http.Request, create bool)
 		s.closeInstance(in, "replaced by a new incarnation")
 		s.log.Info("kafka-rest: consumer instance replaced by a new incarnation; it resumes from the committed offsets",
 			"group", key.group, "instance", key.name)
+	}
+	return nil
+}
+
+// replacedErr is the answer to a request naming a replaced token.
+func replacedErr(key instanceKey) error {
+	return errorf(http.StatusNotFound,
+		"consumer instance %q of group %q was replaced by a newer incarnation with the same instance id (%s); this one must stop: %w",
+		key.name, key.group, IncarnationHeader, transport.ErrFenced)
+}
+
+// staleIncarnationLocked refuses r when its IncarnationHeader is no longer
+// the current token of key. claimIncarnation checks the token and lets go
+// of s.mu; a new incarnation may replace the instance before the request
+// takes it, so whatever then uses the registry (acquireInstance, the
+// delete) checks again under the same lock as the use: else the old
+// incarnation's consume would create (or share) the new incarnation's
+// instance and take records from it that the new one never sees, its
+// commit would commit the new one's positions, its delete delete the new
+// one's instance. Called with s.mu held.
+func (s *Server) staleIncarnationLocked(key instanceKey, r *http.Request) error {
+	token, err := incarnationOf(r)
+	if err != nil || token == "" {
+		return err
+	}
+	if st := s.incarnations[key]; st != nil && st.current != token {
+		return replacedErr(key)
 	}
 	return nil
 }
