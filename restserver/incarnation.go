@@ -87,6 +87,16 @@ func (s *Server) claimIncarnation(key instanceKey, r *http.Request, create bool)
 			return err
 		}
 	}
+	if create && (st == nil || st.current != token) && !(st != nil && slices.Contains(st.retired, token)) {
+		// A consume with a new token replaces the instance and makes its
+		// own from r's headers: refuse bad ones first, so that a refused
+		// request changes nothing (else a misconfigured new process would
+		// fence the healthy one and never consume itself).
+		if _, err := parseConsumerConfig(r.Header); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
 	switch {
 	case st == nil && in == nil && !create:
 		s.mu.Unlock()
