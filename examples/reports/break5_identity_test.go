@@ -65,3 +65,13 @@ func TestBreak5SlotIDsCollideAcrossFolders(t *testing.T) {
 	defer b.release()
 	assert.NotEqual(t, a.id, b.id, "two live workers on one host, each with its own folder, share the id %q", a.id)
 }
+
+// A folder where no lock file can be made does not stop a process whose id
+// comes from KAFKA_INSTANCE (it did not need the folder for its id before).
+func TestBreak5EnvInstanceWithoutLockableFolder(t *testing.T) {
+	t.Setenv(envInstance, "pod-1")
+	id, err := claimIdentity(t.TempDir()+"/missing/deeper", "worker", "")
+	require.NoError(t, err)
+	defer id.release()
+	assert.Equal(t, "pod-1", id.id)
+}

@@ -61,10 +61,10 @@ func claimIdentity(dir, role, explicit string) (identity, error) {
 		path := filepath.Join(dir, fmt.Sprintf(".%s-id-%x.lock", role, sha256.Sum256([]byte(v))))
 		release, ok, err := lockSlot(path)
 		switch {
-		case errors.Is(err, errNoSlotLocks):
-			return identity{id: v, source: envInstance, release: func() {}}, nil
 		case err != nil:
-			return identity{}, fmt.Errorf("instance lock %s: %w", path, err)
+			// No locks here, or none in this folder: the variable as
+			// given, as before.
+			return identity{id: v, source: envInstance, release: func() {}}, nil
 		case ok:
 			return identity{id: v, source: envInstance, release: release}, nil
 		}
