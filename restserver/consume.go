@@ -166,6 +166,9 @@ type instance struct {
 	owner string // name of the user whose consume made it ("" without auth)
 
 	pollSem chan struct{} // holds one token while a consume runs
+	// gone is canceled by closeInstance: it ends a join in progress.
+	gone       context.Context
+	cancelGone context.CancelFunc
 
 	busy     atomic.Int32 // requests using the instance; >0 stops expiry
 	replaced atomic.Bool  // by a new incarnation: closed without a commit
@@ -205,6 +208,7 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 			return nil, false, cfgErr
 		}
 		in = &instance{key: key, cfg: cfg, owner: owner(r), pollSem: make(chan struct{}, 1)}
+		in.gone, in.cancelGone = context.WithCancel(context.Background())
 		s.instances[key] = in
 		created = true
 	} else if err := checkOwner(r, in); err != nil {
@@ -239,6 +243,7 @@ func (s *Server) closeInstance(in *instance, why string) {
 		return
 	}
 	in.closed = true
+	in.cancelGone()
 	m := in.member
 	in.member = nil
 	in.mu.Unlock()
@@ -512,7 +517,11 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 
 	// Joining may take longer than the poll window on a real cluster.
 	joinCtx, cancelJoin := s.requestContext(r, s.cfg.maxTimeout)
+	// A join of an instance that is closed meanwhile (replaced by a new
+	// incarnation, which waits for this consume) is abandoned.
+	stopJoin := context.AfterFunc(in.gone, cancelJoin)
 	m, err := s.ensureMember(joinCtx, in, topics)
+	stopJoin()
 	cancelJoin()
 	if err != nil {
 		return nil, err

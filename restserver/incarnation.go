@@ -126,6 +126,16 @@ func (s *Server) claimIncarnation(key instanceKey, r *http.Request, create bool)
 	s.mu.Unlock()
 	if in != nil {
 		s.closeInstance(in, "replaced by a new incarnation")
+		// A consume of the old incarnation may be joining the group with
+		// the same member id: wait for it to end (its join is abandoned
+		// and whatever member it made is closed), else its join, done
+		// after this incarnation's, would replace (fence) the new member.
+		select {
+		case in.pollSem <- struct{}{}:
+			<-in.pollSem
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
 		s.log.Info("kafka-rest: consumer instance replaced by a new incarnation; it resumes from the committed offsets",
 			"group", key.group, "instance", key.name)
 	}
