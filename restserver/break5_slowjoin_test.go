@@ -86,7 +86,10 @@ func TestBreak5SlowOldJoinFencesNewIncarnation(t *testing.T) {
 	require.Eventually(t, func() bool { return e.srv.Stats().Instances == 1 && len(e.consumersOf(t, "g")) == 1 }, 5*time.Second, time.Millisecond)
 	close(g.release)
 	wg.Wait()
-	t.Logf("old incarnation's consume: %d %s", old.status, old.body)
+	// The old incarnation is told it was replaced (not "server is shutting
+	// down", a 503 that a client retries).
+	msg := requireErrorBody(t, old, http.StatusNotFound)
+	assert.Contains(t, msg, "replaced by a newer incarnation")
 
 	got := <-newDone
 	require.NoError(t, got.err)

@@ -464,6 +464,11 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	}
 
 	msgs, err := s.consume(r, in, topics, timeout)
+	if err != nil && in.replaced.Load() {
+		// Whatever the replacement cut short (a join abandoned, a member
+		// closed), the answer is that this incarnation is fenced.
+		return fencedErr(in.key)
+	}
 	if err != nil {
 		in.mu.Lock()
 		neverJoined := in.member == nil
