@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -14,8 +15,10 @@ import (
 // committed offsets, instead of the group waiting minutes for the dead
 // member to be dropped while its requests or notices wait.
 //
-// The id comes, first found, from -instance, from KAFKA_INSTANCE, or from a
-// slot in the reports folder: "<role>-<n>@<host>" for the lowest n whose lock
+// The id comes, first found, from -instance, from KAFKA_INSTANCE (unless a
+// running process of the role in the same folder already holds that value:
+// the seed's .env gives every process the same one), or from a slot in the
+// reports folder: "<role>-<n>@<host>" for the lowest n whose lock
 // file (-dir/.<role>-<n>.lock) no running process holds. The lock is held
 // for the life of the process and released by the kernel however the
 // process ends, SIGKILL included, so a restarted process takes its slot (or
@@ -47,8 +50,25 @@ func claimIdentity(dir, role, explicit string) (identity, error) {
 	if explicit != "" {
 		return identity{id: explicit, source: "-instance", release: func() {}}, nil
 	}
+	envSource := ""
 	if v := os.Getenv(envInstance); v != "" {
-		return identity{id: v, source: envInstance, release: func() {}}, nil
+		// The seed's .env sets KAFKA_INSTANCE=default_instance for every
+		// process of the app, so two workers started from it would be
+		// twins and fence each other (one of them stops; restarted by a
+		// supervisor, it fences the other: forever). Take the id only if
+		// no running process of this role in this folder holds it; else
+		// a slot, as without the variable.
+		path := filepath.Join(dir, fmt.Sprintf(".%s-id-%x.lock", role, sha256.Sum256([]byte(v))))
+		release, ok, err := lockSlot(path)
+		switch {
+		case err != nil:
+			// No locks here, or none in this folder: the variable as
+			// given, as before.
+			return identity{id: v, source: envInstance, release: func() {}}, nil
+		case ok:
+			return identity{id: v, source: envInstance, release: release}, nil
+		}
+		envSource = fmt.Sprintf(" (%s=%q is held by another running %s in this folder)", envInstance, v, role)
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -70,7 +90,7 @@ func claimIdentity(dir, role, explicit string) (identity, error) {
 			return identity{}, fmt.Errorf("instance slot %s: %w", path, err)
 		}
 		if ok {
-			return identity{id: fmt.Sprintf("%s-%d@%s", role, n, host), source: path, release: release}, nil
+			return identity{id: fmt.Sprintf("%s-%d@%s", role, n, host), source: path + envSource, release: release}, nil
 		}
 	}
 	return identity{}, fmt.Errorf("all %d instance slots of %s in %s are taken: give -instance", maxSlots, role, dir)
