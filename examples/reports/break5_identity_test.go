@@ -30,7 +30,7 @@ func TestBreak5EnvInstanceSharedByTwoWorkersMakesTwins(t *testing.T) {
 	defer b.release()
 	assert.Equal(t, "default_instance", a.id)
 	assert.NotEqual(t, a.id, b.id, "two live workers of one folder got the same id from KAFKA_INSTANCE: twins that fence each other")
-	assert.True(t, strings.HasPrefix(b.id, "worker-1@"), b.id)
+	assert.True(t, strings.HasPrefix(b.id, "worker-1."), b.id)
 	assert.Contains(t, b.source, "held by another running worker")
 
 	// The web app (another group) may share the value.
@@ -47,7 +47,7 @@ func TestBreak5EnvInstanceSharedByTwoWorkersMakesTwins(t *testing.T) {
 	assert.Equal(t, "default_instance", again.id)
 }
 
-// BUG (not fixed): slot ids are "<role>-<n>@<host>", but a slot is only
+// BUG (fixed: the id now carries a hash of the folder): slot ids are "<role>-<n>@<host>", but a slot is only
 // locked within its folder. Two workers on one host with different -dir
 // (two checkouts on a dev box; two containers with network_mode: host,
 // which share the host's name but not their volumes) both get
@@ -56,7 +56,6 @@ func TestBreak5EnvInstanceSharedByTwoWorkersMakesTwins(t *testing.T) {
 // changes. A fix needs the folder in the id (a short hash of its absolute
 // path) or the locks in a host-wide place; both change the documented id.
 func TestBreak5SlotIDsCollideAcrossFolders(t *testing.T) {
-	t.Skip("BUG: slot ids <role>-<n>@<host> collide across folders on one host (twins)")
 	t.Setenv(envInstance, "")
 	a, err := claimIdentity(t.TempDir(), "worker", "")
 	require.NoError(t, err)

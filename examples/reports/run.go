@@ -98,7 +98,7 @@ cluster directly instead.
 	}
 	fs.DurationVar(&cfg.keep, "keep", defKeep, "web app: delete reports (the .xlsx and the records) this `long` after they finished; 0 keeps them forever (env "+envKeep+")")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
-	fs.StringVar(&cfg.instance, "instance", "", "roles worker and web: stable consumer group member `id`, so a restarted process takes its partitions back at once (default: "+envInstance+", else <role>-<n>@<host> for the lowest slot n free in -dir; two live processes must not share one)")
+	fs.StringVar(&cfg.instance, "instance", "", "roles worker and web: stable consumer group member `id`, so a restarted process takes its partitions back at once (default: "+envInstance+", else <role>-<n>.<folder hash>@<host> for the lowest slot n free in -dir; two live processes must not share one)")
 	fs.StringVar(&cfg.kafka, "kafka", "", "run on Kafka directly: seed broker `host:port`[,host:port...] (plaintext; KAFKA_BROKERS with KAFKA_SASL_*/KAFKA_TLS_* for the rest)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
