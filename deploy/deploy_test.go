@@ -461,6 +461,11 @@ func TestSupervisorSetupRuns(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling /consumers, bounded by the deadline
 	}
+	if !slices.Equal(want, got) {
+		for i, w := range workers {
+			t.Logf("worker %d log:\n%s", i, w.log.String())
+		}
+	}
 	require.Equal(t, want, got, "the workers' member ids in group reports-worker")
 
 	for i, w := range workers {
