@@ -270,10 +270,20 @@ func newBroker(f flags, log *slog.Logger) (*memory.Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--partitions, --max-message-bytes or a limit flag: %w", err)
 	}
-	topics, err := parseTopics(f.topics, f.partitions)
+	topics, err := parseTopics(f.topics, 0)
 	if err == nil {
+		existing := broker.Topics()
 		for _, t := range topics {
-			if err = broker.CreateTopic(t.name, t.partitions); err != nil {
+			n := t.partitions
+			if n == 0 {
+				// No count given: a topic the data dir already holds
+				// keeps its count; a new one gets --partitions.
+				if _, ok := existing[t.name]; ok {
+					continue
+				}
+				n = f.partitions
+			}
+			if err = broker.CreateTopic(t.name, n); err != nil {
 				err = fmt.Errorf("--topics: %w", err)
 				break
 			}
@@ -373,7 +383,8 @@ type topicSpec struct {
 	partitions int
 }
 
-// parseTopics parses "name[:partitions],..."; a missing count is def.
+// parseTopics parses "name[:partitions],..."; a missing count is def
+// (newBroker passes 0: "the default, unless the topic exists").
 func parseTopics(s string, def int) ([]topicSpec, error) {
 	var out []topicSpec
 	for item := range strings.SplitSeq(s, ",") {
