@@ -1,6 +1,7 @@
 package disklog
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,6 +67,14 @@ func (m *meta) load() error {
 			err = m.apply(payload)
 		}
 		if err != nil {
+			if skip, ok := damagedEntry(data[valid:]); ok {
+				// Damage in the middle (its length is intact and a valid
+				// entry follows): only this entry is lost.
+				m.d.log.Error("disklog: skipped a damaged entry in the middle of the metadata log (a topic or commit it held is lost)",
+					"path", m.path, "at_byte", valid, "bytes", skip, "reason", err)
+				valid += skip
+				continue
+			}
 			m.d.log.Warn("disklog: cut the metadata log at a torn or damaged entry; entries after it are lost",
 				"path", m.path, "kept_bytes", valid, "dropped_bytes", len(data)-valid, "reason", err)
 			if terr := os.Truncate(m.path, int64(valid)); terr != nil {
@@ -81,6 +90,27 @@ func (m *meta) load() error {
 	}
 	m.compactAt = max(minCompact, 4*int64(valid))
 	return m.file.swap(f, int64(valid), true)
+}
+
+// damagedEntry reports whether the frame at the start of b is damage in
+// the middle of the log rather than a torn tail: its length fits in b and
+// a valid frame follows it. It returns the frame's length.
+func damagedEntry(b []byte) (int, bool) {
+	if len(b) < frameHeader {
+		return 0, false
+	}
+	size := binary.BigEndian.Uint32(b)
+	if size > maxFrame || int(size) > len(b)-frameHeader {
+		return 0, false
+	}
+	n := frameHeader + int(size)
+	if n >= len(b) {
+		return 0, false
+	}
+	if _, _, err := readFrame(b[n:]); err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // apply applies one entry to the state.
