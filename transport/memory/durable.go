@@ -199,6 +199,14 @@ func (b *Broker) restore() error {
 		}()
 	}
 	for _, ts := range topics {
+		if err := validTopicName(ts.Name); err != nil || ts.Partitions <= 0 || ts.Partitions > maxPartitions {
+			// Never written by a broker: a damaged or edited meta.log. Its
+			// name would be joined into paths (../ escapes the data dir)
+			// and its count allocated.
+			b.cfg.durable.log().Error("memory: the data dir's metadata names an invalid topic; it is skipped",
+				"topic", ts.Name, "partitions", ts.Partitions, "reason", err)
+			continue
+		}
 		t := newTopic(ts.Name, ts.Partitions)
 		for _, p := range t.parts {
 			work <- p
