@@ -89,7 +89,10 @@ func (l *Log) roll() error {
 			return fmt.Errorf("%w: %v", ErrStorage, err)
 		}
 		l.created = true
+		// The partition's dir is named in the topic's, which may be new
+		// too and is named in logs/.
 		l.d.syncDirOf(filepath.Dir(l.path))
+		l.d.syncDirOf(filepath.Dir(filepath.Dir(l.path)))
 	}
 	nosync := l.d.opts.Sync == SyncNever
 	if l.file.f == nil && len(l.segs) > 0 {
