@@ -195,7 +195,11 @@ func (l *Log) recover(fn func(Batch) error) error {
 	if len(l.segs) == 0 {
 		return nil
 	}
-	var pending []Batch
+	// Every segment is checked first (a damaged one drops the records
+	// before it), and a batch is decoded only when handed to fn, so that
+	// recovery holds the files' bytes, not every record decoded (14 times
+	// bigger for small records) while the caller keeps only the retained.
+	var pending [][]byte // payloads of the batches to hand over
 	start := 0 // the first segment kept
 	l.next = l.segs[0].base
 	for i := range l.segs {
@@ -241,7 +245,12 @@ func (l *Log) recover(fn func(Batch) error) error {
 		l.next = next
 	}
 	l.segs = slices.Clone(l.segs[start:])
-	for _, b := range pending {
+	for i, p := range pending {
+		pending[i] = nil
+		b, err := decodeBatch(p)
+		if err != nil { // checked above: cannot happen
+			return fmt.Errorf("decode a checked batch: %w", err)
+		}
 		if err := fn(b); err != nil {
 			return err
 		}
@@ -260,11 +269,11 @@ func setAside(segs []segment) error {
 	return nil
 }
 
-// readSegment reads the batches of the segment at path, which begins at
-// offset base. It returns the batches read, the length of the valid
+// readSegment reads and checks the batches of the segment at path, which
+// begins at offset base. It returns their payloads, the length of the valid
 // prefix, the offset after it, and why reading stopped early (nil at the
 // end of the file).
-func readSegment(path string, base int64) (batches []Batch, valid int64, next int64, err error) {
+func readSegment(path string, base int64) (batches [][]byte, valid int64, next int64, err error) {
 	data, err := os.ReadFile(path)
 	next = base
 	if err != nil {
@@ -275,16 +284,16 @@ func readSegment(path string, base int64) (batches []Batch, valid int64, next in
 		if err != nil {
 			return batches, valid, next, fmt.Errorf("at byte %d: %w", valid, err)
 		}
-		b, err := decodeBatch(payload)
-		if err == nil && b.Base != next {
-			err = fmt.Errorf("batch has base offset %d, expected %d", b.Base, next)
+		bbase, count, err := checkBatch(payload)
+		if err == nil && bbase != next {
+			err = fmt.Errorf("batch has base offset %d, expected %d", bbase, next)
 		}
 		if err != nil {
 			return batches, valid, next, fmt.Errorf("at byte %d: %w", valid, err)
 		}
-		batches = append(batches, b)
+		batches = append(batches, payload)
 		valid += int64(n)
-		next += int64(len(b.Records))
+		next += int64(count)
 	}
 	return batches, valid, next, nil
 }
