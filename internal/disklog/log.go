@@ -200,7 +200,7 @@ func (l *Log) recover(fn func(Batch) error) error {
 	// recovery holds the files' bytes, not every record decoded (14 times
 	// bigger for small records) while the caller keeps only the retained.
 	var pending [][]byte // payloads of the batches to hand over
-	start := 0 // the first segment kept
+	start := 0           // the first segment kept
 	l.next = l.segs[0].base
 	for i := range l.segs {
 		s := &l.segs[i]
