@@ -273,9 +273,14 @@ func (d *Dir) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	// Under the metadata's lock: a commit or topic racing Close gets
+	// ErrClosed, not a write to a closed (or nil) file.
+	d.meta.mu.Lock()
 	if err := d.meta.file.close(nosync); err != nil {
 		errs = append(errs, err)
 	}
+	d.meta.closed = true
+	d.meta.mu.Unlock()
 	unlockDir(d.lock)
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package disklog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,7 +49,11 @@ type meta struct {
 	commits   map[string]map[tp]int64
 	compactAt int64
 	buf       []byte
+	closed    bool // by Dir.Close: writes fail with ErrClosed
 }
+
+// ErrClosed is the error of a write to a Dir after Close.
+var ErrClosed = errors.New("disklog: the data dir is closed")
 
 const minCompact = 1 << 20
 
@@ -167,6 +172,9 @@ func (m *meta) setCommit(group, topic string, part int32, off int64) {
 // write writes the framed entries in m.buf, then applies them to the state
 // and compacts when due. Called with mu held.
 func (m *meta) write(apply func()) (int64, error) {
+	if m.closed {
+		return 0, ErrClosed
+	}
 	seq, err := m.file.write(m.buf)
 	if err != nil {
 		return 0, err
