@@ -58,3 +58,25 @@ func TestBreak5MetaDamagedMiddleEntryKeepsTheRest(t *testing.T) {
 	assert.Equal(t, []TopicSpec{{"a", 1}, {"b", 2}}, d3.Topics())
 	assert.Equal(t, []Commit{{"b", 1, 4}}, d3.Commits()["h"])
 }
+
+// TestBreak5MetaZeroedTailIsCut: the tail of meta.log zero-filled (what a
+// machine crash can leave) is cut at once, not skipped 8 bytes at a time
+// as if each zero frame were a damaged entry in the middle.
+func TestBreak5MetaZeroedTailIsCut(t *testing.T) {
+	dir := t.TempDir()
+	d := open(t, dir, Options{Sync: SyncAlways})
+	require.NoError(t, d.AddTopics([]TopicSpec{{"a", 1}}))
+	require.NoError(t, d.Close())
+	path := filepath.Join(dir, "meta.log")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	good := len(data)
+	require.NoError(t, os.WriteFile(path, append(data, make([]byte, 4096)...), 0o644))
+	var logs bytes.Buffer
+	d2 := open(t, dir, Options{Sync: SyncAlways, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	assert.Equal(t, []TopicSpec{{"a", 1}}, d2.Topics())
+	assert.NotContains(t, logs.String(), "skipped a damaged entry")
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, int64(good), st.Size())
+}

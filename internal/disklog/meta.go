@@ -105,14 +105,14 @@ func damagedEntry(b []byte) (int, bool) {
 		return 0, false
 	}
 	size := binary.BigEndian.Uint32(b)
-	if size > maxFrame || int(size) > len(b)-frameHeader {
-		return 0, false
+	if size == 0 || size > maxFrame || int(size) > len(b)-frameHeader {
+		return 0, false // zeros (a tail lost by a machine crash) are a tail
 	}
 	n := frameHeader + int(size)
 	if n >= len(b) {
 		return 0, false
 	}
-	if _, _, err := readFrame(b[n:]); err != nil {
+	if next, _, err := readFrame(b[n:]); err != nil || len(next) == 0 {
 		return 0, false
 	}
 	return n, true
