@@ -1,6 +1,7 @@
 package disklog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -220,7 +221,17 @@ func (l *Log) recover(fn func(Batch) error) error {
 		switch {
 		case err == nil:
 		case i == len(l.segs)-1:
-			// A torn tail: cut the file at the last valid batch.
+			// A torn tail: cut the file at the last valid batch. Bytes
+			// after the cut holding a CRC-valid batch are not a torn
+			// write but damage before acknowledged records: they are
+			// saved beside the segment first, as damage elsewhere is set
+			// aside, never erased.
+			if saved, serr := saveDamagedTail(s.path, valid); serr != nil {
+				return fmt.Errorf("set aside the damaged tail of %s: %w", s.path, serr)
+			} else if saved != "" {
+				l.d.log.Error("disklog: damage at the end of a partition's log, before intact records; the partition continues before it",
+					"segment", s.path, "kept_bytes", valid, "next_offset", next, "set_aside_as", saved, "reason", err)
+			}
 			l.d.log.Warn("disklog: cut a torn tail (a write cut short by a crash, or damage at the end)",
 				"segment", s.path, "kept_bytes", valid, "next_offset", next, "reason", err)
 			if terr := os.Truncate(s.path, valid); terr != nil {
@@ -256,6 +267,49 @@ func (l *Log) recover(fn func(Batch) error) error {
 		}
 	}
 	return nil
+}
+
+// saveDamagedTail copies the bytes of the segment at path from valid on to
+// <path>.at-<valid>.damaged when some CRC-valid batch frame begins in them
+// (a torn write has none), and returns that name ("" when not saved).
+func saveDamagedTail(path string, valid int64) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil || int64(len(data)) <= valid {
+		return "", err
+	}
+	tail := data[valid:]
+	// The bad frame itself passes its CRC (its content is wrong), or its
+	// length is intact and a CRC-valid frame follows it (a flipped bit).
+	// Only these two places are checked: restart stays linear in the
+	// data, however long a torn tail.
+	found := false
+	if p, _, err := readFrame(tail); err == nil && len(p) >= batchHeader {
+		found = true
+	} else if len(tail) >= frameHeader {
+		if size := binary.BigEndian.Uint32(tail); size > 0 && uint64(size) <= uint64(len(tail)-frameHeader) {
+			next := tail[frameHeader+int(size):]
+			if p, _, err := readFrame(next); err == nil && len(p) >= batchHeader {
+				found = true
+			}
+		}
+	}
+	if !found {
+		return "", nil
+	}
+	name := fmt.Sprintf("%s.at-%d.damaged", path, valid)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) // the same bytes again if a crash came before the cut
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write(tail); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return name, f.Close()
 }
 
 // setAside renames damaged or dropped segments to *.log.damaged, so an
