@@ -201,7 +201,7 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.StringVar(&f.users, "users", "", "`file` of users with rights, one JSON object a line: "+
 		`{"name": N, "password": P, "produce": [T...], "consume": [T...], "admin": false}; `+
 		`T is a topic, "prefix*" or "*"; '#' lines are comments; the --username pair is an admin`)
-	fs.StringVar(&f.topics, "topics", "", "topics to create at start, as `name[:partitions],...`")
+	fs.StringVar(&f.topics, "topics", "", "topics to create at start, as `name[:partitions],...` (without a count: --partitions, or the count the data dir already holds)")
 	fs.IntVar(&f.partitions, "partitions", 1, "partition count of topics created without one, and of auto-created topics")
 	fs.BoolVar(&f.autoCreate, "auto-create", true, "create unknown topics on first produce or consume (else 404)")
 	fs.IntVar(&f.maxMessage, "max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
