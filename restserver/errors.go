@@ -32,6 +32,12 @@ func errorf(status int, format string, args ...any) *httpError {
 
 func badRequest(msg string) *httpError { return &httpError{status: http.StatusBadRequest, msg: msg} }
 
+// ErrUnavailable is wrapped by a [Backend]'s error when the broker cannot
+// serve the request now but may shortly (a consumer group rebalancing, a
+// group coordinator or partition leader moving). The server answers 503
+// with Retry-After: 1 and the error's text, so the client retries.
+var ErrUnavailable = errors.New("backend temporarily unavailable")
+
 // errInstanceGone: the consumer instance was deleted, expired or replaced
 // while a request was using it.
 var errInstanceGone = errors.New("consumer instance was closed")
@@ -54,7 +60,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, transport.ErrFenced):
 		return http.StatusNotFound
-	case errors.Is(err, transport.ErrClosed), errors.Is(err, context.Canceled):
+	case errors.Is(err, transport.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
@@ -85,7 +91,8 @@ func messageOf(err error, status int) string {
 // ("memory: produce to \"x\": transport: unknown topic" becomes
 // "produce to \"x\": unknown topic"), keeping the words clients match.
 func backendText(msg string) string {
-	return strings.ReplaceAll(strings.TrimPrefix(msg, "memory: "), "transport: ", "")
+	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "memory: "), "kafkabackend: ")
+	return strings.ReplaceAll(msg, "transport: ", "")
 }
 
 // writeError answers err as {"error": "...", "status": N}.
@@ -104,6 +111,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	if errors.As(err, &he) && he.retryAfter != "" {
 		w.Header().Set("Retry-After", he.retryAfter)
+	} else if errors.Is(err, ErrUnavailable) {
+		w.Header().Set("Retry-After", "1")
 	}
 	if status >= 500 && !(status == http.StatusServiceUnavailable && s.closing()) {
 		s.log.Error("kafka-rest: backend fault", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

@@ -1,0 +1,123 @@
+package kafkabackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// Produce appends msgs with the shared client (linger 0, acks all,
+// idempotent) and returns them with partition, offset and time filled in.
+//
+// A keyed record goes to toPositive(murmur2(key)) % partitions, as Kafka's
+// Java client and the embedded broker place it; an empty key is unkeyed
+// (sent with a nil key) and records without a key go round robin over the
+// partitions; ManualPartition is honoured. Everything that can be checked
+// before sending is checked for every record first (topic known from
+// metadata, partition in range, size), so bad input writes nothing.
+//
+// Kafka has no all-or-none write across partitions without transactions: if
+// the brokers refuse some records of a batch spanning partitions after
+// others were written, the error says how many were written and wraps
+// transport.ErrOutcomeUnknown. A zero Time is set to the time of the call.
+func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
+	const what = "produce"
+	if err := b.errIfClosed(what); err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	recs := make([]*kgo.Record, len(msgs))
+	now := time.Now()
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Topic == "" {
+			return nil, fmt.Errorf("kafkabackend: produce: record %d: empty topic name: %w", i, transport.ErrInvalid)
+		}
+		n, err := b.meta.partitions(ctx, m.Topic, false)
+		if err != nil {
+			return nil, mapErr(fmt.Sprintf("produce to %q", m.Topic), err)
+		}
+		size := len(m.Key) + len(m.Value)
+		for _, h := range m.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		if size > b.cfg.maxMessageBytes {
+			return nil, fmt.Errorf("kafkabackend: produce to %q: record %d is %d bytes, over the limit of %d: %w",
+				m.Topic, i, size, b.cfg.maxMessageBytes, transport.ErrMessageTooLarge)
+		}
+		r := &kgo.Record{Topic: m.Topic, Value: m.Value, Timestamp: m.Time}
+		if r.Value == nil {
+			r.Value = []byte{}
+		}
+		if r.Timestamp.IsZero() {
+			r.Timestamp = now
+		}
+		if m.Key != "" {
+			r.Key = []byte(m.Key)
+		}
+		if len(m.Headers) > 0 {
+			r.Headers = make([]kgo.RecordHeader, len(m.Headers))
+			for j, h := range m.Headers {
+				r.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)}
+			}
+		}
+		switch {
+		case m.ManualPartition:
+			if m.Partition < 0 || m.Partition >= n {
+				if n, err = b.meta.partitions(ctx, m.Topic, true); err != nil {
+					return nil, mapErr(fmt.Sprintf("produce to %q", m.Topic), err)
+				}
+			}
+			if m.Partition < 0 || m.Partition >= n {
+				return nil, fmt.Errorf("kafkabackend: produce to %q: partition %d out of range (the topic has %d): %w",
+					m.Topic, m.Partition, n, transport.ErrInvalid)
+			}
+			r.Partition = m.Partition
+		case m.Key != "":
+			r.Partition = partitionForKey(m.Key, n)
+		default:
+			r.Partition = b.nextRoundRobin(m.Topic, n)
+		}
+		recs[i] = r
+	}
+	res := b.cl.ProduceSync(ctx, recs...)
+	out := make([]transport.Message, len(msgs))
+	var firstErr error
+	written := 0
+	for i, pr := range res {
+		if pr.Err != nil {
+			if firstErr == nil {
+				firstErr = pr.Err
+			}
+			continue
+		}
+		written++
+		out[i] = msgs[i]
+		out[i].Partition = pr.Record.Partition
+		out[i].Offset = pr.Record.Offset
+		out[i].Time = pr.Record.Timestamp.Truncate(time.Millisecond)
+		out[i].ManualPartition = false
+	}
+	if firstErr != nil {
+		for _, m := range msgs {
+			b.meta.forget(m.Topic) // a deleted topic or a changed count
+		}
+		err := mapErr(fmt.Sprintf("produce to %q", msgs[0].Topic), firstErr)
+		if written > 0 {
+			return nil, fmt.Errorf("%w (%d of %d records were written before the error: %w)", err, written, len(msgs), transport.ErrOutcomeUnknown)
+		}
+		if errors.Is(firstErr, context.Canceled) || errors.Is(firstErr, context.DeadlineExceeded) {
+			// The request may have reached the broker.
+			return nil, fmt.Errorf("kafkabackend: produce: %w before the brokers answered: %w", firstErr, transport.ErrOutcomeUnknown)
+		}
+		return nil, err
+	}
+	return out, nil
+}
