@@ -88,10 +88,16 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 		recs[i] = r
 	}
 	res := b.cl.ProduceSync(ctx, recs...)
+	// Results come in completion order, not in the order of recs.
+	index := make(map[*kgo.Record]int, len(recs))
+	for i, r := range recs {
+		index[r] = i
+	}
 	out := make([]transport.Message, len(msgs))
 	var firstErr error
 	written := 0
-	for i, pr := range res {
+	for _, pr := range res {
+		i := index[pr.Record]
 		if pr.Err != nil {
 			if firstErr == nil {
 				firstErr = pr.Err
