@@ -350,7 +350,7 @@ type metaCache struct {
 
 type metaEntry struct {
 	partitions int32
-	id         [16]byte         // topic id, for Fetch v13+
+	id         [16]byte        // topic id, for Fetch v13+
 	leaders    map[int32]int32 // partition -> leader broker
 	at         time.Time
 }
