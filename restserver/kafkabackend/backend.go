@@ -328,6 +328,9 @@ func (b *Backend) Committed(ctx context.Context, group string, tp transport.Topi
 		return 0, err
 	}
 	resp, err := b.adm.FetchOffsetsForTopics(ctx, group, tp.Topic)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return -1, nil
+	}
 	if err != nil {
 		return 0, mapErr(what, err)
 	}
@@ -379,12 +382,19 @@ func (c *metaCache) forget(topic string) {
 // metadata request (fresh forces it). An unknown topic is
 // kerr.UnknownTopicOrPartition, at once: the metadata answer says so.
 func (c *metaCache) partitions(ctx context.Context, topic string, fresh bool) (int32, error) {
-	e, err := c.entry(ctx, topic, fresh)
+	e, err := c.entry(ctx, topic, fresh, false)
+	return e.partitions, err
+}
+
+// creating is partitions, creating an unknown topic with
+// WithAutoCreateTopics (produce and subscribe do; reads never create).
+func (c *metaCache) creating(ctx context.Context, topic string, fresh bool) (int32, error) {
+	e, err := c.entry(ctx, topic, fresh, true)
 	return e.partitions, err
 }
 
 // entry is partitions with the topic's id and leaders.
-func (c *metaCache) entry(ctx context.Context, topic string, fresh bool) (metaEntry, error) {
+func (c *metaCache) entry(ctx context.Context, topic string, fresh, create bool) (metaEntry, error) {
 	if topic == "" {
 		return metaEntry{}, fmt.Errorf("empty topic name: %w", transport.ErrInvalid)
 	}
@@ -403,7 +413,7 @@ func (c *metaCache) entry(ctx context.Context, topic string, fresh bool) (metaEn
 	td, ok := tds[topic]
 	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || (td.Err == nil && len(td.Partitions) == 0) {
 		c.forget(topic)
-		if n := c.b.cfg.autoCreate; n > 0 {
+		if n := c.b.cfg.autoCreate; n > 0 && create {
 			return c.create(ctx, topic, n)
 		}
 		return metaEntry{}, fmt.Errorf("topic %q: %w", topic, kerr.UnknownTopicOrPartition)

@@ -40,8 +40,7 @@
 //     group.min/max.session.timeout.ms (6 s to 30 min on Apache Kafka);
 //     outside it the first consume is a 400.
 //   - Retention, topic and partition limits are the cluster's settings.
-//   - A partition assigned without a committed offset has its start
-//     (latest, or earliest) committed at the instance's next consume, so a
-//     record produced after the instance joined is never skipped when the
-//     partition moves; /committed shows that offset.
+//   - As in Kafka, a partition the group never committed that moves to
+//     another member before any commit starts there at the reset offset
+//     again (latest by default).
 package kafkabackend

@@ -46,7 +46,7 @@ func (b *Backend) fetchOnce(ctx context.Context, parts []transport.Offset, maxWa
 	}
 	byLeader := map[int32][]slot{}
 	for i, p := range parts {
-		e, err := b.meta.entry(ctx, p.Topic, false)
+		e, err := b.meta.entry(ctx, p.Topic, false, false)
 		if err != nil {
 			return nil, mapErr("fetch", err)
 		}
@@ -247,7 +247,8 @@ func (b *Backend) WaitAny(ctx context.Context, from []transport.Offset) error {
 			wait = min(wait, time.Until(d))
 		}
 		if wait <= 0 {
-			return context.DeadlineExceeded
+			<-ctx.Done() // at its deadline: report ctx's own error
+			return ctx.Err()
 		}
 		if _, err := b.fetchOnce(ctx, at, wait, 1); err != nil {
 			if ctx.Err() != nil {

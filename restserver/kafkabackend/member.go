@@ -23,10 +23,8 @@ import (
 // Where each partition of the member's assignment began is pinned when it
 // is assigned (AdjustFetchOffsetsFn): the committed offset, or for a
 // partition without one the exact end (or start) offset listed then,
-// never kgo's asynchronous AtEnd. That offset is the floor of fenced
-// commits, and for a partition without a committed offset it is committed
-// at the next Poll, so a record produced after Subscribe returns is read by
-// some member even if the partition moves before this one commits.
+// never kgo's asynchronous AtEnd, so a record produced after Subscribe
+// returns is read. That offset is the floor of fenced commits.
 type member struct {
 	b     *Backend
 	cl    *kgo.Client
@@ -41,7 +39,6 @@ type member struct {
 	owned     map[transport.TopicPartition]int64 // -> offset where the assignment began
 	pos       map[transport.TopicPartition]int64 // next offset after the last polled record
 	committed map[transport.TopicPartition]int64 // last offset committed by this member
-	starts    map[transport.TopicPartition]int64 // begin offsets to commit (no commit before)
 	fenced    bool
 	closed    bool
 	closeErr  error
@@ -74,14 +71,21 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 		return nil, fmt.Errorf("kafkabackend: subscribe: a group and at least one topic are required: %w", transport.ErrInvalid)
 	}
 	for _, t := range s.Topics {
-		if _, err := b.meta.partitions(ctx, t, false); err != nil {
+		if b.cfg.autoCreate > 0 {
+			if _, err := b.meta.partitions(ctx, t, false); isUnknownTopic(err) {
+				if err := legalTopic(t); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if _, err := b.meta.creating(ctx, t, false); err != nil {
 			return nil, mapErr(fmt.Sprintf("subscribe to %q", t), err)
 		}
 	}
 	m := &member{
 		b: b, sub: s, ready: make(chan struct{}),
 		owned: map[transport.TopicPartition]int64{}, pos: map[transport.TopicPartition]int64{},
-		committed: map[transport.TopicPartition]int64{}, starts: map[transport.TopicPartition]int64{},
+		committed: map[transport.TopicPartition]int64{},
 	}
 	reset := kgo.NewOffset().AtEnd()
 	if s.Start == transport.StartEarliest {
@@ -103,7 +107,12 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 		opts = append(opts, kgo.InstanceID(s.Instance))
 	}
 	if s.SessionTimeout > 0 {
-		opts = append(opts, kgo.SessionTimeout(s.SessionTimeout))
+		// Heartbeat at least three times a session (kgo refuses a heartbeat
+		// interval above the session timeout), and at least every second, so
+		// a rebalance started by another member is seen quickly.
+		opts = append(opts, kgo.SessionTimeout(s.SessionTimeout), kgo.HeartbeatInterval(min(s.SessionTimeout/3, time.Second)))
+	} else {
+		opts = append(opts, kgo.HeartbeatInterval(time.Second))
 	}
 	opts = append(opts, b.cfg.clientOpts...)
 	cl, err := kgo.NewClient(opts...)
@@ -171,7 +180,7 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 		}
 	}
 	if len(need) > 0 {
-		adm := kadm.NewClient(m.cl)
+		adm := m.b.adm // m.cl may not be set yet: kgo starts joining in NewClient
 		var err error
 		if m.sub.Start == transport.StartEarliest {
 			starts, err = adm.ListStartOffsets(ctx, need...)
@@ -188,7 +197,9 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 		for p, o := range ps {
 			tp := transport.TopicPartition{Topic: t, Partition: p}
 			at := o.EpochOffset().Offset
-			if at < 0 {
+			if at >= 0 {
+				m.committed[tp] = at // the group's committed offset
+			} else {
 				lo, ok := ends.Lookup(t, p)
 				if starts != nil {
 					lo, ok = starts.Lookup(t, p)
@@ -198,11 +209,9 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 				}
 				at = lo.Offset
 				ps[p] = kgo.NewOffset().At(at).WithEpoch(-1)
-				m.starts[tp] = at
 			}
 			m.owned[tp] = at
 			m.pos[tp] = at
-			m.committed[tp] = at
 		}
 	}
 	return offs, nil
@@ -229,7 +238,6 @@ func (m *member) drop(parts map[string][]int32, notify bool) {
 			delete(m.owned, tp)
 			delete(m.pos, tp)
 			delete(m.committed, tp)
-			delete(m.starts, tp)
 		}
 	}
 	m.mu.Unlock()
@@ -241,15 +249,13 @@ func (m *member) drop(parts map[string][]int32, notify bool) {
 // Poll returns the records kgo has for the member's partitions, up to
 // WithMaxPollRecords, waiting until some arrive or ctx ends (then ctx.Err(),
 // with nothing taken: records kgo fetched stay buffered for the next Poll).
-// Polls are serialized. It first commits the start offsets of partitions
-// assigned without a committed offset.
+// Polls are serialized.
 func (m *member) Poll(ctx context.Context) ([]transport.Message, error) {
 	m.pollMu.Lock()
 	defer m.pollMu.Unlock()
 	if err := m.state("poll"); err != nil {
 		return nil, err
 	}
-	m.commitStarts(ctx)
 	if len(m.stash) > 0 {
 		out := m.stash
 		m.stash = nil
@@ -317,28 +323,6 @@ func (m *member) advance(msgs []transport.Message) {
 	}
 }
 
-// commitStarts commits the pinned start offsets of partitions that had no
-// committed offset (best effort: a failure leaves them for the next Poll).
-func (m *member) commitStarts(ctx context.Context) {
-	m.mu.Lock()
-	if len(m.starts) == 0 {
-		m.mu.Unlock()
-		return
-	}
-	offs := make([]transport.Offset, 0, len(m.starts))
-	for tp, o := range m.starts {
-		offs = append(offs, transport.Offset{Topic: tp.Topic, Partition: tp.Partition, Offset: o})
-	}
-	m.mu.Unlock()
-	if err := m.commit(ctx, offs, false, true); err == nil {
-		m.mu.Lock()
-		for _, o := range offs {
-			delete(m.starts, transport.TopicPartition{Topic: o.Topic, Partition: o.Partition})
-		}
-		m.mu.Unlock()
-	}
-}
-
 func (m *member) state(what string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -368,7 +352,7 @@ func (m *member) Commit(ctx context.Context, msgs ...transport.Message) error {
 	for tp, o := range hi {
 		offs = append(offs, transport.Offset{Topic: tp.Topic, Partition: tp.Partition, Offset: o})
 	}
-	return m.commit(ctx, offs, true, false)
+	return m.commit(ctx, offs, true)
 }
 
 // CommitOffsets commits offs as given, through the member's own client
@@ -376,22 +360,24 @@ func (m *member) Commit(ctx context.Context, msgs ...transport.Message) error {
 // member does not own now is refused (transport.ErrNotAssigned): the
 // classic protocol would accept it and rewind another member's work.
 func (m *member) CommitOffsets(ctx context.Context, offs ...transport.Offset) error {
-	return m.commit(ctx, offs, false, false)
+	return m.commit(ctx, offs, false)
 }
 
 // CommitOffsetsFenced is CommitOffsets, also refusing an offset below where
 // the member's current assignment of its partition began.
 func (m *member) CommitOffsetsFenced(ctx context.Context, offs ...transport.Offset) error {
-	return m.commit(ctx, offs, true, false)
+	return m.commit(ctx, offs, true)
 }
 
 // CommitPositions commits the offsets after the last records Poll returned,
-// for owned partitions whose position is past what this member committed.
+// for owned partitions whose position differs from what this member last
+// committed (an explicit commit past the position is brought back to it,
+// as the embedded broker does).
 func (m *member) CommitPositions(ctx context.Context) error {
 	m.mu.Lock()
 	var offs []transport.Offset
 	for tp, p := range m.pos {
-		if p > m.committed[tp] {
+		if c, ok := m.committed[tp]; !ok || p != c {
 			offs = append(offs, transport.Offset{Topic: tp.Topic, Partition: tp.Partition, Offset: p})
 		}
 	}
@@ -399,10 +385,10 @@ func (m *member) CommitPositions(ctx context.Context) error {
 	if len(offs) == 0 {
 		return m.state("commit")
 	}
-	return m.commit(ctx, offs, false, false)
+	return m.commit(ctx, offs, false)
 }
 
-func (m *member) commit(ctx context.Context, offs []transport.Offset, fenced, quiet bool) error {
+func (m *member) commit(ctx context.Context, offs []transport.Offset, fenced bool) error {
 	if err := m.state("commit"); err != nil {
 		if errors.Is(err, transport.ErrFenced) {
 			return fmt.Errorf("%w: %w", err, transport.ErrNotAssigned)
@@ -451,9 +437,7 @@ func (m *member) commit(ctx context.Context, offs []transport.Offset, fenced, qu
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !quiet {
-			m.b.cfg.log.Debug("kafkabackend: commit failed", "group", m.sub.Group, "instance", m.sub.Instance, "err", cerr)
-		}
+		m.b.cfg.log.Debug("kafkabackend: commit failed", "group", m.sub.Group, "instance", m.sub.Instance, "err", cerr)
 		return mapErr(fmt.Sprintf("commit of instance %q of group %q", m.sub.Instance, m.sub.Group), cerr)
 	}
 	m.mu.Lock()
@@ -461,7 +445,6 @@ func (m *member) commit(ctx context.Context, offs []transport.Offset, fenced, qu
 		tp := transport.TopicPartition{Topic: o.Topic, Partition: o.Partition}
 		if _, ok := m.owned[tp]; ok {
 			m.committed[tp] = o.Offset
-			delete(m.starts, tp)
 		}
 	}
 	m.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -33,16 +34,32 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	recs := make([]*kgo.Record, len(msgs))
-	now := time.Now()
+	// Check everything before writing or creating anything.
+	counts := map[string]int32{}
+	var create []string
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Topic == "" {
 			return nil, fmt.Errorf("kafkabackend: produce: record %d: empty topic name: %w", i, transport.ErrInvalid)
 		}
-		n, err := b.meta.partitions(ctx, m.Topic, false)
-		if err != nil {
-			return nil, mapErr(fmt.Sprintf("produce to %q", m.Topic), err)
+		n, ok := counts[m.Topic]
+		if !ok {
+			var err error
+			n, err = b.meta.partitions(ctx, m.Topic, false)
+			if errors.Is(err, transport.ErrUnknownTopic) || isUnknownTopic(err) {
+				if b.cfg.autoCreate == 0 {
+					return nil, mapErr(fmt.Sprintf("produce to %q", m.Topic), err)
+				}
+				if err := legalTopic(m.Topic); err != nil {
+					return nil, err
+				}
+				n, err = b.cfg.autoCreate, nil
+				create = append(create, m.Topic)
+			}
+			if err != nil {
+				return nil, mapErr(fmt.Sprintf("produce to %q", m.Topic), err)
+			}
+			counts[m.Topic] = n
 		}
 		size := len(m.Key) + len(m.Value)
 		for _, h := range m.Headers {
@@ -52,6 +69,28 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 			return nil, fmt.Errorf("kafkabackend: produce to %q: record %d is %d bytes, over the limit of %d: %w",
 				m.Topic, i, size, b.cfg.maxMessageBytes, transport.ErrMessageTooLarge)
 		}
+		if m.ManualPartition && (m.Partition < 0 || m.Partition >= n) {
+			if n2, err := b.meta.partitions(ctx, m.Topic, true); err == nil {
+				n = n2 // the count may have grown
+			}
+			if m.Partition < 0 || m.Partition >= n {
+				return nil, fmt.Errorf("kafkabackend: produce to %q: partition %d out of range (the topic has %d): %w",
+					m.Topic, m.Partition, n, transport.ErrInvalid)
+			}
+		}
+	}
+	for _, t := range create {
+		n, err := b.meta.creating(ctx, t, true)
+		if err != nil {
+			return nil, mapErr(fmt.Sprintf("create topic %q", t), err)
+		}
+		counts[t] = n
+	}
+	recs := make([]*kgo.Record, len(msgs))
+	now := time.Now()
+	for i := range msgs {
+		m := &msgs[i]
+		n := counts[m.Topic]
 		r := &kgo.Record{Topic: m.Topic, Value: m.Value, Timestamp: m.Time}
 		if r.Value == nil {
 			r.Value = []byte{}
@@ -70,15 +109,6 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 		}
 		switch {
 		case m.ManualPartition:
-			if m.Partition < 0 || m.Partition >= n {
-				if n, err = b.meta.partitions(ctx, m.Topic, true); err != nil {
-					return nil, mapErr(fmt.Sprintf("produce to %q", m.Topic), err)
-				}
-			}
-			if m.Partition < 0 || m.Partition >= n {
-				return nil, fmt.Errorf("kafkabackend: produce to %q: partition %d out of range (the topic has %d): %w",
-					m.Topic, m.Partition, n, transport.ErrInvalid)
-			}
 			r.Partition = m.Partition
 		case m.Key != "":
 			r.Partition = partitionForKey(m.Key, n)
@@ -126,4 +156,22 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 		return nil, err
 	}
 	return out, nil
+}
+
+func isUnknownTopic(err error) bool { return errors.Is(err, kerr.UnknownTopicOrPartition) }
+
+// legalTopic checks a topic name to be created against Kafka's rules:
+// 1 to 249 characters of ASCII letters, digits, '.', '_' and '-', not "."
+// or "..".
+func legalTopic(t string) error {
+	bad := len(t) == 0 || len(t) > 249 || t == "." || t == ".."
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("kafkabackend: topic name %q is not legal in Kafka (1 to 249 of a-z A-Z 0-9 . _ -): %w", t, transport.ErrInvalid)
+	}
+	return nil
 }

@@ -5,11 +5,14 @@ package kafkatest
 
 import (
 	"context"
+	"math"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend"
 	"github.com/kafkarpc/kafkarpc/transport/kafka"
@@ -44,7 +47,11 @@ func Start(tb testing.TB, cfg Config) *Cluster {
 	if n == 0 {
 		n = 1
 	}
-	opts := []kfake.Opt{kfake.NumBrokers(n), kfake.WithLogger(kfake.BasicLogger(discard{}, kfake.LogLevelNone))}
+	// Sessions from 100 ms to the largest Kafka-Session-Timeout-Ms, as
+	// restserver's tests use (Apache Kafka's group.min/max.session.timeout.ms
+	// defaults are 6 s and 30 min).
+	opts := []kfake.Opt{kfake.NumBrokers(n), kfake.WithLogger(kfake.BasicLogger(discard{}, kfake.LogLevelNone)),
+		kfake.GroupMinSessionTimeout(100 * time.Millisecond), kfake.GroupMaxSessionTimeout(math.MaxInt32 * time.Millisecond)}
 	byCount := map[int32][]string{}
 	for t, p := range cfg.Topics {
 		byCount[p] = append(byCount[p], t)
@@ -74,3 +81,38 @@ func Start(tb testing.TB, cfg Config) *Cluster {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// CreateTopic creates topic with partitions partitions and waits until the
+// backend sees it.
+func (c *Cluster) CreateTopic(tb testing.TB, topic string, partitions int32) {
+	tb.Helper()
+	opts, err := c.Config.ClientOpts()
+	if err != nil {
+		tb.Fatalf("kafkatest: %v", err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		tb.Fatalf("kafkatest: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		tb.Fatalf("kafkatest: create topic %q: %v", topic, err)
+	}
+	for {
+		ts, err := c.Backend.Topics(ctx)
+		if err == nil && ts[topic] == partitions {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("kafkatest: topic %q not visible after creation", topic)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
