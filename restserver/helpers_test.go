@@ -73,9 +73,9 @@ type env struct {
 	broker  *memory.Broker     // nil on the Kafka backend
 	kafka   *kafkatest.Cluster // nil on the embedded broker
 	backend restserver.Backend
-	srv    *restserver.Server
-	url    string
-	client *http.Client
+	srv     *restserver.Server
+	url     string
+	client  *http.Client
 }
 
 type envConfig struct {

@@ -5,8 +5,8 @@ package kafkatest
 
 import (
 	"context"
-	"math"
 	"log/slog"
+	"math"
 	"testing"
 	"time"
 
