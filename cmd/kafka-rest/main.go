@@ -56,7 +56,11 @@
 // At start it raises its soft limit on open files to the hard limit, and
 // lowers --max-connections to stay 64 below it if needed.
 //
-// Records live in memory only and are lost at exit.
+// Records live in memory only and are lost at exit, unless --brokers
+// host:port,... is given: then kafka-rest is a proxy in front of that Kafka
+// cluster (restserver/kafkabackend), with SASL and TLS from --kafka-* flags
+// or the KAFKA_* environment (transport/kafka.ConfigFromEnv); see
+// kafka.go.
 package main
 
 import (
@@ -77,6 +81,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/transport/kafka"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
@@ -101,6 +106,10 @@ type flags struct {
 	autoCreate                                 bool
 	expiry                                     time.Duration
 	limits                                     limits
+
+	kafka          kafka.Flags     // --brokers and --kafka-*: proxy a Kafka cluster
+	connectTimeout time.Duration   // bounds reaching the brokers at start
+	explicit       map[string]bool // flags given on the command line
 }
 
 // limits are the flags that bound what one client can make the server do.
@@ -196,6 +205,8 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.DurationVar(&f.expiry, "instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	limitFlags(fs, &f.limits)
+	f.kafka.Register(fs)
+	fs.DurationVar(&f.connectTimeout, "kafka-connect-timeout", 15*time.Second, "with --brokers: give up (exit 1) if no broker answers within this")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -208,6 +219,8 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	if fs.NArg() > 0 {
 		return f, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	f.explicit = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.explicit[fl.Name] = true })
 	if f.username == "" {
 		f.username = os.Getenv("KAFKA_REST_USERNAME")
 	}
@@ -258,12 +271,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	broker, err := newBroker(f)
+	log := newLogger(stderr, level)
+	backend, topics, closeBackend, err := newBackend(ctx, f, log)
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
-	log := newLogger(stderr, level)
+	defer closeBackend()
 	f.limits.fitFileLimit(log)
 	opts := []restserver.Option{
 		restserver.WithLogger(log),
@@ -281,7 +294,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		opts = append(opts, restserver.WithUsers(users...))
 	}
-	srv, err := restserver.New(restserver.NewMemoryBackend(broker), opts...)
+	srv, err := restserver.New(backend, opts...)
 	if err != nil {
 		return err
 	}
@@ -294,7 +307,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("kafka-rest: listening", "url", "http://"+ln.Addr().String(),
-		"auth", f.username != "" || f.users != "", "topics", broker.Topics(), "auto_create", f.autoCreate)
+		"auth", f.username != "" || f.users != "", "topics", topics, "auto_create", f.autoCreate)
 
 	select {
 	case err := <-served:

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -168,22 +170,29 @@ func New(ctx context.Context, kcfg kafka.Config, opts ...Option) (*Backend, erro
 	b.meta.b = b
 	if err := b.cl.Ping(ctx); err != nil {
 		b.cl.Close()
-		return nil, fmt.Errorf("kafkabackend: no broker of %s answered: %w", kcfg.String(), mapConnErr(err))
+		return nil, fmt.Errorf("kafkabackend: no broker of %s answered: %w", kcfg.String(), mapConnErr(kcfg, err))
 	}
 	// A request that needs SASL to have passed: Ping alone may be answered
 	// before authentication on some brokers.
 	if _, err := b.adm.BrokerMetadata(ctx); err != nil {
 		b.cl.Close()
-		return nil, fmt.Errorf("kafkabackend: brokers %s: %w", kcfg.String(), mapConnErr(err))
+		return nil, fmt.Errorf("kafkabackend: brokers %s: %w", kcfg.String(), mapConnErr(kcfg, err))
 	}
 	return b, nil
 }
 
-// mapConnErr says what a connection failure means.
-func mapConnErr(err error) error {
+// mapConnErr says what a connection failure means. Some brokers (kfake
+// among them) close the connection on a refused SASL login instead of
+// answering SASL_AUTHENTICATION_FAILED: with SASL configured, an EOF is
+// reported as a failed authentication too.
+func mapConnErr(kcfg kafka.Config, err error) error {
+	const msg = "authentication failed (check the SASL mechanism, username and password)"
 	if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) ||
 		errors.Is(err, kerr.UnsupportedSaslMechanism) {
-		return fmt.Errorf("authentication failed (check the SASL mechanism, username and password): %w", transport.ErrUnauthenticated)
+		return fmt.Errorf("%s: %w (%v)", msg, transport.ErrUnauthenticated, err)
+	}
+	if kcfg.SASLMechanism != "" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+		return fmt.Errorf("%s: the brokers closed the connection during the SASL login: %w (%v)", msg, transport.ErrUnauthenticated, err)
 	}
 	return err
 }
