@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // Flags are command-line flags for a [Config], for programs such as
@@ -42,7 +43,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 }
 
 // Wanted reports whether the command line asks for Kafka: --brokers or any
-// --kafka-* flag was given. Call it after fs.Parse.
+// other flag of Register was given. Call it after fs.Parse.
 func (f *Flags) Wanted() bool {
 	f.visit()
 	return len(f.set) > 0
@@ -53,7 +54,11 @@ func (f *Flags) visit() {
 		return
 	}
 	f.set = map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "brokers" || strings.HasPrefix(fl.Name, "kafka-") && fl.Name != "kafka-connect-timeout" {
+			f.set[fl.Name] = true
+		}
+	})
 }
 
 // Config builds the Config: each flag given wins over its environment
