@@ -40,7 +40,14 @@
 //     group.min/max.session.timeout.ms (6 s to 30 min on Apache Kafka);
 //     outside it the first consume is a 400.
 //   - Retention, topic and partition limits are the cluster's settings.
-//   - As in Kafka, a partition the group never committed that moves to
-//     another member before any commit starts there at the reset offset
-//     again (latest by default).
+//   - Members are assigned with Kafka's eager range balancer (the embedded
+//     broker's split), so a joining instance's first consume returns with
+//     its share after one rebalance round; other members see the
+//     rebalance at their next heartbeat (at most a second).
+//   - A partition assigned with a latest start and no committed offset has
+//     that start committed when the member joins (or at its next consume,
+//     for partitions gained later), so records produced after the join are
+//     not skipped when the partition moves before any commit (Kafka would
+//     start the new owner at latest again). /committed shows that offset,
+//     and Kafka-Auto-Offset-Reset none then sees it as committed.
 package kafkabackend

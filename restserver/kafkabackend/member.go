@@ -39,6 +39,7 @@ type member struct {
 	owned     map[transport.TopicPartition]int64 // -> offset where the assignment began
 	pos       map[transport.TopicPartition]int64 // next offset after the last polled record
 	committed map[transport.TopicPartition]int64 // last offset committed by this member
+	starts    map[transport.TopicPartition]int64 // latest starts of uncommitted partitions, to commit
 	fenced    bool
 	closed    bool
 	closeErr  error
@@ -85,7 +86,7 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 	m := &member{
 		b: b, sub: s, ready: make(chan struct{}),
 		owned: map[transport.TopicPartition]int64{}, pos: map[transport.TopicPartition]int64{},
-		committed: map[transport.TopicPartition]int64{},
+		committed: map[transport.TopicPartition]int64{}, starts: map[transport.TopicPartition]int64{},
 	}
 	reset := kgo.NewOffset().AtEnd()
 	if s.Start == transport.StartEarliest {
@@ -96,6 +97,12 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 		kgo.ConsumeTopics(s.Topics...),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
+		// Eager range assignment, as the embedded broker splits partitions:
+		// a joining member's Subscribe returns with its share after one
+		// rebalance round. (Cooperative-sticky would hand it partitions in a
+		// second round after Subscribe returned, and records the old owner
+		// had polled would be read twice.)
+		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.MaxConcurrentFetches(1),
 		kgo.OnPartitionsAssigned(m.onAssigned),
@@ -135,6 +142,10 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 	for {
 		select {
 		case <-m.ready:
+			if err := m.commitStarts(ctx); err != nil {
+				_ = m.Close()
+				return nil, err
+			}
 			return m, nil
 		default:
 		}
@@ -209,6 +220,9 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 				}
 				at = lo.Offset
 				ps[p] = kgo.NewOffset().At(at).WithEpoch(-1)
+				if m.sub.Start == transport.StartLatest {
+					m.starts[tp] = at
+				}
 			}
 			m.owned[tp] = at
 			m.pos[tp] = at
@@ -238,6 +252,7 @@ func (m *member) drop(parts map[string][]int32, notify bool) {
 			delete(m.owned, tp)
 			delete(m.pos, tp)
 			delete(m.committed, tp)
+			delete(m.starts, tp)
 		}
 	}
 	m.mu.Unlock()
@@ -255,6 +270,9 @@ func (m *member) Poll(ctx context.Context) ([]transport.Message, error) {
 	defer m.pollMu.Unlock()
 	if err := m.state("poll"); err != nil {
 		return nil, err
+	}
+	if err := m.commitStarts(ctx); err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	if len(m.stash) > 0 {
 		out := m.stash
@@ -321,6 +339,27 @@ func (m *member) advance(msgs []transport.Message) {
 			m.pos[tp] = msg.Offset + 1
 		}
 	}
+}
+
+// commitStarts commits the pinned latest starts of partitions assigned
+// without a committed offset. Kafka starts such a partition at the reset
+// offset again when it moves to another member before anything was
+// committed, so records produced meanwhile would be skipped; committing
+// where the member began makes the group's start durable, as the embedded
+// broker's is. Earliest starts need no commit: a new owner starts there
+// too.
+func (m *member) commitStarts(ctx context.Context) error {
+	m.mu.Lock()
+	if len(m.starts) == 0 {
+		m.mu.Unlock()
+		return nil
+	}
+	offs := make([]transport.Offset, 0, len(m.starts))
+	for tp, o := range m.starts {
+		offs = append(offs, transport.Offset{Topic: tp.Topic, Partition: tp.Partition, Offset: o})
+	}
+	m.mu.Unlock()
+	return m.commit(ctx, offs, false)
 }
 
 func (m *member) state(what string) error {
@@ -445,6 +484,7 @@ func (m *member) commit(ctx context.Context, offs []transport.Offset, fenced boo
 		tp := transport.TopicPartition{Topic: o.Topic, Partition: o.Partition}
 		if _, ok := m.owned[tp]; ok {
 			m.committed[tp] = o.Offset
+			delete(m.starts, tp)
 		}
 	}
 	m.mu.Unlock()
