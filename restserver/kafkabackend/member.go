@@ -325,6 +325,12 @@ func (m *member) pollOnce(ctx context.Context) ([]transport.Message, error) {
 		m.mu.Lock()
 		m.fenced = true
 		m.mu.Unlock()
+	case errors.Is(firstErr, kerr.UnknownMemberID), errors.Is(firstErr, kerr.IllegalGeneration),
+		errors.Is(firstErr, kerr.RebalanceInProgress):
+		// The group dropped the member (a missed session) or is
+		// rebalancing: kgo rejoins by itself, and commits fail meanwhile.
+		// For a poll this is only a window without records.
+		return msgs, fmt.Errorf("kafkabackend: poll of group %q: rejoining (%v): %w", m.sub.Group, firstErr, restserver.ErrUnavailable)
 	}
 	return msgs, mapErr(fmt.Sprintf("poll of group %q", m.sub.Group), firstErr)
 }

@@ -36,12 +36,17 @@ func restOverKafka(tb testing.TB, opts ...restserver.Option) (string, *kafkatest
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return serve(tb, rs), c
+}
+
+// serve serves rs on loopback until tb ends.
+func serve(tb testing.TB, rs *restserver.Server) string {
 	hs := httptest.NewServer(rs)
 	tb.Cleanup(func() {
 		_ = rs.Close()
 		hs.Close()
 	})
-	return hs.URL, c
+	return hs.URL
 }
 
 func newUpstash(tb testing.TB, url string) *upstash.Transport {
