@@ -150,4 +150,3 @@ func notCoordinator(req *kmsg.OffsetCommitRequest) kmsg.Response {
 	}
 	return resp
 }
-
