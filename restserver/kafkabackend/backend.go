@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -269,7 +270,8 @@ func (b *Backend) partitionCheck(ctx context.Context, what string, tp transport.
 	return nil
 }
 
-// Offsets returns the log start offset and the high watermark of tp.
+// Offsets returns the log start offset and the high watermark of tp: two
+// ListOffsets requests, concurrently, to the partition's leader.
 func (b *Backend) Offsets(ctx context.Context, tp transport.TopicPartition) (earliest, latest int64, err error) {
 	const what = "offsets"
 	if err := b.errIfClosed(what); err != nil {
@@ -278,11 +280,14 @@ func (b *Backend) Offsets(ctx context.Context, tp transport.TopicPartition) (ear
 	if err := b.partitionCheck(ctx, what, tp); err != nil {
 		return 0, 0, err
 	}
-	earliest, err = b.listOffset(ctx, what, tp, -2)
-	if err != nil {
-		return 0, 0, err
-	}
+	var wg sync.WaitGroup
+	var errStart error
+	wg.Go(func() { earliest, errStart = b.listOffset(ctx, what, tp, -2) })
 	latest, err = b.listOffset(ctx, what, tp, -1)
+	wg.Wait()
+	if err == nil {
+		err = errStart
+	}
 	return earliest, latest, err
 }
 
@@ -296,35 +301,72 @@ func (b *Backend) OffsetForTime(ctx context.Context, tp transport.TopicPartition
 	if err := b.partitionCheck(ctx, what, tp); err != nil {
 		return 0, err
 	}
-	return b.listOffset(ctx, what, tp, t.UnixMilli())
+	off, err := b.listOffset(ctx, what, tp, t.UnixMilli())
+	if err == nil && off < 0 { // no record at or after t
+		return b.listOffset(ctx, what, tp, -1)
+	}
+	return off, err
 }
 
 // listOffset runs ListOffsets for one partition (ts -2 start, -1 end, else
-// a millisecond time).
+// a millisecond time; -1 answered when no record is at or after it).
 func (b *Backend) listOffset(ctx context.Context, what string, tp transport.TopicPartition, ts int64) (int64, error) {
-	var (
-		lo  kadm.ListedOffsets
-		err error
-	)
-	switch ts {
-	case -2:
-		lo, err = b.adm.ListStartOffsets(ctx, tp.Topic)
-	case -1:
-		lo, err = b.adm.ListEndOffsets(ctx, tp.Topic)
-	default:
-		lo, err = b.adm.ListOffsetsAfterMilli(ctx, ts, tp.Topic)
-	}
+	offs, err := b.listOffsets(ctx, []transport.Offset{{Topic: tp.Topic, Partition: tp.Partition}}, ts)
 	if err != nil {
 		return 0, mapErr(what, err)
 	}
-	o, ok := lo.Lookup(tp.Topic, tp.Partition)
-	if !ok {
-		return 0, fmt.Errorf("kafkabackend: %s: no answer for topic %q partition %d: %w", what, tp.Topic, tp.Partition, restserver.ErrUnavailable)
+	return offs[0], nil
+}
+
+// listOffsets runs one ListOffsets (kgo splits it by leader, with its
+// cached metadata) for parts at timestamp ts and returns the offsets in the
+// order of parts.
+func (b *Backend) listOffsets(ctx context.Context, parts []transport.Offset, ts int64) ([]int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	idx := map[string]int{}
+	for _, p := range parts {
+		i, ok := idx[p.Topic]
+		if !ok {
+			t := kmsg.NewListOffsetsRequestTopic()
+			t.Topic = p.Topic
+			req.Topics = append(req.Topics, t)
+			i = len(req.Topics) - 1
+			idx[p.Topic] = i
+		}
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = p.Partition
+		rp.CurrentLeaderEpoch = -1
+		rp.Timestamp = ts
+		rp.MaxNumOffsets = 1
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
-	if o.Err != nil {
-		return 0, mapErr(what, o.Err)
+	kresp, err := b.cl.Request(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	return o.Offset, nil
+	resp := kresp.(*kmsg.ListOffsetsResponse)
+	got := map[transport.TopicPartition]int64{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				if errors.Is(err, kerr.NotLeaderForPartition) || errors.Is(err, kerr.UnknownTopicOrPartition) {
+					b.meta.forget(t.Topic)
+				}
+				return nil, fmt.Errorf("topic %q partition %d: %w", t.Topic, p.Partition, err)
+			}
+			got[transport.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p.Offset
+		}
+	}
+	out := make([]int64, len(parts))
+	for i, p := range parts {
+		o, ok := got[transport.TopicPartition{Topic: p.Topic, Partition: p.Partition}]
+		if !ok {
+			return nil, fmt.Errorf("no offset for topic %q partition %d: %w", p.Topic, p.Partition, kerr.UnknownServerError)
+		}
+		out[i] = o
+	}
+	return out, nil
 }
 
 // Committed returns group's committed offset of tp, -1 without one.

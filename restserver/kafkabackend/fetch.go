@@ -211,17 +211,14 @@ func (b *Backend) WaitAny(ctx context.Context, from []transport.Offset) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	var topics []string
-	seen := map[string]bool{}
 	for _, o := range from {
-		if !seen[o.Topic] {
-			seen[o.Topic] = true
-			topics = append(topics, o.Topic)
+		if err := b.partitionCheck(ctx, what, transport.TopicPartition{Topic: o.Topic, Partition: o.Partition}); err != nil {
+			return err
 		}
 	}
 	at := make([]transport.Offset, len(from))
 	for {
-		ends, err := b.adm.ListEndOffsets(ctx, topics...)
+		ends, err := b.listOffsets(ctx, from, -1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -229,18 +226,11 @@ func (b *Backend) WaitAny(ctx context.Context, from []transport.Offset) error {
 			return mapErr(what, err)
 		}
 		for i, o := range from {
-			lo, ok := ends.Lookup(o.Topic, o.Partition)
-			if !ok {
-				return fmt.Errorf("kafkabackend: %s: topic %q has no partition %d: %w", what, o.Topic, o.Partition, transport.ErrInvalid)
-			}
-			if lo.Err != nil {
-				return mapErr(what, lo.Err)
-			}
-			if lo.Offset > o.Offset {
+			if ends[i] > o.Offset {
 				return nil
 			}
 			at[i] = o
-			at[i].Offset = lo.Offset
+			at[i].Offset = ends[i]
 		}
 		wait := longPollSlice
 		if d, ok := ctx.Deadline(); ok {
