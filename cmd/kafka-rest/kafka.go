@@ -12,7 +12,8 @@ import (
 )
 
 // The flags of the embedded broker only: refused with --brokers, where the
-// cluster's own settings decide.
+// cluster's own settings decide (--partitions is allowed with an explicit
+// --auto-create=true: the partition count of topics created on first use).
 var embeddedOnly = []string{"topics", "partitions", "retention-records", "retention-bytes", "retention-age",
 	"offsets-retention", "max-topics", "max-total-partitions"}
 
@@ -28,8 +29,9 @@ func newBackend(ctx context.Context, f flags, log *slog.Logger) (b restserver.Ba
 		}
 		return restserver.NewMemoryBackend(broker), broker.Topics(), func() { _ = broker.Close() }, nil
 	}
+	autoCreate := f.explicit["auto-create"] && f.autoCreate
 	for _, name := range embeddedOnly {
-		if f.explicit[name] {
+		if f.explicit[name] && !(name == "partitions" && autoCreate) {
 			return nil, nil, nil, fmt.Errorf("--%s is a setting of the embedded broker; with --brokers the Kafka cluster's own settings apply (create topics with the cluster's tools)", name)
 		}
 	}
@@ -43,7 +45,7 @@ func newBackend(ctx context.Context, f flags, log *slog.Logger) (b restserver.Ba
 	opts := []kafkabackend.Option{kafkabackend.WithLogger(log), kafkabackend.WithMaxMessageBytes(f.maxMessage)}
 	// Auto-creation is off in front of a cluster unless asked for
 	// explicitly.
-	if f.explicit["auto-create"] && f.autoCreate {
+	if autoCreate {
 		opts = append(opts, kafkabackend.WithAutoCreateTopics(int32(max(f.partitions, 1))))
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.connectTimeout)
