@@ -240,7 +240,8 @@ func (b *Backend) WaitAny(ctx context.Context, from []transport.Offset) error {
 			<-ctx.Done() // at its deadline: report ctx's own error
 			return ctx.Err()
 		}
-		if _, err := b.fetchOnce(ctx, at, wait, 1); err != nil {
+		res, err := b.fetchOnce(ctx, at, wait, 1)
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -248,6 +249,13 @@ func (b *Backend) WaitAny(ctx context.Context, from []transport.Offset) error {
 				return mapErr(what, err)
 			}
 			b.meta.forget(at[0].Topic)
+		}
+		// The Fetch answer carries each partition's high watermark: one past
+		// a waited-for offset ends the wait without another ListOffsets.
+		for i, r := range res {
+			if r.err == nil && (r.hwm > from[i].Offset || len(r.recs) > 0 && r.recs[len(r.recs)-1].Offset >= from[i].Offset) {
+				return nil
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
