@@ -24,7 +24,7 @@ func startKfake(t *testing.T, opts ...kfake.Opt) string {
 
 // runErr runs kafka-rest with args and returns its error and log; it must
 // return within limit.
-func runErr(t *testing.T, limit time.Duration, args ...string) (error, string, time.Duration) {
+func runErr(t *testing.T, limit time.Duration, args ...string) (log string, took time.Duration, err error) {
 	t.Helper()
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), limit+10*time.Second)
@@ -33,14 +33,14 @@ func runErr(t *testing.T, limit time.Duration, args ...string) (error, string, t
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, io.Discard, logs) }()
 	select {
-	case err := <-done:
-		took := time.Since(start)
+	case err = <-done:
+		took = time.Since(start)
 		require.Less(t, took, limit, "kafka-rest took too long to give up")
-		return err, logs.String(), took
+		return logs.String(), took, err
 	case <-time.After(limit + 10*time.Second):
 		t.Fatal("kafka-rest did not return")
 	}
-	return nil, "", 0
+	return "", 0, nil
 }
 
 func TestBrokersFlagProxiesKafka(t *testing.T) {
@@ -79,7 +79,7 @@ func TestBrokersUnreachableExitsWithClearError(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close()) // nothing listens there now
-	err, _, took := runErr(t, 5*time.Second, "--addr", "127.0.0.1:0", "--brokers", addr, "--kafka-connect-timeout", "1s")
+	_, took, err := runErr(t, 5*time.Second, "--addr", "127.0.0.1:0", "--brokers", addr, "--kafka-connect-timeout", "1s")
 	require.Error(t, err)
 	t.Logf("after %v: %v", took, err)
 	assert.Contains(t, err.Error(), "reaching Kafka")
@@ -90,7 +90,7 @@ func TestWrongSASLPasswordIsClearAndNeverLogged(t *testing.T) {
 	brokers := startKfake(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "admin", "right-password"), kfake.SeedTopics(1, "t"))
 	const wrong = "wr0ng-Pa55word-xyz"
 	t.Setenv("KAFKA_SASL_PASSWORD", wrong)
-	err, log, _ := runErr(t, 20*time.Second, "--addr", "127.0.0.1:0", "--brokers", brokers,
+	log, _, err := runErr(t, 20*time.Second, "--addr", "127.0.0.1:0", "--brokers", brokers,
 		"--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "admin", "--kafka-connect-timeout", "5s")
 	require.Error(t, err)
 	t.Logf("error: %v", err)
@@ -109,10 +109,10 @@ func TestWrongSASLPasswordIsClearAndNeverLogged(t *testing.T) {
 }
 
 func TestEmbeddedOnlyFlagsRefusedWithBrokers(t *testing.T) {
-	err, _, _ := runErr(t, 5*time.Second, "--addr", "127.0.0.1:0", "--brokers", "127.0.0.1:1", "--topics", "a")
+	_, _, err := runErr(t, 5*time.Second, "--addr", "127.0.0.1:0", "--brokers", "127.0.0.1:1", "--topics", "a")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--topics")
-	err, _, _ = runErr(t, 5*time.Second, "--addr", "127.0.0.1:0", "--brokers", "nohostport")
+	_, _, err = runErr(t, 5*time.Second, "--addr", "127.0.0.1:0", "--brokers", "nohostport")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "host:port")
 }
