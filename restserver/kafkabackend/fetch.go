@@ -93,7 +93,9 @@ func (b *Backend) fetchOnce(ctx context.Context, parts []transport.Offset, maxWa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			kresp, err := b.cl.Broker(int(leader)).Request(ctx, req)
+			// RetriableRequest: a long poll canceled by another call kills the
+			// shared fetch connection; this one is then sent again.
+			kresp, err := b.cl.Broker(int(leader)).RetriableRequest(ctx, req)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

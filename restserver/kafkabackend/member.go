@@ -104,7 +104,7 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 		// had polled would be read twice.)
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchMaxWait(500*time.Millisecond),
-		kgo.MaxConcurrentFetches(1),
+		kgo.FetchMaxBytes(8<<20), // bounds what an instance buffers between consumes
 		kgo.OnPartitionsAssigned(m.onAssigned),
 		kgo.OnPartitionsRevoked(m.onRevoked),
 		kgo.OnPartitionsLost(m.onLost),
