@@ -97,6 +97,10 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 		kgo.ConsumeTopics(s.Topics...),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
+		// A topic created just before the join (auto-creation, or by the
+		// client's first produce) must not wait out kgo's default 5 s
+		// between metadata loads before it is fetched.
+		kgo.MetadataMinAge(100*time.Millisecond),
 		// Eager range assignment, as the embedded broker splits partitions:
 		// a joining member's Subscribe returns with its share after one
 		// rebalance round. (Cooperative-sticky would hand it partitions in a
