@@ -76,7 +76,7 @@ func TestIdleExpiryAndDeleteLeaveTheGroup(t *testing.T) {
 	}
 	consume("idle")
 	consume("busy")
-	require.Len(t, assignment(t, url, "g", "busy", "t"), 2, "range split: two partitions each")
+	require.Len(t, assignment(t, url, "g", "busy", "t"), 2, "two partitions each")
 
 	// Only "busy" keeps asking; "idle" expires after a second of silence.
 	start := time.Now()
