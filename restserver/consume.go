@@ -59,8 +59,10 @@ const (
 	defaultConsumeTimeout   = 1000 * time.Millisecond
 	defaultMetadataTimeout  = 10000 * time.Millisecond
 	defaultAutoCommitPeriod = 5000 * time.Millisecond
-	defaultSessionTimeout   = 120000 * time.Millisecond
-	closeCommitTimeout      = 5 * time.Second
+	// defaultSessionTimeout is Kafka's session.timeout.ms default since
+	// 3.0 (KIP-735), not the 120 s Upstash documented: see doc.go.
+	defaultSessionTimeout = 45000 * time.Millisecond
+	closeCommitTimeout    = 5 * time.Second
 )
 
 // instanceKey names a consumer instance: each user without the admin right
@@ -166,6 +168,7 @@ type instance struct {
 	pollSem chan struct{} // holds one token while a consume runs
 
 	busy     atomic.Int32 // requests using the instance; >0 stops expiry
+	replaced atomic.Bool  // by a new incarnation: closed without a commit
 	lastUsed atomic.Int64 // unix nanoseconds of the last request's end
 
 	mu             sync.Mutex
@@ -239,7 +242,7 @@ func (s *Server) closeInstance(in *instance, why string) {
 	if m == nil {
 		return
 	}
-	if in.cfg.autoCommit {
+	if in.cfg.autoCommit && !in.replaced.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), closeCommitTimeout)
 		if err := m.CommitPositions(ctx); err != nil && !errors.Is(err, transport.ErrClosed) {
 			s.log.Warn("kafka-rest: commit on close failed", "group", in.key.group, "instance", in.key.name, "err", err)
@@ -439,7 +442,11 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		return err
 	}
 
-	in, created, err := s.acquireInstance(keyFor(r, seg[1], seg[2]), r, true)
+	key := keyFor(r, seg[1], seg[2])
+	if err := s.claimIncarnation(key, r, true); err != nil {
+		return err
+	}
+	in, created, err := s.acquireInstance(key, r, true)
 	if err != nil {
 		return err
 	}
@@ -530,6 +537,9 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 		case pollCtx.Err() != nil:
 			return nil, nil // timeout or shutdown: an empty answer (or the client left)
 		case errors.Is(err, transport.ErrClosed):
+			if in.replaced.Load() {
+				return nil, fencedErr(in.key)
+			}
 			if _, gone := in.currentMember(); gone != nil {
 				return nil, errorf(http.StatusNotFound, "consumer instance %q of group %q was deleted during the consume: %w",
 					in.key.name, in.key.group, errInstanceGone)
@@ -562,12 +572,19 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, seg []stri
 		}
 		offs[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset}
 	}
-	in, _, err := s.acquireInstance(keyFor(r, seg[1], seg[2]), r, false)
+	key := keyFor(r, seg[1], seg[2])
+	if err := s.claimIncarnation(key, r, false); err != nil {
+		return err
+	}
+	in, _, err := s.acquireInstance(key, r, false)
 	if err != nil {
 		return err
 	}
 	defer s.releaseInstance(in)
 	m, err := in.currentMember()
+	if err != nil && in.replaced.Load() {
+		return fencedErr(in.key)
+	}
 	if err != nil {
 		return err
 	}
@@ -741,6 +758,9 @@ func (s *Server) mayCreateBySubscribing(r *http.Request, topics []string) error 
 func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, seg []string) error {
 	discardBody(r)
 	key := keyFor(r, seg[1], seg[2])
+	if err := s.claimIncarnation(key, r, false); err != nil {
+		return err
+	}
 	var gone []*instance
 	s.mu.Lock()
 	if in := s.instances[key]; in != nil {
@@ -875,6 +895,7 @@ func (s *Server) expireIdle(now time.Time) {
 			idle = append(idle, in)
 		}
 	}
+	s.forgetIncarnationsLocked(time.Unix(0, limit))
 	s.mu.Unlock()
 	for _, in := range idle {
 		s.closeInstance(in, "idle")

@@ -45,7 +45,10 @@
 // once by its Kafka-* headers, split the partitions of their group with the
 // other instances, expire after [WithInstanceExpiry] without requests, and
 // end at once with /delete-consumer (404 for an unknown one). Instances
-// exist only in the server that made them.
+// exist only in the server that made them. A client that sends
+// Kafka-Instance-Incarnation (an extension, see [IncarnationHeader]) marks
+// a restart: a new token replaces the instance, which then reads from the
+// group's committed offsets at once, and an old token is fenced (404).
 //
 // Auto-commit (Kafka-Enable-Auto-Commit, on by default) works as in a Kafka
 // consumer: at the start of a consume, if Kafka-Auto-Commit-Interval ms
@@ -65,6 +68,19 @@
 // partitions go to the other instances, a commit then answers 400 saying
 // so (never a silent Success), and the next consume rejoins. Any request
 // naming the instance keeps it from expiring ([WithInstanceExpiry]).
+//
+// The default Kafka-Session-Timeout-Ms is 45000 (45 s, Kafka's own default
+// since 3.0), not the 120 s Upstash documented. The session timeout bounds
+// only how long a member whose heartbeats stopped keeps its partitions, and
+// the member's heartbeats stop only when the server itself dies (with a
+// Kafka backend, a crashed kafka-rest's members; on the embedded broker the
+// members die with it): 45 s hands those partitions to the other members
+// sooner, and is still far above the pauses a healthy server has. A crashed
+// REST client is another matter: its instance lives on in this server and
+// keeps its partitions until its max poll interval or idle expiry, minutes;
+// a client that comes back with the same instance name and
+// Kafka-Instance-Incarnation header (see [IncarnationHeader]) takes them
+// back at once, which is what kafkarpc's REST transport does.
 //
 // A commit with the header Kafka-Commit-Fenced: true (an extension of this
 // server, sent by kafkarpc's REST transport) is refused with 400 when an

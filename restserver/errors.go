@@ -10,6 +10,7 @@ import (
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/transport"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
 // httpError is an error with the HTTP status it is answered with.
@@ -60,6 +61,10 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, transport.ErrFenced):
 		return http.StatusNotFound
+	case errors.Is(err, memory.ErrStorage):
+		// The durable broker could not write (a full disk): nothing of
+		// the failed write was acknowledged.
+		return http.StatusInsufficientStorage
 	case errors.Is(err, transport.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
@@ -71,15 +76,15 @@ func statusOf(err error) int {
 // messageOf is the text put in the JSON error body.
 func messageOf(err error, status int) string {
 	var mbe *http.MaxBytesError
+	var he *httpError
 	switch {
 	case errors.As(err, &mbe):
 		return fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit)
-	case errors.Is(err, transport.ErrFenced):
+	case errors.Is(err, transport.ErrFenced) && !errors.As(err, &he):
 		return "consumer instance was replaced by a newer member with the same instance id: " + err.Error()
 	case errors.Is(err, context.Canceled) && status == http.StatusServiceUnavailable:
 		return "server is shutting down"
 	}
-	var he *httpError
 	if status == http.StatusInternalServerError && !errors.As(err, &he) {
 		// A backend fault: the details are for the log, not the client.
 		return "internal server error (the server log has the details)"

@@ -1,6 +1,7 @@
 package restserver
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -51,8 +52,18 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	for i := range items {
 		nh += len(items[i].Headers)
 	}
-	headers := make([]transport.Header, 0, nh) // one backing array for all records
+	own, owned := s.backend.(ownedProducer)
+	var headers []transport.Header
+	if !owned {
+		headers = make([]transport.Header, 0, nh) // one backing array for all records
+	}
 	for i := range items {
+		if owned {
+			// Records handed over are kept one by one: each gets its
+			// headers at their size, so one retained record does not pin
+			// the others'.
+			headers = make([]transport.Header, 0, len(items[i].Headers))
+		}
 		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items), &headers); err != nil {
 			return err
 		}
@@ -64,7 +75,15 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	}
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
 	defer cancel()
-	out, err := s.backend.Produce(ctx, msgs...)
+	var out []transport.Message
+	if owned {
+		// Every value and header slice was made for this request (the
+		// decoder gives each value its own allocation): the backend may
+		// keep them instead of copying.
+		out, err = own.ProduceOwned(ctx, msgs...)
+	} else {
+		out, err = s.backend.Produce(ctx, msgs...)
+	}
 	if err != nil {
 		return err
 	}
@@ -81,6 +100,13 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	*b = append(*b, ']')
 	writeJSON(w, http.StatusOK, *b)
 	return nil
+}
+
+// ownedProducer is a Backend that can keep handed-over records instead of
+// copying them, as the embedded broker can (memory.Broker.ProduceOwned):
+// the caller never changes their Value or Headers again.
+type ownedProducer interface {
+	ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error)
 }
 
 // toMessage validates item (number i of n) and fills m, taking m's headers

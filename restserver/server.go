@@ -38,7 +38,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	instances map[instanceKey]*instance
-	closed    bool
+	// incarnations holds the IncarnationHeader tokens of instance names.
+	incarnations map[instanceKey]*incarnation
+	closed       bool
 
 	httpMu  sync.Mutex
 	httpSrv *http.Server
@@ -91,6 +93,8 @@ func New(b Backend, opts ...Option) (*Server, error) {
 		cancelClose: cancel,
 		janitorDone: make(chan struct{}),
 		instances:   make(map[instanceKey]*instance),
+
+		incarnations: make(map[instanceKey]*incarnation),
 	}
 	if !s.auth.enabled() {
 		s.log.Warn("kafka-rest: no credentials configured, authentication is OFF")

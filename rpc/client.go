@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ import (
 // error wrapping ErrClosed.
 type Client struct {
 	t   transport.Transport
+	p   producer // t, with its ProduceOwned when it has one
 	cfg clientConfig
 	log *slog.Logger
 
@@ -54,7 +56,8 @@ type Client struct {
 }
 
 type pendingCall struct {
-	ch       chan *Reply
+	ch       chan *Reply // receives &reply
+	reply    Reply       // written by the reply reader before it sends on ch
 	progress func(*Reply)
 	timer    *time.Timer // the call's deadline, reused with the pendingCall
 }
@@ -93,6 +96,7 @@ func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 	}
 	c := &Client{
 		t:         t,
+		p:         newProducer(t),
 		cfg:       cfg,
 		log:       cfg.logger.With("rpc.client", cfg.name),
 		replies:   replies,
@@ -116,13 +120,22 @@ func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 // message; a timeout as an *Error with CodeDeadlineExceeded wrapping
 // ErrTimeout.
 func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOption) (*Reply, error) {
+	r := new(Reply)
+	if err := c.call(ctx, topic, req, opts, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// call is Call, with the reply written to out.
+func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOption, out *Reply) error {
 	cc, err := newCallConfig(opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	payload, err := marshalPayload(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	lc := c.callContext(ctx, cc.timeout)
 	defer lc.release()
@@ -134,13 +147,13 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, NewError(CodeUnavailable, ErrClosed)
+		return NewError(CodeUnavailable, ErrClosed)
 	}
 	c.pending[id] = pc
 	c.mu.Unlock()
 
 	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
-	sent, err := c.produce(ctx, msg)
+	sent, err := c.produce(ctx, msg, !callerOwned(req))
 	switch {
 	case errors.Is(err, transport.ErrOutcomeUnknown):
 		// The request may have been written: wait for its reply (and
@@ -148,7 +161,7 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 		c.log.Debug("rpc: request may not have been written; waiting for its reply", "topic", topic, "id", id, "err", err)
 	case err != nil:
 		c.forget(id, false)
-		return nil, c.sendErr("call", topic, err)
+		return c.sendErr("call", topic, err)
 	default:
 		// A resend goes to the partition of the first copy, so that the
 		// server that owns it (and knows the first copy is running) gets
@@ -156,13 +169,13 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 		// elsewhere.
 		msg.Partition, msg.ManualPartition = sent.Partition, true
 	}
-	return c.await(lc, pc, msg)
+	return c.await(lc, pc, msg, out)
 }
 
 // await waits for the reply of the call whose request is msg, resending
 // msg as WithResend says, until the call's deadline, its context's end or
-// Close.
-func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Reply, error) {
+// Close. The reply is written to out.
+func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out *Reply) error {
 	var ctx context.Context = lc
 	topic := msg.Topic
 	id, _ := msg.Header(HeaderID)
@@ -173,6 +186,7 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 		resend = t.C
 	}
 	dl, _ := lc.Deadline()
+	copied := false // msg.Headers is a copy of the first attempt's, which may have been handed over
 	if pc.timer == nil {
 		pc.timer = time.NewTimer(time.Until(dl))
 	} else {
@@ -181,13 +195,18 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 	for {
 		select {
 		case r := <-pc.ch:
-			return replied(pc, r)
+			return replied(pc, r, out)
 		case <-resend:
 			// Same id: the server's dedup window answers a request it has
 			// handled with the stored reply instead of running it again.
 			c.resent.Add(1)
 			// The budget travels as relative time from the record's own
-			// timestamp: a resent record says what is left now.
+			// timestamp: a resent record says what is left now. The first
+			// attempt's headers may belong to the transport now
+			// (ProduceOwned): rewrite a copy.
+			if !copied {
+				msg.Headers, copied = slices.Clone(msg.Headers), true
+			}
 			setTimeoutHeader(msg.Headers, dl)
 			// One attempt, bounded by the resend interval, so that a
 			// transport that keeps failing cannot hold back a reply that
@@ -200,23 +219,26 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message) (*Re
 		case <-pc.timer.C:
 			select {
 			case r := <-pc.ch: // the reply came with the deadline: it wins
-				return replied(pc, r)
+				return replied(pc, r, out)
 			default:
 			}
 			c.forget(id, true) // pc is not reused: a reply may still land in it
-			return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+			return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
 		case <-lc.parent.Done():
 			c.forget(id, true)
 			pc.timer.Stop()
-			return nil, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
+			return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
 		case <-c.done:
-			return nil, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+			return NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
 		}
 	}
 }
 
-// replied ends a call with its reply r and returns pc to the pool.
-func replied(pc *pendingCall, r *Reply) (*Reply, error) {
+// replied ends a call with its reply r (pc's), copied to out, and returns
+// pc to the pool.
+func replied(pc *pendingCall, r *Reply, out *Reply) error {
+	*out = *r
+	*r = Reply{} // the pool keeps no reply's memory alive
 	pc.progress = nil
 	if !pc.timer.Stop() {
 		select { // fired as the reply won: empty it for the next call
@@ -225,25 +247,34 @@ func replied(pc *pendingCall, r *Reply) (*Reply, error) {
 		}
 	}
 	callPool.Put(pc)
-	if r.Err != nil {
-		return nil, r.Err
+	if out.Err != nil {
+		return out.Err
 	}
-	return r, nil
+	return nil
 }
 
 // produce writes msg, retrying transient transport errors with
 // exponential backoff within ctx and the client's call timeout. ctx must
 // also end when the client is closed (the lazy call contexts of Call and
 // send do; sendErr then reports ErrClosed). A retry after a lost response
-// can write the record twice; servers drop the copy by its id. It returns
+// can write the record twice; servers drop the copy by its id. owned says
+// msg may be handed over to the transport (see ownedProducer). It returns
 // msg as written.
-func (c *Client) produce(ctx context.Context, msg transport.Message) (transport.Message, error) {
+func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool) (transport.Message, error) {
+	// The first attempt is made outside retry: the common case, a produce
+	// that works, then costs no closure.
+	out, err := c.p.produce(ctx, owned, msg)
+	if err == nil {
+		return written(out, msg), nil
+	}
 	p := clientProduceBackoff
 	p.elapsed = c.cfg.timeout
-	var out []transport.Message
-	err := retry(ctx, p, func() error {
-		var err error
-		out, err = c.t.Produce(ctx, msg)
+	first := true
+	err = retry(ctx, p, func() error {
+		if !first {
+			out, err = c.p.produce(ctx, owned, msg)
+		}
+		first = false
 		if err != nil && (permanentProduceErr(err) || ctx.Err() != nil) {
 			return backoff.Permanent(err)
 		}
@@ -283,11 +314,11 @@ var clientProduceBackoff = backoffPolicy{initial: 10 * time.Millisecond, max: ti
 // Call is the typed form of Client.Call: it decodes the reply into Resp.
 func Call[Resp any](ctx context.Context, c *Client, topic string, req any, opts ...CallOption) (Resp, error) {
 	var out Resp
-	r, err := c.Call(ctx, topic, req, opts...)
-	if err != nil {
+	var r Reply // on the stack: the typed call allocates no Reply
+	if err := c.call(ctx, topic, req, opts, &r); err != nil {
 		return out, err
 	}
-	err = r.Decode(&out)
+	err := r.Decode(&out)
 	return out, err
 }
 
@@ -327,7 +358,7 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	defer lc.release()
 	id := newID()
 	msg := c.request(lc, topic, id, kind, replyTo, payload, &cc)
-	if _, err := c.produce(lc, msg); err != nil {
+	if _, err := c.produce(lc, msg, !callerOwned(req)); err != nil {
 		return "", c.sendErr(string(kind), topic, err)
 	}
 	return id, nil
@@ -425,8 +456,26 @@ func (c *Client) request(ctx context.Context, topic, id string, kind Kind, reply
 // timeoutMs is the rpc-timeout-ms value for deadline dl: what is left, at
 // least 1.
 func timeoutMs(dl time.Time) string {
-	return strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
+	ms := max(time.Until(dl).Milliseconds(), 1)
+	// Calls with one timeout mostly carry the same value (29999 for the
+	// default 30 s): the last one formatted is kept, which saves an
+	// allocation per call.
+	if last := lastTimeoutMs.Load(); last != nil && last.ms == ms {
+		return last.s
+	}
+	s := strconv.FormatInt(ms, 10)
+	lastTimeoutMs.Store(&formattedMs{ms: ms, s: s})
+	return s
 }
+
+// formattedMs is a number of milliseconds and its decimal form.
+type formattedMs struct {
+	ms int64
+	s  string
+}
+
+// lastTimeoutMs is the last value timeoutMs formatted.
+var lastTimeoutMs atomic.Pointer[formattedMs]
 
 // setTimeoutHeader rewrites the rpc-timeout-ms header in hs for dl.
 func setTimeoutHeader(hs []transport.Header, dl time.Time) {

@@ -15,18 +15,44 @@ const commitTimeout = 10 * time.Second
 const finalCommitTime = 5 * time.Second
 
 // committer commits the tracker's watermarks each time a worker moves one,
-// and retries with commitBackoff while a commit fails, until stop.
+// at most once per WithCommitInterval (watermarks that move sooner wait
+// for the interval to pass and are committed together), and retries with
+// commitBackoff while a commit fails, until stop.
 func (r *serveRun) committer(stop <-chan struct{}) {
 	defer r.commitWG.Done()
 	bo := commitBackoff.newBackOff()
-	var again <-chan time.Time
+	interval := r.s.cfg.commitInterval
+	var (
+		again <-chan time.Time // a failed commit's retry
+		paced <-chan time.Time // the interval's end, when a commit waits for it
+		last  time.Time        // the last commit's start
+	)
 	for {
 		select {
 		case <-r.commitSig:
+			if interval > 0 {
+				if paced != nil {
+					continue // the commit at the interval's end takes this mark too
+				}
+				if wait := interval - time.Since(last); wait > 0 {
+					paced = time.After(wait)
+					r.commitPaced.Store(true) // workers need not wake the committer meanwhile
+					continue
+				}
+			}
+		case <-paced:
+			// Cleared before commit reads the watermarks: a mark that
+			// moves after this is signalled again, one that moved before
+			// is in this commit.
+			r.commitPaced.Store(false)
+			paced = nil
 		case <-again:
 			again = nil // fired: the next failure arms a new one
 		case <-stop:
 			return
+		}
+		if interval > 0 {
+			last = time.Now()
 		}
 		if r.commit() {
 			bo.Reset()
@@ -56,17 +82,23 @@ func (r *serveRun) finalCommit() {
 // having moved to another member: the watermarks stay uncommitted, for the
 // next try.
 func (r *serveRun) commit() bool {
-	marks := r.track.uncommitted()
+	// The committer and finalCommit, one after the other, are the only
+	// callers: the buffers are reused.
+	marks := r.track.uncommittedInto(r.markBuf)
+	r.markBuf = marks
 	if len(marks) == 0 {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
+	// A lazy context: a transport that commits without waiting on ctx (the
+	// embedded broker) costs no timer per commit.
+	ctx := &lazyCtx{parent: context.Background(), deadline: time.Now().Add(commitTimeout)}
+	defer ctx.release()
 	if len(marks) > 1 {
-		msgs := make([]transport.Message, len(marks))
+		msgs := r.commitBuf[:0]
 		for i := range marks {
-			msgs[i] = marks[i].m
+			msgs = append(msgs, marks[i].m)
 		}
+		r.commitBuf = msgs
 		if r.cons.Commit(ctx, msgs...) == nil {
 			for i := range marks {
 				r.track.committed(&marks[i])

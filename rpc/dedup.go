@@ -58,6 +58,10 @@ type handledEntry struct {
 	id    string
 	at    time.Time
 	reply atomic.Pointer[transport.Message]
+	// sent is where reply first points, for an entry settle made: the
+	// entry and its reply in one allocation. It is not changed after the
+	// entry is visible (a replacement reply is a new Message).
+	sent transport.Message
 }
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
@@ -213,8 +217,16 @@ func (w *dedupWindow) drop() {
 	}
 }
 
+// markerHeaders is the most headers markerFor adds to a reply's.
+const markerHeaders = 4
+
 // markerFor builds the dedup-topic record for a handled request: the
-// reply goes in it when it is at most maxMarkerReply bytes.
+// reply goes in it when it is at most maxMarkerReply bytes. Its headers are
+// the reply's followed by the dedup headers (readers look them up by key,
+// not by position); when the reply's header slice has room after its end
+// (replyMessage leaves some), they are appended there, sharing its array:
+// the reply's own headers are not changed, so both records may be handed
+// over to the transport together.
 func markerFor(topic, by, id string, reply *transport.Message) transport.Message {
 	m := transport.Message{Topic: topic, Partition: dedupPartition, ManualPartition: true, Key: id}
 	size := 0
@@ -229,13 +241,17 @@ func markerFor(topic, by, id string, reply *transport.Message) transport.Message
 			{Key: headerDedupOmitted, Value: strconv.Itoa(size)}}
 	default:
 		m.Value = reply.Value
-		m.Headers = make([]transport.Header, 0, len(reply.Headers)+4)
-		m.Headers = append(m.Headers, transport.Header{Key: headerDedupBy, Value: by}, transport.Header{Key: headerDedupOf, Value: id},
+		n := len(reply.Headers)
+		hs := reply.Headers[:n:n] // no room: append copies
+		if cap(reply.Headers)-n >= markerHeaders {
+			hs = reply.Headers[: n : n+markerHeaders]
+		}
+		hs = append(hs, transport.Header{Key: headerDedupBy, Value: by}, transport.Header{Key: headerDedupOf, Value: id},
 			transport.Header{Key: headerDedupReplyTo, Value: reply.Topic})
 		if reply.ManualPartition {
-			m.Headers = append(m.Headers, transport.Header{Key: headerDedupReplyPart, Value: strconv.Itoa(int(reply.Partition))})
+			hs = append(hs, transport.Header{Key: headerDedupReplyPart, Value: strconv.Itoa(int(reply.Partition))})
 		}
-		m.Headers = append(m.Headers, reply.Headers...)
+		m.Headers = hs
 	}
 	return m
 }

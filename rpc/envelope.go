@@ -196,7 +196,9 @@ func (hb *headerBuilder) add(k, v string) {
 
 // replyMessage builds a reply or progress record for the request in env.
 func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
-	hb := make(headerBuilder, 0, 9)
+	// Room for markerHeaders more: the dedup marker appends its headers
+	// after the reply's, in the same array (see markerFor).
+	hb := make(headerBuilder, 0, 9+markerHeaders)
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, newID())
 	hb.add(HeaderKind, string(kind))

@@ -23,11 +23,12 @@ type responder struct {
 	canReply bool
 }
 
+// newHandlerCtx returns the handler context of d, which holds it: the
+// delivery and its context are one allocation.
 func newHandlerCtx(r *serveRun, d *delivery) *handlerCtx {
-	hc := &handlerCtx{
-		lazyCtx: lazyCtx{parent: r.handlerCtx, deadline: d.req.Deadline},
-		resp:    responder{run: r, env: &d.env, req: &d.req, canReply: d.replyTo != ""},
-	}
+	hc := &d.hc
+	hc.lazyCtx.parent, hc.lazyCtx.deadline = r.handlerCtx, d.req.Deadline
+	hc.resp = responder{run: r, env: &d.env, req: &d.req, canReply: d.replyTo != ""}
 	return hc
 }
 

@@ -77,7 +77,14 @@ func (r *Reply) Decode(v any) error {
 }
 
 func replyFrom(m *transport.Message, env *envelope) *Reply {
-	r := &Reply{
+	r := new(Reply)
+	r.fill(m, env)
+	return r
+}
+
+// fill sets r to the reply or progress notice m, whose envelope is env.
+func (r *Reply) fill(m *transport.Message, env *envelope) {
+	*r = Reply{
 		ID:            env.id,
 		CorrelationID: env.correlationID,
 		Kind:          env.kind,
@@ -98,7 +105,6 @@ func replyFrom(m *transport.Message, env *envelope) *Reply {
 		}
 		r.Err = e
 	}
-	return r
 }
 
 // marshalPayload encodes v as JSON; []byte and json.RawMessage are sent as

@@ -31,9 +31,10 @@ func (c *Client) OnNotice(h NoticeHandler) error {
 		}
 		ctx, cancel := context.WithCancel(c.ctx)
 		cons, err := c.t.Subscribe(ctx, transport.Subscription{
-			Group:  c.cfg.noticeGroup,
-			Topics: []string{c.cfg.noticeTopic},
-			Start:  transport.StartEarliest,
+			Group:    c.cfg.noticeGroup,
+			Instance: c.cfg.noticeInstance,
+			Topics:   []string{c.cfg.noticeTopic},
+			Start:    transport.StartEarliest,
 		})
 		if err != nil {
 			cancel()
@@ -66,7 +67,7 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 		r := newRecentIDs(c.cfg.noticeDedup)
 		seen = &r
 	}
-	_ = pollRetrying(ctx, cons, c.log.With("topic", c.cfg.noticeTopic), "notice reader", func(msgs []transport.Message) bool {
+	err := pollRetrying(ctx, cons, c.log.With("topic", c.cfg.noticeTopic), "notice reader", func(msgs []transport.Message) bool {
 		for i := range msgs {
 			m := &msgs[i]
 			env, err := decodeEnvelope(m)
@@ -95,6 +96,12 @@ func (c *Client) readNotices(ctx context.Context, cancel context.CancelFunc, con
 		}
 		return true
 	})
+	if errors.Is(err, transport.ErrFenced) {
+		c.log.Error("rpc: notice reader stopped: another process joined the notice group with this instance id (WithNoticeInstance); notices go to it",
+			"group", c.cfg.noticeGroup, "instance", c.cfg.noticeInstance, "err", err)
+	} else if err != nil && !errors.Is(err, transport.ErrClosed) {
+		c.log.Error("rpc: notice reader stopped", "group", c.cfg.noticeGroup, "err", err)
+	}
 }
 
 // recentIDs remembers the last n ids added, in bounded memory.

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // ClientOption configures a Client.
@@ -31,12 +33,16 @@ type clientConfig struct {
 	lateMemory  int
 	resend      time.Duration
 	noticeDedup int
+	// noticeInstance is the OnNotice member's instance id; "" for a
+	// fresh one.
+	noticeInstance string
 }
 
 type serverConfig struct {
 	name           string
 	group          string
 	instance       string
+	instanceSet    bool // WithInstance given: KAFKA_INSTANCE is not read
 	concurrency    int
 	drain          time.Duration
 	logger         *slog.Logger
@@ -51,6 +57,7 @@ type serverConfig struct {
 	keyOrdering    bool
 	sessionTimeout time.Duration
 	maxPoll        time.Duration
+	commitInterval time.Duration
 }
 
 const (
@@ -64,6 +71,8 @@ const (
 	defaultDedupAge    = 10 * time.Minute
 	defaultRetries     = 3
 	defaultRetryDelay  = 100 * time.Millisecond
+	// defaultCommitInterval is WithCommitInterval's default.
+	defaultCommitInterval = 100 * time.Millisecond
 )
 
 func clientDefaults() clientConfig {
@@ -74,6 +83,7 @@ func serverDefaults() serverConfig {
 	return serverConfig{
 		name: defaultName, concurrency: defaultConcurrency, drain: defaultDrain, maxPayload: defaultMaxPayload,
 		dedupSize: defaultDedupSize, dedupAge: defaultDedupAge, retries: defaultRetries, retryDelay: defaultRetryDelay,
+		commitInterval: defaultCommitInterval,
 	}
 }
 
@@ -108,6 +118,9 @@ func (c *clientConfig) validate() error {
 	if c.noticeDedup < 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithNoticeDedup(%d): must not be negative", c.noticeDedup))
 	}
+	if err := checkInstance("WithNoticeInstance", c.noticeInstance); err != nil {
+		errs = append(errs, err)
+	}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
@@ -135,6 +148,15 @@ func (c *serverConfig) validate() error {
 	if c.group == "" {
 		c.group = c.name
 	}
+	if !c.instanceSet {
+		c.instance = os.Getenv(EnvInstance)
+	}
+	if err := checkInstance("WithInstance", c.instance); err != nil {
+		if !c.instanceSet {
+			err = fmt.Errorf("rpc: %s=%q: %w", EnvInstance, c.instance, err)
+		}
+		errs = append(errs, err)
+	}
 	if c.concurrency < 1 {
 		errs = append(errs, fmt.Errorf("rpc: WithConcurrency(%d): must be at least 1", c.concurrency))
 	}
@@ -155,6 +177,9 @@ func (c *serverConfig) validate() error {
 	}
 	if c.maxPoll < 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithMaxPollInterval(%v): must not be negative", c.maxPoll))
+	}
+	if c.commitInterval < 0 {
+		errs = append(errs, fmt.Errorf("rpc: WithCommitInterval(%v): must not be negative", c.commitInterval))
 	}
 	if c.retries < 1 || c.retryDelay <= 0 {
 		errs = append(errs, fmt.Errorf("rpc: WithRetry(%d, %v): attempts must be at least 1 and the delay positive", c.retries, c.retryDelay))
@@ -225,11 +250,63 @@ func WithGroup(group string) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.group = group })
 }
 
-// WithInstance sets the server's member id within its group. A restarted
-// server with the same instance id takes over its predecessor's partitions
-// at once. Default: a fresh id per Serve.
+// EnvInstance is the environment variable a Server takes its instance id
+// from when WithInstance is not given: KAFKA_INSTANCE, as the seed's Laravel
+// setup names it.
+const EnvInstance = "KAFKA_INSTANCE"
+
+// WithInstance sets the server's member id within its group: a stable
+// identity (Kafka's group.instance.id, static membership). A server that
+// crashed and is restarted with the same id takes its predecessor's
+// partitions back at once, instead of the group waiting to find the dead
+// member (WithSessionTimeout, or over the REST API WithMaxPollInterval or
+// the REST server's idle expiry: minutes), and reads them from the group's
+// committed offsets, so requests the dead process had taken but not
+// answered are handled again (the dedup window answers those it had
+// answered without committing).
+//
+// The trade-off: the id must be unique among the live servers of the
+// group. Two live processes with the same id fence each other: when the
+// second joins, the first one's member is replaced; its Serve stops
+// dispatching and returns an error wrapping transport.ErrFenced (on the
+// embedded broker, on kafka-rest, and on Kafka), so no request is read by
+// both. Give each process its own id (a host name, a slot number), never
+// one per deployment.
+//
+// Default: the value of the environment variable KAFKA_INSTANCE (EnvInstance)
+// when set, else a fresh id per Serve (no static membership). WithInstance("")
+// asks for the fresh id whatever the environment says. An id over 200 bytes or
+// with spaces or control characters is refused by NewServer.
 func WithInstance(id string) ServerOption {
-	return serverFunc(func(c *serverConfig) { c.instance = id })
+	return serverFunc(func(c *serverConfig) { c.instance = id; c.instanceSet = true })
+}
+
+// WithNoticeInstance sets the member id of the durable group that reads the
+// notices (OnNotice): a stable identity, as WithInstance is for a Server. A
+// client process restarted with the same id takes its notice partitions
+// back at once and reads them from the committed offset, so a notice that
+// arrived while it was down, or that it was handling when it died, is
+// handled then. Two live clients with the same id fence each other: the
+// older one's notice reader stops, with an error in the log. Default: a
+// fresh id (KAFKA_INSTANCE is not read here: a process that runs a Server
+// and a Client of one name would put both members, with one id, in one
+// group).
+func WithNoticeInstance(id string) ClientOption {
+	return clientFunc(func(c *clientConfig) { c.noticeInstance = id })
+}
+
+// checkInstance refuses an instance id that cannot be a member id or a
+// REST path segment without surprises.
+func checkInstance(opt, id string) error {
+	if len(id) > 200 {
+		return fmt.Errorf("rpc: %s: instance id of %d bytes is over 200", opt, len(id))
+	}
+	for _, r := range id {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return fmt.Errorf("rpc: %s(%q): an instance id must not hold spaces or control characters", opt, id)
+		}
+	}
+	return nil
 }
 
 // WithConcurrency bounds how many handlers run at once. Default 16.
@@ -242,6 +319,23 @@ func WithConcurrency(n int) ServerOption {
 // canceled. Default 30s.
 func WithDrainTimeout(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.drain = d })
+}
+
+// WithCommitInterval is the least time between two commits of a Serve:
+// watermarks that move sooner are committed together when it has passed, so
+// that a busy server makes one commit (one request on a REST transport) for
+// many records instead of one per record. Default 100ms; 0 commits as soon
+// as a watermark moves. A negative d is an error.
+//
+// Commits still never pass unfinished work, and Serve commits everything it
+// handled when it stops, so delivery stays at-least-once. The trade: after
+// a crash, or when a partition moves to another member, the records handled
+// in the last interval are delivered again; the dedup window (WithDedup,
+// shared by the group through the dedup topic, which survives a crash)
+// answers those requests with their stored replies instead of running them
+// again.
+func WithCommitInterval(d time.Duration) ServerOption {
+	return serverFunc(func(c *serverConfig) { c.commitInterval = d })
 }
 
 // WithMiddleware adds middleware around every handler, outermost first.
@@ -265,9 +359,12 @@ type header struct{ k, v string }
 
 // newCallConfig applies opts and validates the result.
 func newCallConfig(opts []CallOption) (callConfig, error) {
-	var cc callConfig
+	if len(opts) == 0 {
+		return callConfig{}, nil // the common case: nothing to apply, no allocation
+	}
+	cc := new(callConfig)
 	for _, o := range opts {
-		o(&cc)
+		o(cc)
 	}
 	var errs []error
 	if cc.timeout < 0 {
@@ -277,9 +374,9 @@ func newCallConfig(opts []CallOption) (callConfig, error) {
 		errs = append(errs, fmt.Errorf("rpc: WithMethod(%q): must not contain '/' (routes are \"topic/method\")", cc.method))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return cc, NewError(CodeInvalidArgument, err)
+		return *cc, NewError(CodeInvalidArgument, err)
 	}
-	return cc, nil
+	return *cc, nil
 }
 
 // WithTimeout bounds the call: the reply must arrive within d. The deadline

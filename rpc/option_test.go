@@ -25,6 +25,8 @@ func TestBadOptionsAreNamed(t *testing.T) {
 		"WithReplyTopic":  rpc.WithReplyTopic(""),
 		"WithNoticeTopic": rpc.WithNoticeTopic(""),
 		"WithNoticeGroup": rpc.WithNoticeGroup(""),
+
+		"WithNoticeInstance": rpc.WithNoticeInstance("a\nb"),
 	}
 	for name, opt := range clientCases {
 		_, err := rpc.NewClient(b, opt)
@@ -40,6 +42,8 @@ func TestBadOptionsAreNamed(t *testing.T) {
 		"WithRetry":           rpc.WithRetry(0, time.Second),
 		"WithSessionTimeout":  rpc.WithSessionTimeout(-time.Second),
 		"WithMaxPollInterval": rpc.WithMaxPollInterval(-time.Second),
+		"WithCommitInterval":  rpc.WithCommitInterval(-time.Second),
+		"WithInstance":        rpc.WithInstance("two words"),
 	}
 	for name, opt := range serverCases {
 		_, err := rpc.NewServer(b, opt)

@@ -32,6 +32,11 @@ type delivery struct {
 	// waiters are the copies that waited for this delivery (see waiter):
 	// done when it is done.
 	waiters []waiter
+	// hc is the handler's context (see newHandlerCtx), made once by invoke.
+	hc handlerCtx
+	// batch holds the reply and the dedup marker for sendReply's produce,
+	// so that it needs no allocation of its own.
+	batch [2]transport.Message
 }
 
 // outcomeKind says what settle does with a delivery.
@@ -49,11 +54,17 @@ const (
 
 // outcome is what the stages made of a delivery.
 type outcome struct {
-	kind   outcomeKind
-	reply  *transport.Message // outReply: the reply, nil when none is due
-	reason string             // outPoison: the dlq-reason
-	err    *Error             // outPoison: the error the caller gets
-	entry  *handledEntry      // outResend: the stored entry
+	kind  outcomeKind
+	reply transport.Message // outReply, outPoison: the reply, when hasReply
+	// hasReply says a reply is due.
+	hasReply bool
+	// owned says the reply's Value was encoded here (not a []byte or
+	// json.RawMessage the handler still holds): it may be handed over to
+	// the transport (see ownedProducer).
+	owned  bool
+	reason string        // outPoison: the dlq-reason
+	err    *Error        // outPoison: the error the caller gets
+	entry  *handledEntry // outResend: the stored entry
 }
 
 func poisoned(reason string, e *Error) outcome {
@@ -189,7 +200,9 @@ func (r *serveRun) invoke(d *delivery) outcome {
 		r.s.log.Error("rpc: handler's result cannot be encoded", "request", d.req.String(), "err", err)
 		return r.replyOutcome(d, nil, Errorf(CodeInternal, "encode reply: %v", err))
 	}
-	return r.replyOutcome(d, payload, nil)
+	o := r.replyOutcome(d, payload, nil)
+	o.owned = !callerOwned(res)
+	return o
 }
 
 // replyOutcome is outReply with the reply built, when one is due.
@@ -197,8 +210,7 @@ func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcom
 	if d.replyTo == "" {
 		return outcome{kind: outReply}
 	}
-	reply := r.s.replyMessage(&d.env, KindReply, payload, herr)
-	return outcome{kind: outReply, reply: &reply}
+	return outcome{kind: outReply, reply: r.s.replyMessage(&d.env, KindReply, payload, herr), hasReply: true}
 }
 
 // call calls h, retrying errors marked Retryable with backoff, up to the

@@ -48,7 +48,11 @@ func (c *Client) deliver(m *transport.Message) {
 	c.mu.Unlock()
 	switch {
 	case ok && env.kind == KindReply:
-		pc.ch <- replyFrom(m, &env) // buffered, one reply per call
+		// The call's own Reply, which it copies out: no allocation. Only
+		// this reader writes it, once, and the caller reads it after the
+		// channel says so.
+		pc.reply.fill(m, &env)
+		pc.ch <- &pc.reply // buffered, one reply per call
 	case ok:
 		if pc.progress != nil {
 			pc.progress(replyFrom(m, &env))

@@ -38,7 +38,14 @@ type serveRun struct {
 
 	track     *tracker
 	commitSig chan struct{}
-	commitWG  sync.WaitGroup
+	// commitPaced is set while the committer waits for the commit
+	// interval's end (see committer).
+	commitPaced atomic.Bool
+	commitWG    sync.WaitGroup
+	// markBuf and commitBuf are commit's buffers, reused from one commit
+	// to the next (commits never overlap).
+	markBuf   []mark
+	commitBuf []transport.Message
 }
 
 // finalGrace is how long Serve waits, after a hard stop, for the settle
@@ -196,8 +203,13 @@ func (r *serveRun) worker(work <-chan ticket) {
 	}
 }
 
-// signalCommit wakes the committer: a watermark moved.
+// signalCommit wakes the committer: a watermark moved. While the
+// committer waits for the commit interval's end, it need not be woken:
+// that commit reads every watermark.
 func (r *serveRun) signalCommit() {
+	if r.commitPaced.Load() {
+		return
+	}
 	select {
 	case r.commitSig <- struct{}{}:
 	default:

@@ -26,6 +26,7 @@ import (
 // up to its lowest offset still in flight, never past unfinished work.
 type Server struct {
 	t   transport.Transport
+	p   producer // t, with its ProduceOwned when it has one
 	cfg serverConfig
 	log *slog.Logger
 
@@ -72,6 +73,7 @@ func NewServer(t transport.Transport, opts ...ServerOption) (*Server, error) {
 	}
 	s := &Server{
 		t:      t,
+		p:      newProducer(t),
 		cfg:    cfg,
 		log:    cfg.logger.With("rpc.server", cfg.name),
 		routes: make(map[string]HandlerFunc),

@@ -42,8 +42,7 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 			return false
 		}
 		if d.replyTo != "" {
-			reply := r.s.replyMessage(&d.env, KindReply, nil, o.err)
-			o.reply = &reply
+			o.reply, o.hasReply = r.s.replyMessage(&d.env, KindReply, nil, o.err), true
 		}
 	}
 	if d.env.legacy || d.env.id == "" {
@@ -51,11 +50,14 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 		return true // nothing to record or answer
 	}
 	e := &handledEntry{id: d.env.id, at: time.Now()}
-	e.reply.Store(o.reply)
+	if o.hasReply { // the entry holds the reply: one allocation for both
+		e.sent = o.reply
+		e.reply.Store(&e.sent)
+	}
 	if d.dedupID != "" {
 		d.waiters = r.dedup.finish(d.dedupID, e, r)
 	}
-	return r.sendReply(d, e)
+	return r.sendReply(d, e, o.owned || !o.hasReply)
 }
 
 // release gives up the delivery's dedup entry without recording it: the
@@ -72,18 +74,21 @@ func (r *serveRun) release(d *delivery) {
 // the transport takes them together. When it does not (too large), each
 // goes alone, and a reply too large on its own is replaced by an error
 // reply (CodeResourceExhausted) so the caller learns what happened; the
-// window's entry is updated to match.
-func (r *serveRun) sendReply(d *delivery, e *handledEntry) bool {
+// window's entry is updated to match. owned says the reply's Value may be
+// handed over to the transport (see ownedProducer): the reply and the
+// marker (which shares that Value) are then not copied by a transport that
+// can take them; the fallbacks below always copy.
+func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 	reply := e.reply.Load()
 	marker, persisted := r.marker(d, e)
-	batch := make([]transport.Message, 0, 2)
+	batch := d.batch[:0]
 	if reply != nil {
 		batch = append(batch, *reply)
 	}
 	if persisted {
 		batch = append(batch, marker)
 	}
-	ok, err := r.produce("reply", d.env.id, batch...)
+	ok, err := r.produceAs("reply", d.env.id, owned, batch...)
 	if reply == nil || !errors.Is(err, transport.ErrMessageTooLarge) {
 		return ok
 	}
@@ -123,12 +128,42 @@ func (r *serveRun) marker(d *delivery, e *handledEntry) (transport.Message, bool
 // done, so that one bad reply-to cannot stall a partition; err is the
 // permanent error, for callers that can do better.
 func (r *serveRun) produce(what, id string, msgs ...transport.Message) (ok bool, err error) {
+	return r.produceAs(what, id, false, msgs...)
+}
+
+// produceAs is produce; owned says msgs may be handed over to the
+// transport (see ownedProducer).
+func (r *serveRun) produceAs(what, id string, owned bool, msgs ...transport.Message) (ok bool, err error) {
 	if len(msgs) == 0 {
 		return true, nil
 	}
+	// A ProduceOwned that failed may have filled msgs in place (the
+	// partition chosen, ManualPartition cleared): a retry sends them as
+	// they were. Only small batches are handed over, so that this copy
+	// stays on the stack.
+	var saved [2]transport.Message
+	if owned && len(msgs) > len(saved) {
+		owned = false
+	}
+	if owned {
+		copy(saved[:], msgs)
+	}
+	// The first attempt is made outside retry: the common case, a produce
+	// that works, then costs no closure.
+	err = r.produceOnce(owned, msgs)
+	if err == nil {
+		return true, nil
+	}
 	var refused error
+	first := true
 	err = retry(r.handlerCtx, replyBackoff, func() error {
-		_, err := r.s.t.Produce(r.finalCtx, msgs...)
+		if !first {
+			if owned {
+				copy(msgs, saved[:len(msgs)])
+			}
+			err = r.produceOnce(owned, msgs)
+		}
+		first = false
 		if err != nil && permanentProduceErr(err) {
 			refused = err
 			return backoff.Permanent(err)
@@ -148,4 +183,10 @@ func (r *serveRun) produce(what, id string, msgs ...transport.Message) (ok bool,
 		return false, nil
 	}
 	return true, nil
+}
+
+// produceOnce is one attempt of produceAs, bounded by finalCtx.
+func (r *serveRun) produceOnce(owned bool, msgs []transport.Message) error {
+	_, err := r.s.p.produce(r.finalCtx, owned, msgs...)
+	return err
 }

@@ -172,10 +172,13 @@ type mark struct {
 
 // uncommitted returns a mark for each partition whose watermark moved
 // past its last commit. They stay uncommitted until committed is told.
-func (t *tracker) uncommitted() []mark {
+func (t *tracker) uncommitted() []mark { return t.uncommittedInto(nil) }
+
+// uncommittedInto is uncommitted, appending to dst[:0].
+func (t *tracker) uncommittedInto(dst []mark) []mark {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []mark
+	out := dst[:0]
 	for tp, ps := range t.parts {
 		if ps.mark > ps.committed {
 			out = append(out, mark{m: transport.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.mark}, epoch: ps.epoch})

@@ -15,7 +15,7 @@ import (
 // cluster's own settings decide (--partitions is allowed with an explicit
 // --auto-create=true: the partition count of topics created on first use).
 var embeddedOnly = []string{"topics", "partitions", "retention-records", "retention-bytes", "retention-age",
-	"offsets-retention", "max-topics", "max-total-partitions"}
+	"offsets-retention", "max-topics", "max-total-partitions", "data-dir", "fsync"}
 
 // newBackend makes the server's backend: the embedded broker, or with
 // --brokers (or any --kafka-* flag) the Kafka backend, reached within
@@ -23,7 +23,7 @@ var embeddedOnly = []string{"topics", "partitions", "retention-records", "retent
 // closes it after the server.
 func newBackend(ctx context.Context, f flags, log *slog.Logger) (b restserver.Backend, topics map[string]int32, closeBackend func(), err error) {
 	if !f.kafka.Wanted() {
-		broker, err := newBroker(f)
+		broker, err := newBroker(f, log)
 		if err != nil {
 			return nil, nil, nil, err
 		}

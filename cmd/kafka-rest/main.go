@@ -7,6 +7,7 @@
 //	kafka-rest [--addr 127.0.0.1:8080] [--topics name[:partitions],...]
 //	           [--partitions 1] [--auto-create=true] [--max-message-bytes 1048576]
 //	           [--username U --password P] [--users FILE] [--instance-expiry 5m] [--log-level info]
+//	           [--data-dir DIR [--fsync always|interval=DUR|never]]
 //	           [limits: see below]
 //
 // Limits, each a flag with Kafka's name where Kafka has one:
@@ -56,10 +57,22 @@
 // At start it raises its soft limit on open files to the hard limit, and
 // lowers --max-connections to stay 64 below it if needed.
 //
-// Records live in memory only and are lost at exit, unless --brokers
-// host:port,... is given: then kafka-rest is a proxy in front of that Kafka
-// cluster (restserver/kafkabackend), with SASL and TLS from --kafka-* flags
-// or the KAFKA_* environment (transport/kafka.ConfigFromEnv); see
+// Without --data-dir, records live in memory only and are lost at exit.
+// With --data-dir DIR, records, topics and consumer groups' committed
+// offsets are also written to DIR (segment files with a CRC per batch) and
+// recovered at the next start; a produce is answered only once its records
+// are written to the operating system, so killing the process loses
+// nothing acknowledged. --fsync decides what a machine crash can lose:
+// always (the default: fsync before answering, concurrent produces sharing
+// one fsync) loses nothing acknowledged; interval=DUR (e.g. interval=100ms)
+// loses at most the last DUR; never leaves flushing to the OS (Linux:
+// about 30 s). Retention deletes whole segment files. A DIR in use by
+// another running kafka-rest is refused at start; a write that fails (a
+// full disk) is answered 507 and not acknowledged.
+//
+// With --brokers host:port,... kafka-rest is instead a proxy in front of
+// that Kafka cluster (restserver/kafkabackend), with SASL and TLS from
+// --kafka-* flags or the KAFKA_* environment (transport/kafka.Flags); see
 // kafka.go.
 package main
 
@@ -101,7 +114,7 @@ const shutdownGrace = 10 * time.Second
 // flags are kafka-rest's command line, parsed.
 type flags struct {
 	addr, username, password, topics, logLevel string
-	users                                      string
+	users, dataDir, fsync                      string
 	partitions, maxMessage                     int
 	autoCreate                                 bool
 	expiry                                     time.Duration
@@ -204,6 +217,8 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.IntVar(&f.maxMessage, "max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
 	fs.DurationVar(&f.expiry, "instance-expiry", restserver.DefaultInstanceExpiry, "close consumer instances idle for this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.dataDir, "data-dir", "", "`directory` to keep records, topics and committed offsets in, recovered at start (default: memory only, lost at exit)")
+	fs.StringVar(&f.fsync, "fsync", "always", "with --data-dir, when to fsync: always (before each answer; group commit), interval=DUR (every DUR), or never (the OS decides)")
 	limitFlags(fs, &f.limits)
 	f.kafka.Register(fs)
 	fs.DurationVar(&f.connectTimeout, "kafka-connect-timeout", 15*time.Second, "with --brokers: give up (exit 1) if no broker answers within this")
@@ -221,6 +236,9 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	}
 	f.explicit = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.explicit[fl.Name] = true })
+	if f.explicit["fsync"] && f.dataDir == "" {
+		return f, false, errors.New("--fsync applies to --data-dir: without it nothing is written to disk")
+	}
 	if f.username == "" {
 		f.username = os.Getenv("KAFKA_REST_USERNAME")
 	}
@@ -235,12 +253,32 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 
 // newBroker makes the embedded broker with f's topics. The broker validates
 // its options; its error names the bad one.
-func newBroker(f flags) (*memory.Broker, error) {
-	broker, err := memory.New(append([]memory.Option{
+func newBroker(f flags, log *slog.Logger) (*memory.Broker, error) {
+	opts := append([]memory.Option{
 		memory.WithPartitions(f.partitions),
 		memory.WithAutoCreate(f.autoCreate),
 		memory.WithMaxMessageBytes(f.maxMessage),
-	}, f.limits.brokerOptions()...)...)
+	}, f.limits.brokerOptions()...)
+	var (
+		broker *memory.Broker
+		err    error
+	)
+	if f.dataDir == "" {
+		broker, err = memory.New(opts...)
+	} else {
+		policy, perr := memory.ParseFsyncPolicy(f.fsync)
+		if perr != nil {
+			return nil, fmt.Errorf("--fsync: %w", perr)
+		}
+		start := time.Now()
+		broker, err = memory.NewDurable(f.dataDir, append(opts, memory.WithFsync(policy), memory.WithLogger(log))...)
+		if err == nil {
+			log.Info("kafka-rest: data dir recovered", "data_dir", f.dataDir, "fsync", policy.String(),
+				"topics", len(broker.Topics()), "took", time.Since(start).Round(time.Millisecond))
+		} else {
+			return nil, fmt.Errorf("--data-dir %s: %w", f.dataDir, err)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--partitions, --max-message-bytes or a limit flag: %w", err)
 	}

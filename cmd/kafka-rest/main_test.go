@@ -142,6 +142,9 @@ func TestRunRejectsBadArguments(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"bad max message", []string{"--max-message-bytes", "0"}, "--max-message-bytes"},
 		{"address in use or bad", []string{"--addr", "127.0.0.1:99999"}, "listen"},
+		{"fsync without data dir", []string{"--fsync", "never"}, "--fsync applies to --data-dir"},
+		{"bad fsync", []string{"--data-dir", t.TempDir(), "--fsync", "interval=0s"}, "--fsync"},
+		{"data dir is a file", []string{"--data-dir", "main.go"}, "--data-dir main.go"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 	"github.com/kafkarpc/kafkarpc/transport/upstash"
@@ -41,6 +42,9 @@ type config struct {
 	maxStreams int
 	// keep is how long reports are kept after they finished.
 	keep time.Duration
+	// instance is -instance: the consumer group member id of role worker
+	// or web ("": KAFKA_INSTANCE, else a slot in dir; see identity.go).
+	instance string
 }
 
 // envDir names the reports folder when -dir is not given.
@@ -90,6 +94,7 @@ UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
 	}
 	fs.DurationVar(&cfg.keep, "keep", defKeep, "web app: delete reports (the .xlsx and the records) this `long` after they finished; 0 keeps them forever (env "+envKeep+")")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
+	fs.StringVar(&cfg.instance, "instance", "", "roles worker and web: stable consumer group member `id`, so a restarted process takes its partitions back at once (default: "+envInstance+", else <role>-<n>@<host> for the lowest slot n free in -dir; two live processes must not share one)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -126,18 +131,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cfg.role {
 	case "worker":
+		id, err := claimIdentity(cfg.dir, cfg.role, cfg.instance)
+		if err != nil {
+			return err
+		}
+		defer id.release()
+		log.Info("instance id", "role", cfg.role, "instance", id.id, "from", id.source)
 		t, err := transportFromEnv(cfg.role, log)
 		if err != nil {
 			return err
 		}
 		defer t.Close()
-		return runWorker(ctx, t, cfg, log)
+		return runWorker(ctx, t, cfg, log, rpc.WithInstance(id.id))
 	case "web":
+		id, err := claimIdentity(cfg.dir, cfg.role, cfg.instance)
+		if err != nil {
+			return err
+		}
+		defer id.release()
+		log.Info("instance id", "role", cfg.role, "instance", id.id, "from", id.source)
 		t, err := transportFromEnv(cfg.role, log)
 		if err != nil {
 			return err
 		}
 		defer t.Close()
+		cfg.instance = id.id
 		web, err := startWeb(ctx, t, cfg, log)
 		if err != nil {
 			return err
@@ -191,13 +209,13 @@ func redactURL(raws ...string) string {
 }
 
 // runWorker runs server two on t until ctx ends.
-func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger) error {
+func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger, opts ...rpc.ServerOption) error {
 	w, err := newWorker(ctx, filepath.Join(cfg.dir, "sales.db"), cfg.dir, log)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	s, err := newReportsServer(t, w)
+	s, err := newReportsServer(t, w, opts...)
 	if err != nil {
 		return err
 	}
@@ -207,7 +225,7 @@ func runWorker(ctx context.Context, t transport.Transport, cfg config, log *slog
 
 // web is the web app's part of the configuration.
 func (cfg config) web() webConfig {
-	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams, KeepFor: cfg.keep}
+	return webConfig{DBPath: filepath.Join(cfg.dir, "web.db"), Dir: cfg.dir, MaxStreams: cfg.maxStreams, KeepFor: cfg.keep, Instance: cfg.instance}
 }
 
 // runningWeb is server one serving HTTP.

@@ -89,6 +89,10 @@ type webConfig struct {
 	// SweepEvery is how often old reports are looked for (default:
 	// KeepFor/10, at most an hour).
 	SweepEvery time.Duration
+	// Instance is the member id of the notice group (rpc.WithNoticeInstance):
+	// a restarted web app with the same id takes its notice partitions back
+	// at once. "" is a fresh id per start.
+	Instance string
 }
 
 // withDefaults fills in the zero fields.
@@ -139,7 +143,7 @@ func newWebApp(ctx context.Context, t transport.Transport, wc webConfig, log *sl
 	if err != nil {
 		return nil, err
 	}
-	client, err := rpc.NewClient(t, rpc.WithName(webName), rpc.WithLogger(log))
+	client, err := rpc.NewClient(t, rpc.WithName(webName), rpc.WithLogger(log), rpc.WithNoticeInstance(wc.Instance))
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -23,7 +24,16 @@ import (
 // value, as with encoding/json. Each value has its own allocation, of its
 // size: the server's backend keeps records one by one.
 func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
-	d := decoder{b: body, arena: make([]byte, 0, 512)} // scratch: every string is copied out
+	hp := hdrScratch.Get().(*[]Header)
+	d := decoder{b: body, arena: make([]byte, 0, 512), hdrs: (*hp)[:0]} // scratch: every string is copied out
+	defer func() {
+		if cap(d.hdrs) > 1024 {
+			return // one unusual body's scratch is not kept
+		}
+		*hp = d.hdrs[:0] // kept as grown, without the strings it held
+		clear((*hp)[:cap(*hp)])
+		hdrScratch.Put(hp)
+	}()
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '{' {
 		items = make([]TopicMessage, 1)
@@ -34,6 +44,10 @@ func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 	}
 	return arrayOf(&d, 16, d.topicMessage)
 }
+
+// hdrScratch holds the server decoder's header scratch space (see
+// decoder.hdrs) from one body to the next.
+var hdrScratch = sync.Pool{New: func() any { s := make([]Header, 0, 16); return &s }}
 
 // arrayOf decodes a body that is one array, each element with elem,
 // into a []T made with capacity n.
@@ -71,12 +85,15 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 			ts, ok = d.int64()
 			it.Timestamp = &ts
 		case "headers":
-			it.Headers = []Header{} // [] is an empty, non-nil slice
+			d.hdrs = d.hdrs[:0]
 			ok = d.array(func() bool {
 				k, v, ok := d.header()
-				it.Headers = append(it.Headers, Header{Key: k, Value: v})
+				d.hdrs = append(d.hdrs, Header{Key: k, Value: v})
 				return ok
 			})
+			// [] is an empty, non-nil slice; the scratch is copied out at
+			// its size.
+			it.Headers = append(make([]Header, 0, len(d.hdrs)), d.hdrs...)
 		}
 		return ok
 	})

@@ -26,6 +26,9 @@ type decoder struct {
 	interned map[string]string
 	// lastTopic is reused when the next topic is the same.
 	lastTopic string
+	// hdrs is scratch space for one record's headers on the server, which
+	// are then copied out at their size: one allocation per record.
+	hdrs []Header
 }
 
 // Bounds on the strings the decoder interns.
@@ -260,6 +263,9 @@ func (d *decoder) string(intern bool) (string, bool) {
 	if !intern || len(v) > maxInternLen {
 		return string(v), true
 	}
+	if s, ok := wellKnown(v); ok {
+		return s, true
+	}
 	if s, ok := d.interned[string(v)]; ok {
 		return s, true
 	}
@@ -271,6 +277,62 @@ func (d *decoder) string(intern bool) (string, bool) {
 		d.interned[s] = s
 	}
 	return s, true
+}
+
+// wellKnown returns the constant equal to v when v is one of the header
+// keys and values that most records carry (the rpc envelope's, see package
+// rpc): those cost no allocation in any body, not just from their second
+// time in one body. The switch compares without converting v.
+func wellKnown(v []byte) (string, bool) {
+	switch string(v) {
+	case "rpc-v":
+		return "rpc-v", true
+	case "rpc-id":
+		return "rpc-id", true
+	case "rpc-kind":
+		return "rpc-kind", true
+	case "rpc-method":
+		return "rpc-method", true
+	case "rpc-from":
+		return "rpc-from", true
+	case "rpc-reply-to":
+		return "rpc-reply-to", true
+	case "rpc-reply-partition":
+		return "rpc-reply-partition", true
+	case "rpc-correlation-id":
+		return "rpc-correlation-id", true
+	case "rpc-timeout-ms":
+		return "rpc-timeout-ms", true
+	case "rpc-deadline":
+		return "rpc-deadline", true
+	case "rpc-error-code":
+		return "rpc-error-code", true
+	case "rpc-error":
+		return "rpc-error", true
+	case "rpc-dedup-of":
+		return "rpc-dedup-of", true
+	case "rpc-dedup-by":
+		return "rpc-dedup-by", true
+	case "rpc-dedup-reply-to":
+		return "rpc-dedup-reply-to", true
+	case "content-type":
+		return "content-type", true
+	case "traceparent":
+		return "traceparent", true
+	case "application/json":
+		return "application/json", true
+	case "1":
+		return "1", true
+	case "request":
+		return "request", true
+	case "reply":
+		return "reply", true
+	case "notify":
+		return "notify", true
+	case "progress":
+		return "progress", true
+	}
+	return "", false
 }
 
 // topic decodes a JSON string, sharing it with the topic before when equal:

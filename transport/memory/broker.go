@@ -10,9 +10,12 @@
 // partitions to members sorted by instance id, and records polled but not
 // committed are delivered again to a partition's next owner.
 //
-// It keeps everything in memory and runs no goroutines of its own: work
-// happens in the callers' goroutines, and blocked Polls and Fetches are woken
-// through channels when records are appended.
+// A broker made by New keeps everything in memory and runs no goroutines of
+// its own: work happens in the callers' goroutines, and blocked Polls and
+// Fetches are woken through channels when records are appended. A broker
+// made by NewDurable also writes its records, topics and committed offsets
+// to a data directory and recovers them at the next start (see NewDurable);
+// with FsyncEvery it runs one goroutine, which Close stops.
 package memory
 
 import (
@@ -25,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/disklog"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -62,6 +66,10 @@ type Broker struct {
 	nTopics, nParts atomic.Int64
 	closed          atomic.Bool
 
+	// disk is the data dir of a durable broker (NewDurable); nil keeps
+	// everything in memory only.
+	disk *disklog.Dir
+
 	mu      sync.Mutex        // serialises topic creation, groups and Close
 	groups  map[string]*group // by name
 	sweepAt time.Time         // sweepGroups does nothing before; guarded by mu
@@ -72,28 +80,53 @@ type Broker struct {
 // WithTopic with an invalid name...) makes it fail with an error naming the
 // option, wrapping transport.ErrInvalid.
 func New(opts ...Option) (*Broker, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.durable.set {
+		return nil, fmt.Errorf("memory: WithFsync, WithSegmentBytes and WithLogger apply to NewDurable only: %w", transport.ErrInvalid)
+	}
+	b := newBrokerWith(cfg)
+	if err := b.createConfigTopics(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newConfig applies opts to the defaults.
+func newConfig(opts []Option) (config, error) {
 	cfg := defaults()
 	for _, o := range opts {
 		if err := o.apply(&cfg); err != nil {
-			return nil, err
+			return config{}, err
 		}
 	}
-	b := &Broker{
+	return cfg, nil
+}
+
+// newBrokerWith returns a broker with cfg and no topics.
+func newBrokerWith(cfg config) *Broker {
+	return &Broker{
 		cfg:    cfg,
 		done:   make(chan struct{}),
 		now:    time.Now,
 		groups: make(map[string]*group),
 	}
-	for _, ts := range cfg.topics {
+}
+
+// createConfigTopics creates WithTopic's topics.
+func (b *Broker) createConfigTopics() error {
+	for _, ts := range b.cfg.topics {
 		n := ts.partitions
 		if n <= 0 {
-			n = cfg.partitions
+			n = b.cfg.partitions
 		}
 		if err := b.CreateTopic(ts.name, n); err != nil {
-			return nil, fmt.Errorf("memory: WithTopic(%q, %d): %w", ts.name, ts.partitions, err)
+			return fmt.Errorf("memory: WithTopic(%q, %d): %w", ts.name, ts.partitions, err)
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // validTopicName reports why name is not a valid Kafka topic name: 1 to 249
@@ -167,6 +200,9 @@ func (b *Broker) publishLocked(op string, ts []*topic) error {
 		parts += len(t.parts)
 	}
 	if err := b.checkCaps(op, len(ts), parts); err != nil {
+		return err
+	}
+	if err := b.persistTopics(ts); err != nil {
 		return err
 	}
 	for _, t := range ts {
@@ -432,6 +468,17 @@ func (b *Broker) Groups() []GroupInfo {
 	return out
 }
 
+// newGroup returns a new, empty group called name.
+func (b *Broker) newGroup(name string) *group {
+	return &group{
+		b:       b,
+		name:    name,
+		members: make(map[string]*Consumer),
+		gone:    make(map[string]*Consumer),
+		parts:   make(map[*partition]*groupPart),
+	}
+}
+
 // lockedGroup returns the consumer group called name, creating it, with
 // its mu held. A group deleted by its last member's leaving (see leftLocked)
 // is never reused: the caller gets a new one.
@@ -445,13 +492,7 @@ func (b *Broker) lockedGroup(name string) (*group, error) {
 		}
 		g := b.groups[name]
 		if g == nil {
-			g = &group{
-				b:       b,
-				name:    name,
-				members: make(map[string]*Consumer),
-				gone:    make(map[string]*Consumer),
-				parts:   make(map[*partition]*groupPart),
-			}
+			g = b.newGroup(name)
 			b.groups[name] = g
 		}
 		b.mu.Unlock()
@@ -486,6 +527,7 @@ func (b *Broker) sweepGroups() {
 		if !g.deleted && len(g.members) == 0 && len(g.gone) == 0 && !g.emptySince.IsZero() &&
 			now.Sub(g.emptySince) >= b.cfg.offsetsRetention {
 			g.deleteLocked()
+			b.persistGroupDeleted(g.name)
 		}
 		g.mu.Unlock()
 	}
@@ -493,16 +535,20 @@ func (b *Broker) sweepGroups() {
 
 // Close shuts the broker down: every blocked Poll and Fetch returns an error
 // wrapping transport.ErrClosed, and so does every later call. The records
-// and offsets are released. Close is idempotent and always returns nil.
+// and offsets are released; a durable broker (NewDurable) first fsyncs its
+// files (not with FsyncNever) and releases its data dir. Close is
+// idempotent and always returns nil.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed.Load() {
+		b.mu.Unlock()
 		return nil
 	}
 	b.closed.Store(true)
 	close(b.done)
 	b.groups = nil
+	b.mu.Unlock()
+	b.closeDisk()
 	b.topics.Clear()
 	return nil
 }

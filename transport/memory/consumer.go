@@ -472,6 +472,12 @@ func (c *Consumer) commit(ctx context.Context, op string, mode commitMode, n int
 			o.pending = off + 1
 		}
 	}
+	if err := c.b.persistCommits(g.name, c.owned, func(o *owned) int64 { return o.pending }); err != nil {
+		for _, x := range c.owned {
+			x.pending = -1
+		}
+		return err
+	}
 	for _, o := range c.owned {
 		if o.pending >= 0 {
 			o.gp.committed = o.pending
@@ -520,6 +526,9 @@ func (c *Consumer) CommitPositions(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.b.persistCommits(g.name, c.owned, func(o *owned) int64 { return o.pos }); err != nil {
+		return err
+	}
 	for _, o := range c.owned {
 		o.gp.committed = o.pos
 	}

@@ -1,11 +1,13 @@
 package memory
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/disklog"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -54,6 +56,13 @@ type partition struct {
 	// append: the wake channels of consumers owning the partition and of
 	// blocked Fetches.
 	watchers []chan struct{}
+
+	// log is the partition's file log in a durable broker (nil in memory
+	// only): append writes to it first, under mu. stopped is the broker's
+	// closed flag, checked under mu so that no append writes once Close
+	// has passed every partition's lock.
+	log     *disklog.Log
+	stopped *atomic.Bool
 }
 
 // recordSize is the size a record counts for against WithMaxMessageBytes and
@@ -83,9 +92,44 @@ func (c *config) fitBytes(msgs []transport.Message, more bool, left *int) int {
 }
 
 // append stores msgs, which are fully prepared except for Offset, sets their
-// offsets, applies retention and wakes the watchers.
-func (p *partition) append(msgs []transport.Message, cfg *config, now time.Time) {
+// offsets, applies retention and wakes the watchers. In a durable broker it
+// first writes them to the partition's log and returns the sequence number
+// to pass to its Sync; if that fails, it stores nothing and returns the
+// error.
+func (p *partition) append(msgs []transport.Message, cfg *config, now time.Time) (int64, error) {
 	p.mu.Lock()
+	var seq int64
+	if p.log != nil {
+		if p.stopped.Load() {
+			p.mu.Unlock()
+			return 0, errBrokerClosed
+		}
+		next := p.base + int64(p.count)
+		for i := range msgs {
+			msgs[i].Offset = next + int64(i)
+		}
+		var err error
+		if seq, err = p.log.Append(msgs, now); err != nil {
+			p.mu.Unlock()
+			return 0, fmt.Errorf("memory: produce to %q partition %d: %w", p.topic.name, p.index, err)
+		}
+	}
+	p.store(msgs, now.UnixMilli())
+	p.trim(cfg, now)
+	if p.log != nil {
+		p.log.DropBefore(p.base)
+	}
+	p.end.Store(p.base + int64(p.count))
+	for _, w := range p.watchers {
+		signal(w)
+	}
+	p.mu.Unlock()
+	return seq, nil
+}
+
+// store puts msgs in the ring, setting their offsets, as appended at
+// addedMs. Called with mu held.
+func (p *partition) store(msgs []transport.Message, addedMs int64) {
 	if need := p.count + len(msgs); need > len(p.recs) {
 		p.grow(need)
 	}
@@ -102,14 +146,20 @@ func (p *partition) append(msgs []transport.Message, cfg *config, now time.Time)
 		p.bytes += int64(recordSize(m))
 		at := (p.head + p.count) % len(p.recs)
 		p.recs[at] = *m
-		p.added[at] = now.UnixMilli()
+		p.added[at] = addedMs
 		p.count++
 	}
-	p.trim(cfg, now)
-	p.end.Store(off)
-	for _, w := range p.watchers {
-		signal(w)
+}
+
+// restore stores a batch read back from the partition's log at start-up,
+// and applies retention as of now.
+func (p *partition) restore(b disklog.Batch, cfg *config, now time.Time) {
+	p.mu.Lock()
+	if p.count == 0 {
+		p.base = b.Base
 	}
+	p.store(b.Records, b.Appended.UnixMilli())
+	p.trim(cfg, now)
 	p.mu.Unlock()
 }
 

@@ -47,6 +47,7 @@ type config struct {
 	offsetsRetention time.Duration // of groups without members
 	maxTotalParts    int           // partitions of all topics
 	partitionBytes   int           // per partition per Poll, and per Fetch
+	durable          durableConfig // NewDurable's settings
 }
 
 type topicSpec struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -31,6 +32,29 @@ var emptyValue = []byte{}
 // only once every record has passed, each at O(1) cost, and not when ctx
 // ends first. An ended ctx returns ctx.Err() and appends nothing. Producing no messages returns nil, nil.
 func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
+	return b.produce(ctx, msgs, false)
+}
+
+// ProduceOwned is Produce for a caller that hands msgs over: the broker
+// stores each record's Value and Headers as they are instead of copying
+// them, and fills in Topic, Partition, Offset and Time in msgs itself,
+// which it returns. It saves two allocations and a copy per record, and one
+// allocation per call.
+//
+// The caller must not change the records' Value bytes or Headers (slice
+// or elements) after the call, whatever its outcome: readers of the records
+// share them. Value and Headers may be shared between records of one call
+// or of several calls, as immutable memory may. The msgs slice itself is
+// the caller's again when the call returns (the broker keeps no reference
+// to it); after an error some of its records may have been filled in
+// already. Checks, errors and everything else are as for Produce. It is
+// safe for concurrent use.
+func (b *Broker) ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
+	return b.produce(ctx, msgs, true)
+}
+
+// produce is Produce, or ProduceOwned when owned.
+func (b *Broker) produce(ctx context.Context, msgs []transport.Message, owned bool) ([]transport.Message, error) {
 	if b.closed.Load() {
 		return nil, errBrokerClosed
 	}
@@ -64,20 +88,70 @@ func (b *Broker) Produce(ctx context.Context, msgs ...transport.Message) ([]tran
 	for i := range msgs {
 		needNow = needNow || msgs[i].Time.IsZero()
 	}
-	out := b.copyIn(msgs, parts, needNow)
+	out := b.copyIn(msgs, parts, needNow, owned)
 
 	// Append runs of records bound for the same partition under one lock;
 	// records for one partition keep their relative order.
 	now := b.now()
+	var (
+		sbuf  [4]pendingSync
+		syncs = sbuf[:0]
+	)
 	for i := 0; i < len(out); {
 		j := i + 1
 		for j < len(out) && parts[j] == parts[i] {
 			j++
 		}
-		parts[i].append(out[i:j], &b.cfg, now)
+		seq, err := parts[i].append(out[i:j], &b.cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		if l := parts[i].log; l != nil {
+			syncs = append(syncs, pendingSync{parts[i], seq})
+		}
 		i = j
 	}
+	if err := syncAll(syncs); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// syncAll waits until the partitions written by a produce are synced per
+// the fsync policy (FsyncAlways; other policies return at once). It runs
+// outside the partition locks, so that concurrent producers' fsyncs group,
+// and syncs several partitions' files concurrently (the filesystem's
+// journal merges concurrent fsyncs: a produce spread over 8 partitions
+// costs about one fsync's latency, not eight).
+func syncAll(syncs []pendingSync) error {
+	if len(syncs) == 0 || !syncs[0].p.log.SyncsEach() {
+		return nil
+	}
+	errs := make([]error, len(syncs))
+	var wg sync.WaitGroup
+	for i := 1; i < len(syncs); i++ {
+		wg.Add(1)
+		ps := syncs[i] // a copy: the goroutine does not capture syncs, which then stays on Produce's stack
+		go func() {
+			defer wg.Done()
+			errs[i] = ps.p.log.Sync(ps.seq)
+		}()
+	}
+	errs[0] = syncs[0].p.log.Sync(syncs[0].seq)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("memory: produce to %q partition %d: %w", syncs[i].p.topic.name, syncs[i].p.index, err)
+		}
+	}
+	return nil
+}
+
+// pendingSync is a partition written by a produce and the sequence number
+// its acknowledgement waits for.
+type pendingSync struct {
+	p   *partition
+	seq int64
 }
 
 // plan checks every record of msgs and picks its partition, appending to
@@ -188,24 +262,37 @@ func (b *Broker) place(t *topic, m *transport.Message, i int) (*partition, error
 // so that retention dropping a record frees its bytes whatever else shared
 // its produce call (one buffer per batch let one kept record pin the
 // batch). needNow says some record has no time: it gets the broker's now.
-func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, needNow bool) []transport.Message {
+// owned says the caller handed msgs over (ProduceOwned): they are filled
+// in place and their Value and Headers kept as they are.
+func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, needNow, owned bool) []transport.Message {
 	var now time.Time
 	if needNow {
 		now = truncMilli(b.now())
 	}
-	out := make([]transport.Message, len(msgs))
+	out := msgs
+	if !owned {
+		out = make([]transport.Message, len(msgs))
+	}
 	for i := range msgs {
 		m, o, p := &msgs[i], &out[i], parts[i]
 		o.Topic = p.topic.name
 		o.Partition = p.index
 		o.Key = m.Key
+		o.ManualPartition = false
 		switch {
+		case owned:
+			// Capacity cut to length: a reader that appends to a record's
+			// Value or Headers (which it must not) gets a new array rather
+			// than writing into memory the caller may share with another
+			// record (rpc's dedup marker extends its reply's headers).
+			o.Value = m.Value[:len(m.Value):len(m.Value)]
+			o.Headers = m.Headers[:len(m.Headers):len(m.Headers)]
 		case len(m.Value) > 0:
 			o.Value = append(make([]byte, 0, len(m.Value)), m.Value...)
 		case m.Value != nil:
 			o.Value = emptyValue
 		}
-		if len(m.Headers) > 0 {
+		if len(m.Headers) > 0 && !owned {
 			o.Headers = append(make([]transport.Header, 0, len(m.Headers)), m.Headers...)
 		}
 		if m.Time.IsZero() {

@@ -23,7 +23,9 @@ type consumer struct {
 	t           *Transport
 	key         memberKey
 	topics      []string
-	header      http.Header // instance configuration, sent with every consume
+	header      http.Header // instance configuration and incarnation, sent with every consume
+	commitHdr   http.Header // Kafka-Commit-Fenced and the incarnation
+	deleteHdr   http.Header // the incarnation
 	consumePath string      // "/consume/{group}/{instance}", escaped
 	commitPath  string
 	deletePath  string
@@ -80,13 +82,27 @@ type pollCall struct {
 //
 // An empty s.Group or s.Instance takes the transport's default ([WithGroup],
 // [WithInstance]); without one, Group is required and Instance is a fresh
-// UUID. An instance named by the caller is first deleted on the server (POST
-// /delete-consumer, an unknown one is fine), so a restarted process resumes
-// from the group's committed offsets rather than from the position of its
-// predecessor's server-side instance. A second Subscribe on this Transport
-// with the same group and instance replaces the first, whose Poll and Commit
-// then fail with transport.ErrFenced. (Across processes the REST API cannot
-// fence: both would share the instance.)
+// UUID.
+//
+// A stable instance name is static membership: a process that crashed and
+// comes back with the same group and instance takes its partitions back at
+// once, instead of waiting for the server to drop the dead instance (its max
+// poll interval or idle expiry, minutes), and resumes from the group's
+// committed offsets, so records delivered to the dead process but not
+// committed are delivered again. Each Subscribe makes a new incarnation
+// token, sent as the header Kafka-Instance-Incarnation with every consume,
+// commit and delete of the instance; and an instance named by the caller is
+// first deleted on the server (POST /delete-consumer, an unknown one is
+// fine). The project's REST server replaces an instance of an earlier
+// incarnation without committing its positions, and from then on answers
+// the earlier incarnation's requests with a 404 that this transport reports
+// as transport.ErrFenced: of two live processes with the same instance, the
+// older one is fenced (its Poll and Commit fail with transport.ErrFenced),
+// as Kafka fences a static member. Other servers ignore the header; there
+// the deletion alone gives the restart from the committed offsets, but two
+// live processes with one instance name share it unfenced. A second
+// Subscribe on this Transport with the same group and instance replaces the
+// first in the same way.
 //
 // Subscribe makes the first consume call itself, with no server-side wait,
 // and keeps what it returns for the first Poll; on the
@@ -208,6 +224,13 @@ func (t *Transport) newConsumer(s transport.Subscription, topics []string) *cons
 		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
 		stopped:     make(chan struct{}),
 	}
+	// One incarnation per Subscribe: the project's REST server replaces an
+	// instance named by an earlier incarnation (a crashed process) and
+	// fences it; other servers ignore the header.
+	incarnation := uuid.NewString()
+	c.header.Set(incarnationHeader, incarnation)
+	c.commitHdr = http.Header{"Kafka-Commit-Fenced": {"true"}, incarnationHeader: {incarnation}}
+	c.deleteHdr = http.Header{incarnationHeader: {incarnation}}
 	c.header.Set("Kafka-Enable-Auto-Commit", "false")
 	c.header.Set("Kafka-Auto-Offset-Reset", s.Start.String())
 	if s.SessionTimeout > 0 {
@@ -421,15 +444,16 @@ func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 	// Fenced: a commit from before the partition moved away and came back
 	// is refused by the project's REST server (other servers ignore the
 	// header), so the committed offset never goes backwards.
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.commitPath, header: commitHeader, body: body}, nil)
+	err = c.t.call(ctx, request{method: http.MethodPost, path: c.commitPath, header: c.commitHdr, body: body}, nil)
 	if err != nil {
 		return fmt.Errorf("upstash: commit %s/%s: %w", c.key.group, c.key.instance, err)
 	}
 	return nil
 }
 
-// commitHeader marks the transport's commits as fenced (see Commit).
-var commitHeader = http.Header{"Kafka-Commit-Fenced": {"true"}}
+// incarnationHeader names this Subscribe's incarnation of its instance
+// (restserver.IncarnationHeader, an extension of the project's REST server).
+const incarnationHeader = "Kafka-Instance-Incarnation"
 
 // commitOffsets returns, per partition, the highest offset among msgs + 1,
 // sorted by topic and partition.
@@ -569,7 +593,7 @@ func isDone(ch <-chan struct{}) bool {
 
 // deleteInstance removes the instance on the server; an unknown one is fine.
 func (c *consumer) deleteInstance(ctx context.Context) error {
-	err := c.t.call(ctx, request{method: http.MethodPost, path: c.deletePath}, nil)
+	err := c.t.call(ctx, request{method: http.MethodPost, path: c.deletePath, header: c.deleteHdr}, nil)
 	var he *Error
 	if errors.As(err, &he) && he.Status == http.StatusNotFound {
 		return nil

@@ -58,11 +58,11 @@ func (e *Error) Error() string {
 //     [ErrPermissionDenied] (wrapping transport.ErrUnauthenticated or
 //     transport.ErrPermissionDenied, and transport.ErrInvalid)
 //   - 413 Request Entity Too Large: transport.ErrMessageTooLarge
-//   - a 4xx whose message says a partition is not assigned, a 409 Conflict
-//     on a commit, or a 404 on a commit (the instance is gone, so it owns
-//     nothing): transport.ErrNotAssigned
 //   - a 404 whose message says the consumer instance was replaced by a newer
-//     member: transport.ErrFenced
+//     member or incarnation (on any route, a commit too): transport.ErrFenced
+//   - a 4xx whose message says a partition is not assigned, a 409 Conflict
+//     on a commit, or another 404 on a commit (the instance is gone, so it
+//     owns nothing): transport.ErrNotAssigned
 //   - 404 Not Found on a topic (produce, fetch, offsets, a consume naming an
 //     unknown topic): transport.ErrUnknownTopic. A 404 for an unknown
 //     consumer instance or route matches no sentinel.
@@ -77,11 +77,11 @@ func (e *Error) Unwrap() error {
 		return ErrPermissionDenied
 	case e.Status == http.StatusRequestEntityTooLarge:
 		return transport.ErrMessageTooLarge
+	case e.Status == http.StatusNotFound && strings.Contains(msg, "replaced by a newer"):
+		return transport.ErrFenced
 	case e.Status >= 400 && e.Status < 500 && strings.Contains(msg, "not assigned"),
 		commit && (e.Status == http.StatusConflict || e.Status == http.StatusNotFound):
 		return transport.ErrNotAssigned
-	case e.Status == http.StatusNotFound && strings.Contains(msg, "replaced by a newer"):
-		return transport.ErrFenced
 	case e.Status == http.StatusNotFound && isTopicNotFound(e.Path, msg):
 		return transport.ErrUnknownTopic
 	case e.Status == http.StatusBadRequest:

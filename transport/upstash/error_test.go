@@ -36,6 +36,8 @@ func TestErrorSentinels(t *testing.T) {
 		{"CommitNotAssigned", Error{Status: 400, Path: "/commit/g/i", Message: "memory: commit ...: transport: partition not assigned to this member"}, transport.ErrNotAssigned},
 		{"CommitUnknownInstance", Error{Status: 404, Path: "/commit/g/i", Message: "consumer instance does not exist"}, transport.ErrNotAssigned},
 		{"CommitConflict", Error{Status: 409, Path: "/commit/g/i"}, transport.ErrNotAssigned},
+		{"CommitFenced", Error{Status: 404, Path: "/commit/g/i", Message: `consumer instance "i" of group "g" was replaced by a newer incarnation with the same instance id`}, transport.ErrFenced},
+		{"DeleteFenced", Error{Status: 404, Path: "/delete-consumer/g/i", Message: "was replaced by a newer incarnation"}, transport.ErrFenced},
 		{"TooLarge", Error{Status: 413, Path: "/produce", Message: "message is 2000000 bytes"}, transport.ErrMessageTooLarge},
 		{"BadRequest", Error{Status: 400, Path: "/produce", Message: "value is required"}, transport.ErrInvalid},
 		{"Unauthorized", Error{Status: 401, Path: "/produce", Message: "invalid credentials"}, transport.ErrInvalid}, // via ErrUnauthenticated: permanent (issue 15)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -52,6 +53,51 @@ type echoReq struct {
 }
 
 func benchRPC(b *testing.B, callers int) {
+	s, cli := rpcBenchSetup(b, callers)
+	var before uint64
+	b.ResetTimer()
+	leg := rpcBenchLeg(b, cli, b.N, callers, func() { before = s.REST.Stats().Requests })
+	b.StopTimer()
+	requests := s.REST.Stats().Requests - before
+	if leg.calls == 0 {
+		return
+	}
+	b.ReportMetric(leg.perSec, "calls/s")
+	b.ReportMetric(float64(leg.p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(leg.p99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(requests)/float64(leg.calls), "http-req/call")
+	b.ReportMetric(float64(leg.cpu.Nanoseconds())/1e3, "cpu-µs/call")
+}
+
+// BenchmarkRPCScaling runs b.N calls from 1,024 and then from 4,096
+// concurrent callers on one setup (as BenchmarkRPC's) and reports calls/s
+// and p99 of both and their ratio: at least 1 means more callers did not
+// mean fewer calls.
+//
+//	go test -run '^$' -bench RPCScaling -benchtime 20000x ./transport/upstash/
+func BenchmarkRPCScaling(b *testing.B) {
+	_, cli := rpcBenchSetup(b, 4096)
+	b.ResetTimer()
+	few := rpcBenchLeg(b, cli, b.N, 1024, nil)
+	many := rpcBenchLeg(b, cli, b.N, 4096, nil)
+	b.StopTimer()
+	if few.calls == 0 || many.calls == 0 {
+		return
+	}
+	b.ReportMetric(few.perSec, "calls/s@1024")
+	b.ReportMetric(many.perSec, "calls/s@4096")
+	b.ReportMetric(many.perSec/few.perSec, "4096/1024")
+	b.ReportMetric(float64(few.p99.Microseconds()), "p99-µs@1024")
+	b.ReportMetric(float64(many.p99.Microseconds()), "p99-µs@4096")
+	b.ReportMetric(float64(few.cpu.Nanoseconds())/1e3, "cpu-µs/call@1024")
+	b.ReportMetric(float64(many.cpu.Nanoseconds())/1e3, "cpu-µs/call@4096")
+}
+
+// rpcBenchSetup starts the REST server, an echo rpc.Server on one
+// Transport and an rpc.Client on another, warmed up by callers concurrent
+// calls.
+func rpcBenchSetup(b *testing.B, callers int) (*restServer, *rpc.Client) {
+	b.Helper()
 	s := startServer(b, serverConfig{broker: []memory.Option{
 		memory.WithPartitions(rpcBenchPartitions),
 		memory.WithRetention(rpcBenchRetention, 0),
@@ -60,7 +106,7 @@ func benchRPC(b *testing.B, callers int) {
 
 	srvT := newTestTransport(b, s.URL)
 	srv, err := rpc.NewServer(srvT, rpc.WithName("bench-srv"), quiet,
-		rpc.WithConcurrency(max(16, callers)))
+		rpc.WithConcurrency(max(16, min(callers, 256))))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,27 +142,57 @@ func benchRPC(b *testing.B, callers int) {
 			b.Fatal(err)
 		}
 	}
+	return s, cli
+}
 
+// rpcLeg is what rpcBenchLeg measured.
+type rpcLeg struct {
+	calls    int
+	perSec   float64
+	p50, p99 time.Duration
+	cpu      time.Duration // the process's CPU time per call (server, clients, broker)
+}
+
+// rpcBenchLeg runs n typed calls spread over callers goroutines. Each
+// goroutine first makes one untimed call and waits for the others: the
+// measurement is of callers calling, not of goroutines starting and growing
+// their stacks (a cost per caller, spread over fewer calls the more callers
+// there are).
+//
+// atStart, when not nil, is called as the timed part begins.
+func rpcBenchLeg(b *testing.B, cli *rpc.Client, n, callers int, atStart func()) rpcLeg {
+	b.Helper()
 	var (
 		next   atomic.Int64
 		failed atomic.Bool
 		wg     sync.WaitGroup
+		warm   sync.WaitGroup
 	)
+	start := make(chan struct{})
 	lat := make([][]time.Duration, callers)
-	before := s.REST.Stats().Requests
-	b.ResetTimer()
-	start := time.Now()
 	for g := range callers {
+		warm.Add(1)
 		wg.Go(func() {
-			own := make([]time.Duration, 0, b.N/callers+1)
 			req := echoReq{ID: g, Report: "monthly", Rows: 1234}
-			for next.Add(1) <= int64(b.N) && !failed.Load() {
-				t0 := time.Now()
+			call := func() error {
 				out, err := rpc.Call[echoReq](context.Background(), cli, "echo", req)
 				if err == nil && out != req {
 					err = errors.New("echo answered a different value")
 				}
-				if err != nil {
+				return err
+			}
+			err := call()
+			warm.Done()
+			if err != nil {
+				failed.Store(true)
+				b.Errorf("caller %d: warm-up: %v", g, err)
+				return
+			}
+			<-start
+			own := make([]time.Duration, 0, n/callers+1)
+			for next.Add(1) <= int64(n) && !failed.Load() {
+				t0 := time.Now()
+				if err := call(); err != nil {
 					failed.Store(true)
 					b.Errorf("caller %d: %v", g, err)
 					return
@@ -126,18 +202,21 @@ func benchRPC(b *testing.B, callers int) {
 			lat[g] = own
 		})
 	}
+	warm.Wait()
+	if atStart != nil {
+		atStart()
+	}
+	cpu0 := testutil.ProcessCPU()
+	t0 := time.Now()
+	close(start)
 	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	requests := s.REST.Stats().Requests - before
-
+	elapsed := time.Since(t0)
+	cpu := testutil.ProcessCPU() - cpu0
 	all := slices.Concat(lat...)
 	if len(all) == 0 {
-		return
+		return rpcLeg{}
 	}
 	slices.Sort(all)
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "calls/s")
-	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(requests)/float64(len(all)), "http-req/call")
+	return rpcLeg{calls: len(all), perSec: float64(len(all)) / elapsed.Seconds(),
+		p50: all[len(all)/2], p99: all[len(all)*99/100], cpu: cpu / time.Duration(len(all))}
 }
