@@ -40,11 +40,11 @@
 //     group.min/max.session.timeout.ms (6 s to 30 min on Apache Kafka);
 //     outside it the first consume is a 400.
 //   - Retention, topic and partition limits are the cluster's settings.
-//   - Members are assigned with Kafka's eager sticky balancer, so a joining
+//   - Members are assigned with Kafka's eager range balancer, so a joining
 //     instance's first consume returns with its share after one rebalance
-//     round and members keep what they own where the balance allows; other
+//     round; an eager rebalance revokes every partition, so members resume
+//     from the committed offsets (uncommitted positions are dropped). Other
 //     members see the rebalance at their next heartbeat (at most a second).
-//     The split itself may differ from the embedded broker's.
 //   - A partition assigned with a latest start and no committed offset has
 //     that start committed when the member joins (or at its next consume,
 //     for partitions gained later), so records produced after the join are

@@ -101,13 +101,12 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 		// client's first produce) must not wait out kgo's default 5 s
 		// between metadata loads before it is fetched.
 		kgo.MetadataMinAge(100*time.Millisecond),
-		// Eager sticky assignment: a joining member's Subscribe returns with
-		// its share after one rebalance round, and members keep what they
-		// own where the balance allows, as with the embedded broker.
-		// (Cooperative-sticky would hand the newcomer partitions in a second
-		// round after Subscribe returned, and records the old owner had
-		// polled would be read twice; range moves partitions by member id.)
-		kgo.Balancers(kgo.StickyBalancer()),
+		// Eager range assignment: a joining member's Subscribe returns with
+		// its share after one rebalance round. (Cooperative-sticky would
+		// hand the newcomer partitions in a second round after Subscribe
+		// returned, and records the old owner had polled would be read
+		// twice. Range splits as the embedded broker does.)
+		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.FetchMaxBytes(8<<20), // bounds what an instance buffers between consumes
 		kgo.OnPartitionsAssigned(m.onAssigned),
