@@ -162,11 +162,14 @@ func TestPermInstanceOwnership(t *testing.T) {
 	offs := decode[[]tpo](t, e.ok("POST", "/committed/g/i", "", asReader...))
 	if onKafka() {
 		// Feature difference of the Kafka backend: reader2's join is an
-		// eager rebalance, which revokes every partition; members resume
-		// from the committed offset, so the owner's uncommitted position is
-		// gone (as for a Java consumer without auto-commit on revoke).
-		t.Log("feature difference of the Kafka backend: an eager rebalance drops uncommitted positions")
-		assert.Equal(t, []tpo{{Topic: "orders", Partition: 0, Offset: 0}}, offs)
+		// eager range rebalance, which revokes every partition and may give
+		// the one partition to reader2's instance; members resume from the
+		// committed offset, so the owner's uncommitted position is gone (as
+		// for a Java consumer without auto-commit on revoke).
+		t.Log("feature difference of the Kafka backend: an eager rebalance may move the partition and drops uncommitted positions")
+		if len(offs) > 0 {
+			assert.Equal(t, []tpo{{Topic: "orders", Partition: 0, Offset: 0}}, offs)
+		}
 	} else {
 		assert.Equal(t, []tpo{{Topic: "orders", Partition: 0, Offset: 1}}, offs)
 	}
