@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,6 +125,13 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	if err := c.call(ctx, topic, req, opts, r); err != nil {
 		return nil, err
 	}
+	// The caller owns what Call returns. On the embedded broker the record
+	// read is the server's own reply, shared with its dedup window and
+	// marker, so a caller writing into it would change what the server
+	// answers a duplicate with: give it copies. (The typed Call decodes
+	// and never exposes the bytes, so it pays nothing.)
+	r.Value = bytes.Clone(r.Value)
+	r.Headers = slices.Clone(r.Headers)
 	return r, nil
 }
 

@@ -48,7 +48,11 @@ func (r *Request) Decode(v any) error {
 
 // Reply is a reply or progress notice as a caller sees it: the record as
 // read (through the embedded transport.Message; its Value is the payload)
-// and what its envelope says.
+// and what its envelope says. A Reply returned by Client.Call is the
+// caller's own (its Value and Headers are copies). One given to a progress
+// callback or a NoticeHandler is read-only: its Value and Headers share
+// memory with the transport and, on the embedded broker, with the reply the
+// server stores in its dedup window and marker (copy them to change them).
 type Reply struct {
 	// Message is the reply record as read from the transport.
 	transport.Message

@@ -346,7 +346,9 @@ func WithDrainTimeout(d time.Duration) ServerOption {
 // in the last interval are delivered again; the dedup window (WithDedup,
 // shared by the group through the dedup topic, which survives a crash)
 // answers those requests with their stored replies instead of running them
-// again.
+// again. So that the window still holds them, the server commits before the
+// interval's end once half the window's size has been handled since the
+// last commit, and waits at most half the window's age.
 func WithCommitInterval(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.commitInterval = d })
 }
