@@ -26,7 +26,8 @@ import (
 // sentinels of package transport where they apply, because the server turns
 // them into HTTP statuses: [transport.ErrUnknownTopic] → 404,
 // [transport.ErrMessageTooLarge] → 413, [transport.ErrInvalid] and
-// [transport.ErrNotAssigned] → 400, [transport.ErrClosed] → 503, any other
+// [transport.ErrNotAssigned] → 400, [transport.ErrClosed] and [ErrUnavailable]
+// → 503 (with Retry-After: 1 for ErrUnavailable), any other
 // error → 500. A context error returned because ctx ended is expected and is
 // not reported as a fault.
 //

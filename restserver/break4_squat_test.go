@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -28,8 +27,8 @@ func TestBreak4InstanceNameSquatting(t *testing.T) {
 			restserver.User{Name: "billing", Password: "b-pass", Consume: []restserver.TopicPattern{"secret"}},
 		)},
 	})
-	require.NoError(t, e.broker.CreateTopic("orders", 1))
-	require.NoError(t, e.broker.CreateTopic("secret", 1))
+	e.createTopic("orders", 1)
+	e.createTopic("secret", 1)
 	e.ok("POST", "/consume/billing/worker-1", `{"topic":"orders","timeout":0}`, asReader...)
 
 	r := e.req("POST", "/consume/billing/worker-1", `{"topic":"secret","timeout":0}`, basicAuth("billing", "b-pass")...)

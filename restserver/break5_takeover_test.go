@@ -70,7 +70,7 @@ func TestBreak5OldIncarnationConsumeRacingReplacementLosesRecords(t *testing.T) 
 	const n = 5
 	for i := 0; time.Now().Before(deadline) && i < 200; i++ {
 		topic := fmt.Sprintf("t%d", i)
-		require.NoError(t, e.broker.CreateTopic(topic, 1))
+		e.createTopic(topic, 1)
 		group := fmt.Sprintf("g%d", i)
 		path := "/consume/" + group + "/w"
 		a, b := inc(fmt.Sprintf("a%d", i)), inc(fmt.Sprintf("b%d", i))

@@ -33,6 +33,12 @@ func errorf(status int, format string, args ...any) *httpError {
 
 func badRequest(msg string) *httpError { return &httpError{status: http.StatusBadRequest, msg: msg} }
 
+// ErrUnavailable is wrapped by a [Backend]'s error when the broker cannot
+// serve the request now but may shortly (a consumer group rebalancing, a
+// group coordinator or partition leader moving). The server answers 503
+// with Retry-After: 1 and the error's text, so the client retries.
+var ErrUnavailable = errors.New("backend temporarily unavailable")
+
 // errInstanceGone: the consumer instance was deleted, expired or replaced
 // while a request was using it.
 var errInstanceGone = errors.New("consumer instance was closed")
@@ -59,7 +65,7 @@ func statusOf(err error) int {
 		// The durable broker could not write (a full disk): nothing of
 		// the failed write was acknowledged.
 		return http.StatusInsufficientStorage
-	case errors.Is(err, transport.ErrClosed), errors.Is(err, context.Canceled):
+	case errors.Is(err, transport.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
@@ -90,7 +96,8 @@ func messageOf(err error, status int) string {
 // ("memory: produce to \"x\": transport: unknown topic" becomes
 // "produce to \"x\": unknown topic"), keeping the words clients match.
 func backendText(msg string) string {
-	return strings.ReplaceAll(strings.TrimPrefix(msg, "memory: "), "transport: ", "")
+	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "memory: "), "kafkabackend: ")
+	return strings.ReplaceAll(msg, "transport: ", "")
 }
 
 // writeError answers err as {"error": "...", "status": N}.
@@ -109,6 +116,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	if errors.As(err, &he) && he.retryAfter != "" {
 		w.Header().Set("Retry-After", he.retryAfter)
+	} else if errors.Is(err, ErrUnavailable) {
+		w.Header().Set("Retry-After", "1")
 	}
 	if status >= 500 && !(status == http.StatusServiceUnavailable && s.closing()) {
 		s.log.Error("kafka-rest: backend fault", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +15,50 @@ import (
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend"
+	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend/kafkatest"
 	"github.com/kafkarpc/kafkarpc/resttest"
+	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
+
+// The tests that start their server with newEnv run over the embedded
+// broker, or, with KAFKARPC_REST_BACKEND=kfake, over the Kafka backend
+// (restserver/kafkabackend) in front of an in-process kfake cluster, reached
+// through the Kafka protocol. A test whose promise cannot hold on Kafka
+// says so with kafkaDiffers, which skips it there naming the difference.
+var restBackend = os.Getenv("KAFKARPC_REST_BACKEND")
+
+func onKafka() bool { return restBackend == "kfake" }
+
+// kafkaDiffers skips t on the Kafka backend, as a declared feature
+// difference (visible in go test -v output and in the skip count).
+func kafkaDiffers(t testing.TB, why string) {
+	t.Helper()
+	if onKafka() {
+		t.Skipf("feature difference of the Kafka backend: %s", why)
+	}
+}
+
+// kafkaBackendFor starts kfake with the topics the embedded broker would
+// have with opts, and auto-creation (with its partition count) if that
+// broker would auto-create.
+func kafkaBackendFor(tb testing.TB, opts []memory.Option) *kafkatest.Cluster {
+	tb.Helper()
+	mb, err := memory.New(opts...)
+	require.NoError(tb, err)
+	defer mb.Close()
+	topics := map[string]int32{}
+	for t, n := range mb.Topics() {
+		topics[t] = int32(n)
+	}
+	var bopts []kafkabackend.Option
+	const probe = "kafkatest-probe"
+	if _, err := mb.Produce(context.Background(), transport.Message{Topic: probe, Value: []byte("x")}); err == nil {
+		bopts = append(bopts, kafkabackend.WithAutoCreateTopics(int32(mb.Topics()[probe])))
+	}
+	return kafkatest.Start(tb, kafkatest.Config{Topics: topics, Backend: bopts})
+}
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -27,11 +69,13 @@ const (
 
 // env is a REST server over an embedded broker, served on loopback.
 type env struct {
-	t      testing.TB
-	broker *memory.Broker
-	srv    *restserver.Server
-	url    string
-	client *http.Client
+	t       testing.TB
+	broker  *memory.Broker     // nil on the Kafka backend
+	kafka   *kafkatest.Cluster // nil on the embedded broker
+	backend restserver.Backend
+	srv     *restserver.Server
+	url     string
+	client  *http.Client
 }
 
 type envConfig struct {
@@ -49,8 +93,40 @@ func newEnv(t testing.TB, c envConfig) *env {
 	if !c.noAuth {
 		opts = append(opts, restserver.WithCredentials(testUser, testPass))
 	}
-	s := resttest.Start(t, resttest.Config{Broker: c.broker, Server: append(opts, c.server...), Backend: c.wrap})
-	return &env{t: t, broker: s.Broker, srv: s.REST, url: s.URL, client: s.HTTP.Client()}
+	rc := resttest.Config{Broker: c.broker, Server: append(opts, c.server...), Backend: c.wrap}
+	var kc *kafkatest.Cluster
+	if onKafka() {
+		rc.NewBackend = func(tb testing.TB) restserver.Backend {
+			kc = kafkaBackendFor(tb, c.broker)
+			return kc.Backend
+		}
+	}
+	s := resttest.Start(t, rc)
+	e := &env{t: t, broker: s.Broker, kafka: kc, srv: s.REST, url: s.URL, client: s.HTTP.Client()}
+	if kc != nil {
+		e.backend = kc.Backend
+	} else {
+		e.backend = restserver.NewMemoryBackend(s.Broker)
+	}
+	return e
+}
+
+// createTopic creates a topic on whichever backend e runs.
+func (e *env) createTopic(name string, partitions int) {
+	e.t.Helper()
+	if e.kafka != nil {
+		e.kafka.CreateTopic(e.t, name, int32(partitions))
+		return
+	}
+	require.NoError(e.t, e.broker.CreateTopic(name, partitions))
+}
+
+// topics lists the backend's topics.
+func (e *env) topics() map[string]int32 {
+	e.t.Helper()
+	ts, err := e.backend.Topics(context.Background())
+	require.NoError(e.t, err)
+	return ts
 }
 
 // reply is an HTTP response, read whole.
@@ -151,7 +227,7 @@ func requireErrorBody(t testing.TB, r reply, status int) string {
 // latest returns the offset the next record of the partition will get.
 func (e *env) latest(topic string, partition int32) int64 {
 	e.t.Helper()
-	_, latest, err := e.broker.Offsets(topic, partition)
+	_, latest, err := e.backend.Offsets(context.Background(), transport.TopicPartition{Topic: topic, Partition: partition})
 	require.NoError(e.t, err)
 	return latest
 }

@@ -21,7 +21,7 @@ func (e *env) record(topic string, partition int32, offset int64) transport.Mess
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	msgs, err := e.broker.Fetch(ctx, topic, partition, offset, 1)
+	msgs, err := e.backend.Fetch(ctx, transport.Offset{Topic: topic, Partition: partition, Offset: offset}, 1)
 	require.NoError(e.t, err)
 	require.Len(e.t, msgs, 1)
 	return msgs[0]

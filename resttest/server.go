@@ -24,6 +24,13 @@ type Config struct {
 	// Backend, when set, wraps the memory backend before the server is
 	// made (to make a backend fail on purpose, say).
 	Backend func(restserver.Backend) restserver.Backend
+	// NewBackend, when set, makes the backend the server uses instead of
+	// an embedded broker (Broker and the Broker field of Server are then
+	// unused and nil): a Kafka backend, say. Backend still wraps what it
+	// returns. Whoever NewBackend registers with tb closes the backend;
+	// it runs before the server's cleanups are registered, so the backend
+	// is closed after the server.
+	NewBackend func(tb testing.TB) restserver.Backend
 	// Faults, when set, puts a [FaultHandler] with these faults in front
 	// of the server.
 	Faults *Faults
@@ -42,7 +49,7 @@ type Server struct {
 	URL string
 	// REST is the REST server.
 	REST *restserver.Server
-	// Broker is the embedded broker behind REST.
+	// Broker is the embedded broker behind REST; nil with Config.NewBackend.
 	Broker *memory.Broker
 	// Faults injects Config.Faults; nil without them.
 	Faults *FaultHandler
@@ -63,26 +70,38 @@ func Start(tb testing.TB, cfg Config) *Server {
 	if cfg.Serve && cfg.Faults != nil {
 		tb.Fatal("resttest: Config.Serve and Config.Faults together")
 	}
-	b, err := memory.New(cfg.Broker...)
-	if err != nil {
-		tb.Fatalf("resttest: memory.New: %v", err)
+	var (
+		b       *memory.Broker
+		backend restserver.Backend
+	)
+	if cfg.NewBackend != nil {
+		backend = cfg.NewBackend(tb)
+	} else {
+		var err error
+		if b, err = memory.New(cfg.Broker...); err != nil {
+			tb.Fatalf("resttest: memory.New: %v", err)
+		}
+		backend = restserver.NewMemoryBackend(b)
 	}
-	var backend restserver.Backend = restserver.NewMemoryBackend(b)
 	if cfg.Backend != nil {
 		backend = cfg.Backend(backend)
 	}
 	opts := append([]restserver.Option{restserver.WithLogger(slog.New(slog.DiscardHandler))}, cfg.Server...)
 	rs, err := restserver.New(backend, opts...)
 	if err != nil {
-		_ = b.Close()
+		if b != nil {
+			_ = b.Close()
+		}
 		tb.Fatalf("resttest: restserver.New: %v", err)
 	}
 	s := &Server{REST: rs, Broker: b}
-	tb.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			tb.Errorf("resttest: closing the broker: %v", err)
-		}
-	})
+	if b != nil {
+		tb.Cleanup(func() {
+			if err := b.Close(); err != nil {
+				tb.Errorf("resttest: closing the broker: %v", err)
+			}
+		})
+	}
 	if cfg.Serve {
 		s.serve(tb)
 		return s

@@ -74,6 +74,11 @@
 // about 30 s). Retention deletes whole segment files. A DIR in use by
 // another running kafka-rest is refused at start; a write that fails (a
 // full disk) is answered 507 and not acknowledged.
+//
+// With --brokers host:port,... kafka-rest is instead a proxy in front of
+// that Kafka cluster (restserver/kafkabackend), with SASL and TLS from
+// --kafka-* flags or the KAFKA_* environment (transport/kafka.Flags); see
+// kafka.go.
 package main
 
 import (
@@ -94,6 +99,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/transport/kafka"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
@@ -119,6 +125,10 @@ type flags struct {
 	accessLog                                  bool
 	expiry                                     time.Duration
 	limits                                     limits
+
+	kafka          kafka.Flags     // --brokers and --kafka-*: proxy a Kafka cluster
+	connectTimeout time.Duration   // bounds reaching the brokers at start
+	explicit       map[string]bool // flags given on the command line
 }
 
 // limits are the flags that bound what one client can make the server do.
@@ -217,6 +227,8 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.StringVar(&f.dataDir, "data-dir", "", "`directory` to keep records, topics and committed offsets in, recovered at start (default: memory only, lost at exit)")
 	fs.StringVar(&f.fsync, "fsync", "always", "with --data-dir, when to fsync: always (before each answer; group commit), interval=DUR (every DUR), or never (the OS decides)")
 	limitFlags(fs, &f.limits)
+	f.kafka.Register(fs)
+	fs.DurationVar(&f.connectTimeout, "kafka-connect-timeout", 15*time.Second, "with --brokers: give up (exit 1) if no broker answers within this")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -229,9 +241,9 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	if fs.NArg() > 0 {
 		return f, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	fsyncSet := false
-	fs.Visit(func(fl *flag.Flag) { fsyncSet = fsyncSet || fl.Name == "fsync" })
-	if fsyncSet && f.dataDir == "" {
+	f.explicit = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.explicit[fl.Name] = true })
+	if f.explicit["fsync"] && f.dataDir == "" {
 		return f, false, errors.New("--fsync applies to --data-dir: without it nothing is written to disk")
 	}
 	if f.username == "" {
@@ -315,11 +327,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := newLogger(stderr, level)
-	broker, err := newBroker(f, log)
+	backend, topics, closeBackend, err := newBackend(ctx, f, log)
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer closeBackend()
 	f.limits.fitFileLimit(log)
 	opts := []restserver.Option{
 		restserver.WithLogger(log),
@@ -340,7 +352,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		opts = append(opts, restserver.WithUsers(users...))
 	}
-	srv, err := restserver.New(restserver.NewMemoryBackend(broker), opts...)
+	srv, err := restserver.New(backend, opts...)
 	if err != nil {
 		return err
 	}
@@ -353,7 +365,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("kafka-rest: listening", "url", "http://"+ln.Addr().String(),
-		"auth", f.username != "" || f.users != "", "topics", broker.Topics(), "auto_create", f.autoCreate)
+		"auth", f.username != "" || f.users != "", "topics", topics, "auto_create", f.autoCreate)
 
 	select {
 	case err := <-served:

@@ -1,0 +1,152 @@
+package kafkabackend_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend"
+	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend/kafkatest"
+	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/rpctest"
+)
+
+type echo struct {
+	Caller, N int
+}
+
+// TestRPCOverRESTSurvivesRebalanceAndCoordinatorMove: an rpc server and
+// client over transport/upstash → kafka-rest → Kafka (kfake, three
+// brokers). While calls are in flight, a second server joins the group (an
+// eager rebalance in the middle of the first server's batch), the group
+// coordinators move (RehashCoordinators: the old coordinator answers
+// NOT_COORDINATOR), three offset commits are refused with NOT_COORDINATOR
+// through a kfake control hook, and a partition leader moves. Every call
+// must get its own reply and no handler may run twice for one request.
+func TestRPCOverRESTSurvivesRebalanceAndCoordinatorMove(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Config{Brokers: 3,
+		Backend: []kafkabackend.Option{kafkabackend.WithAutoCreateTopics(restPartitions)}})
+	log := slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
+	rs, err := restserver.New(c.Backend, restserver.WithLogger(log))
+	require.NoError(t, err)
+	url := serve(t, rs)
+
+	quiet := rpc.WithLogger(slog.New(slog.DiscardHandler))
+	var runs sync.Map // request id → *atomic.Int64
+	var handled atomic.Int64
+	newServer := func() func() error {
+		s, err := rpc.NewServer(newUpstash(t, url), rpc.WithName("faults-srv"), quiet, rpc.WithConcurrency(8))
+		require.NoError(t, err)
+		rpc.Handle(s, "faults-echo", func(ctx context.Context, in echo) (echo, error) {
+			n, _ := runs.LoadOrStore(rpc.RequestID(ctx), new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+			handled.Add(1)
+			return in, nil
+		})
+		return rpctest.Serve(t, s)
+	}
+	stop1 := newServer()
+	cl, err := rpc.NewClient(newUpstash(t, url), rpc.WithName("faults-cli"), quiet, rpc.WithResend(500*time.Millisecond))
+	require.NoError(t, err)
+	defer cl.Close()
+
+	const calls, callers = 600, 32
+	var answered, failed, wrong atomic.Int64
+	var wg sync.WaitGroup
+	for w := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < calls; i += callers {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				out, err := rpc.Call[echo](ctx, cl, "faults-echo", echo{w, i})
+				cancel()
+				switch {
+				case err != nil:
+					failed.Add(1)
+					t.Errorf("call %d: %v", i, err)
+				case out != (echo{w, i}):
+					wrong.Add(1)
+				default:
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	waitFor := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for answered.Load()+failed.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond) // polling a counter with a deadline
+		}
+	}
+
+	// 1. A rebalance in the middle of a batch: a second server joins.
+	waitFor(calls / 4)
+	stop2 := newServer()
+	t.Logf("second server joined after %d answers", answered.Load())
+
+	// 2. The coordinator moves, and commits are refused while it does.
+	waitFor(calls / 2)
+	var refused atomic.Int64
+	for range 3 {
+		c.Kfake.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			refused.Add(1)
+			return notCoordinator(req.(*kmsg.OffsetCommitRequest)), nil, true
+		})
+	}
+	before := c.Kfake.CoordinatorFor("faults-srv")
+	c.Kfake.RehashCoordinators()
+	t.Logf("coordinators rehashed after %d answers (a group coordinator was node %d)", answered.Load(), before)
+
+	// 3. A partition leader moves.
+	waitFor(calls * 3 / 4)
+	for p := range int32(restPartitions) {
+		leader := c.Kfake.LeaderFor("faults-echo", p)
+		if leader >= 0 {
+			require.NoError(t, c.Kfake.MoveTopicPartition("faults-echo", p, (leader+1)%3))
+		}
+	}
+
+	wg.Wait()
+	require.NoError(t, stop2())
+	require.NoError(t, stop1())
+	t.Logf("%d calls: %d answered, %d failed, %d wrong; %d handler runs; %d commits refused by the hook",
+		calls, answered.Load(), failed.Load(), wrong.Load(), handled.Load(), refused.Load())
+	assert.Equal(t, int64(calls), answered.Load(), "every call answered with its own reply")
+	twice := 0
+	runs.Range(func(_, v any) bool {
+		if v.(*atomic.Int64).Load() > 1 {
+			twice++
+		}
+		return true
+	})
+	assert.Zero(t, twice, "requests handled more than once")
+	assert.Positive(t, refused.Load(), "the NOT_COORDINATOR hook ran")
+}
+
+func notCoordinator(req *kmsg.OffsetCommitRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	resp.Version = req.Version
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = kerr.NotCoordinator.Code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
