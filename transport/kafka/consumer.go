@@ -37,7 +37,7 @@ type consumer struct {
 
 	mu       sync.Mutex
 	cl       *kgo.Client
-	assigned map[transport.TopicPartition]int64 // partition → first offset of the current assignment (0 when unknown)
+	assigned map[transport.TopicPartition]int64 // partition → first offset of the current assignment (startUnknown until its committed offset is fetched)
 	joined   chan struct{}                      // closed at the first assignment of the current client
 	owns     chan struct{}                      // closed at the first non-empty assignment of the current client
 	closed   bool
@@ -351,13 +351,25 @@ func (c *consumer) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]
 		return
 	}
 	for _, tp := range toMap(m) {
-		c.assigned[tp] = 0
+		if _, ok := c.assigned[tp]; !ok {
+			// Where the assignment begins is known only once franz-go
+			// has fetched the committed offset (adjust); until then a
+			// commit of the partition is refused, or a late commit of a
+			// record from an earlier assignment would pass and move the
+			// group's offset back.
+			c.assigned[tp] = startUnknown
+		}
 	}
 	closeOnce(c.joined)
 	if len(c.assigned) > 0 {
 		closeOnce(c.owns)
 	}
 }
+
+// startUnknown marks an assigned partition whose starting offset is not
+// yet fetched: nothing of this assignment can have been polled from it, so
+// Commit refuses it.
+const startUnknown = -1
 
 func closeOnce(ch chan struct{}) {
 	select {
@@ -675,6 +687,10 @@ func (c *consumer) commitRequest(ctx context.Context, next map[transport.TopicPa
 		start, ok := c.assigned[tp]
 		if !ok {
 			return nil, fmt.Errorf("kafka: commit %s[%d] in group %q: %w", tp.Topic, tp.Partition, c.sub.Group, transport.ErrNotAssigned)
+		}
+		if start == startUnknown {
+			return nil, fmt.Errorf("kafka: commit %s[%d] in group %q: partition just assigned, its committed offset not yet fetched: %w",
+				tp.Topic, tp.Partition, c.sub.Group, transport.ErrNotAssigned)
 		}
 		if off-1 < start {
 			return nil, fmt.Errorf("kafka: commit %s[%d] offset %d in group %q: below %d, where this member's assignment began: %w",
