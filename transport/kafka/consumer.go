@@ -46,6 +46,7 @@ type consumer struct {
 	polling  int
 	lastPoll time.Time
 	timer    *time.Timer
+	scanned  time.Time // a tail's last look for partitions added to its topics
 }
 
 var _ transport.Consumer = (*consumer)(nil)
@@ -493,6 +494,9 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 	cl := c.cl
 	c.polling++
 	c.mu.Unlock()
+	if c.sub.Group == "" {
+		c.tailNewPartitions(ctx, cl)
+	}
 	defer func() {
 		c.mu.Lock()
 		c.polling--
@@ -553,6 +557,54 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		return nil, fmt.Errorf("kafka: poll: %w", mapErr(perr))
 	}
 	return nil, nil
+}
+
+// tailScanEvery is how often a tail looks for partitions added to its
+// topics after Tail returned.
+const tailScanEvery = time.Second
+
+// tailNewPartitions adds to a tail the partitions created in its topics
+// since Tail listed them, read from their start: every record in them was
+// produced after Tail returned. franz-go's ConsumePartitions never picks up
+// new partitions by itself, so without this a reply placed on a partition
+// added later would never be delivered.
+func (c *consumer) tailNewPartitions(ctx context.Context, cl *kgo.Client) {
+	c.mu.Lock()
+	if time.Since(c.scanned) < tailScanEvery {
+		c.mu.Unlock()
+		return
+	}
+	c.scanned = time.Now()
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, c.t.o.pollWindow)
+	defer cancel()
+	defer context.AfterFunc(c.stop, cancel)()
+	add := make(map[string]map[int32]kgo.Offset)
+	for _, topic := range c.sub.Topics {
+		tm, err := c.t.loadMeta(ctx, topic)
+		if err != nil {
+			continue // tried again at the next scan
+		}
+		c.mu.Lock()
+		for p := int32(0); p < tm.partitions; p++ {
+			if _, ok := c.tailFrom[topic][p]; ok {
+				continue
+			}
+			if c.tailFrom[topic] == nil {
+				c.tailFrom[topic] = make(map[int32]kgo.Offset)
+			}
+			o := kgo.NewOffset().AtStart()
+			c.tailFrom[topic][p] = o
+			if add[topic] == nil {
+				add[topic] = make(map[int32]kgo.Offset)
+			}
+			add[topic][p] = o
+		}
+		c.mu.Unlock()
+	}
+	if len(add) > 0 {
+		cl.AddConsumePartitions(add)
+	}
 }
 
 var errConsumerClosed = fmt.Errorf("kafka: consumer: %w", transport.ErrClosed)
@@ -768,7 +820,7 @@ func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consu
 	if err != nil {
 		return nil, fmt.Errorf("kafka: tail: %w", err)
 	}
-	c := &consumer{t: t, cl: cl, tailFrom: from, sub: transport.Subscription{Group: "", Topics: topics}}
+	c := &consumer{t: t, cl: cl, tailFrom: from, sub: transport.Subscription{Group: "", Topics: topics}, scanned: time.Now()}
 	c.stop, c.stopNow = context.WithCancel(context.Background())
 	c.maxPoll = time.Duration(1<<63 - 1)
 	if err := c.register(); err != nil {

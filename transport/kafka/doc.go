@@ -89,4 +89,6 @@
 // Tail reads every partition of its topics from their exact end offsets,
 // listed (kadm ListEndOffsets) before it returns, with a client of its own
 // and no group, so the reply to a call made at once is never missed.
+// Partitions added to its topics later are looked for about once a second
+// while it polls and read from their start.
 package kafka
