@@ -307,14 +307,32 @@ func (c *consumer) revokeAllLocked() {
 // leave closes cl and, for a static member, removes its instance from the
 // group: franz-go's Close does not leave for a static member, which would
 // hold its partitions until the session timeout.
+//
+// The LeaveGroup names the member id along with the instance id: the
+// broker removes whichever member holds the instance id when the member id
+// is empty, so a member replaced by a newer process (which it learns of only
+// at its next heartbeat) would otherwise evict that live member. With both,
+// the broker refuses it (FENCED_INSTANCE_ID) when the instance has moved on.
+// A member that never joined leaves by instance id alone, removing a
+// crashed predecessor's registration.
 func (c *consumer) leave(cl *kgo.Client) {
+	member, _ := cl.GroupMetadata()
 	cl.Close()
 	if c.instance == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, _ = c.t.adm.LeaveGroup(ctx, kadm.LeaveGroup(c.sub.Group).InstanceIDs(c.instance).Reason("kafkarpc consumer closed"))
+	if member == "" {
+		_, _ = c.t.adm.LeaveGroup(ctx, kadm.LeaveGroup(c.sub.Group).InstanceIDs(c.instance).Reason("kafkarpc consumer closed"))
+		return
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = c.sub.Group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID, m.InstanceID, m.Reason = member, kmsg.StringPtr(c.instance), kmsg.StringPtr("kafkarpc consumer closed")
+	req.Members = append(req.Members, m)
+	_, _ = req.RequestWith(ctx, c.t.cl)
 }
 
 func toMap(m map[string][]int32) []transport.TopicPartition {
