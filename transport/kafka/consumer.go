@@ -47,6 +47,8 @@ type consumer struct {
 	lastPoll time.Time
 	timer    *time.Timer
 	scanned  time.Time // a tail's last look for partitions added to its topics
+
+	fenceClosed chan struct{} // closed once fence has closed the client
 }
 
 var _ transport.Consumer = (*consumer)(nil)
@@ -463,7 +465,12 @@ func (h fenceHook) OnGroupManageError(err error) {
 	if !errors.Is(err, kerr.FencedInstanceID) {
 		return
 	}
-	c := h.c
+	h.c.fence()
+}
+
+// fence stops the member for good once the broker said another member took
+// its instance id (at a heartbeat, or answering a commit).
+func (c *consumer) fence() {
 	c.mu.Lock()
 	if c.fenced || c.closed {
 		c.mu.Unlock()
@@ -471,15 +478,23 @@ func (h fenceHook) OnGroupManageError(err error) {
 	}
 	c.fenced = true
 	cl := c.cl
+	c.cl = nil // closed here, once: two concurrent kgo Closes race inside franz-go
 	clear(c.assigned)
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	done := make(chan struct{})
+	c.fenceClosed = done
 	c.mu.Unlock()
 	c.stopNow()
-	if cl != nil {
-		go cl.Close() // not here: Close waits for the goroutine running this hook
+	if cl == nil {
+		close(done)
+		return
 	}
+	go func() { // not here: kgo's Close waits for the goroutine running the hook
+		cl.Close()
+		close(done)
+	}()
 }
 
 var _ kgo.HookGroupManageError = fenceHook{}
@@ -704,6 +719,10 @@ func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 			case <-time.After(min(time.Duration(attempt+1)*20*time.Millisecond, 200*time.Millisecond)):
 			}
 		case errors.Is(perr, kerr.FencedInstanceID):
+			// Replaced by a newer instance: stop now rather than at the
+			// next heartbeat, so this member dispatches nothing more that
+			// the new one is reading too.
+			c.fence()
 			return fmt.Errorf("%w: %w", errFenced(c.instance), transport.ErrNotAssigned)
 		default:
 			return fmt.Errorf("kafka: commit %q: %w", c.sub.Group, mapErr(perr))
@@ -790,6 +809,7 @@ func (c *consumer) Close() error {
 		c.closed = true
 		cl := c.cl
 		fenced := c.fenced
+		fenceClosed := c.fenceClosed
 		c.cl = nil
 		if c.timer != nil {
 			c.timer.Stop()
@@ -802,6 +822,9 @@ func (c *consumer) Close() error {
 			} else {
 				c.leave(cl)
 			}
+		}
+		if fenceClosed != nil {
+			<-fenceClosed
 		}
 		c.unregister()
 	})
