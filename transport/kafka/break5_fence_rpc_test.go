@@ -18,7 +18,8 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport/kafka"
 )
 
-// Two live server processes with one instance id: the second replaces the
+// BUG (fixed; Commit now fences on FENCED_INSTANCE_ID): two live server
+// processes with one instance id: the second replaces the
 // first. The first learns of it only at its next heartbeat; until then it
 // keeps polling and dispatching the records it fetches, while the new one
 // reads the same partitions from the committed offset. Requests started on

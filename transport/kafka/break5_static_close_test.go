@@ -13,7 +13,7 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport/kafka"
 )
 
-// BUG: Close of a static member removed its instance with a LeaveGroup that
+// BUG (fixed): Close of a static member removed its instance with a LeaveGroup that
 // named only the instance id. Kafka (and kfake) then remove whichever member
 // holds that instance id now. A process replaced by a newer one with the
 // same instance id that has not yet learnt of it (it learns at its next

@@ -13,7 +13,7 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport/kafka"
 )
 
-// Tailer promises "a record produced after Tail returns is delivered by its
+// BUG (fixed): Tailer promises "a record produced after Tail returns is delivered by its
 // Poll" for every partition of the topics. The Kafka tail consumes the
 // partitions listed at Tail time (kgo.ConsumePartitions with exact end
 // offsets), so a partition added to the topic afterwards is never read: a
