@@ -37,7 +37,7 @@ type consumer struct {
 
 	mu       sync.Mutex
 	cl       *kgo.Client
-	assigned map[transport.TopicPartition]int64 // partition → first offset of the current assignment (0 when unknown)
+	assigned map[transport.TopicPartition]int64 // partition → first offset of the current assignment (startUnknown until its committed offset is fetched)
 	joined   chan struct{}                      // closed at the first assignment of the current client
 	owns     chan struct{}                      // closed at the first non-empty assignment of the current client
 	closed   bool
@@ -46,6 +46,9 @@ type consumer struct {
 	polling  int
 	lastPoll time.Time
 	timer    *time.Timer
+	scanned  time.Time // a tail's last look for partitions added to its topics
+
+	fenceClosed chan struct{} // closed once fence has closed the client
 }
 
 var _ transport.Consumer = (*consumer)(nil)
@@ -306,14 +309,32 @@ func (c *consumer) revokeAllLocked() {
 // leave closes cl and, for a static member, removes its instance from the
 // group: franz-go's Close does not leave for a static member, which would
 // hold its partitions until the session timeout.
+//
+// The LeaveGroup names the member id along with the instance id: the
+// broker removes whichever member holds the instance id when the member id
+// is empty, so a member replaced by a newer process (which it learns of only
+// at its next heartbeat) would otherwise evict that live member. With both,
+// the broker refuses it (FENCED_INSTANCE_ID) when the instance has moved on.
+// A member that never joined leaves by instance id alone, removing a
+// crashed predecessor's registration.
 func (c *consumer) leave(cl *kgo.Client) {
+	member, _ := cl.GroupMetadata()
 	cl.Close()
 	if c.instance == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, _ = c.t.adm.LeaveGroup(ctx, kadm.LeaveGroup(c.sub.Group).InstanceIDs(c.instance).Reason("kafkarpc consumer closed"))
+	if member == "" {
+		_, _ = c.t.adm.LeaveGroup(ctx, kadm.LeaveGroup(c.sub.Group).InstanceIDs(c.instance).Reason("kafkarpc consumer closed"))
+		return
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = c.sub.Group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID, m.InstanceID, m.Reason = member, kmsg.StringPtr(c.instance), kmsg.StringPtr("kafkarpc consumer closed")
+	req.Members = append(req.Members, m)
+	_, _ = req.RequestWith(ctx, c.t.cl)
 }
 
 func toMap(m map[string][]int32) []transport.TopicPartition {
@@ -351,13 +372,25 @@ func (c *consumer) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]
 		return
 	}
 	for _, tp := range toMap(m) {
-		c.assigned[tp] = 0
+		if _, ok := c.assigned[tp]; !ok {
+			// Where the assignment begins is known only once franz-go
+			// has fetched the committed offset (adjust); until then a
+			// commit of the partition is refused, or a late commit of a
+			// record from an earlier assignment would pass and move the
+			// group's offset back.
+			c.assigned[tp] = startUnknown
+		}
 	}
 	closeOnce(c.joined)
 	if len(c.assigned) > 0 {
 		closeOnce(c.owns)
 	}
 }
+
+// startUnknown marks an assigned partition whose starting offset is not
+// yet fetched: nothing of this assignment can have been polled from it, so
+// Commit refuses it.
+const startUnknown = -1
 
 func closeOnce(ch chan struct{}) {
 	select {
@@ -432,7 +465,12 @@ func (h fenceHook) OnGroupManageError(err error) {
 	if !errors.Is(err, kerr.FencedInstanceID) {
 		return
 	}
-	c := h.c
+	h.c.fence()
+}
+
+// fence stops the member for good once the broker said another member took
+// its instance id (at a heartbeat, or answering a commit).
+func (c *consumer) fence() {
 	c.mu.Lock()
 	if c.fenced || c.closed {
 		c.mu.Unlock()
@@ -440,15 +478,23 @@ func (h fenceHook) OnGroupManageError(err error) {
 	}
 	c.fenced = true
 	cl := c.cl
+	c.cl = nil // closed here, once: two concurrent kgo Closes race inside franz-go
 	clear(c.assigned)
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	done := make(chan struct{})
+	c.fenceClosed = done
 	c.mu.Unlock()
 	c.stopNow()
-	if cl != nil {
-		go cl.Close() // not here: Close waits for the goroutine running this hook
+	if cl == nil {
+		close(done)
+		return
 	}
+	go func() { // not here: kgo's Close waits for the goroutine running the hook
+		cl.Close()
+		close(done)
+	}()
 }
 
 var _ kgo.HookGroupManageError = fenceHook{}
@@ -481,6 +527,9 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 	cl := c.cl
 	c.polling++
 	c.mu.Unlock()
+	if c.sub.Group == "" {
+		c.tailNewPartitions(ctx, cl)
+	}
 	defer func() {
 		c.mu.Lock()
 		c.polling--
@@ -541,6 +590,54 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		return nil, fmt.Errorf("kafka: poll: %w", mapErr(perr))
 	}
 	return nil, nil
+}
+
+// tailScanEvery is how often a tail looks for partitions added to its
+// topics after Tail returned.
+const tailScanEvery = time.Second
+
+// tailNewPartitions adds to a tail the partitions created in its topics
+// since Tail listed them, read from their start: every record in them was
+// produced after Tail returned. franz-go's ConsumePartitions never picks up
+// new partitions by itself, so without this a reply placed on a partition
+// added later would never be delivered.
+func (c *consumer) tailNewPartitions(ctx context.Context, cl *kgo.Client) {
+	c.mu.Lock()
+	if time.Since(c.scanned) < tailScanEvery {
+		c.mu.Unlock()
+		return
+	}
+	c.scanned = time.Now()
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, c.t.o.pollWindow)
+	defer cancel()
+	defer context.AfterFunc(c.stop, cancel)()
+	add := make(map[string]map[int32]kgo.Offset)
+	for _, topic := range c.sub.Topics {
+		tm, err := c.t.loadMeta(ctx, topic)
+		if err != nil {
+			continue // tried again at the next scan
+		}
+		c.mu.Lock()
+		for p := int32(0); p < tm.partitions; p++ {
+			if _, ok := c.tailFrom[topic][p]; ok {
+				continue
+			}
+			if c.tailFrom[topic] == nil {
+				c.tailFrom[topic] = make(map[int32]kgo.Offset)
+			}
+			o := kgo.NewOffset().AtStart()
+			c.tailFrom[topic][p] = o
+			if add[topic] == nil {
+				add[topic] = make(map[int32]kgo.Offset)
+			}
+			add[topic][p] = o
+		}
+		c.mu.Unlock()
+	}
+	if len(add) > 0 {
+		cl.AddConsumePartitions(add)
+	}
 }
 
 var errConsumerClosed = fmt.Errorf("kafka: consumer: %w", transport.ErrClosed)
@@ -622,6 +719,10 @@ func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 			case <-time.After(min(time.Duration(attempt+1)*20*time.Millisecond, 200*time.Millisecond)):
 			}
 		case errors.Is(perr, kerr.FencedInstanceID):
+			// Replaced by a newer instance: stop now rather than at the
+			// next heartbeat, so this member dispatches nothing more that
+			// the new one is reading too.
+			c.fence()
 			return fmt.Errorf("%w: %w", errFenced(c.instance), transport.ErrNotAssigned)
 		default:
 			return fmt.Errorf("kafka: commit %q: %w", c.sub.Group, mapErr(perr))
@@ -676,6 +777,10 @@ func (c *consumer) commitRequest(ctx context.Context, next map[transport.TopicPa
 		if !ok {
 			return nil, fmt.Errorf("kafka: commit %s[%d] in group %q: %w", tp.Topic, tp.Partition, c.sub.Group, transport.ErrNotAssigned)
 		}
+		if start == startUnknown {
+			return nil, fmt.Errorf("kafka: commit %s[%d] in group %q: partition just assigned, its committed offset not yet fetched: %w",
+				tp.Topic, tp.Partition, c.sub.Group, transport.ErrNotAssigned)
+		}
 		if off-1 < start {
 			return nil, fmt.Errorf("kafka: commit %s[%d] offset %d in group %q: below %d, where this member's assignment began: %w",
 				tp.Topic, tp.Partition, off-1, c.sub.Group, start, transport.ErrNotAssigned)
@@ -704,6 +809,7 @@ func (c *consumer) Close() error {
 		c.closed = true
 		cl := c.cl
 		fenced := c.fenced
+		fenceClosed := c.fenceClosed
 		c.cl = nil
 		if c.timer != nil {
 			c.timer.Stop()
@@ -716,6 +822,9 @@ func (c *consumer) Close() error {
 			} else {
 				c.leave(cl)
 			}
+		}
+		if fenceClosed != nil {
+			<-fenceClosed
 		}
 		c.unregister()
 	})
@@ -752,7 +861,7 @@ func (t *Transport) Tail(ctx context.Context, topics ...string) (transport.Consu
 	if err != nil {
 		return nil, fmt.Errorf("kafka: tail: %w", err)
 	}
-	c := &consumer{t: t, cl: cl, tailFrom: from, sub: transport.Subscription{Group: "", Topics: topics}}
+	c := &consumer{t: t, cl: cl, tailFrom: from, sub: transport.Subscription{Group: "", Topics: topics}, scanned: time.Now()}
 	c.stop, c.stopNow = context.WithCancel(context.Background())
 	c.maxPoll = time.Duration(1<<63 - 1)
 	if err := c.register(); err != nil {

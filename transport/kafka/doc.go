@@ -62,8 +62,12 @@
 //     the group when their client closes. Close removes the instance with an
 //     explicit LeaveGroup, so its partitions move at once rather than after
 //     the session timeout. A replaced instance learns of it at its next
-//     heartbeat (HeartbeatInterval, default 1 s): its Poll then fails with
-//     ErrFenced and its client stops, so it does not fence the new one back.
+//     heartbeat (HeartbeatInterval, default 1 s) or its next commit (the
+//     broker answers FENCED_INSTANCE_ID; rpc commits every 100 ms while
+//     work completes), whichever comes first: its Poll then fails with
+//     ErrFenced and its client stops, so it does not fence the new one back
+//     nor keep dispatching what the new one reads. Its Close leaves with
+//     its member id as well, so it cannot evict the new member.
 //   - Session timeouts must lie within the brokers' group.min/max
 //     .session.timeout.ms (6 s to 30 min by default on Apache Kafka).
 //   - A group session that ends (session expired, coordinator lost) loses
@@ -89,4 +93,6 @@
 // Tail reads every partition of its topics from their exact end offsets,
 // listed (kadm ListEndOffsets) before it returns, with a client of its own
 // and no group, so the reply to a call made at once is never missed.
+// Partitions added to its topics later are looked for about once a second
+// while it polls and read from their start.
 package kafka
