@@ -166,6 +166,9 @@ type instance struct {
 	owner string // name of the user whose consume made it ("" without auth)
 
 	pollSem chan struct{} // holds one token while a consume runs
+	// gone is canceled by closeInstance: it ends a join in progress.
+	gone       context.Context
+	cancelGone context.CancelFunc
 
 	busy     atomic.Int32 // requests using the instance; >0 stops expiry
 	replaced atomic.Bool  // by a new incarnation: closed without a commit
@@ -193,6 +196,9 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 	if s.closed {
 		return nil, false, &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
 	}
+	if err := s.staleIncarnationLocked(key, r); err != nil {
+		return nil, false, err
+	}
 	in = s.instances[key]
 	if in == nil {
 		if !create {
@@ -202,6 +208,7 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 			return nil, false, cfgErr
 		}
 		in = &instance{key: key, cfg: cfg, owner: owner(r), pollSem: make(chan struct{}, 1)}
+		in.gone, in.cancelGone = context.WithCancel(context.Background())
 		s.instances[key] = in
 		created = true
 	} else if err := checkOwner(r, in); err != nil {
@@ -236,6 +243,7 @@ func (s *Server) closeInstance(in *instance, why string) {
 		return
 	}
 	in.closed = true
+	in.cancelGone()
 	m := in.member
 	in.member = nil
 	in.mu.Unlock()
@@ -456,6 +464,11 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	}
 
 	msgs, err := s.consume(r, in, topics, timeout)
+	if err != nil && in.replaced.Load() {
+		// Whatever the replacement cut short (a join abandoned, a member
+		// closed), the answer is that this incarnation is fenced.
+		return fencedErr(in.key)
+	}
 	if err != nil {
 		in.mu.Lock()
 		neverJoined := in.member == nil
@@ -509,7 +522,11 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 
 	// Joining may take longer than the poll window on a real cluster.
 	joinCtx, cancelJoin := s.requestContext(r, s.cfg.maxTimeout)
+	// A join of an instance that is closed meanwhile (replaced by a new
+	// incarnation, which waits for this consume) is abandoned.
+	stopJoin := context.AfterFunc(in.gone, cancelJoin)
 	m, err := s.ensureMember(joinCtx, in, topics)
+	stopJoin()
 	cancelJoin()
 	if err != nil {
 		return nil, err
@@ -699,7 +716,7 @@ func (s *Server) checkOwnerOf(key instanceKey, r *http.Request) error {
 
 func (s *Server) ownedPartitions(key instanceKey, r *http.Request) ([]restwire.TopicPartitionOffset, error) {
 	in, _, err := s.acquireInstance(key, r, false)
-	if statusOf(err) == http.StatusForbidden {
+	if statusOf(err) == http.StatusForbidden || errors.Is(err, transport.ErrFenced) {
 		return nil, err
 	}
 	if err != nil {
@@ -763,6 +780,10 @@ func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, se
 	}
 	var gone []*instance
 	s.mu.Lock()
+	if err := s.staleIncarnationLocked(key, r); err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	if in := s.instances[key]; in != nil {
 		gone = append(gone, in)
 		delete(s.instances, key)

@@ -87,6 +87,16 @@ func (s *Server) claimIncarnation(key instanceKey, r *http.Request, create bool)
 			return err
 		}
 	}
+	if create && (st == nil || st.current != token) && !(st != nil && slices.Contains(st.retired, token)) {
+		// A consume with a new token replaces the instance and makes its
+		// own from r's headers: refuse bad ones first, so that a refused
+		// request changes nothing (else a misconfigured new process would
+		// fence the healthy one and never consume itself).
+		if _, err := parseConsumerConfig(r.Header); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
 	switch {
 	case st == nil && in == nil && !create:
 		s.mu.Unlock()
@@ -98,9 +108,7 @@ func (s *Server) claimIncarnation(key instanceKey, r *http.Request, create bool)
 		in = nil // ours
 	case slices.Contains(st.retired, token):
 		s.mu.Unlock()
-		return errorf(http.StatusNotFound,
-			"consumer instance %q of group %q was replaced by a newer incarnation with the same instance id (%s); this one must stop: %w",
-			key.name, key.group, IncarnationHeader, transport.ErrFenced)
+		return replacedErr(key)
 	default:
 		if st.current != "" {
 			st.retired = append(st.retired, st.current)
@@ -118,8 +126,45 @@ func (s *Server) claimIncarnation(key instanceKey, r *http.Request, create bool)
 	s.mu.Unlock()
 	if in != nil {
 		s.closeInstance(in, "replaced by a new incarnation")
+		// A consume of the old incarnation may be joining the group with
+		// the same member id: wait for it to end (its join is abandoned
+		// and whatever member it made is closed), else its join, done
+		// after this incarnation's, would replace (fence) the new member.
+		select {
+		case in.pollSem <- struct{}{}:
+			<-in.pollSem
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
 		s.log.Info("kafka-rest: consumer instance replaced by a new incarnation; it resumes from the committed offsets",
 			"group", key.group, "instance", key.name)
+	}
+	return nil
+}
+
+// replacedErr is the answer to a request naming a replaced token.
+func replacedErr(key instanceKey) error {
+	return errorf(http.StatusNotFound,
+		"consumer instance %q of group %q was replaced by a newer incarnation with the same instance id (%s); this one must stop: %w",
+		key.name, key.group, IncarnationHeader, transport.ErrFenced)
+}
+
+// staleIncarnationLocked refuses r when its IncarnationHeader is no longer
+// the current token of key. claimIncarnation checks the token and lets go
+// of s.mu; a new incarnation may replace the instance before the request
+// takes it, so whatever then uses the registry (acquireInstance, the
+// delete) checks again under the same lock as the use: else the old
+// incarnation's consume would create (or share) the new incarnation's
+// instance and take records from it that the new one never sees, its
+// commit would commit the new one's positions, its delete delete the new
+// one's instance. Called with s.mu held.
+func (s *Server) staleIncarnationLocked(key instanceKey, r *http.Request) error {
+	token, err := incarnationOf(r)
+	if err != nil || token == "" {
+		return err
+	}
+	if st := s.incarnations[key]; st != nil && st.current != token {
+		return replacedErr(key)
 	}
 	return nil
 }

@@ -22,6 +22,12 @@ func (r *serveRun) committer(stop <-chan struct{}) {
 	defer r.commitWG.Done()
 	bo := commitBackoff.newBackOff()
 	interval := r.s.cfg.commitInterval
+	if r.dedup != nil && interval > r.dedup.age/2 {
+		// Records handled and not committed must still be in the dedup
+		// window when a crash or a rebalance delivers them again: within
+		// its age, as within its size (see commitEvery).
+		interval = r.dedup.age / 2
+	}
 	var (
 		again <-chan time.Time // a failed commit's retry
 		paced <-chan time.Time // the interval's end, when a commit waits for it
@@ -44,6 +50,11 @@ func (r *serveRun) committer(stop <-chan struct{}) {
 			// Cleared before commit reads the watermarks: a mark that
 			// moves after this is signalled again, one that moved before
 			// is in this commit.
+			r.commitPaced.Store(false)
+			paced = nil
+		case <-r.commitNow:
+			// Half the dedup window's size handled within the interval:
+			// commit now (see commitEvery).
 			r.commitPaced.Store(false)
 			paced = nil
 		case <-again:
@@ -84,6 +95,7 @@ func (r *serveRun) finalCommit() {
 func (r *serveRun) commit() bool {
 	// The committer and finalCommit, one after the other, are the only
 	// callers: the buffers are reused.
+	r.sinceCommit.Store(0) // before the watermarks are read: what is handled later counts for the next
 	marks := r.track.uncommittedInto(r.markBuf)
 	r.markBuf = marks
 	if len(marks) == 0 {

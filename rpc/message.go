@@ -48,7 +48,10 @@ func (r *Request) Decode(v any) error {
 
 // Reply is a reply or progress notice as a caller sees it: the record as
 // read (through the embedded transport.Message; its Value is the payload)
-// and what its envelope says.
+// and what its envelope says. Its Value and Headers are read-only: they
+// share memory with the transport and, on the embedded broker, with the
+// reply the server stores in its dedup window and marker (copy them to
+// change them).
 type Reply struct {
 	// Message is the reply record as read from the transport.
 	transport.Message

@@ -30,9 +30,15 @@ func (c *Client) OnNotice(h NoticeHandler) error {
 			return
 		}
 		ctx, cancel := context.WithCancel(c.ctx)
+		instance := c.cfg.noticeInstance
+		if instance == "" {
+			// Fresh, and made here so that no transport default (such as
+			// upstash.FromEnv's KAFKA_INSTANCE) turns two clients into twins.
+			instance = c.cfg.noticeGroup + "-" + newID()
+		}
 		cons, err := c.t.Subscribe(ctx, transport.Subscription{
 			Group:    c.cfg.noticeGroup,
-			Instance: c.cfg.noticeInstance,
+			Instance: instance,
 			Topics:   []string{c.cfg.noticeTopic},
 			Start:    transport.StartEarliest,
 		})

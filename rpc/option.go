@@ -150,6 +150,14 @@ func (c *serverConfig) validate() error {
 	}
 	if !c.instanceSet {
 		c.instance = os.Getenv(EnvInstance)
+		if c.instance != "" && c.group != c.name {
+			// KAFKA_INSTANCE names the process, and a process may run
+			// several Servers in one group (WithGroup), one per service:
+			// with the bare value they would be twins and fence each
+			// other. Each takes "<KAFKA_INSTANCE>.<name>", stable and
+			// distinct per service.
+			c.instance += "." + c.name
+		}
 	}
 	if err := checkInstance("WithInstance", c.instance); err != nil {
 		if !c.instanceSet {
@@ -274,9 +282,14 @@ const EnvInstance = "KAFKA_INSTANCE"
 // one per deployment.
 //
 // Default: the value of the environment variable KAFKA_INSTANCE (EnvInstance)
-// when set, else a fresh id per Serve (no static membership). WithInstance("")
-// asks for the fresh id whatever the environment says. An id over 200 bytes or
-// with spaces or control characters is refused by NewServer.
+// when set, else a fresh id per Serve (no static membership). The variable
+// names the process, which may run several Servers: a Server whose group
+// was set with WithGroup to other than its name takes
+// "<KAFKA_INSTANCE>.<name>", so that the Servers of one process sharing a
+// group do not fence each other (with the default group, its name, the id
+// is the variable's value). WithInstance("") asks for the fresh id whatever
+// the environment says. An id over 200 bytes or with spaces or control
+// characters is refused by NewServer.
 func WithInstance(id string) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.instance = id; c.instanceSet = true })
 }
@@ -333,7 +346,9 @@ func WithDrainTimeout(d time.Duration) ServerOption {
 // in the last interval are delivered again; the dedup window (WithDedup,
 // shared by the group through the dedup topic, which survives a crash)
 // answers those requests with their stored replies instead of running them
-// again.
+// again. So that the window still holds them, the server commits before the
+// interval's end once half the window's size has been handled since the
+// last commit, and waits at most half the window's age.
 func WithCommitInterval(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.commitInterval = d })
 }

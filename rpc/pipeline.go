@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -200,8 +201,15 @@ func (r *serveRun) invoke(d *delivery) outcome {
 		r.s.log.Error("rpc: handler's result cannot be encoded", "request", d.req.String(), "err", err)
 		return r.replyOutcome(d, nil, Errorf(CodeInternal, "encode reply: %v", err))
 	}
+	if callerOwned(res) {
+		// The handler's []byte or json.RawMessage stays the handler's,
+		// which may reuse it once it has returned; the dedup entry keeps
+		// the reply for as long as the window does. One copy, ours: it
+		// may then be handed over like an encoded result.
+		payload = bytes.Clone(payload)
+	}
 	o := r.replyOutcome(d, payload, nil)
-	o.owned = !callerOwned(res)
+	o.owned = true
 	return o
 }
 

@@ -41,6 +41,15 @@ type serveRun struct {
 	// commitPaced is set while the committer waits for the commit
 	// interval's end (see committer).
 	commitPaced atomic.Bool
+	// commitNow ends the committer's wait for the interval's end early:
+	// sinceCommit records were handled since the last commit read the
+	// watermarks, and commitEvery (half the dedup window's size; 0 without
+	// a window) is reached. Left uncommitted longer, records handled
+	// before a crash or a rebalance would no longer all be in the window
+	// that is to answer their redelivery (see committer).
+	commitNow   chan struct{}
+	sinceCommit atomic.Int64
+	commitEvery int64
 	commitWG    sync.WaitGroup
 	// markBuf and commitBuf are commit's buffers, reused from one commit
 	// to the next (commits never overlap).
@@ -76,7 +85,20 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *ded
 		finalCancel: fcancel,
 		track:       track,
 		commitSig:   make(chan struct{}, 1),
+		commitNow:   make(chan struct{}, 1),
+		commitEvery: commitEvery(s.dedup),
 	}
+}
+
+// commitEvery is how many handled records make the committer commit
+// before the interval's end: half the dedup window's size, so that what a
+// crash leaves uncommitted is still in the window of the next owner. 0
+// (no bound) without a window.
+func commitEvery(w *dedupWindow) int64 {
+	if w == nil || w.size <= 0 {
+		return 0
+	}
+	return int64(max(w.size/2, 1))
 }
 
 // serve runs the workers, the committer and the poll loop until ctx ends,
@@ -197,6 +219,7 @@ func (r *serveRun) worker(work <-chan ticket) {
 			continue // stays in flight: not committed, redelivered later
 		}
 		r.s.handled.Add(1)
+		r.sinceCommit.Add(1)
 		if r.track.complete(&tk) {
 			r.signalCommit()
 		}
@@ -208,6 +231,12 @@ func (r *serveRun) worker(work <-chan ticket) {
 // that commit reads every watermark.
 func (r *serveRun) signalCommit() {
 	if r.commitPaced.Load() {
+		if r.commitEvery > 0 && r.sinceCommit.Load() >= r.commitEvery {
+			select { // too many handled to wait for the interval's end
+			case r.commitNow <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	select {

@@ -137,9 +137,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	track := newTracker()
+	instance := s.cfg.instance
+	if instance == "" {
+		// A fresh id made here, not left to the transport: a transport may
+		// fill an empty Instance with a default of its own (upstash.FromEnv
+		// takes KAFKA_INSTANCE), which would make two processes that asked
+		// for fresh ids twins that fence each other.
+		instance = s.cfg.name + "-" + newID()
+	}
 	cons, err := s.t.Subscribe(ctx, transport.Subscription{
 		Group:           s.cfg.group,
-		Instance:        s.cfg.instance,
+		Instance:        instance,
 		Topics:          topics,
 		Start:           transport.StartEarliest,
 		SessionTimeout:  s.cfg.sessionTimeout,

@@ -522,7 +522,12 @@ func rpcLateReply(t *testing.T, e *rpcEnv) {
 	})
 	e.serve(s)
 	c := e.client(trs[0], "cli")
-	_, err := c.Call(ctxT(t, 10*time.Second), topic, true, rpc.WithTimeout(200*time.Millisecond))
+	// Wait until the server serves (a network transport's group join takes
+	// round trips): a request read only after its 200ms deadline would be
+	// dropped unrun, and no late reply would come.
+	_, err := rpc.Call[string](ctxT(t, 10*time.Second), c, topic, false)
+	require.NoError(t, err, "the server answers")
+	_, err = c.Call(ctxT(t, 10*time.Second), topic, true, rpc.WithTimeout(200*time.Millisecond))
 	require.ErrorIs(t, err, rpc.ErrTimeout)
 	close(release)
 	require.Eventually(t, func() bool { return c.Stats().Late == 1 }, 10*time.Second, 5*time.Millisecond, "late reply counted")

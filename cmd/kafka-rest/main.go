@@ -201,7 +201,7 @@ func parseFlags(args []string, stdout io.Writer) (f flags, help bool, err error)
 	fs.StringVar(&f.users, "users", "", "`file` of users with rights, one JSON object a line: "+
 		`{"name": N, "password": P, "produce": [T...], "consume": [T...], "admin": false}; `+
 		`T is a topic, "prefix*" or "*"; '#' lines are comments; the --username pair is an admin`)
-	fs.StringVar(&f.topics, "topics", "", "topics to create at start, as `name[:partitions],...`")
+	fs.StringVar(&f.topics, "topics", "", "topics to create at start, as `name[:partitions],...` (without a count: --partitions, or the count the data dir already holds)")
 	fs.IntVar(&f.partitions, "partitions", 1, "partition count of topics created without one, and of auto-created topics")
 	fs.BoolVar(&f.autoCreate, "auto-create", true, "create unknown topics on first produce or consume (else 404)")
 	fs.IntVar(&f.maxMessage, "max-message-bytes", restserver.DefaultMaxMessageBytes, "largest record (key + value + headers), in bytes")
@@ -270,10 +270,20 @@ func newBroker(f flags, log *slog.Logger) (*memory.Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--partitions, --max-message-bytes or a limit flag: %w", err)
 	}
-	topics, err := parseTopics(f.topics, f.partitions)
+	topics, err := parseTopics(f.topics, 0)
 	if err == nil {
+		existing := broker.Topics()
 		for _, t := range topics {
-			if err = broker.CreateTopic(t.name, t.partitions); err != nil {
+			n := t.partitions
+			if n == 0 {
+				// No count given: a topic the data dir already holds
+				// keeps its count; a new one gets --partitions.
+				if _, ok := existing[t.name]; ok {
+					continue
+				}
+				n = f.partitions
+			}
+			if err = broker.CreateTopic(t.name, n); err != nil {
 				err = fmt.Errorf("--topics: %w", err)
 				break
 			}
@@ -373,7 +383,8 @@ type topicSpec struct {
 	partitions int
 }
 
-// parseTopics parses "name[:partitions],..."; a missing count is def.
+// parseTopics parses "name[:partitions],..."; a missing count is def
+// (newBroker passes 0: "the default, unless the topic exists").
 func parseTopics(s string, def int) ([]topicSpec, error) {
 	var out []topicSpec
 	for item := range strings.SplitSeq(s, ",") {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,13 +16,19 @@ import (
 // committed offsets, instead of the group waiting minutes for the dead
 // member to be dropped while its requests or notices wait.
 //
-// The id comes, first found, from -instance, from KAFKA_INSTANCE, or from a
-// slot in the reports folder: "<role>-<n>@<host>" for the lowest n whose lock
+// The id comes, first found, from -instance, from KAFKA_INSTANCE (unless a
+// running process of the role in the same folder already holds that value:
+// the seed's .env gives every process the same one), or from a slot in the
+// reports folder: "<role>-<n>.<tag>@<host>" for the lowest n whose lock
 // file (-dir/.<role>-<n>.lock) no running process holds. The lock is held
 // for the life of the process and released by the kernel however the
 // process ends, SIGKILL included, so a restarted process takes its slot (or
 // a free one) again, and two live processes sharing a folder (the README's
-// two workers) never share an id: twins would fence each other.
+// two workers) never share an id: twins would fence each other. The tag
+// is a short hash of the folder's absolute path: a slot is locked only
+// within its folder, so two workers on one host with different folders
+// (two checkouts, containers sharing the host's name) must not both be
+// "worker-1@host".
 
 // envInstance is the seed's variable for an instance id, also read by
 // rpc.NewServer when no WithInstance is given.
@@ -47,8 +55,25 @@ func claimIdentity(dir, role, explicit string) (identity, error) {
 	if explicit != "" {
 		return identity{id: explicit, source: "-instance", release: func() {}}, nil
 	}
+	envSource := ""
 	if v := os.Getenv(envInstance); v != "" {
-		return identity{id: v, source: envInstance, release: func() {}}, nil
+		// The seed's .env sets KAFKA_INSTANCE=default_instance for every
+		// process of the app, so two workers started from it would be
+		// twins and fence each other (one of them stops; restarted by a
+		// supervisor, it fences the other: forever). Take the id only if
+		// no running process of this role in this folder holds it; else
+		// a slot, as without the variable.
+		path := filepath.Join(dir, fmt.Sprintf(".%s-id-%x.lock", role, sha256.Sum256([]byte(v))))
+		release, ok, err := lockSlot(path)
+		switch {
+		case err != nil:
+			// No locks here, or none in this folder: the variable as
+			// given, as before.
+			return identity{id: v, source: envInstance, release: func() {}}, nil
+		case ok:
+			return identity{id: v, source: envInstance, release: release}, nil
+		}
+		envSource = fmt.Sprintf(" (%s=%q is held by another running %s in this folder)", envInstance, v, role)
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -70,8 +95,18 @@ func claimIdentity(dir, role, explicit string) (identity, error) {
 			return identity{}, fmt.Errorf("instance slot %s: %w", path, err)
 		}
 		if ok {
-			return identity{id: fmt.Sprintf("%s-%d@%s", role, n, host), source: path, release: release}, nil
+			return identity{id: fmt.Sprintf("%s-%d.%s@%s", role, n, folderTag(dir), host), source: path + envSource, release: release}, nil
 		}
 	}
 	return identity{}, fmt.Errorf("all %d instance slots of %s in %s are taken: give -instance", maxSlots, role, dir)
+}
+
+// folderTag is 6 hex digits of the FNV-1a hash of dir's absolute path.
+func folderTag(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	h := fnv.New32a()
+	h.Write([]byte(filepath.Clean(dir)))
+	return fmt.Sprintf("%06x", h.Sum32()&0xffffff)
 }

@@ -25,11 +25,11 @@ func TestClaimIdentity(t *testing.T) {
 	require.NoError(t, err)
 	w, err := claimIdentity(dir, "web", "")
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(a.id, "worker-1@"), a.id)
-	assert.True(t, strings.HasPrefix(b.id, "worker-2@"), b.id)
-	assert.True(t, strings.HasPrefix(w.id, "web-1@"), w.id)
+	assert.True(t, strings.HasPrefix(a.id, "worker-1."), a.id)
+	assert.True(t, strings.HasPrefix(b.id, "worker-2."), b.id)
+	assert.True(t, strings.HasPrefix(w.id, "web-1."), w.id)
 	if host != "" && !strings.ContainsAny(host, " /") {
-		assert.Equal(t, "worker-1@"+host, a.id)
+		assert.Equal(t, "worker-1."+folderTag(dir)+"@"+host, a.id)
 	}
 
 	a.release() // the first worker ends: its restart takes slot 1 again

@@ -45,6 +45,8 @@ type config struct {
 	// instance is -instance: the consumer group member id of role worker
 	// or web ("": KAFKA_INSTANCE, else a slot in dir; see identity.go).
 	instance string
+	// kafka is -kafka: Kafka brokers to run on directly.
+	kafka string
 }
 
 // envDir names the reports folder when -dir is not given.
@@ -68,6 +70,8 @@ With no -role, runs the whole scenario in one process over an embedded Kafka
 REST server: asks for a report, prints its progress and "report ready: PATH".
 -role worker / -role web run one side against the REST endpoint in
 UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
+With -kafka host:port (or KAFKA_BROKERS set) every role runs on that Kafka
+cluster directly instead.
 
 `)
 		fs.PrintDefaults()
@@ -94,7 +98,8 @@ UPSTASH_KAFKA_REST_URL (with UPSTASH_KAFKA_REST_USERNAME/_PASSWORD).
 	}
 	fs.DurationVar(&cfg.keep, "keep", defKeep, "web app: delete reports (the .xlsx and the records) this `long` after they finished; 0 keeps them forever (env "+envKeep+")")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "most live event `streams` the web app serves at once; one more gets 503")
-	fs.StringVar(&cfg.instance, "instance", "", "roles worker and web: stable consumer group member `id`, so a restarted process takes its partitions back at once (default: "+envInstance+", else <role>-<n>@<host> for the lowest slot n free in -dir; two live processes must not share one)")
+	fs.StringVar(&cfg.instance, "instance", "", "roles worker and web: stable consumer group member `id`, so a restarted process takes its partitions back at once (default: "+envInstance+", else <role>-<n>.<folder hash>@<host> for the lowest slot n free in -dir; two live processes must not share one)")
+	fs.StringVar(&cfg.kafka, "kafka", "", "run on Kafka directly: seed broker `host:port`[,host:port...] (plaintext; KAFKA_BROKERS with KAFKA_SASL_*/KAFKA_TLS_* for the rest)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -130,41 +135,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch cfg.role {
-	case "worker":
+	case "worker", "web":
 		id, err := claimIdentity(cfg.dir, cfg.role, cfg.instance)
 		if err != nil {
 			return err
 		}
 		defer id.release()
 		log.Info("instance id", "role", cfg.role, "instance", id.id, "from", id.source)
-		t, err := transportFromEnv(cfg.role, log)
+		var t transport.Transport
+		if cfg.onKafka() {
+			t, err = kafkaTransport(cfg, log)
+		} else {
+			t, err = transportFromEnv(cfg.role, log)
+		}
 		if err != nil {
 			return err
 		}
 		defer t.Close()
-		return runWorker(ctx, t, cfg, log, rpc.WithInstance(id.id))
-	case "web":
-		id, err := claimIdentity(cfg.dir, cfg.role, cfg.instance)
-		if err != nil {
-			return err
+		if cfg.role == "worker" {
+			return runWorker(ctx, t, cfg, log, rpc.WithInstance(id.id))
 		}
-		defer id.release()
-		log.Info("instance id", "role", cfg.role, "instance", id.id, "from", id.source)
-		t, err := transportFromEnv(cfg.role, log)
-		if err != nil {
-			return err
-		}
-		defer t.Close()
 		cfg.instance = id.id
-		web, err := startWeb(ctx, t, cfg, log)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "web app: %s\n", web.url)
-		<-ctx.Done()
-		return web.stop()
+		return serveWeb(ctx, t, cfg, log, stdout)
+	}
+	if cfg.onKafka() {
+		return runAllOnKafka(ctx, cfg, log, stdout)
 	}
 	return runAll(ctx, cfg, log, stdout)
+}
+
+// serveWeb runs the web app on t until ctx ends.
+func serveWeb(ctx context.Context, t transport.Transport, cfg config, log *slog.Logger, stdout io.Writer) error {
+	web, err := startWeb(ctx, t, cfg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "web app: %s\n", web.url)
+	<-ctx.Done()
+	return web.stop()
 }
 
 // newLogger logs in colour (tint) when w is a terminal, as text otherwise.

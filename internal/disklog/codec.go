@@ -103,8 +103,23 @@ type Batch struct {
 
 // decodeBatch decodes a batch payload.
 func decodeBatch(p []byte) (Batch, error) {
+	b, _, err := parseBatch(p, true)
+	return b, err
+}
+
+// checkBatch checks a batch payload as decodeBatch does, and returns its
+// base offset and record count, without building its records (recovery
+// checks every segment before handing any batch over).
+func checkBatch(p []byte) (base int64, count int, err error) {
+	b, n, err := parseBatch(p, false)
+	return b.Base, n, err
+}
+
+// parseBatch decodes a batch payload and returns it and its record count;
+// without keep, the records are parsed but not stored (Records is nil).
+func parseBatch(p []byte, keep bool) (Batch, int, error) {
 	if len(p) < batchHeader {
-		return Batch{}, fmt.Errorf("%w: batch of %d bytes", errCorrupt, len(p))
+		return Batch{}, 0, fmt.Errorf("%w: batch of %d bytes", errCorrupt, len(p))
 	}
 	b := Batch{
 		Base:     int64(binary.BigEndian.Uint64(p)),
@@ -113,11 +128,30 @@ func decodeBatch(p []byte) (Batch, error) {
 	n := binary.BigEndian.Uint32(p[16:])
 	p = p[batchHeader:]
 	if uint64(n) > uint64(len(p)) { // every record takes at least 4 bytes
-		return Batch{}, fmt.Errorf("%w: %d records in %d bytes", errCorrupt, n, len(p))
+		return Batch{}, 0, fmt.Errorf("%w: %d records in %d bytes", errCorrupt, n, len(p))
 	}
-	b.Records = make([]transport.Message, n)
+	if keep {
+		b.Records = make([]transport.Message, n)
+	}
 	d := decoder{b: p}
-	for i := range b.Records {
+	for i := range int(n) {
+		if !keep {
+			// Parse only: no string or header allocated.
+			d.varint()
+			d.skip()
+			if vl := d.varint(); vl >= 0 {
+				d.bytes(vl)
+			}
+			nh := d.uvarint()
+			if nh > uint64(len(d.b)) {
+				d.fail()
+				break
+			}
+			for range 2 * nh {
+				d.skip()
+			}
+			continue
+		}
 		m := &b.Records[i]
 		m.Offset = b.Base + int64(i)
 		m.Time = time.UnixMilli(d.varint())
@@ -139,9 +173,9 @@ func decodeBatch(p []byte) (Batch, error) {
 		}
 	}
 	if d.bad || len(d.b) != 0 {
-		return Batch{}, fmt.Errorf("%w: records do not parse", errCorrupt)
+		return Batch{}, 0, fmt.Errorf("%w: records do not parse", errCorrupt)
 	}
-	return b, nil
+	return b, int(n), nil
 }
 
 // decoder reads varints and strings, remembering the first failure.
@@ -183,6 +217,9 @@ func (d *decoder) bytes(n int64) []byte {
 }
 
 func (d *decoder) str() string { return string(d.bytes(int64(d.uvarint()))) }
+
+// skip passes over a string.
+func (d *decoder) skip() { d.bytes(int64(d.uvarint())) }
 
 func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
 func appendVarint(dst []byte, v int64) []byte   { return binary.AppendVarint(dst, v) }

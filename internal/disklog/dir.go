@@ -121,6 +121,10 @@ func Open(path string, opts Options) (*Dir, error) {
 		unlockDir(lock)
 		return nil, fmt.Errorf("disklog: data dir %s: metadata: %w", path, err)
 	}
+	// meta.log, logs/ and the dir itself may be new: make their names
+	// durable before anything written in them is acknowledged.
+	d.syncDirOf(path)
+	d.syncDirOf(filepath.Dir(filepath.Clean(path)))
 	if opts.Sync == SyncInterval {
 		d.wg.Add(1)
 		go d.syncEvery(opts.Interval)
@@ -186,14 +190,20 @@ func (d *Dir) syncDirOf(path string) {
 	if d.opts.Sync == SyncNever {
 		return
 	}
-	f, err := os.Open(path)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
-	if err != nil {
+	if err := fsyncDir(path); err != nil {
 		d.log.Warn("disklog: fsync of a directory failed", "path", path, "err", err)
 	}
+}
+
+// fsyncDir fsyncs the directory path (a variable for tests to watch).
+var fsyncDir = func(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	return err
 }
 
 // syncEvery is SyncInterval's goroutine.
@@ -263,9 +273,14 @@ func (d *Dir) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	// Under the metadata's lock: a commit or topic racing Close gets
+	// ErrClosed, not a write to a closed (or nil) file.
+	d.meta.mu.Lock()
 	if err := d.meta.file.close(nosync); err != nil {
 		errs = append(errs, err)
 	}
+	d.meta.closed = true
+	d.meta.mu.Unlock()
 	unlockDir(d.lock)
 	return errors.Join(errs...)
 }

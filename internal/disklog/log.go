@@ -1,6 +1,7 @@
 package disklog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -89,7 +90,10 @@ func (l *Log) roll() error {
 			return fmt.Errorf("%w: %v", ErrStorage, err)
 		}
 		l.created = true
+		// The partition's dir is named in the topic's, which may be new
+		// too and is named in logs/.
 		l.d.syncDirOf(filepath.Dir(l.path))
+		l.d.syncDirOf(filepath.Dir(filepath.Dir(l.path)))
 	}
 	nosync := l.d.opts.Sync == SyncNever
 	if l.file.f == nil && len(l.segs) > 0 {
@@ -192,8 +196,12 @@ func (l *Log) recover(fn func(Batch) error) error {
 	if len(l.segs) == 0 {
 		return nil
 	}
-	var pending []Batch
-	start := 0 // the first segment kept
+	// Every segment is checked first (a damaged one drops the records
+	// before it), and a batch is decoded only when handed to fn, so that
+	// recovery holds the files' bytes, not every record decoded (14 times
+	// bigger for small records) while the caller keeps only the retained.
+	var pending [][]byte // payloads of the batches to hand over
+	start := 0           // the first segment kept
 	l.next = l.segs[0].base
 	for i := range l.segs {
 		s := &l.segs[i]
@@ -213,7 +221,17 @@ func (l *Log) recover(fn func(Batch) error) error {
 		switch {
 		case err == nil:
 		case i == len(l.segs)-1:
-			// A torn tail: cut the file at the last valid batch.
+			// A torn tail: cut the file at the last valid batch. Bytes
+			// after the cut holding a CRC-valid batch are not a torn
+			// write but damage before acknowledged records: they are
+			// saved beside the segment first, as damage elsewhere is set
+			// aside, never erased.
+			if saved, serr := saveDamagedTail(s.path, valid); serr != nil {
+				return fmt.Errorf("set aside the damaged tail of %s: %w", s.path, serr)
+			} else if saved != "" {
+				l.d.log.Error("disklog: damage at the end of a partition's log, before intact records; the partition continues before it",
+					"segment", s.path, "kept_bytes", valid, "next_offset", next, "set_aside_as", saved, "reason", err)
+			}
 			l.d.log.Warn("disklog: cut a torn tail (a write cut short by a crash, or damage at the end)",
 				"segment", s.path, "kept_bytes", valid, "next_offset", next, "reason", err)
 			if terr := os.Truncate(s.path, valid); terr != nil {
@@ -238,12 +256,60 @@ func (l *Log) recover(fn func(Batch) error) error {
 		l.next = next
 	}
 	l.segs = slices.Clone(l.segs[start:])
-	for _, b := range pending {
+	for i, p := range pending {
+		pending[i] = nil
+		b, err := decodeBatch(p)
+		if err != nil { // checked above: cannot happen
+			return fmt.Errorf("decode a checked batch: %w", err)
+		}
 		if err := fn(b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// saveDamagedTail copies the bytes of the segment at path from valid on to
+// <path>.at-<valid>.damaged when some CRC-valid batch frame begins in them
+// (a torn write has none), and returns that name ("" when not saved).
+func saveDamagedTail(path string, valid int64) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil || int64(len(data)) <= valid {
+		return "", err
+	}
+	tail := data[valid:]
+	// The bad frame itself passes its CRC (its content is wrong), or its
+	// length is intact and a CRC-valid frame follows it (a flipped bit).
+	// Only these two places are checked: restart stays linear in the
+	// data, however long a torn tail.
+	found := false
+	if p, _, err := readFrame(tail); err == nil && len(p) >= batchHeader {
+		found = true
+	} else if len(tail) >= frameHeader {
+		if size := binary.BigEndian.Uint32(tail); size > 0 && uint64(size) <= uint64(len(tail)-frameHeader) {
+			next := tail[frameHeader+int(size):]
+			if p, _, err := readFrame(next); err == nil && len(p) >= batchHeader {
+				found = true
+			}
+		}
+	}
+	if !found {
+		return "", nil
+	}
+	name := fmt.Sprintf("%s.at-%d.damaged", path, valid)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) // the same bytes again if a crash came before the cut
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write(tail); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return name, f.Close()
 }
 
 // setAside renames damaged or dropped segments to *.log.damaged, so an
@@ -257,11 +323,11 @@ func setAside(segs []segment) error {
 	return nil
 }
 
-// readSegment reads the batches of the segment at path, which begins at
-// offset base. It returns the batches read, the length of the valid
+// readSegment reads and checks the batches of the segment at path, which
+// begins at offset base. It returns their payloads, the length of the valid
 // prefix, the offset after it, and why reading stopped early (nil at the
 // end of the file).
-func readSegment(path string, base int64) (batches []Batch, valid int64, next int64, err error) {
+func readSegment(path string, base int64) (batches [][]byte, valid int64, next int64, err error) {
 	data, err := os.ReadFile(path)
 	next = base
 	if err != nil {
@@ -272,16 +338,16 @@ func readSegment(path string, base int64) (batches []Batch, valid int64, next in
 		if err != nil {
 			return batches, valid, next, fmt.Errorf("at byte %d: %w", valid, err)
 		}
-		b, err := decodeBatch(payload)
-		if err == nil && b.Base != next {
-			err = fmt.Errorf("batch has base offset %d, expected %d", b.Base, next)
+		bbase, count, err := checkBatch(payload)
+		if err == nil && bbase != next {
+			err = fmt.Errorf("batch has base offset %d, expected %d", bbase, next)
 		}
 		if err != nil {
 			return batches, valid, next, fmt.Errorf("at byte %d: %w", valid, err)
 		}
-		batches = append(batches, b)
+		batches = append(batches, payload)
 		valid += int64(n)
-		next += int64(len(b.Records))
+		next += int64(count)
 	}
 	return batches, valid, next, nil
 }

@@ -1,6 +1,8 @@
 package disklog
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,7 +49,11 @@ type meta struct {
 	commits   map[string]map[tp]int64
 	compactAt int64
 	buf       []byte
+	closed    bool // by Dir.Close: writes fail with ErrClosed
 }
+
+// ErrClosed is the error of a write to a Dir after Close.
+var ErrClosed = errors.New("disklog: the data dir is closed")
 
 const minCompact = 1 << 20
 
@@ -66,6 +72,14 @@ func (m *meta) load() error {
 			err = m.apply(payload)
 		}
 		if err != nil {
+			if skip, ok := damagedEntry(data[valid:]); ok {
+				// Damage in the middle (its length is intact and a valid
+				// entry follows): only this entry is lost.
+				m.d.log.Error("disklog: skipped a damaged entry in the middle of the metadata log (a topic or commit it held is lost)",
+					"path", m.path, "at_byte", valid, "bytes", skip, "reason", err)
+				valid += skip
+				continue
+			}
 			m.d.log.Warn("disklog: cut the metadata log at a torn or damaged entry; entries after it are lost",
 				"path", m.path, "kept_bytes", valid, "dropped_bytes", len(data)-valid, "reason", err)
 			if terr := os.Truncate(m.path, int64(valid)); terr != nil {
@@ -81,6 +95,27 @@ func (m *meta) load() error {
 	}
 	m.compactAt = max(minCompact, 4*int64(valid))
 	return m.file.swap(f, int64(valid), true)
+}
+
+// damagedEntry reports whether the frame at the start of b is damage in
+// the middle of the log rather than a torn tail: its length fits in b and
+// a valid frame follows it. It returns the frame's length.
+func damagedEntry(b []byte) (int, bool) {
+	if len(b) < frameHeader {
+		return 0, false
+	}
+	size := binary.BigEndian.Uint32(b)
+	if size == 0 || size > maxFrame || int(size) > len(b)-frameHeader {
+		return 0, false // zeros (a tail lost by a machine crash) are a tail
+	}
+	n := frameHeader + int(size)
+	if n >= len(b) {
+		return 0, false
+	}
+	if next, _, err := readFrame(b[n:]); err != nil || len(next) == 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 // apply applies one entry to the state.
@@ -137,6 +172,9 @@ func (m *meta) setCommit(group, topic string, part int32, off int64) {
 // write writes the framed entries in m.buf, then applies them to the state
 // and compacts when due. Called with mu held.
 func (m *meta) write(apply func()) (int64, error) {
+	if m.closed {
+		return 0, ErrClosed
+	}
 	seq, err := m.file.write(m.buf)
 	if err != nil {
 		return 0, err

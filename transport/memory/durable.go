@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -199,6 +200,14 @@ func (b *Broker) restore() error {
 		}()
 	}
 	for _, ts := range topics {
+		if err := validTopicName(ts.Name); err != nil || ts.Partitions <= 0 || ts.Partitions > maxPartitions {
+			// Never written by a broker: a damaged or edited meta.log. Its
+			// name would be joined into paths (../ escapes the data dir)
+			// and its count allocated.
+			b.cfg.durable.log().Error("memory: the data dir's metadata names an invalid topic; it is skipped",
+				"topic", ts.Name, "partitions", ts.Partitions, "reason", err)
+			continue
+		}
 		t := newTopic(ts.Name, ts.Partitions)
 		for _, p := range t.parts {
 			work <- p
@@ -264,6 +273,9 @@ func (b *Broker) persistTopics(ts []*topic) error {
 		specs[i] = disklog.TopicSpec{Name: t.name, Partitions: len(t.parts)}
 	}
 	if err := b.disk.AddTopics(specs); err != nil {
+		if errors.Is(err, disklog.ErrClosed) {
+			return errBrokerClosed
+		}
 		return fmt.Errorf("memory: record new topics: %w", err)
 	}
 	now := b.now()
@@ -291,6 +303,9 @@ func (b *Broker) persistCommits(group string, owned []*owned, at func(*owned) in
 		}
 	}
 	if err := b.disk.Commit(group, cs); err != nil {
+		if errors.Is(err, disklog.ErrClosed) {
+			return errBrokerClosed // Close ran meanwhile
+		}
 		return fmt.Errorf("memory: commit for group %q: %w", group, err)
 	}
 	return nil
@@ -301,7 +316,7 @@ func (b *Broker) persistGroupDeleted(name string) {
 	if b.disk == nil {
 		return
 	}
-	if err := b.disk.DeleteGroup(name); err != nil {
+	if err := b.disk.DeleteGroup(name); err != nil && !errors.Is(err, disklog.ErrClosed) {
 		// The group comes back at a restart, to expire again.
 		b.cfg.durable.log().Warn("memory: could not record a deleted group", "group", name, "err", err)
 	}
