@@ -86,11 +86,13 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 			it.Timestamp = &ts
 		case "headers":
 			d.hdrs = d.hdrs[:0]
+			d.pending = d.pending[:0]
 			ok = d.array(func() bool {
-				k, v, ok := d.header()
+				k, v, ok := d.header(len(d.hdrs))
 				d.hdrs = append(d.hdrs, Header{Key: k, Value: v})
 				return ok
 			})
+			d.shareValues(func(i int, v string) { d.hdrs[i].Value = v })
 			// [] is an empty, non-nil slice; the scratch is copied out at
 			// its size.
 			it.Headers = append(make([]Header, 0, len(d.hdrs)), d.hdrs...)
@@ -272,14 +274,16 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 			ts, ok = d.int64()
 		case "headers":
 			f = fieldHeaders
+			d.pending = d.pending[:0]
 			ok = d.array(func() bool {
 				if !d.charge(HeaderCost) {
 					return false
 				}
-				k, v, ok := d.header()
+				k, v, ok := d.header(len(d.headers))
 				d.headers = append(d.headers, transport.Header{Key: k, Value: v})
 				return ok
 			})
+			d.shareValues(func(i int, v string) { d.headers[i].Value = v })
 		}
 		ok = ok && seen&f == 0 // a known field, once, with a good value
 		seen |= f

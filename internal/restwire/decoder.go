@@ -29,6 +29,8 @@ type decoder struct {
 	// hdrs is scratch space for one record's headers on the server, which
 	// are then copied out at their size: one allocation per record.
 	hdrs []Header
+	// pending header values of the record being decoded, see header.
+	pending []pendingValue
 }
 
 // Bounds on the strings the decoder interns.
@@ -349,18 +351,71 @@ func (d *decoder) topic() (string, bool) {
 	return d.lastTopic, true
 }
 
-// header decodes one {"key": "...", "value": "..."} object, interning both.
-func (d *decoder) header() (key, value string, ok bool) {
+// header decodes one {"key": "...", "value": "..."} object, interning the
+// key. A value that is well known or already interned is returned as that
+// string; any other is left on the arena and its place recorded in
+// d.pending under index idx (the header's index in the caller's list), for
+// shareValues to copy out with the record's other such values in one
+// allocation.
+func (d *decoder) header(idx int) (key, value string, ok bool) {
 	ok = d.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "key":
 			key, ok = d.string(true)
 		case "value":
-			value, ok = d.string(true)
+			value, ok = d.deferredValue(idx)
 		}
 		return ok
 	})
 	return key, value, ok
+}
+
+// pendingValue is a header value waiting on the arena for shareValues:
+// arena[start:end] is the value of the header at index idx.
+type pendingValue struct{ idx, start, end int }
+
+// deferredValue decodes a header value: a constant when well known or
+// interned, else "" with its bytes kept on the arena and recorded in
+// d.pending. A value given twice in one header object keeps the last, as
+// encoding/json does: an earlier pending entry of idx is superseded.
+func (d *decoder) deferredValue(idx int) (string, bool) {
+	start := len(d.arena)
+	v, ok := d.str()
+	if !ok {
+		return "", false
+	}
+	if n := len(d.pending); n > 0 && d.pending[n-1].idx == idx {
+		d.pending = d.pending[:n-1] // superseded; its bytes stay unused on the arena
+	}
+	if len(v) <= maxInternLen {
+		if s, ok := wellKnown(v); ok {
+			d.arena = d.arena[:start]
+			return s, true
+		}
+		if s, ok := d.interned[string(v)]; ok {
+			d.arena = d.arena[:start]
+			return s, true
+		}
+	}
+	d.pending = append(d.pending, pendingValue{idx: idx, start: start, end: len(d.arena)})
+	return "", true
+}
+
+// shareValues copies the pending header values out in one string and calls
+// set with each one's index and value (a substring of it), then frees
+// their space on the arena. One record's values share one allocation, and
+// they live as long as the record's headers do.
+func (d *decoder) shareValues(set func(idx int, v string)) {
+	if len(d.pending) == 0 {
+		return
+	}
+	base := d.pending[0].start
+	all := string(d.arena[base:])
+	for _, p := range d.pending {
+		set(p.idx, all[p.start-base:p.end-base])
+	}
+	d.arena = d.arena[:base]
+	d.pending = d.pending[:0]
 }
 
 // int decodes a JSON integer (no fraction or exponent) within [lo, hi].

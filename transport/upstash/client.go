@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +29,12 @@ const (
 	maxErrorBytes   = 64 << 10 // an error answer
 	maxRetryAfter   = 30 * time.Second
 	presizeLimit    = 4 << 20 // largest Content-Length allocated up front
+)
+
+// Shared header values of every request (see attempt).
+var (
+	jsonValue      = []string{"application/json"}
+	userAgentValue = []string{"kafkarpc-upstash/1"}
 )
 
 // request is one REST call. path is the URL path below the base URL, with
@@ -153,20 +158,23 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(actx, r.method, t.cfg.base.String()+r.path, body)
+	req, err := http.NewRequestWithContext(actx, r.method, t.baseURL+r.path, body)
 	if err != nil {
 		return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), err)
 	}
+	// The header values are shared, not copied, capped at their length so
+	// that an append anywhere copies them: the http.RoundTripper contract
+	// forbids modifying a request, and net/http only reads them.
 	for k, v := range r.header {
-		req.Header[k] = slices.Clone(v)
+		req.Header[k] = v[:len(v):len(v)]
 	}
 	if r.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonValue[:1:1]
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "kafkarpc-upstash/1")
-	if t.cfg.credsSet {
-		req.SetBasicAuth(t.cfg.user, t.cfg.pass)
+	req.Header["Accept"] = jsonValue[:1:1]
+	req.Header["User-Agent"] = userAgentValue[:1:1]
+	if t.authValue != nil {
+		req.Header["Authorization"] = t.authValue[:1:1]
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {

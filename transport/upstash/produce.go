@@ -320,7 +320,19 @@ func (c *produceCall) result(meta []restwire.Metadata) ([]transport.Message, err
 // on when nobody waits for it. When every caller has a deadline it carries
 // the latest, so retries know when waiting is pointless (a Retry-After past
 // it gives up at once).
+//
+// A batch of one call (every call of a lone caller) takes the cheaper
+// shape with the same ends: the caller's context, which carries its
+// deadline, cut short when parent ends.
 func batchContext(parent context.Context, batch []*produceCall) (context.Context, func()) {
+	if len(batch) == 1 {
+		ctx, cancel := context.WithCancel(batch[0].ctx)
+		stop := context.AfterFunc(parent, cancel)
+		return ctx, func() {
+			stop()
+			cancel()
+		}
+	}
 	var latest time.Time
 	for _, c := range batch {
 		d, ok := c.ctx.Deadline()

@@ -2,6 +2,7 @@ package upstash
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,11 @@ type Transport struct {
 	closeErr  error
 
 	producer producer
+
+	// Fixed parts of every request, made once: the base URL as a string
+	// and the Authorization header's value (nil without credentials).
+	baseURL   string
+	authValue []string
 
 	dropped atomic.Int64 // records dropped as not asked for
 }
@@ -90,6 +96,10 @@ func New(opts ...Option) (*Transport, error) {
 		t.client, t.ownClient = newHTTPClient(), true
 	} else {
 		t.client = withoutRedirects(t.client)
+	}
+	t.baseURL = cfg.base.String()
+	if cfg.credsSet {
+		t.authValue = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.user+":"+cfg.pass))}
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.producer.init(t)
