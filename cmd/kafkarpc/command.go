@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
+	"github.com/kafkarpc/kafkarpc/transport/kafka"
 	"github.com/kafkarpc/kafkarpc/transport/upstash"
 )
 
@@ -36,6 +38,7 @@ type globals struct {
 	json                    bool
 	connectTimeout          time.Duration
 	verbose                 bool
+	kafka                   kafka.Flags // --brokers and --kafka-*: Kafka directly instead of REST
 }
 
 // env is what a running subcommand writes to and reads from.
@@ -81,6 +84,7 @@ func (c *command) exec(ctx context.Context, args []string, stdin io.Reader, stdo
 	fs.BoolVar(&g.json, "json", false, "print one JSON object a line, for scripts")
 	fs.DurationVar(&g.connectTimeout, "connect-timeout", 10*time.Second, "give up reaching the server (retries included) after this long")
 	fs.BoolVar(&g.verbose, "verbose", false, "log the library's debug lines to stderr")
+	g.kafka.Register(fs)
 	body := c.flags(fs, g)
 
 	pos, err := parseInterleaved(fs, args)
@@ -126,13 +130,13 @@ func describe(err error) string {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, transport.ErrUnauthenticated):
-		return msg + " (check --username/--password or UPSTASH_KAFKA_REST_USERNAME/UPSTASH_KAFKA_REST_PASSWORD)"
+		return msg + " (check --username/--password or UPSTASH_KAFKA_REST_USERNAME/UPSTASH_KAFKA_REST_PASSWORD; on Kafka, --kafka-sasl-* or KAFKA_SASL_*)"
 	case errors.Is(err, transport.ErrPermissionDenied):
 		return msg + " (these credentials may not use this topic)"
 	case errors.Is(err, transport.ErrUnknownTopic):
 		return msg + " (the topic does not exist on the server)"
 	case isUnreachable(err):
-		return msg + " (is the server at --url running?)"
+		return msg + " (is the server at --url, or are the --brokers, running?)"
 	}
 	return msg
 }
@@ -189,6 +193,17 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 // openTransport is the one place the transport is chosen: the REST API,
 // from --url/--username/--password over the UPSTASH_KAFKA_REST_* variables.
 func openTransport(g *globals) (transport.Transport, error) {
+	if useKafka(g) {
+		cfg, err := g.kafka.Config()
+		if err != nil {
+			return nil, &cliError{code: exitUsage, err: err}
+		}
+		t, err := kafka.New(kafka.WithConfig(cfg), kafka.SetupTimeout(g.connectTimeout))
+		if err != nil {
+			return nil, transportErr(err)
+		}
+		return t, nil
+	}
 	opts := []upstash.Option{
 		upstash.WithSetupTimeout(g.connectTimeout),
 		upstash.WithBackoff(upstash.Backoff{MaxElapsed: g.connectTimeout}),
@@ -239,4 +254,17 @@ func (h *headerFlag) Set(s string) error {
 	}
 	*h = append(*h, transport.Header{Key: k, Value: v})
 	return nil
+}
+
+// useKafka reports whether the command talks to Kafka directly: --brokers
+// (or another --kafka-* flag) was given, or no REST endpoint is named
+// (--url, UPSTASH_KAFKA_REST_URL, KAFKA_URL) while KAFKA_BROKERS is set.
+func useKafka(g *globals) bool {
+	if g.kafka.Wanted() {
+		return true
+	}
+	if g.url != "" || os.Getenv(upstash.EnvURL) != "" || os.Getenv(upstash.EnvLegacyURL) != "" {
+		return false
+	}
+	return os.Getenv(kafka.EnvBrokers) != ""
 }

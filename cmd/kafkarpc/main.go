@@ -21,7 +21,13 @@
 // UPSTASH_KAFKA_REST_URL, UPSTASH_KAFKA_REST_USERNAME and
 // UPSTASH_KAFKA_REST_PASSWORD (also KAFKA_URL, KAFKA_USERNAME and
 // KAFKA_PASSWORD). Prefer the variables for credentials: flags show in the
-// process list. The transport is chosen in one function, openTransport.
+// process list.
+//
+// It speaks Kafka directly (transport/kafka, franz-go) with --brokers
+// host:port,... (and --kafka-sasl-*, --kafka-tls-* flags), or when
+// KAFKA_BROKERS is set and no REST endpoint is named (the KAFKA_SASL_* and
+// KAFKA_TLS_* variables then apply). The transport is chosen in one
+// function, openTransport.
 //
 // # Output and exit codes
 //
@@ -97,7 +103,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.short)
 	}
-	fmt.Fprintf(w, "\nConnect with --url or UPSTASH_KAFKA_REST_URL (and _USERNAME, _PASSWORD).\n")
+	fmt.Fprintf(w, "\nConnect with --url or UPSTASH_KAFKA_REST_URL (and _USERNAME, _PASSWORD),\nor to Kafka directly with --brokers or KAFKA_BROKERS.\n")
 	fmt.Fprintf(w, "Exit codes: 0 ok, 1 error reply (code printed), 2 usage or transport error.\n")
 	fmt.Fprintf(w, "Run '%s COMMAND --help' for a command's flags and an example.\n", exitProgName)
 }
