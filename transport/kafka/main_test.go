@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,9 +49,6 @@ func newFake(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	t.Cleanup(c.Close)
 	return c
 }
-
-// onReal reports whether the tests run against a real cluster.
-func onReal() bool { return strings.TrimSpace(os.Getenv(EnvTestBrokers)) != "" }
 
 // newTransport connects to brokers with the tests' options and closes the
 // transport at the end of the test.
