@@ -318,7 +318,7 @@ func TestDeleteDuringLongPoll(t *testing.T) {
 
 func TestGroupSplitsPartitions(t *testing.T) {
 	t.Parallel()
-	kafkaDiffers(t, "Kafka assigns with the cooperative-sticky balancer over heartbeats and rebalance rounds, not the embedded broker's range split at join")
+	kafkaDiffers(t, "Kafka assigns through the group coordinator's rebalance rounds, one member at a time, not the embedded broker's split at join")
 	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("cities", 4), memory.WithTopic("words", 1)}})
 	assert.Empty(t, e.consume("mygroup", "instance-1", `{"topics":["cities","words"],"timeout":0}`))
 	assert.Empty(t, e.consume("mygroup", "instance-2", `{"topic":"cities","timeout":0}`))
