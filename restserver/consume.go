@@ -207,6 +207,10 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 		if cfgErr != nil {
 			return nil, false, cfgErr
 		}
+		if len(s.instances) >= s.cfg.maxInstances {
+			return nil, false, &httpError{status: http.StatusServiceUnavailable, retryAfter: "5",
+				msg: fmt.Sprintf("too many consumer instances: the server's limit of %d is reached; delete unused instances (/delete-consumer) or retry later", s.cfg.maxInstances)}
+		}
 		in = &instance{key: key, cfg: cfg, owner: owner(r), pollSem: make(chan struct{}, 1)}
 		in.gone, in.cancelGone = context.WithCancel(context.Background())
 		s.instances[key] = in

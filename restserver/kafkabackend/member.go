@@ -125,6 +125,24 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 	} else {
 		opts = append(opts, kgo.HeartbeatInterval(time.Second))
 	}
+	// kgo retries a group request failing with a retriable error (the
+	// coordinator moving or loading) for the session timeout, up to the
+	// 24 days Kafka-Session-Timeout-Ms allows, and its Close waits for that
+	// retry loop: a join stuck on NOT_COORDINATOR held a consume, a delete
+	// or the idle janitor for the whole session (45 s by default). Bound
+	// the retries by the leave timeout; the group loop then rejoins.
+	session := s.SessionTimeout
+	if session <= 0 {
+		session = 45 * time.Second
+	}
+	groupRetry := min(session, b.cfg.leaveTimeout)
+	opts = append(opts, kgo.RetryTimeoutFn(func(key int16) time.Duration {
+		switch key {
+		case (&kmsg.JoinGroupRequest{}).Key(), (&kmsg.SyncGroupRequest{}).Key(), (&kmsg.HeartbeatRequest{}).Key():
+			return groupRetry
+		}
+		return 30 * time.Second
+	}))
 	opts = append(opts, b.cfg.clientOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
