@@ -43,6 +43,10 @@ type Server struct {
 	closed       bool
 
 	httpMu  sync.Mutex
+
+	readyMu  sync.Mutex // one /readyz check of the backend at a time
+	readyAt  time.Time  // when readyErr was found
+	readyErr error
 	httpSrv *http.Server
 
 	requests  atomic.Uint64
