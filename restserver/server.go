@@ -42,12 +42,12 @@ type Server struct {
 	incarnations map[instanceKey]*incarnation
 	closed       bool
 
-	httpMu  sync.Mutex
+	httpMu sync.Mutex
 
 	readyMu  sync.Mutex // one /readyz check of the backend at a time
 	readyAt  time.Time  // when readyErr was found
 	readyErr error
-	httpSrv *http.Server
+	httpSrv  *http.Server
 
 	requests  atomic.Uint64
 	errors    atomic.Uint64
