@@ -533,6 +533,12 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 	m, err := s.ensureMember(joinCtx, in, topics)
 	stopJoin()
 	cancelJoin()
+	if err != nil && errors.Is(err, context.Canceled) && in.gone.Err() != nil && !s.closing() && r.Context().Err() == nil {
+		// Deleted or expired during the join: not "server is shutting
+		// down", the answer a bare context.Canceled gets.
+		return nil, errorf(http.StatusNotFound, "consumer instance %q of group %q was deleted during the consume: %w",
+			in.key.name, in.key.group, errInstanceGone)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -543,7 +543,20 @@ func (m *member) Close() error {
 		fenced := m.fenced
 		m.mu.Unlock()
 		m.setReady()
-		m.cl.Close()
+		// kgo's Close waits for its group loop, which may be inside a
+		// JoinGroup the coordinator holds for up to the rebalance timeout
+		// (a slow broker): a consume whose instance was deleted during its
+		// join, or a delete, hung that long. Wait at most the leave
+		// timeout; the client finishes closing in the background (Backend
+		// Close waits for it).
+		clientClosed := make(chan struct{})
+		m.b.bg.Go(func() { m.cl.Close(); close(clientClosed) })
+		select {
+		case <-clientClosed:
+		case <-time.After(m.b.cfg.leaveTimeout):
+			m.b.cfg.log.Warn("kafkabackend: the consumer's client is still closing (a group request is in flight)",
+				"group", m.sub.Group, "instance", m.sub.Instance)
+		}
 		m.b.mu.Lock()
 		delete(m.b.members, m)
 		m.b.mu.Unlock()
