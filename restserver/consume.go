@@ -207,6 +207,10 @@ func (s *Server) acquireInstance(key instanceKey, r *http.Request, create bool) 
 		if cfgErr != nil {
 			return nil, false, cfgErr
 		}
+		if len(s.instances) >= s.cfg.maxInstances {
+			return nil, false, &httpError{status: http.StatusServiceUnavailable, retryAfter: "5",
+				msg: fmt.Sprintf("too many consumer instances: the server's limit of %d is reached; delete unused instances (/delete-consumer) or retry later", s.cfg.maxInstances)}
+		}
 		in = &instance{key: key, cfg: cfg, owner: owner(r), pollSem: make(chan struct{}, 1)}
 		in.gone, in.cancelGone = context.WithCancel(context.Background())
 		s.instances[key] = in
@@ -529,6 +533,12 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 	m, err := s.ensureMember(joinCtx, in, topics)
 	stopJoin()
 	cancelJoin()
+	if err != nil && errors.Is(err, context.Canceled) && in.gone.Err() != nil && !s.closing() && r.Context().Err() == nil {
+		// Deleted or expired during the join: not "server is shutting
+		// down", the answer a bare context.Canceled gets.
+		return nil, errorf(http.StatusNotFound, "consumer instance %q of group %q was deleted during the consume: %w",
+			in.key.name, in.key.group, errInstanceGone)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -78,14 +78,29 @@ func (s *Server) ready(ctx context.Context) error {
 	if s.closing() {
 		return errShuttingDown
 	}
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	if rd, ok := s.backend.(Readier); ok {
-		return rd.Ready(ctx)
+	// /readyz needs no credentials: without this, every probe of anyone
+	// on the network was a metadata request to the brokers (a flood of
+	// probes, a flood of broker requests). One check runs at a time and
+	// its result answers the probes of the next readyCacheTTL.
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if !s.readyAt.IsZero() && time.Since(s.readyAt) < readyCacheTTL {
+		return s.readyErr
 	}
-	_, err := s.backend.Topics(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+	defer cancel()
+	var err error
+	if rd, ok := s.backend.(Readier); ok {
+		err = rd.Ready(ctx)
+	} else {
+		_, err = s.backend.Topics(ctx)
+	}
+	s.readyAt, s.readyErr = time.Now(), err
 	return err
 }
+
+// readyCacheTTL is how long one check of the backend answers /readyz.
+const readyCacheTTL = time.Second
 
 var errShuttingDown = &httpError{status: http.StatusServiceUnavailable, msg: "server is shutting down"}
 

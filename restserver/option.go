@@ -56,6 +56,11 @@ const (
 	// DefaultMaxConnections is the default largest number of connections
 	// [Server.Serve] holds open: 4096.
 	DefaultMaxConnections = 4096
+	// DefaultMaxInstances is the default largest number of consumer
+	// instances the server holds at once: 1000. Each one is a group member
+	// of the backend (in front of Kafka, a client with its own goroutines
+	// and connections), so their number must be bounded.
+	DefaultMaxInstances = 1000
 	// DefaultWriteMargin is what the default write timeout adds to the max
 	// timeout (see [Timeouts.Write]): 30 s.
 	DefaultWriteMargin = 30 * time.Second
@@ -84,6 +89,7 @@ type config struct {
 	fetchMaxParts   int
 	maxNameLength   int
 	maxConns        int
+	maxInstances    int
 	failedLogins    int
 	logger          *slog.Logger
 	accessLog       *slog.Logger
@@ -102,6 +108,7 @@ func defaults() config {
 		fetchMaxParts:   DefaultFetchMaxPartitions,
 		maxNameLength:   DefaultMaxNameLength,
 		maxConns:        DefaultMaxConnections,
+		maxInstances:    DefaultMaxInstances,
 		failedLogins:    DefaultFailedLoginLimit,
 		logger:          slog.Default(),
 	}
@@ -129,6 +136,9 @@ func (c *config) validate() error {
 	}
 	if c.maxTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("max timeout must be positive, got %v", c.maxTimeout))
+	}
+	if c.maxInstances <= 0 {
+		errs = append(errs, fmt.Errorf("max instances must be positive, got %d", c.maxInstances))
 	}
 	if c.instanceExpiry <= 0 {
 		errs = append(errs, fmt.Errorf("instance expiry must be positive, got %v", c.instanceExpiry))
@@ -224,6 +234,14 @@ func WithMaxTimeout(d time.Duration) Option {
 // serving a request never expires. Default [DefaultInstanceExpiry] (5 min).
 func WithInstanceExpiry(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.instanceExpiry = d })
+}
+
+// WithMaxInstances caps the consumer instances the server holds at once (of
+// all users). A consume that would create one more is answered 503 with
+// Retry-After until some are deleted or expire. Default
+// [DefaultMaxInstances] (1000).
+func WithMaxInstances(n int) Option {
+	return optionFunc(func(c *config) { c.maxInstances = n })
 }
 
 // WithFetchMaxRecords sets the largest number of records one /fetch

@@ -42,8 +42,12 @@ type Server struct {
 	incarnations map[instanceKey]*incarnation
 	closed       bool
 
-	httpMu  sync.Mutex
-	httpSrv *http.Server
+	httpMu sync.Mutex
+
+	readyMu  sync.Mutex // one /readyz check of the backend at a time
+	readyAt  time.Time  // when readyErr was found
+	readyErr error
+	httpSrv  *http.Server
 
 	requests  atomic.Uint64
 	errors    atomic.Uint64

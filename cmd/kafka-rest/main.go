@@ -21,6 +21,7 @@
 //	--retention-age 168h0m0s           age (since append) of records kept
 //	--offsets-retention 168h0m0s       keep an empty group's committed offsets this long
 //	--max-connections 4096             connections held open (kept under the file limit)
+//	--max-instances 1000               consumer instances held at once (then 503)
 //	--idle-timeout 30s                 keep-alive connections idle this long are closed
 //	--failed-login-limit 60            failed logins per client address per minute (then 429)
 //	--max-topics 10000                 topics (auto-creation past it: 400)
@@ -137,6 +138,7 @@ type limits struct {
 	maxTopics, maxPartitions, maxNameLength                int
 	offsetsRetention, retentionAge                         time.Duration
 	retentionRecords, maxConns, failedLogins               int
+	maxInstances                                           int
 	idleTimeout                                            time.Duration
 	retentionBytes                                         int64
 }
@@ -161,6 +163,8 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 		"drop records appended longer ago than this, at the partition's next append (Kafka's retention.ms)")
 	fs.IntVar(&l.maxConns, "max-connections", restserver.DefaultMaxConnections,
 		"most connections held open; at the limit a new one closes the longest idle one without credentials (else 503)")
+	fs.IntVar(&l.maxInstances, "max-instances", restserver.DefaultMaxInstances,
+		"most consumer instances held at once (each is a group member; in front of Kafka a client of its own); past it a new one is a 503")
 	fs.DurationVar(&l.idleTimeout, "idle-timeout", restserver.DefaultIdleTimeout, "close keep-alive connections idle for this long")
 	fs.IntVar(&l.failedLogins, "failed-login-limit", restserver.DefaultFailedLoginLimit,
 		"failed logins one client address may make per minute; past it 429 with Retry-After")
@@ -191,6 +195,7 @@ func (l limits) serverOptions() []restserver.Option {
 		restserver.WithFetchMaxPartitions(l.fetchMaxPartitions),
 		restserver.WithMaxNameLength(l.maxNameLength),
 		restserver.WithMaxConnections(l.maxConns),
+		restserver.WithMaxInstances(l.maxInstances),
 		restserver.WithFailedLoginLimit(l.failedLogins),
 		restserver.WithTimeouts(restserver.Timeouts{Idle: l.idleTimeout}),
 	}

@@ -195,7 +195,7 @@ func TestRunLimitFlags(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"--help"}, &stdout, io.Discard))
 	for _, f := range []string{"fetch-max-bytes int", "(default 16777216)", "max-partition-fetch-bytes", "fetch-max-partitions",
 		"max-name-length", "max-topics", "max-total-partitions", "offsets-retention", "retention-records",
-		"retention-bytes", "retention-age", "max-connections", "idle-timeout", "failed-login-limit"} {
+		"retention-bytes", "retention-age", "max-connections", "max-instances", "idle-timeout", "failed-login-limit"} {
 		assert.Contains(t, stdout.String(), f)
 	}
 }

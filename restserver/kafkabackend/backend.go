@@ -130,6 +130,7 @@ type Backend struct {
 	meta  metaCache
 	rr    sync.Map // topic -> *atomic.Uint32: round-robin of unkeyed records
 	close sync.Once
+	bg    sync.WaitGroup // members' clients closing in the background
 
 	mu      sync.Mutex
 	closed  bool
@@ -213,6 +214,7 @@ func (b *Backend) Close() error {
 			_ = m.Close()
 		}
 		b.cl.Close()
+		b.bg.Wait()
 	})
 	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,9 +57,24 @@ func mapErr(what string, err error) error {
 		errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return fmt.Errorf("kafkabackend: %s: %w (%v)", what, transport.ErrPermissionDenied, err)
 	}
+	if unreachable(err) {
+		return fmt.Errorf("kafkabackend: %s: the brokers cannot be reached (%v), retry shortly: %w", what, err, restserver.ErrUnavailable)
+	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) && ke.Retriable {
 		return fmt.Errorf("kafkabackend: %s: a transient Kafka error (%v), retry shortly: %w", what, err, restserver.ErrUnavailable)
 	}
 	return fmt.Errorf("kafkabackend: %s: %w", what, err)
+}
+
+// unreachable tells whether err is a failure to reach the brokers (a
+// refused or broken connection, a dial or I/O timeout): with the brokers
+// down, /topics, a consume's join and the like answered 500 instead of a
+// retryable 503.
+func unreachable(err error) bool {
+	var ne net.Error
+	var fre *kgo.ErrFirstReadEOF
+	return errors.As(err, &ne) || errors.As(err, &fre) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
 }

@@ -125,6 +125,24 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 	} else {
 		opts = append(opts, kgo.HeartbeatInterval(time.Second))
 	}
+	// kgo retries a group request failing with a retriable error (the
+	// coordinator moving or loading) for the session timeout, up to the
+	// 24 days Kafka-Session-Timeout-Ms allows, and its Close waits for that
+	// retry loop: a join stuck on NOT_COORDINATOR held a consume, a delete
+	// or the idle janitor for the whole session (45 s by default). Bound
+	// the retries by the leave timeout; the group loop then rejoins.
+	session := s.SessionTimeout
+	if session <= 0 {
+		session = 45 * time.Second
+	}
+	groupRetry := min(session, b.cfg.leaveTimeout)
+	opts = append(opts, kgo.RetryTimeoutFn(func(key int16) time.Duration {
+		switch key {
+		case (&kmsg.JoinGroupRequest{}).Key(), (&kmsg.SyncGroupRequest{}).Key(), (&kmsg.HeartbeatRequest{}).Key():
+			return groupRetry
+		}
+		return 30 * time.Second
+	}))
 	opts = append(opts, b.cfg.clientOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -525,7 +543,20 @@ func (m *member) Close() error {
 		fenced := m.fenced
 		m.mu.Unlock()
 		m.setReady()
-		m.cl.Close()
+		// kgo's Close waits for its group loop, which may be inside a
+		// JoinGroup the coordinator holds for up to the rebalance timeout
+		// (a slow broker): a consume whose instance was deleted during its
+		// join, or a delete, hung that long. Wait at most the leave
+		// timeout; the client finishes closing in the background (Backend
+		// Close waits for it).
+		clientClosed := make(chan struct{})
+		m.b.bg.Go(func() { m.cl.Close(); close(clientClosed) })
+		select {
+		case <-clientClosed:
+		case <-time.After(m.b.cfg.leaveTimeout):
+			m.b.cfg.log.Warn("kafkabackend: the consumer's client is still closing (a group request is in flight)",
+				"group", m.sub.Group, "instance", m.sub.Instance)
+		}
 		m.b.mu.Lock()
 		delete(m.b.members, m)
 		m.b.mu.Unlock()

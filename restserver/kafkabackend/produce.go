@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -117,7 +118,14 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 		}
 		recs[i] = r
 	}
-	res := b.cl.ProduceSync(ctx, recs...)
+	res, err := b.produceSync(ctx, recs)
+	if err != nil {
+		for _, m := range msgs {
+			b.meta.forget(m.Topic)
+		}
+		return nil, fmt.Errorf("kafkabackend: produce: the brokers did not answer in time (%w); the records may still be written: %w, %w",
+			err, transport.ErrOutcomeUnknown, restserver.ErrUnavailable)
+	}
 	// Results come in completion order, not in the order of recs.
 	index := make(map[*kgo.Record]int, len(recs))
 	for i, r := range recs {
@@ -156,6 +164,28 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 		return nil, err
 	}
 	return out, nil
+}
+
+// produceSync is ProduceSync bounded by ctx. kgo does not fail a record
+// whose context ends while its batch is in flight or waiting for a broker
+// that is down (it keeps retrying, to keep the idempotent sequence), so
+// ProduceSync alone can outlive ctx by as long as the brokers stay away:
+// a REST produce then hung past the request's deadline. The records keep
+// going in the background (kgo's buffer bounds them; Close fails them).
+func (b *Backend) produceSync(ctx context.Context, recs []*kgo.Record) (kgo.ProduceResults, error) {
+	done := make(chan kgo.ProduceResults, 1)
+	go func() { done <- b.cl.ProduceSync(ctx, recs...) }()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+		select {
+		case res := <-done:
+			return res, nil
+		default:
+			return nil, ctx.Err()
+		}
+	}
 }
 
 func isUnknownTopic(err error) bool { return errors.Is(err, kerr.UnknownTopicOrPartition) }
