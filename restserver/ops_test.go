@@ -136,7 +136,7 @@ next:
 
 func TestMetricsScrape(t *testing.T) {
 	e := newEnv(t, envConfig{})
-	require.NoError(t, e.broker.CreateTopic("orders", 2))
+	e.createTopic("orders", 2)
 	// 3 records of key+value 2+5 bytes, to partition 0.
 	e.ok("POST", "/produce", `[{"topic":"orders","partition":0,"key":"k1","value":"hello"},{"topic":"orders","partition":0,"key":"k2","value":"world"},{"topic":"orders","partition":0,"key":"k3","value":"again"}]`)
 	requireErrorBody(t, e.req("GET", "/no-such-route", ""), http.StatusNotFound)
@@ -224,7 +224,7 @@ func (b *blockingLag) Offsets(ctx context.Context, tp transport.TopicPartition) 
 func TestScrapeTakesNoLockProduceWaitsOn(t *testing.T) {
 	bl := &blockingLag{entered: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, envConfig{wrap: func(b restserver.Backend) restserver.Backend { bl.Backend = b; return bl }})
-	require.NoError(t, e.broker.CreateTopic("orders", 1))
+	e.createTopic("orders", 1)
 	earliest := []string{"Kafka-Auto-Offset-Reset", "earliest", "Kafka-Enable-Auto-Commit", "false"}
 	e.ok("POST", "/produce/orders", `{"value":"v"}`)
 	e.ok("POST", "/consume/g/i", `{"topic":"orders","timeout":1000}`, earliest...)
@@ -298,7 +298,7 @@ func TestAccessLogShowsNoCredentials(t *testing.T) {
 // are exact.
 func TestScrapeDuringLoad(t *testing.T) {
 	e := newEnv(t, envConfig{})
-	require.NoError(t, e.broker.CreateTopic("load", 4))
+	e.createTopic("load", 4)
 	const producers, each = 4, 100
 	var wg sync.WaitGroup
 	errs := make(chan error, producers)
