@@ -96,6 +96,10 @@ func (r *serveRun) commit() bool {
 	// The committer and finalCommit, one after the other, are the only
 	// callers: the buffers are reused.
 	r.sinceCommit.Store(0) // before the watermarks are read: what is handled later counts for the next
+	r.commitMu.Lock()
+	close(r.committed) // workers held back by awaitCommit go on
+	r.committed = make(chan struct{})
+	r.commitMu.Unlock()
 	marks := r.track.uncommittedInto(r.markBuf)
 	r.markBuf = marks
 	if len(marks) == 0 {

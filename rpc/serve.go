@@ -50,7 +50,12 @@ type serveRun struct {
 	commitNow   chan struct{}
 	sinceCommit atomic.Int64
 	commitEvery int64
-	commitWG    sync.WaitGroup
+	// committed is closed (and replaced) each time commit reads the
+	// watermarks: a worker that handled a whole dedup window's size since
+	// the last commit waits on it (awaitCommit).
+	commitMu  sync.Mutex
+	committed chan struct{}
+	commitWG  sync.WaitGroup
 	// markBuf and commitBuf are commit's buffers, reused from one commit
 	// to the next (commits never overlap).
 	markBuf   []mark
@@ -86,6 +91,7 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *ded
 		track:       track,
 		commitSig:   make(chan struct{}, 1),
 		commitNow:   make(chan struct{}, 1),
+		committed:   make(chan struct{}),
 		commitEvery: commitEvery(s.dedup),
 	}
 }
@@ -223,6 +229,34 @@ func (r *serveRun) worker(work <-chan ticket) {
 		if r.track.complete(&tk) {
 			r.signalCommit()
 		}
+		if r.commitEvery > 0 && r.sinceCommit.Load() >= 2*r.commitEvery {
+			r.awaitCommit()
+		}
+	}
+}
+
+// awaitCommit holds a worker back while a whole dedup window's size of
+// records was handled since the last commit read the watermarks, until the
+// committer reads them again (at most a second). The early commit that
+// commitNow asks for is asynchronous: a burst on a starved machine could
+// otherwise leave more handled records uncommitted than the window holds,
+// and a crash would then run the oldest of them again.
+func (r *serveRun) awaitCommit() {
+	r.commitMu.Lock()
+	ch := r.committed
+	r.commitMu.Unlock()
+	if r.sinceCommit.Load() < 2*r.commitEvery {
+		return // a commit read the watermarks meanwhile
+	}
+	select {
+	case r.commitNow <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
 	}
 }
 
