@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafkarpc/kafkarpc/internal/kafkahash"
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -112,7 +113,7 @@ func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]tra
 		case m.ManualPartition:
 			r.Partition = m.Partition
 		case m.Key != "":
-			r.Partition = partitionForKey(m.Key, n)
+			r.Partition = kafkahash.Partition(m.Key, n)
 		default:
 			r.Partition = b.nextRoundRobin(m.Topic, n)
 		}

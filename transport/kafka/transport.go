@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kafkarpc/kafkarpc/internal/kafkahash"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -198,7 +199,7 @@ func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]t
 			}
 			p = m.Partition
 		case m.Key != "":
-			p = partitionForKey(m.Key, n)
+			p = kafkahash.Partition(m.Key, n)
 		default:
 			p = int32(t.rr.Add(1) % uint32(n))
 		}

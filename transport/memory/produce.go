@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/kafkahash"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -250,7 +251,7 @@ func (b *Broker) place(t *topic, m *transport.Message, i int) (*partition, error
 		}
 		p = m.Partition
 	case m.Key != "":
-		p = partitionForKey(m.Key, n)
+		p = kafkahash.Partition(m.Key, int32(n))
 	case n > 1:
 		p = int32((t.rr.Add(1) - 1) % uint32(n))
 	}

@@ -1,11 +1,15 @@
-package memory
+// Package kafkahash places keyed records as Kafka's Java client and
+// franz-go's default partitioner do, so that a key lands on the same
+// partition through the embedded broker, transport/kafka and kafka-rest's
+// Kafka backend: one implementation for all three.
+package kafkahash
 
-// murmur2 is the 32-bit MurmurHash2 variant Kafka's Java client uses to
+// Murmur2 is the 32-bit MurmurHash2 variant Kafka's Java client uses to
 // place keyed records (org.apache.kafka.common.utils.Utils.murmur2): seed
 // 0x9747b28c, little-endian 4-byte blocks, then the 1–3 tail bytes, then the
 // final avalanche. It hashes the bytes of key, which for a Go string are the
 // UTF-8 bytes Kafka's StringSerializer would send.
-func murmur2(key string) uint32 {
+func Murmur2(key string) uint32 {
 	const (
 		seed = 0x9747b28c
 		m    = 0x5bd1e995
@@ -39,8 +43,9 @@ func murmur2(key string) uint32 {
 	return h
 }
 
-// partitionForKey is Kafka's default partitioner for keyed records:
-// toPositive(murmur2(key)) % n, where toPositive clears the sign bit.
-func partitionForKey(key string, n int) int32 {
-	return int32((murmur2(key) & 0x7fffffff) % uint32(n))
+// Partition is Kafka's default partitioner for keyed records on a topic of
+// n > 0 partitions: toPositive(Murmur2(key)) % n, where toPositive clears
+// the sign bit.
+func Partition(key string, n int32) int32 {
+	return int32((Murmur2(key) & 0x7fffffff) % uint32(n))
 }
