@@ -360,13 +360,17 @@ var clientProduceBackoff = backoffPolicy{initial: 10 * time.Millisecond, max: ti
 
 // Call is the typed form of Client.Call: it decodes the reply into Resp.
 func Call[Resp any](ctx context.Context, c *Client, topic string, req any, opts ...CallOption) (Resp, error) {
-	var out Resp
 	var r Reply // on the stack: the typed call allocates no Reply
 	if err := c.call(ctx, topic, req, opts, &r); err != nil {
-		return out, err
+		var zero Resp
+		return zero, err
 	}
-	err := r.Decode(&out)
-	return out, err
+	// r.Decode(&out), without out escaping to the heap.
+	out, err := decodeTyped[Resp](r.Value)
+	if err != nil {
+		return out, r.decodeErr(err)
+	}
+	return out, nil
 }
 
 // Notify sends req to topic without waiting for anything: no reply is
