@@ -61,6 +61,9 @@ type pendingCall struct {
 	reply    Reply       // written by the reply reader before it sends on ch
 	progress func(*Reply)
 	timer    *time.Timer // the call's deadline, reused with the pendingCall
+	// req is the produce's one-record batch: a record passed to the
+	// transport's variadic Produce would otherwise escape to the heap.
+	req [1]transport.Message
 }
 
 var callPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan *Reply, 1)} }}
@@ -197,7 +200,7 @@ func observed(done func(*Reply, error), out *Reply, err error) {
 // reply, written to out. owned is produce's.
 func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, out *Reply) error {
 	ctx, topic := context.Context(lc), msg.Topic
-	sent, err := c.produce(ctx, msg, owned)
+	sent, err := c.produce(ctx, msg, owned, &pc.req)
 	switch {
 	case errors.Is(err, transport.ErrOutcomeUnknown):
 		// The request may have been written: wait for its reply (and
@@ -286,6 +289,7 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 func replied(pc *pendingCall, r *Reply, out *Reply) error {
 	*out = *r
 	*r = Reply{} // the pool keeps no reply's memory alive
+	pc.req[0] = transport.Message{}
 	pc.progress = nil
 	if !pc.timer.Stop() {
 		select { // fired as the reply won: empty it for the next call
@@ -306,11 +310,13 @@ func replied(pc *pendingCall, r *Reply, out *Reply) error {
 // send do; sendErr then reports ErrClosed). A retry after a lost response
 // can write the record twice; servers drop the copy by its id. owned says
 // msg may be handed over to the transport (see ownedProducer). It returns
-// msg as written.
-func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool) (transport.Message, error) {
+// msg as written. batch is the produce's scratch batch (the transport may
+// fill it in place): every attempt starts from msg again.
+func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool, batch *[1]transport.Message) (transport.Message, error) {
 	// The first attempt is made outside retry: the common case, a produce
 	// that works, then costs no closure.
-	out, err := c.p.produce(ctx, owned, msg)
+	batch[0] = msg
+	out, err := c.p.produce(ctx, owned, batch[:]...)
 	if err == nil {
 		return written(out, msg), nil
 	}
@@ -319,7 +325,8 @@ func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool)
 	first := true
 	err = retry(ctx, p, func() error {
 		if !first {
-			out, err = c.p.produce(ctx, owned, msg)
+			batch[0] = msg
+			out, err = c.p.produce(ctx, owned, batch[:]...)
 		}
 		first = false
 		if err != nil && (permanentProduceErr(err) || ctx.Err() != nil) {
@@ -413,7 +420,7 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	if o := c.cfg.observer; o != nil {
 		msg, done = observeCall(o, ctx, msg)
 	}
-	if _, err := c.produce(lc, msg, !callerOwned(req)); err != nil {
+	if _, err := c.produce(lc, msg, !callerOwned(req), new([1]transport.Message)); err != nil {
 		err = c.sendErr(string(kind), topic, err)
 		if done != nil {
 			done(nil, err)

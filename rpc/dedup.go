@@ -64,6 +64,14 @@ type handledEntry struct {
 	sent transport.Message
 }
 
+// entryWithHeaders is a handledEntry and its reply's headers in one
+// allocation (see serveRun.replyOutcome): they live exactly as long, in the
+// window, as each other.
+type entryWithHeaders struct {
+	handledEntry
+	hdrs [replyHeaders]transport.Header
+}
+
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
 	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]flight)}
 }

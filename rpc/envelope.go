@@ -194,11 +194,19 @@ func (hb *headerBuilder) add(k, v string) {
 	}
 }
 
+// replyHeaders is the most headers replyMessage writes, with room for
+// markerHeaders more: the dedup marker appends its headers after the
+// reply's, in the same array (see markerFor).
+const replyHeaders = 9 + markerHeaders
+
 // replyMessage builds a reply or progress record for the request in env.
 func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
-	// Room for markerHeaders more: the dedup marker appends its headers
-	// after the reply's, in the same array (see markerFor).
-	hb := make(headerBuilder, 0, 9+markerHeaders)
+	return s.replyMessageIn(make(headerBuilder, 0, replyHeaders), env, kind, payload, herr)
+}
+
+// replyMessageIn is replyMessage with its headers written to hb, which has
+// room for replyHeaders.
+func (s *Server) replyMessageIn(hb headerBuilder, env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, newID())
 	hb.add(HeaderKind, string(kind))

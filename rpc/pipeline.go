@@ -66,6 +66,9 @@ type outcome struct {
 	reason string        // outPoison: the dlq-reason
 	err    *Error        // outPoison: the error the caller gets
 	entry  *handledEntry // outResend: the stored entry
+	// made, when not nil, is the entry settle records: its reply's
+	// headers were written in the same allocation (see replyOutcome).
+	made *handledEntry
 }
 
 func poisoned(reason string, e *Error) outcome {
@@ -218,7 +221,11 @@ func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcom
 	if d.replyTo == "" {
 		return outcome{kind: outReply}
 	}
-	return outcome{kind: outReply, reply: r.s.replyMessage(&d.env, KindReply, payload, herr), hasReply: true}
+	// The entry settle records holds the reply: it and the reply's
+	// headers are one allocation.
+	e := new(entryWithHeaders)
+	reply := r.s.replyMessageIn(e.hdrs[:0], &d.env, KindReply, payload, herr)
+	return outcome{kind: outReply, reply: reply, hasReply: true, made: &e.handledEntry}
 }
 
 // call calls h, retrying errors marked Retryable with backoff, up to the
