@@ -44,7 +44,7 @@ type partition struct {
 
 	mu        sync.Mutex
 	recs      []transport.Message // ring buffer; grows by doubling, never shrinks
-	added     []int64             // append times in unix ms, parallel to recs (for the retention age)
+	meta      []recMeta           // parallel to recs: what retention needs of each record
 	head      int                 // index in recs of the record at offset base
 	count     int                 // retained records
 	base      int64               // the earliest retained offset
@@ -63,6 +63,14 @@ type partition struct {
 	// has passed every partition's lock.
 	log     *disklog.Log
 	stopped *atomic.Bool
+}
+
+// recMeta is what retention needs of a stored record: when it was
+// appended (unix ms, for the retention age) and its size (recordSize,
+// kept so that dropping it does not walk its headers again).
+type recMeta struct {
+	added int64
+	size  int64
 }
 
 // recordSize is the size a record counts for against WithMaxMessageBytes and
@@ -143,10 +151,11 @@ func (p *partition) store(msgs []transport.Message, addedMs int64) {
 		} else {
 			p.lastMilli = ms
 		}
-		p.bytes += int64(recordSize(m))
+		size := int64(recordSize(m))
+		p.bytes += size
 		at := (p.head + p.count) % len(p.recs)
 		p.recs[at] = *m
-		p.added[at] = addedMs
+		p.meta[at] = recMeta{added: addedMs, size: size}
 		p.count++
 	}
 }
@@ -172,10 +181,10 @@ func (p *partition) grow(need int) {
 	recs := make([]transport.Message, n)
 	k := copy(recs, p.recs[p.head:min(p.head+p.count, len(p.recs))])
 	copy(recs[k:], p.recs[:p.count-k])
-	added := make([]int64, n)
-	copy(added, p.added[p.head:p.head+k])
-	copy(added[k:], p.added[:p.count-k])
-	p.recs, p.added, p.head = recs, added, 0
+	meta := make([]recMeta, n)
+	copy(meta, p.meta[p.head:p.head+k])
+	copy(meta[k:], p.meta[:p.count-k])
+	p.recs, p.meta, p.head = recs, meta, 0
 }
 
 // trim drops the oldest records while the log is over a retention limit
@@ -183,8 +192,8 @@ func (p *partition) grow(need int) {
 // age before now), keeping at least the newest record. Called with mu held.
 func (p *partition) trim(cfg *config, now time.Time) {
 	cutoff := now.Add(-cfg.retentionAge).UnixMilli()
-	for p.count > 1 && (p.count > cfg.retentionRecords || p.bytes > cfg.retentionBytes || p.added[p.head] < cutoff) {
-		p.bytes -= int64(recordSize(&p.recs[p.head]))
+	for p.count > 1 && (p.count > cfg.retentionRecords || p.bytes > cfg.retentionBytes || p.meta[p.head].added < cutoff) {
+		p.bytes -= p.meta[p.head].size
 		p.recs[p.head] = transport.Message{} // release the record's memory
 		p.head = (p.head + 1) % len(p.recs)
 		p.count--
