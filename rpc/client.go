@@ -61,6 +61,11 @@ type pendingCall struct {
 	reply    Reply       // written by the reply reader before it sends on ch
 	progress func(*Reply)
 	timer    *time.Timer // the call's deadline, reused with the pendingCall
+	// lc is the call's context, reused with the pendingCall (see end).
+	lc lazyCtx
+	// answered says the reply came: pc goes back to the pool when the
+	// call ends.
+	answered bool
 	// req is the produce's one-record batch: a record passed to the
 	// transport's variadic Produce would otherwise escape to the heap.
 	req [1]transport.Message
@@ -148,12 +153,12 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 	if err != nil {
 		return err
 	}
-	lc := c.callContext(ctx, cc.timeout)
-	defer lc.release()
+	pc := callPool.Get().(*pendingCall)
+	lc := c.callContext(&pc.lc, ctx, cc.timeout)
+	defer pc.end()
 	ctx = lc
 
 	id := newID()
-	pc := callPool.Get().(*pendingCall)
 	pc.progress = cc.progress
 	c.mu.Lock()
 	if c.closed {
@@ -171,6 +176,20 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 		return err
 	}
 	return c.exchange(lc, pc, id, msg, !callerOwned(req), out)
+}
+
+// end releases the call's context and, when the call is done with pc
+// (answered: a call that gave up may still get a late reply in it),
+// returns pc to the pool. Only when nobody built the context (nobody
+// waited on it, as the embedded broker never does): whoever built it may
+// still hold it, and pc, which it is part of, is then left to the GC.
+func (pc *pendingCall) end() {
+	pc.lc.release()
+	if !pc.answered || pc.lc.inner.Load() != nil {
+		return
+	}
+	pc.answered = false
+	callPool.Put(pc)
 }
 
 // observeCall tells o about the request msg and returns msg as o left it.
@@ -284,8 +303,8 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 	}
 }
 
-// replied ends a call with its reply r (pc's), copied to out, and returns
-// pc to the pool.
+// replied ends a call with its reply r (pc's), copied to out, and readies
+// pc for the pool.
 func replied(pc *pendingCall, r *Reply, out *Reply) error {
 	*out = *r
 	*r = Reply{} // the pool keeps no reply's memory alive
@@ -297,7 +316,7 @@ func replied(pc *pendingCall, r *Reply, out *Reply) error {
 		default:
 		}
 	}
-	callPool.Put(pc)
+	pc.answered = true // back to the pool when the call ends (pendingCall.end)
 	if out.Err != nil {
 		return out.Err
 	}
@@ -488,8 +507,8 @@ func (c *Client) isClosed() bool {
 // callContext applies the call's timeout, or the client's default when the
 // context has no deadline. The context is lazy: the wait below uses a timer
 // of its own, and a transport that never waits on it costs no timer.
-func (c *Client) callContext(ctx context.Context, d time.Duration) *lazyCtx {
-	lc := &lazyCtx{parent: ctx, closing: c.ctx}
+func (c *Client) callContext(lc *lazyCtx, ctx context.Context, d time.Duration) *lazyCtx {
+	lc.reset(ctx, c.ctx)
 	if d <= 0 {
 		if _, ok := ctx.Deadline(); ok {
 			return lc

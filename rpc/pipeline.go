@@ -36,8 +36,10 @@ type delivery struct {
 	// hc is the handler's context (see newHandlerCtx), made once by invoke.
 	hc handlerCtx
 	// batch holds the reply and the dedup marker for sendReply's produce,
-	// so that it needs no allocation of its own.
-	batch [2]transport.Message
+	// so that it needs no allocation of its own: the worker's, which
+	// handles one delivery at a time (it is not part of the delivery, which
+	// it would make a size class larger).
+	batch *[2]transport.Message
 }
 
 // outcomeKind says what settle does with a delivery.
@@ -82,8 +84,9 @@ func poisoned(reason string, e *Error) outcome {
 //
 // A copy of a request in flight reports false too: its offset is done with
 // the first delivery's (see waiter).
-func (r *serveRun) handle(tk *ticket) bool {
+func (r *serveRun) handle(tk *ticket, batch *[2]transport.Message) bool {
 	d, o := r.admit(tk)
+	d.batch = batch
 	if o.kind == outRun {
 		r.route(d)
 		o = r.invoke(d)

@@ -214,6 +214,7 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 
 func (r *serveRun) worker(work <-chan ticket) {
 	defer r.workers.Done()
+	batch := new([2]transport.Message) // sendReply's, for every delivery of this worker
 	for tk := range work {
 		if r.stopping.Load() {
 			continue // not started before the stop: left uncommitted, redelivered later
@@ -221,7 +222,7 @@ func (r *serveRun) worker(work <-chan ticket) {
 		if !r.track.current(&tk) {
 			continue // its partition was revoked: the next owner runs it
 		}
-		if !r.handle(&tk) {
+		if !r.handle(&tk, batch) {
 			continue // stays in flight: not committed, redelivered later
 		}
 		r.s.handled.Add(1)

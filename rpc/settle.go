@@ -93,6 +93,7 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 		batch = append(batch, marker)
 	}
 	ok, err := r.produceAs("reply", d.env.id, owned, batch...)
+	*d.batch = [2]transport.Message{} // holds nothing alive until the worker's next reply
 	if reply == nil || !errors.Is(err, transport.ErrMessageTooLarge) {
 		return ok
 	}
