@@ -1,15 +1,11 @@
 package rpc
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -166,22 +162,6 @@ func (env *envelope) deadlineFor(m *transport.Message, now time.Time, skew time.
 		return start.Add(env.timeout)
 	}
 	return env.deadline
-}
-
-// newID returns a fresh message id: a UUID v7 (RFC 9562), sortable by its
-// millisecond creation time. The 74 random bits come from math/rand/v2's
-// per-thread ChaCha8 source: ids must be unique, not secret. It pays for
-// itself: BenchmarkNewID (envelope_test.go) measured, on a 2-core machine,
-// 1 allocation against uuid.NewV7's 2 per id, and 191 ns/op against 872
-// with two goroutines (uuid.NewV7 serialises on a global lock).
-func newID() string {
-	var u uuid.UUID
-	ms := uint64(time.Now().UnixMilli())
-	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
-	binary.BigEndian.PutUint64(u[0:], ms<<16|rand.Uint64()&0x0fff)
-	u[6] = 0x70 | u[6]&0x0f // version 7
-	u[8] = 0x80 | u[8]&0x3f // variant 10
-	return u.String()
 }
 
 // headerBuilder appends envelope headers to a slice sized for the common
