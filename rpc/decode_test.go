@@ -55,6 +55,16 @@ func TestDecodeTypedMatchesUnmarshal(t *testing.T) {
 	m, err := decodeTyped[map[string]int]([]byte(`{"a":1}`))
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"a": 1}, m)
+	v, err := decodeTyped[any]([]byte(`{"a":[1,"x"]}`))
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"a": []any{1.0, "x"}}, v)
+	// A RawMessage is copied out of the decoder's buffer, which the next
+	// decode overwrites.
+	raw, err := decodeTyped[json.RawMessage]([]byte(`{"keep":"me"}`))
+	require.NoError(t, err)
+	_, err = decodeTyped[json.RawMessage]([]byte(`{"other":"value!"}`))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"keep":"me"}`, string(raw))
 }
 
 // TestDecodeTyped: a value decoded through the target pool is the caller's
