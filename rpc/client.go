@@ -154,11 +154,12 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 		return err
 	}
 	pc := callPool.Get().(*pendingCall)
-	lc := c.callContext(&pc.lc, ctx, cc.timeout)
+	now := time.Now() // one clock reading for the deadline, the id and the timeout header
+	lc := c.callContext(&pc.lc, ctx, cc.timeout, now)
 	defer pc.end()
 	ctx = lc
 
-	id := newID()
+	id := newIDAt(now)
 	pc.progress = cc.progress
 	c.mu.Lock()
 	if c.closed {
@@ -168,7 +169,7 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 	c.pending[id] = pc
 	c.mu.Unlock()
 
-	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
+	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	if o := c.cfg.observer; o != nil {
 		msg, done := observeCall(o, lc.parent, msg)
 		err := c.exchange(lc, pc, id, msg, !callerOwned(req), out)
@@ -428,13 +429,14 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	if c.isClosed() {
 		return "", NewError(CodeUnavailable, ErrClosed)
 	}
+	now := time.Now()
 	lc := &lazyCtx{parent: ctx, closing: c.ctx}
 	if cc.timeout > 0 {
-		lc.deadline = time.Now().Add(cc.timeout)
+		lc.deadline = now.Add(cc.timeout)
 	}
 	defer lc.release()
-	id := newID()
-	msg := c.request(lc, topic, id, kind, replyTo, payload, &cc)
+	id := newIDAt(now)
+	msg := c.request(lc, now, topic, id, kind, replyTo, payload, &cc)
 	var done func(*Reply, error)
 	if o := c.cfg.observer; o != nil {
 		msg, done = observeCall(o, ctx, msg)
@@ -507,7 +509,7 @@ func (c *Client) isClosed() bool {
 // callContext applies the call's timeout, or the client's default when the
 // context has no deadline. The context is lazy: the wait below uses a timer
 // of its own, and a transport that never waits on it costs no timer.
-func (c *Client) callContext(lc *lazyCtx, ctx context.Context, d time.Duration) *lazyCtx {
+func (c *Client) callContext(lc *lazyCtx, ctx context.Context, d time.Duration, now time.Time) *lazyCtx {
 	lc.reset(ctx, c.ctx)
 	if d <= 0 {
 		if _, ok := ctx.Deadline(); ok {
@@ -515,12 +517,12 @@ func (c *Client) callContext(lc *lazyCtx, ctx context.Context, d time.Duration) 
 		}
 		d = c.cfg.timeout
 	}
-	lc.deadline = time.Now().Add(d)
+	lc.deadline = now.Add(d)
 	return lc
 }
 
-// request builds a request or notify record.
-func (c *Client) request(ctx context.Context, topic, id string, kind Kind, replyTo string, payload []byte, cc *callConfig) transport.Message {
+// request builds a request or notify record; now is the time of the call.
+func (c *Client) request(ctx context.Context, now time.Time, topic, id string, kind Kind, replyTo string, payload []byte, cc *callConfig) transport.Message {
 	hb := make(headerBuilder, 0, 8+len(cc.headers))
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, id)
@@ -529,7 +531,7 @@ func (c *Client) request(ctx context.Context, topic, id string, kind Kind, reply
 	hb.add(HeaderFrom, c.cfg.name)
 	hb.add(HeaderReplyTo, replyTo)
 	if dl, ok := ctx.Deadline(); ok && kind == KindRequest {
-		hb.add(HeaderTimeoutMs, timeoutMs(dl))
+		hb.add(HeaderTimeoutMs, timeoutMsAt(dl, now))
 	}
 	hb.add(HeaderContentType, contentTypeJSON)
 	for _, h := range cc.headers {
@@ -543,11 +545,14 @@ func (c *Client) request(ctx context.Context, topic, id string, kind Kind, reply
 
 // timeoutMs is the rpc-timeout-ms value for deadline dl: what is left, at
 // least 1.
-func timeoutMs(dl time.Time) string {
-	ms := max(time.Until(dl).Milliseconds(), 1)
-	// Calls with one timeout mostly carry the same value (29999 for the
-	// default 30 s): the last one formatted is kept, which saves an
-	// allocation per call.
+func timeoutMs(dl time.Time) string { return timeoutMsAt(dl, time.Now()) }
+
+// timeoutMsAt is timeoutMs at now.
+func timeoutMsAt(dl, now time.Time) string {
+	ms := max(dl.Sub(now).Milliseconds(), 1)
+	// Calls with one timeout mostly carry the same value (30000 for the
+	// default 30 s, measured from the time the deadline was set): the last
+	// one formatted is kept, which saves an allocation per call.
 	if last := lastTimeoutMs.Load(); last != nil && last.ms == ms {
 		return last.s
 	}
