@@ -14,9 +14,11 @@ import (
 // struct before the first decoded string. A json.Decoder keeps all of that
 // from one value to the next, so a pooled one decodes the same payload with
 // only the allocations the value itself needs. The decoder is only an
-// engine here: decodeJSON gives the same results and the same errors as
+// engine here: decodeTyped gives the same results and the same errors as
 // json.Unmarshal (any payload the pooled decoder does not take cleanly, and
 // any error, is decoded again by json.Unmarshal, whose answer is returned).
+// A type's UnmarshalJSON gets bytes of the decoder's buffer, which the next
+// decode overwrites: as encoding/json requires, it must copy what it keeps.
 
 // maxPooledDecode is the largest payload decoded with a pooled decoder. A
 // json.Decoder's buffer grows to hold the value it decodes and never
