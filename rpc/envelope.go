@@ -185,7 +185,7 @@ func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Er
 }
 
 // replyMessageIn is replyMessage with its headers written to hb, which has
-// room for replyHeaders.
+// room for them (at most 9) and the marker's (see markerFor).
 func (s *Server) replyMessageIn(hb headerBuilder, env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, newID())
