@@ -158,7 +158,7 @@ func (p *partition) append(msgs []transport.Message, cfg *config, now time.Time)
 	return seq, nil
 }
 
-// store puts msgs in the ring, setting their offsets, as appended at
+// store puts msgs in the log, setting their offsets, as appended at
 // addedMs. Called with mu held.
 func (p *partition) store(msgs []transport.Message, addedMs int64) {
 	off := p.base + int64(p.count)
