@@ -31,9 +31,11 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 	if shapeOf(body) == bodyEmpty {
 		return badRequest("a fetch request body is required: {topic, partition, offset} and/or topicPartitionOffsets")
 	}
-	var req restwire.FetchRequest
-	if err := decodeObject(body, &req, "a fetch request"); err != nil {
-		return err
+	req, ok := restwire.DecodeFetchRequest(body)
+	if !ok {
+		if err := decodeObject(body, &req, "a fetch request"); err != nil {
+			return err
+		}
 	}
 	if req.Timeout == nil {
 		if req.Timeout, err = queryTimeout(r); err != nil {
@@ -137,12 +139,16 @@ func (b *fetchBudget) take(msgs []transport.Message) []transport.Message {
 func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Duration) ([]transport.Message, error) {
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
 	defer cancel()
-	waitCtx, cancelWait := s.requestContext(r, timeout)
-	defer cancelWait()
+	var waitCtx context.Context // made when first needed: most fetches of a busy topic find records at once
 	for {
 		out, err := s.fetchNow(ctx, tpos)
 		if err != nil || len(out) > 0 {
 			return out, err
+		}
+		if waitCtx == nil {
+			var cancelWait context.CancelFunc
+			waitCtx, cancelWait = context.WithTimeout(ctx, timeout)
+			defer cancelWait()
 		}
 		if err := s.backend.WaitAny(waitCtx, tpos); err != nil {
 			if waitCtx.Err() != nil {

@@ -144,7 +144,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	to := s.cfg.timeouts.withDefaults(s.cfg.maxTimeout)
 	limiter := newConnLimiter(s.cfg.maxConns)
+	base := context.WithValue(s.closeCtx, servedBy{}, s)
 	hs := &http.Server{
+		// Every request's context ends at Close or Shutdown.
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ConnState:         limiter.connState,
 		ConnContext:       limiter.connContext,
 		Handler:           s,
@@ -389,6 +392,19 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if r.ContentLength > s.cfg.maxBodyBytes {
 		return nil, &http.MaxBytesError{Limit: s.cfg.maxBodyBytes}
 	}
+	if r.ContentLength == 0 {
+		return nil, nil
+	}
+	if r.ContentLength > 0 && r.ContentLength <= maxUpfrontBody {
+		// The common case: a declared length within the limit, read into
+		// a buffer of its size at once (net/http's body ends at the
+		// declared length; a shorter body is an error).
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, bodyError(err)
+		}
+		return buf, nil
+	}
 	rd := http.MaxBytesReader(w, r.Body, s.cfg.maxBodyBytes)
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
@@ -396,27 +412,49 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		// alone may make the server reserve: a client that declares 16 MiB
 		// and sends nothing must not pin 16 MiB (the buffer grows as bytes
 		// arrive).
-		buf.Grow(int(min(r.ContentLength, maxUpfrontBody)) + 1)
+		buf.Grow(int(min(r.ContentLength, maxUpfrontBody)) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(rd); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, err
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// Serve's read timeout passed: a slow or stalled client.
-			return nil, &httpError{status: http.StatusRequestTimeout, msg: "request body not received within the read timeout", err: err}
-		}
-		return nil, badRequest("reading request body: " + err.Error())
+		return nil, bodyError(err)
 	}
 	return buf.Bytes(), nil
 }
 
-// requestContext is r's context, also ended by Close/Shutdown.
+// bodyError is the answer to a failed read of a request body.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Serve's read timeout passed: a slow or stalled client.
+		return &httpError{status: http.StatusRequestTimeout, msg: "request body not received within the read timeout", err: err}
+	}
+	return badRequest("reading request body: " + err.Error())
+}
+
+// requestContext is r's context, also ended by Close/Shutdown, with a
+// timeout. The requests of Serve need no more than the timeout: their
+// contexts derive from the server's (see servedBy).
 func (s *Server) requestContext(r *http.Request, timeout time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	if s.served(r) {
+		return ctx, cancel
+	}
 	stop := context.AfterFunc(s.closeCtx, cancel)
 	return ctx, func() { stop(); cancel() }
+}
+
+// servedBy is the key of the context value that marks the requests of
+// Serve: their contexts derive from closeCtx, so Close and Shutdown end
+// them.
+type servedBy struct{}
+
+// served reports whether r came through s's Serve (not through another
+// http.Server that mounts s as a handler).
+func (s *Server) served(r *http.Request) bool {
+	by, _ := r.Context().Value(servedBy{}).(*Server)
+	return by == s
 }
 
 // observe counts an answered request in the metrics and writes its

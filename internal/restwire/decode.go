@@ -341,3 +341,119 @@ func (d *decoder) metadata(md *Metadata) bool {
 		return ok
 	})
 }
+
+// DecodeConsumeRequest decodes a consume request body, one ConsumeRequest
+// object, as the server reads it: the fast path of encoding/json into a
+// ConsumeRequest. A field given twice takes its last value, as with
+// encoding/json; a field of another name (encoding/json matches names
+// case-insensitively), null, or a timeout that is not a whole number gives
+// up.
+func DecodeConsumeRequest(body []byte) (req ConsumeRequest, ok bool) {
+	d := decoder{b: body}
+	d.ws()
+	ok = d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			req.Topic, ok = d.string(true)
+		case "topics":
+			req.Topics, ok = d.strings(req.Topics[:0])
+		case "timeout":
+			req.Timeout, ok = d.timeout()
+		}
+		return ok
+	})
+	if !ok || !d.end() {
+		return ConsumeRequest{}, false
+	}
+	return req, true
+}
+
+// DecodeFetchRequest decodes a fetch request body, one FetchRequest object,
+// as the server reads it: the fast path of encoding/json into a
+// FetchRequest, on the terms of DecodeConsumeRequest.
+func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
+	d := decoder{b: body}
+	d.ws()
+	ok = d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			req.Topic, ok = d.string(true)
+		case "partition":
+			var p int32
+			p, ok = d.int32()
+			req.Partition = &p
+		case "offset":
+			var o int64
+			o, ok = d.int64()
+			req.Offset = &o
+		case "topicPartitionOffsets":
+			if req.TopicPartitionOffsets == nil {
+				req.TopicPartitionOffsets = make([]TopicPartitionOffset, 0, 1) // [] is not nil
+			}
+			req.TopicPartitionOffsets = req.TopicPartitionOffsets[:0]
+			ok = d.array(func() bool {
+				req.TopicPartitionOffsets = append(req.TopicPartitionOffsets, TopicPartitionOffset{})
+				return d.topicPartitionOffset(&req.TopicPartitionOffsets[len(req.TopicPartitionOffsets)-1])
+			})
+		case "timeout":
+			req.Timeout, ok = d.timeout()
+		}
+		return ok
+	})
+	if !ok || !d.end() {
+		return FetchRequest{}, false
+	}
+	return req, true
+}
+
+// topicPartitionOffset decodes one {"topic","partition","offset"} object.
+// Its partition and offset point into one allocation.
+func (d *decoder) topicPartitionOffset(tp *TopicPartitionOffset) bool {
+	var po *struct {
+		p int32
+		o int64
+	}
+	return d.object(func(name []byte) (ok bool) {
+		if po == nil && (string(name) == "partition" || string(name) == "offset") {
+			po = &struct {
+				p int32
+				o int64
+			}{}
+		}
+		switch string(name) {
+		case "topic":
+			tp.Topic, ok = d.string(true)
+		case "partition":
+			po.p, ok = d.int32()
+			tp.Partition = &po.p
+		case "offset":
+			po.o, ok = d.int64()
+			tp.Offset = &po.o
+		}
+		return ok
+	})
+}
+
+// strings decodes an array of strings, appending to into, interning each.
+// encoding/json decodes [] into an empty, non-nil slice.
+func (d *decoder) strings(into []string) ([]string, bool) {
+	if into == nil {
+		into = make([]string, 0, 1)
+	}
+	ok := d.array(func() bool {
+		s, ok := d.string(true)
+		into = append(into, s)
+		return ok
+	})
+	return into, ok
+}
+
+// timeout decodes a whole-number timeout into a new float64.
+func (d *decoder) timeout() (*float64, bool) {
+	n, ok := d.int(-1<<53, 1<<53) // exact as a float64
+	if !ok {
+		return nil, false
+	}
+	f := float64(n)
+	return &f, true
+}

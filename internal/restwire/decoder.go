@@ -22,7 +22,11 @@ type decoder struct {
 	// space, every string copied out.
 	arena []byte
 	// interned short strings (topics, header keys, small header values),
-	// which repeat from record to record.
+	// which repeat from record to record: the first internSmall of them in
+	// small, scanned in order (most bodies hold a few records, for which a
+	// map would cost more than it saves), the rest in interned.
+	small    [internSmall]string
+	nSmall   int
 	interned map[string]string
 	// lastTopic is reused when the next topic is the same.
 	lastTopic string
@@ -37,6 +41,7 @@ type decoder struct {
 const (
 	maxInternLen   = 32
 	maxInternCount = 256
+	internSmall    = 8
 )
 
 func newDecoder(data []byte) decoder {
@@ -268,17 +273,36 @@ func (d *decoder) string(intern bool) (string, bool) {
 	if s, ok := wellKnown(v); ok {
 		return s, true
 	}
-	if s, ok := d.interned[string(v)]; ok {
+	if s, ok := d.lookup(v); ok {
 		return s, true
 	}
 	s := string(v)
-	if d.interned == nil {
+	switch {
+	case d.nSmall < internSmall:
+		d.small[d.nSmall] = s
+		d.nSmall++
+	case d.interned == nil:
 		d.interned = make(map[string]string, 16)
-	}
-	if len(d.interned) < maxInternCount {
+		fallthrough
+	case len(d.interned) < maxInternCount:
 		d.interned[s] = s
 	}
 	return s, true
+}
+
+// lookup returns the interned string equal to v, if there is one.
+func (d *decoder) lookup(v []byte) (string, bool) {
+	for _, s := range d.small[:d.nSmall] {
+		if s == string(v) {
+			return s, true
+		}
+	}
+	if d.interned != nil {
+		if s, ok := d.interned[string(v)]; ok {
+			return s, true
+		}
+	}
+	return "", false
 }
 
 // wellKnown returns the constant equal to v when v is one of the header
@@ -392,7 +416,7 @@ func (d *decoder) deferredValue(idx int) (string, bool) {
 			d.arena = d.arena[:start]
 			return s, true
 		}
-		if s, ok := d.interned[string(v)]; ok {
+		if s, ok := d.lookup(v); ok {
 			d.arena = d.arena[:start]
 			return s, true
 		}

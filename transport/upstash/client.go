@@ -152,8 +152,14 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 
 // attempt sends r once.
 func (t *Transport) attempt(ctx context.Context, r request, out any) error {
-	actx, cancel := context.WithTimeout(ctx, r.wait+t.cfg.requestTimeout)
-	defer cancel()
+	// The attempt's own bound, unless ctx ends sooner anyway (a produce
+	// under a caller's deadline): a timer and a context fewer.
+	actx, bound := ctx, r.wait+t.cfg.requestTimeout
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > bound {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, bound)
+		defer cancel()
+	}
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
@@ -183,9 +189,12 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 		}
 		return &connError{op: r.method + " " + r.display(), err: err}
 	}
+	drained := false // the body was read to its end
 	defer func() {
-		// Drain a little so the connection can be reused.
-		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		if !drained {
+			// Drain a little so the connection can be reused.
+			_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		}
 		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -208,6 +217,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if len(data) > limit {
 		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), limit)
 	}
+	drained = true
 	if d, ok := out.(jsonDecoder); ok {
 		err = d.decodeJSON(ctx, data)
 	} else {

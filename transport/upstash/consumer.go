@@ -280,12 +280,13 @@ const joinWait = 0
 
 // consume makes one POST /consume with the given server-side wait.
 func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
-	body, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
-	if err != nil {
-		return nil, err
+	size := 32
+	for _, t := range c.topics {
+		size += len(t) + 8
 	}
+	body := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
 	var ans messagesAnswer
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait}, &ans)
+	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait}, &ans)
 	if err != nil {
 		return nil, err
 	}

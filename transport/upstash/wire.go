@@ -92,10 +92,15 @@ type jsonDecoder interface {
 // up so a short positive wait does not become "no wait", and clamping to the
 // server's maximum.
 func msToTimeout(d time.Duration) *float64 {
-	ms := 0.0
-	if d > 0 {
-		d = min(d, maxServerTimeout)
-		ms = float64((d + time.Millisecond - 1) / time.Millisecond)
-	}
+	ms := float64(timeoutMs(d))
 	return &ms
+}
+
+// timeoutMs is msToTimeout's value.
+func timeoutMs(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	d = min(d, maxServerTimeout)
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
