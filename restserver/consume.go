@@ -427,14 +427,18 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		discardBody(r)
 		req.Topic = seg[3]
 	} else {
-		body, err := s.readBody(w, r)
+		pooled, err := s.readPooledBody(w, r)
 		if err != nil {
 			return err
 		}
-		fast, ok := restwire.DecodeConsumeRequest(body)
+		fast, ok := restwire.DecodeConsumeRequest(*pooled)
 		if ok {
 			req = fast
-		} else if err := decodeObject(body, &req, "a consume request"); err != nil {
+		} else {
+			err = decodeObject(*pooled, &req, "a consume request")
+		}
+		putBuf(pooled) // req holds copies of what it needs of it
+		if err != nil {
 			return err
 		}
 	}

@@ -24,18 +24,22 @@ import (
 // When none has data the call waits up to timeout (default 1000 ms), with
 // one waiter for all of them, for the first record on any, else answers [].
 func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string) error {
-	body, err := s.readBody(w, r)
+	pooled, err := s.readPooledBody(w, r)
 	if err != nil {
 		return err
 	}
+	body := *pooled
 	if shapeOf(body) == bodyEmpty {
+		putBuf(pooled)
 		return badRequest("a fetch request body is required: {topic, partition, offset} and/or topicPartitionOffsets")
 	}
 	req, ok := restwire.DecodeFetchRequest(body)
 	if !ok {
-		if err := decodeObject(body, &req, "a fetch request"); err != nil {
-			return err
-		}
+		err = decodeObject(body, &req, "a fetch request")
+	}
+	putBuf(pooled) // req holds copies of what it needs of it
+	if err != nil {
+		return err
 	}
 	if req.Timeout == nil {
 		if req.Timeout, err = queryTimeout(r); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -418,6 +419,26 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, bodyError(err)
 	}
 	return buf.Bytes(), nil
+}
+
+// readPooledBody is readBody into a buffer of bufPool, for a body that is
+// decoded into copies of its bytes (produce, consume, fetch): the caller
+// puts the buffer back with putBuf once decoded.
+func (s *Server) readPooledBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= min(maxUpfrontBody, s.cfg.maxBodyBytes) {
+		b := getBuf()
+		*b = slices.Grow((*b)[:0], int(n))[:n]
+		if _, err := io.ReadFull(r.Body, *b); err != nil {
+			putBuf(b)
+			return nil, bodyError(err)
+		}
+		return b, nil
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return &body, nil
 }
 
 // bodyError is the answer to a failed read of a request body.

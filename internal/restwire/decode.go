@@ -63,6 +63,40 @@ func arrayOf[T any](d *decoder, n int, elem func(*T) bool) ([]T, bool) {
 	return out, true
 }
 
+// int32Ptr returns a pointer to v, taken from a slab shared by the body's
+// records (one allocation for many of them).
+func (d *decoder) int32Ptr(v int32) *int32 {
+	if len(d.int32s) == cap(d.int32s) {
+		d.int32s = make([]int32, 0, 16)
+	}
+	d.int32s = append(d.int32s, v)
+	return &d.int32s[len(d.int32s)-1]
+}
+
+// int64Ptr is int32Ptr for an int64.
+func (d *decoder) int64Ptr(v int64) *int64 {
+	if len(d.int64s) == cap(d.int64s) {
+		d.int64s = make([]int64, 0, 16)
+	}
+	d.int64s = append(d.int64s, v)
+	return &d.int64s[len(d.int64s)-1]
+}
+
+// TransportHeaders returns hs as transport headers, sharing their memory:
+// the two types have one layout (a conversion between them is allowed, so
+// their underlying types are identical). The server hands the headers it
+// decoded to its backend this way, without a copy.
+func TransportHeaders(hs []Header) []transport.Header {
+	if hs == nil {
+		return nil
+	}
+	return unsafe.Slice((*transport.Header)(unsafe.Pointer(unsafe.SliceData(hs))), len(hs))[:len(hs):len(hs)]
+}
+
+// Header and transport.Header must stay convertible: TransportHeaders
+// relies on it.
+var _ = transport.Header(Header{})
+
 // topicMessage decodes one TopicMessage object into it.
 func (d *decoder) topicMessage(it *TopicMessage) bool {
 	return d.object(func(name []byte) (ok bool) {
@@ -79,11 +113,11 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 		case "partition":
 			var p int32
 			p, ok = d.int32()
-			it.Partition = &p
+			it.Partition = d.int32Ptr(p)
 		case "timestamp":
 			var ts int64
 			ts, ok = d.int64()
-			it.Timestamp = &ts
+			it.Timestamp = d.int64Ptr(ts)
 		case "headers":
 			d.hdrs = d.hdrs[:0]
 			d.pending = d.pending[:0]
@@ -275,6 +309,11 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 		case "headers":
 			f = fieldHeaders
 			d.pending = d.pending[:0]
+			if d.headers == nil {
+				// Room for the rpc envelope's headers of a record or two
+				// before the first growth.
+				d.headers = make([]transport.Header, 0, 16)
+			}
 			ok = d.array(func() bool {
 				if !d.charge(HeaderCost) {
 					return false

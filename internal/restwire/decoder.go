@@ -35,6 +35,10 @@ type decoder struct {
 	hdrs []Header
 	// pending header values of the record being decoded, see header.
 	pending []pendingValue
+	// slabs of the partitions and timestamps a produce body's records
+	// point to.
+	int32s []int32
+	int64s []int64
 }
 
 // Bounds on the strings the decoder interns.
@@ -420,6 +424,9 @@ func (d *decoder) deferredValue(idx int) (string, bool) {
 			d.arena = d.arena[:start]
 			return s, true
 		}
+	}
+	if d.pending == nil {
+		d.pending = make([]pendingValue, 0, 8)
 	}
 	d.pending = append(d.pending, pendingValue{idx: idx, start: start, end: len(d.arena)})
 	return "", true

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -182,7 +184,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if t.authValue != nil {
 		req.Header["Authorization"] = t.authValue[:1:1]
 	}
-	resp, err := t.client.Do(req)
+	resp, err := t.do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -207,7 +209,11 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if limit <= 0 {
 		limit = maxResponseBytes
 	}
-	data, err := readAnswer(resp, limit)
+	data, pooled, err := readAnswer(resp, limit)
+	if pooled != nil {
+		// Every decoder copies what it keeps of the answer's bytes.
+		defer putAnswerBuf(pooled)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -232,19 +238,88 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	return nil
 }
 
+// do sends req. The transport's own client has no cookie jar, no timeout
+// and refuses redirects, so its request goes straight to its RoundTripper:
+// http.Client.Do would copy the request's headers for a redirect it never
+// follows. Its errors are Client.Do's: a *url.Error, and for a redirect one
+// wrapping refuseRedirect's error with the target as its URL. A client
+// given with WithHTTPClient is used through Do.
+func (t *Transport) do(req *http.Request) (*http.Response, error) {
+	if !t.ownClient {
+		return t.client.Do(req)
+	}
+	resp, err := t.client.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return resp, nil
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return resp, nil // not followed by Client.Do either
+	}
+	defer resp.Body.Close()
+	target, err := req.URL.Parse(loc)
+	if err != nil {
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(),
+			Err: fmt.Errorf("failed to parse Location header %q: %v", loc, err)}
+	}
+	method := req.Method
+	if resp.StatusCode < http.StatusTemporaryRedirect && method != http.MethodGet && method != http.MethodHead {
+		method = http.MethodGet
+	}
+	next := &http.Request{Method: method, URL: target, Header: http.Header{}, Host: target.Host, Response: resp}
+	return nil, &url.Error{Op: urlErrorOp(req.Method), URL: loc, Err: refuseRedirect(next, []*http.Request{req})}
+}
+
+// urlErrorOp is the Op of Client.Do's *url.Error for method: "Post" for
+// POST.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
+}
+
 // readAnswer reads a 2xx response's body, up to limit+1 bytes (one more
 // tells an oversize answer). A body of known, moderate length is read into
 // a buffer of its size at once; a larger one grows as it arrives, so a
 // server cannot make the client allocate more than it sends.
-func readAnswer(resp *http.Response, limit int) ([]byte, error) {
+//
+// A body of known length up to maxPooledAnswer is read into a buffer of
+// answerPool, returned as pooled too: the caller puts it back with
+// putAnswerBuf once nothing refers to data.
+func readAnswer(resp *http.Response, limit int) (data []byte, pooled *[]byte, err error) {
 	if n := resp.ContentLength; n >= 0 && n <= int64(min(presizeLimit, limit)) {
-		data := make([]byte, n)
-		if _, err := io.ReadFull(resp.Body, data); err != nil {
-			return nil, err
+		if n <= maxPooledAnswer {
+			pooled = answerPool.Get().(*[]byte)
+			data = slices.Grow((*pooled)[:0], int(n))[:n]
+			*pooled = data
+		} else {
+			data = make([]byte, n)
 		}
-		return data, nil
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, pooled, err
+		}
+		return data, pooled, nil
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	return data, nil, err
+}
+
+// maxPooledAnswer is the largest answer read into a pooled buffer.
+const maxPooledAnswer = 1 << 20
+
+// answerPool holds the buffers answers are read into (see readAnswer).
+var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func putAnswerBuf(b *[]byte) {
+	*b = (*b)[:0]
+	answerPool.Put(b)
 }
 
 // readError turns a non-2xx response into an *Error, taking the message from
