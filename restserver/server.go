@@ -406,15 +406,29 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		}
 		return buf, nil
 	}
-	rd := http.MaxBytesReader(w, r.Body, s.cfg.maxBodyBytes)
-	var buf bytes.Buffer
 	if r.ContentLength > 0 {
 		// Sized for the declared length, but only up to what a header
 		// alone may make the server reserve: a client that declares 16 MiB
-		// and sends nothing must not pin 16 MiB (the buffer grows as bytes
-		// arrive).
-		buf.Grow(int(min(r.ContentLength, maxUpfrontBody)) + bytes.MinRead)
+		// and sends nothing must not pin 16 MiB. The buffer doubles as
+		// bytes arrive, up to the declared length and no further.
+		buf := make([]byte, 0, maxUpfrontBody)
+		for int64(len(buf)) < r.ContentLength {
+			if len(buf) == cap(buf) {
+				buf = slices.Grow(buf, int(min(int64(cap(buf)), r.ContentLength-int64(len(buf)))))
+			}
+			n, err := r.Body.Read(buf[len(buf):min(int64(cap(buf)), r.ContentLength)])
+			buf = buf[:len(buf)+n]
+			if err == io.EOF && int64(len(buf)) < r.ContentLength {
+				err = io.ErrUnexpectedEOF
+			}
+			if err != nil && err != io.EOF {
+				return nil, bodyError(err)
+			}
+		}
+		return buf, nil
 	}
+	rd := http.MaxBytesReader(w, r.Body, s.cfg.maxBodyBytes)
+	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(rd); err != nil {
 		return nil, bodyError(err)
 	}

@@ -42,8 +42,12 @@ func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 		}
 		return items, true
 	}
-	return arrayOf(&d, 16, d.topicMessage)
+	return arrayOf(&d, max(1, min(bytes.Count(body, []byte(`{"topic":`)), len(body)/minTopicMessageBytes)), d.topicMessage)
 }
+
+// minTopicMessageBytes is the size of the smallest TopicMessage counted
+// when sizing a produce body's items: {"topic":"","value":""}.
+const minTopicMessageBytes = 23
 
 // hdrScratch holds the server decoder's header scratch space (see
 // decoder.hdrs) from one body to the next.
@@ -152,6 +156,14 @@ const (
 	HeaderCost = int(unsafe.Sizeof(transport.Header{}))
 )
 
+// The smallest objects of a consume answer, as the project's server writes
+// them: {"topic":"","partition":0,"offset":0,"timestamp":0,"key":"",
+// "value":"","headers":[]} and {"key":"","value":""}.
+const (
+	minRecordBytes = 79
+	minHeaderBytes = 21
+)
+
 // ErrBudget is wrapped by DecodeMessagesLimited's error when an answer's
 // records and headers cost more than its budget.
 var ErrBudget = errors.New("restwire: answer decodes to more than its budget")
@@ -169,7 +181,16 @@ const ctxCheckEvery = 256
 // memory, nor keep a caller past its deadline.
 func DecodeMessagesLimited(ctx context.Context, data []byte, budget int) ([]transport.Message, error) {
 	d := messageDecoder{decoder: newDecoder(data), budget: budget, ctx: ctx}
-	if msgs, ok := arrayOf(&d.decoder, 8, d.limited); ok {
+	// Sized for the records and headers the body seems to hold, as the
+	// project's server writes them (a guess: each count is of a byte
+	// sequence that JSON strings cannot hold, so a body cannot make it
+	// larger than the smallest object of its kind allows), so that a large
+	// answer is not copied as its slices grow.
+	n := min(bytes.Count(data, []byte(`{"topic":`)), len(data)/minRecordBytes)
+	if h := min(bytes.Count(data, []byte(`{"key":`)), len(data)/minHeaderBytes); h > 0 {
+		d.headers = make([]transport.Header, 0, h)
+	}
+	if msgs, ok := arrayOf(&d.decoder, max(n, 1), d.limited); ok {
 		return msgs, nil
 	}
 	if d.err != nil {
