@@ -70,6 +70,11 @@ func newHTTPClient() *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// A produce body up to this size goes out with its headers in one
+		// write; past the default 4 KiB, net/http writes the rest through
+		// the connection's ReadFrom, with a copy buffer allocated per
+		// request.
+		WriteBufferSize: 64 << 10,
 	}
 	return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
 }
