@@ -15,12 +15,13 @@ import (
 
 // producer coalesces concurrent Produce calls into POST /produce requests.
 //
-// There is at most one flusher goroutine and so at most one produce request
-// in flight. Calls that arrive while a request is in flight queue up; when it
-// returns, the flusher sends everything queued (up to the batch caps) in the
-// next request. No linger: an idle single caller's request goes out at once.
-// The flusher exits when the queue is empty, so an idle Transport runs no
-// goroutine.
+// There is at most one flusher and so at most one produce request in
+// flight. A call that finds nothing in flight or queued is its own flusher:
+// it sends its request itself. Calls that arrive while a request is in
+// flight queue up; when it returns, a flusher goroutine sends everything
+// queued (up to the batch caps) in the next request. No linger: an idle
+// single caller's request goes out at once. The flusher goroutine exits
+// when the queue is empty, so an idle Transport runs no goroutine.
 type producer struct {
 	t *Transport
 
@@ -111,11 +112,38 @@ func (p *producer) do(call *produceCall) ([]transport.Message, error) {
 		p.mu.Unlock()
 		return nil, errClosed("produce")
 	}
-	p.queue = append(p.queue, call)
-	if p.flushDone == nil {
+	switch {
+	case p.flushDone == nil && len(p.queue) == 0:
+		// Nothing in flight or queued: this caller sends its request
+		// itself, without handing it to a flusher goroutine and back (two
+		// goroutine switches a call, the most of a lone caller's). Alone
+		// in its batch, its request ends with its ctx, as a flusher's
+		// would.
+		call.state = callSent
+		done := make(chan struct{})
+		p.flushDone = done
+		p.t.wg.Add(1)
+		p.mu.Unlock()
+		p.send([]*produceCall{call})
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.flushDone = nil
+			p.mu.Unlock()
+			close(done)
+			p.t.wg.Done()
+		} else {
+			// Calls queued meanwhile: a flusher takes over, with done.
+			p.mu.Unlock()
+			go p.flush(done)
+		}
+		return call.out, call.err
+	case p.flushDone == nil:
+		p.queue = append(p.queue, call)
 		p.flushDone = make(chan struct{})
 		p.t.wg.Add(1)
 		go p.flush(p.flushDone)
+	default:
+		p.queue = append(p.queue, call)
 	}
 	p.mu.Unlock()
 
