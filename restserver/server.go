@@ -273,8 +273,13 @@ func splitPath(r *http.Request) ([]string, error) {
 // not counted in Stats.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	defer s.observe(r, sw, start)
+	sw := statusWriters.Get().(*statusWriter)
+	sw.ResponseWriter = w
+	defer func() {
+		s.observe(r, sw, start)
+		*sw = statusWriter{}
+		statusWriters.Put(sw)
+	}()
 	if s.serveOps(sw, r) {
 		return
 	}
@@ -502,7 +507,11 @@ func (s *Server) observe(r *http.Request, sw *statusWriter, start time.Time) {
 	}
 }
 
-// statusWriter records the status and the body bytes written.
+// statusWriters holds the statusWriters of requests done.
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// statusWriter records the status and the body bytes written. ServeHTTP
+// takes one from statusWriters and puts it back when the request is done.
 type statusWriter struct {
 	http.ResponseWriter
 	status int

@@ -311,7 +311,7 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 		switch string(name) {
 		case "topic":
 			f = fieldTopic
-			m.Topic, ok = d.string(true)
+			m.Topic, ok = d.topic()
 		case "key":
 			f = fieldKey
 			m.Key, ok = d.string(true)
@@ -388,7 +388,7 @@ func (d *decoder) metadata(md *Metadata) bool {
 	return d.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "topic":
-			md.Topic, ok = d.string(true)
+			md.Topic, ok = d.topic()
 		case "error":
 			md.Error, ok = d.string(true)
 		case "partition":
@@ -414,7 +414,7 @@ func DecodeConsumeRequest(body []byte) (req ConsumeRequest, ok bool) {
 	ok = d.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "topic":
-			req.Topic, ok = d.string(true)
+			req.Topic, ok = d.topic()
 		case "topics":
 			req.Topics, ok = d.strings(req.Topics[:0])
 		case "timeout":
@@ -437,7 +437,7 @@ func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 	ok = d.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "topic":
-			req.Topic, ok = d.string(true)
+			req.Topic, ok = d.topic()
 		case "partition":
 			var p int32
 			p, ok = d.int32()
@@ -467,28 +467,20 @@ func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 }
 
 // topicPartitionOffset decodes one {"topic","partition","offset"} object.
-// Its partition and offset point into one allocation.
+// Its partition and offset point into the decoder's slabs.
 func (d *decoder) topicPartitionOffset(tp *TopicPartitionOffset) bool {
-	var po *struct {
-		p int32
-		o int64
-	}
 	return d.object(func(name []byte) (ok bool) {
-		if po == nil && (string(name) == "partition" || string(name) == "offset") {
-			po = &struct {
-				p int32
-				o int64
-			}{}
-		}
 		switch string(name) {
 		case "topic":
-			tp.Topic, ok = d.string(true)
+			tp.Topic, ok = d.topic()
 		case "partition":
-			po.p, ok = d.int32()
-			tp.Partition = &po.p
+			var p int32
+			p, ok = d.int32()
+			tp.Partition = d.int32Ptr(p)
 		case "offset":
-			po.o, ok = d.int64()
-			tp.Offset = &po.o
+			var o int64
+			o, ok = d.int64()
+			tp.Offset = d.int64Ptr(o)
 		}
 		return ok
 	})
@@ -501,7 +493,7 @@ func (d *decoder) strings(into []string) ([]string, bool) {
 		into = make([]string, 0, 1)
 	}
 	ok := d.array(func() bool {
-		s, ok := d.string(true)
+		s, ok := d.topic()
 		into = append(into, s)
 		return ok
 	})

@@ -1,7 +1,9 @@
 package restwire
 
 import (
+	"hash/maphash"
 	"math"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -365,8 +367,9 @@ func wellKnown(v []byte) (string, bool) {
 	return "", false
 }
 
-// topic decodes a JSON string, sharing it with the topic before when equal:
-// the records of one body mostly go to one topic.
+// topic decodes a JSON string, a topic name, sharing it with the topic
+// before when equal (the records of one body mostly go to one topic), else
+// with an equal one of an earlier body (see sharedTopic).
 func (d *decoder) topic() (string, bool) {
 	v, ok := d.str()
 	if !ok {
@@ -374,9 +377,38 @@ func (d *decoder) topic() (string, bool) {
 	}
 	d.arena = d.arena[:len(d.arena)-len(v)]
 	if string(v) != d.lastTopic {
-		d.lastTopic = string(v)
+		d.lastTopic = sharedTopic(v)
 	}
 	return d.lastTopic, true
+}
+
+// Bounds of the process-wide cache of topic names (see sharedTopic).
+const (
+	sharedTopics      = 256
+	maxSharedTopicLen = 64
+)
+
+// sharedTopicSlots caches topic names seen in bodies, one per slot by
+// hash: a process talks to a few topics, and each body names them again.
+var (
+	sharedTopicSlots [sharedTopics]atomic.Pointer[string]
+	sharedTopicSeed  = maphash.MakeSeed()
+)
+
+// sharedTopic returns v as a string, the cached one when its slot holds an
+// equal name, else a new one that takes the slot. Safe for concurrent use;
+// a name evicted or lost in a race only costs an allocation.
+func sharedTopic(v []byte) string {
+	if len(v) > maxSharedTopicLen {
+		return string(v)
+	}
+	slot := &sharedTopicSlots[maphash.Bytes(sharedTopicSeed, v)%sharedTopics]
+	if p := slot.Load(); p != nil && *p == string(v) {
+		return *p
+	}
+	s := string(v)
+	slot.Store(&s)
+	return s
 }
 
 // header decodes one {"key": "...", "value": "..."} object, interning the

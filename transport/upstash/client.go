@@ -44,6 +44,7 @@ var (
 type request struct {
 	method  string
 	path    string
+	url     string // baseURL+path when made once by the caller; "": made per attempt
 	header  http.Header
 	body    []byte        // nil: no body
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
@@ -171,7 +172,11 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(actx, r.method, t.baseURL+r.path, body)
+	u := r.url
+	if u == "" {
+		u = t.baseURL + r.path
+	}
+	req, err := http.NewRequestWithContext(actx, r.method, u, body)
 	if err != nil {
 		return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), err)
 	}

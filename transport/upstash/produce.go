@@ -248,7 +248,7 @@ func (p *producer) send(batch []*produceCall) {
 	}
 
 	var ans metadataAnswer
-	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body, limit: sizedLimit(total)}, &ans)
+	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", url: p.t.produceURL, body: body, limit: sizedLimit(total)}, &ans)
 	meta := ans.meta
 	if err == nil && len(meta) != total {
 		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages: %w", len(meta), total, transport.ErrOutcomeUnknown)

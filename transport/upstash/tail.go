@@ -251,7 +251,7 @@ func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) (
 	pos := tl.pos[topic]
 	body := restwire.AppendFetchRequest(make([]byte, 0, 48+len(pos)*(48+len(topic))), topic, pos, timeoutMs(wait))
 	var ans messagesAnswer
-	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", body: body, wait: wait}, &ans); err != nil {
+	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: body, wait: wait}, &ans); err != nil {
 		return nil, err
 	}
 	return ans.msgs, nil
