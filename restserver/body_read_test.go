@@ -93,3 +93,27 @@ func rawShortBody(t *testing.T, base, path, sent string, declared int) (int, str
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// Every answer carries a Content-Length, small (computed by net/http) or
+// large (set by the server): none is sent chunked.
+func TestAnswersHaveContentLength(t *testing.T) {
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("cl", 1)}})
+	e.ok(http.MethodPost, "/produce", `{"topic":"cl","value":"`+strings.Repeat("x", 4000)+`"}`)
+	for _, q := range []struct{ method, path, body string }{
+		{http.MethodGet, "/topics", ""},                                        // small
+		{http.MethodPost, "/fetch", `{"topic":"cl","partition":0,"offset":0}`}, // over 2 KiB
+		{http.MethodGet, "/nowhere", ""},                                       // an error
+	} {
+		r, err := http.NewRequestWithContext(t.Context(), q.method, e.url+q.path, strings.NewReader(q.body))
+		require.NoError(t, err)
+		r.SetBasicAuth(testUser, testPass)
+		resp, err := e.client.Do(r)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Empty(t, resp.TransferEncoding, "%s %s", q.method, q.path)
+		assert.Equal(t, int64(len(b)), resp.ContentLength, "%s %s", q.method, q.path)
+		assert.Equal(t, "application/json", resp.Header.Get("Content-Type"), "%s %s", q.method, q.path)
+	}
+}
