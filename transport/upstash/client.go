@@ -2,6 +2,7 @@ package upstash
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -258,9 +259,20 @@ func (t *Transport) do(req *http.Request) (*http.Response, error) {
 	if !t.ownClient {
 		return t.client.Do(req)
 	}
+	// Asked for here rather than by net/http, which would add the header
+	// to a map of its own on every request; an answer in gzip is
+	// decompressed as net/http would.
+	req.Header["Accept-Encoding"] = gzipValue[:1:1]
 	resp, err := t.client.Transport.RoundTrip(req)
 	if err != nil {
 		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+	}
+	if ce := resp.Header["Content-Encoding"]; len(ce) == 1 && strings.EqualFold(ce[0], "gzip") {
+		resp.Body = &gzipBody{body: resp.Body}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.Uncompressed = true
 	}
 	switch resp.StatusCode {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
@@ -285,6 +297,28 @@ func (t *Transport) do(req *http.Request) (*http.Response, error) {
 	next := &http.Request{Method: method, URL: target, Header: http.Header{}, Host: target.Host, Response: resp}
 	return nil, &url.Error{Op: urlErrorOp(req.Method), URL: loc, Err: refuseRedirect(next, []*http.Request{req})}
 }
+
+// gzipValue is the Accept-Encoding of the own client's requests.
+var gzipValue = []string{"gzip"}
+
+// gzipBody decompresses a gzip answer, starting at its first Read.
+type gzipBody struct {
+	body io.ReadCloser
+	zr   *gzip.Reader
+	err  error
+}
+
+func (g *gzipBody) Read(p []byte) (int, error) {
+	if g.zr == nil && g.err == nil {
+		g.zr, g.err = gzip.NewReader(g.body)
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.zr.Read(p)
+}
+
+func (g *gzipBody) Close() error { return g.body.Close() }
 
 // urlErrorOp is the Op of Client.Do's *url.Error for method: "Post" for
 // POST.
