@@ -27,6 +27,7 @@ type consumer struct {
 	commitHdr   http.Header // Kafka-Commit-Fenced and the incarnation
 	deleteHdr   http.Header // the incarnation
 	consumePath string      // "/consume/{group}/{instance}", escaped
+	consumeURL  string      // the base URL and consumePath
 	commitPath  string
 	deletePath  string
 
@@ -220,6 +221,7 @@ func (t *Transport) newConsumer(s transport.Subscription, topics []string) *cons
 		topics:      topics,
 		header:      http.Header{},
 		consumePath: restPath("consume", s.Group, s.Instance),
+		consumeURL:  t.baseURL + restPath("consume", s.Group, s.Instance),
 		commitPath:  restPath("commit", s.Group, s.Instance),
 		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
 		stopped:     make(chan struct{}),
@@ -280,12 +282,13 @@ const joinWait = 0
 
 // consume makes one POST /consume with the given server-side wait.
 func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
-	body, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
-	if err != nil {
-		return nil, err
+	size := 32
+	for _, t := range c.topics {
+		size += len(t) + 8
 	}
+	body := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
 	var ans messagesAnswer
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait}, &ans)
+	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait}, &ans)
 	if err != nil {
 		return nil, err
 	}
