@@ -408,7 +408,9 @@ func (s *Server) requireSomeCommitted(ctx context.Context, group string, topics 
 // handleConsume serves GET /consume/{group}/{instance}/{topic}?timeout= and
 // GET|POST /consume/{group}/{instance} with {topic}|{topics}[,timeout].
 func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []string) error {
+	w.Header()[CarryHeader] = carryValue // the carried-produce extension (carry.go)
 	var req restwire.ConsumeRequest
+	var cb consumeBody
 	if len(seg) == 4 {
 		discardBody(r)
 		req.Topic = seg[3]
@@ -417,9 +419,10 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		if err != nil {
 			return err
 		}
-		if err := decodeObject(body, &req, "a consume request"); err != nil {
+		if err := decodeObject(body, &cb, "a consume request"); err != nil {
 			return err
 		}
+		req = cb.ConsumeRequest
 	}
 	if req.Timeout == nil {
 		ms, err := queryTimeout(r)
@@ -453,6 +456,15 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	if err := s.mayCreateBySubscribing(r, topics); err != nil {
 		return err
 	}
+	var cr *carry
+	if cb.carried() {
+		// Produced before the instance is touched: a failed produce
+		// consumes nothing.
+		cr = &carry{s: s, w: w}
+		if err := cr.produce(r, cb.Produce); err != nil {
+			return err
+		}
+	}
 
 	key := keyFor(r, seg[1], seg[2])
 	if err := s.claimIncarnation(key, r, true); err != nil {
@@ -467,11 +479,15 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		s.log.Debug("kafka-rest: consumer instance created", "group", in.key.group, "instance", in.key.name)
 	}
 
-	msgs, err := s.consume(r, in, topics, timeout)
+	var ready func()
+	if cr != nil {
+		ready = cr.ready
+	}
+	msgs, err := s.consume(r, in, topics, timeout, ready)
 	if err != nil && in.replaced.Load() {
 		// Whatever the replacement cut short (a join abandoned, a member
 		// closed), the answer is that this incarnation is fenced.
-		return fencedErr(in.key)
+		return cr.fail(r, fencedErr(in.key))
 	}
 	if err != nil {
 		in.mu.Lock()
@@ -484,7 +500,11 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 				s.closeInstance(in, "consume failed")
 			}
 		}
-		return err
+		return cr.fail(r, err)
+	}
+	if cr != nil {
+		cr.writeRecords(msgs)
+		return nil
 	}
 	s.writeRecords(w, msgs)
 	return nil
@@ -510,7 +530,10 @@ func (s *Server) writeRecords(w http.ResponseWriter, msgs []transport.Message) {
 
 // consume runs one long poll on in: it returns as soon as records arrive,
 // or nothing when timeout passes or the server closes.
-func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration) ([]transport.Message, error) {
+//
+// ready, when not nil, is called once the instance is joined, just before
+// the long poll starts (see carry.ready).
+func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration, ready func()) ([]transport.Message, error) {
 	// A zero timeout still takes what is there now.
 	pollCtx, cancel := s.requestContext(r, max(timeout, time.Millisecond))
 	defer cancel()
@@ -554,6 +577,9 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 				s.log.Warn("kafka-rest: auto-commit failed", "group", in.key.group, "instance", in.key.name, "err", err)
 			}
 		}
+	}
+	if ready != nil {
+		ready()
 	}
 	for {
 		msgs, err := m.Poll(pollCtx)

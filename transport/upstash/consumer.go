@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,11 @@ type consumer struct {
 	reqCancel context.CancelFunc
 	wg        sync.WaitGroup // in-flight consume goroutine
 	stopped   chan struct{}  // closed at Close or fence: wakes blocked Polls
+
+	// carries says the server takes records with a consume (it sent
+	// restserver.CarryHeader); noteCarry, made once, notes it (carry.go).
+	carries   atomic.Bool
+	noteCarry func(*http.Response)
 
 	mu       sync.Mutex
 	buf      []transport.Message
@@ -240,6 +246,7 @@ func (t *Transport) newConsumer(s transport.Subscription, topics []string) *cons
 		c.header.Set("Kafka-Max-Poll-Interval-Ms", strconv.FormatInt(s.MaxPollInterval.Milliseconds(), 10))
 	}
 	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	c.noteCarry = c.sawAnswer
 	return c
 }
 
@@ -285,7 +292,7 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport
 		return nil, err
 	}
 	var ans messagesAnswer
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait}, &ans)
+	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait, onResponse: c.noteCarry}, &ans)
 	if err != nil {
 		return nil, err
 	}

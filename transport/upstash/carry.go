@@ -1,0 +1,257 @@
+package upstash
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// The carried produce (transport.CarryingPoller) over the project's REST
+// server's extension of POST /consume (restserver.CarryHeader): the
+// records go in the consume body's "produce" field, the server writes them
+// first and sends its answer for them in the Kafka-Produced header before
+// the long poll begins. A member that replies to what it reads (an rpc
+// server) thus sends each reply with its next consume: one HTTP exchange
+// instead of two.
+
+// Names of the extension (restserver.CarryHeader, CarryValue,
+// ProducedHeader).
+const (
+	carryHeader    = "Kafka-Carry"
+	carryValue     = "produce"
+	producedHeader = "Kafka-Produced"
+	// maxCarried bounds the records one consume carries: their answer
+	// travels in a response header, which HTTP clients cap (Go's at
+	// 10 MB by default); a larger batch is produced on its own.
+	maxCarried = 1000
+)
+
+var _ transport.CarryingPoller = (*consumer)(nil)
+
+// sawAnswer notes, from any consume answer, whether the server takes
+// records with a consume.
+func (c *consumer) sawAnswer(resp *http.Response) {
+	if v := resp.Header[carryHeader]; len(v) > 0 && v[0] == carryValue && !c.carries.Load() {
+		c.carries.Store(true)
+	}
+}
+
+// PollCarrying implements transport.CarryingPoller: it produces msgs as
+// Transport.Produce does (the same validation and errors), then polls as
+// Poll does.
+//
+// On a server that has said it takes records with a consume (the project's
+// REST server sends restserver.CarryHeader with every consume answer, the
+// one Subscribe makes included), the records go with the consume request
+// and acked is called as soon as the answer's headers arrive, before the
+// server's long poll. Elsewhere, and when the records are more than one
+// POST /produce would carry ([WithMaxBatch], [WithMaxBatchBytes], at most
+// 1,000 records), when records from an earlier Poll are waiting or when a
+// Poll's request is still in flight, it calls Produce and then Poll.
+//
+// When a carried request gets no answer saying the records were written
+// (the server refused the consume before its produce, failed, or does not
+// take the field after all), nothing was written by it: the records are
+// produced with Produce, whose outcome acked gets. A 2xx answer without
+// that word means the server ignores the field: the consumer stops
+// carrying. If the consumer is closed while a carried request is on its
+// way, acked gets an error wrapping transport.ErrOutcomeUnknown.
+//
+// After Close or being fenced, nothing is produced: acked and PollCarrying
+// get the error Poll returns. A carried request is not retried by itself
+// (the caller's next Poll is its retry): a consume failure after the
+// records were written is returned as Poll returns it.
+func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, acked func(written []transport.Message, err error)) ([]transport.Message, error) {
+	if len(msgs) == 0 {
+		acked([]transport.Message{}, nil)
+		return c.Poll(ctx)
+	}
+	if c.t.isClosed() {
+		err := errClosed("produce")
+		acked(nil, err)
+		return nil, err
+	}
+	enc := make([]json.RawMessage, len(msgs))
+	size := 0
+	for i := range msgs {
+		raw, err := encodeProduce(i, &msgs[i])
+		if err != nil {
+			acked(nil, err)
+			return nil, err
+		}
+		enc[i] = raw
+		size += len(raw) + 1
+	}
+	c.mu.Lock()
+	if err := c.stateErr("poll"); err != nil {
+		c.mu.Unlock()
+		acked(nil, err)
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		c.mu.Unlock()
+		acked(nil, err)
+		return nil, err
+	}
+	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil ||
+		len(msgs) > min(c.t.cfg.maxBatch, maxCarried) || size > c.t.cfg.maxBatchBytes {
+		c.mu.Unlock()
+		out, err := c.t.Produce(ctx, msgs...)
+		acked(out, err)
+		if err != nil {
+			return nil, err
+		}
+		return c.Poll(ctx)
+	}
+	pc := &produceCall{ctx: ctx, msgs: msgs, enc: enc, size: size}
+	c.inflight = c.startCarried(c.t.pollWait(ctx), pc, acked)
+	c.mu.Unlock()
+	return c.Poll(ctx)
+}
+
+// startCarried starts a consume request that carries pc's records, as
+// startPoll starts a plain one. Called with c.mu held.
+func (c *consumer) startCarried(wait time.Duration, pc *produceCall, acked func([]transport.Message, error)) *pollCall {
+	call := &pollCall{started: time.Now(), done: make(chan struct{})}
+	c.wg.Go(func() {
+		defer close(call.done)
+		msgs, err := c.consumeCarrying(wait, pc, acked)
+		if msgs == nil && err == nil {
+			msgs = []transport.Message{}
+		}
+		call.msgs, call.err = msgs, err
+	})
+	return call
+}
+
+// consumeCarrying makes one POST /consume carrying pc's records and calls
+// acked once with their outcome.
+func (c *consumer) consumeCarrying(wait time.Duration, pc *produceCall, acked func([]transport.Message, error)) ([]transport.Message, error) {
+	body, err := c.carriedBody(wait, pc.enc, pc.size)
+	if err != nil {
+		acked(nil, err)
+		return nil, err
+	}
+	written := false // acked was called with the server's word
+	onResponse := func(resp *http.Response) {
+		c.sawAnswer(resp)
+		if v := resp.Header[producedHeader]; len(v) > 0 && !written {
+			written = true
+			acked(pc.fromHeader(v[0]))
+		}
+	}
+	ans := carriedAnswer{path: "/consume/" + c.key.group + "/" + c.key.instance}
+	err = c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body,
+		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
+	if written {
+		if err != nil {
+			return nil, err
+		}
+		return c.keep(ans.msgs), nil
+	}
+	if c.reqCtx.Err() != nil {
+		// Closed while the request was on its way: it may have been
+		// served.
+		acked(nil, fmt.Errorf("upstash: produce with consume %s/%s: the consumer was closed meanwhile: %w",
+			c.key.group, c.key.instance, transport.ErrOutcomeUnknown))
+		return nil, err
+	}
+	// Nothing says the records were written: the server refused the
+	// consume before its produce, failed, or ignores the field (a 2xx
+	// answer without the word), or the connection failed (as a Produce
+	// that retries after one, this may write them twice).
+	if err == nil {
+		c.carries.Store(false)
+		c.t.log.Warn("upstash: the server took a consume carrying records but did not say it wrote them; producing them on their own from now on",
+			"group", c.key.group, "instance", c.key.instance)
+	}
+	out, perr := c.t.Produce(c.reqCtx, pc.msgs...)
+	acked(out, perr)
+	kept := []transport.Message(nil)
+	if err == nil {
+		kept = c.keep(ans.msgs)
+	}
+	if perr != nil {
+		if len(kept) > 0 {
+			c.mu.Lock()
+			c.buf = append(c.buf, kept...) // not lost: the next Poll returns them
+			c.mu.Unlock()
+		}
+		return nil, perr
+	}
+	return kept, err
+}
+
+// carriedBody is the consume body with the records: {"topics": [...],
+// "timeout": ms, "produce": [...]}.
+func (c *consumer) carriedBody(wait time.Duration, enc []json.RawMessage, size int) ([]byte, error) {
+	head, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
+	if err != nil {
+		return nil, err
+	}
+	head = bytes.TrimSuffix(head, []byte("}"))
+	b := make([]byte, 0, len(head)+size+16)
+	b = append(b, head...)
+	b = append(b, `,"produce":[`...)
+	for i, raw := range enc {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, raw...)
+	}
+	return append(b, "]}"...), nil
+}
+
+// fromHeader is the produce's outcome from the Kafka-Produced header: the
+// records with their positions, or, when the header cannot be true of
+// what was sent, an error wrapping transport.ErrOutcomeUnknown (the server
+// did write something).
+func (pc *produceCall) fromHeader(v string) ([]transport.Message, error) {
+	meta, err := restwire.DecodeMetadata([]byte(v))
+	if err == nil && len(meta) != len(pc.msgs) {
+		err = fmt.Errorf("%d results for %d records", len(meta), len(pc.msgs))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upstash: produce with consume: unreadable %s header: %v: %w", producedHeader, err, transport.ErrOutcomeUnknown)
+	}
+	if err := checkAnswer([]*produceCall{pc}, meta); err != nil {
+		return nil, err
+	}
+	return pc.result(meta)
+}
+
+// carriedAnswer is the answer of a consume that carried records: the
+// records, or, once the server has sent its headers, an error as the
+// body {"error": "...", "status": N}.
+type carriedAnswer struct {
+	path string
+	msgs []transport.Message
+}
+
+func (a *carriedAnswer) decodeJSON(ctx context.Context, data []byte) (err error) {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		var body struct {
+			Error  string `json:"error"`
+			Status int    `json:"status"`
+		}
+		if err := json.Unmarshal(t, &body); err != nil || body.Error == "" {
+			if len(t) > 200 {
+				t = t[:200]
+			}
+			return fmt.Errorf("an object that is not an error: %q", t)
+		}
+		e := &Error{Status: http.StatusInternalServerError, Message: body.Error, Method: http.MethodPost, Path: a.path}
+		if body.Status >= 400 && body.Status < 600 {
+			e.Status = body.Status
+		}
+		return e
+	}
+	a.msgs, err = restwire.DecodeMessagesLimited(ctx, data, decodeBudget(len(data)))
+	return err
+}
