@@ -56,7 +56,8 @@ type carrier struct {
 	slots  []*carrySlot
 }
 
-// carrySlot is one hand-in: its records are msgs[at:at+n] of its window.
+// carrySlot is one hand-in, done when the poll that carried it says
+// whether its records were written.
 type carrySlot struct {
 	done chan struct{}
 	err  error // errNotCarried when released

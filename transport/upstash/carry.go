@@ -77,17 +77,21 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		acked(nil, err)
 		return nil, err
 	}
-	enc := make([]json.RawMessage, len(msgs))
-	size := 0
+	// The records as the JSON array of the "produce" field.
+	produce := make([]byte, 0, 256*len(msgs))
+	produce = append(produce, '[')
 	for i := range msgs {
 		raw, err := encodeProduce(i, &msgs[i])
 		if err != nil {
 			acked(nil, err)
 			return nil, err
 		}
-		enc[i] = raw
-		size += len(raw) + 1
+		if i > 0 {
+			produce = append(produce, ',')
+		}
+		produce = append(produce, raw...)
 	}
+	produce = append(produce, ']')
 	c.mu.Lock()
 	if err := c.stateErr("poll"); err != nil {
 		c.mu.Unlock()
@@ -100,7 +104,7 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		return nil, err
 	}
 	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil ||
-		len(msgs) > min(c.t.cfg.maxBatch, maxCarried) || size > c.t.cfg.maxBatchBytes {
+		len(msgs) > min(c.t.cfg.maxBatch, maxCarried) || len(produce) > c.t.cfg.maxBatchBytes {
 		c.mu.Unlock()
 		out, err := c.t.Produce(ctx, msgs...)
 		acked(out, err)
@@ -109,19 +113,18 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		}
 		return c.Poll(ctx)
 	}
-	pc := &produceCall{ctx: ctx, msgs: msgs, enc: enc, size: size}
-	c.inflight = c.startCarried(c.t.pollWait(ctx), pc, acked)
+	c.inflight = c.startCarried(c.t.pollWait(ctx), msgs, produce, acked)
 	c.mu.Unlock()
 	return c.Poll(ctx)
 }
 
-// startCarried starts a consume request that carries pc's records, as
-// startPoll starts a plain one. Called with c.mu held.
-func (c *consumer) startCarried(wait time.Duration, pc *produceCall, acked func([]transport.Message, error)) *pollCall {
+// startCarried starts a consume request that carries msgs (encoded as
+// produce), as startPoll starts a plain one. Called with c.mu held.
+func (c *consumer) startCarried(wait time.Duration, msgs []transport.Message, produce []byte, acked func([]transport.Message, error)) *pollCall {
 	call := &pollCall{started: time.Now(), done: make(chan struct{})}
 	c.wg.Go(func() {
 		defer close(call.done)
-		msgs, err := c.consumeCarrying(wait, pc, acked)
+		msgs, err := c.consumeCarrying(wait, msgs, produce, acked)
 		if msgs == nil && err == nil {
 			msgs = []transport.Message{}
 		}
@@ -130,10 +133,10 @@ func (c *consumer) startCarried(wait time.Duration, pc *produceCall, acked func(
 	return call
 }
 
-// consumeCarrying makes one POST /consume carrying pc's records and calls
-// acked once with their outcome.
-func (c *consumer) consumeCarrying(wait time.Duration, pc *produceCall, acked func([]transport.Message, error)) ([]transport.Message, error) {
-	body, err := c.carriedBody(wait, pc.enc, pc.size)
+// consumeCarrying makes one POST /consume carrying records (msgs, encoded
+// as produce) and calls acked once with their outcome.
+func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Message, produce []byte, acked func([]transport.Message, error)) ([]transport.Message, error) {
+	body, err := c.carriedBody(wait, produce)
 	if err != nil {
 		acked(nil, err)
 		return nil, err
@@ -143,7 +146,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, pc *produceCall, acked fu
 		c.sawAnswer(resp)
 		if v := resp.Header[producedHeader]; len(v) > 0 && !written {
 			written = true
-			acked(pc.fromHeader(v[0]))
+			acked(producedFrom(records, v[0]))
 		}
 	}
 	ans := carriedAnswer{path: "/consume/" + c.key.group + "/" + c.key.instance}
@@ -171,7 +174,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, pc *produceCall, acked fu
 		c.t.log.Warn("upstash: the server took a consume carrying records but did not say it wrote them; producing them on their own from now on",
 			"group", c.key.group, "instance", c.key.instance)
 	}
-	out, perr := c.t.Produce(c.reqCtx, pc.msgs...)
+	out, perr := c.t.Produce(c.reqCtx, records...)
 	acked(out, perr)
 	kept := []transport.Message(nil)
 	if err == nil {
@@ -190,36 +193,32 @@ func (c *consumer) consumeCarrying(wait time.Duration, pc *produceCall, acked fu
 
 // carriedBody is the consume body with the records: {"topics": [...],
 // "timeout": ms, "produce": [...]}.
-func (c *consumer) carriedBody(wait time.Duration, enc []json.RawMessage, size int) ([]byte, error) {
+func (c *consumer) carriedBody(wait time.Duration, produce []byte) ([]byte, error) {
 	head, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
 	if err != nil {
 		return nil, err
 	}
 	head = bytes.TrimSuffix(head, []byte("}"))
-	b := make([]byte, 0, len(head)+size+16)
+	b := make([]byte, 0, len(head)+len(produce)+16)
 	b = append(b, head...)
-	b = append(b, `,"produce":[`...)
-	for i, raw := range enc {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, raw...)
-	}
-	return append(b, "]}"...), nil
+	b = append(b, `,"produce":`...)
+	b = append(b, produce...)
+	return append(b, '}'), nil
 }
 
-// fromHeader is the produce's outcome from the Kafka-Produced header: the
-// records with their positions, or, when the header cannot be true of
-// what was sent, an error wrapping transport.ErrOutcomeUnknown (the server
-// did write something).
-func (pc *produceCall) fromHeader(v string) ([]transport.Message, error) {
+// producedFrom is the outcome of producing records from the
+// Kafka-Produced header v: the records with their positions, or, when the
+// header cannot be true of what was sent, an error wrapping
+// transport.ErrOutcomeUnknown (the server did write something).
+func producedFrom(records []transport.Message, v string) ([]transport.Message, error) {
 	meta, err := restwire.DecodeMetadata([]byte(v))
-	if err == nil && len(meta) != len(pc.msgs) {
-		err = fmt.Errorf("%d results for %d records", len(meta), len(pc.msgs))
+	if err == nil && len(meta) != len(records) {
+		err = fmt.Errorf("%d results for %d records", len(meta), len(records))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("upstash: produce with consume: unreadable %s header: %v: %w", producedHeader, err, transport.ErrOutcomeUnknown)
 	}
+	pc := &produceCall{msgs: records} // the checks of a POST /produce answer
 	if err := checkAnswer([]*produceCall{pc}, meta); err != nil {
 		return nil, err
 	}

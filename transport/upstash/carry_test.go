@@ -325,3 +325,36 @@ func TestPollCarryingNothing(t *testing.T) {
 	assert.Empty(t, a.written)
 	require.Len(t, got, 1)
 }
+
+// A Kafka-Produced header that cannot be true of what was sent (here: no
+// result for one record) is an unknown outcome: the server did write
+// something, so the records are not produced again.
+func TestPollCarryingUnbelievableAnswerIsOutcomeUnknown(t *testing.T) {
+	var produces atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/produce":
+			produces.Add(1)
+			_, _ = w.Write([]byte(`[{"topic":"out","partition":0,"offset":0,"timestamp":1}]`))
+		case bytes.Contains(body, []byte(`"produce"`)):
+			w.Header().Set(restserver.CarryHeader, restserver.CarryValue)
+			w.Header().Set(restserver.ProducedHeader, `[]`)
+			_, _ = w.Write([]byte(`[]`))
+		default:
+			w.Header().Set(restserver.CarryHeader, restserver.CarryValue)
+			_, _ = w.Write([]byte(`[]`))
+		}
+	}))
+	defer hs.Close()
+	tr := newTestTransport(t, hs.URL, WithPollWindow(50*time.Millisecond))
+	cons, err := tr.Subscribe(t.Context(), transport.Subscription{Group: "g", Topics: []string{"in"}})
+	require.NoError(t, err)
+	defer cons.Close()
+	a := newAck()
+	_, _ = cons.(transport.CarryingPoller).PollCarrying(t.Context(), []transport.Message{{Topic: "out", Value: []byte("x")}}, a.fn)
+	a.wait(t)
+	require.ErrorIs(t, a.err, transport.ErrOutcomeUnknown)
+	assert.Zero(t, produces.Load(), "not produced again")
+}
