@@ -2,6 +2,7 @@ package restserver
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -9,20 +10,25 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
-// The carried produce, an extension of POST /consume/{group}/{instance}
-// (see doc.go): the consume body may hold a "produce" array of records in
-// the shape of POST /produce's body. They are produced first, through the
-// same checks as /produce; the produce's answer goes in the
-// Kafka-Produced response header, which is sent at once, before the long
-// poll; the records polled follow as the body. Upstash SDKs never send the
-// field, so their requests are served as before.
+// The carried produce and commit, an extension of POST
+// /consume/{group}/{instance} (see doc.go): the consume body may hold a
+// "produce" array of records in the shape of POST /produce's body, and a
+// "commit" of offsets in the shape of POST /commit's. The records are
+// produced first, through the same checks as /produce; the offsets are
+// committed once the instance is joined, as /commit with
+// Kafka-Commit-Fenced: true; both answers go in response headers
+// (Kafka-Produced, Kafka-Committed), sent at once, before the long poll;
+// the records polled follow as the body. Upstash SDKs never send the
+// fields, so their requests are served as before.
 
 const (
 	// CarryHeader is sent with every answer to POST or GET /consume, with
-	// the value [CarryValue]: it tells a client that this server takes a
-	// "produce" field in the consume body. A client must not send the field
-	// to a server that has not sent this header: other servers ignore it,
-	// and the records would be lost.
+	// the value [CarryValue]: it tells a client that this server takes the
+	// "produce" and "commit" fields in the consume body. A client must not
+	// send "produce" to a server that has not sent this header: other
+	// servers ignore it, and the records would be lost. (A commit is only
+	// done when [CommittedHeader] says so; a client commits alone
+	// otherwise.)
 	CarryHeader = "Kafka-Carry"
 	// CarryValue is [CarryHeader]'s value.
 	CarryValue = "produce"
@@ -32,6 +38,11 @@ const (
 	// present on every answer (error ones included) to a consume whose
 	// records were written, and on no other.
 	ProducedHeader = "Kafka-Produced"
+	// CommittedHeader is set on the answer to a consume that carried a
+	// commit, once the commit was tried: {"result":"Success","status":200},
+	// or the error POST /commit would have answered, as
+	// {"error": "...", "status": N}. Absent: nothing was committed.
+	CommittedHeader = "Kafka-Committed"
 )
 
 // Shared header values (net/http only reads them).
@@ -47,18 +58,76 @@ type consumeBody struct {
 	// TopicMessage objects (or one object), as POST /produce takes them.
 	// Absent or null: a plain consume.
 	Produce json.RawMessage `json:"produce"`
+	// Commit holds offsets to commit once the instance is joined, before
+	// the long poll: one {topic, partition, offset} or an array of them,
+	// as POST /commit takes them with Kafka-Commit-Fenced: true.
+	Commit json.RawMessage `json:"commit"`
 }
 
 // carried reports whether the body asked for a produce.
-func (b *consumeBody) carried() bool {
-	return len(b.Produce) > 0 && string(b.Produce) != "null"
-}
+func (b *consumeBody) carried() bool { return present(b.Produce) }
 
-// carry is the state of one consume that carries records.
+// commits reports whether the body asked for a commit.
+func (b *consumeBody) commits() bool { return present(b.Commit) }
+
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// carry is the state of one consume that carries records or a commit.
 type carry struct {
 	s       *Server
 	w       http.ResponseWriter
-	flushed bool // the headers (status 200) are sent
+	r       *http.Request
+	offs    []transport.Offset // to commit; nil: none
+	flushed bool               // the headers (status 200) are sent
+}
+
+// parseCommit checks the offsets of a carried commit as POST /commit
+// checks its body: each named in full, not negative, of a topic the user
+// may consume. An error is answered as /commit would, before anything is
+// done.
+func (c *carry) parseCommit(raw json.RawMessage) error {
+	tps, err := decodeOneOrMany[restwire.TopicPartitionOffset](raw, "a topic partition offset")
+	if err != nil {
+		return err
+	}
+	c.offs = make([]transport.Offset, 0, len(tps))
+	for _, tp := range tps {
+		if err := validateTopicPartition(&tp, true); err != nil {
+			return err
+		}
+		if err := mayConsume(c.r, tp.Topic); err != nil {
+			return err
+		}
+		c.offs = append(c.offs, transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset})
+	}
+	return nil
+}
+
+// commit commits c.offs on m, fenced (see handleCommit), and sets
+// CommittedHeader to the outcome.
+func (c *carry) commit(m Member) {
+	var err error
+	if len(c.offs) > 0 { // none ([]): nothing to do (not /commit's "positions")
+		ctx, cancel := c.s.requestContext(c.r, c.s.cfg.maxTimeout)
+		err = m.CommitOffsetsFenced(ctx, c.offs...)
+		cancel()
+	}
+	if errors.Is(err, transport.ErrNotAssigned) {
+		err = errorf(http.StatusBadRequest, "commit refused, nothing committed: %w (a consume rejoins the group; then records are read again from the committed offsets)", err)
+	}
+	if err == nil {
+		c.w.Header()[CommittedHeader] = []string{string(successBody)}
+		return
+	}
+	status := statusOf(err)
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, `{"error":`...)
+	*b = restwire.AppendString(*b, messageOf(err, status), restwire.EscapeServer)
+	*b = append(*b, `,"status":`...)
+	*b = strconv.AppendInt(*b, int64(status), 10)
+	*b = append(*b, '}')
+	c.w.Header()[CommittedHeader] = []string{string(*b)}
 }
 
 // produce writes the records of raw as POST /produce would (each record
@@ -120,12 +189,17 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 	return nil
 }
 
-// ready sends the headers, the produce's answer among them, before the
-// long poll begins: the client learns the produce's outcome without
-// waiting for records. Called (through consume) when polling starts.
-func (c *carry) ready() {
+// ready commits what the consume carries to commit, on m, the instance's
+// member, and sends the headers, the produce's answer and the commit's
+// among them, before the long poll begins: the client learns both outcomes
+// without waiting for records. Called (through consume) when polling
+// starts.
+func (c *carry) ready(m Member) {
 	if c == nil || c.flushed {
 		return
+	}
+	if c.offs != nil {
+		c.commit(m)
 	}
 	c.flushed = true
 	h := c.w.Header()

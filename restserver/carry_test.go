@@ -2,6 +2,7 @@ package restserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -193,4 +194,52 @@ func TestCarryErrorAfterHeadersIsInBody(t *testing.T) {
 	msg := requireErrorBody(t, reply{status: http.StatusNotFound, header: http.Header{"Content-Type": {"application/json"}}, body: string(body)}, http.StatusNotFound)
 	assert.Contains(t, msg, "deleted")
 	assert.Equal(t, int64(1), e.latest("out", 0))
+}
+
+// A consume may carry a commit: committed (fenced, as /commit with
+// Kafka-Commit-Fenced: true) once the instance is joined, before the long
+// poll, the outcome in Kafka-Committed.
+func TestCarryCommit(t *testing.T) {
+	t.Parallel()
+	e := newCarryEnv(t)
+	e.consume("g", "i", `{"topics":["in"],"timeout":5000}`, earliest...) // joined, "request" (offset 0) read
+	e.ok("POST", "/produce/in", `{"value":"next"}`)
+
+	r := e.req("POST", "/consume/g/i", `{"topics":["in"],"timeout":5000,"commit":[{"topic":"in","partition":0,"offset":1}]}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.JSONEq(t, `{"result":"Success","status":200}`, r.header.Get(restserver.CommittedHeader))
+	assert.Empty(t, r.header.Values(restserver.ProducedHeader))
+	assert.Equal(t, []string{"next"}, values(decode[[]consumed](t, r.body)))
+	assert.Equal(t, int64(1), e.committed("g", "i", "in", 0))
+
+	// A partition the instance does not own: refused as /commit refuses
+	// it, in the header; the consume goes on.
+	r = e.req("POST", "/consume/g/i", `{"topics":["in"],"timeout":0,"commit":{"topic":"out","partition":0,"offset":1}}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	var refused struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.header.Get(restserver.CommittedHeader)), &refused))
+	assert.Equal(t, http.StatusBadRequest, refused.Status)
+	assert.Contains(t, refused.Error, "not assigned")
+	assert.Equal(t, int64(1), e.committed("g", "i", "in", 0))
+
+	// Offsets as /commit checks them: a bad one refuses the whole request,
+	// before the produce it carries.
+	r = e.req("POST", "/consume/g/i", `{"topics":["in"],"timeout":0,"commit":[{"topic":"in","partition":0}],"produce":[{"topic":"out","value":"x"}]}`)
+	msg := requireErrorBody(t, r, http.StatusBadRequest)
+	assert.Contains(t, msg, "offset is required")
+	assert.Equal(t, int64(0), e.latest("out", 0))
+}
+
+func TestCarryCommitPermissions(t *testing.T) {
+	t.Parallel()
+	e := newPermEnv(t)
+	e.ok("POST", "/produce/orders", `{"value":"request"}`, asWriter...)
+	e.consume("g", "r", `{"topics":["orders"],"timeout":5000}`, append(asReader, earliest...)...)
+	// reader may not consume "secret": its commit is refused, 403.
+	r := e.req("POST", "/consume/g/r", `{"topics":["orders"],"timeout":0,"commit":[{"topic":"secret","partition":0,"offset":1}]}`, asReader...)
+	requireForbidden(t, r, "secret")
+	assert.Empty(t, r.header.Values(restserver.CommittedHeader))
 }

@@ -457,10 +457,17 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		return err
 	}
 	var cr *carry
+	if cb.carried() || cb.commits() {
+		cr = &carry{s: s, w: w, r: r}
+	}
+	if cb.commits() {
+		if err := cr.parseCommit(cb.Commit); err != nil {
+			return err
+		}
+	}
 	if cb.carried() {
 		// Produced before the instance is touched: a failed produce
 		// consumes nothing.
-		cr = &carry{s: s, w: w}
 		if err := cr.produce(r, cb.Produce); err != nil {
 			return err
 		}
@@ -479,7 +486,7 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		s.log.Debug("kafka-rest: consumer instance created", "group", in.key.group, "instance", in.key.name)
 	}
 
-	var ready func()
+	var ready func(Member)
 	if cr != nil {
 		ready = cr.ready
 	}
@@ -531,9 +538,9 @@ func (s *Server) writeRecords(w http.ResponseWriter, msgs []transport.Message) {
 // consume runs one long poll on in: it returns as soon as records arrive,
 // or nothing when timeout passes or the server closes.
 //
-// ready, when not nil, is called once the instance is joined, just before
-// the long poll starts (see carry.ready).
-func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration, ready func()) ([]transport.Message, error) {
+// ready, when not nil, is called with the member once the instance is
+// joined, just before the long poll starts (see carry.ready).
+func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration, ready func(Member)) ([]transport.Message, error) {
 	// A zero timeout still takes what is there now.
 	pollCtx, cancel := s.requestContext(r, max(timeout, time.Millisecond))
 	defer cancel()
@@ -579,7 +586,7 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 		}
 	}
 	if ready != nil {
-		ready()
+		ready(m)
 	}
 	for {
 		msgs, err := m.Poll(pollCtx)

@@ -10,7 +10,7 @@
 //	GET|POST  /produce/{topic}, /produce        → [Metadata] in request order (also for one object)
 //	GET|POST  /webhook?topic=T[&user=&pass=]    → one Metadata object; raw body = value
 //	GET       /consume/{group}/{instance}/{topic}?timeout=
-//	GET|POST  /consume/{group}/{instance}       {"topic"|"topics", "timeout"[, "produce": [...]]}
+//	GET|POST  /consume/{group}/{instance}       {"topic"|"topics", "timeout"[, "produce", "commit"]}
 //	GET|POST  /commit/{group}/{instance}        empty or [] = consumed positions; object or array = as given
 //	GET|POST  /committed/{group}/{instance}     {topic,partition} or array → [{topic,partition,offset}]
 //	POST|DELETE /delete-consumer/{group}/{instance}
@@ -103,7 +103,13 @@
 // instance deleted or replaced during the wait) answers its error in the
 // body of the 200 answer, in the usual {"error": "...", "status": N}
 // shape. kafkarpc's REST transport uses it to send an rpc server's
-// replies with its next consume (transport.CarryingPoller).
+// replies with its next consume (transport.CarryingPoller). Likewise a
+// "commit" field, offsets as POST /commit takes them, is checked as
+// /commit checks them (a bad one refuses the request before anything is
+// done) and committed, fenced as with Kafka-Commit-Fenced: true, once the
+// instance is joined, before the long poll; [CommittedHeader] carries the
+// outcome, success or the error /commit would answer, and the consume goes
+// on either way.
 //
 // A committed offset past the end of its partition is stored, as Kafka
 // stores it; the partition's next owner starts by its

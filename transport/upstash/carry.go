@@ -136,14 +136,25 @@ func (c *consumer) startCarried(wait time.Duration, msgs []transport.Message, pr
 // consumeCarrying makes one POST /consume carrying records (msgs, encoded
 // as produce) and calls acked once with their outcome.
 func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Message, produce []byte, acked func([]transport.Message, error)) ([]transport.Message, error) {
-	body, err := c.carriedBody(wait, produce)
+	head, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
 	if err != nil {
 		acked(nil, err)
 		return nil, err
 	}
+	body := withField(head, "produce", produce)
+	c.mu.Lock()
+	ride := c.takeRide()
+	c.mu.Unlock()
+	if ride != nil {
+		body = withField(body, "commit", ride.offsets)
+		defer ride.unanswered()
+	}
 	written := false // acked was called with the server's word
 	onResponse := func(resp *http.Response) {
 		c.sawAnswer(resp)
+		if ride != nil {
+			ride.answer(c, resp)
+		}
 		if v := resp.Header[producedHeader]; len(v) > 0 && !written {
 			written = true
 			acked(producedFrom(records, v[0]))
@@ -191,19 +202,20 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 	return kept, err
 }
 
-// carriedBody is the consume body with the records: {"topics": [...],
-// "timeout": ms, "produce": [...]}.
-func (c *consumer) carriedBody(wait time.Duration, produce []byte) ([]byte, error) {
-	head, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
-	if err != nil {
-		return nil, err
+// withField returns the JSON object obj with "name": raw added at its end.
+func withField(obj []byte, name string, raw []byte) []byte {
+	obj = bytes.TrimRight(obj, " \t\r\n")
+	obj = bytes.TrimSuffix(obj, []byte("}"))
+	b := make([]byte, 0, len(obj)+len(name)+len(raw)+8)
+	b = append(b, obj...)
+	if len(bytes.TrimSpace(obj)) > 1 { // not just "{"
+		b = append(b, ',')
 	}
-	head = bytes.TrimSuffix(head, []byte("}"))
-	b := make([]byte, 0, len(head)+len(produce)+16)
-	b = append(b, head...)
-	b = append(b, `,"produce":`...)
-	b = append(b, produce...)
-	return append(b, '}'), nil
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, `":`...)
+	b = append(b, raw...)
+	return append(b, '}')
 }
 
 // producedFrom is the outcome of producing records from the
@@ -253,4 +265,123 @@ func (a *carriedAnswer) decodeJSON(ctx context.Context, data []byte) (err error)
 	}
 	a.msgs, err = restwire.DecodeMessagesLimited(ctx, data, decodeBudget(len(data)))
 	return err
+}
+
+// Commits ride on consumes, too: on a server that takes records with a
+// consume (restserver.CarryHeader), it also takes offsets to commit (the
+// "commit" field, committed as POST /commit with Kafka-Commit-Fenced: true
+// would, before the long poll, the outcome in the Kafka-Committed header).
+// A Commit waits up to commitRideWait for the consumer's next consume to
+// start and rides on it; when none starts (an idle consumer's long poll is
+// in flight), or the consume's answer says nothing of the commit, it goes
+// alone. Commits are idempotent: one sent again after a doubt commits the
+// same offsets.
+
+// commitRideWait is how long a Commit waits for a consume to ride on.
+const commitRideWait = 2 * time.Millisecond
+
+// committedHeader is restserver.CommittedHeader.
+const committedHeader = "Kafka-Committed"
+
+// commitRide is a Commit carried by a consume.
+type commitRide struct {
+	offsets  []byte        // the JSON array of offsets
+	done     chan struct{} // closed once the outcome is known
+	err      error         // the server's word on the commit
+	alone    bool          // the consume did not commit: commit alone
+	answered bool          // set by the consume's goroutine only
+}
+
+// takeRide takes the Commit waiting for a consume, if any. Called with
+// c.mu held.
+func (c *consumer) takeRide() *commitRide {
+	r := c.ride
+	c.ride = nil
+	return r
+}
+
+// rideResponse is the onResponse of a consume carrying ride.
+func (c *consumer) rideResponse(ride *commitRide) func(*http.Response) {
+	return func(resp *http.Response) {
+		c.sawAnswer(resp)
+		ride.answer(c, resp)
+	}
+}
+
+// answer takes the commit's outcome from the consume's answer, if it
+// says.
+func (r *commitRide) answer(c *consumer, resp *http.Response) {
+	v := resp.Header[committedHeader]
+	if len(v) == 0 || r.answered {
+		return
+	}
+	var body struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(v[0]), &body); err != nil {
+		return // unreadable: as no word (the commit goes again, alone)
+	}
+	r.answered = true
+	if body.Error != "" {
+		e := &Error{Status: http.StatusInternalServerError, Message: body.Error, Method: http.MethodPost,
+			Path: "/commit/" + c.key.group + "/" + c.key.instance}
+		if body.Status >= 400 && body.Status < 600 {
+			e.Status = body.Status
+		}
+		r.err = e
+	}
+	close(r.done)
+}
+
+// unanswered ends a ride the consume's answer said nothing of: the Commit
+// goes alone.
+func (r *commitRide) unanswered() {
+	if !r.answered {
+		r.answered = true
+		r.alone = true
+		close(r.done)
+	}
+}
+
+// commitRiding lets the next consume carry a commit of offsets (see
+// above). rode is false when it did not: the caller commits alone.
+func (c *consumer) commitRiding(ctx context.Context, offsets []byte) (err error, rode bool) {
+	if !c.carries.Load() {
+		return nil, false
+	}
+	ride := &commitRide{offsets: offsets, done: make(chan struct{})}
+	c.mu.Lock()
+	if c.ride != nil || c.closed || c.fenced {
+		c.mu.Unlock()
+		return nil, false
+	}
+	c.ride = ride
+	c.mu.Unlock()
+	t := time.NewTimer(commitRideWait)
+	defer t.Stop()
+	select {
+	case <-ride.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	if c.ride == ride { // no consume took it
+		c.ride = nil
+		c.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err, true
+		}
+		return nil, false
+	}
+	c.mu.Unlock()
+	select { // taken: its outcome comes with the consume's headers
+	case <-ride.done:
+	case <-ctx.Done():
+		return ctx.Err(), true // it may be committed: a commit is idempotent
+	}
+	if ride.alone {
+		return nil, false
+	}
+	return ride.err, true
 }

@@ -358,3 +358,102 @@ func TestPollCarryingUnbelievableAnswerIsOutcomeUnknown(t *testing.T) {
 	require.ErrorIs(t, a.err, transport.ErrOutcomeUnknown)
 	assert.Zero(t, produces.Load(), "not produced again")
 }
+
+// A Commit waiting when a consume starts rides on it: the consume commits,
+// and the Commit learns the outcome from its headers.
+func TestCommitRidesOnConsume(t *testing.T) {
+	e := newCarryEnv(t, nil)
+	e.produceIn(t, "request")
+	got, err := e.cons.Poll(t.Context())
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	c := e.cons.(*consumer)
+
+	for _, tc := range []struct {
+		name    string
+		offsets string
+		want    error
+		at      int64
+	}{
+		{"owned", `[{"topic":"in","partition":0,"offset":1}]`, nil, 1},
+		{"not owned", `[{"topic":"out","partition":0,"offset":1}]`, transport.ErrNotAssigned, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ride := &commitRide{offsets: []byte(tc.offsets), done: make(chan struct{})}
+			c.mu.Lock()
+			c.ride = ride // as a waiting Commit leaves it
+			c.mu.Unlock()
+			// The next consume carries it (a Poll may first take the
+			// answer of one still in flight).
+			deadline := time.Now().Add(10 * time.Second)
+			for !isDone(ride.done) && time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+				_, _ = e.cons.Poll(ctx)
+				cancel()
+			}
+			require.True(t, isDone(ride.done), "no consume answered the commit")
+			assert.False(t, ride.alone, "committed by the consume, not left to go alone")
+			if tc.want == nil {
+				require.NoError(t, ride.err)
+			} else {
+				require.ErrorIs(t, ride.err, tc.want)
+			}
+			off, err := e.s.Broker.Committed("g", "in", 0)
+			require.NoError(t, err)
+			assert.Equal(t, tc.at, off)
+		})
+	}
+}
+
+// A Commit with no consume to ride on goes alone after a short wait.
+func TestCommitWithoutConsumeGoesAlone(t *testing.T) {
+	e := newCarryEnv(t, nil)
+	e.produceIn(t, "request")
+	got, err := e.cons.Poll(t.Context())
+	require.NoError(t, err)
+	require.True(t, e.cons.(*consumer).carries.Load(), "the server said it takes commits with consumes")
+	before := e.requests()
+	require.NoError(t, e.cons.Commit(t.Context(), got...))
+	assert.Equal(t, uint64(1), e.requests()-before)
+	off, err := e.s.Broker.Committed("g", "in", 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), off)
+	// Refused alone as before.
+	err = e.cons.Commit(t.Context(), transport.Message{Topic: "out", Partition: 0, Offset: 0})
+	require.ErrorIs(t, err, transport.ErrNotAssigned)
+}
+
+// Concurrent Commits and Polls, for the race detector: every commit lands,
+// riding or alone.
+func TestCommitRidingConcurrent(t *testing.T) {
+	e := newCarryEnv(t, nil)
+	const n = 50
+	for i := range n {
+		e.produceIn(t, "r"+string(rune('a'+i%26)))
+	}
+	var last transport.Message
+	seen := 0
+	for seen < n {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		done := make(chan error, 1)
+		go func() {
+			if seen > 0 {
+				done <- e.cons.Commit(ctx, last)
+				return
+			}
+			done <- nil
+		}()
+		got, err := e.cons.Poll(ctx)
+		require.NoError(t, err)
+		require.NoError(t, <-done)
+		cancel()
+		if len(got) > 0 {
+			last = got[len(got)-1]
+			seen += len(got)
+		}
+	}
+	require.NoError(t, e.cons.Commit(t.Context(), last))
+	off, err := e.s.Broker.Committed("g", "in", 0)
+	require.NoError(t, err)
+	assert.Equal(t, last.Offset+1, off)
+}

@@ -40,6 +40,9 @@ type consumer struct {
 	// restserver.CarryHeader); noteCarry, made once, notes it (carry.go).
 	carries   atomic.Bool
 	noteCarry func(*http.Response)
+	// ride is a Commit waiting for the next consume to carry it (guarded
+	// by mu).
+	ride *commitRide
 
 	mu       sync.Mutex
 	buf      []transport.Message
@@ -186,7 +189,7 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 	// The first consume ends early if the transport closes meanwhile.
 	jctx, jcancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(c.reqCtx, jcancel)
-	msgs, err := c.consume(jctx, joinWait)
+	msgs, err := c.consume(jctx, joinWait, nil)
 	stop()
 	jcancel()
 	c.mu.Lock()
@@ -285,14 +288,21 @@ func checkSubscription(s transport.Subscription) ([]string, error) {
 // when given no wait; a few ms of wait here would cover such a server.)
 const joinWait = 0
 
-// consume makes one POST /consume with the given server-side wait.
-func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
+// consume makes one POST /consume with the given server-side wait; ride,
+// when not nil, is a Commit that rides on it (carry.go).
+func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commitRide) ([]transport.Message, error) {
 	body, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
 	if err != nil {
 		return nil, err
 	}
+	onResponse := c.noteCarry
+	if ride != nil {
+		body = withField(body, "commit", ride.offsets)
+		onResponse = c.rideResponse(ride)
+		defer ride.unanswered()
+	}
 	var ans messagesAnswer
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait, onResponse: c.noteCarry}, &ans)
+	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait, onResponse: onResponse}, &ans)
 	if err != nil {
 		return nil, err
 	}
@@ -413,9 +423,10 @@ func (t *Transport) pollWait(ctx context.Context) time.Duration {
 // startPoll starts a consume request. Called with c.mu held.
 func (c *consumer) startPoll(wait time.Duration) *pollCall {
 	call := &pollCall{started: time.Now(), done: make(chan struct{})}
+	ride := c.takeRide()
 	c.wg.Go(func() {
 		defer close(call.done)
-		msgs, err := c.consume(c.reqCtx, wait)
+		msgs, err := c.consume(c.reqCtx, wait, ride)
 		if msgs == nil && err == nil {
 			msgs = []transport.Message{}
 		}
@@ -426,7 +437,9 @@ func (c *consumer) startPoll(wait time.Duration) *pollCall {
 
 // Commit stores, for each partition among msgs, the highest offset + 1 as the
 // group's next offset to read (POST /commit/{group}/{instance}). Commit with
-// no msgs makes no request. A partition this instance does not own fails
+// no msgs makes no request. On the project's REST server, a Commit waits
+// up to 2 ms for this consumer's next consume and rides on it (see
+// PollCarrying), else it goes alone. A partition this instance does not own fails
 // with an error wrapping transport.ErrNotAssigned, if the server says so.
 // After Close it returns an error wrapping transport.ErrClosed; after being
 // replaced, one wrapping transport.ErrFenced.
@@ -447,6 +460,12 @@ func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 	body, err := marshal(offsets)
 	if err != nil {
 		return err
+	}
+	if err, rode := c.commitRiding(ctx, body); rode {
+		if err != nil {
+			return fmt.Errorf("upstash: commit %s/%s: %w", c.key.group, c.key.instance, err)
+		}
+		return nil
 	}
 	// Fenced: a commit from before the partition moved away and came back
 	// is refused by the project's REST server (other servers ignore the
