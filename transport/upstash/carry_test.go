@@ -457,3 +457,31 @@ func TestCommitRidingConcurrent(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, last.Offset+1, off)
 }
+
+// With a Poll's consume still in flight (its caller gave up), the records
+// cannot ride on it: they are produced alone, and the answer in flight is
+// returned, as Poll returns it.
+func TestPollCarryingWhileAConsumeIsInFlight(t *testing.T) {
+	e := newCarryEnv(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel) // the consume (a long poll) is on its way by then
+	_, err := e.cons.Poll(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	c := e.cons.(*consumer)
+	c.mu.Lock()
+	inflight := c.inflight != nil
+	c.mu.Unlock()
+	require.True(t, inflight, "the canceled Poll's consume is still in flight")
+	e.produceIn(t, "request")
+	a := newAck()
+	got, err := e.pollCarrying(t, a, transport.Message{Topic: "out", Value: []byte("reply")})
+	require.NoError(t, err)
+	require.NoError(t, a.err)
+	require.Len(t, a.written, 1)
+	if len(got) == 0 { // the consume in flight ended empty
+		got, err = e.cons.Poll(t.Context())
+		require.NoError(t, err)
+	}
+	require.Len(t, got, 1)
+	assert.Equal(t, []string{"reply"}, e.outValues(t))
+}
