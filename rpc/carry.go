@@ -37,6 +37,13 @@ const carryWait = time.Millisecond
 // Before polling, the loop waits (gather) until every record it gave out
 // is either handed in or done, or carryWait passes, whichever is first.
 //
+// A carried produce that fails is a failed first attempt of each worker's
+// own produce (its retries follow as without a carrier), except that one
+// holding several workers' records that the transport refused outright
+// (nothing written; not ErrOutcomeUnknown) is given back to them: each
+// produces its own, so that one bad record (a reply-to topic that does not
+// exist) fails no other reply.
+//
 // A nil *carrier is the absence of one: its methods do nothing.
 type carrier struct {
 	cons transport.Consumer
@@ -229,6 +236,13 @@ func (c *carrier) poll(ctx context.Context) ([]transport.Message, error) {
 		out, err = c.cp.PollCarrying(ctx, msgs, func(_ []transport.Message, err error) {
 			if !once.CompareAndSwap(false, true) {
 				return // a transport that calls it twice: the first outcome stands
+			}
+			if err != nil && len(slots) > 1 && !errors.Is(err, transport.ErrOutcomeUnknown) {
+				// Nothing was written, and one worker's records may be
+				// what the transport refused (a reply-to topic that does
+				// not exist, a record too large): each worker produces
+				// its own, and gets its own outcome.
+				err = errNotCarried
 			}
 			for _, s := range slots {
 				s.err = err

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,4 +222,40 @@ func TestRPCCarrying(t *testing.T) {
 		}
 		return out
 	})
+}
+
+// A carried produce of several workers' replies that the transport refuses
+// (as it would refuse one reply to a topic that does not exist) fails
+// none of them: each worker produces its own, with its own outcome.
+func TestCarriedBatchRefusedFailsNoReply(t *testing.T) {
+	ct := newCarrying(t, memory.WithPartitions(4))
+	var refused atomic.Int64
+	ct.carry = func(msgs []transport.Message) error {
+		replies := 0
+		for _, m := range msgs {
+			if m.Topic != "srv.handled" {
+				replies++
+			}
+		}
+		if replies > 1 {
+			refused.Add(1)
+			return fmt.Errorf("one record of the batch refused (test): %w", transport.ErrUnknownTopic)
+		}
+		return nil
+	}
+	stop := startServe(t, echoServer(t, ct))
+	c := newClient(t, ct.Broker)
+	for round := 0; round < 50 && refused.Load() == 0; round++ {
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Go(func() {
+				got, err := rpc.Call[int](context.Background(), c, "echo", i, rpc.WithTimeout(10*time.Second))
+				assert.NoError(t, err)
+				assert.Equal(t, i, got)
+			})
+		}
+		wg.Wait()
+	}
+	require.Positive(t, refused.Load(), "no carried batch held several replies")
+	require.NoError(t, stop())
 }
