@@ -146,10 +146,7 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 	msgs := make([]transport.Message, len(items))
 	own, owned := s.backend.(ownedProducer)
 	for i := range items {
-		// Each record's headers at their size: a backend that keeps
-		// records one by one pins no other record's.
-		headers := make([]transport.Header, 0, len(items[i].Headers))
-		if err := s.toMessage(&msgs[i], &items[i], "", i, len(items), &headers); err != nil {
+		if err := s.toMessage(&msgs[i], &items[i], "", i, len(items)); err != nil {
 			return err
 		}
 	}

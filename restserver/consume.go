@@ -277,6 +277,20 @@ func (in *instance) currentMember() (Member, error) {
 	return in.member, nil
 }
 
+// joinedMember returns in's member if it has joined and reads exactly
+// topics, nil if not (ensureMember then joins).
+func (in *instance) joinedMember(topics []string) (Member, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return nil, errInstanceGone
+	}
+	if in.member != nil && slices.Equal(in.topics, topics) {
+		return in.member, nil
+	}
+	return nil, nil
+}
+
 // ensureMember returns a member reading exactly topics, joining or
 // re-subscribing as needed. The caller holds the poll token.
 func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string) (Member, error) {
@@ -415,14 +429,23 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		discardBody(r)
 		req.Topic = seg[3]
 	} else {
-		body, err := s.readBody(w, r)
+		pooled, err := s.readPooledBody(w, r)
 		if err != nil {
 			return err
 		}
-		if err := decodeObject(body, &cb, "a consume request"); err != nil {
+		fast, ok := restwire.DecodeConsumeRequest(*pooled)
+		if ok {
+			req = fast
+		} else {
+			// The extension's fields (carry.go) are not on the fast path,
+			// which refuses a body holding them.
+			err = decodeObject(*pooled, &cb, "a consume request")
+			req = cb.ConsumeRequest
+		}
+		putBuf(pooled) // req and cb hold copies of what they need of it
+		if err != nil {
 			return err
 		}
-		req = cb.ConsumeRequest
 	}
 	if req.Timeout == nil {
 		ms, err := queryTimeout(r)
@@ -555,14 +578,17 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 	}
 	defer func() { <-in.pollSem }()
 
-	// Joining may take longer than the poll window on a real cluster.
-	joinCtx, cancelJoin := s.requestContext(r, s.cfg.maxTimeout)
-	// A join of an instance that is closed meanwhile (replaced by a new
-	// incarnation, which waits for this consume) is abandoned.
-	stopJoin := context.AfterFunc(in.gone, cancelJoin)
-	m, err := s.ensureMember(joinCtx, in, topics)
-	stopJoin()
-	cancelJoin()
+	m, err := in.joinedMember(topics)
+	if m == nil && err == nil {
+		// Joining may take longer than the poll window on a real cluster.
+		joinCtx, cancelJoin := s.requestContext(r, s.cfg.maxTimeout)
+		// A join of an instance that is closed meanwhile (replaced by a new
+		// incarnation, which waits for this consume) is abandoned.
+		stopJoin := context.AfterFunc(in.gone, cancelJoin)
+		m, err = s.ensureMember(joinCtx, in, topics)
+		stopJoin()
+		cancelJoin()
+	}
 	if err != nil && errors.Is(err, context.Canceled) && in.gone.Err() != nil && !s.closing() && r.Context().Err() == nil {
 		// Deleted or expired during the join: not "server is shutting
 		// down", the answer a bare context.Canceled gets.

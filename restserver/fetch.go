@@ -24,15 +24,21 @@ import (
 // When none has data the call waits up to timeout (default 1000 ms), with
 // one waiter for all of them, for the first record on any, else answers [].
 func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string) error {
-	body, err := s.readBody(w, r)
+	pooled, err := s.readPooledBody(w, r)
 	if err != nil {
 		return err
 	}
+	body := *pooled
 	if shapeOf(body) == bodyEmpty {
+		putBuf(pooled)
 		return badRequest("a fetch request body is required: {topic, partition, offset} and/or topicPartitionOffsets")
 	}
-	var req restwire.FetchRequest
-	if err := decodeObject(body, &req, "a fetch request"); err != nil {
+	req, ok := restwire.DecodeFetchRequest(body)
+	if !ok {
+		err = decodeObject(body, &req, "a fetch request")
+	}
+	putBuf(pooled) // req holds copies of what it needs of it
+	if err != nil {
 		return err
 	}
 	if req.Timeout == nil {
@@ -137,12 +143,16 @@ func (b *fetchBudget) take(msgs []transport.Message) []transport.Message {
 func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Duration) ([]transport.Message, error) {
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
 	defer cancel()
-	waitCtx, cancelWait := s.requestContext(r, timeout)
-	defer cancelWait()
+	var waitCtx context.Context // made when first needed: most fetches of a busy topic find records at once
 	for {
 		out, err := s.fetchNow(ctx, tpos)
 		if err != nil || len(out) > 0 {
 			return out, err
+		}
+		if waitCtx == nil {
+			var cancelWait context.CancelFunc
+			waitCtx, cancelWait = context.WithTimeout(ctx, timeout)
+			defer cancelWait()
 		}
 		if err := s.backend.WaitAny(waitCtx, tpos); err != nil {
 			if waitCtx.Err() != nil {

@@ -30,15 +30,18 @@ func (s *Server) handleProducePath(w http.ResponseWriter, r *http.Request, seg [
 // /produce/{topic} the path names the topic and a topic field in the body is
 // ignored.
 func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []string) error {
-	body, err := s.readBody(w, r)
+	pooled, err := s.readPooledBody(w, r)
 	if err != nil {
 		return err
 	}
+	body := *pooled
 	items, ok := restwire.DecodeTopicMessages(body)
 	if !ok {
-		if items, err = decodeOneOrMany[restwire.TopicMessage](body, "a message"); err != nil {
-			return err
-		}
+		items, err = decodeOneOrMany[restwire.TopicMessage](body, "a message")
+	}
+	putBuf(pooled) // the items hold copies of what they need of it
+	if err != nil {
+		return err
 	}
 	if len(items) == 0 {
 		return badRequest("no message to produce: send a message object or a non-empty array of them")
@@ -48,23 +51,9 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 		pathTopic = seg[1]
 	}
 	msgs := make([]transport.Message, len(items))
-	nh := 0
-	for i := range items {
-		nh += len(items[i].Headers)
-	}
 	own, owned := s.backend.(ownedProducer)
-	var headers []transport.Header
-	if !owned {
-		headers = make([]transport.Header, 0, nh) // one backing array for all records
-	}
 	for i := range items {
-		if owned {
-			// Records handed over are kept one by one: each gets its
-			// headers at their size, so one retained record does not pin
-			// the others'.
-			headers = make([]transport.Header, 0, len(items[i].Headers))
-		}
-		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items), &headers); err != nil {
+		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items)); err != nil {
 			return err
 		}
 	}
@@ -110,9 +99,10 @@ type ownedProducer interface {
 	ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error)
 }
 
-// toMessage validates item (number i of n) and fills m, taking m's headers
-// from the end of *headers.
-func (s *Server) toMessage(m *transport.Message, it *restwire.TopicMessage, pathTopic string, i, n int, headers *[]transport.Header) error {
+// toMessage validates item (number i of n) and fills m. m's headers share
+// item's memory, which was made for this record alone (by the decoder or
+// encoding/json), so a retained record pins no other record's headers.
+func (s *Server) toMessage(m *transport.Message, it *restwire.TopicMessage, pathTopic string, i, n int) error {
 	// where prefixes an error with the message's index, when there are
 	// several; made only for an error.
 	where := func() string {
@@ -149,11 +139,7 @@ func (s *Server) toMessage(m *transport.Message, it *restwire.TopicMessage, path
 		}
 	}
 	if len(it.Headers) > 0 {
-		at := len(*headers)
-		for _, h := range it.Headers {
-			*headers = append(*headers, transport.Header{Key: h.Key, Value: h.Value})
-		}
-		m.Headers = (*headers)[at:len(*headers):len(*headers)]
+		m.Headers = restwire.TransportHeaders(it.Headers)
 	}
 	return s.checkSize(m, where)
 }

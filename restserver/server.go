@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,7 +145,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	to := s.cfg.timeouts.withDefaults(s.cfg.maxTimeout)
 	limiter := newConnLimiter(s.cfg.maxConns)
+	base := context.WithValue(s.closeCtx, servedBy{}, s)
 	hs := &http.Server{
+		// Every request's context ends at Close or Shutdown.
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ConnState:         limiter.connState,
 		ConnContext:       limiter.connContext,
 		Handler:           s,
@@ -269,8 +273,13 @@ func splitPath(r *http.Request) ([]string, error) {
 // not counted in Stats.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	defer s.observe(r, sw, start)
+	sw := statusWriters.Get().(*statusWriter)
+	sw.ResponseWriter = w
+	defer func() {
+		s.observe(r, sw, start)
+		*sw = statusWriter{}
+		statusWriters.Put(sw)
+	}()
 	if s.serveOps(sw, r) {
 		return
 	}
@@ -389,34 +398,103 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if r.ContentLength > s.cfg.maxBodyBytes {
 		return nil, &http.MaxBytesError{Limit: s.cfg.maxBodyBytes}
 	}
-	rd := http.MaxBytesReader(w, r.Body, s.cfg.maxBodyBytes)
-	var buf bytes.Buffer
+	if r.ContentLength == 0 {
+		return nil, nil
+	}
+	if r.ContentLength > 0 && r.ContentLength <= maxUpfrontBody {
+		// The common case: a declared length within the limit, read into
+		// a buffer of its size at once (net/http's body ends at the
+		// declared length; a shorter body is an error).
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, bodyError(err)
+		}
+		return buf, nil
+	}
 	if r.ContentLength > 0 {
 		// Sized for the declared length, but only up to what a header
 		// alone may make the server reserve: a client that declares 16 MiB
-		// and sends nothing must not pin 16 MiB (the buffer grows as bytes
-		// arrive).
-		buf.Grow(int(min(r.ContentLength, maxUpfrontBody)) + 1)
+		// and sends nothing must not pin 16 MiB. The buffer doubles as
+		// bytes arrive, up to the declared length and no further.
+		buf := make([]byte, 0, maxUpfrontBody)
+		for int64(len(buf)) < r.ContentLength {
+			if len(buf) == cap(buf) {
+				buf = slices.Grow(buf, int(min(int64(cap(buf)), r.ContentLength-int64(len(buf)))))
+			}
+			n, err := r.Body.Read(buf[len(buf):min(int64(cap(buf)), r.ContentLength)])
+			buf = buf[:len(buf)+n]
+			if err == io.EOF && int64(len(buf)) < r.ContentLength {
+				err = io.ErrUnexpectedEOF
+			}
+			if err != nil && err != io.EOF {
+				return nil, bodyError(err)
+			}
+		}
+		return buf, nil
 	}
+	rd := http.MaxBytesReader(w, r.Body, s.cfg.maxBodyBytes)
+	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(rd); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, err
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// Serve's read timeout passed: a slow or stalled client.
-			return nil, &httpError{status: http.StatusRequestTimeout, msg: "request body not received within the read timeout", err: err}
-		}
-		return nil, badRequest("reading request body: " + err.Error())
+		return nil, bodyError(err)
 	}
 	return buf.Bytes(), nil
 }
 
-// requestContext is r's context, also ended by Close/Shutdown.
+// readPooledBody is readBody into a buffer of bufPool, for a body that is
+// decoded into copies of its bytes (produce, consume, fetch): the caller
+// puts the buffer back with putBuf once decoded.
+func (s *Server) readPooledBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= min(maxUpfrontBody, s.cfg.maxBodyBytes) {
+		b := getBuf()
+		*b = slices.Grow((*b)[:0], int(n))[:n]
+		if _, err := io.ReadFull(r.Body, *b); err != nil {
+			putBuf(b)
+			return nil, bodyError(err)
+		}
+		return b, nil
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return &body, nil
+}
+
+// bodyError is the answer to a failed read of a request body.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Serve's read timeout passed: a slow or stalled client.
+		return &httpError{status: http.StatusRequestTimeout, msg: "request body not received within the read timeout", err: err}
+	}
+	return badRequest("reading request body: " + err.Error())
+}
+
+// requestContext is r's context, also ended by Close/Shutdown, with a
+// timeout. The requests of Serve need no more than the timeout: their
+// contexts derive from the server's (see servedBy).
 func (s *Server) requestContext(r *http.Request, timeout time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	if s.served(r) {
+		return ctx, cancel
+	}
 	stop := context.AfterFunc(s.closeCtx, cancel)
 	return ctx, func() { stop(); cancel() }
+}
+
+// servedBy is the key of the context value that marks the requests of
+// Serve: their contexts derive from closeCtx, so Close and Shutdown end
+// them.
+type servedBy struct{}
+
+// served reports whether r came through s's Serve (not through another
+// http.Server that mounts s as a handler).
+func (s *Server) served(r *http.Request) bool {
+	by, _ := r.Context().Value(servedBy{}).(*Server)
+	return by == s
 }
 
 // observe counts an answered request in the metrics and writes its
@@ -429,7 +507,11 @@ func (s *Server) observe(r *http.Request, sw *statusWriter, start time.Time) {
 	}
 }
 
-// statusWriter records the status and the body bytes written.
+// statusWriters holds the statusWriters of requests done.
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// statusWriter records the status and the body bytes written. ServeHTTP
+// takes one from statusWriters and puts it back when the request is done.
 type statusWriter struct {
 	http.ResponseWriter
 	status int

@@ -122,10 +122,24 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
+// writeJSON answers status with the JSON body. A body that fits net/http's
+// response buffer (autoLengthBytes) gets its Content-Length from net/http,
+// which computes it when the handler returns; a larger one is given it
+// here, so that it is not sent chunked.
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = jsonContentType[:1:1] // shared: net/http copies the header at WriteHeader
+	if len(body) >= autoLengthBytes {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// jsonContentType is the Content-Type of every answer.
+var jsonContentType = []string{"application/json"}
+
+// autoLengthBytes is net/http's bufferBeforeChunkingSize: a response body
+// written whole below it, by a handler that then returns, is sent with a
+// Content-Length that net/http computes.
+const autoLengthBytes = 2048

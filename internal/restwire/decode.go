@@ -42,8 +42,12 @@ func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 		}
 		return items, true
 	}
-	return arrayOf(&d, 16, d.topicMessage)
+	return arrayOf(&d, max(1, min(bytes.Count(body, []byte(`{"topic":`)), len(body)/minTopicMessageBytes)), d.topicMessage)
 }
+
+// minTopicMessageBytes is the size of the smallest TopicMessage counted
+// when sizing a produce body's items: {"topic":"","value":""}.
+const minTopicMessageBytes = 23
 
 // hdrScratch holds the server decoder's header scratch space (see
 // decoder.hdrs) from one body to the next.
@@ -63,6 +67,40 @@ func arrayOf[T any](d *decoder, n int, elem func(*T) bool) ([]T, bool) {
 	return out, true
 }
 
+// int32Ptr returns a pointer to v, taken from a slab shared by the body's
+// records (one allocation for many of them).
+func (d *decoder) int32Ptr(v int32) *int32 {
+	if len(d.int32s) == cap(d.int32s) {
+		d.int32s = make([]int32, 0, 16)
+	}
+	d.int32s = append(d.int32s, v)
+	return &d.int32s[len(d.int32s)-1]
+}
+
+// int64Ptr is int32Ptr for an int64.
+func (d *decoder) int64Ptr(v int64) *int64 {
+	if len(d.int64s) == cap(d.int64s) {
+		d.int64s = make([]int64, 0, 16)
+	}
+	d.int64s = append(d.int64s, v)
+	return &d.int64s[len(d.int64s)-1]
+}
+
+// TransportHeaders returns hs as transport headers, sharing their memory:
+// the two types have one layout (a conversion between them is allowed, so
+// their underlying types are identical). The server hands the headers it
+// decoded to its backend this way, without a copy.
+func TransportHeaders(hs []Header) []transport.Header {
+	if hs == nil {
+		return nil
+	}
+	return unsafe.Slice((*transport.Header)(unsafe.Pointer(unsafe.SliceData(hs))), len(hs))[:len(hs):len(hs)]
+}
+
+// Header and transport.Header must stay convertible: TransportHeaders
+// relies on it.
+var _ = transport.Header(Header{})
+
 // topicMessage decodes one TopicMessage object into it.
 func (d *decoder) topicMessage(it *TopicMessage) bool {
 	return d.object(func(name []byte) (ok bool) {
@@ -79,11 +117,11 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 		case "partition":
 			var p int32
 			p, ok = d.int32()
-			it.Partition = &p
+			it.Partition = d.int32Ptr(p)
 		case "timestamp":
 			var ts int64
 			ts, ok = d.int64()
-			it.Timestamp = &ts
+			it.Timestamp = d.int64Ptr(ts)
 		case "headers":
 			d.hdrs = d.hdrs[:0]
 			d.pending = d.pending[:0]
@@ -118,6 +156,14 @@ const (
 	HeaderCost = int(unsafe.Sizeof(transport.Header{}))
 )
 
+// The smallest objects of a consume answer, as the project's server writes
+// them: {"topic":"","partition":0,"offset":0,"timestamp":0,"key":"",
+// "value":"","headers":[]} and {"key":"","value":""}.
+const (
+	minRecordBytes = 79
+	minHeaderBytes = 21
+)
+
 // ErrBudget is wrapped by DecodeMessagesLimited's error when an answer's
 // records and headers cost more than its budget.
 var ErrBudget = errors.New("restwire: answer decodes to more than its budget")
@@ -135,7 +181,16 @@ const ctxCheckEvery = 256
 // memory, nor keep a caller past its deadline.
 func DecodeMessagesLimited(ctx context.Context, data []byte, budget int) ([]transport.Message, error) {
 	d := messageDecoder{decoder: newDecoder(data), budget: budget, ctx: ctx}
-	if msgs, ok := arrayOf(&d.decoder, 8, d.limited); ok {
+	// Sized for the records and headers the body seems to hold, as the
+	// project's server writes them (a guess: each count is of a byte
+	// sequence that JSON strings cannot hold, so a body cannot make it
+	// larger than the smallest object of its kind allows), so that a large
+	// answer is not copied as its slices grow.
+	n := min(bytes.Count(data, []byte(`{"topic":`)), len(data)/minRecordBytes)
+	if h := min(bytes.Count(data, []byte(`{"key":`)), len(data)/minHeaderBytes); h > 0 {
+		d.headers = make([]transport.Header, 0, h)
+	}
+	if msgs, ok := arrayOf(&d.decoder, max(n, 1), d.limited); ok {
 		return msgs, nil
 	}
 	if d.err != nil {
@@ -256,7 +311,7 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 		switch string(name) {
 		case "topic":
 			f = fieldTopic
-			m.Topic, ok = d.string(true)
+			m.Topic, ok = d.topic()
 		case "key":
 			f = fieldKey
 			m.Key, ok = d.string(true)
@@ -275,6 +330,11 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 		case "headers":
 			f = fieldHeaders
 			d.pending = d.pending[:0]
+			if d.headers == nil {
+				// Room for the rpc envelope's headers of a record or two
+				// before the first growth.
+				d.headers = make([]transport.Header, 0, 16)
+			}
 			ok = d.array(func() bool {
 				if !d.charge(HeaderCost) {
 					return false
@@ -328,7 +388,7 @@ func (d *decoder) metadata(md *Metadata) bool {
 	return d.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "topic":
-			md.Topic, ok = d.string(true)
+			md.Topic, ok = d.topic()
 		case "error":
 			md.Error, ok = d.string(true)
 		case "partition":
@@ -340,4 +400,112 @@ func (d *decoder) metadata(md *Metadata) bool {
 		}
 		return ok
 	})
+}
+
+// DecodeConsumeRequest decodes a consume request body, one ConsumeRequest
+// object, as the server reads it: the fast path of encoding/json into a
+// ConsumeRequest. A field given twice takes its last value, as with
+// encoding/json; a field of another name (encoding/json matches names
+// case-insensitively), null, or a timeout that is not a whole number gives
+// up.
+func DecodeConsumeRequest(body []byte) (req ConsumeRequest, ok bool) {
+	d := decoder{b: body}
+	d.ws()
+	ok = d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			req.Topic, ok = d.topic()
+		case "topics":
+			req.Topics, ok = d.strings(req.Topics[:0])
+		case "timeout":
+			req.Timeout, ok = d.timeout()
+		}
+		return ok
+	})
+	if !ok || !d.end() {
+		return ConsumeRequest{}, false
+	}
+	return req, true
+}
+
+// DecodeFetchRequest decodes a fetch request body, one FetchRequest object,
+// as the server reads it: the fast path of encoding/json into a
+// FetchRequest, on the terms of DecodeConsumeRequest.
+func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
+	d := decoder{b: body}
+	d.ws()
+	ok = d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			req.Topic, ok = d.topic()
+		case "partition":
+			var p int32
+			p, ok = d.int32()
+			req.Partition = &p
+		case "offset":
+			var o int64
+			o, ok = d.int64()
+			req.Offset = &o
+		case "topicPartitionOffsets":
+			if req.TopicPartitionOffsets == nil {
+				req.TopicPartitionOffsets = make([]TopicPartitionOffset, 0, 1) // [] is not nil
+			}
+			req.TopicPartitionOffsets = req.TopicPartitionOffsets[:0]
+			ok = d.array(func() bool {
+				req.TopicPartitionOffsets = append(req.TopicPartitionOffsets, TopicPartitionOffset{})
+				return d.topicPartitionOffset(&req.TopicPartitionOffsets[len(req.TopicPartitionOffsets)-1])
+			})
+		case "timeout":
+			req.Timeout, ok = d.timeout()
+		}
+		return ok
+	})
+	if !ok || !d.end() {
+		return FetchRequest{}, false
+	}
+	return req, true
+}
+
+// topicPartitionOffset decodes one {"topic","partition","offset"} object.
+// Its partition and offset point into the decoder's slabs.
+func (d *decoder) topicPartitionOffset(tp *TopicPartitionOffset) bool {
+	return d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			tp.Topic, ok = d.topic()
+		case "partition":
+			var p int32
+			p, ok = d.int32()
+			tp.Partition = d.int32Ptr(p)
+		case "offset":
+			var o int64
+			o, ok = d.int64()
+			tp.Offset = d.int64Ptr(o)
+		}
+		return ok
+	})
+}
+
+// strings decodes an array of strings, appending to into, interning each.
+// encoding/json decodes [] into an empty, non-nil slice.
+func (d *decoder) strings(into []string) ([]string, bool) {
+	if into == nil {
+		into = make([]string, 0, 1)
+	}
+	ok := d.array(func() bool {
+		s, ok := d.topic()
+		into = append(into, s)
+		return ok
+	})
+	return into, ok
+}
+
+// timeout decodes a whole-number timeout into a new float64.
+func (d *decoder) timeout() (*float64, bool) {
+	n, ok := d.int(-1<<53, 1<<53) // exact as a float64
+	if !ok {
+		return nil, false
+	}
+	f := float64(n)
+	return &f, true
 }

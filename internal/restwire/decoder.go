@@ -1,7 +1,9 @@
 package restwire
 
 import (
+	"hash/maphash"
 	"math"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -22,7 +24,11 @@ type decoder struct {
 	// space, every string copied out.
 	arena []byte
 	// interned short strings (topics, header keys, small header values),
-	// which repeat from record to record.
+	// which repeat from record to record: the first internSmall of them in
+	// small, scanned in order (most bodies hold a few records, for which a
+	// map would cost more than it saves), the rest in interned.
+	small    [internSmall]string
+	nSmall   int
 	interned map[string]string
 	// lastTopic is reused when the next topic is the same.
 	lastTopic string
@@ -31,12 +37,17 @@ type decoder struct {
 	hdrs []Header
 	// pending header values of the record being decoded, see header.
 	pending []pendingValue
+	// slabs of the partitions and timestamps a produce body's records
+	// point to.
+	int32s []int32
+	int64s []int64
 }
 
 // Bounds on the strings the decoder interns.
 const (
 	maxInternLen   = 32
 	maxInternCount = 256
+	internSmall    = 8
 )
 
 func newDecoder(data []byte) decoder {
@@ -268,17 +279,36 @@ func (d *decoder) string(intern bool) (string, bool) {
 	if s, ok := wellKnown(v); ok {
 		return s, true
 	}
-	if s, ok := d.interned[string(v)]; ok {
+	if s, ok := d.lookup(v); ok {
 		return s, true
 	}
 	s := string(v)
-	if d.interned == nil {
+	switch {
+	case d.nSmall < internSmall:
+		d.small[d.nSmall] = s
+		d.nSmall++
+	case d.interned == nil:
 		d.interned = make(map[string]string, 16)
-	}
-	if len(d.interned) < maxInternCount {
+		fallthrough
+	case len(d.interned) < maxInternCount:
 		d.interned[s] = s
 	}
 	return s, true
+}
+
+// lookup returns the interned string equal to v, if there is one.
+func (d *decoder) lookup(v []byte) (string, bool) {
+	for _, s := range d.small[:d.nSmall] {
+		if s == string(v) {
+			return s, true
+		}
+	}
+	if d.interned != nil {
+		if s, ok := d.interned[string(v)]; ok {
+			return s, true
+		}
+	}
+	return "", false
 }
 
 // wellKnown returns the constant equal to v when v is one of the header
@@ -337,8 +367,9 @@ func wellKnown(v []byte) (string, bool) {
 	return "", false
 }
 
-// topic decodes a JSON string, sharing it with the topic before when equal:
-// the records of one body mostly go to one topic.
+// topic decodes a JSON string, a topic name, sharing it with the topic
+// before when equal (the records of one body mostly go to one topic), else
+// with an equal one of an earlier body (see sharedTopic).
 func (d *decoder) topic() (string, bool) {
 	v, ok := d.str()
 	if !ok {
@@ -346,9 +377,38 @@ func (d *decoder) topic() (string, bool) {
 	}
 	d.arena = d.arena[:len(d.arena)-len(v)]
 	if string(v) != d.lastTopic {
-		d.lastTopic = string(v)
+		d.lastTopic = sharedTopic(v)
 	}
 	return d.lastTopic, true
+}
+
+// Bounds of the process-wide cache of topic names (see sharedTopic).
+const (
+	sharedTopics      = 256
+	maxSharedTopicLen = 64
+)
+
+// sharedTopicSlots caches topic names seen in bodies, one per slot by
+// hash: a process talks to a few topics, and each body names them again.
+var (
+	sharedTopicSlots [sharedTopics]atomic.Pointer[string]
+	sharedTopicSeed  = maphash.MakeSeed()
+)
+
+// sharedTopic returns v as a string, the cached one when its slot holds an
+// equal name, else a new one that takes the slot. Safe for concurrent use;
+// a name evicted or lost in a race only costs an allocation.
+func sharedTopic(v []byte) string {
+	if len(v) > maxSharedTopicLen {
+		return string(v)
+	}
+	slot := &sharedTopicSlots[maphash.Bytes(sharedTopicSeed, v)%sharedTopics]
+	if p := slot.Load(); p != nil && *p == string(v) {
+		return *p
+	}
+	s := string(v)
+	slot.Store(&s)
+	return s
 }
 
 // header decodes one {"key": "...", "value": "..."} object, interning the
@@ -392,10 +452,13 @@ func (d *decoder) deferredValue(idx int) (string, bool) {
 			d.arena = d.arena[:start]
 			return s, true
 		}
-		if s, ok := d.interned[string(v)]; ok {
+		if s, ok := d.lookup(v); ok {
 			d.arena = d.arena[:start]
 			return s, true
 		}
+	}
+	if d.pending == nil {
+		d.pending = make([]pendingValue, 0, 8)
 	}
 	d.pending = append(d.pending, pendingValue{idx: idx, start: start, end: len(d.arena)})
 	return "", true

@@ -187,3 +187,37 @@ func AppendTopicMessage(b []byte, m *transport.Message) []byte {
 	}
 	return append(b, '}')
 }
+
+// AppendConsumeRequest appends the ConsumeRequest {"topics":[...],
+// "timeout":ms} as the client sends it: what encoding/json makes of a
+// ConsumeRequest with Topics and a whole-number Timeout, without HTML
+// escaping.
+func AppendConsumeRequest(b []byte, topics []string, timeoutMs int64) []byte {
+	b = append(b, `{"topics":[`...)
+	for i, t := range topics {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, t, EscapeServer)
+	}
+	b = append(b, `],"timeout":`...)
+	b = appendInt(b, timeoutMs)
+	return append(b, '}')
+}
+
+// AppendFetchRequest appends the FetchRequest of one topic's partitions 0,
+// 1, ... from offsets[p], {"topicPartitionOffsets":[{"topic":..,
+// "partition":p,"offset":..},...],"timeout":ms}, as the client sends it:
+// what encoding/json makes of such a FetchRequest, without HTML escaping.
+func AppendFetchRequest(b []byte, topic string, offsets []int64, timeoutMs int64) []byte {
+	b = append(b, `{"topicPartitionOffsets":[`...)
+	for p, off := range offsets {
+		if p > 0 {
+			b = append(b, ',')
+		}
+		b = AppendTopicPartitionOffset(b, topic, int32(p), off)
+	}
+	b = append(b, `],"timeout":`...)
+	b = appendInt(b, timeoutMs)
+	return append(b, '}')
+}

@@ -161,7 +161,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 		}
 	}
 	ans := carriedAnswer{path: "/consume/" + c.key.group + "/" + c.key.instance}
-	err = c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body,
+	err = c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body,
 		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
 	if written {
 		if err != nil {

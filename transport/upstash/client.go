@@ -2,6 +2,7 @@ package upstash
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -42,6 +45,7 @@ var (
 type request struct {
 	method  string
 	path    string
+	url     string // baseURL+path when made once by the caller; "": made per attempt
 	header  http.Header
 	body    []byte        // nil: no body
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
@@ -71,6 +75,11 @@ func newHTTPClient() *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// A produce body up to this size goes out with its headers in one
+		// write; past the default 4 KiB, net/http writes the rest through
+		// the connection's ReadFrom, with a copy buffer allocated per
+		// request.
+		WriteBufferSize: 64 << 10,
 	}
 	return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
 }
@@ -155,13 +164,23 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 
 // attempt sends r once.
 func (t *Transport) attempt(ctx context.Context, r request, out any) error {
-	actx, cancel := context.WithTimeout(ctx, r.wait+t.cfg.requestTimeout)
-	defer cancel()
+	// The attempt's own bound, unless ctx ends sooner anyway (a produce
+	// under a caller's deadline): a timer and a context fewer.
+	actx, bound := ctx, r.wait+t.cfg.requestTimeout
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > bound {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, bound)
+		defer cancel()
+	}
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(actx, r.method, t.baseURL+r.path, body)
+	u := r.url
+	if u == "" {
+		u = t.baseURL + r.path
+	}
+	req, err := http.NewRequestWithContext(actx, r.method, u, body)
 	if err != nil {
 		return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), err)
 	}
@@ -179,7 +198,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if t.authValue != nil {
 		req.Header["Authorization"] = t.authValue[:1:1]
 	}
-	resp, err := t.client.Do(req)
+	resp, err := t.do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -189,9 +208,12 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if r.onResponse != nil {
 		r.onResponse(resp)
 	}
+	drained := false // the body was read to its end
 	defer func() {
-		// Drain a little so the connection can be reused.
-		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		if !drained {
+			// Drain a little so the connection can be reused.
+			_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		}
 		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -204,7 +226,11 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if limit <= 0 {
 		limit = maxResponseBytes
 	}
-	data, err := readAnswer(resp, limit)
+	data, pooled, err := readAnswer(resp, limit)
+	if pooled != nil {
+		// Every decoder copies what it keeps of the answer's bytes.
+		defer putAnswerBuf(pooled)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -214,6 +240,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	if len(data) > limit {
 		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), limit)
 	}
+	drained = true
 	if d, ok := out.(jsonDecoder); ok {
 		err = d.decodeJSON(ctx, data)
 	} else {
@@ -228,19 +255,121 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	return nil
 }
 
+// do sends req. The transport's own client has no cookie jar, no timeout
+// and refuses redirects, so its request goes straight to its RoundTripper:
+// http.Client.Do would copy the request's headers for a redirect it never
+// follows. Its errors are Client.Do's: a *url.Error, and for a redirect one
+// wrapping refuseRedirect's error with the target as its URL. A client
+// given with WithHTTPClient is used through Do.
+func (t *Transport) do(req *http.Request) (*http.Response, error) {
+	if !t.ownClient {
+		return t.client.Do(req)
+	}
+	// Asked for here rather than by net/http, which would add the header
+	// to a map of its own on every request; an answer in gzip is
+	// decompressed as net/http would.
+	req.Header["Accept-Encoding"] = gzipValue[:1:1]
+	resp, err := t.client.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+	}
+	if ce := resp.Header["Content-Encoding"]; len(ce) == 1 && strings.EqualFold(ce[0], "gzip") {
+		resp.Body = &gzipBody{body: resp.Body}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.Uncompressed = true
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return resp, nil
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return resp, nil // not followed by Client.Do either
+	}
+	defer resp.Body.Close()
+	target, err := req.URL.Parse(loc)
+	if err != nil {
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(),
+			Err: fmt.Errorf("failed to parse Location header %q: %v", loc, err)}
+	}
+	method := req.Method
+	if resp.StatusCode < http.StatusTemporaryRedirect && method != http.MethodGet && method != http.MethodHead {
+		method = http.MethodGet
+	}
+	next := &http.Request{Method: method, URL: target, Header: http.Header{}, Host: target.Host, Response: resp}
+	return nil, &url.Error{Op: urlErrorOp(req.Method), URL: loc, Err: refuseRedirect(next, []*http.Request{req})}
+}
+
+// gzipValue is the Accept-Encoding of the own client's requests.
+var gzipValue = []string{"gzip"}
+
+// gzipBody decompresses a gzip answer, starting at its first Read.
+type gzipBody struct {
+	body io.ReadCloser
+	zr   *gzip.Reader
+	err  error
+}
+
+func (g *gzipBody) Read(p []byte) (int, error) {
+	if g.zr == nil && g.err == nil {
+		g.zr, g.err = gzip.NewReader(g.body)
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.zr.Read(p)
+}
+
+func (g *gzipBody) Close() error { return g.body.Close() }
+
+// urlErrorOp is the Op of Client.Do's *url.Error for method: "Post" for
+// POST.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
+}
+
 // readAnswer reads a 2xx response's body, up to limit+1 bytes (one more
 // tells an oversize answer). A body of known, moderate length is read into
 // a buffer of its size at once; a larger one grows as it arrives, so a
 // server cannot make the client allocate more than it sends.
-func readAnswer(resp *http.Response, limit int) ([]byte, error) {
+//
+// A body of known length up to maxPooledAnswer is read into a buffer of
+// answerPool, returned as pooled too: the caller puts it back with
+// putAnswerBuf once nothing refers to data.
+func readAnswer(resp *http.Response, limit int) (data []byte, pooled *[]byte, err error) {
 	if n := resp.ContentLength; n >= 0 && n <= int64(min(presizeLimit, limit)) {
-		data := make([]byte, n)
-		if _, err := io.ReadFull(resp.Body, data); err != nil {
-			return nil, err
+		if n <= maxPooledAnswer {
+			pooled = answerPool.Get().(*[]byte)
+			data = slices.Grow((*pooled)[:0], int(n))[:n]
+			*pooled = data
+		} else {
+			data = make([]byte, n)
 		}
-		return data, nil
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, pooled, err
+		}
+		return data, pooled, nil
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	return data, nil, err
+}
+
+// maxPooledAnswer is the largest answer read into a pooled buffer.
+const maxPooledAnswer = 1 << 20
+
+// answerPool holds the buffers answers are read into (see readAnswer).
+var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func putAnswerBuf(b *[]byte) {
+	*b = (*b)[:0]
+	answerPool.Put(b)
 }
 
 // readError turns a non-2xx response into an *Error, taking the message from

@@ -28,6 +28,7 @@ type consumer struct {
 	commitHdr   http.Header // Kafka-Commit-Fenced and the incarnation
 	deleteHdr   http.Header // the incarnation
 	consumePath string      // "/consume/{group}/{instance}", escaped
+	consumeURL  string      // the base URL and consumePath
 	commitPath  string
 	deletePath  string
 
@@ -229,6 +230,7 @@ func (t *Transport) newConsumer(s transport.Subscription, topics []string) *cons
 		topics:      topics,
 		header:      http.Header{},
 		consumePath: restPath("consume", s.Group, s.Instance),
+		consumeURL:  t.baseURL + restPath("consume", s.Group, s.Instance),
 		commitPath:  restPath("commit", s.Group, s.Instance),
 		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
 		stopped:     make(chan struct{}),
@@ -291,10 +293,11 @@ const joinWait = 0
 // consume makes one POST /consume with the given server-side wait; ride,
 // when not nil, is a Commit that rides on it (carry.go).
 func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commitRide) ([]transport.Message, error) {
-	body, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
-	if err != nil {
-		return nil, err
+	size := 32
+	for _, t := range c.topics {
+		size += len(t) + 8
 	}
+	body := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
 	onResponse := c.noteCarry
 	if ride != nil {
 		body = withField(body, "commit", ride.offsets)
@@ -302,7 +305,7 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commit
 		defer ride.unanswered()
 	}
 	var ans messagesAnswer
-	err = c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, header: c.header, body: body, wait: wait, onResponse: onResponse}, &ans)
+	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait, onResponse: onResponse}, &ans)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,7 @@
 package upstash
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,12 +15,13 @@ import (
 
 // producer coalesces concurrent Produce calls into POST /produce requests.
 //
-// There is at most one flusher goroutine and so at most one produce request
-// in flight. Calls that arrive while a request is in flight queue up; when it
-// returns, the flusher sends everything queued (up to the batch caps) in the
-// next request. No linger: an idle single caller's request goes out at once.
-// The flusher exits when the queue is empty, so an idle Transport runs no
-// goroutine.
+// There is at most one flusher and so at most one produce request in
+// flight. A call that finds nothing in flight or queued is its own flusher:
+// it sends its request itself. Calls that arrive while a request is in
+// flight queue up; when it returns, a flusher goroutine sends everything
+// queued (up to the batch caps) in the next request. No linger: an idle
+// single caller's request goes out at once. The flusher goroutine exits
+// when the queue is empty, so an idle Transport runs no goroutine.
 type producer struct {
 	t *Transport
 
@@ -43,8 +42,7 @@ const (
 type produceCall struct {
 	ctx   context.Context
 	msgs  []transport.Message
-	enc   []json.RawMessage
-	size  int
+	body  []byte    // msgs as a JSON array of TopicMessages: the body of a request of this call alone
 	state callState // guarded by producer.mu
 
 	done chan struct{}
@@ -88,15 +86,23 @@ func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]t
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	call := &produceCall{ctx: ctx, msgs: msgs, enc: make([]json.RawMessage, len(msgs)), done: make(chan struct{})}
+	size := 2
 	for i := range msgs {
-		raw, err := encodeProduce(i, &msgs[i])
+		n, err := checkProduce(i, &msgs[i])
 		if err != nil {
 			return nil, err
 		}
-		call.enc[i] = raw
-		call.size += len(raw) + 1
+		size += n + 1
 	}
+	body := make([]byte, 0, size+size/8)
+	body = append(body, '[')
+	for i := range msgs {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = restwire.AppendTopicMessage(body, &msgs[i])
+	}
+	call := &produceCall{ctx: ctx, msgs: msgs, body: append(body, ']'), done: make(chan struct{})}
 	return t.producer.do(call)
 }
 
@@ -106,11 +112,38 @@ func (p *producer) do(call *produceCall) ([]transport.Message, error) {
 		p.mu.Unlock()
 		return nil, errClosed("produce")
 	}
-	p.queue = append(p.queue, call)
-	if p.flushDone == nil {
+	switch {
+	case p.flushDone == nil && len(p.queue) == 0:
+		// Nothing in flight or queued: this caller sends its request
+		// itself, without handing it to a flusher goroutine and back (two
+		// goroutine switches a call, the most of a lone caller's). Alone
+		// in its batch, its request ends with its ctx, as a flusher's
+		// would.
+		call.state = callSent
+		done := make(chan struct{})
+		p.flushDone = done
+		p.t.wg.Add(1)
+		p.mu.Unlock()
+		p.send([]*produceCall{call})
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.flushDone = nil
+			p.mu.Unlock()
+			close(done)
+			p.t.wg.Done()
+		} else {
+			// Calls queued meanwhile: a flusher takes over, with done.
+			p.mu.Unlock()
+			go p.flush(done)
+		}
+		return call.out, call.err
+	case p.flushDone == nil:
+		p.queue = append(p.queue, call)
 		p.flushDone = make(chan struct{})
 		p.t.wg.Add(1)
 		go p.flush(p.flushDone)
+	default:
+		p.queue = append(p.queue, call)
 	}
 	p.mu.Unlock()
 
@@ -172,13 +205,13 @@ func (p *producer) take() []*produceCall {
 	i := 0
 	for ; i < len(p.queue); i++ {
 		c := p.queue[i]
-		if len(batch) > 0 && (n+len(c.msgs) > cfg.maxBatch || size+c.size > cfg.maxBatchBytes) {
+		if len(batch) > 0 && (n+len(c.msgs) > cfg.maxBatch || size+len(c.body) > cfg.maxBatchBytes) {
 			break
 		}
 		c.state = callSent
 		batch = append(batch, c)
 		n += len(c.msgs)
-		size += c.size
+		size += len(c.body)
 	}
 	rest := copy(p.queue, p.queue[i:])
 	clear(p.queue[rest:])
@@ -194,27 +227,28 @@ func (p *producer) send(batch []*produceCall) {
 	ctx, release := batchContext(p.t.ctx, batch)
 	defer release()
 
-	var body bytes.Buffer
-	size := 2
-	for _, c := range batch {
-		size += c.size
-	}
-	body.Grow(size)
-	total := 0
-	body.WriteByte('[')
-	for _, c := range batch {
-		for _, raw := range c.enc {
-			if total > 0 {
-				body.WriteByte(',')
-			}
-			body.Write(raw)
-			total++
+	// One call's body is the request's; several calls' arrays are joined
+	// into one.
+	body, total := batch[0].body, len(batch[0].msgs)
+	if len(batch) > 1 {
+		size := 0
+		for _, c := range batch {
+			size += len(c.body)
 		}
+		body = make([]byte, 0, size)
+		body = append(body, '[')
+		for i, c := range batch {
+			if i > 0 {
+				body = append(body, ',')
+				total += len(c.msgs)
+			}
+			body = append(body, c.body[1:len(c.body)-1]...)
+		}
+		body = append(body, ']')
 	}
-	body.WriteByte(']')
 
 	var ans metadataAnswer
-	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", body: body.Bytes(), limit: sizedLimit(total)}, &ans)
+	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", url: p.t.produceURL, body: body, limit: sizedLimit(total)}, &ans)
 	meta := ans.meta
 	if err == nil && len(meta) != total {
 		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages: %w", len(meta), total, transport.ErrOutcomeUnknown)

@@ -17,7 +17,8 @@ import (
 )
 
 // BenchmarkRPC measures rpc calls end to end over the REST API: the
-// project's REST server on a loopback port, an rpc.Server on one Transport
+// project's REST server on a loopback port (served by its own Serve, as
+// kafka-rest serves it), an rpc.Server on one Transport
 // and an rpc.Client on another (two separate REST clients of one server, as
 // two services would be), an echo handler and a small JSON payload. Each
 // sub-benchmark runs b.N calls from a fixed number of concurrent callers and
@@ -98,7 +99,7 @@ func BenchmarkRPCScaling(b *testing.B) {
 // calls.
 func rpcBenchSetup(b *testing.B, callers int) (*restServer, *rpc.Client) {
 	b.Helper()
-	s := startServer(b, serverConfig{broker: []memory.Option{
+	s := startServer(b, serverConfig{serve: true, broker: []memory.Option{
 		memory.WithPartitions(rpcBenchPartitions),
 		memory.WithRetention(rpcBenchRetention, 0),
 	}})

@@ -32,6 +32,9 @@ type serverConfig struct {
 	broker []memory.Option
 	server []restserver.Option
 	faults *resttest.Faults
+	// serve serves with the REST server's own Serve, as kafka-rest does,
+	// instead of an httptest.Server (see resttest.Config.Serve).
+	serve bool
 }
 
 // debugLog, when UPSTASH_DEBUG_LOG names a file, receives the servers' debug
@@ -57,7 +60,7 @@ func startServer(tb testing.TB, cfg serverConfig) *restServer {
 		opts = append(opts, restserver.WithLogger(slog.New(slog.NewTextHandler(debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
 	return &restServer{resttest.Start(tb, resttest.Config{
-		Broker: cfg.broker, Server: append(opts, cfg.server...), Faults: cfg.faults,
+		Broker: cfg.broker, Server: append(opts, cfg.server...), Faults: cfg.faults, Serve: cfg.serve,
 	})}
 }
 

@@ -249,21 +249,9 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 // fetch reads one topic's partitions from the current positions.
 func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) ([]transport.Message, error) {
 	pos := tl.pos[topic]
-	req := restwire.FetchRequest{
-		TopicPartitionOffsets: make([]restwire.TopicPartitionOffset, len(pos)),
-		Timeout:               msToTimeout(wait),
-	}
-	parts, offs := make([]int32, len(pos)), slices.Clone(pos) // what req points to
-	for p := range pos {
-		parts[p] = int32(p)
-		req.TopicPartitionOffsets[p] = restwire.TopicPartitionOffset{Topic: topic, Partition: &parts[p], Offset: &offs[p]}
-	}
-	body, err := marshal(req)
-	if err != nil {
-		return nil, err
-	}
+	body := restwire.AppendFetchRequest(make([]byte, 0, 48+len(pos)*(48+len(topic))), topic, pos, timeoutMs(wait))
 	var ans messagesAnswer
-	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", body: body, wait: wait}, &ans); err != nil {
+	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: body, wait: wait}, &ans); err != nil {
 		return nil, err
 	}
 	return ans.msgs, nil

@@ -43,6 +43,8 @@ type Transport struct {
 	// and the Authorization header's value (nil without credentials).
 	baseURL   string
 	authValue []string
+	// The URLs of the requests a call makes, made once.
+	produceURL, fetchURL string
 
 	dropped atomic.Int64 // records dropped as not asked for
 }
@@ -98,6 +100,7 @@ func New(opts ...Option) (*Transport, error) {
 		t.client = withoutRedirects(t.client)
 	}
 	t.baseURL = cfg.base.String()
+	t.produceURL, t.fetchURL = t.baseURL+"/produce", t.baseURL+"/fetch"
 	if cfg.credsSet {
 		t.authValue = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.user+":"+cfg.pass))}
 	}

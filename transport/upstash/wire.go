@@ -17,33 +17,44 @@ import (
 // are what only the client does with them: refusing what the wire cannot
 // carry, and answers that decode themselves.
 
-// encodeProduce validates m and encodes it as one TopicMessage. Keys, values
-// and header values travel as JSON strings, so they must be UTF-8: invalid
-// bytes would be replaced by U+FFFD and silently corrupt the record.
+// encodeProduce validates m and encodes it as one TopicMessage (see
+// checkProduce).
 func encodeProduce(i int, m *transport.Message) (json.RawMessage, error) {
+	size, err := checkProduce(i, m)
+	if err != nil {
+		return nil, err
+	}
+	return restwire.AppendTopicMessage(make([]byte, 0, size+size/8), m), nil
+}
+
+// checkProduce validates message i, m, for encoding as one TopicMessage,
+// and returns about how many bytes that takes. Keys, values and header
+// values travel as JSON strings, so they must be UTF-8: invalid bytes would
+// be replaced by U+FFFD and silently corrupt the record.
+func checkProduce(i int, m *transport.Message) (int, error) {
 	if m.Topic == "" {
-		return nil, fmt.Errorf("upstash: message %d: empty topic: %w", i, transport.ErrInvalid)
+		return 0, fmt.Errorf("upstash: message %d: empty topic: %w", i, transport.ErrInvalid)
 	}
 	if m.ManualPartition && m.Partition < 0 {
-		return nil, fmt.Errorf("upstash: message %d: negative partition %d: %w", i, m.Partition, transport.ErrInvalid)
+		return 0, fmt.Errorf("upstash: message %d: negative partition %d: %w", i, m.Partition, transport.ErrInvalid)
 	}
 	if !utf8.ValidString(m.Topic) || !utf8.ValidString(m.Key) {
-		return nil, fmt.Errorf("upstash: message %d: topic or key is not valid UTF-8 (the REST API carries text only): %w", i, transport.ErrInvalid)
+		return 0, fmt.Errorf("upstash: message %d: topic or key is not valid UTF-8 (the REST API carries text only): %w", i, transport.ErrInvalid)
 	}
 	if !utf8.Valid(m.Value) {
-		return nil, fmt.Errorf("upstash: message %d: value is not valid UTF-8 (the REST API carries values as JSON strings; encode binary data, e.g. as base64): %w", i, transport.ErrInvalid)
+		return 0, fmt.Errorf("upstash: message %d: value is not valid UTF-8 (the REST API carries values as JSON strings; encode binary data, e.g. as base64): %w", i, transport.ErrInvalid)
 	}
 	if !m.Time.IsZero() && m.Time.UnixMilli() <= 0 {
-		return nil, fmt.Errorf("upstash: message %d: time %v is not after 1970 (the REST API takes epoch milliseconds): %w", i, m.Time, transport.ErrInvalid)
+		return 0, fmt.Errorf("upstash: message %d: time %v is not after 1970 (the REST API takes epoch milliseconds): %w", i, m.Time, transport.ErrInvalid)
 	}
 	size := 64 + len(m.Topic) + len(m.Key) + len(m.Value)
 	for j, h := range m.Headers {
 		if !utf8.ValidString(h.Key) || !utf8.ValidString(h.Value) {
-			return nil, fmt.Errorf("upstash: message %d: header %q is not valid UTF-8: %w", i, h.Key, transport.ErrInvalid)
+			return 0, fmt.Errorf("upstash: message %d: header %q is not valid UTF-8: %w", i, h.Key, transport.ErrInvalid)
 		}
 		size += 24 + len(m.Headers[j].Key) + len(m.Headers[j].Value)
 	}
-	return restwire.AppendTopicMessage(make([]byte, 0, size+size/8), m), nil
+	return size, nil
 }
 
 // marshal encodes v as compact JSON without HTML escaping.
@@ -92,10 +103,15 @@ type jsonDecoder interface {
 // up so a short positive wait does not become "no wait", and clamping to the
 // server's maximum.
 func msToTimeout(d time.Duration) *float64 {
-	ms := 0.0
-	if d > 0 {
-		d = min(d, maxServerTimeout)
-		ms = float64((d + time.Millisecond - 1) / time.Millisecond)
-	}
+	ms := float64(timeoutMs(d))
 	return &ms
+}
+
+// timeoutMs is msToTimeout's value.
+func timeoutMs(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	d = min(d, maxServerTimeout)
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
