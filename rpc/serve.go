@@ -243,6 +243,11 @@ func (r *serveRun) worker(work <-chan ticket) {
 	batch := new([2]transport.Message) // sendReply's, for every delivery of this worker
 	for tk := range work {
 		r.run(&tk, batch)
+		if batch[0].Topic != "" {
+			// sendReply's produce failed and the transport may still
+			// read the batch (see sendReply): it is left to it.
+			batch = new([2]transport.Message)
+		}
 		r.carry.done()
 	}
 }

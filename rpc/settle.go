@@ -100,7 +100,14 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 		batch = append(batch, *reply)
 	}
 	ok, err := r.produceAs("reply", d.env.id, owned, batch...)
-	*d.batch = [2]transport.Message{} // holds nothing alive until the worker's next reply
+	if ok && err == nil {
+		*d.batch = [2]transport.Message{} // holds nothing alive until the worker's next reply
+	}
+	// Otherwise it is left as it is, and the worker takes a new one: a
+	// transport may still read the records of a produce that failed
+	// (transport/upstash's, which returns ctx's error while its request is
+	// in flight, checks the answer against them when it comes).
+	// TestBreak7ReplyBatchKeptByTransportAfterHardStop.
 	if reply == nil || !errors.Is(err, transport.ErrMessageTooLarge) {
 		return ok
 	}
