@@ -22,8 +22,8 @@ import (
 // caller's slice). checked gets what that later read saw.
 type hangingReplies struct {
 	transport.Transport // the broker, without its ProduceOwned: rpc uses Produce
-	hung    chan struct{}
-	checked chan error
+	hung                chan struct{}
+	checked             chan error
 }
 
 func (h *hangingReplies) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
