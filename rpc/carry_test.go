@@ -155,25 +155,36 @@ func TestCarriedReplyCommittedOnlyAfterAck(t *testing.T) {
 	}
 	stop := startServe(t, echoServer(t, ct, rpc.WithCommitInterval(time.Millisecond)))
 	c := newClient(t, ct.Broker)
+	// A reply whose worker misses carryWait (1 ms; a starved machine) is
+	// produced alone: call again until one is carried. earlier is how many
+	// calls were answered before it.
 	done := make(chan error, 1)
-	go func() {
-		_, err := rpc.Call[int](context.Background(), c, "echo", 1, rpc.WithTimeout(10*time.Second))
-		done <- err
-	}()
-	select {
-	case <-held:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the reply was not carried")
+	earlier := int64(0)
+	for carried := false; !carried; {
+		go func() {
+			_, err := rpc.Call[int](context.Background(), c, "echo", 1, rpc.WithTimeout(10*time.Second))
+			done <- err
+		}()
+		select {
+		case <-held:
+			carried = true
+		case err := <-done:
+			require.NoError(t, err)
+			earlier++
+			require.Less(t, earlier, int64(20), "no reply was carried")
+		case <-time.After(5 * time.Second):
+			t.Fatal("the reply was not carried")
+		}
 	}
 	// Well past many commit intervals: nothing may be committed.
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		require.Zero(t, committedTotal(ct.Broker, "srv", "echo", 1), "committed before the reply was acknowledged")
+		require.LessOrEqual(t, committedTotal(ct.Broker, "srv", "echo", 1), earlier, "committed before the reply was acknowledged")
 		time.Sleep(5 * time.Millisecond) // sampling a state that must not change, not waiting for one
 	}
 	close(release)
 	require.NoError(t, <-done)
-	require.Eventually(t, func() bool { return committedTotal(ct.Broker, "srv", "echo", 1) == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return committedTotal(ct.Broker, "srv", "echo", 1) == earlier+1 }, 5*time.Second, time.Millisecond)
 	require.NoError(t, stop())
 }
 
