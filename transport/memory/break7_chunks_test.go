@@ -246,3 +246,51 @@ func TestBreak7DurableRestoreAcrossChunks(t *testing.T) {
 		})
 	}
 }
+
+// TestBreak7HugePartition fills one partition with 200,000 records (3,125
+// chunks, no retention) and reads at random offsets, across chunk
+// boundaries, and by time.
+func TestBreak7HugePartition(t *testing.T) {
+	const n = 200_000
+	clk := &fakeClock{}
+	clk.ns.Store(time.UnixMilli(1_000_000).UnixNano())
+	b, err := New(WithPartitions(1), WithRetention(1<<30, 1<<40))
+	require.NoError(t, err)
+	defer b.Close()
+	b.now = clk.now
+	ctx := context.Background()
+	batch := make([]transport.Message, 1000)
+	for i := 0; i < n; i += len(batch) {
+		for j := range batch {
+			batch[j] = transport.Message{Topic: "h", Value: []byte(strconv.Itoa(i + j))}
+		}
+		_, err := b.Produce(ctx, batch...)
+		require.NoError(t, err)
+		clk.advance(time.Millisecond) // each batch a millisecond later
+	}
+	e, l, err := b.Offsets("h", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), e)
+	require.Equal(t, int64(n), l)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for range 2000 {
+		off := int64(rng.IntN(n))
+		if rng.IntN(4) == 0 {
+			off = off/chunkRecords*chunkRecords - 1 + int64(rng.IntN(3)) // around a boundary
+			off = max(off, 0)
+		}
+		got, err := b.Fetch(ctx, "h", 0, off, 1+rng.IntN(200))
+		require.NoError(t, err)
+		require.NotEmpty(t, got)
+		for k, m := range got {
+			require.Equal(t, off+int64(k), m.Offset)
+			require.Equal(t, strconv.FormatInt(m.Offset, 10), string(m.Value))
+		}
+	}
+	for range 200 {
+		batchNo := rng.IntN(n / 1000)
+		o, err := b.OffsetForTime("h", 0, time.UnixMilli(1_000_000+int64(batchNo)))
+		require.NoError(t, err)
+		require.Equal(t, int64(batchNo*1000), o)
+	}
+}
