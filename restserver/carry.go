@@ -198,6 +198,28 @@ func (c *carry) ready(m Member) {
 	if c.offs != nil {
 		c.commit(m)
 	}
+	c.flush()
+}
+
+// flushProduced sends the headers now, without committing, when the
+// consume carried records that are written (Kafka-Produced is set): called
+// before the consume waits (for the poll slot, for a join), which may take
+// longer than the client waits for the headers. A client that got no
+// Kafka-Produced would take its records for unwritten and produce them
+// again. The carried commit, if any, is then not done (Kafka-Committed is
+// absent): the client commits alone.
+func (c *carry) flushProduced() {
+	if c == nil || c.flushed || len(c.w.Header()[ProducedHeader]) == 0 {
+		return
+	}
+	c.flush()
+}
+
+// flush sends the headers (status 200) at once; the body follows.
+func (c *carry) flush() {
+	if c == nil || c.flushed {
+		return
+	}
 	c.flushed = true
 	h := c.w.Header()
 	h["Content-Type"] = jsonType
