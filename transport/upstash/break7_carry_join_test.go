@@ -117,3 +117,68 @@ func TestBreak7CarrySlowJoinWritesRepliesTwice(t *testing.T) {
 	}
 	assert.Equal(t, []string{"reply"}, got, "the carried reply is written once")
 }
+
+// BUG (fixed: a 2xx answer whose headers say nothing of the commit ends
+// the ride at once): a Commit riding on a consume whose answer did not
+// commit (kafka-rest answers a carried produce before a join without
+// committing) waited for the consume's whole long poll before it went
+// alone: the rpc committer stalled for the poll window.
+func TestBreak7CarryCommitNotDoneGoesAloneAtOnce(t *testing.T) {
+	g := &slowJoin{entered: make(chan struct{}), release: make(chan struct{})}
+	s := resttest.Start(t, resttest.Config{
+		Broker:  []memory.Option{memory.WithAutoCreate(false), memory.WithTopic("in", 1), memory.WithTopic("out", 1)},
+		Backend: func(b restserver.Backend) restserver.Backend { g.Backend = b; return g },
+	})
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(g.release)
+		}
+	}
+	defer release()
+	tr := newTestTransport(t, s.URL, WithPollWindow(5*time.Second))
+	cons, err := tr.Subscribe(t.Context(), transport.Subscription{Group: "g", Topics: []string{"in"}, Start: transport.StartEarliest})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cons.Close() })
+	c := cons.(*consumer)
+	require.True(t, c.carries.Load(), "Subscribe's consume said the server carries")
+
+	// The instance must join again (deleted here), slowly.
+	req, err := http.NewRequest(http.MethodPost, s.URL+c.deletePath, nil)
+	require.NoError(t, err)
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	resp, err := s.HTTP.Client().Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	g.armed.Store(true)
+
+	// A Commit waits for the next consume: the carrying one takes it.
+	ride := &commitRide{offsets: []byte(`[{"topic":"in","partition":0,"offset":1}]`), done: make(chan struct{})}
+	c.mu.Lock()
+	c.ride = ride
+	c.mu.Unlock()
+	a := newAck()
+	pctx, pcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer pcancel()
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		_, _ = c.PollCarrying(pctx, []transport.Message{{Topic: "out", Value: []byte("reply")}}, a.fn)
+	}()
+	defer func() { pcancel(); _ = cons.Close(); <-polled }()
+	a.wait(t)
+	require.NoError(t, a.err)
+	<-g.entered
+	release() // joined; the long poll (5 s, nothing to read) begins
+	start := time.Now()
+	select {
+	case <-ride.done:
+		t.Logf("the Commit went alone %v after the join was let go", time.Since(start))
+	case <-time.After(2 * time.Second):
+		t.Fatal("the commit the consume did not do waits for its long poll")
+	}
+	assert.True(t, ride.alone, "the consume did not commit: the Commit goes alone")
+}
