@@ -43,6 +43,12 @@ const (
 	// or the error POST /commit would have answered, as
 	// {"error": "...", "status": N}. Absent: nothing was committed.
 	CommittedHeader = "Kafka-Committed"
+	// MaxCarriedRecords is the most records one consume may carry: their
+	// answer travels in a response header (about 60 bytes a record, plus
+	// the topic's name), which HTTP clients cap (Go's at 10 MB). A consume
+	// carrying more is refused with 413, nothing written: POST /produce
+	// takes them, answered in its body.
+	MaxCarriedRecords = 1000
 )
 
 // Shared header values (net/http only reads them).
@@ -141,6 +147,11 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 		if items, err = decodeOneOrMany[restwire.TopicMessage](raw, "a message"); err != nil {
 			return err
 		}
+	}
+	if len(items) > MaxCarriedRecords {
+		return errorf(http.StatusRequestEntityTooLarge,
+			"a consume carries at most %d records to produce, got %d: produce them with POST /produce; nothing was written or consumed",
+			MaxCarriedRecords, len(items))
 	}
 	s := c.s
 	msgs := make([]transport.Message, len(items))

@@ -28,7 +28,8 @@ const (
 	producedHeader = "Kafka-Produced"
 	// maxCarried bounds the records one consume carries: their answer
 	// travels in a response header, which HTTP clients cap (Go's at
-	// 10 MB by default); a larger batch is produced on its own.
+	// 10 MB by default), and the server takes at most 1,000
+	// (restserver.MaxCarriedRecords); a larger batch is produced on its own.
 	maxCarried = 1000
 )
 
