@@ -494,12 +494,7 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		if err := cr.produce(r, cb.Produce); err != nil {
 			return err
 		}
-		if !cb.commits() {
-			// The records are written: say so now, before anything that
-			// may wait (a join takes seconds on Kafka), so that a client
-			// giving up on the consume still knows (see carry.flush).
-			cr.flush()
-		}
+		// Written: answered before anything waits (carry.flushProduced).
 	}
 
 	key := keyFor(r, seg[1], seg[2])
