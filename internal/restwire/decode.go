@@ -123,6 +123,11 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 			ts, ok = d.int64()
 			it.Timestamp = d.int64Ptr(ts)
 		case "headers":
+			if it.Headers != nil {
+				// Given twice: encoding/json decodes the second array into
+				// the first's elements, keeping fields the second lacks.
+				return false
+			}
 			d.hdrs = d.hdrs[:0]
 			d.pending = d.pending[:0]
 			ok = d.array(func() bool {
@@ -447,10 +452,12 @@ func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 			o, ok = d.int64()
 			req.Offset = &o
 		case "topicPartitionOffsets":
-			if req.TopicPartitionOffsets == nil {
-				req.TopicPartitionOffsets = make([]TopicPartitionOffset, 0, 1) // [] is not nil
+			if req.TopicPartitionOffsets != nil {
+				// Given twice: encoding/json decodes the second array into
+				// the first's elements, keeping fields the second lacks.
+				return false
 			}
-			req.TopicPartitionOffsets = req.TopicPartitionOffsets[:0]
+			req.TopicPartitionOffsets = make([]TopicPartitionOffset, 0, 1) // [] is not nil
 			ok = d.array(func() bool {
 				req.TopicPartitionOffsets = append(req.TopicPartitionOffsets, TopicPartitionOffset{})
 				return d.topicPartitionOffset(&req.TopicPartitionOffsets[len(req.TopicPartitionOffsets)-1])
