@@ -1,0 +1,104 @@
+package restserver_test
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/transport"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
+)
+
+// The records a produce hands to the backend keep their bytes while the
+// pooled buffer their body was read into carries later bodies: topic, key,
+// value and headers, on the fast decoder and on encoding/json's path
+// (a case-folded field name sends a body there), under concurrent traffic.
+func TestBreak7ProducedRecordsNotAliased(t *testing.T) {
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("alias-a", 1), memory.WithTopic("alias-b", 1)}})
+	const perWriter, writers = 40, 4
+	body := func(w, i int) (topic, key, value, hval, json string) {
+		c := string(rune('a' + (w*perWriter+i)%26))
+		topic = "alias-a"
+		if w%2 == 1 {
+			topic = "alias-b"
+		}
+		key = fmt.Sprintf("key-%d-%d-%s", w, i, strings.Repeat(c, 20))
+		value = fmt.Sprintf("value-%d-%d-%s", w, i, strings.Repeat(c, 200+i))
+		hval = fmt.Sprintf("hdr-%d-%d-%s", w, i, strings.Repeat(c, 50))
+		field := "value"
+		if i%3 == 0 {
+			field = "Value" // encoding/json's path
+		}
+		json = fmt.Sprintf(`{"topic":%q,"key":%q,%q:%q,"headers":[{"key":"h","value":%q},{"key":"rpc-v","value":"1"}]}`,
+			topic, key, field, value, hval)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				_, _, _, _, b := body(w, i)
+				r := e.req(http.MethodPost, "/produce", b)
+				if r.status != http.StatusOK {
+					t.Errorf("produce %d/%d: %d %s", w, i, r.status, r.body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// More bodies of other bytes through the same pool.
+	for i := range 200 {
+		e.req(http.MethodPost, "/produce", fmt.Sprintf(`{"topic":"alias-zz-%d","value":%q}`, i, strings.Repeat("#", 300)))
+		e.req(http.MethodPost, "/fetch", `{"topic":"alias-a","partition":0,"offset":0,"timeout":0}`)
+	}
+	runtime.GC()
+	want := map[string][4]string{}
+	for w := range writers {
+		for i := range perWriter {
+			topic, key, value, hval, _ := body(w, i)
+			want[key] = [4]string{topic, key, value, hval}
+		}
+	}
+	for _, topic := range []string{"alias-a", "alias-b"} {
+		msgs, err := e.backend.Fetch(t.Context(), transport.Offset{Topic: topic}, 1000)
+		require.NoError(t, err)
+		require.Len(t, msgs, perWriter*writers/2)
+		for _, m := range msgs {
+			w, ok := want[m.Key]
+			require.True(t, ok, "a record's key changed: %q", m.Key)
+			require.Equal(t, w[0], m.Topic)
+			require.Equal(t, w[2], string(m.Value), "key %s", m.Key)
+			require.Equal(t, []transport.Header{{Key: "h", Value: w[3]}, {Key: "rpc-v", Value: "1"}}, m.Headers, "key %s", m.Key)
+		}
+	}
+}
+
+// A body that declares the largest length allowed and sends a little
+// before the client half-closes costs the server about what arrived, not
+// what was declared: a header alone cannot make it allocate megabytes.
+func TestBreak7HugeDeclaredLengthSmallBody(t *testing.T) {
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("huge", 1)}})
+	sent := `{"topic":"huge","value":"` + strings.Repeat("x", 1000)
+	const conns = 16
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, path := range []string{"/produce", "/fetch", "/consume/g/i"} {
+		for range conns {
+			st, body := rawShortBody(t, e.url, path, sent, int(restserver.DefaultMaxBodyBytes))
+			require.Equal(t, http.StatusBadRequest, st, body)
+			require.Contains(t, body, "reading request body")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d requests declaring %d MiB each: %d KiB allocated in all", 3*conns, restserver.DefaultMaxBodyBytes>>20, alloc>>10)
+	require.Less(t, alloc, uint64(3*conns)<<20, "the server allocated for the declared length")
+	require.Equal(t, int64(0), e.latest("huge", 0), "nothing produced")
+}
