@@ -1,12 +1,18 @@
 package restserver_test
 
 import (
+	"bufio"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -101,4 +107,50 @@ func TestBreak7HugeDeclaredLengthSmallBody(t *testing.T) {
 	t.Logf("%d requests declaring %d MiB each: %d KiB allocated in all", 3*conns, restserver.DefaultMaxBodyBytes>>20, alloc>>10)
 	require.Less(t, alloc, uint64(3*conns)<<20, "the server allocated for the declared length")
 	require.Equal(t, int64(0), e.latest("huge", 0), "nothing produced")
+}
+
+// A declared length shorter than the body: the server reads the declared
+// bytes only (the rest is the next request on the connection, to
+// net/http), so a body cut inside its JSON is a clear 400 that produces
+// nothing; a chunked body past the limit is a 413 that produces nothing.
+func TestBreak7DeclaredLengthShorterThanBody(t *testing.T) {
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("lies", 1)}})
+	body := `{"topic":"lies","value":"abcdef"}`
+	for _, path := range []string{"/produce", "/produce/lies"} {
+		r := rawLongBody(t, e.url, path, body, len(body)-4)
+		require.Equal(t, http.StatusBadRequest, r.status, r.body)
+		require.Contains(t, r.body, "JSON")
+	}
+	require.Equal(t, int64(0), e.latest("lies", 0), "a cut body produced")
+
+	big := `{"topic":"lies","value":"` + strings.Repeat("v", int(restserver.DefaultMaxBodyBytes)) + `"}`
+	r, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/produce", io.MultiReader(strings.NewReader(big)))
+	require.NoError(t, err)
+	r.SetBasicAuth(testUser, testPass)
+	resp, err := e.client.Do(r)
+	if err == nil { // the server may close the connection before the client sent it all
+		resp.Body.Close()
+		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	}
+	require.Equal(t, int64(0), e.latest("lies", 0), "an oversize chunked body produced")
+}
+
+// rawLongBody sends a POST declaring declared bytes but sending all of
+// sent, and returns the first answer.
+func rawLongBody(t *testing.T, base, path, sent string, declared int) reply {
+	t.Helper()
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	c, err := net.Dial("tcp", u.Host)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(testUser+":"+testPass))
+	_, err = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n%s", path, auth, declared, sent)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, body: string(b)}
 }
