@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -206,5 +208,64 @@ func TestBreak7LoneProduceCancelledInFlight(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, int64(7), out[0].Offset)
 		})
+	}
+}
+
+// An answer read to its declared end without a drain (plain or gzip,
+// small or large) leaves its connection reusable: sequential calls share
+// one connection.
+func TestBreak7ConnectionReusedWithoutDrain(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		for _, size := range []int{1, 200} { // records per answer: small and past net/http's 4 KiB buffers
+			t.Run(fmt.Sprintf("gzip=%v/records=%d", gz, size), func(t *testing.T) {
+				var conns atomic.Int64
+				s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					var b strings.Builder
+					b.WriteByte('[')
+					for i := range size {
+						if i > 0 {
+							b.WriteByte(',')
+						}
+						if strings.HasSuffix(r.URL.Path, "/produce") {
+							fmt.Fprintf(&b, `{"topic":"t","partition":0,"offset":%d,"timestamp":1}`, i)
+						} else {
+							fmt.Fprintf(&b, `{"topic":"t","partition":0,"offset":%d,"timestamp":1,"key":"","value":"%s","headers":[]}`, i, strings.Repeat("v", 30))
+						}
+					}
+					b.WriteByte(']')
+					body := []byte(b.String())
+					if gz {
+						var z bytes.Buffer
+						zw := gzip.NewWriter(&z)
+						_, _ = zw.Write(body)
+						_ = zw.Close()
+						body = z.Bytes()
+						w.Header().Set("Content-Encoding", "gzip")
+					}
+					w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+					_, _ = w.Write(body)
+				}))
+				s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+					if st == http.StateNew {
+						conns.Add(1)
+					}
+				}
+				s.Start()
+				t.Cleanup(s.Close)
+				tr := hostileTransport(t, s)
+				msgs := make([]transport.Message, size)
+				for i := range msgs {
+					msgs[i] = transport.Message{Topic: "t", Value: []byte("v")}
+				}
+				for range 20 {
+					_, err := tr.Produce(t.Context(), msgs...)
+					require.NoError(t, err)
+					var ans messagesAnswer
+					require.NoError(t, tr.call(t.Context(), request{method: http.MethodPost, path: "/fetch", body: []byte(`{}`)}, &ans))
+					require.Len(t, ans.msgs, size)
+				}
+				assert.Equal(t, int64(1), conns.Load(), "40 sequential calls opened more than one connection")
+			})
+		}
 	}
 }
