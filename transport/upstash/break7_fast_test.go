@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -148,6 +149,7 @@ func TestBreak7LoneProduceCancelledInFlight(t *testing.T) {
 	release := make(chan struct{})
 	var requests atomic.Int64
 	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then net/http sees the client go
 		if requests.Add(1) == 1 {
 			select { // the first request hangs until its client gives up
 			case <-r.Context().Done():
@@ -268,4 +270,41 @@ func TestBreak7ConnectionReusedWithoutDrain(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Close while a lone produce is in flight on the caller's goroutine: Close
+// waits for it up to its close timeout, as for a flusher's request, then
+// cancels it; the produce fails saying the transport closed, and a later
+// produce is refused as closed.
+func TestBreak7CloseDuringLoneProduce(t *testing.T) {
+	var requests atomic.Int64
+	s := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then net/http sees the client go
+		requests.Add(1)
+		<-r.Context().Done() // hangs until the client gives up
+	})
+	tr, err := New(WithURL(s.URL), WithCredentials("user", "secret"), fastBackoff, WithCloseTimeout(300*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.Produce(context.Background(), transport.Message{Topic: "t", Value: []byte("v")})
+		errc <- err
+	}()
+	require.Eventually(t, func() bool { return requests.Load() == 1 }, 5*time.Second, time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- tr.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close did not return within its close timeout while a lone produce was in flight")
+	}
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, transport.ErrClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lone produce did not end at Close")
+	}
+	_, err = tr.Produce(t.Context(), transport.Message{Topic: "t", Value: []byte("v")})
+	require.ErrorIs(t, err, transport.ErrClosed)
 }
