@@ -21,7 +21,9 @@ import (
 // object or an array of them, as the server reads it: the fast path of
 // decoding the body with encoding/json into a TopicMessage (for an object)
 // or a []TopicMessage (for an array). A field given twice takes its last
-// value, as with encoding/json. Each value has its own allocation, of its
+// value, as with encoding/json, but for headers given twice, which it
+// leaves to encoding/json (that decodes the second array into the first's
+// elements). Each value has its own allocation, of its
 // size: the server's backend keeps records one by one.
 func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 	hp := hdrScratch.Get().(*[]Header)
@@ -435,7 +437,8 @@ func DecodeConsumeRequest(body []byte) (req ConsumeRequest, ok bool) {
 
 // DecodeFetchRequest decodes a fetch request body, one FetchRequest object,
 // as the server reads it: the fast path of encoding/json into a
-// FetchRequest, on the terms of DecodeConsumeRequest.
+// FetchRequest, on the terms of DecodeConsumeRequest; topicPartitionOffsets
+// given twice it leaves to encoding/json (see DecodeTopicMessages).
 func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 	d := decoder{b: body}
 	d.ws()
