@@ -422,7 +422,9 @@ func (s *Server) requireSomeCommitted(ctx context.Context, group string, topics 
 // handleConsume serves GET /consume/{group}/{instance}/{topic}?timeout= and
 // GET|POST /consume/{group}/{instance} with {topic}|{topics}[,timeout].
 func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []string) error {
+	w.Header()[CarryHeader] = carryValue // the carried-produce extension (carry.go)
 	var req restwire.ConsumeRequest
+	var cb consumeBody
 	if len(seg) == 4 {
 		discardBody(r)
 		req.Topic = seg[3]
@@ -435,9 +437,12 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		if ok {
 			req = fast
 		} else {
-			err = decodeObject(*pooled, &req, "a consume request")
+			// The extension's fields (carry.go) are not on the fast path,
+			// which refuses a body holding them.
+			err = decodeObject(*pooled, &cb, "a consume request")
+			req = cb.ConsumeRequest
 		}
-		putBuf(pooled) // req holds copies of what it needs of it
+		putBuf(pooled) // req and cb hold copies of what they need of it
 		if err != nil {
 			return err
 		}
@@ -474,6 +479,22 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	if err := s.mayCreateBySubscribing(r, topics); err != nil {
 		return err
 	}
+	var cr *carry
+	if cb.carried() || cb.commits() {
+		cr = &carry{s: s, w: w, r: r}
+	}
+	if cb.commits() {
+		if err := cr.parseCommit(cb.Commit); err != nil {
+			return err
+		}
+	}
+	if cb.carried() {
+		// Produced before the instance is touched: a failed produce
+		// consumes nothing.
+		if err := cr.produce(r, cb.Produce); err != nil {
+			return err
+		}
+	}
 
 	key := keyFor(r, seg[1], seg[2])
 	if err := s.claimIncarnation(key, r, true); err != nil {
@@ -488,11 +509,15 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		s.log.Debug("kafka-rest: consumer instance created", "group", in.key.group, "instance", in.key.name)
 	}
 
-	msgs, err := s.consume(r, in, topics, timeout)
+	var ready func(Member)
+	if cr != nil {
+		ready = cr.ready
+	}
+	msgs, err := s.consume(r, in, topics, timeout, ready)
 	if err != nil && in.replaced.Load() {
 		// Whatever the replacement cut short (a join abandoned, a member
 		// closed), the answer is that this incarnation is fenced.
-		return fencedErr(in.key)
+		return cr.fail(r, fencedErr(in.key))
 	}
 	if err != nil {
 		in.mu.Lock()
@@ -505,7 +530,11 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 				s.closeInstance(in, "consume failed")
 			}
 		}
-		return err
+		return cr.fail(r, err)
+	}
+	if cr != nil {
+		cr.writeRecords(msgs)
+		return nil
 	}
 	s.writeRecords(w, msgs)
 	return nil
@@ -531,7 +560,10 @@ func (s *Server) writeRecords(w http.ResponseWriter, msgs []transport.Message) {
 
 // consume runs one long poll on in: it returns as soon as records arrive,
 // or nothing when timeout passes or the server closes.
-func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration) ([]transport.Message, error) {
+//
+// ready, when not nil, is called with the member once the instance is
+// joined, just before the long poll starts (see carry.ready).
+func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration, ready func(Member)) ([]transport.Message, error) {
 	// A zero timeout still takes what is there now.
 	pollCtx, cancel := s.requestContext(r, max(timeout, time.Millisecond))
 	defer cancel()
@@ -578,6 +610,9 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 				s.log.Warn("kafka-rest: auto-commit failed", "group", in.key.group, "instance", in.key.name, "err", err)
 			}
 		}
+	}
+	if ready != nil {
+		ready(m)
 	}
 	for {
 		msgs, err := m.Poll(pollCtx)

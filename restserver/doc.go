@@ -10,7 +10,7 @@
 //	GET|POST  /produce/{topic}, /produce        → [Metadata] in request order (also for one object)
 //	GET|POST  /webhook?topic=T[&user=&pass=]    → one Metadata object; raw body = value
 //	GET       /consume/{group}/{instance}/{topic}?timeout=
-//	GET|POST  /consume/{group}/{instance}       {"topic"|"topics", "timeout"}
+//	GET|POST  /consume/{group}/{instance}       {"topic"|"topics", "timeout"[, "produce", "commit"]}
 //	GET|POST  /commit/{group}/{instance}        empty or [] = consumed positions; object or array = as given
 //	GET|POST  /committed/{group}/{instance}     {topic,partition} or array → [{topic,partition,offset}]
 //	POST|DELETE /delete-consumer/{group}/{instance}
@@ -88,6 +88,28 @@
 // began: it can only come from work done before the partition moved away
 // and came back, and would move the group's offset backwards. Kafka refuses
 // such commits by their generation, which the REST API does not carry.
+//
+// A consume may carry records to produce (an extension of this server:
+// Upstash SDKs never send it, and every consume answer says it is
+// understood with [CarryHeader]): a "produce" field in the body, an array
+// of messages as POST /produce takes them. They are produced first,
+// through /produce's checks (the user's right to produce to each topic,
+// the message limit, unknown topics, all or nothing where the backend is;
+// the body limit is the same as /produce's), before the instance is
+// touched: a failure is answered as /produce would answer it and nothing
+// is consumed. Then [ProducedHeader] carries their metadata, as /produce
+// answers it, in headers sent at once, before the long poll; the records
+// polled follow as the body. A consume that fails after that (the
+// instance deleted or replaced during the wait) answers its error in the
+// body of the 200 answer, in the usual {"error": "...", "status": N}
+// shape. kafkarpc's REST transport uses it to send an rpc server's
+// replies with its next consume (transport.CarryingPoller). Likewise a
+// "commit" field, offsets as POST /commit takes them, is checked as
+// /commit checks them (a bad one refuses the request before anything is
+// done) and committed, fenced as with Kafka-Commit-Fenced: true, once the
+// instance is joined, before the long poll; [CommittedHeader] carries the
+// outcome, success or the error /commit would answer, and the consume goes
+// on either way.
 //
 // A committed offset past the end of its partition is stored, as Kafka
 // stores it; the partition's next owner starts by its

@@ -64,7 +64,7 @@ func (f *failCommit) Commit(context.Context, ...transport.Message) error {
 // A server that crashes after its reply and marker were written, before its
 // commit, hands the partition to a live instance of the group at once. That
 // instance replayed the dedup topic only when it started; afterwards it
-// follows the topic in batches (dedupFollowInterval, 20ms between reads)
+// follows the topic in batches (dedupFollowInterval between reads)
 // and nothing makes it catch up when a partition is assigned to it: the
 // redelivered requests run again although their markers are in the topic.
 func TestBreakDedupNotCaughtUpOnAssignment(t *testing.T) {

@@ -24,6 +24,9 @@ type dedupReader struct {
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{} // sentinel id → closed when read back
+	// poke ends the reader's pause between reads early: a sync waits for
+	// its sentinel.
+	poke chan struct{}
 }
 
 // startDedupReader joins a private group on the dedup topic from its
@@ -39,7 +42,7 @@ func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupRea
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
 	}
-	d := &dedupReader{s: s, w: w, cons: cons, waiting: make(map[string]chan struct{})}
+	d := &dedupReader{s: s, w: w, cons: cons, waiting: make(map[string]chan struct{}), poke: make(chan struct{}, 1)}
 	if err := d.catchUp(ctx); err != nil {
 		cons.Close()
 		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
@@ -145,7 +148,7 @@ func (d *dedupReader) run(ctx context.Context) {
 			// Other instances' markers matter only after a rebalance, so
 			// read them in batches rather than waking for every reply
 			// this server writes (its own markers come back here too).
-			return len(msgs) == 0 || sleepCtx(ctx, dedupFollowInterval)
+			return len(msgs) == 0 || d.pause(ctx)
 		})
 	}()
 }
@@ -178,6 +181,10 @@ func (d *dedupReader) sync(ctx context.Context) bool {
 	if d.writeSentinel(ctx, id) != nil {
 		return false
 	}
+	select { // read now, not after the pause
+	case d.poke <- struct{}{}:
+	default:
+	}
 	select {
 	case <-ch:
 		return true
@@ -190,8 +197,25 @@ func (d *dedupReader) sync(ctx context.Context) bool {
 const dedupSyncTimeout = 5 * time.Second
 
 // dedupFollowInterval is the pause between reads of the dedup topic once
-// caught up.
-const dedupFollowInterval = 20 * time.Millisecond
+// caught up. Each read is a request to the broker (an HTTP exchange over
+// REST), and this server's own markers, one per reply, keep waking it: the
+// pause keeps that cost at a few reads a second whatever the call rate. A
+// sync (a partition coming to this server) ends the pause at once.
+const dedupFollowInterval = 250 * time.Millisecond
+
+// pause waits dedupFollowInterval, or less when a sync pokes the reader,
+// and reports false when ctx ended.
+func (d *dedupReader) pause(ctx context.Context) bool {
+	t := time.NewTimer(dedupFollowInterval)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-d.poke:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
 
 func (d *dedupReader) stop() {
 	d.wg.Wait()

@@ -36,6 +36,10 @@ type serveRun struct {
 
 	stopping atomic.Bool
 
+	// carry sends the workers' replies with the next poll; nil when the
+	// consumer cannot (see carrier).
+	carry *carrier
+
 	track     *tracker
 	commitSig chan struct{}
 	// commitPaced is set while the committer waits for the commit
@@ -93,6 +97,7 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *ded
 		commitNow:   make(chan struct{}, 1),
 		committed:   make(chan struct{}),
 		commitEvery: commitEvery(s.dedup),
+		carry:       newCarrier(cons),
 	}
 }
 
@@ -180,7 +185,13 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 }
 
 func (r *serveRun) pollLoop(ctx context.Context) error {
-	err := pollRetrying(ctx, r.cons, r.s.log, "request", func(msgs []transport.Message) bool {
+	cons := r.cons
+	if r.carry != nil {
+		cons = carryingConsumer{Consumer: r.cons, c: r.carry}
+		defer r.carry.close() // hand-ins after the loop: workers produce on their own
+	}
+	err := pollRetrying(ctx, cons, r.s.log, "request", func(msgs []transport.Message) bool {
+		defer r.carry.openWindow() // if released below
 		polled := r.track.polled()
 		for i := range msgs {
 			// The workers may be busy: a partition revoked while this
@@ -188,6 +199,9 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 			tk, ok := r.track.add(&msgs[i], polled)
 			if !ok {
 				continue // revoked, or its first delivery is still being handled
+			}
+			if tk.first && r.reader != nil {
+				r.carry.release() // the catch-up may take a while: no worker waits on it
 			}
 			if tk.first && r.reader != nil && !r.reader.sync(ctx) && ctx.Err() == nil {
 				// A partition came to this server: another instance may
@@ -198,8 +212,20 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 			if len(r.work) > 1 {
 				work = r.work[maphash.String(r.seed, tk.m.Key)%uint64(len(r.work))]
 			}
+			if r.carry != nil {
+				select {
+				case work <- tk:
+					r.carry.sent()
+					continue
+				default:
+					// The workers are busy: none may wait on this loop
+					// while it waits on them.
+					r.carry.release()
+				}
+			}
 			select {
 			case work <- tk:
+				r.carry.sent()
 			case <-ctx.Done():
 				return false // the rest stay uncommitted: redelivered later
 			}
@@ -215,23 +241,29 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 func (r *serveRun) worker(work <-chan ticket) {
 	defer r.workers.Done()
 	for tk := range work {
-		if r.stopping.Load() {
-			continue // not started before the stop: left uncommitted, redelivered later
-		}
-		if !r.track.current(&tk) {
-			continue // its partition was revoked: the next owner runs it
-		}
-		if !r.handle(&tk) {
-			continue // stays in flight: not committed, redelivered later
-		}
-		r.s.handled.Add(1)
-		r.sinceCommit.Add(1)
-		if r.track.complete(&tk) {
-			r.signalCommit()
-		}
-		if r.commitEvery > 0 && r.sinceCommit.Load() >= 2*r.commitEvery {
-			r.awaitCommit()
-		}
+		r.run(&tk)
+		r.carry.done()
+	}
+}
+
+// run is a worker's handling of one ticket.
+func (r *serveRun) run(tk *ticket) {
+	if r.stopping.Load() {
+		return // not started before the stop: left uncommitted, redelivered later
+	}
+	if !r.track.current(tk) {
+		return // its partition was revoked: the next owner runs it
+	}
+	if !r.handle(tk) {
+		return // stays in flight: not committed, redelivered later
+	}
+	r.s.handled.Add(1)
+	r.sinceCommit.Add(1)
+	if r.track.complete(tk) {
+		r.signalCommit()
+	}
+	if r.commitEvery > 0 && r.sinceCommit.Load() >= 2*r.commitEvery {
+		r.awaitCommit()
 	}
 }
 

@@ -149,8 +149,13 @@ func (r *serveRun) produceAs(what, id string, owned bool, msgs ...transport.Mess
 		copy(saved[:], msgs)
 	}
 	// The first attempt is made outside retry: the common case, a produce
-	// that works, then costs no closure.
-	err = r.produceOnce(owned, msgs)
+	// that works, then costs no closure. It rides on the poll loop's next
+	// poll when it can (carry.go); its failure is retried as an own
+	// produce's.
+	err, carried := r.carry.hand(r.finalCtx, msgs)
+	if !carried {
+		err = r.produceOnce(owned, msgs)
+	}
 	if err == nil {
 		return true, nil
 	}

@@ -52,6 +52,11 @@ type Features struct {
 	// MaxMessageBytes/2 bytes and expects it delivered intact. Zero (no
 	// limit declared) skips that case.
 	MaxMessageBytes int
+
+	// CarryingPoller says the transport's consumers implement
+	// transport.CarryingPoller; the suite then checks its rules. False
+	// skips those cases.
+	CarryingPoller bool
 }
 
 // partitions returns f.Partitions, at least 1.
@@ -203,6 +208,12 @@ var transportCases = []transportCase{
 	{name: "EmptyPollIsNotEndOfStream", run: testEmptyPoll},
 	{name: "PollReturnsContextError", run: testPollContextError},
 	{name: "CancelledPollLosesNothing", run: testCancelledPollLosesNothing},
+
+	// CarryingPoller.
+	{name: "PollCarryingRoundTrip", needs: needsCarrying, run: testPollCarryingRoundTrip},
+	{name: "PollCarryingFailedProduceIsAllOrNothing", needs: needsCarrying, run: testPollCarryingFailedProduce},
+	{name: "PollCarryingEdges", needs: needsCarrying, run: testPollCarryingEdges},
+	{name: "PollCarryingAcksBeforeRecords", needs: needsCarrying, run: testPollCarryingAcksFirst},
 
 	// Close.
 	{name: "ConsumerClose", run: testConsumerClose},

@@ -51,6 +51,9 @@ type request struct {
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
 	noRetry bool
 	limit   int // most bytes of a 2xx answer; 0: maxResponseBytes
+	// onResponse, when not nil, sees each response's headers as they
+	// arrive, whatever the status, before the body is read (carry.go).
+	onResponse func(*http.Response)
 }
 
 // sizedLimit is the answer limit of a request asking about n elements
@@ -201,6 +204,9 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 			return ctx.Err()
 		}
 		return &connError{op: r.method + " " + r.display(), err: err}
+	}
+	if r.onResponse != nil {
+		r.onResponse(resp)
 	}
 	drained := false // the body was read to its end
 	defer func() {

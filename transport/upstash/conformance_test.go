@@ -35,6 +35,7 @@ func TestConformance(t *testing.T) {
 		MaxPollInterval: true,
 		// OnRevoked: the REST API cannot tell a client of revocation.
 		MaxMessageBytes: conformanceMaxBytes,
+		CarryingPoller:  true,
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,14 @@ type consumer struct {
 	reqCancel context.CancelFunc
 	wg        sync.WaitGroup // in-flight consume goroutine
 	stopped   chan struct{}  // closed at Close or fence: wakes blocked Polls
+
+	// carries says the server takes records with a consume (it sent
+	// restserver.CarryHeader); noteCarry, made once, notes it (carry.go).
+	carries   atomic.Bool
+	noteCarry func(*http.Response)
+	// ride is a Commit waiting for the next consume to carry it (guarded
+	// by mu).
+	ride *commitRide
 
 	mu       sync.Mutex
 	buf      []transport.Message
@@ -181,7 +190,7 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 	// The first consume ends early if the transport closes meanwhile.
 	jctx, jcancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(c.reqCtx, jcancel)
-	msgs, err := c.consume(jctx, joinWait)
+	msgs, err := c.consume(jctx, joinWait, nil)
 	stop()
 	jcancel()
 	c.mu.Lock()
@@ -242,6 +251,7 @@ func (t *Transport) newConsumer(s transport.Subscription, topics []string) *cons
 		c.header.Set("Kafka-Max-Poll-Interval-Ms", strconv.FormatInt(s.MaxPollInterval.Milliseconds(), 10))
 	}
 	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	c.noteCarry = c.sawAnswer
 	return c
 }
 
@@ -280,15 +290,22 @@ func checkSubscription(s transport.Subscription) ([]string, error) {
 // when given no wait; a few ms of wait here would cover such a server.)
 const joinWait = 0
 
-// consume makes one POST /consume with the given server-side wait.
-func (c *consumer) consume(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
+// consume makes one POST /consume with the given server-side wait; ride,
+// when not nil, is a Commit that rides on it (carry.go).
+func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commitRide) ([]transport.Message, error) {
 	size := 32
 	for _, t := range c.topics {
 		size += len(t) + 8
 	}
 	body := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
+	onResponse := c.noteCarry
+	if ride != nil {
+		body = withField(body, "commit", ride.offsets)
+		onResponse = c.rideResponse(ride)
+		defer ride.unanswered()
+	}
 	var ans messagesAnswer
-	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait}, &ans)
+	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait, onResponse: onResponse}, &ans)
 	if err != nil {
 		return nil, err
 	}
@@ -409,9 +426,10 @@ func (t *Transport) pollWait(ctx context.Context) time.Duration {
 // startPoll starts a consume request. Called with c.mu held.
 func (c *consumer) startPoll(wait time.Duration) *pollCall {
 	call := &pollCall{started: time.Now(), done: make(chan struct{})}
+	ride := c.takeRide()
 	c.wg.Go(func() {
 		defer close(call.done)
-		msgs, err := c.consume(c.reqCtx, wait)
+		msgs, err := c.consume(c.reqCtx, wait, ride)
 		if msgs == nil && err == nil {
 			msgs = []transport.Message{}
 		}
@@ -422,7 +440,9 @@ func (c *consumer) startPoll(wait time.Duration) *pollCall {
 
 // Commit stores, for each partition among msgs, the highest offset + 1 as the
 // group's next offset to read (POST /commit/{group}/{instance}). Commit with
-// no msgs makes no request. A partition this instance does not own fails
+// no msgs makes no request. On the project's REST server, a Commit waits
+// up to 2 ms for this consumer's next consume and rides on it (see
+// PollCarrying), else it goes alone. A partition this instance does not own fails
 // with an error wrapping transport.ErrNotAssigned, if the server says so.
 // After Close it returns an error wrapping transport.ErrClosed; after being
 // replaced, one wrapping transport.ErrFenced.
@@ -443,6 +463,12 @@ func (c *consumer) Commit(ctx context.Context, msgs ...transport.Message) error 
 	body, err := marshal(offsets)
 	if err != nil {
 		return err
+	}
+	if err, rode := c.commitRiding(ctx, body); rode {
+		if err != nil {
+			return fmt.Errorf("upstash: commit %s/%s: %w", c.key.group, c.key.instance, err)
+		}
+		return nil
 	}
 	// Fenced: a commit from before the partition moved away and came back
 	// is refused by the project's REST server (other servers ignore the

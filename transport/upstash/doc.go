@@ -13,6 +13,10 @@
 //   - Tail reads every partition of some topics from their ends without a
 //     consumer group (POST /offsets/latest, then POST /fetch), so a reply
 //     produced right after Tail returns is never lost to a late group join.
+//   - A Subscribe's consumer implements transport.CarryingPoller: on the
+//     project's REST server (which says so in every consume answer), the
+//     records to produce go with the next consume, one HTTP exchange for
+//     both; elsewhere it produces, then polls. See consumer PollCarrying.
 //
 // # Text only
 //

@@ -1,0 +1,254 @@
+package restserver
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// The carried produce and commit, an extension of POST
+// /consume/{group}/{instance} (see doc.go): the consume body may hold a
+// "produce" array of records in the shape of POST /produce's body, and a
+// "commit" of offsets in the shape of POST /commit's. The records are
+// produced first, through the same checks as /produce; the offsets are
+// committed once the instance is joined, as /commit with
+// Kafka-Commit-Fenced: true; both answers go in response headers
+// (Kafka-Produced, Kafka-Committed), sent at once, before the long poll;
+// the records polled follow as the body. Upstash SDKs never send the
+// fields, so their requests are served as before.
+
+const (
+	// CarryHeader is sent with every answer to POST or GET /consume, with
+	// the value [CarryValue]: it tells a client that this server takes the
+	// "produce" and "commit" fields in the consume body. A client must not
+	// send "produce" to a server that has not sent this header: other
+	// servers ignore it, and the records would be lost. (A commit is only
+	// done when [CommittedHeader] says so; a client commits alone
+	// otherwise.)
+	CarryHeader = "Kafka-Carry"
+	// CarryValue is [CarryHeader]'s value.
+	CarryValue = "produce"
+	// ProducedHeader is set on the answer to a consume that carried
+	// records, once they are written: a JSON array of Metadata objects,
+	// one per record in request order, as POST /produce answers. It is
+	// present on every answer (error ones included) to a consume whose
+	// records were written, and on no other.
+	ProducedHeader = "Kafka-Produced"
+	// CommittedHeader is set on the answer to a consume that carried a
+	// commit, once the commit was tried: {"result":"Success","status":200},
+	// or the error POST /commit would have answered, as
+	// {"error": "...", "status": N}. Absent: nothing was committed.
+	CommittedHeader = "Kafka-Committed"
+)
+
+// Shared header values (net/http only reads them).
+var (
+	carryValue = []string{CarryValue}
+	jsonType   = []string{"application/json"}
+)
+
+// consumeBody is the body of POST /consume with the extension's field.
+type consumeBody struct {
+	restwire.ConsumeRequest
+	// Produce holds the records to produce before polling: an array of
+	// TopicMessage objects (or one object), as POST /produce takes them.
+	// Absent or null: a plain consume.
+	Produce json.RawMessage `json:"produce"`
+	// Commit holds offsets to commit once the instance is joined, before
+	// the long poll: one {topic, partition, offset} or an array of them,
+	// as POST /commit takes them with Kafka-Commit-Fenced: true.
+	Commit json.RawMessage `json:"commit"`
+}
+
+// carried reports whether the body asked for a produce.
+func (b *consumeBody) carried() bool { return present(b.Produce) }
+
+// commits reports whether the body asked for a commit.
+func (b *consumeBody) commits() bool { return present(b.Commit) }
+
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// carry is the state of one consume that carries records or a commit.
+type carry struct {
+	s       *Server
+	w       http.ResponseWriter
+	r       *http.Request
+	offs    []transport.Offset // to commit; nil: none
+	flushed bool               // the headers (status 200) are sent
+}
+
+// parseCommit checks the offsets of a carried commit as POST /commit
+// checks its body: each named in full, not negative, of a topic the user
+// may consume. An error is answered as /commit would, before anything is
+// done.
+func (c *carry) parseCommit(raw json.RawMessage) error {
+	tps, err := decodeOneOrMany[restwire.TopicPartitionOffset](raw, "a topic partition offset")
+	if err != nil {
+		return err
+	}
+	c.offs = make([]transport.Offset, 0, len(tps))
+	for _, tp := range tps {
+		if err := validateTopicPartition(&tp, true); err != nil {
+			return err
+		}
+		if err := mayConsume(c.r, tp.Topic); err != nil {
+			return err
+		}
+		c.offs = append(c.offs, transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: *tp.Offset})
+	}
+	return nil
+}
+
+// commit commits c.offs on m, fenced (see handleCommit), and sets
+// CommittedHeader to the outcome.
+func (c *carry) commit(m Member) {
+	var err error
+	if len(c.offs) > 0 { // none ([]): nothing to do (not /commit's "positions")
+		ctx, cancel := c.s.requestContext(c.r, c.s.cfg.maxTimeout)
+		err = m.CommitOffsetsFenced(ctx, c.offs...)
+		cancel()
+	}
+	if errors.Is(err, transport.ErrNotAssigned) {
+		err = errorf(http.StatusBadRequest, "commit refused, nothing committed: %w (a consume rejoins the group; then records are read again from the committed offsets)", err)
+	}
+	if err == nil {
+		c.w.Header()[CommittedHeader] = []string{string(successBody)}
+		return
+	}
+	status := statusOf(err)
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, `{"error":`...)
+	*b = restwire.AppendString(*b, messageOf(err, status), restwire.EscapeServer)
+	*b = append(*b, `,"status":`...)
+	*b = strconv.AppendInt(*b, int64(status), 10)
+	*b = append(*b, '}')
+	c.w.Header()[CommittedHeader] = []string{string(*b)}
+}
+
+// produce writes the records of raw as POST /produce would (each record
+// checked, the user's right to produce to each topic, the size limit, all
+// or nothing) and sets [ProducedHeader] to the answer. An error is
+// answered as /produce answers it, and the consume then polls nothing.
+func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
+	items, ok := restwire.DecodeTopicMessages(raw)
+	if !ok {
+		var err error
+		if items, err = decodeOneOrMany[restwire.TopicMessage](raw, "a message"); err != nil {
+			return err
+		}
+	}
+	s := c.s
+	msgs := make([]transport.Message, len(items))
+	own, owned := s.backend.(ownedProducer)
+	for i := range items {
+		if err := s.toMessage(&msgs[i], &items[i], "", i, len(items)); err != nil {
+			return err
+		}
+	}
+	for i := range msgs {
+		if err := mayProduce(r, msgs[i].Topic); err != nil {
+			return err
+		}
+	}
+	out := []transport.Message{}
+	if len(msgs) > 0 {
+		ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+		defer cancel()
+		var err error
+		if owned {
+			// Every value and header slice was made for this request.
+			out, err = own.ProduceOwned(ctx, msgs...)
+		} else {
+			out, err = s.backend.Produce(ctx, msgs...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	s.produced.Add(uint64(len(out)))
+	s.metrics.produced(out)
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, '[')
+	for i := range out {
+		if i > 0 {
+			*b = append(*b, ',')
+		}
+		*b = restwire.AppendMetadata(*b, &out[i])
+	}
+	*b = append(*b, ']')
+	c.w.Header()[ProducedHeader] = []string{string(*b)}
+	return nil
+}
+
+// ready commits what the consume carries to commit, on m, the instance's
+// member, and sends the headers, the produce's answer and the commit's
+// among them, before the long poll begins: the client learns both outcomes
+// without waiting for records. Called (through consume) when polling
+// starts.
+func (c *carry) ready(m Member) {
+	if c == nil || c.flushed {
+		return
+	}
+	if c.offs != nil {
+		c.commit(m)
+	}
+	c.flushed = true
+	h := c.w.Header()
+	h["Content-Type"] = jsonType
+	c.w.WriteHeader(http.StatusOK)
+	_ = http.NewResponseController(c.w).Flush()
+}
+
+// fail answers err: as any error while the headers are not sent; after
+// that, in the body of the 200 answer, as {"error": "...", "status": N}
+// (the shape of every error of this API, which a client reads from a
+// 2xx body too).
+func (c *carry) fail(r *http.Request, err error) error {
+	if c == nil || !c.flushed {
+		return err
+	}
+	s := c.s
+	status := statusOf(err)
+	if status >= 500 && !(status == http.StatusServiceUnavailable && s.closing()) {
+		s.log.Error("kafka-rest: backend fault", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	s.errors.Add(1)
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, `{"error":`...)
+	*b = restwire.AppendString(*b, messageOf(err, status), restwire.EscapeServer)
+	*b = append(*b, `,"status":`...)
+	*b = strconv.AppendInt(*b, int64(status), 10)
+	*b = append(*b, '}')
+	_, _ = c.w.Write(*b)
+	return nil
+}
+
+// writeRecords answers msgs: as writeRecords does while the headers are
+// not sent, else as the body of the answer already begun.
+func (c *carry) writeRecords(msgs []transport.Message) {
+	s := c.s
+	if !c.flushed {
+		s.writeRecords(c.w, msgs)
+		return
+	}
+	s.delivered.Add(uint64(len(msgs)))
+	s.metrics.consumed(msgs)
+	b := getBuf()
+	defer putBuf(b)
+	*b = append(*b, '[')
+	for i := range msgs {
+		if i > 0 {
+			*b = append(*b, ',')
+		}
+		*b = restwire.AppendConsumed(*b, &msgs[i])
+	}
+	*b = append(*b, ']')
+	_, _ = c.w.Write(*b)
+}

@@ -1,0 +1,387 @@
+package upstash
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// The carried produce (transport.CarryingPoller) over the project's REST
+// server's extension of POST /consume (restserver.CarryHeader): the
+// records go in the consume body's "produce" field, the server writes them
+// first and sends its answer for them in the Kafka-Produced header before
+// the long poll begins. A member that replies to what it reads (an rpc
+// server) thus sends each reply with its next consume: one HTTP exchange
+// instead of two.
+
+// Names of the extension (restserver.CarryHeader, CarryValue,
+// ProducedHeader).
+const (
+	carryHeader    = "Kafka-Carry"
+	carryValue     = "produce"
+	producedHeader = "Kafka-Produced"
+	// maxCarried bounds the records one consume carries: their answer
+	// travels in a response header, which HTTP clients cap (Go's at
+	// 10 MB by default); a larger batch is produced on its own.
+	maxCarried = 1000
+)
+
+var _ transport.CarryingPoller = (*consumer)(nil)
+
+// sawAnswer notes, from any consume answer, whether the server takes
+// records with a consume.
+func (c *consumer) sawAnswer(resp *http.Response) {
+	if v := resp.Header[carryHeader]; len(v) > 0 && v[0] == carryValue && !c.carries.Load() {
+		c.carries.Store(true)
+	}
+}
+
+// PollCarrying implements transport.CarryingPoller: it produces msgs as
+// Transport.Produce does (the same validation and errors), then polls as
+// Poll does.
+//
+// On a server that has said it takes records with a consume (the project's
+// REST server sends restserver.CarryHeader with every consume answer, the
+// one Subscribe makes included), the records go with the consume request
+// and acked is called as soon as the answer's headers arrive, before the
+// server's long poll. Elsewhere, and when the records are more than one
+// POST /produce would carry ([WithMaxBatch], [WithMaxBatchBytes], at most
+// 1,000 records), when records from an earlier Poll are waiting or when a
+// Poll's request is still in flight, it calls Produce and then Poll.
+//
+// When a carried request gets no answer saying the records were written
+// (the server refused the consume before its produce, failed, or does not
+// take the field after all), nothing was written by it: the records are
+// produced with Produce, whose outcome acked gets. A 2xx answer without
+// that word means the server ignores the field: the consumer stops
+// carrying. If the consumer is closed while a carried request is on its
+// way, acked gets an error wrapping transport.ErrOutcomeUnknown.
+//
+// After Close or being fenced, nothing is produced: acked and PollCarrying
+// get the error Poll returns. A carried request is not retried by itself
+// (the caller's next Poll is its retry): a consume failure after the
+// records were written is returned as Poll returns it.
+func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, acked func(written []transport.Message, err error)) ([]transport.Message, error) {
+	if len(msgs) == 0 {
+		acked([]transport.Message{}, nil)
+		return c.Poll(ctx)
+	}
+	if c.t.isClosed() {
+		err := errClosed("produce")
+		acked(nil, err)
+		return nil, err
+	}
+	// The records as the JSON array of the "produce" field.
+	produce := make([]byte, 0, 256*len(msgs))
+	produce = append(produce, '[')
+	for i := range msgs {
+		raw, err := encodeProduce(i, &msgs[i])
+		if err != nil {
+			acked(nil, err)
+			return nil, err
+		}
+		if i > 0 {
+			produce = append(produce, ',')
+		}
+		produce = append(produce, raw...)
+	}
+	produce = append(produce, ']')
+	c.mu.Lock()
+	if err := c.stateErr("poll"); err != nil {
+		c.mu.Unlock()
+		acked(nil, err)
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		c.mu.Unlock()
+		acked(nil, err)
+		return nil, err
+	}
+	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil ||
+		len(msgs) > min(c.t.cfg.maxBatch, maxCarried) || len(produce) > c.t.cfg.maxBatchBytes {
+		c.mu.Unlock()
+		out, err := c.t.Produce(ctx, msgs...)
+		acked(out, err)
+		if err != nil {
+			return nil, err
+		}
+		return c.Poll(ctx)
+	}
+	c.inflight = c.startCarried(c.t.pollWait(ctx), msgs, produce, acked)
+	c.mu.Unlock()
+	return c.Poll(ctx)
+}
+
+// startCarried starts a consume request that carries msgs (encoded as
+// produce), as startPoll starts a plain one. Called with c.mu held.
+func (c *consumer) startCarried(wait time.Duration, msgs []transport.Message, produce []byte, acked func([]transport.Message, error)) *pollCall {
+	call := &pollCall{started: time.Now(), done: make(chan struct{})}
+	c.wg.Go(func() {
+		defer close(call.done)
+		msgs, err := c.consumeCarrying(wait, msgs, produce, acked)
+		if msgs == nil && err == nil {
+			msgs = []transport.Message{}
+		}
+		call.msgs, call.err = msgs, err
+	})
+	return call
+}
+
+// consumeCarrying makes one POST /consume carrying records (msgs, encoded
+// as produce) and calls acked once with their outcome.
+func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Message, produce []byte, acked func([]transport.Message, error)) ([]transport.Message, error) {
+	head, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
+	if err != nil {
+		acked(nil, err)
+		return nil, err
+	}
+	body := withField(head, "produce", produce)
+	c.mu.Lock()
+	ride := c.takeRide()
+	c.mu.Unlock()
+	if ride != nil {
+		body = withField(body, "commit", ride.offsets)
+		defer ride.unanswered()
+	}
+	written := false // acked was called with the server's word
+	onResponse := func(resp *http.Response) {
+		c.sawAnswer(resp)
+		if ride != nil {
+			ride.answer(c, resp)
+		}
+		if v := resp.Header[producedHeader]; len(v) > 0 && !written {
+			written = true
+			acked(producedFrom(records, v[0]))
+		}
+	}
+	ans := carriedAnswer{path: "/consume/" + c.key.group + "/" + c.key.instance}
+	err = c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body,
+		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
+	if written {
+		if err != nil {
+			return nil, err
+		}
+		return c.keep(ans.msgs), nil
+	}
+	if c.reqCtx.Err() != nil {
+		// Closed while the request was on its way: it may have been
+		// served.
+		acked(nil, fmt.Errorf("upstash: produce with consume %s/%s: the consumer was closed meanwhile: %w",
+			c.key.group, c.key.instance, transport.ErrOutcomeUnknown))
+		return nil, err
+	}
+	// Nothing says the records were written: the server refused the
+	// consume before its produce, failed, or ignores the field (a 2xx
+	// answer without the word), or the connection failed (as a Produce
+	// that retries after one, this may write them twice).
+	if err == nil {
+		c.carries.Store(false)
+		c.t.log.Warn("upstash: the server took a consume carrying records but did not say it wrote them; producing them on their own from now on",
+			"group", c.key.group, "instance", c.key.instance)
+	}
+	out, perr := c.t.Produce(c.reqCtx, records...)
+	acked(out, perr)
+	kept := []transport.Message(nil)
+	if err == nil {
+		kept = c.keep(ans.msgs)
+	}
+	if perr != nil {
+		if len(kept) > 0 {
+			c.mu.Lock()
+			c.buf = append(c.buf, kept...) // not lost: the next Poll returns them
+			c.mu.Unlock()
+		}
+		return nil, perr
+	}
+	return kept, err
+}
+
+// withField returns the JSON object obj with "name": raw added at its end.
+func withField(obj []byte, name string, raw []byte) []byte {
+	obj = bytes.TrimRight(obj, " \t\r\n")
+	obj = bytes.TrimSuffix(obj, []byte("}"))
+	b := make([]byte, 0, len(obj)+len(name)+len(raw)+8)
+	b = append(b, obj...)
+	if len(bytes.TrimSpace(obj)) > 1 { // not just "{"
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, `":`...)
+	b = append(b, raw...)
+	return append(b, '}')
+}
+
+// producedFrom is the outcome of producing records from the
+// Kafka-Produced header v: the records with their positions, or, when the
+// header cannot be true of what was sent, an error wrapping
+// transport.ErrOutcomeUnknown (the server did write something).
+func producedFrom(records []transport.Message, v string) ([]transport.Message, error) {
+	meta, err := restwire.DecodeMetadata([]byte(v))
+	if err == nil && len(meta) != len(records) {
+		err = fmt.Errorf("%d results for %d records", len(meta), len(records))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upstash: produce with consume: unreadable %s header: %v: %w", producedHeader, err, transport.ErrOutcomeUnknown)
+	}
+	pc := &produceCall{msgs: records} // the checks of a POST /produce answer
+	if err := checkAnswer([]*produceCall{pc}, meta); err != nil {
+		return nil, err
+	}
+	return pc.result(meta)
+}
+
+// carriedAnswer is the answer of a consume that carried records: the
+// records, or, once the server has sent its headers, an error as the
+// body {"error": "...", "status": N}.
+type carriedAnswer struct {
+	path string
+	msgs []transport.Message
+}
+
+func (a *carriedAnswer) decodeJSON(ctx context.Context, data []byte) (err error) {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		var body struct {
+			Error  string `json:"error"`
+			Status int    `json:"status"`
+		}
+		if err := json.Unmarshal(t, &body); err != nil || body.Error == "" {
+			if len(t) > 200 {
+				t = t[:200]
+			}
+			return fmt.Errorf("an object that is not an error: %q", t)
+		}
+		e := &Error{Status: http.StatusInternalServerError, Message: body.Error, Method: http.MethodPost, Path: a.path}
+		if body.Status >= 400 && body.Status < 600 {
+			e.Status = body.Status
+		}
+		return e
+	}
+	a.msgs, err = restwire.DecodeMessagesLimited(ctx, data, decodeBudget(len(data)))
+	return err
+}
+
+// Commits ride on consumes, too: on a server that takes records with a
+// consume (restserver.CarryHeader), it also takes offsets to commit (the
+// "commit" field, committed as POST /commit with Kafka-Commit-Fenced: true
+// would, before the long poll, the outcome in the Kafka-Committed header).
+// A Commit waits up to commitRideWait for the consumer's next consume to
+// start and rides on it; when none starts (an idle consumer's long poll is
+// in flight), or the consume's answer says nothing of the commit, it goes
+// alone. Commits are idempotent: one sent again after a doubt commits the
+// same offsets.
+
+// commitRideWait is how long a Commit waits for a consume to ride on.
+const commitRideWait = 2 * time.Millisecond
+
+// committedHeader is restserver.CommittedHeader.
+const committedHeader = "Kafka-Committed"
+
+// commitRide is a Commit carried by a consume.
+type commitRide struct {
+	offsets  []byte        // the JSON array of offsets
+	done     chan struct{} // closed once the outcome is known
+	err      error         // the server's word on the commit
+	alone    bool          // the consume did not commit: commit alone
+	answered bool          // set by the consume's goroutine only
+}
+
+// takeRide takes the Commit waiting for a consume, if any. Called with
+// c.mu held.
+func (c *consumer) takeRide() *commitRide {
+	r := c.ride
+	c.ride = nil
+	return r
+}
+
+// rideResponse is the onResponse of a consume carrying ride.
+func (c *consumer) rideResponse(ride *commitRide) func(*http.Response) {
+	return func(resp *http.Response) {
+		c.sawAnswer(resp)
+		ride.answer(c, resp)
+	}
+}
+
+// answer takes the commit's outcome from the consume's answer, if it
+// says.
+func (r *commitRide) answer(c *consumer, resp *http.Response) {
+	v := resp.Header[committedHeader]
+	if len(v) == 0 || r.answered {
+		return
+	}
+	var body struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(v[0]), &body); err != nil {
+		return // unreadable: as no word (the commit goes again, alone)
+	}
+	r.answered = true
+	if body.Error != "" {
+		e := &Error{Status: http.StatusInternalServerError, Message: body.Error, Method: http.MethodPost,
+			Path: "/commit/" + c.key.group + "/" + c.key.instance}
+		if body.Status >= 400 && body.Status < 600 {
+			e.Status = body.Status
+		}
+		r.err = e
+	}
+	close(r.done)
+}
+
+// unanswered ends a ride the consume's answer said nothing of: the Commit
+// goes alone.
+func (r *commitRide) unanswered() {
+	if !r.answered {
+		r.answered = true
+		r.alone = true
+		close(r.done)
+	}
+}
+
+// commitRiding lets the next consume carry a commit of offsets (see
+// above). rode is false when it did not: the caller commits alone.
+func (c *consumer) commitRiding(ctx context.Context, offsets []byte) (err error, rode bool) {
+	if !c.carries.Load() {
+		return nil, false
+	}
+	ride := &commitRide{offsets: offsets, done: make(chan struct{})}
+	c.mu.Lock()
+	if c.ride != nil || c.closed || c.fenced {
+		c.mu.Unlock()
+		return nil, false
+	}
+	c.ride = ride
+	c.mu.Unlock()
+	t := time.NewTimer(commitRideWait)
+	defer t.Stop()
+	select {
+	case <-ride.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	if c.ride == ride { // no consume took it
+		c.ride = nil
+		c.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err, true
+		}
+		return nil, false
+	}
+	c.mu.Unlock()
+	select { // taken: its outcome comes with the consume's headers
+	case <-ride.done:
+	case <-ctx.Done():
+		return ctx.Err(), true // it may be committed: a commit is idempotent
+	}
+	if ride.alone {
+		return nil, false
+	}
+	return ride.err, true
+}
