@@ -61,6 +61,14 @@ type pendingCall struct {
 	reply    Reply       // written by the reply reader before it sends on ch
 	progress func(*Reply)
 	timer    *time.Timer // the call's deadline, reused with the pendingCall
+	// lc is the call's context, reused with the pendingCall (see end).
+	lc lazyCtx
+	// answered says the reply came: pc goes back to the pool when the
+	// call ends.
+	answered bool
+	// req is the produce's one-record batch: a record passed to the
+	// transport's variadic Produce would otherwise escape to the heap.
+	req [1]transport.Message
 }
 
 var callPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan *Reply, 1)} }}
@@ -145,12 +153,13 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 	if err != nil {
 		return err
 	}
-	lc := c.callContext(ctx, cc.timeout)
-	defer lc.release()
+	pc := callPool.Get().(*pendingCall)
+	now := time.Now() // one clock reading for the deadline, the id and the timeout header
+	lc := c.callContext(&pc.lc, ctx, cc.timeout, now)
+	defer pc.end()
 	ctx = lc
 
-	id := newID()
-	pc := callPool.Get().(*pendingCall)
+	id := newIDAt(now)
 	pc.progress = cc.progress
 	c.mu.Lock()
 	if c.closed {
@@ -160,7 +169,7 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 	c.pending[id] = pc
 	c.mu.Unlock()
 
-	msg := c.request(ctx, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
+	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	if o := c.cfg.observer; o != nil {
 		msg, done := observeCall(o, lc.parent, msg)
 		err := c.exchange(lc, pc, id, msg, !callerOwned(req), out)
@@ -168,6 +177,20 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 		return err
 	}
 	return c.exchange(lc, pc, id, msg, !callerOwned(req), out)
+}
+
+// end releases the call's context and, when the call is done with pc
+// (answered: a call that gave up may still get a late reply in it),
+// returns pc to the pool. Only when nobody built the context (nobody
+// waited on it, as the embedded broker never does): whoever built it may
+// still hold it, and pc, which it is part of, is then left to the GC.
+func (pc *pendingCall) end() {
+	pc.lc.release()
+	if !pc.answered || pc.lc.inner.Load() != nil {
+		return
+	}
+	pc.answered = false
+	callPool.Put(pc)
 }
 
 // observeCall tells o about the request msg and returns msg as o left it.
@@ -197,7 +220,7 @@ func observed(done func(*Reply, error), out *Reply, err error) {
 // reply, written to out. owned is produce's.
 func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, out *Reply) error {
 	ctx, topic := context.Context(lc), msg.Topic
-	sent, err := c.produce(ctx, msg, owned)
+	sent, err := c.produce(ctx, msg, owned, &pc.req)
 	switch {
 	case errors.Is(err, transport.ErrOutcomeUnknown):
 		// The request may have been written: wait for its reply (and
@@ -281,11 +304,12 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 	}
 }
 
-// replied ends a call with its reply r (pc's), copied to out, and returns
-// pc to the pool.
+// replied ends a call with its reply r (pc's), copied to out, and readies
+// pc for the pool.
 func replied(pc *pendingCall, r *Reply, out *Reply) error {
 	*out = *r
 	*r = Reply{} // the pool keeps no reply's memory alive
+	pc.req[0] = transport.Message{}
 	pc.progress = nil
 	if !pc.timer.Stop() {
 		select { // fired as the reply won: empty it for the next call
@@ -293,7 +317,7 @@ func replied(pc *pendingCall, r *Reply, out *Reply) error {
 		default:
 		}
 	}
-	callPool.Put(pc)
+	pc.answered = true // back to the pool when the call ends (pendingCall.end)
 	if out.Err != nil {
 		return out.Err
 	}
@@ -306,11 +330,13 @@ func replied(pc *pendingCall, r *Reply, out *Reply) error {
 // send do; sendErr then reports ErrClosed). A retry after a lost response
 // can write the record twice; servers drop the copy by its id. owned says
 // msg may be handed over to the transport (see ownedProducer). It returns
-// msg as written.
-func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool) (transport.Message, error) {
+// msg as written. batch is the produce's scratch batch (the transport may
+// fill it in place): every attempt starts from msg again.
+func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool, batch *[1]transport.Message) (transport.Message, error) {
 	// The first attempt is made outside retry: the common case, a produce
 	// that works, then costs no closure.
-	out, err := c.p.produce(ctx, owned, msg)
+	batch[0] = msg
+	out, err := c.p.produce(ctx, owned, batch[:]...)
 	if err == nil {
 		return written(out, msg), nil
 	}
@@ -319,7 +345,8 @@ func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool)
 	first := true
 	err = retry(ctx, p, func() error {
 		if !first {
-			out, err = c.p.produce(ctx, owned, msg)
+			batch[0] = msg
+			out, err = c.p.produce(ctx, owned, batch[:]...)
 		}
 		first = false
 		if err != nil && (permanentProduceErr(err) || ctx.Err() != nil) {
@@ -360,13 +387,17 @@ var clientProduceBackoff = backoffPolicy{initial: 10 * time.Millisecond, max: ti
 
 // Call is the typed form of Client.Call: it decodes the reply into Resp.
 func Call[Resp any](ctx context.Context, c *Client, topic string, req any, opts ...CallOption) (Resp, error) {
-	var out Resp
 	var r Reply // on the stack: the typed call allocates no Reply
 	if err := c.call(ctx, topic, req, opts, &r); err != nil {
-		return out, err
+		var zero Resp
+		return zero, err
 	}
-	err := r.Decode(&out)
-	return out, err
+	// r.Decode(&out), without out escaping to the heap.
+	out, err := decodeTyped[Resp](r.Value)
+	if err != nil {
+		return out, r.decodeErr(err)
+	}
+	return out, nil
 }
 
 // Notify sends req to topic without waiting for anything: no reply is
@@ -398,18 +429,19 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 	if c.isClosed() {
 		return "", NewError(CodeUnavailable, ErrClosed)
 	}
+	now := time.Now()
 	lc := &lazyCtx{parent: ctx, closing: c.ctx}
 	if cc.timeout > 0 {
-		lc.deadline = time.Now().Add(cc.timeout)
+		lc.deadline = now.Add(cc.timeout)
 	}
 	defer lc.release()
-	id := newID()
-	msg := c.request(lc, topic, id, kind, replyTo, payload, &cc)
+	id := newIDAt(now)
+	msg := c.request(lc, now, topic, id, kind, replyTo, payload, &cc)
 	var done func(*Reply, error)
 	if o := c.cfg.observer; o != nil {
 		msg, done = observeCall(o, ctx, msg)
 	}
-	if _, err := c.produce(lc, msg, !callerOwned(req)); err != nil {
+	if _, err := c.produce(lc, msg, !callerOwned(req), new([1]transport.Message)); err != nil {
 		err = c.sendErr(string(kind), topic, err)
 		if done != nil {
 			done(nil, err)
@@ -477,20 +509,20 @@ func (c *Client) isClosed() bool {
 // callContext applies the call's timeout, or the client's default when the
 // context has no deadline. The context is lazy: the wait below uses a timer
 // of its own, and a transport that never waits on it costs no timer.
-func (c *Client) callContext(ctx context.Context, d time.Duration) *lazyCtx {
-	lc := &lazyCtx{parent: ctx, closing: c.ctx}
+func (c *Client) callContext(lc *lazyCtx, ctx context.Context, d time.Duration, now time.Time) *lazyCtx {
+	lc.reset(ctx, c.ctx)
 	if d <= 0 {
 		if _, ok := ctx.Deadline(); ok {
 			return lc
 		}
 		d = c.cfg.timeout
 	}
-	lc.deadline = time.Now().Add(d)
+	lc.deadline = now.Add(d)
 	return lc
 }
 
-// request builds a request or notify record.
-func (c *Client) request(ctx context.Context, topic, id string, kind Kind, replyTo string, payload []byte, cc *callConfig) transport.Message {
+// request builds a request or notify record; now is the time of the call.
+func (c *Client) request(ctx context.Context, now time.Time, topic, id string, kind Kind, replyTo string, payload []byte, cc *callConfig) transport.Message {
 	hb := make(headerBuilder, 0, 8+len(cc.headers))
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, id)
@@ -499,7 +531,7 @@ func (c *Client) request(ctx context.Context, topic, id string, kind Kind, reply
 	hb.add(HeaderFrom, c.cfg.name)
 	hb.add(HeaderReplyTo, replyTo)
 	if dl, ok := ctx.Deadline(); ok && kind == KindRequest {
-		hb.add(HeaderTimeoutMs, timeoutMs(dl))
+		hb.add(HeaderTimeoutMs, timeoutMsAt(dl, now))
 	}
 	hb.add(HeaderContentType, contentTypeJSON)
 	for _, h := range cc.headers {
@@ -513,11 +545,14 @@ func (c *Client) request(ctx context.Context, topic, id string, kind Kind, reply
 
 // timeoutMs is the rpc-timeout-ms value for deadline dl: what is left, at
 // least 1.
-func timeoutMs(dl time.Time) string {
-	ms := max(time.Until(dl).Milliseconds(), 1)
-	// Calls with one timeout mostly carry the same value (29999 for the
-	// default 30 s): the last one formatted is kept, which saves an
-	// allocation per call.
+func timeoutMs(dl time.Time) string { return timeoutMsAt(dl, time.Now()) }
+
+// timeoutMsAt is timeoutMs at now.
+func timeoutMsAt(dl, now time.Time) string {
+	ms := max(dl.Sub(now).Milliseconds(), 1)
+	// Calls with one timeout mostly carry the same value (30000 for the
+	// default 30 s, measured from the time the deadline was set): the last
+	// one formatted is kept, which saves an allocation per call.
 	if last := lastTimeoutMs.Load(); last != nil && last.ms == ms {
 		return last.s
 	}

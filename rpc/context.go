@@ -29,6 +29,15 @@ type lazyCtx struct {
 	released bool               // under mu: built after release means canceled
 }
 
+// reset readies c, unbuilt (see pendingCall.end), for a new use with
+// parent and closing and no deadline.
+func (c *lazyCtx) reset(parent, closing context.Context) {
+	c.parent, c.closing, c.deadline = parent, closing, time.Time{}
+	c.mu.Lock()
+	c.cancel, c.released = nil, false
+	c.mu.Unlock()
+}
+
 func (c *lazyCtx) build() context.Context {
 	if in := c.inner.Load(); in != nil {
 		return *in

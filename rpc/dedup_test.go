@@ -1,10 +1,13 @@
 package rpc
 
 import (
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -48,4 +51,41 @@ func TestMarkerCarriesOnlySmallReplies(t *testing.T) {
 	e, ok = entryFromMarker(&m)
 	assert.True(t, ok)
 	assert.Nil(t, e.reply.Load(), "the reply is not sent again by another instance")
+}
+
+// markerFor appends the marker's headers in the reply's array when it has
+// room for them (3, or 4 for a reply to a pinned partition), and copies
+// them otherwise; the reply's own headers never change.
+func TestMarkerForSharesRoomOnly(t *testing.T) {
+	reply := func(n, room int, pinned bool) *transport.Message {
+		hs := make([]transport.Header, n, n+room)
+		for i := range hs {
+			hs[i] = transport.Header{Key: "h" + strconv.Itoa(i), Value: "v"}
+		}
+		return &transport.Message{Topic: "replies", Partition: 2, ManualPartition: pinned, Key: "id", Value: []byte(`1`), Headers: hs}
+	}
+	for _, tc := range []struct {
+		name         string
+		n, room      int
+		pinned, same bool
+	}{
+		{"unpinned with room for 3", 9, 3, false, true},
+		{"pinned with room for 3", 9, 3, true, false},
+		{"pinned with room for 4", 8, 4, true, true},
+		{"unpinned without room", 6, 2, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := reply(tc.n, tc.room, tc.pinned)
+			before := slices.Clone(r.Headers)
+			m := markerFor("g.handled", "me", "id", r)
+			require.Equal(t, before, r.Headers, "the reply's headers are its own")
+			require.Equal(t, before, m.Headers[:tc.n], "the marker carries them")
+			require.Equal(t, tc.same, &m.Headers[0] == &r.Headers[0], "shares the reply's array")
+			e, ok := entryFromMarker(&m)
+			require.True(t, ok)
+			got := e.reply.Load()
+			require.Equal(t, tc.pinned, got.ManualPartition)
+			require.Len(t, got.Headers, tc.n)
+		})
+	}
 }

@@ -1,15 +1,11 @@
 package rpc
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -168,22 +164,6 @@ func (env *envelope) deadlineFor(m *transport.Message, now time.Time, skew time.
 	return env.deadline
 }
 
-// newID returns a fresh message id: a UUID v7 (RFC 9562), sortable by its
-// millisecond creation time. The 74 random bits come from math/rand/v2's
-// per-thread ChaCha8 source: ids must be unique, not secret. It pays for
-// itself: BenchmarkNewID (envelope_test.go) measured, on a 2-core machine,
-// 1 allocation against uuid.NewV7's 2 per id, and 191 ns/op against 872
-// with two goroutines (uuid.NewV7 serialises on a global lock).
-func newID() string {
-	var u uuid.UUID
-	ms := uint64(time.Now().UnixMilli())
-	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
-	binary.BigEndian.PutUint64(u[0:], ms<<16|rand.Uint64()&0x0fff)
-	u[6] = 0x70 | u[6]&0x0f // version 7
-	u[8] = 0x80 | u[8]&0x3f // variant 10
-	return u.String()
-}
-
 // headerBuilder appends envelope headers to a slice sized for the common
 // case, to keep allocations per record at one.
 type headerBuilder []transport.Header
@@ -194,11 +174,19 @@ func (hb *headerBuilder) add(k, v string) {
 	}
 }
 
+// replyHeaders is the most headers replyMessage writes, with room for
+// markerHeaders more: the dedup marker appends its headers after the
+// reply's, in the same array (see markerFor).
+const replyHeaders = 9 + markerHeaders
+
 // replyMessage builds a reply or progress record for the request in env.
 func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
-	// Room for markerHeaders more: the dedup marker appends its headers
-	// after the reply's, in the same array (see markerFor).
-	hb := make(headerBuilder, 0, 9+markerHeaders)
+	return s.replyMessageIn(make(headerBuilder, 0, replyHeaders), env, kind, payload, herr)
+}
+
+// replyMessageIn is replyMessage with its headers written to hb, which has
+// room for them (at most 9) and the marker's (see markerFor).
+func (s *Server) replyMessageIn(hb headerBuilder, env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, newID())
 	hb.add(HeaderKind, string(kind))

@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,4 +142,47 @@ func BenchmarkNewID(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestNewIDArenas: ids written into shared arenas are uuid's text form,
+// all different across arenas and goroutines, and stay as they were handed
+// out.
+func TestNewIDArenas(t *testing.T) {
+	before := time.Now().UnixMilli()
+	id := newID()
+	first := strings.Clone(id) // its own bytes, for the check at the end
+	after := time.Now().UnixMilli()
+	u, err := uuid.Parse(id)
+	require.NoError(t, err)
+	require.Equal(t, uuid.Version(7), u.Version())
+	require.Equal(t, uuid.RFC4122, u.Variant())
+	require.Equal(t, u.String(), id, "the text form is uuid's")
+	sec, nsec := u.Time().UnixTime()
+	ms := sec*1000 + nsec/1e6
+	require.True(t, ms >= before && ms <= after, "id time %d not within [%d, %d]", ms, before, after)
+
+	const perG, gs = 500, 4
+	got := make([][]string, gs)
+	var wg sync.WaitGroup
+	for g := range gs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perG {
+				got[g] = append(got[g], newID())
+			}
+		}()
+	}
+	wg.Wait()
+	seen := make(map[string]bool)
+	for _, ids := range got {
+		for _, id := range ids {
+			require.Len(t, id, 36)
+			require.False(t, seen[id], "id %s handed out twice", id)
+			seen[id] = true
+			_, err := uuid.Parse(id)
+			require.NoError(t, err)
+		}
+	}
+	require.Equal(t, first, id, "an id handed out earlier is unchanged by the ids after it")
 }

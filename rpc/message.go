@@ -41,9 +41,15 @@ func (r *Request) Payload() json.RawMessage { return r.Value }
 // gives an *Error with CodeInvalidArgument.
 func (r *Request) Decode(v any) error {
 	if err := json.Unmarshal(r.Value, v); err != nil {
-		return &Error{code: CodeInvalidArgument, message: "decode " + r.Topic + " request: " + err.Error(), cause: errors.Join(errUndecodable, err)}
+		return r.decodeErr(err)
 	}
 	return nil
+}
+
+// decodeErr is the error of a payload that does not decode: its Serve
+// dead-letters the request as undecodable.
+func (r *Request) decodeErr(err error) error {
+	return &Error{code: CodeInvalidArgument, message: "decode " + r.Topic + " request: " + err.Error(), cause: errors.Join(errUndecodable, err)}
 }
 
 // Reply is a reply or progress notice as a caller sees it: the record as
@@ -75,9 +81,14 @@ func (r *Reply) Payload() json.RawMessage { return r.Value }
 // Decode unmarshals the payload into v.
 func (r *Reply) Decode(v any) error {
 	if err := json.Unmarshal(r.Value, v); err != nil {
-		return Errorf(CodeInvalidArgument, "decode reply %s: %w", r.CorrelationID, err)
+		return r.decodeErr(err)
 	}
 	return nil
+}
+
+// decodeErr is the error of a reply payload that does not decode.
+func (r *Reply) decodeErr(err error) error {
+	return Errorf(CodeInvalidArgument, "decode reply %s: %w", r.CorrelationID, err)
 }
 
 func replyFrom(m *transport.Message, env *envelope) *Reply {

@@ -36,8 +36,10 @@ type delivery struct {
 	// hc is the handler's context (see newHandlerCtx), made once by invoke.
 	hc handlerCtx
 	// batch holds the reply and the dedup marker for sendReply's produce,
-	// so that it needs no allocation of its own.
-	batch [2]transport.Message
+	// so that it needs no allocation of its own: the worker's, which
+	// handles one delivery at a time (it is not part of the delivery, which
+	// it would make a size class larger).
+	batch *[2]transport.Message
 }
 
 // outcomeKind says what settle does with a delivery.
@@ -66,6 +68,9 @@ type outcome struct {
 	reason string        // outPoison: the dlq-reason
 	err    *Error        // outPoison: the error the caller gets
 	entry  *handledEntry // outResend: the stored entry
+	// made, when not nil, is the entry settle records: its reply's
+	// headers were written in the same allocation (see replyOutcome).
+	made *handledEntry
 }
 
 func poisoned(reason string, e *Error) outcome {
@@ -79,8 +84,9 @@ func poisoned(reason string, e *Error) outcome {
 //
 // A copy of a request in flight reports false too: its offset is done with
 // the first delivery's (see waiter).
-func (r *serveRun) handle(tk *ticket) bool {
+func (r *serveRun) handle(tk *ticket, batch *[2]transport.Message) bool {
 	d, o := r.admit(tk)
+	d.batch = batch
 	if o.kind == outRun {
 		r.route(d)
 		o = r.invoke(d)
@@ -218,7 +224,11 @@ func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcom
 	if d.replyTo == "" {
 		return outcome{kind: outReply}
 	}
-	return outcome{kind: outReply, reply: r.s.replyMessage(&d.env, KindReply, payload, herr), hasReply: true}
+	// The entry settle records holds the reply: it and the reply's
+	// headers are one allocation.
+	e := new(entryWithHeaders)
+	reply := r.s.replyMessageIn(e.hdrs[:0], &d.env, KindReply, payload, herr)
+	return outcome{kind: outReply, reply: reply, hasReply: true, made: &e.handledEntry}
 }
 
 // call calls h, retrying errors marked Retryable with backoff, up to the

@@ -15,9 +15,10 @@ func Handle[Req, Resp any](s *Server, route string, fn func(ctx context.Context,
 		panic("rpc: Handle " + route + ": nil handler")
 	}
 	s.HandleFunc(route, func(ctx context.Context, r *Request) (any, error) {
-		var in Req
-		if err := r.Decode(&in); err != nil {
-			return nil, err
+		// decodeTyped is r.Decode(&in) without in escaping to the heap.
+		in, err := decodeTyped[Req](r.Value)
+		if err != nil {
+			return nil, r.decodeErr(err)
 		}
 		return fn(ctx, in)
 	})

@@ -240,21 +240,23 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 
 func (r *serveRun) worker(work <-chan ticket) {
 	defer r.workers.Done()
+	batch := new([2]transport.Message) // sendReply's, for every delivery of this worker
 	for tk := range work {
-		r.run(&tk)
+		r.run(&tk, batch)
 		r.carry.done()
 	}
 }
 
-// run is a worker's handling of one ticket.
-func (r *serveRun) run(tk *ticket) {
+// run is a worker's handling of one ticket; batch is the worker's (see
+// delivery.batch).
+func (r *serveRun) run(tk *ticket, batch *[2]transport.Message) {
 	if r.stopping.Load() {
 		return // not started before the stop: left uncommitted, redelivered later
 	}
 	if !r.track.current(tk) {
 		return // its partition was revoked: the next owner runs it
 	}
-	if !r.handle(tk) {
+	if !r.handle(tk, batch) {
 		return // stays in flight: not committed, redelivered later
 	}
 	r.s.handled.Add(1)

@@ -49,7 +49,11 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 		r.release(d)
 		return true // nothing to record or answer
 	}
-	e := &handledEntry{id: d.env.id, at: time.Now()}
+	e := o.made
+	if e == nil {
+		e = new(handledEntry)
+	}
+	e.id, e.at = d.env.id, time.Now()
 	if o.hasReply { // the entry holds the reply: one allocation for both
 		e.sent = o.reply
 		e.reply.Store(&e.sent)
@@ -89,6 +93,7 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 		batch = append(batch, marker)
 	}
 	ok, err := r.produceAs("reply", d.env.id, owned, batch...)
+	*d.batch = [2]transport.Message{} // holds nothing alive until the worker's next reply
 	if reply == nil || !errors.Is(err, transport.ErrMessageTooLarge) {
 		return ok
 	}

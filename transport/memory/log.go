@@ -29,11 +29,16 @@ func newTopic(name string, partitions int) *topic {
 
 // partition is one append-only log.
 //
-// The retained records sit in a ring buffer: recs[(head+i)%len(recs)], for
-// i < count, has offset base+i. Records are stored as complete
-// transport.Messages (Topic, Partition, Offset and Time filled in), so a read
-// is a copy. Their Value and Headers point into buffers the broker allocated
-// at Produce and never changes.
+// The retained records sit in chunks of chunkRecords: the record at offset
+// base+i, for i < count, is in chunks[(head+i)/chunkRecords] at
+// (head+i)%chunkRecords. A chunk is added when the last one is full and
+// dropped when retention has dropped all of its records (the last one
+// dropped is kept as a spare for the next append): a growing log never
+// copies the records it holds, and a log that retention shrinks gives its
+// memory back. Records are stored as complete transport.Messages (Topic,
+// Partition, Offset and Time filled in), so a read is a copy. Their Value
+// and Headers point into buffers the broker allocated at Produce and never
+// changes.
 type partition struct {
 	topic *topic
 	index int32
@@ -43,14 +48,14 @@ type partition struct {
 	end atomic.Int64
 
 	mu        sync.Mutex
-	recs      []transport.Message // ring buffer; grows by doubling, never shrinks
-	added     []int64             // append times in unix ms, parallel to recs (for the retention age)
-	head      int                 // index in recs of the record at offset base
-	count     int                 // retained records
-	base      int64               // the earliest retained offset
-	bytes     int64               // size of the retained records, by recordSize
-	lastMilli int64               // Time of the last appended record, in ms
-	unordered bool                // some record's Time is before its predecessor's
+	chunks    []*chunk // the retained records, oldest first
+	spare     *chunk   // the last chunk retention emptied, for reuse; nil if none
+	head      int      // index in chunks[0] of the record at offset base
+	count     int      // retained records
+	base      int64    // the earliest retained offset
+	bytes     int64    // size of the retained records, by recordSize
+	lastMilli int64    // Time of the last appended record, in ms
+	unordered bool     // some record's Time is before its predecessor's
 
 	// watchers are signalled (non-blocking, cap 1 channels) after every
 	// append: the wake channels of consumers owning the partition and of
@@ -63,6 +68,32 @@ type partition struct {
 	// has passed every partition's lock.
 	log     *disklog.Log
 	stopped *atomic.Bool
+}
+
+// chunkRecords is how many records a chunk holds: a partition with any
+// record holds at least one chunk (about 9 KiB).
+const chunkRecords = 64
+
+// chunk is a block of a partition's log.
+type chunk struct {
+	recs [chunkRecords]transport.Message
+	meta [chunkRecords]recMeta // what retention needs of each record
+}
+
+// at returns the i-th retained record (offset base+i) and its meta.
+// Called with mu held.
+func (p *partition) at(i int) (*transport.Message, *recMeta) {
+	i += p.head
+	c := p.chunks[i/chunkRecords]
+	return &c.recs[i%chunkRecords], &c.meta[i%chunkRecords]
+}
+
+// recMeta is what retention needs of a stored record: when it was
+// appended (unix ms, for the retention age) and its size (recordSize,
+// kept so that dropping it does not walk its headers again).
+type recMeta struct {
+	added int64
+	size  int64
 }
 
 // recordSize is the size a record counts for against WithMaxMessageBytes and
@@ -127,12 +158,9 @@ func (p *partition) append(msgs []transport.Message, cfg *config, now time.Time)
 	return seq, nil
 }
 
-// store puts msgs in the ring, setting their offsets, as appended at
+// store puts msgs in the log, setting their offsets, as appended at
 // addedMs. Called with mu held.
 func (p *partition) store(msgs []transport.Message, addedMs int64) {
-	if need := p.count + len(msgs); need > len(p.recs) {
-		p.grow(need)
-	}
 	off := p.base + int64(p.count)
 	for i := range msgs {
 		m := &msgs[i]
@@ -143,10 +171,20 @@ func (p *partition) store(msgs []transport.Message, addedMs int64) {
 		} else {
 			p.lastMilli = ms
 		}
-		p.bytes += int64(recordSize(m))
-		at := (p.head + p.count) % len(p.recs)
-		p.recs[at] = *m
-		p.added[at] = addedMs
+		size := int64(recordSize(m))
+		p.bytes += size
+		pos := p.head + p.count
+		if pos/chunkRecords == len(p.chunks) {
+			c := p.spare
+			if c == nil {
+				c = new(chunk)
+			}
+			p.spare = nil
+			p.chunks = append(p.chunks, c)
+		}
+		c := p.chunks[pos/chunkRecords]
+		c.recs[pos%chunkRecords] = *m
+		c.meta[pos%chunkRecords] = recMeta{added: addedMs, size: size}
 		p.count++
 	}
 }
@@ -163,30 +201,24 @@ func (p *partition) restore(b disklog.Batch, cfg *config, now time.Time) {
 	p.mu.Unlock()
 }
 
-// grow makes the ring hold at least need records. Called with mu held.
-func (p *partition) grow(need int) {
-	n := max(2*len(p.recs), 16)
-	for n < need {
-		n *= 2
-	}
-	recs := make([]transport.Message, n)
-	k := copy(recs, p.recs[p.head:min(p.head+p.count, len(p.recs))])
-	copy(recs[k:], p.recs[:p.count-k])
-	added := make([]int64, n)
-	copy(added, p.added[p.head:p.head+k])
-	copy(added[k:], p.added[:p.count-k])
-	p.recs, p.added, p.head = recs, added, 0
-}
-
 // trim drops the oldest records while the log is over a retention limit
 // (records, bytes, or the oldest record appended more than the retention
 // age before now), keeping at least the newest record. Called with mu held.
 func (p *partition) trim(cfg *config, now time.Time) {
 	cutoff := now.Add(-cfg.retentionAge).UnixMilli()
-	for p.count > 1 && (p.count > cfg.retentionRecords || p.bytes > cfg.retentionBytes || p.added[p.head] < cutoff) {
-		p.bytes -= int64(recordSize(&p.recs[p.head]))
-		p.recs[p.head] = transport.Message{} // release the record's memory
-		p.head = (p.head + 1) % len(p.recs)
+	for p.count > 1 {
+		c := p.chunks[0]
+		if meta := &c.meta[p.head]; p.count <= cfg.retentionRecords && p.bytes <= cfg.retentionBytes && meta.added >= cutoff {
+			break
+		}
+		p.bytes -= c.meta[p.head].size
+		c.recs[p.head] = transport.Message{} // release the record's memory
+		p.head++
+		if p.head == chunkRecords { // the chunk is empty: the spare
+			clear(p.chunks[:1])
+			p.chunks = p.chunks[1:]
+			p.spare, p.head = c, 0
+		}
 		p.count--
 		p.base++
 	}
@@ -203,10 +235,12 @@ func (p *partition) readLocked(dst []transport.Message, from int64, max int) ([]
 	if n <= 0 {
 		return dst, from
 	}
-	i := (p.head + int(from-p.base)) % len(p.recs)
-	first := min(n, len(p.recs)-i)
-	dst = append(dst, p.recs[i:i+first]...)
-	dst = append(dst, p.recs[:n-first]...)
+	for i, left := p.head+int(from-p.base), n; left > 0; {
+		c, j := p.chunks[i/chunkRecords], i%chunkRecords
+		k := min(left, chunkRecords-j)
+		dst = append(dst, c.recs[j:j+k]...)
+		i, left = i+k, left-k
+	}
 	return dst, from + int64(n)
 }
 
@@ -236,7 +270,7 @@ func (p *partition) offsets() (earliest, latest int64) {
 func (p *partition) offsetForTime(t time.Time) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	at := func(i int) *transport.Message { return &p.recs[(p.head+i)%len(p.recs)] }
+	at := func(i int) *transport.Message { m, _ := p.at(i); return m }
 	if !p.unordered {
 		// Times never decrease: binary search.
 		i := sort.Search(p.count, func(i int) bool { return !at(i).Time.Before(t) })

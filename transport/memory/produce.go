@@ -89,11 +89,11 @@ func (b *Broker) produce(ctx context.Context, msgs []transport.Message, owned bo
 	for i := range msgs {
 		needNow = needNow || msgs[i].Time.IsZero()
 	}
-	out := b.copyIn(msgs, parts, needNow, owned)
+	now := b.now() // one clock reading: the records' default Time and their append time
+	out := b.copyIn(msgs, parts, needNow, owned, now)
 
 	// Append runs of records bound for the same partition under one lock;
 	// records for one partition keep their relative order.
-	now := b.now()
 	var (
 		sbuf  [4]pendingSync
 		syncs = sbuf[:0]
@@ -264,11 +264,11 @@ func (b *Broker) place(t *topic, m *transport.Message, i int) (*partition, error
 // its produce call (one buffer per batch let one kept record pin the
 // batch). needNow says some record has no time: it gets the broker's now.
 // owned says the caller handed msgs over (ProduceOwned): they are filled
-// in place and their Value and Headers kept as they are.
-func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, needNow, owned bool) []transport.Message {
-	var now time.Time
+// in place and their Value and Headers kept as they are. now is the
+// produce's clock reading.
+func (b *Broker) copyIn(msgs []transport.Message, parts []*partition, needNow, owned bool, now time.Time) []transport.Message {
 	if needNow {
-		now = truncMilli(b.now())
+		now = truncMilli(now)
 	}
 	out := msgs
 	if !owned {

@@ -1,0 +1,104 @@
+package rpc
+
+import (
+	"encoding/json"
+	"io"
+	"reflect"
+	"sync"
+)
+
+// Payload decoding without json.Unmarshal's per-call allocations.
+//
+// json.Unmarshal builds a decoder for every call (its state, its scanner's
+// stack, the field path it keeps for errors): five allocations for a small
+// struct before the first decoded string. A json.Decoder keeps all of that
+// from one value to the next, so a pooled one decodes the same payload with
+// only the allocations the value itself needs. The decoder is only an
+// engine here: decodeTyped gives the same results and the same errors as
+// json.Unmarshal (any payload the pooled decoder does not take cleanly, and
+// any error, is decoded again by json.Unmarshal, whose answer is returned).
+// A type's UnmarshalJSON gets bytes of the decoder's buffer, which the next
+// decode overwrites: as encoding/json requires, it must copy what it keeps.
+
+// maxPooledDecode is the largest payload decoded with a pooled decoder. A
+// json.Decoder's buffer grows to hold the value it decodes and never
+// shrinks: larger payloads use json.Unmarshal, so that the pool keeps no
+// large buffers alive.
+const maxPooledDecode = 16 << 10
+
+// pooledDecoder is a json.Decoder reading from a payload set per use.
+type pooledDecoder struct {
+	src payloadReader
+	dec *json.Decoder
+}
+
+// payloadReader reads one payload, then reports io.EOF (which a
+// json.Decoder needs to see the end of a top-level number).
+type payloadReader struct{ b []byte }
+
+func (r *payloadReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	d := new(pooledDecoder)
+	d.dec = json.NewDecoder(&d.src)
+	return d
+}}
+
+// decodePooled decodes data into v, which must point to a zero value,
+// with a pooled decoder. It reports false when it could not take data
+// cleanly (an error, or more after the value): v may then be partly filled,
+// and the caller zeroes it and decodes with json.Unmarshal, which says
+// what is wrong as it would have.
+func decodePooled(data []byte, v any) bool {
+	if len(data) == 0 || len(data) > maxPooledDecode {
+		return false
+	}
+	d := decoderPool.Get().(*pooledDecoder)
+	d.src.b = data
+	start := d.dec.InputOffset()
+	err := d.dec.Decode(v)
+	// More skips the whitespace after the value: it reports false at the
+	// end of the payload (and at a stray '}' or ']', which the offset
+	// tells apart). Everything read, the decoder holds nothing for its
+	// next use. After an error it is dropped: a json.Decoder keeps its
+	// read errors.
+	if err != nil || d.dec.More() || d.dec.InputOffset()-start != int64(len(data)) {
+		return false
+	}
+	decoderPool.Put(d)
+	return true
+}
+
+// targetPools holds, per type, a sync.Pool of *T for decodeTyped.
+var targetPools sync.Map // reflect.Type → *sync.Pool
+
+// decodeTyped is json.Unmarshal into a new T: the same result, the same
+// error. The pointer json needs to decode into comes from a pool of its
+// type, so that the value does not escape to the heap for every call: it
+// is copied out and the pooled one zeroed.
+func decodeTyped[T any](data []byte) (T, error) {
+	typ := reflect.TypeFor[T]()
+	p, ok := targetPools.Load(typ)
+	if !ok {
+		p, _ = targetPools.LoadOrStore(typ, &sync.Pool{New: func() any { return new(T) }})
+	}
+	pool := p.(*sync.Pool)
+	ptr := pool.Get().(*T)
+	var zero T
+	var err error
+	if !decodePooled(data, ptr) {
+		*ptr = zero
+		err = json.Unmarshal(data, ptr)
+	}
+	out := *ptr
+	*ptr = zero // the pool keeps nothing the value refers to alive
+	pool.Put(ptr)
+	return out, err
+}
