@@ -20,7 +20,8 @@ import (
 //  2. the dedup entry, with the reply exactly as it will be sent, made
 //     visible before the reply is produced, so that a copy of the request
 //     arriving meanwhile is answered with it rather than dropped;
-//  3. the reply and the dedup marker, in one produce when they fit.
+//  3. the dedup marker and the reply, in that order (see sendReply), in
+//     one produce when they fit.
 //
 // It reports whether the record is done with (see handle).
 func (r *serveRun) settle(d *delivery, o outcome) bool {
