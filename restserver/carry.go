@@ -153,7 +153,7 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 	}
 	out := []transport.Message{}
 	if len(msgs) > 0 {
-		ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+		ctx, cancel := s.produceContext(r)
 		defer cancel()
 		var err error
 		if owned {
