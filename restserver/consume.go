@@ -461,15 +461,15 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	if err != nil {
 		return err
 	}
-	topics := make([]string, 0, len(req.Topics)+1)
-	if req.Topic != "" {
-		topics = append(topics, req.Topic)
-	}
 	for _, t := range req.Topics {
 		if t == "" {
 			return badRequest("topics must not hold an empty name")
 		}
-		topics = append(topics, t)
+	}
+	topics := req.Topics // decoded for this request: sorted in place
+	if req.Topic != "" {
+		topics = append(make([]string, 0, len(req.Topics)+1), req.Topic)
+		topics = append(topics, req.Topics...)
 	}
 	if len(topics) == 0 {
 		return badRequest("topic or topics is required")
