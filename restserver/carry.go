@@ -43,6 +43,12 @@ const (
 	// or the error POST /commit would have answered, as
 	// {"error": "...", "status": N}. Absent: nothing was committed.
 	CommittedHeader = "Kafka-Committed"
+	// MaxCarriedRecords is the most records one consume may carry: their
+	// answer travels in a response header (about 60 bytes a record, plus
+	// the topic's name), which HTTP clients cap (Go's at 10 MB). A consume
+	// carrying more is refused with 413, nothing written: POST /produce
+	// takes them, answered in its body.
+	MaxCarriedRecords = 1000
 )
 
 // Shared header values (net/http only reads them).
@@ -138,6 +144,11 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 			return err
 		}
 	}
+	if len(items) > MaxCarriedRecords {
+		return errorf(http.StatusRequestEntityTooLarge,
+			"a consume carries at most %d records to produce, got %d: produce them with POST /produce; nothing was written or consumed",
+			MaxCarriedRecords, len(items))
+	}
 	s := c.s
 	msgs := make([]transport.Message, len(items))
 	own, owned := s.backend.(ownedProducer)
@@ -193,6 +204,28 @@ func (c *carry) ready(m Member) {
 	}
 	if c.offs != nil {
 		c.commit(m)
+	}
+	c.flush()
+}
+
+// flushProduced sends the headers now, without committing, when the
+// consume carried records that are written (Kafka-Produced is set): called
+// before the consume waits (for the poll slot, for a join), which may take
+// longer than the client waits for the headers. A client that got no
+// Kafka-Produced would take its records for unwritten and produce them
+// again. The carried commit, if any, is then not done (Kafka-Committed is
+// absent): the client commits alone.
+func (c *carry) flushProduced() {
+	if c == nil || c.flushed || len(c.w.Header()[ProducedHeader]) == 0 {
+		return
+	}
+	c.flush()
+}
+
+// flush sends the headers (status 200) at once; the body follows.
+func (c *carry) flush() {
+	if c == nil || c.flushed {
+		return
 	}
 	c.flushed = true
 	h := c.w.Header()

@@ -497,6 +497,7 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 		if err := cr.produce(r, cb.Produce); err != nil {
 			return err
 		}
+		// Written: answered before anything waits (carry.flushProduced).
 	}
 	if pooled != nil {
 		putBuf(pooled) // decoded: what is kept of it was copied
@@ -505,22 +506,18 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 
 	key := keyFor(r, seg[1], seg[2])
 	if err := s.claimIncarnation(key, r, true); err != nil {
-		return err
+		return cr.fail(r, err)
 	}
 	in, created, err := s.acquireInstance(key, r, true)
 	if err != nil {
-		return err
+		return cr.fail(r, err)
 	}
 	defer s.releaseInstance(in)
 	if created {
 		s.log.Debug("kafka-rest: consumer instance created", "group", in.key.group, "instance", in.key.name)
 	}
 
-	var ready func(Member)
-	if cr != nil {
-		ready = cr.ready
-	}
-	msgs, err := s.consume(r, in, topics, timeout, ready)
+	msgs, err := s.consume(r, in, topics, timeout, cr)
 	if err != nil && in.replaced.Load() {
 		// Whatever the replacement cut short (a join abandoned, a member
 		// closed), the answer is that this incarnation is fenced.
@@ -568,15 +565,18 @@ func (s *Server) writeRecords(w http.ResponseWriter, msgs []transport.Message) {
 // consume runs one long poll on in: it returns as soon as records arrive,
 // or nothing when timeout passes or the server closes.
 //
-// ready, when not nil, is called with the member once the instance is
-// joined, just before the long poll starts (see carry.ready).
-func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration, ready func(Member)) ([]transport.Message, error) {
+// cr, when not nil, is the consume's carried produce or commit: its
+// headers are sent once the instance is joined, just before the long poll
+// starts (see carry.ready), or, when carried records are written, before
+// anything here waits (carry.flush).
+func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout time.Duration, cr *carry) ([]transport.Message, error) {
 	// A zero timeout still takes what is there now.
 	pollCtx, cancel := s.requestContext(r, max(timeout, time.Millisecond))
 	defer cancel()
 	select {
 	case in.pollSem <- struct{}{}:
 	default:
+		cr.flushProduced() // another consume of the instance runs: wait
 		select {
 		case in.pollSem <- struct{}{}:
 		case <-pollCtx.Done():
@@ -587,6 +587,7 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 
 	m, err := in.joinedMember(topics)
 	if m == nil && err == nil {
+		cr.flushProduced() // the join may take seconds
 		// Joining may take longer than the poll window on a real cluster.
 		joinCtx, cancelJoin := s.requestContext(r, s.cfg.maxTimeout)
 		// A join of an instance that is closed meanwhile (replaced by a new
@@ -618,9 +619,7 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 			}
 		}
 	}
-	if ready != nil {
-		ready(m)
-	}
+	cr.ready(m)
 	for {
 		msgs, err := m.Poll(pollCtx)
 		switch {

@@ -95,11 +95,12 @@
 // of messages as POST /produce takes them. They are produced first,
 // through /produce's checks (the user's right to produce to each topic,
 // the message limit, unknown topics, all or nothing where the backend is;
-// the body limit is the same as /produce's), before the instance is
-// touched: a failure is answered as /produce would answer it and nothing
-// is consumed. Then [ProducedHeader] carries their metadata, as /produce
-// answers it, in headers sent at once, before the long poll; the records
-// polled follow as the body. A consume that fails after that (the
+// the body limit is the same as /produce's; at most [MaxCarriedRecords]
+// records, 413 beyond), before the instance is touched: a failure is
+// answered as /produce would answer it and nothing is consumed. Then
+// [ProducedHeader] carries their metadata, as /produce answers it, in
+// headers sent at once, before anything waits (a join, another consume of
+// the instance, the long poll); the records polled follow as the body. A consume that fails after that (the
 // instance deleted or replaced during the wait) answers its error in the
 // body of the 200 answer, in the usual {"error": "...", "status": N}
 // shape. kafkarpc's REST transport uses it to send an rpc server's
@@ -109,7 +110,9 @@
 // done) and committed, fenced as with Kafka-Commit-Fenced: true, once the
 // instance is joined, before the long poll; [CommittedHeader] carries the
 // outcome, success or the error /commit would answer, and the consume goes
-// on either way.
+// on either way. (When the consume also carried records and must wait
+// first, their answer goes at once and the commit is not done: no
+// [CommittedHeader].)
 //
 // A committed offset past the end of its partition is stored, as Kafka
 // stores it; the partition's next owner starts by its

@@ -187,7 +187,12 @@ func (ft *FaultyTransport) Subscribe(ctx context.Context, s transport.Subscripti
 	if err != nil {
 		return nil, err
 	}
-	return &faultyConsumer{ft: ft, c: c}, nil
+	fc := &faultyConsumer{ft: ft, c: c}
+	if cp, ok := c.(transport.CarryingPoller); ok {
+		// The suites then run the rpc server's carried replies too.
+		return &faultyCarryingConsumer{faultyConsumer: fc, cp: cp}, nil
+	}
+	return fc, nil
 }
 
 // Tail implements transport.Tailer when the wrapped transport does.
@@ -219,6 +224,33 @@ func (fc *faultyConsumer) Poll(ctx context.Context) ([]transport.Message, error)
 		return nil, fmt.Errorf("poll: %w: broker unavailable", ErrInjected)
 	}
 	msgs, err := fc.c.Poll(ctx)
+	return fc.afterPoll(ctx, msgs, err)
+}
+
+// faultyCarryingConsumer is a faultyConsumer of a consumer that implements
+// transport.CarryingPoller: its PollCarrying has Poll's faults (PollFail
+// fails it before anything is produced; the others apply to the records
+// polled).
+type faultyCarryingConsumer struct {
+	*faultyConsumer
+	cp transport.CarryingPoller
+}
+
+func (fc *faultyCarryingConsumer) PollCarrying(ctx context.Context, msgs []transport.Message, acked func([]transport.Message, error)) ([]transport.Message, error) {
+	ft := fc.ft
+	if len(msgs) > 0 && ft.hit(ft.f.PollFail) {
+		ft.pollFail.Add(1)
+		err := fmt.Errorf("poll: %w: broker unavailable", ErrInjected)
+		acked(nil, err)
+		return nil, err
+	}
+	got, err := fc.cp.PollCarrying(ctx, msgs, acked)
+	return fc.afterPoll(ctx, got, err)
+}
+
+// afterPoll applies the poll faults but PollFail to what a poll returned.
+func (fc *faultyConsumer) afterPoll(ctx context.Context, msgs []transport.Message, err error) ([]transport.Message, error) {
+	ft := fc.ft
 	if err != nil || len(msgs) == 0 {
 		return msgs, err
 	}

@@ -21,7 +21,9 @@ import (
 // object or an array of them, as the server reads it: the fast path of
 // decoding the body with encoding/json into a TopicMessage (for an object)
 // or a []TopicMessage (for an array). A field given twice takes its last
-// value, as with encoding/json. Each value has its own allocation, of its
+// value, as with encoding/json, but for headers given twice, which it
+// leaves to encoding/json (that decodes the second array into the first's
+// elements). Each value has its own allocation, of its
 // size: the server's backend keeps records one by one.
 func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 	hp := hdrScratch.Get().(*[]Header)
@@ -123,6 +125,11 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 			ts, ok = d.int64()
 			it.Timestamp = d.int64Ptr(ts)
 		case "headers":
+			if it.Headers != nil {
+				// Given twice: encoding/json decodes the second array into
+				// the first's elements, keeping fields the second lacks.
+				return false
+			}
 			d.hdrs = d.hdrs[:0]
 			d.pending = d.pending[:0]
 			ok = d.array(func() bool {
@@ -461,7 +468,8 @@ func DecodeCarryingConsumeRequest(body []byte) (req CarryingConsumeRequest, ok b
 
 // DecodeFetchRequest decodes a fetch request body, one FetchRequest object,
 // as the server reads it: the fast path of encoding/json into a
-// FetchRequest, on the terms of DecodeConsumeRequest.
+// FetchRequest, on the terms of DecodeConsumeRequest; topicPartitionOffsets
+// given twice it leaves to encoding/json (see DecodeTopicMessages).
 func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 	d := decoder{b: body}
 	d.ws()
@@ -478,10 +486,12 @@ func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 			o, ok = d.int64()
 			req.Offset = &o
 		case "topicPartitionOffsets":
-			if req.TopicPartitionOffsets == nil {
-				req.TopicPartitionOffsets = make([]TopicPartitionOffset, 0, 1) // [] is not nil
+			if req.TopicPartitionOffsets != nil {
+				// Given twice: encoding/json decodes the second array into
+				// the first's elements, keeping fields the second lacks.
+				return false
 			}
-			req.TopicPartitionOffsets = req.TopicPartitionOffsets[:0]
+			req.TopicPartitionOffsets = make([]TopicPartitionOffset, 0, 1) // [] is not nil
 			ok = d.array(func() bool {
 				req.TopicPartitionOffsets = append(req.TopicPartitionOffsets, TopicPartitionOffset{})
 				return d.topicPartitionOffset(&req.TopicPartitionOffsets[len(req.TopicPartitionOffsets)-1])

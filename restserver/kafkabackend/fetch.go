@@ -23,8 +23,17 @@ const (
 	// fetchPartitionBytes bounds one partition's records in one Fetch.
 	fetchPartitionBytes = 1 << 20
 	// longPollSlice bounds one long-poll Fetch of WaitAny; it loops until
-	// ctx ends.
-	longPollSlice = time.Second
+	// ctx ends. It is short because every Fetch of the backend's client to
+	// a broker goes over one connection (kgo's fetch connection), and a
+	// broker (Kafka, kfake) answers a connection's requests one at a time:
+	// each waiting /fetch (an idle tailer, say an rpc client's reply
+	// reader) held that connection for its whole slice, so a fetch for a
+	// record that had arrived queued behind all of them. With 1 s slices
+	// and four idle tailers, each rpc call of rpctest's
+	// CallRightAfterNewClient took 2-4.6 s (over its 10 s bound under
+	// load); with 100 ms the queue is at most a tenth as long, at the cost
+	// of an idle wait's ListOffsets and Fetch ten times a second.
+	longPollSlice = 100 * time.Millisecond
 )
 
 // partResult is what one partition of a Fetch answered.

@@ -28,7 +28,8 @@ const (
 	producedHeader = "Kafka-Produced"
 	// maxCarried bounds the records one consume carries: their answer
 	// travels in a response header, which HTTP clients cap (Go's at
-	// 10 MB by default); a larger batch is produced on its own.
+	// 10 MB by default), and the server takes at most 1,000
+	// (restserver.MaxCarriedRecords); a larger batch is produced on its own.
 	maxCarried = 1000
 )
 
@@ -155,6 +156,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 		c.sawAnswer(resp)
 		if ride != nil {
 			ride.answer(c, resp)
+			ride.final(resp)
 		}
 		if v := resp.Header[producedHeader]; len(v) > 0 && !written {
 			written = true
@@ -312,6 +314,18 @@ func (c *consumer) rideResponse(ride *commitRide) func(*http.Response) {
 	return func(resp *http.Response) {
 		c.sawAnswer(resp)
 		ride.answer(c, resp)
+		ride.final(resp)
+	}
+}
+
+// final ends the ride at once when resp, a 2xx answer (final: not
+// retried), says nothing of the commit in its headers, which the server
+// sends all at once: it did not commit (it answered a carried produce
+// before a wait, say), and the Commit goes alone now rather than after the
+// consume's long poll.
+func (r *commitRide) final(resp *http.Response) {
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		r.unanswered()
 	}
 }
 
