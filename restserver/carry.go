@@ -57,18 +57,14 @@ var (
 	jsonType   = []string{"application/json"}
 )
 
-// consumeBody is the body of POST /consume with the extension's field.
-type consumeBody struct {
-	restwire.ConsumeRequest
-	// Produce holds the records to produce before polling: an array of
-	// TopicMessage objects (or one object), as POST /produce takes them.
-	// Absent or null: a plain consume.
-	Produce json.RawMessage `json:"produce"`
-	// Commit holds offsets to commit once the instance is joined, before
-	// the long poll: one {topic, partition, offset} or an array of them,
-	// as POST /commit takes them with Kafka-Commit-Fenced: true.
-	Commit json.RawMessage `json:"commit"`
-}
+// consumeBody is the body of POST /consume with the extension's fields:
+// Produce holds the records to produce before polling, an array of
+// TopicMessage objects (or one object), as POST /produce takes them;
+// Commit holds offsets to commit once the instance is joined, before the
+// long poll, one {topic, partition, offset} or an array of them, as POST
+// /commit takes them with Kafka-Commit-Fenced: true. Absent or null: a
+// plain consume.
+type consumeBody restwire.CarryingConsumeRequest
 
 // carried reports whether the body asked for a produce.
 func (b *consumeBody) carried() bool { return present(b.Produce) }
@@ -168,7 +164,7 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 	}
 	out := []transport.Message{}
 	if len(msgs) > 0 {
-		ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+		ctx, cancel := s.produceContext(r)
 		defer cancel()
 		var err error
 		if owned {

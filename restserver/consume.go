@@ -425,27 +425,30 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	w.Header()[CarryHeader] = carryValue // the carried-produce extension (carry.go)
 	var req restwire.ConsumeRequest
 	var cb consumeBody
+	var pooled *[]byte // the body, while cb's fields may alias it
 	if len(seg) == 4 {
 		discardBody(r)
 		req.Topic = seg[3]
 	} else {
-		pooled, err := s.readPooledBody(w, r)
-		if err != nil {
+		var err error
+		if pooled, err = s.readPooledBody(w, r); err != nil {
 			return err
 		}
-		fast, ok := restwire.DecodeConsumeRequest(*pooled)
+		// The fast path's extension fields (carry.go) alias the pooled
+		// body, which is kept until they are decoded; encoding/json's are
+		// copies.
+		defer func() {
+			if pooled != nil {
+				putBuf(pooled)
+			}
+		}()
+		fast, ok := restwire.DecodeCarryingConsumeRequest(*pooled)
 		if ok {
-			req = fast
-		} else {
-			// The extension's fields (carry.go) are not on the fast path,
-			// which refuses a body holding them.
-			err = decodeObject(*pooled, &cb, "a consume request")
-			req = cb.ConsumeRequest
-		}
-		putBuf(pooled) // req and cb hold copies of what they need of it
-		if err != nil {
+			cb = consumeBody(fast)
+		} else if err = decodeObject(*pooled, &cb, "a consume request"); err != nil {
 			return err
 		}
+		req = cb.ConsumeRequest
 	}
 	if req.Timeout == nil {
 		ms, err := queryTimeout(r)
@@ -458,15 +461,15 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	if err != nil {
 		return err
 	}
-	topics := make([]string, 0, len(req.Topics)+1)
-	if req.Topic != "" {
-		topics = append(topics, req.Topic)
-	}
 	for _, t := range req.Topics {
 		if t == "" {
 			return badRequest("topics must not hold an empty name")
 		}
-		topics = append(topics, t)
+	}
+	topics := req.Topics // decoded for this request: sorted in place
+	if req.Topic != "" {
+		topics = append(make([]string, 0, len(req.Topics)+1), req.Topic)
+		topics = append(topics, req.Topics...)
 	}
 	if len(topics) == 0 {
 		return badRequest("topic or topics is required")
@@ -495,6 +498,10 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 			return err
 		}
 		// Written: answered before anything waits (carry.flushProduced).
+	}
+	if pooled != nil {
+		putBuf(pooled) // decoded: what is kept of it was copied
+		pooled = nil
 	}
 
 	key := keyFor(r, seg[1], seg[2])

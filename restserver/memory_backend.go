@@ -23,6 +23,10 @@ type memoryBackend struct{ *memory.Broker }
 
 var _ Member = (*memory.Consumer)(nil)
 
+// producesAtOnce marks the embedded broker as an instantProducer: its
+// Produce asks its context's Err and never waits.
+func (memoryBackend) producesAtOnce() {}
+
 func (m memoryBackend) Topics(context.Context) (map[string]int32, error) {
 	return m.Broker.Topics(), nil
 }

@@ -62,7 +62,7 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 			return err
 		}
 	}
-	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+	ctx, cancel := s.produceContext(r)
 	defer cancel()
 	var out []transport.Message
 	if owned {
@@ -97,6 +97,28 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 // the caller never changes their Value or Headers again.
 type ownedProducer interface {
 	ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error)
+}
+
+// instantProducer is a Backend whose Produce never waits: it asks its
+// context's Err and returns, as the embedded broker's does. Its produces
+// get the request's context as it is (see produceContext).
+type instantProducer interface {
+	producesAtOnce()
+}
+
+// noCancel is the CancelFunc of a context that needs none.
+func noCancel() {}
+
+// produceContext is the context of a produce on the backend for r: the
+// request's context bounded by maxTimeout (requestContext); on a backend
+// whose produce never waits, the request's context alone: a timer there
+// would bound nothing, and costs a timer, a context and a channel per
+// produce.
+func (s *Server) produceContext(r *http.Request) (context.Context, context.CancelFunc) {
+	if _, ok := s.backend.(instantProducer); ok {
+		return r.Context(), noCancel
+	}
+	return s.requestContext(r, s.cfg.maxTimeout)
 }
 
 // toMessage validates item (number i of n) and fills m. m's headers share
@@ -167,7 +189,7 @@ func (s *Server) produceOne(w http.ResponseWriter, r *http.Request, msg transpor
 	if err := s.checkSize(&msg, nil); err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+	ctx, cancel := s.produceContext(r)
 	defer cancel()
 	out, err := s.backend.Produce(ctx, msg)
 	if err != nil {

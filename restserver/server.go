@@ -409,6 +409,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, bodyError(err)
 		}
+		closeRead(r)
 		return buf, nil
 	}
 	if r.ContentLength > 0 {
@@ -451,6 +452,7 @@ func (s *Server) readPooledBody(w http.ResponseWriter, r *http.Request) (*[]byte
 			putBuf(b)
 			return nil, bodyError(err)
 		}
+		closeRead(r)
 		return b, nil
 	}
 	body, err := s.readBody(w, r)
@@ -459,6 +461,12 @@ func (s *Server) readPooledBody(w http.ResponseWriter, r *http.Request) (*[]byte
 	}
 	return &body, nil
 }
+
+// closeRead closes r's body once all of its declared length is read:
+// net/http, finding a body open when the answer begins, reads on to its
+// end through an io.LimitReader of its own (an allocation per request)
+// before it may keep the connection.
+func closeRead(r *http.Request) { _ = r.Body.Close() }
 
 // bodyError is the answer to a failed read of a request body.
 func bodyError(err error) error {

@@ -47,14 +47,14 @@ func (a *acked) fn(written []transport.Message, err error) {
 
 // pollCarrying calls PollCarrying with a deadline of waitTimeout and
 // requires acked to have been called exactly once when it returns.
-func pollCarrying(t *testing.T, cp transport.CarryingPoller, msgs ...transport.Message) ([]transport.Message, error, *acked) {
+func pollCarrying(t *testing.T, cp transport.CarryingPoller, msgs ...transport.Message) ([]transport.Message, *acked, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	a := &acked{}
 	got, err := cp.PollCarrying(ctx, msgs, a.fn)
 	require.Equal(t, int32(1), a.calls.Load(), "acked must be called exactly once, before PollCarrying returns")
-	return got, err, a
+	return got, a, err
 }
 
 // PollCarrying produces its records as Produce would (all of them, in
@@ -69,7 +69,7 @@ func testPollCarryingRoundTrip(t *testing.T, e *tenv) {
 		{Topic: out, Key: "reply-key", Value: []byte("reply"), Headers: []transport.Header{{Key: "h", Value: "v"}}},
 		{Topic: out, Partition: 0, ManualPartition: true, Value: []byte("marker")},
 	}
-	got, err, a := pollCarrying(t, cp, carried...)
+	got, a, err := pollCarrying(t, cp, carried...)
 	require.NoError(t, err)
 	require.NoError(t, a.err)
 	require.Len(t, a.written, len(carried))
@@ -98,7 +98,7 @@ func testPollCarryingFailedProduce(t *testing.T, e *tenv) {
 		{Topic: out, Value: []byte("good")},
 		{Topic: out, Partition: int32(e.parts), ManualPartition: true, Value: []byte("past the end")},
 	}
-	got, err, a := pollCarrying(t, cp, bad...)
+	got, a, err := pollCarrying(t, cp, bad...)
 	require.ErrorIs(t, err, transport.ErrInvalid)
 	require.ErrorIs(t, a.err, transport.ErrInvalid)
 	assert.Empty(t, a.written)
@@ -108,7 +108,7 @@ func testPollCarryingFailedProduce(t *testing.T, e *tenv) {
 		for i := range big {
 			big[i] = 'x'
 		}
-		got, err, a = pollCarrying(t, cp, transport.Message{Topic: out, Value: []byte("good")}, transport.Message{Topic: out, Value: big})
+		got, a, err = pollCarrying(t, cp, transport.Message{Topic: out, Value: []byte("good")}, transport.Message{Topic: out, Value: big})
 		require.ErrorIs(t, err, transport.ErrMessageTooLarge)
 		require.ErrorIs(t, a.err, transport.ErrMessageTooLarge)
 		assert.Empty(t, got)
@@ -126,7 +126,7 @@ func testPollCarryingEdges(t *testing.T, e *tenv) {
 	c, cp := carryingConsumer(t, e, in)
 	mustProduce(t, e.tr, transport.Message{Topic: in, Value: []byte("request")})
 
-	got, err, a := pollCarrying(t, cp)
+	got, a, err := pollCarrying(t, cp)
 	require.NoError(t, err)
 	require.NoError(t, a.err)
 	assert.Empty(t, a.written)

@@ -435,6 +435,37 @@ func DecodeConsumeRequest(body []byte) (req ConsumeRequest, ok bool) {
 	return req, true
 }
 
+// DecodeCarryingConsumeRequest decodes a consume request body that may
+// hold the REST server's extension fields "produce" and "commit" (see
+// CarryingConsumeRequest), as the server reads it: the fast path of
+// encoding/json into a CarryingConsumeRequest, on the terms of
+// DecodeConsumeRequest. The extension fields' values are checked to be
+// JSON and taken as they are written: they alias body, which the caller
+// must keep unchanged while it uses them (encoding/json would copy them).
+func DecodeCarryingConsumeRequest(body []byte) (req CarryingConsumeRequest, ok bool) {
+	d := decoder{b: body}
+	d.ws()
+	ok = d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topic":
+			req.Topic, ok = d.topic()
+		case "topics":
+			req.Topics, ok = d.strings(req.Topics[:0])
+		case "timeout":
+			req.Timeout, ok = d.timeout()
+		case "produce":
+			req.Produce, ok = d.rawValue()
+		case "commit":
+			req.Commit, ok = d.rawValue()
+		}
+		return ok
+	})
+	if !ok || !d.end() {
+		return CarryingConsumeRequest{}, false
+	}
+	return req, true
+}
+
 // DecodeFetchRequest decodes a fetch request body, one FetchRequest object,
 // as the server reads it: the fast path of encoding/json into a
 // FetchRequest, on the terms of DecodeConsumeRequest; topicPartitionOffsets

@@ -527,3 +527,133 @@ func (d *decoder) int32() (int32, bool) {
 func (d *decoder) int64() (int64, bool) {
 	return d.int(math.MinInt64, math.MaxInt64)
 }
+
+// maxRawDepth bounds the nesting rawValue follows; deeper values are left
+// to encoding/json.
+const maxRawDepth = 64
+
+// rawValue checks that a JSON value of any kind starts at d.i, takes it and
+// returns its bytes as written (aliasing the input, capped at their
+// length).
+func (d *decoder) rawValue() ([]byte, bool) {
+	start := d.i
+	if !d.skipValue(0) {
+		return nil, false
+	}
+	return d.b[start:d.i:d.i], true
+}
+
+// skipValue takes one JSON value (after any whitespace), checking its
+// syntax as encoding/json does.
+func (d *decoder) skipValue(depth int) bool {
+	d.ws()
+	if d.i >= len(d.b) {
+		return false
+	}
+	switch c := d.b[d.i]; {
+	case c == '{':
+		if depth >= maxRawDepth {
+			return false
+		}
+		return d.object(func([]byte) bool { return d.skipValue(depth + 1) })
+	case c == '[':
+		if depth >= maxRawDepth {
+			return false
+		}
+		return d.array(func() bool { return d.skipValue(depth + 1) })
+	case c == '"':
+		return d.skipString()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return d.skipNumber()
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	}
+	return false
+}
+
+// literal takes lit.
+func (d *decoder) literal(lit string) bool {
+	if len(d.b)-d.i < len(lit) || string(d.b[d.i:d.i+len(lit)]) != lit {
+		return false
+	}
+	d.i += len(lit)
+	return true
+}
+
+// skipString takes a string, checking its escapes; its other bytes are
+// taken as they are (encoding/json accepts any byte from 0x20 up in a
+// string, and a raw value keeps them).
+func (d *decoder) skipString() bool {
+	d.i++ // the opening quote
+	for d.i < len(d.b) {
+		switch c := d.b[d.i]; {
+		case c == '"':
+			d.i++
+			return true
+		case c == '\\':
+			if d.i+1 >= len(d.b) {
+				return false
+			}
+			switch d.b[d.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				d.i += 2
+			case 'u':
+				if d.i+6 > len(d.b) {
+					return false
+				}
+				if _, ok := hex4(d.b[d.i+2 : d.i+6]); !ok {
+					return false
+				}
+				d.i += 6
+			default:
+				return false
+			}
+		case c < 0x20:
+			return false
+		default:
+			d.i++
+		}
+	}
+	return false
+}
+
+// skipNumber takes a number in JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (d *decoder) skipNumber() bool {
+	if d.b[d.i] == '-' {
+		d.i++
+	}
+	digits := func() int {
+		n := 0
+		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+			d.i++
+			n++
+		}
+		return n
+	}
+	if d.i < len(d.b) && d.b[d.i] == '0' {
+		d.i++
+	} else if digits() == 0 {
+		return false
+	}
+	if d.i < len(d.b) && d.b[d.i] == '.' {
+		d.i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+		d.i++
+		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
+			d.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -142,6 +142,18 @@ type ConsumeRequest struct {
 	Timeout *float64 `json:"timeout"`
 }
 
+// CarryingConsumeRequest is a ConsumeRequest with the fields of the REST
+// server's extension of POST /consume (restserver.CarryHeader): records
+// to produce and offsets to commit before the long poll, each kept as the
+// JSON it was written in. Absent, both are nil; null is "null".
+type CarryingConsumeRequest struct {
+	ConsumeRequest
+	// Produce is a TopicMessage object or an array of them.
+	Produce json.RawMessage `json:"produce"`
+	// Commit is a TopicPartitionOffset object or an array of them.
+	Commit json.RawMessage `json:"commit"`
+}
+
 // FetchRequest is the FetchRequest of §6.1. The client sends
 // TopicPartitionOffsets and Timeout; the server also takes the single
 // Topic, Partition and Offset.

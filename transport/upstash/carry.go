@@ -78,19 +78,24 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		acked(nil, err)
 		return nil, err
 	}
-	// The records as the JSON array of the "produce" field.
-	produce := make([]byte, 0, 256*len(msgs))
-	produce = append(produce, '[')
+	// The records as the JSON array of the "produce" field, checked
+	// first, then encoded into one buffer of about their size.
+	size := 2
 	for i := range msgs {
-		raw, err := encodeProduce(i, &msgs[i])
+		n, err := checkProduce(i, &msgs[i])
 		if err != nil {
 			acked(nil, err)
 			return nil, err
 		}
+		size += n + n/8 + 1
+	}
+	produce := make([]byte, 0, size)
+	produce = append(produce, '[')
+	for i := range msgs {
 		if i > 0 {
 			produce = append(produce, ',')
 		}
-		produce = append(produce, raw...)
+		produce = restwire.AppendTopicMessage(produce, &msgs[i])
 	}
 	produce = append(produce, ']')
 	c.mu.Lock()
@@ -137,19 +142,15 @@ func (c *consumer) startCarried(wait time.Duration, msgs []transport.Message, pr
 // consumeCarrying makes one POST /consume carrying records (msgs, encoded
 // as produce) and calls acked once with their outcome.
 func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Message, produce []byte, acked func([]transport.Message, error)) ([]transport.Message, error) {
-	head, err := marshal(restwire.ConsumeRequest{Topics: c.topics, Timeout: msToTimeout(wait)})
-	if err != nil {
-		acked(nil, err)
-		return nil, err
-	}
-	body := withField(head, "produce", produce)
 	c.mu.Lock()
 	ride := c.takeRide()
 	c.mu.Unlock()
+	var offsets []byte
 	if ride != nil {
-		body = withField(body, "commit", ride.offsets)
+		offsets = ride.offsets
 		defer ride.unanswered()
 	}
+	body := c.consumeBody(wait, produce, offsets)
 	written := false // acked was called with the server's word
 	onResponse := func(resp *http.Response) {
 		c.sawAnswer(resp)
@@ -162,8 +163,8 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 			acked(producedFrom(records, v[0]))
 		}
 	}
-	ans := carriedAnswer{path: "/consume/" + c.key.group + "/" + c.key.instance}
-	err = c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body,
+	ans := carriedAnswer{c: c}
+	err := c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body,
 		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
 	if written {
 		if err != nil {
@@ -204,19 +205,24 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 	return kept, err
 }
 
-// withField returns the JSON object obj with "name": raw added at its end.
-func withField(obj []byte, name string, raw []byte) []byte {
-	obj = bytes.TrimRight(obj, " \t\r\n")
-	obj = bytes.TrimSuffix(obj, []byte("}"))
-	b := make([]byte, 0, len(obj)+len(name)+len(raw)+8)
-	b = append(b, obj...)
-	if len(bytes.TrimSpace(obj)) > 1 { // not just "{"
-		b = append(b, ',')
+// consumeBody encodes the body of c's POST /consume with the server-side
+// wait, and the fields "produce" and "commit" when not nil (raw JSON), in
+// one allocation.
+func (c *consumer) consumeBody(wait time.Duration, produce, commit []byte) []byte {
+	size := 48 + len(produce) + len(commit)
+	for _, t := range c.topics {
+		size += len(t) + 8
 	}
-	b = append(b, '"')
-	b = append(b, name...)
-	b = append(b, `":`...)
-	b = append(b, raw...)
+	b := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
+	b = b[:len(b)-1] // its closing brace
+	if produce != nil {
+		b = append(b, `,"produce":`...)
+		b = append(b, produce...)
+	}
+	if commit != nil {
+		b = append(b, `,"commit":`...)
+		b = append(b, commit...)
+	}
 	return append(b, '}')
 }
 
@@ -243,7 +249,7 @@ func producedFrom(records []transport.Message, v string) ([]transport.Message, e
 // records, or, once the server has sent its headers, an error as the
 // body {"error": "...", "status": N}.
 type carriedAnswer struct {
-	path string
+	c    *consumer
 	msgs []transport.Message
 }
 
@@ -259,7 +265,8 @@ func (a *carriedAnswer) decodeJSON(ctx context.Context, data []byte) (err error)
 			}
 			return fmt.Errorf("an object that is not an error: %q", t)
 		}
-		e := &Error{Status: http.StatusInternalServerError, Message: body.Error, Method: http.MethodPost, Path: a.path}
+		e := &Error{Status: http.StatusInternalServerError, Message: body.Error, Method: http.MethodPost,
+			Path: "/consume/" + a.c.key.group + "/" + a.c.key.instance}
 		if body.Status >= 400 && body.Status < 600 {
 			e.Status = body.Status
 		}

@@ -293,17 +293,14 @@ const joinWait = 0
 // consume makes one POST /consume with the given server-side wait; ride,
 // when not nil, is a Commit that rides on it (carry.go).
 func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commitRide) ([]transport.Message, error) {
-	size := 32
-	for _, t := range c.topics {
-		size += len(t) + 8
-	}
-	body := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
+	var offsets []byte
 	onResponse := c.noteCarry
 	if ride != nil {
-		body = withField(body, "commit", ride.offsets)
+		offsets = ride.offsets
 		onResponse = c.rideResponse(ride)
 		defer ride.unanswered()
 	}
+	body := c.consumeBody(wait, nil, offsets)
 	var ans messagesAnswer
 	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait, onResponse: onResponse}, &ans)
 	if err != nil {

@@ -1,0 +1,89 @@
+package restwire
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The fast path of the consume body with the server's extension fields
+// ("produce", "commit") against encoding/json: what it accepts, it decodes
+// as encoding/json does, the raw fields byte for byte; what encoding/json
+// refuses, it refuses.
+
+var carryingConsumeSeeds = append([]string{
+	`{"topics":["a"],"timeout":5000,"produce":[{"topic":"r","value":"x","headers":[{"key":"k","value":"v"}]}]}`,
+	`{"topics":["a"],"timeout":5000,"produce":[{"topic":"r","value":"x"}],"commit":[{"topic":"a","partition":0,"offset":7}]}`,
+	`{"topics":["a"],"commit":{"topic":"a","partition":0,"offset":7}}`,
+	`{"produce":null}`, `{"produce":null,"commit":null}`, `{"produce" : [ ] , "commit" : [ ] }`,
+	`{"produce":[1],"produce":{"value":"y"}}`, `{"produce":"s"}`, `{"produce":true}`, `{"produce":false}`,
+	`{"produce":-0.5e+10}`, `{"produce":01}`, `{"produce":1.}`, `{"produce":.5}`, `{"produce":1e}`, `{"produce":-}`,
+	`{"produce":"\u00e9\"\\\/\b\f\n\r\t"}`, `{"produce":"\ud800"}`, `{"produce":"\x"}`, `{"produce":"\u12G4"}`,
+	`{"produce":"` + "\x01" + `"}`, `{"produce":"` + "\xff\xfe" + `"}`, `{"produce":[{"a":[{"b":{}}]}]}`,
+	`{"produce":[1,]}`, `{"produce":{"a"}}`, `{"produce":{"a":1,}}`, `{"produce":[}`, `{"produce":tru}`,
+	`{"produce":nul}`, `{"produce":[nullx]}`, `{"Produce":[]}`, `{"commit":[{"topic":"a"}],"other":1}`,
+	`{"produce":"unterminated}`, `{"produce":[{"key":"\\u0041"}]}`, `{"produce":[[[[[[[[[[]]]]]]]]]]}`,
+}, consumeSeeds...)
+
+func TestFastDecodeCarryingConsumeRequest(t *testing.T) {
+	fast := 0
+	for _, in := range carryingConsumeSeeds {
+		t.Run(in, func(t *testing.T) {
+			if checkCarryingConsumeRequest(t, []byte(in)) {
+				fast++
+			}
+		})
+	}
+	assert.GreaterOrEqual(t, fast, 20, "the fast path took too few of the seeds")
+	// The body the REST client sends takes the fast path, its fields
+	// aliasing the body.
+	body := []byte(carryingConsumeSeeds[1])
+	req, ok := DecodeCarryingConsumeRequest(body)
+	require.True(t, ok)
+	assert.Equal(t, `[{"topic":"r","value":"x"}]`, string(req.Produce))
+	assert.Equal(t, `[{"topic":"a","partition":0,"offset":7}]`, string(req.Commit))
+	assert.Equal(t, cap(req.Produce), len(req.Produce), "capped: an append copies")
+	// Nesting deeper than the fast path follows is left to encoding/json.
+	deep := []byte(`{"produce":` + nest(maxRawDepth+1) + `}`)
+	_, ok = DecodeCarryingConsumeRequest(deep)
+	assert.False(t, ok)
+	require.True(t, json.Valid(deep))
+	_, ok = DecodeCarryingConsumeRequest([]byte(`{"produce":` + nest(maxRawDepth) + `}`))
+	assert.True(t, ok)
+}
+
+// nest is n nested arrays.
+func nest(n int) string {
+	b := make([]byte, 0, 2*n)
+	for range n {
+		b = append(b, '[')
+	}
+	for range n {
+		b = append(b, ']')
+	}
+	return string(b)
+}
+
+func FuzzFastDecodeCarryingConsumeRequest(f *testing.F) {
+	fuzzDecoder(f, carryingConsumeSeeds, checkCarryingConsumeRequest)
+}
+
+// checkCarryingConsumeRequest reports whether the fast path took in,
+// failing t if it took it differently from encoding/json.
+func checkCarryingConsumeRequest(t *testing.T, in []byte) bool {
+	got, ok := DecodeCarryingConsumeRequest(in)
+	var want CarryingConsumeRequest
+	err := json.Unmarshal(in, &want)
+	if !ok {
+		return false
+	}
+	require.NoError(t, err, "the fast path took a body encoding/json refuses")
+	assert.Equal(t, want.ConsumeRequest, got.ConsumeRequest)
+	assert.Equal(t, want.Produce == nil, got.Produce == nil, "produce present")
+	assert.Equal(t, string(want.Produce), string(got.Produce))
+	assert.Equal(t, want.Commit == nil, got.Commit == nil, "commit present")
+	assert.Equal(t, string(want.Commit), string(got.Commit))
+	return true
+}
