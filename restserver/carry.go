@@ -149,46 +149,11 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 			"a consume carries at most %d records to produce, got %d: produce them with POST /produce; nothing was written or consumed",
 			MaxCarriedRecords, len(items))
 	}
-	s := c.s
-	msgs := make([]transport.Message, len(items))
-	own, owned := s.backend.(ownedProducer)
-	for i := range items {
-		if err := s.toMessage(&msgs[i], &items[i], "", i, len(items)); err != nil {
-			return err
-		}
+	b, err := c.s.produceItems(r, items, "")
+	if err != nil {
+		return err
 	}
-	for i := range msgs {
-		if err := mayProduce(r, msgs[i].Topic); err != nil {
-			return err
-		}
-	}
-	out := []transport.Message{}
-	if len(msgs) > 0 {
-		ctx, cancel := s.produceContext(r)
-		defer cancel()
-		var err error
-		if owned {
-			// Every value and header slice was made for this request.
-			out, err = own.ProduceOwned(ctx, msgs...)
-		} else {
-			out, err = s.backend.Produce(ctx, msgs...)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	s.produced.Add(uint64(len(out)))
-	s.metrics.produced(out)
-	b := getBuf()
 	defer putBuf(b)
-	*b = append(*b, '[')
-	for i := range out {
-		if i > 0 {
-			*b = append(*b, ',')
-		}
-		*b = restwire.AppendMetadata(*b, &out[i])
-	}
-	*b = append(*b, ']')
 	c.w.Header()[ProducedHeader] = []string{string(*b)}
 	return nil
 }

@@ -50,36 +50,54 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 	if len(seg) == 2 {
 		pathTopic = seg[1]
 	}
+	b, err := s.produceItems(r, items, pathTopic)
+	if err != nil {
+		return err
+	}
+	defer putBuf(b)
+	writeJSON(w, http.StatusOK, *b)
+	return nil
+}
+
+// produceItems writes items as POST /produce does: each made a record
+// (pathTopic, when not empty, is the topic of every one) and checked, the
+// user's right to produce to each topic checked, then all of them
+// produced or none. It returns the answer, the JSON array of the records'
+// metadata, in a pooled buffer the caller puts back (putBuf). No items
+// produce nothing and answer [].
+func (s *Server) produceItems(r *http.Request, items []restwire.TopicMessage, pathTopic string) (*[]byte, error) {
 	msgs := make([]transport.Message, len(items))
 	own, owned := s.backend.(ownedProducer)
 	for i := range items {
 		if err := s.toMessage(&msgs[i], &items[i], pathTopic, i, len(items)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for i := range msgs {
 		if err := mayProduce(r, msgs[i].Topic); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	ctx, cancel := s.produceContext(r)
-	defer cancel()
 	var out []transport.Message
-	if owned {
-		// Every value and header slice was made for this request (the
-		// decoder gives each value its own allocation): the backend may
-		// keep them instead of copying.
-		out, err = own.ProduceOwned(ctx, msgs...)
-	} else {
-		out, err = s.backend.Produce(ctx, msgs...)
-	}
-	if err != nil {
-		return err
+	if len(msgs) > 0 {
+		ctx, cancel := s.produceContext(r)
+		defer cancel()
+		var err error
+		if owned {
+			// Every value and header slice was made for this request (the
+			// decoder gives each value its own allocation): the backend
+			// may keep them instead of copying.
+			out, err = own.ProduceOwned(ctx, msgs...)
+		} else {
+			out, err = s.backend.Produce(ctx, msgs...)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	s.produced.Add(uint64(len(out)))
 	s.metrics.produced(out)
 	b := getBuf()
-	defer putBuf(b)
 	*b = append(*b, '[')
 	for i := range out {
 		if i > 0 {
@@ -88,8 +106,7 @@ func (s *Server) handleProduce(w http.ResponseWriter, r *http.Request, seg []str
 		*b = restwire.AppendMetadata(*b, &out[i])
 	}
 	*b = append(*b, ']')
-	writeJSON(w, http.StatusOK, *b)
-	return nil
+	return b, nil
 }
 
 // ownedProducer is a Backend that can keep handed-over records instead of
