@@ -415,24 +415,12 @@ func (d *decoder) metadata(md *Metadata) bool {
 // encoding/json; a field of another name (encoding/json matches names
 // case-insensitively), null, or a timeout that is not a whole number gives
 // up.
-func DecodeConsumeRequest(body []byte) (req ConsumeRequest, ok bool) {
-	d := decoder{b: body}
-	d.ws()
-	ok = d.object(func(name []byte) (ok bool) {
-		switch string(name) {
-		case "topic":
-			req.Topic, ok = d.topic()
-		case "topics":
-			req.Topics, ok = d.strings(req.Topics[:0])
-		case "timeout":
-			req.Timeout, ok = d.timeout()
-		}
-		return ok
-	})
-	if !ok || !d.end() {
-		return ConsumeRequest{}, false
+func DecodeConsumeRequest(body []byte) (ConsumeRequest, bool) {
+	req, ok := DecodeCarryingConsumeRequest(body)
+	if !ok || req.Produce != nil || req.Commit != nil {
+		return ConsumeRequest{}, false // the extension's fields are not ConsumeRequest's
 	}
-	return req, true
+	return req.ConsumeRequest, true
 }
 
 // DecodeCarryingConsumeRequest decodes a consume request body that may
