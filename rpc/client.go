@@ -197,17 +197,17 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 		return NewError(CodeUnavailable, ErrClosed)
 	}
 	c.pending[id] = pc
-	holding := c.joinLocked(pc, dl)
+	join := c.joinLocked(pc, dl)
 	c.mu.Unlock()
 
 	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	if o := c.cfg.observer; o != nil {
 		msg, done := observeCall(o, lc.parent, msg)
-		err := c.exchange(lc, pc, id, msg, !callerOwned(req), holding, out)
+		err := c.exchange(lc, pc, id, msg, !callerOwned(req), join, out)
 		observed(done, out, err)
 		return err
 	}
-	return c.exchange(lc, pc, id, msg, !callerOwned(req), holding, out)
+	return c.exchange(lc, pc, id, msg, !callerOwned(req), join, out)
 }
 
 // end releases the call's context and, when the call is done with pc
@@ -248,18 +248,29 @@ func observed(done func(*Reply, error), out *Reply, err error) {
 }
 
 // exchange produces the request msg of the call id and waits for its
-// reply, written to out. owned is produce's. holding says the call holds
-// the reading slot: it reads its reply itself, and, when the reply
-// consumer can carry records, produces msg with its first poll.
-func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned, holding bool, out *Reply) error {
+// reply, written to out. owned is produce's. join says what part the call
+// has in the reading slot: one that holds it reads its reply itself and,
+// when the reply consumer can carry records, produces msg with its first
+// poll.
+func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, join joinResult, out *Reply) error {
 	ctx, topic := context.Context(lc), msg.Topic
 	var (
 		sent transport.Message
 		err  error
 	)
+	holding, handed := join == joinHold, false
+	if join == joinPreempt && c.cp != nil {
+		// The background reader is handing the slot over: worth waiting
+		// for, to carry the request (over REST, one exchange fewer).
+		ok, err := c.awaitSlot(lc, pc, id, topic)
+		if !ok {
+			return err
+		}
+		holding, handed = true, true
+	}
 	if holding && c.cp != nil {
 		pc.req[0] = msg
-		res, rerr := c.readOwn(lc, pc, id, topic, out, false, true)
+		res, rerr := c.readOwn(lc, pc, id, topic, out, handed, true)
 		switch res {
 		case readDone:
 			return rerr
@@ -276,7 +287,7 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 		if err == nil || errors.Is(err, transport.ErrOutcomeUnknown) {
 			dl, _ := lc.Deadline()
 			c.mu.Lock()
-			holding = c.joinLocked(pc, dl)
+			holding = c.joinLocked(pc, dl) == joinHold
 			c.mu.Unlock()
 		}
 	} else {

@@ -143,9 +143,19 @@ func (c *Client) slotExpired() {
 	c.mu.Unlock()
 }
 
-// joinLocked makes the new pending call pc a reader (true: it holds the
-// slot), a waiter or a passive call. dl is its deadline.
-func (c *Client) joinLocked(pc *pendingCall, dl time.Time) bool {
+// joinResult is what joinLocked made of a call.
+type joinResult uint8
+
+const (
+	joinHold    joinResult = iota // it holds the slot
+	joinWait                      // it waits, behind a call that reads
+	joinPreempt                   // it waits, and the background reader is handing it the slot
+	joinPassive                   // it waits and does not read
+)
+
+// joinLocked makes the new pending call pc a reader, a waiter or a
+// passive call. dl is its deadline.
+func (c *Client) joinLocked(pc *pendingCall, dl time.Time) joinResult {
 	s := &c.slot
 	switch {
 	case c.cfg.resend > 0 || s.failing || s.stopped:
@@ -159,10 +169,10 @@ func (c *Client) joinLocked(pc *pendingCall, dl time.Time) bool {
 			s.state = slotReader
 			c.wakeReaderLocked()
 		}
-		return false
+		return joinPassive
 	case s.state == slotFree:
 		c.holdLocked(pc, dl)
-		return true
+		return joinHold
 	}
 	pc.role = roleWaiter
 	pc.prevW, pc.nextW = s.waitTail, nil
@@ -177,8 +187,38 @@ func (c *Client) joinLocked(pc *pendingCall, dl time.Time) bool {
 		// it hands the slot on (readReplies checks for waiters under mu
 		// before it polls, so this cannot be missed).
 		s.cancel()
+		if pc == s.waitHead {
+			return joinPreempt
+		}
 	}
-	return false
+	return joinWait
+}
+
+// awaitSlot waits for the background reader to hand pc the slot
+// (joinPreempt), before the call's request is sent: it reports whether it
+// did; if not, the call is over with the error (its deadline passed, its
+// context ended or the client closed) and was removed.
+func (c *Client) awaitSlot(lc *lazyCtx, pc *pendingCall, id, topic string) (bool, error) {
+	dl, _ := lc.Deadline()
+	if pc.timer == nil {
+		pc.timer = time.NewTimer(time.Until(dl))
+	} else {
+		pc.timer.Reset(time.Until(dl))
+	}
+	defer stopTimer(pc.timer)
+	select {
+	case <-pc.ch: // the token: no reply can come before the request is sent
+		return true, nil
+	case <-pc.timer.C:
+		c.leave(pc, id, false)
+		return false, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+	case <-lc.parent.Done():
+		c.leave(pc, id, false)
+		return false, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
+	case <-c.done:
+		c.leave(pc, id, false)
+		return false, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+	}
 }
 
 // holdLocked gives the slot to pc, whose deadline is dl.
