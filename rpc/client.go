@@ -259,7 +259,11 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 		err  error
 	)
 	holding, handed := join == joinHold, false
-	if join == joinPreempt && c.cp != nil {
+	// A transport that can take the record over (ProduceOwned: the
+	// embedded broker) has no exchange to save by carrying it, and its
+	// carried produce would copy it: it produces, then the call polls.
+	carry := c.cp != nil && (!owned || c.p.own == nil)
+	if join == joinPreempt && carry {
 		// The background reader is handing the slot over: worth waiting
 		// for, to carry the request (over REST, one exchange fewer).
 		ok, err := c.awaitSlot(lc, pc, id, topic)
@@ -268,7 +272,7 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 		}
 		holding, handed = true, true
 	}
-	if holding && c.cp != nil {
+	if holding && carry {
 		pc.req[0] = msg
 		res, rerr := c.readOwn(lc, pc, id, topic, out, handed, true)
 		switch res {

@@ -21,29 +21,26 @@ import (
 
 var slotQuiet = WithLogger(slog.New(slog.DiscardHandler))
 
-// slotTransport is a memory broker whose reply reader (Tail) can fail
-// polls on demand and, with carry, carries records (transport.CarryingPoller:
-// Produce, then Poll). It counts the client's own produces.
+// slotTransport is a memory broker, without ProduceOwned (as a remote
+// transport), whose reply reader (Tail) can fail polls on demand and, with
+// carry, carries records (transport.CarryingPoller: Produce, then Poll).
+// It counts the client's own produces.
 type slotTransport struct {
-	*memory.Broker
+	transport.Transport
+	br       *memory.Broker
 	carry    bool
-	produced atomic.Int64 // Produce and ProduceOwned calls made through it
+	produced atomic.Int64 // Produce calls made through it
 	mu       sync.Mutex
 	cons     *faultConsumer
 }
 
 func (t *slotTransport) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
 	t.produced.Add(1)
-	return t.Broker.Produce(ctx, msgs...)
-}
-
-func (t *slotTransport) ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
-	t.produced.Add(1)
-	return t.Broker.ProduceOwned(ctx, msgs...)
+	return t.br.Produce(ctx, msgs...)
 }
 
 func (t *slotTransport) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
-	in, err := t.Broker.Tail(ctx, topics...)
+	in, err := t.br.Tail(ctx, topics...)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +49,7 @@ func (t *slotTransport) Tail(ctx context.Context, topics ...string) (transport.C
 	t.cons = fc
 	t.mu.Unlock()
 	if t.carry {
-		return &carryConsumer{faultConsumer: fc, br: t.Broker}, nil
+		return &carryConsumer{faultConsumer: fc, br: t.br}, nil
 	}
 	return fc, nil
 }
@@ -145,11 +142,17 @@ type slotRig struct {
 func (r *slotRig) open() { r.once.Do(func() { close(r.gate) }) }
 
 func newSlotRig(t *testing.T, carry bool, opts ...ClientOption) *slotRig {
+	return newSlotRigOn(t, carry, nil, opts...)
+}
+
+// newSlotRigOn is newSlotRig with the client on wrap(the slotTransport)
+// when wrap is not nil.
+func newSlotRigOn(t *testing.T, carry bool, wrap func(*slotTransport) transport.Transport, opts ...ClientOption) *slotRig {
 	t.Helper()
 	br, err := memory.New(memory.WithPartitions(4))
 	require.NoError(t, err)
 	t.Cleanup(func() { br.Close() })
-	r := &slotRig{br: br, tr: &slotTransport{Broker: br, carry: carry}, gate: make(chan struct{}), started: make(chan string, 1024)}
+	r := &slotRig{br: br, tr: &slotTransport{Transport: br, br: br, carry: carry}, gate: make(chan struct{}), started: make(chan string, 1024)}
 	s, err := NewServer(br, WithName("srv"), WithConcurrency(64), slotQuiet)
 	require.NoError(t, err)
 	Handle(s, "echo", func(ctx context.Context, n int) (int, error) { return n, nil })
@@ -174,7 +177,11 @@ func newSlotRig(t *testing.T, carry bool, opts ...ClientOption) *slotRig {
 	go func() { served <- s.Serve(sctx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-served) })
 	t.Cleanup(r.open) // before the server stops: no handler waits
-	c, err := NewClient(r.tr, append([]ClientOption{WithName("cli"), slotQuiet}, opts...)...)
+	var ct transport.Transport = r.tr
+	if wrap != nil {
+		ct = wrap(r.tr)
+	}
+	c, err := NewClient(ct, append([]ClientOption{WithName("cli"), slotQuiet}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	r.c = c
@@ -616,4 +623,43 @@ func TestSlotResendCallsArePassive(t *testing.T) {
 	require.Eventually(t, func() bool { return r.c.Stats().Resent > 0 }, 5*time.Second, time.Millisecond)
 	r.open()
 	require.NoError(t, <-holderDone)
+}
+
+// ownedSlotTransport is a slotTransport with ProduceOwned, as the embedded
+// broker has.
+type ownedSlotTransport struct {
+	*slotTransport
+	owned atomic.Int64
+}
+
+func (t *ownedSlotTransport) ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
+	t.owned.Add(1)
+	return t.br.ProduceOwned(ctx, msgs...)
+}
+
+// A transport that takes records over (ProduceOwned) saves nothing by
+// carrying them, and a carried produce would copy: a reading call hands
+// its request over, then polls. A request whose payload the caller owns
+// ([]byte) is copied either way, and carried.
+func TestSlotOwnedRequestNotCarried(t *testing.T) {
+	var ot *ownedSlotTransport
+	r := newSlotRigOn(t, true, func(st *slotTransport) transport.Transport {
+		ot = &ownedSlotTransport{slotTransport: st}
+		return ot
+	})
+	cc := r.c.replies.(*carryConsumer)
+	owned, carried := ot.owned.Load(), cc.carried.Load()
+	for i := range 50 {
+		got, err := Call[int](context.Background(), r.c, "echo", i)
+		require.NoError(t, err)
+		require.Equal(t, i, got)
+	}
+	require.Equal(t, owned+50, ot.owned.Load())
+	require.Equal(t, carried, cc.carried.Load())
+
+	reply, err := r.c.Call(context.Background(), "echo", []byte("7"))
+	require.NoError(t, err)
+	require.Equal(t, "7", string(reply.Value))
+	require.Equal(t, carried+1, cc.carried.Load())
+	require.Equal(t, owned+50, ot.owned.Load())
 }
