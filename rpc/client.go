@@ -197,7 +197,7 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 		return NewError(CodeUnavailable, ErrClosed)
 	}
 	c.pending[id] = pc
-	join := c.joinLocked(pc, dl)
+	join := c.joinLocked(pc, dl, true)
 	c.mu.Unlock()
 
 	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
@@ -288,14 +288,13 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 		// first attempt of produce, whose retries follow.
 		holding = false
 		sent, err = c.retryProduce(ctx, msg, owned, &pc.req, rerr)
-		if err == nil || errors.Is(err, transport.ErrOutcomeUnknown) {
-			dl, _ := lc.Deadline()
-			c.mu.Lock()
-			holding = c.joinLocked(pc, dl) == joinHold
-			c.mu.Unlock()
-		}
+		join = joinLater
 	} else {
 		sent, err = c.produce(ctx, msg, owned, &pc.req)
+	}
+	if join == joinLater && (err == nil || errors.Is(err, transport.ErrOutcomeUnknown)) {
+		dl, _ := lc.Deadline()
+		holding = c.joinSent(pc, id, dl)
 	}
 	switch {
 	case errors.Is(err, transport.ErrOutcomeUnknown):

@@ -151,11 +151,16 @@ const (
 	joinWait                      // it waits, behind a call that reads
 	joinPreempt                   // it waits, and the background reader is handing it the slot
 	joinPassive                   // it waits and does not read
+	joinLater                     // a call reads: join once the request is sent (joinSent)
 )
 
 // joinLocked makes the new pending call pc a reader, a waiter or a
-// passive call. dl is its deadline.
-func (c *Client) joinLocked(pc *pendingCall, dl time.Time) joinResult {
+// passive call. dl is its deadline. first says its request is still to be
+// sent: if a call reads, pc joins only once it is sent (joinLater, then
+// joinSent), so that the slot is never handed to a call still busy
+// sending (over REST, a produce can take a round trip, all the time
+// nobody would read).
+func (c *Client) joinLocked(pc *pendingCall, dl time.Time, first bool) joinResult {
 	s := &c.slot
 	switch {
 	case c.cfg.resend > 0 || s.failing || s.stopped:
@@ -173,6 +178,8 @@ func (c *Client) joinLocked(pc *pendingCall, dl time.Time) joinResult {
 	case s.state == slotFree:
 		c.holdLocked(pc, dl)
 		return joinHold
+	case first && s.state == slotCaller:
+		return joinLater
 	}
 	pc.role = roleWaiter
 	pc.prevW, pc.nextW = s.waitTail, nil
@@ -192,6 +199,18 @@ func (c *Client) joinLocked(pc *pendingCall, dl time.Time) joinResult {
 		}
 	}
 	return joinWait
+}
+
+// joinSent joins the call pc (id), whose request was sent, to the slot,
+// and reports whether it holds it. A call answered meanwhile (its reply is
+// on its channel) or closed joins nothing.
+func (c *Client) joinSent(pc *pendingCall, id string, dl time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.pending[id] != pc {
+		return false
+	}
+	return c.joinLocked(pc, dl, false) == joinHold
 }
 
 // awaitSlot waits for the background reader to hand pc the slot
