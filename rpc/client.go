@@ -198,16 +198,17 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 	}
 	c.pending[id] = pc
 	join := c.joinLocked(pc, dl, true)
+	few := len(c.pending) <= carryMaxPending
 	c.mu.Unlock()
 
 	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	if o := c.cfg.observer; o != nil {
 		msg, done := observeCall(o, lc.parent, msg)
-		err := c.exchange(lc, pc, id, msg, !callerOwned(req), join, out)
+		err := c.exchange(lc, pc, id, msg, !callerOwned(req), join, few, out)
 		observed(done, out, err)
 		return err
 	}
-	return c.exchange(lc, pc, id, msg, !callerOwned(req), join, out)
+	return c.exchange(lc, pc, id, msg, !callerOwned(req), join, few, out)
 }
 
 // end releases the call's context and, when the call is done with pc
@@ -251,8 +252,8 @@ func observed(done func(*Reply, error), out *Reply, err error) {
 // reply, written to out. owned is produce's. join says what part the call
 // has in the reading slot: one that holds it reads its reply itself and,
 // when the reply consumer can carry records, produces msg with its first
-// poll.
-func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, join joinResult, out *Reply) error {
+// poll, if few calls were pending as it began (few; see carryMaxPending).
+func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, join joinResult, few bool, out *Reply) error {
 	ctx, topic := context.Context(lc), msg.Topic
 	var (
 		sent transport.Message
@@ -262,7 +263,7 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 	// A transport that can take the record over (ProduceOwned: the
 	// embedded broker) has no exchange to save by carrying it, and its
 	// carried produce would copy it: it produces, then the call polls.
-	carry := c.cp != nil && (!owned || c.p.own == nil)
+	carry := few && c.cp != nil && (!owned || c.p.own == nil)
 	if join == joinPreempt && carry {
 		// The background reader is handing the slot over: worth waiting
 		// for, to carry the request (over REST, one exchange fewer).
@@ -411,6 +412,13 @@ func replied(pc *pendingCall, r *Reply, out *Reply) error {
 	}
 	return nil
 }
+
+// carryMaxPending is the most calls pending (this one included) for a
+// reading call to carry its request. With more, the requests of the
+// concurrent calls are better produced together (a transport batches
+// concurrent produces into one exchange, as the REST transport does) than
+// each carried by a poll of its own.
+const carryMaxPending = 4
 
 // stopTimer stops t and empties its channel if it fired, for the next
 // call of the pendingCall it belongs to.
