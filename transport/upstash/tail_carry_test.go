@@ -56,17 +56,27 @@ func newTailCarryEnv(t *testing.T, wrap func(http.Handler) http.Handler, opts []
 
 func (e *tailCarryEnv) requests() uint64 { return e.s.REST.Stats().Requests }
 
-// learn makes one plain Poll of the tail (no records wait), from which the
-// Transport learns whether the server takes records with a fetch.
-func (e *tailCarryEnv) learn(t *testing.T) {
+// learn makes plain Polls of the tail (no records wait), from whose
+// answers the Transport learns whether the server takes records with a
+// fetch: until it has (carries), or once (!carries: nothing to learn).
+// Each Poll is short, and its answer may not come within it on a loaded
+// machine: hence the loop.
+func (e *tailCarryEnv) learn(t *testing.T, carries bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	got, err := e.tail.Poll(ctx)
-	if err != nil {
-		require.ErrorIs(t, err, context.DeadlineExceeded)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		got, err := e.tail.Poll(ctx)
+		cancel()
+		if err != nil {
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+		}
+		require.Empty(t, got)
+		if !carries || e.tr.fetchCarry.Load() != fetchCarryUnknown {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "no /fetch answer said Kafka-Carry")
 	}
-	require.Empty(t, got)
 }
 
 func (e *tailCarryEnv) pollCarrying(t *testing.T, a *ack, msgs ...transport.Message) ([]transport.Message, error) {
@@ -100,7 +110,7 @@ func (e *tailCarryEnv) outValues(t *testing.T) []string {
 
 func TestTailPollCarryingRidesOnTheFetch(t *testing.T) {
 	e := newTailCarryEnv(t, nil, nil)
-	e.learn(t)
+	e.learn(t, true)
 	assert.Equal(t, fetchCarryYes, e.tr.fetchCarry.Load(), "the fetch answer said Kafka-Carry: produce")
 
 	e.produceIn(t, "reply-to-an-earlier-request")
@@ -156,7 +166,7 @@ func TestTailPollCarryingFirstProducesAlone(t *testing.T) {
 // the fetch still waits.
 func TestTailPollCarryingAcksBeforeRecords(t *testing.T) {
 	e := newTailCarryEnv(t, nil, nil)
-	e.learn(t)
+	e.learn(t, true)
 	a := newAck()
 	type result struct {
 		msgs []transport.Message
@@ -199,7 +209,7 @@ func TestTailPollCarryingRefusedProduceReadsNothing(t *testing.T) {
 	require.NoError(t, err)
 	defer tail.Close()
 	e := &tailCarryEnv{s: s, tr: tr, tail: tail, cp: tail.(transport.CarryingPoller)}
-	e.learn(t)
+	e.learn(t, true)
 	e.produceIn(t, "reply")
 	for _, c := range []struct {
 		name string
@@ -245,7 +255,7 @@ func TestTailPollCarryingPermissionDenied(t *testing.T) {
 	require.NoError(t, err)
 	defer tail.Close()
 	e := &tailCarryEnv{s: s, tr: tr, tail: tail, cp: tail.(transport.CarryingPoller)}
-	e.learn(t)
+	e.learn(t, true)
 	e.produceIn(t, "reply")
 	a := newAck()
 	got, err := e.pollCarrying(t, a, transport.Message{Topic: "out", Value: []byte("x")})
@@ -262,7 +272,7 @@ func TestTailPollCarryingPermissionDenied(t *testing.T) {
 // is lost.
 func TestTailPollCarryingWithoutTheExtensionProducesAlone(t *testing.T) {
 	e := newTailCarryEnv(t, withoutCarry, nil)
-	e.learn(t)
+	e.learn(t, false)
 	assert.Equal(t, fetchCarryUnknown, e.tr.fetchCarry.Load())
 	for i, v := range []string{"request-1", "request-2"} {
 		e.produceIn(t, "reply")
@@ -300,7 +310,7 @@ func ignoresFetchCarry(h http.Handler) http.Handler {
 
 func TestTailPollCarryingServerIgnoringTheFieldFallsBack(t *testing.T) {
 	e := newTailCarryEnv(t, ignoresFetchCarry, nil)
-	e.learn(t)
+	e.learn(t, true)
 	e.produceIn(t, "reply-1")
 	a := newAck()
 	got, err := e.pollCarrying(t, a, transport.Message{Topic: "out", Value: []byte("request-1")})
@@ -311,7 +321,7 @@ func TestTailPollCarryingServerIgnoringTheFieldFallsBack(t *testing.T) {
 	assert.Equal(t, "reply-1", string(got[0].Value))
 	assert.Equal(t, fetchCarryNo, e.tr.fetchCarry.Load())
 
-	e.learn(t) // another answer saying Kafka-Carry changes nothing
+	e.learn(t, true) // another answer saying Kafka-Carry changes nothing
 	e.produceIn(t, "reply-2")
 	before := e.requests()
 	a = newAck()
@@ -328,7 +338,7 @@ func TestTailPollCarryingServerIgnoringTheFieldFallsBack(t *testing.T) {
 // produced, then polled.
 func TestTailPollCarryingSeveralTopicsProducesAlone(t *testing.T) {
 	e := newTailCarryEnv(t, nil, nil, "in", "out")
-	e.learn(t)
+	e.learn(t, true)
 	e.produceIn(t, "reply")
 	before := e.requests()
 	a := newAck()
@@ -360,7 +370,7 @@ func TestTailPollCarryingSeveralTopicsProducesAlone(t *testing.T) {
 // context's error and loses nothing.
 func TestTailPollCarryingContextEndsDuringTheWait(t *testing.T) {
 	e := newTailCarryEnv(t, nil, nil)
-	e.learn(t)
+	e.learn(t, true)
 	ctx, cancel := context.WithCancel(t.Context())
 	a := &ack{done: make(chan struct{})}
 	acked := func(w []transport.Message, err error) {
@@ -386,7 +396,7 @@ func TestTailPollCarryingContextEndsDuringTheWait(t *testing.T) {
 // PollCarrying returns ErrClosed; after Close nothing is produced.
 func TestTailPollCarryingClose(t *testing.T) {
 	e := newTailCarryEnv(t, nil, nil)
-	e.learn(t)
+	e.learn(t, true)
 	a := newAck()
 	res := make(chan error, 1)
 	go func() {
@@ -413,7 +423,7 @@ func TestTailPollCarryingClose(t *testing.T) {
 // A context that ended before the call produces nothing.
 func TestTailPollCarryingEndedContext(t *testing.T) {
 	e := newTailCarryEnv(t, nil, nil)
-	e.learn(t)
+	e.learn(t, true)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	a := newAck()
@@ -425,7 +435,7 @@ func TestTailPollCarryingEndedContext(t *testing.T) {
 
 func TestTailPollCarryingNothing(t *testing.T) {
 	e := newTailCarryEnv(t, nil, nil)
-	e.learn(t)
+	e.learn(t, true)
 	e.produceIn(t, "reply")
 	a := newAck()
 	got, err := e.pollCarrying(t, a)
