@@ -45,10 +45,11 @@ func (t *Transport) sawFetchAnswer(resp *http.Response) {
 // project's REST server says so in every one), the records go with the
 // fetch request and acked is called as soon as the answer's headers
 // arrive, before the server waits for records: one HTTP exchange. With
-// several topics (one fetch each), before such an answer, and when the
-// records are more than one POST /produce would carry ([WithMaxBatch],
-// [WithMaxBatchBytes], at most 1,000 records), it calls Produce and then
-// Poll.
+// several topics (one fetch each), before such an answer, when another
+// Poll of the tail is in progress (the records are not held back behind
+// it), and when the records are more than one POST /produce would carry
+// ([WithMaxBatch], [WithMaxBatchBytes], at most 1,000 records), it calls
+// Produce and then Poll (which waits for the Poll in progress).
 //
 // When a carried fetch gets no answer saying the records were written
 // (the server refused the fetch before its produce, failed, or does not
@@ -65,8 +66,8 @@ func (t *Transport) sawFetchAnswer(resp *http.Response) {
 // wrapping transport.ErrClosed. A carried fetch is not retried by itself
 // (the caller's next Poll is its retry): a fetch failure after the records
 // were written is returned as Poll returns it, acked having had their
-// outcome. Like Poll, PollCarrying is one at a time with the tail's other
-// Polls.
+// outcome. Safe for concurrent use; its poll part is one at a time with
+// the tail's other Polls, as Poll is.
 func (tl *tailer) PollCarrying(ctx context.Context, msgs []transport.Message, acked func(written []transport.Message, err error)) ([]transport.Message, error) {
 	if len(msgs) == 0 {
 		acked([]transport.Message{}, nil)
@@ -87,14 +88,11 @@ func (tl *tailer) PollCarrying(ctx context.Context, msgs []transport.Message, ac
 	}
 	select {
 	case tl.sem <- struct{}{}:
-	case <-ctx.Done():
-		err := ctx.Err()
-		acked(nil, err)
-		return nil, err
-	case <-tl.ctx.Done():
-		err := errClosed("poll")
-		acked(nil, err)
-		return nil, err
+	default:
+		// Another Poll of the tail is in progress, perhaps for a whole
+		// poll window: the records go now, on their own, and this poll
+		// waits its turn.
+		return tl.produceThenPoll(ctx, msgs, acked)
 	}
 	// The fetch body, then its "produce" field, in one allocation.
 	topic := tl.topics[0]

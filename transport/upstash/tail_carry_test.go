@@ -334,6 +334,63 @@ func TestTailPollCarryingServerIgnoringTheFieldFallsBack(t *testing.T) {
 	assert.Equal(t, []string{"request-1", "request-2"}, e.outValues(t), "each written once")
 }
 
+// While another Poll of the tail waits, the records are not held back
+// behind it: they are produced at once, and the poll part waits its turn.
+func TestTailPollCarryingBesideAWaitingPoll(t *testing.T) {
+	e := newTailCarryEnv(t, nil, []Option{WithPollWindow(time.Second)})
+	e.learn(t, true)
+	before := e.requests()
+	waiting := make(chan []transport.Message, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		got, _ := e.tail.Poll(ctx) // holds the tail until a record comes
+		waiting <- got
+	}()
+	// Once the Poll's fetch is in flight (the server counts its request),
+	// a carried poll cannot ride on it.
+	require.Eventually(t, func() bool { return e.s.REST.Stats().Requests > before }, 10*time.Second, time.Millisecond)
+	a := newAck()
+	type result struct {
+		msgs []transport.Message
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		msgs, err := e.cp.PollCarrying(ctx, []transport.Message{{Topic: "out", Value: []byte("request")}}, a.fn)
+		res <- result{msgs, err}
+	}()
+	a.wait(t) // while the other Poll still waits
+	require.NoError(t, a.err)
+	require.Len(t, a.written, 1)
+	assert.Equal(t, []string{"request"}, e.outValues(t))
+	e.produceIn(t, "reply")
+	var got []transport.Message
+	select {
+	case got = <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting Poll did not return")
+	}
+	select {
+	case r := <-res:
+		require.NoError(t, r.err)
+		got = append(got, r.msgs...)
+	case <-time.After(10 * time.Second):
+		t.Fatal("PollCarrying did not return")
+	}
+	for len(got) == 0 { // both windows ended first (a slow machine)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		more, err := e.tail.Poll(ctx)
+		cancel()
+		require.NoError(t, err)
+		got = append(got, more...)
+	}
+	require.Len(t, got, 1, "the reply, once")
+	assert.Equal(t, "reply", string(got[0].Value))
+}
+
 // A tail of several topics fetches each on its own: the records are
 // produced, then polled.
 func TestTailPollCarryingSeveralTopicsProducesAlone(t *testing.T) {
