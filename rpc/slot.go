@@ -396,9 +396,11 @@ func (c *Client) readOwn(lc *lazyCtx, pc *pendingCall, id, topic string, out *Re
 			carry = false
 			pc.ackState.Store(ackNone)
 			msgs, err = c.cp.PollCarrying(ctx, pc.req[:], pc.ackFn)
-			if err != nil && pc.ackState.Load() == ackFailed {
+			if err != nil && pc.ackState.Load() == ackFailed && ctx.Err() == nil {
 				// The request was not written (or may not have been):
-				// nothing was polled.
+				// nothing was polled. (With ctx ended, the call's
+				// deadline, its context or Close ended the produce: the
+				// call ends as below, with their error.)
 				if errors.Is(pc.ackErr, transport.ErrOutcomeUnknown) {
 					c.log.Debug("rpc: request may not have been written; waiting for its reply", "topic", topic, "id", id, "err", err)
 					continue

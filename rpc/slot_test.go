@@ -93,7 +93,7 @@ type carryConsumer struct {
 	*faultConsumer
 	br         *memory.Broker
 	carried    atomic.Int64
-	produceErr atomic.Pointer[func([]transport.Message) (written bool, err error)]
+	produceErr atomic.Pointer[func(context.Context, []transport.Message) (written bool, err error)]
 }
 
 func (c *carryConsumer) PollCarrying(ctx context.Context, msgs []transport.Message, acked func([]transport.Message, error)) ([]transport.Message, error) {
@@ -111,7 +111,7 @@ func (c *carryConsumer) PollCarrying(ctx context.Context, msgs []transport.Messa
 	)
 	if hook := c.produceErr.Load(); hook != nil {
 		var write bool
-		write, err = (*hook)(msgs)
+		write, err = (*hook)(ctx, msgs)
 		if write {
 			_, _ = c.br.Produce(ctx, msgs...)
 		}
@@ -567,7 +567,7 @@ func TestSlotCarriedRequest(t *testing.T) {
 func TestSlotCarriedProduceFails(t *testing.T) {
 	r := newSlotRig(t, true)
 	cc := r.c.replies.(*carryConsumer)
-	refuse := func([]transport.Message) (bool, error) {
+	refuse := func(context.Context, []transport.Message) (bool, error) {
 		return false, fmt.Errorf("refused: %w", transport.ErrPermissionDenied)
 	}
 	cc.produceErr.Store(&refuse)
@@ -583,7 +583,7 @@ func TestSlotCarriedProduceFails(t *testing.T) {
 	require.NotEqual(t, slotCaller, state)
 
 	// A transient failure: produce retries it on its own.
-	transient := func([]transport.Message) (bool, error) { return false, errors.New("connection reset") }
+	transient := func(context.Context, []transport.Message) (bool, error) { return false, errors.New("connection reset") }
 	cc.produceErr.Store(&transient)
 	got, err := Call[int](context.Background(), r.c, "echo", 2)
 	require.NoError(t, err)
@@ -591,7 +591,7 @@ func TestSlotCarriedProduceFails(t *testing.T) {
 	require.Equal(t, produced+1, r.tr.produced.Load(), "retried with Produce")
 
 	// Outcome unknown (written, in fact): the call waits for the reply.
-	unknown := func([]transport.Message) (bool, error) {
+	unknown := func(context.Context, []transport.Message) (bool, error) {
 		return true, fmt.Errorf("lost answer: %w", transport.ErrOutcomeUnknown)
 	}
 	cc.produceErr.Store(&unknown)
@@ -662,4 +662,32 @@ func TestSlotOwnedRequestNotCarried(t *testing.T) {
 	require.Equal(t, "7", string(reply.Value))
 	require.Equal(t, carried+1, cc.carried.Load())
 	require.Equal(t, owned+50, ot.owned.Load())
+}
+
+// A carried produce still retrying when the call's deadline passes (a
+// transport that retries until its context ends) ends the call with the
+// deadline's error, as a produce of its own would; one whose context is
+// canceled, with the cancel.
+func TestSlotCarriedProduceCutByDeadline(t *testing.T) {
+	r := newSlotRig(t, true)
+	cc := r.c.replies.(*carryConsumer)
+	stuck := func(ctx context.Context, _ []transport.Message) (bool, error) {
+		<-ctx.Done()
+		return false, fmt.Errorf("produce: %w (the request was in flight)", ctx.Err())
+	}
+	cc.produceErr.Store(&stuck)
+	_, err := Call[int](context.Background(), r.c, "echo", 1, WithTimeout(50*time.Millisecond))
+	require.Equal(t, CodeDeadlineExceeded, CodeOf(err), "%v", err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err = Call[int](ctx, r.c, "echo", 2, WithTimeout(10*time.Second))
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, CodeCanceled, CodeOf(err), "%v", err)
+
+	cc.produceErr.Store(nil)
+	got, err := Call[int](context.Background(), r.c, "echo", 3)
+	require.NoError(t, err)
+	require.Equal(t, 3, got)
+	require.Zero(t, r.c.Stats().Pending)
 }
