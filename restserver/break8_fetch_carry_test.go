@@ -6,10 +6,12 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/resttest"
+	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
@@ -372,4 +375,64 @@ func TestBreak8FetchCarryConcurrent(t *testing.T) {
 			assert.Equal(t, fmt.Sprintf("%d-%d", n, j), all[m.Offset].Value, "request %d record %d at offset %d", n, j, m.Offset)
 		}
 	}
+}
+
+// FuzzBreak8FetchCarryTruthful fuzzes POST /fetch bodies carrying records
+// and checks what FuzzFetchRequest does not: Kafka-Produced, when present,
+// names exactly the records the request wrote, partition by partition
+// (each once, at offsets that were free before it); when absent, the
+// request wrote nothing. The answer's other properties are checkAnswer's.
+func FuzzBreak8FetchCarryTruthful(f *testing.F) {
+	e := newFuzzEnv(f)
+	for _, s := range []string{
+		`{"topic":"t","partition":0,"offset":0,"timeout":0,"produce":[{"topic":"u","value":"x"}]}`,
+		`{"topic":"t","produce":{"topic":"t","value":"x","headers":[{"key":"k","value":"v"}]}}`,
+		`{"topic":"t","produce":[{"topic":"t","value":"x","partition":1},{"topic":"u","value":"y"},{"topic":"t","value":"z"}]}`,
+		`{"topic":"t","produce":[]}`, `{"topic":"t","produce":null}`, `{"topic":"t","produce":[{"topic":"nope","value":"x"}]}`,
+		`{"topic":"nope","produce":[{"topic":"t","value":"x"}]}`, `{"topic":"t","partition":9,"produce":[{"topic":"t","value":"x"}]}`,
+		`{"topic":"t","produce":[{"topic":"u","value":"x"}],"produce":[{"topic":"t","value":"y"}]}`,
+		`{"topicPartitionOffsets":[{"topic":"t"}],"topicPartitionOffsets":[{"topic":"u"}],"produce":[{"topic":"u","value":"x"}]}`,
+		`{"topic":"t","Produce":[{"topic":"u","value":"x"}],"produce":null}`, `{"topic":"t","produce":[{"topic":"u","value":"x","partition":3}]}`,
+		`{"topic":"t","offset":-1,"produce":[{"topic":"u","value":"x"}]}`, `{"topic":"t","commit":[],"produce":[{"topic":"u","value":"x"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	parts := []transport.TopicPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}, {Topic: "u", Partition: 0}}
+	ends := func(t *testing.T) map[transport.TopicPartition]int64 {
+		out := map[transport.TopicPartition]int64{}
+		for _, tp := range parts {
+			_, latest, err := e.broker.Offsets(tp.Topic, tp.Partition)
+			require.NoError(t, err)
+			out[tp] = latest
+		}
+		return out
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e.feed(t)
+		before := ends(t)
+		w := e.do(t, httptest.NewRequest("POST", "/fetch", bytes.NewReader(body)))
+		after := ends(t)
+		v := w.Header().Values(restserver.ProducedHeader)
+		if len(v) == 0 {
+			require.Equal(t, before, after, "no Kafka-Produced, yet records were written (status %d: %s)", w.Code, w.Body)
+			return
+		}
+		require.Len(t, v, 1)
+		var meta []metadata
+		require.NoError(t, json.Unmarshal([]byte(v[0]), &meta), "Kafka-Produced: %s", v[0])
+		named := map[transport.TopicPartition][]int64{}
+		for _, m := range meta {
+			tp := transport.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+			named[tp] = append(named[tp], m.Offset)
+		}
+		for _, tp := range parts {
+			offs := named[tp]
+			require.Len(t, offs, int(after[tp]-before[tp]), "%v: Kafka-Produced names %v, %d records were written", tp, offs, after[tp]-before[tp])
+			for i, off := range offs {
+				require.Equal(t, before[tp]+int64(i), off, "%v: record %d", tp, i)
+			}
+			delete(named, tp)
+		}
+		require.Empty(t, named, "Kafka-Produced names partitions that do not exist")
+	})
 }
