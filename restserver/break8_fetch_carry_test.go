@@ -116,6 +116,25 @@ func TestBreak8FetchCarryHostileFetchParts(t *testing.T) {
 	}
 }
 
+// A bad ?timeout= (read when the body has none) is refused before the
+// records are written; a good one is taken.
+func TestBreak8FetchCarryQueryTimeout(t *testing.T) {
+	t.Parallel()
+	e := newCarryEnv(t)
+	body := `{"topic":"in","partition":0,"offset":1,"produce":[{"topic":"out","value":"x"}]}`
+	for _, q := range []string{"abc", "-1", "NaN", "0x10", "1e999"} {
+		before := e.latest("out", 0)
+		r := e.req("POST", "/fetch?timeout="+url.QueryEscape(q), body)
+		requireErrorBody(t, r, http.StatusBadRequest)
+		assert.Nil(t, requireTruthful(t, e, r, before), "timeout %q", q)
+	}
+	before := e.latest("out", 0)
+	r := e.req("POST", "/fetch?timeout=0", body)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	require.Len(t, requireTruthful(t, e, r, before), 1)
+	assert.Equal(t, "[]", r.body)
+}
+
 // Duplicate or odd "produce" keys: the fast decoder and encoding/json (the
 // fallback, taken here by naming topicPartitionOffsets twice) agree on
 // which records are produced, and the answer tells the truth.
