@@ -42,6 +42,9 @@ type ticket struct {
 	m     transport.Message
 	epoch uint64
 	first bool // the first record of its partition's epoch (see serveRun.pollLoop)
+	// takeover: no record; the worker that takes it runs the poll loop
+	// (see serveRun.pollLoop).
+	takeover bool
 }
 
 func newTracker() *tracker {
