@@ -53,6 +53,11 @@ type serveRun struct {
 	// pollEnd receives the poll loop's end (its error), from whichever
 	// goroutine ran it last.
 	pollEnd chan error
+	// polls is the consumer the poll loop polls: cons, or (without a
+	// carrier) cons polling into one buffer reused from one poll to the
+	// next (the loop copies each record into its ticket). It is used by
+	// the goroutine that runs the poll loop.
+	polls transport.Consumer
 
 	track     *tracker
 	commitSig chan struct{}
@@ -115,6 +120,10 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *ded
 		pollEnd:     make(chan error, 1),
 	}
 	r.handOver = r.carry == nil && len(work) == 1
+	r.polls = cons
+	if r.carry == nil {
+		r.polls = newReusingConsumer(cons)
+	}
 	return r
 }
 
@@ -221,7 +230,7 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 // ticket (FIFO, after what is queued before it) and no more than
 // concurrency records run while nobody polls.
 func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err error) {
-	cons := r.cons
+	cons := r.polls
 	if r.carry != nil {
 		cons = carryingConsumer{Consumer: r.cons, c: r.carry}
 		defer r.carry.close() // hand-ins after the loop: workers produce on their own

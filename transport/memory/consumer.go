@@ -188,6 +188,15 @@ func (c *Consumer) check() error {
 // interval (a member blocked in Poll is never dropped). A dropped member's
 // next Poll rejoins the group.
 func (c *Consumer) Poll(ctx context.Context) ([]transport.Message, error) {
+	return c.PollAppend(ctx, nil)
+}
+
+// PollAppend is Poll for a caller that reuses its buffers: the records
+// are appended to dst[:0] when they fit in its capacity (in a new array
+// otherwise), which it returns. A caller that polls in a loop may pass
+// the previous result back once it is done with its records, and a Poll
+// then allocates nothing of its own. Everything else is as for Poll.
+func (c *Consumer) PollAppend(ctx context.Context, dst []transport.Message) ([]transport.Message, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
@@ -199,18 +208,18 @@ func (c *Consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 			return nil, err
 		}
 	}
-	msgs, waited, err := c.poll(ctx)
+	msgs, waited, err := c.poll(ctx, dst[:0])
 	if c.g != nil {
 		c.endPoll(waited)
 	}
 	return msgs, err
 }
 
-// poll is Poll's loop: collect, or wait and try again. It reports whether
-// it waited.
-func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited bool, err error) {
+// poll is Poll's loop: collect into dst, or wait and try again. It reports
+// whether it waited.
+func (c *Consumer) poll(ctx context.Context, dst []transport.Message) (msgs []transport.Message, waited bool, err error) {
 	for {
-		if msgs := c.collect(); len(msgs) > 0 {
+		if msgs := c.collect(dst); len(msgs) > 0 {
 			return msgs, waited, nil
 		}
 		if h := c.b.onBlock; h != nil {
@@ -302,7 +311,8 @@ func (c *Consumer) endPoll(waited bool) {
 // collect takes the records available now, up to the poll limit, shared
 // fairly: every partition with records gets an equal share (rotating who
 // gets the remainder), and shares a partition cannot use go to the others.
-func (c *Consumer) collect() []transport.Message {
+// They are appended to dst, which is empty, when they fit in it.
+func (c *Consumer) collect(dst []transport.Message) []transport.Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(c.owned)
@@ -348,7 +358,10 @@ func (c *Consumer) collect() []transport.Message {
 		}
 		total = limit
 	}
-	out := make([]transport.Message, 0, total)
+	out := dst
+	if cap(out) < total {
+		out = make([]transport.Message, 0, total)
+	}
 	left := c.b.cfg.fetchMaxBytes
 	for i := 0; i < n && left > 0; i++ {
 		o := c.owned[(start+i)%n]
