@@ -64,9 +64,14 @@ type Consumer struct {
 	maxPoll    time.Duration
 	onRevoked  func([]transport.TopicPartition)
 
-	wake  chan struct{} // signalled on append to an owned partition and on reassignment
-	done  chan struct{} // closed when the consumer stops being active
-	state atomic.Int32  // stateActive, stateFenced or stateClosed; changed under mu
+	// wake is signalled on append to an owned partition, on reassignment,
+	// and when the consumer stops being active or the broker closes: a
+	// blocked Poll waits on it (and its ctx) alone.
+	wake chan struct{}
+	// unhook stops the broker's Close from signalling wake (see
+	// newConsumer); called by Close.
+	unhook func() bool
+	state  atomic.Int32 // stateActive, stateFenced or stateClosed; changed under mu
 
 	mu    sync.Mutex // guards owned and every owned.pos, owned.avail, owned.take
 	owned []*owned   // sorted by topic name and partition
@@ -90,14 +95,17 @@ type owned struct {
 }
 
 func newConsumer(b *Broker, g *group, instance string, topics []*topic, names []string) *Consumer {
+	wake := make(chan struct{}, 1)
 	return &Consumer{
 		b:          b,
 		g:          g,
 		instance:   instance,
 		topics:     topics,
 		topicNames: names,
-		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		wake:       wake,
+		// The broker's Close wakes a blocked Poll. The hook holds the
+		// channel only: a consumer never closed is not kept alive by it.
+		unhook: context.AfterFunc(b.life, func() { signal(wake) }),
 	}
 }
 
@@ -251,14 +259,11 @@ func (c *Consumer) poll(ctx context.Context, dst []transport.Message) (msgs []tr
 		case <-ctx.Done():
 			woke()
 			return nil, true, ctx.Err()
-		case <-c.done:
-			woke()
-			return nil, true, c.check()
-		case <-c.b.done:
-			woke()
-			return nil, true, errBrokerClosed
 		}
 		if err := c.check(); err != nil {
+			// Closed, fenced or the broker closed: one signal told us;
+			// another Poll blocked on this consumer is told in turn.
+			signal(c.wake)
 			return nil, true, err
 		}
 	}
@@ -560,7 +565,7 @@ func (c *Consumer) fence() {
 	c.mu.Lock()
 	if c.state.Load() == stateActive {
 		c.state.Store(stateFenced)
-		close(c.done)
+		signal(c.wake) // a blocked Poll returns ErrFenced
 	}
 	c.mu.Unlock()
 }
@@ -579,8 +584,9 @@ func (c *Consumer) Close() error {
 	}
 	c.mu.Lock()
 	prev := c.state.Swap(stateClosed)
-	if prev == stateActive {
-		close(c.done)
+	if prev != stateClosed {
+		c.unhook()
+		signal(c.wake) // a blocked Poll returns ErrClosed
 	}
 	if g == nil && prev != stateClosed {
 		for _, o := range c.owned {
