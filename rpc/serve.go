@@ -42,8 +42,9 @@ type serveRun struct {
 
 	// handOver says the poll loop may hand itself over to an idle worker
 	// and run the last record of a batch itself (see pollLoop): without
-	// key ordering (any worker may run any record) and without a carrier
-	// (whose window is the loop's own).
+	// key ordering (any worker may run any record; with key ordering a
+	// key's records go to one worker's queue, in order) and without a
+	// carrier (whose window is the loop's own).
 	handOver bool
 	// inFlight counts the records given to workers and not yet done with
 	// (queued or running), and the one the loop keeps when it hands
@@ -119,7 +120,7 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *ded
 		carry:       newCarrier(cons),
 		pollEnd:     make(chan error, 1),
 	}
-	r.handOver = r.carry == nil && len(work) == 1
+	r.handOver = r.carry == nil && !s.cfg.keyOrdering
 	r.polls = cons
 	if r.carry == nil {
 		r.polls = newReusingConsumer(cons)
@@ -157,8 +158,7 @@ func (r *serveRun) serve(ctx context.Context) error {
 	r.workers.Add(1)
 	go r.worker(ctx, r.work[0], true) // polls first; then a worker like the others
 
-	pollErr := <-r.pollEnd
-	r.stopping.Store(true) // in-flight handlers finish; queued records wait for the next owner
+	pollErr := <-r.pollEnd // stopping is set
 	for _, w := range r.work {
 		close(w)
 	}
@@ -304,6 +304,9 @@ func (r *serveRun) worker(ctx context.Context, work <-chan ticket, poll bool) {
 	batch := new([2]transport.Message) // sendReply's, for every delivery of this worker
 	if poll {
 		r.pollTurn(ctx, &batch)
+		if !r.handOver {
+			return // the poll loop's own goroutine: it ended
+		}
 	}
 	for tk := range work {
 		if tk.takeover {
@@ -315,10 +318,13 @@ func (r *serveRun) worker(ctx context.Context, work <-chan ticket, poll bool) {
 }
 
 // pollTurn runs the poll loop; if the loop hands itself over, it runs the
-// record the loop kept.
+// record the loop kept. When the loop ends, it sets stopping before it
+// tells serve: this goroutine then goes back to the queue as one worker
+// too many, and must start nothing there.
 func (r *serveRun) pollTurn(ctx context.Context, batch **[2]transport.Message) {
 	kept, handed, err := r.pollLoop(ctx)
 	if !handed {
+		r.stopping.Store(true) // in-flight handlers finish; queued records wait for the next owner
 		r.pollEnd <- err
 		return
 	}
