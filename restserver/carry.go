@@ -20,11 +20,19 @@ import (
 // (Kafka-Produced, Kafka-Committed), sent at once, before the long poll;
 // the records polled follow as the body. Upstash SDKs never send the
 // fields, so their requests are served as before.
+//
+// POST /fetch takes the "produce" field the same way (handleFetch): the
+// records are produced once the fetch is checked, their answer goes in
+// Kafka-Produced, sent before the fetch waits, and the records fetched
+// follow as the body. A fetch has no group: "commit" in its body is
+// refused (400). An rpc client sends its request with the fetch that reads
+// its reply.
 
 const (
-	// CarryHeader is sent with every answer to POST or GET /consume, with
-	// the value [CarryValue]: it tells a client that this server takes the
-	// "produce" and "commit" fields in the consume body. A client must not
+	// CarryHeader is sent with every answer to POST or GET /consume and
+	// GET or POST /fetch, with the value [CarryValue]: it tells a client
+	// that this server takes the "produce" and "commit" fields in the
+	// consume body, and "produce" in the fetch body. A client must not
 	// send "produce" to a server that has not sent this header: other
 	// servers ignore it, and the records would be lost. (A commit is only
 	// done when [CommittedHeader] says so; a client commits alone
@@ -32,22 +40,22 @@ const (
 	CarryHeader = "Kafka-Carry"
 	// CarryValue is [CarryHeader]'s value.
 	CarryValue = "produce"
-	// ProducedHeader is set on the answer to a consume that carried
-	// records, once they are written: a JSON array of Metadata objects,
-	// one per record in request order, as POST /produce answers. It is
-	// present on every answer (error ones included) to a consume whose
-	// records were written, and on no other.
+	// ProducedHeader is set on the answer to a consume or fetch that
+	// carried records, once they are written: a JSON array of Metadata
+	// objects, one per record in request order, as POST /produce answers.
+	// It is present on every answer (error ones included) to a consume or
+	// fetch whose records were written, and on no other.
 	ProducedHeader = "Kafka-Produced"
 	// CommittedHeader is set on the answer to a consume that carried a
 	// commit, once the commit was tried: {"result":"Success","status":200},
 	// or the error POST /commit would have answered, as
 	// {"error": "...", "status": N}. Absent: nothing was committed.
 	CommittedHeader = "Kafka-Committed"
-	// MaxCarriedRecords is the most records one consume may carry: their
-	// answer travels in a response header (about 60 bytes a record, plus
-	// the topic's name), which HTTP clients cap (Go's at 10 MB). A consume
-	// carrying more is refused with 413, nothing written: POST /produce
-	// takes them, answered in its body.
+	// MaxCarriedRecords is the most records one consume or fetch may
+	// carry: their answer travels in a response header (about 60 bytes a
+	// record, plus the topic's name), which HTTP clients cap (Go's at
+	// 10 MB). A consume or fetch carrying more is refused with 413, nothing
+	// written or read: POST /produce takes them, answered in its body.
 	MaxCarriedRecords = 1000
 )
 
@@ -74,7 +82,8 @@ func (b *consumeBody) commits() bool { return present(b.Commit) }
 
 func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
-// carry is the state of one consume that carries records or a commit.
+// carry is the state of one consume that carries records or a commit, or
+// of one fetch that carries records.
 type carry struct {
 	s       *Server
 	w       http.ResponseWriter
@@ -135,7 +144,8 @@ func (c *carry) commit(m Member) {
 // produce writes the records of raw as POST /produce would (each record
 // checked, the user's right to produce to each topic, the size limit, all
 // or nothing) and sets [ProducedHeader] to the answer. An error is
-// answered as /produce answers it, and the consume then polls nothing.
+// answered as /produce answers it, and the consume or fetch then reads
+// nothing.
 func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 	items, ok := restwire.DecodeTopicMessages(raw)
 	if !ok {
@@ -146,7 +156,7 @@ func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
 	}
 	if len(items) > MaxCarriedRecords {
 		return errorf(http.StatusRequestEntityTooLarge,
-			"a consume carries at most %d records to produce, got %d: produce them with POST /produce; nothing was written or consumed",
+			"a consume or fetch carries at most %d records to produce, got %d: produce them with POST /produce; nothing was written or read",
 			MaxCarriedRecords, len(items))
 	}
 	b, err := c.s.produceItems(r, items, "")
@@ -174,8 +184,9 @@ func (c *carry) ready(m Member) {
 }
 
 // flushProduced sends the headers now, without committing, when the
-// consume carried records that are written (Kafka-Produced is set): called
-// before the consume waits (for the poll slot, for a join), which may take
+// consume or fetch carried records that are written (Kafka-Produced is
+// set): called before it waits (for the poll slot, for a join, for
+// records), which may take
 // longer than the client waits for the headers. A client that got no
 // Kafka-Produced would take its records for unwritten and produce them
 // again. The carried commit, if any, is then not done (Kafka-Committed is

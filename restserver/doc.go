@@ -14,7 +14,7 @@
 //	GET|POST  /commit/{group}/{instance}        empty or [] = consumed positions; object or array = as given
 //	GET|POST  /committed/{group}/{instance}     {topic,partition} or array → [{topic,partition,offset}]
 //	POST|DELETE /delete-consumer/{group}/{instance}
-//	GET|POST  /fetch                            single triple, topicPartitionOffsets, or both
+//	GET|POST  /fetch                            single triple, topicPartitionOffsets, or both[, "produce"]
 //	GET       /topics, /consumers
 //	GET|POST  /offsets/{earliest|latest|timestamp}
 //
@@ -113,6 +113,20 @@
 // on either way. (When the consume also carried records and must wait
 // first, their answer goes at once and the commit is not done: no
 // [CommittedHeader].)
+//
+// A fetch may carry records to produce the same way (every /fetch answer
+// says so with [CarryHeader] too): a "produce" field in the fetch body,
+// with the same checks, rights, limits ([MaxCarriedRecords]) and
+// all-or-nothing, produced once the fetch itself is checked (its
+// partitions, its timeout, the right to read them) and before anything is
+// read, so a failure writes nothing and reads nothing, and a fetch sees
+// the records it wrote. [ProducedHeader] carries their metadata, sent
+// before the fetch waits for records (or with the answer, when records are
+// there at once); the records fetched follow as the body, and an error
+// after the headers went out is answered in the body, as for a consume. A
+// fetch has no group: a "commit" field is refused with 400. kafkarpc's
+// REST transport uses it to send an rpc client's request with the fetch
+// that reads its reply (transport.CarryingPoller on a Tail's consumer).
 //
 // A committed offset past the end of its partition is stored, as Kafka
 // stores it; the partition's next owner starts by its

@@ -23,23 +23,35 @@ import (
 // the lower offset; more partitions than [WithFetchMaxPartitions] is a 400.
 // When none has data the call waits up to timeout (default 1000 ms), with
 // one waiter for all of them, for the first record on any, else answers [].
+//
+// The body may carry records to produce first (the "produce" field, see
+// carry.go): they are written once the fetch is checked, before anything
+// is read, and answered in [ProducedHeader], sent before the fetch waits.
 func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string) error {
+	w.Header()[CarryHeader] = carryValue // the carried-produce extension (carry.go)
 	pooled, err := s.readPooledBody(w, r)
 	if err != nil {
 		return err
 	}
+	// The fast path's "produce" aliases the pooled body, which is kept
+	// until it is decoded; encoding/json's is a copy.
+	defer func() {
+		if pooled != nil {
+			putBuf(pooled)
+		}
+	}()
 	body := *pooled
 	if shapeOf(body) == bodyEmpty {
-		putBuf(pooled)
 		return badRequest("a fetch request body is required: {topic, partition, offset} and/or topicPartitionOffsets")
 	}
 	req, ok := restwire.DecodeFetchRequest(body)
 	if !ok {
-		err = decodeObject(body, &req, "a fetch request")
+		if err = decodeObject(body, &req, "a fetch request"); err != nil {
+			return err
+		}
 	}
-	putBuf(pooled) // req holds copies of what it needs of it
-	if err != nil {
-		return err
+	if present(req.Commit) {
+		return badRequest("a fetch cannot carry a commit: it reads without a consumer group (commit with POST /commit or a consume); nothing was written or read")
 	}
 	if req.Timeout == nil {
 		if req.Timeout, err = queryTimeout(r); err != nil {
@@ -59,9 +71,24 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 			return err
 		}
 	}
-	msgs, err := s.fetch(r, tpos, timeout)
+	var cr *carry
+	if present(req.Produce) {
+		// Produced before anything is read: a failed produce fetches
+		// nothing, and the fetch sees the records it wrote.
+		cr = &carry{s: s, w: w, r: r}
+		if err := cr.produce(r, req.Produce); err != nil {
+			return err
+		}
+	}
+	putBuf(pooled) // decoded: what is kept of it was copied
+	pooled = nil
+	msgs, err := s.fetch(r, tpos, timeout, cr)
 	if err != nil {
-		return err
+		return cr.fail(r, err)
+	}
+	if cr != nil {
+		cr.writeRecords(msgs)
+		return nil
 	}
 	s.writeRecords(w, msgs)
 	return nil
@@ -139,8 +166,9 @@ func (b *fetchBudget) take(msgs []transport.Message) []transport.Message {
 
 // fetch reads what tpos have now, within the byte caps; when none has
 // anything it waits (one waiter for all of them) up to timeout for a
-// record on any, and reads again.
-func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Duration) ([]transport.Message, error) {
+// record on any, and reads again. cr, when not nil, is the fetch's carried
+// produce: its answer is sent before the fetch waits.
+func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Duration, cr *carry) ([]transport.Message, error) {
 	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
 	defer cancel()
 	var waitCtx context.Context // made when first needed: most fetches of a busy topic find records at once
@@ -149,6 +177,7 @@ func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Du
 		if err != nil || len(out) > 0 {
 			return out, err
 		}
+		cr.flushProduced() // the client learns its records' fate before the wait
 		if waitCtx == nil {
 			var cancelWait context.CancelFunc
 			waitCtx, cancelWait = context.WithTimeout(ctx, timeout)

@@ -236,6 +236,12 @@ func FuzzFetchRequest(f *testing.F) {
 		`{"topic":"t","topicPartitionOffsets":[{"topic":"u"}]}`, `{"partition":0,"offset":0}`, `{"offset":5}`,
 		`{"topicPartitionOffsets":[]}`, `{"topicPartitionOffsets":{}}`, `{"topicPartitionOffsets":[null]}`,
 		`{"topic":"t","timeout":-5}`, `{"topic":"t","timeout":"1"}`, `{"topic":"t","partition":0,"offset":99999999}`,
+		// The carried produce (carry.go), and the commit a fetch refuses.
+		`{"topic":"t","partition":0,"offset":0,"timeout":0,"produce":[{"topic":"u","value":"x"}]}`,
+		`{"topic":"t","produce":{"topic":"t","value":"x","headers":[{"key":"k","value":"v"}]}}`,
+		`{"topic":"t","produce":[]}`, `{"topic":"t","produce":null}`, `{"topic":"t","produce":[{"topic":"nope","value":"x"}]}`,
+		`{"topic":"t","produce":"x"}`, `{"topic":"t","produce":[{"value":"x"}]}`, `{"topic":"t","commit":[]}`,
+		`{"topic":"nope","produce":[{"topic":"t","value":"x"}]}`, `{"produce":[{"topic":"t","value":"x"}]}`,
 	} {
 		f.Add([]byte(s), "")
 		f.Add([]byte(s), "0")

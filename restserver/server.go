@@ -413,23 +413,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return buf, nil
 	}
 	if r.ContentLength > 0 {
-		// Sized for the declared length, but only up to what a header
-		// alone may make the server reserve: a client that declares 16 MiB
-		// and sends nothing must not pin 16 MiB. The buffer doubles as
-		// bytes arrive, up to the declared length and no further.
-		buf := make([]byte, 0, maxUpfrontBody)
-		for int64(len(buf)) < r.ContentLength {
-			if len(buf) == cap(buf) {
-				buf = slices.Grow(buf, int(min(int64(cap(buf)), r.ContentLength-int64(len(buf)))))
-			}
-			n, err := r.Body.Read(buf[len(buf):min(int64(cap(buf)), r.ContentLength)])
-			buf = buf[:len(buf)+n]
-			if err == io.EOF && int64(len(buf)) < r.ContentLength {
-				err = io.ErrUnexpectedEOF
-			}
-			if err != nil && err != io.EOF {
-				return nil, bodyError(err)
-			}
+		buf, err := readDeclared(make([]byte, 0, maxUpfrontBody), r)
+		if err != nil {
+			return nil, err
 		}
 		return buf, nil
 	}
@@ -455,11 +441,52 @@ func (s *Server) readPooledBody(w http.ResponseWriter, r *http.Request) (*[]byte
 		closeRead(r)
 		return b, nil
 	}
+	if n := r.ContentLength; n > maxUpfrontBody && n <= s.cfg.maxBodyBytes {
+		// A batch: read into a pooled buffer too, grown as bytes arrive
+		// (see readDeclared), so that big bodies are not allocated, and
+		// cleared, anew for each request.
+		b := getBuf()
+		buf, err := readDeclared((*b)[:0], r)
+		if err != nil {
+			putBuf(b)
+			return nil, err
+		}
+		*b = buf
+		return b, nil
+	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return nil, err
 	}
 	return &body, nil
+}
+
+// readDeclared reads r's body, of declared length r.ContentLength > 0,
+// appending to buf. buf grows as bytes arrive, doubling up to the declared
+// length and no further, from at least maxUpfrontBody: a client that
+// declares 16 MiB and sends nothing must not make the server reserve
+// 16 MiB. (A pooled buf may already hold more: it is not reserved for this
+// request.)
+func readDeclared(buf []byte, r *http.Request) ([]byte, error) {
+	n := r.ContentLength
+	if cap(buf)-len(buf) < maxUpfrontBody {
+		buf = slices.Grow(buf, int(min(maxUpfrontBody, n)))
+	}
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(int64(cap(buf)), n-int64(len(buf)))))
+		}
+		got, err := r.Body.Read(buf[len(buf):min(int64(cap(buf)), n)])
+		buf = buf[:len(buf)+got]
+		if err == io.EOF && int64(len(buf)) < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return nil, bodyError(err)
+		}
+	}
+	closeRead(r)
+	return buf, nil
 }
 
 // closeRead closes r's body once all of its declared length is read:

@@ -205,7 +205,13 @@ func (ft *FaultyTransport) Tail(ctx context.Context, topics ...string) (transpor
 	if err != nil {
 		return nil, err
 	}
-	return &faultyConsumer{ft: ft, c: c, tail: true}, nil
+	fc := &faultyConsumer{ft: ft, c: c, tail: true}
+	if cp, ok := c.(transport.CarryingPoller); ok {
+		// An rpc client's reply reader then carries its requests, faults
+		// and all.
+		return &faultyCarryingConsumer{faultyConsumer: fc, cp: cp}, nil
+	}
+	return fc, nil
 }
 
 // Close closes the wrapped transport.

@@ -53,9 +53,11 @@ type Features struct {
 	// limit declared) skips that case.
 	MaxMessageBytes int
 
-	// CarryingPoller says the transport's consumers implement
-	// transport.CarryingPoller; the suite then checks its rules. False
-	// skips those cases.
+	// CarryingPoller says the transport's group consumers (Subscribe)
+	// implement transport.CarryingPoller; the suite then checks its rules
+	// on them. False skips those cases. The same rules are checked on a
+	// Tail's consumer whenever it implements the capability, whatever
+	// this says.
 	CarryingPoller bool
 }
 
@@ -210,10 +212,16 @@ var transportCases = []transportCase{
 	{name: "CancelledPollLosesNothing", run: testCancelledPollLosesNothing},
 
 	// CarryingPoller.
-	{name: "PollCarryingRoundTrip", needs: needsCarrying, run: testPollCarryingRoundTrip},
-	{name: "PollCarryingFailedProduceIsAllOrNothing", needs: needsCarrying, run: testPollCarryingFailedProduce},
-	{name: "PollCarryingEdges", needs: needsCarrying, run: testPollCarryingEdges},
-	{name: "PollCarryingAcksBeforeRecords", needs: needsCarrying, run: testPollCarryingAcksFirst},
+	{name: "PollCarryingRoundTrip", needs: needsCarrying, run: onMember(testPollCarryingRoundTrip)},
+	{name: "PollCarryingFailedProduceIsAllOrNothing", needs: needsCarrying, run: onMember(testPollCarryingFailedProduce)},
+	{name: "PollCarryingEdges", needs: needsCarrying, run: onMember(testPollCarryingEdges)},
+	{name: "PollCarryingAcksBeforeRecords", needs: needsCarrying, run: onMember(testPollCarryingAcksFirst)},
+	// The same rules for a Tail's consumer, when it implements the
+	// capability (skipped otherwise, whatever Features says).
+	{name: "TailPollCarryingRoundTrip", run: onTail(testPollCarryingRoundTrip)},
+	{name: "TailPollCarryingFailedProduceIsAllOrNothing", run: onTail(testPollCarryingFailedProduce)},
+	{name: "TailPollCarryingEdges", run: onTail(testPollCarryingEdges)},
+	{name: "TailPollCarryingAcksBeforeRecords", run: onTail(testPollCarryingAcksFirst)},
 
 	// Close.
 	{name: "ConsumerClose", run: testConsumerClose},

@@ -22,6 +22,24 @@ func needsCarrying(f Features) string {
 	return ""
 }
 
+// carryOpener returns a new consumer of topic that implements
+// transport.CarryingPoller, reading from before any record the case
+// produces after the call, or skips the case.
+type carryOpener func(t *testing.T, e *tenv, topic string) (transport.Consumer, transport.CarryingPoller)
+
+// onMember runs a CarryingPoller case on a group member (Subscribe).
+func onMember(run func(*testing.T, *tenv, carryOpener)) func(*testing.T, *tenv) {
+	return func(t *testing.T, e *tenv) { run(t, e, carryingConsumer) }
+}
+
+// onTail runs a CarryingPoller case on a Tail's consumer, when the
+// transport is a transport.Tailer whose consumers implement the
+// capability (an rpc client reads its replies with one, and sends its
+// requests with its reads).
+func onTail(run func(*testing.T, *tenv, carryOpener)) func(*testing.T, *tenv) {
+	return func(t *testing.T, e *tenv) { run(t, e, carryingTail) }
+}
+
 // carryingConsumer subscribes a new group to topic from the earliest
 // offset and requires its Consumer to implement transport.CarryingPoller.
 func carryingConsumer(t *testing.T, e *tenv, topic string) (transport.Consumer, transport.CarryingPoller) {
@@ -29,6 +47,30 @@ func carryingConsumer(t *testing.T, e *tenv, topic string) (transport.Consumer, 
 	c := mustSubscribe(t, e.tr, e.sub(transport.StartEarliest, topic))
 	cp, ok := c.(transport.CarryingPoller)
 	require.True(t, ok, "Features.CarryingPoller is declared, but the Consumer (%T) does not implement transport.CarryingPoller", c)
+	return c, cp
+}
+
+// carryingTail tails topic, skipping the case when the transport is not a
+// transport.Tailer or its tail does not implement
+// transport.CarryingPoller. It polls the tail once (nothing is there yet)
+// before returning, as a reply reader does all the time: a transport may
+// learn from its first read whether its server takes records with one.
+func carryingTail(t *testing.T, e *tenv, topic string) (transport.Consumer, transport.CarryingPoller) {
+	t.Helper()
+	tailer, ok := e.tr.(transport.Tailer)
+	if !ok {
+		t.Skipf("%T does not implement transport.Tailer", e.tr)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	c, err := tailer.Tail(ctx, topic)
+	require.NoError(t, err, "Tail(%q)", topic)
+	t.Cleanup(func() { closeWithin(t, "Consumer.Close of a tail (suite cleanup)", c.Close, true) })
+	cp, ok := c.(transport.CarryingPoller)
+	if !ok {
+		t.Skipf("the transport's Tail consumer (%T) does not implement transport.CarryingPoller", c)
+	}
+	pollNone(t, c)
 	return c, cp
 }
 
@@ -60,9 +102,9 @@ func pollCarrying(t *testing.T, cp transport.CarryingPoller, msgs ...transport.M
 // PollCarrying produces its records as Produce would (all of them, in
 // order, with Partition, Offset and Time filled in), tells acked so, and
 // returns the records polled as Poll would.
-func testPollCarryingRoundTrip(t *testing.T, e *tenv) {
+func testPollCarryingRoundTrip(t *testing.T, e *tenv, open carryOpener) {
 	in, out := e.topic(), e.topic()
-	c, cp := carryingConsumer(t, e, in)
+	c, cp := open(t, e, in)
 	mustProduce(t, e.tr, transport.Message{Topic: in, Key: "k", Value: []byte("request")})
 
 	carried := []transport.Message{
@@ -90,9 +132,9 @@ func testPollCarryingRoundTrip(t *testing.T, e *tenv) {
 
 // A produce that fails writes nothing of its batch, and PollCarrying then
 // polls nothing: it returns the produce's error, the one acked gets.
-func testPollCarryingFailedProduce(t *testing.T, e *tenv) {
+func testPollCarryingFailedProduce(t *testing.T, e *tenv, open carryOpener) {
 	in, out := e.topic(), e.topic()
-	c, cp := carryingConsumer(t, e, in)
+	c, cp := open(t, e, in)
 	mustProduce(t, e.tr, transport.Message{Topic: in, Value: []byte("request")})
 	bad := []transport.Message{
 		{Topic: out, Value: []byte("good")},
@@ -121,9 +163,9 @@ func testPollCarryingFailedProduce(t *testing.T, e *tenv) {
 // With no records, acked gets an empty result at once and PollCarrying is
 // Poll; a context that ended before the call produces nothing; after
 // Close, nothing is produced and the error wraps ErrClosed.
-func testPollCarryingEdges(t *testing.T, e *tenv) {
+func testPollCarryingEdges(t *testing.T, e *tenv, open carryOpener) {
 	in, out := e.topic(), e.topic()
-	c, cp := carryingConsumer(t, e, in)
+	c, cp := open(t, e, in)
 	mustProduce(t, e.tr, transport.Message{Topic: in, Value: []byte("request")})
 
 	got, a, err := pollCarrying(t, cp)
@@ -153,9 +195,9 @@ func testPollCarryingEdges(t *testing.T, e *tenv) {
 
 // acked comes as soon as the produce's outcome is known, before the poll
 // part waits for records.
-func testPollCarryingAcksFirst(t *testing.T, e *tenv) {
+func testPollCarryingAcksFirst(t *testing.T, e *tenv, open carryOpener) {
 	in, out := e.topic(), e.topic()
-	_, cp := carryingConsumer(t, e, in)
+	_, cp := open(t, e, in)
 	ackedAt := make(chan []transport.Message, 1)
 	type result struct {
 		msgs []transport.Message

@@ -66,6 +66,28 @@ func nest(n int) string {
 	return string(b)
 }
 
+// The fetch body the REST client sends with records to produce takes the
+// fast path, "produce" aliasing the body; "commit" is read too (the server
+// refuses it); nesting deeper than the fast path follows is left to
+// encoding/json.
+func TestFastDecodeCarryingFetchRequest(t *testing.T) {
+	body := []byte(carriedFetchSeed)
+	req, ok := DecodeFetchRequest(body)
+	require.True(t, ok, "%s", body)
+	assert.Equal(t, `[{"topic":"q","value":"x","headers":[{"key":"k","value":"v"}]}]`, string(req.Produce))
+	assert.Equal(t, cap(req.Produce), len(req.Produce), "capped: an append copies")
+	assert.Nil(t, req.Commit)
+	require.Len(t, req.TopicPartitionOffsets, 1)
+	req, ok = DecodeFetchRequest([]byte(`{"topic":"t","commit":[]}`))
+	require.True(t, ok)
+	assert.Equal(t, `[]`, string(req.Commit))
+	assert.Nil(t, req.Produce)
+	deep := []byte(`{"produce":` + nest(maxRawDepth+1) + `}`)
+	_, ok = DecodeFetchRequest(deep)
+	assert.False(t, ok)
+	require.True(t, json.Valid(deep))
+}
+
 func FuzzFastDecodeCarryingConsumeRequest(f *testing.F) {
 	fuzzDecoder(f, carryingConsumeSeeds, checkCarryingConsumeRequest)
 }

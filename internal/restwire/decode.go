@@ -457,7 +457,10 @@ func DecodeCarryingConsumeRequest(body []byte) (req CarryingConsumeRequest, ok b
 // DecodeFetchRequest decodes a fetch request body, one FetchRequest object,
 // as the server reads it: the fast path of encoding/json into a
 // FetchRequest, on the terms of DecodeConsumeRequest; topicPartitionOffsets
-// given twice it leaves to encoding/json (see DecodeTopicMessages).
+// given twice it leaves to encoding/json (see DecodeTopicMessages). The
+// extension fields "produce" and "commit" are taken as
+// DecodeCarryingConsumeRequest takes them: checked to be JSON, aliasing
+// body, which the caller must keep unchanged while it uses them.
 func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 	d := decoder{b: body}
 	d.ws()
@@ -486,6 +489,10 @@ func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 			})
 		case "timeout":
 			req.Timeout, ok = d.timeout()
+		case "produce":
+			req.Produce, ok = d.rawValue()
+		case "commit":
+			req.Commit, ok = d.rawValue()
 		}
 		return ok
 	})

@@ -21,12 +21,22 @@ var consumeSeeds = []string{
 	`{"timeout":9007199254740993}`,
 }
 
+// carriedFetchSeed is a fetch body as the REST client sends it with records
+// to produce.
+const carriedFetchSeed = `{"topicPartitionOffsets":[{"topic":"r","partition":0,"offset":7}],"timeout":5000,"produce":[{"topic":"q","value":"x","headers":[{"key":"k","value":"v"}]}]}`
+
 var fetchSeeds = []string{
 	`{"topicPartitionOffsets":[{"topic":"r","partition":0,"offset":7},{"topic":"r","partition":1,"offset":0}],"timeout":5000}`,
 	`{"topic":"t","partition":2,"offset":9}`, `{"topic":"t"}`, `{"topicPartitionOffsets":[]}`, `{"topicPartitionOffsets":[{}]}`,
 	`{"topicPartitionOffsets":[{"topic":"a","partition":1,"partition":2}]}`, `{"partition":2147483648}`,
 	`{"offset":-1}`, `{"offset":1.0}`, `{"topicPartitionOffsets":null}`, `{"topicPartitionOffsets":[null]}`,
 	`{"topicpartitionoffsets":[]}`, `{"timeout":"5"}`, `{"topic":"t","offset":9223372036854775807}`,
+	// The REST server's extension: records carried by the fetch (and a
+	// commit, which the server refuses).
+	carriedFetchSeed, `{"topic":"t","produce":{"topic":"q","value":"x"}}`, `{"produce":null}`, `{"produce":[],"commit":null}`,
+	`{"topic":"t","commit":[{"topic":"t","partition":0,"offset":1}]}`, `{"produce":[1],"produce":"s"}`,
+	`{"produce":[1,]}`, `{"produce":{"a"}}`, `{"produce":"\ud800"}`, `{"produce":tru}`, `{"Produce":[]}`,
+	`{"produce":[{"topic":"q","value":"` + "\xff" + `"}]}`, `{"produce":[[[[[[[[]]]]]]]]}`, `{"commit":-0.5e+10}`,
 }
 
 func TestFastDecodeConsumeRequest(t *testing.T) {

@@ -157,12 +157,23 @@ type CarryingConsumeRequest struct {
 // FetchRequest is the FetchRequest of §6.1. The client sends
 // TopicPartitionOffsets and Timeout; the server also takes the single
 // Topic, Partition and Offset.
+//
+// Produce and Commit are not Upstash's: Produce is the REST server's
+// extension of POST /fetch (restserver.CarryHeader), records to produce
+// before the fetch, kept as the JSON they were written in, as in
+// CarryingConsumeRequest; Commit is read only so that the server can
+// refuse it (a fetch has no group to commit for). Absent, both are nil;
+// null is "null".
 type FetchRequest struct {
 	Topic                 string                 `json:"topic,omitempty"`
 	Partition             *int32                 `json:"partition,omitempty"`
 	Offset                *int64                 `json:"offset,omitempty"`
 	TopicPartitionOffsets []TopicPartitionOffset `json:"topicPartitionOffsets"`
 	Timeout               *float64               `json:"timeout"`
+	// Produce is a TopicMessage object or an array of them.
+	Produce json.RawMessage `json:"produce,omitempty"`
+	// Commit is whatever the body held under "commit".
+	Commit json.RawMessage `json:"commit,omitempty"`
 }
 
 // Values returns tp's partition and offset, 0 for an absent one.

@@ -117,6 +117,10 @@ func newConsumer(b *Broker, g *group, instance string, topics []*topic, names []
 // created when auto-creation is on, else refused with an error wrapping
 // transport.ErrUnknownTopic; no topics or an invalid name is an error
 // wrapping transport.ErrInvalid.
+//
+// The Consumer also implements transport.CarryingPoller (Produce, then
+// Poll). It wraps a *Consumer, whose methods it has: reach them with an
+// interface type assertion.
 func (b *Broker) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
 	if b.closed.Load() {
 		return nil, errBrokerClosed
@@ -141,7 +145,7 @@ func (b *Broker) Tail(ctx context.Context, topics ...string) (transport.Consumer
 			c.owned = append(c.owned, &owned{p: p, pos: pos, pending: -1})
 		}
 	}
-	return c, nil
+	return &tailConsumer{c}, nil
 }
 
 // Group returns the consumer group's name, or "" for a Tail reader.

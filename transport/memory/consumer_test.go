@@ -55,7 +55,7 @@ func TestPollWakesOnProduce(t *testing.T) {
 
 	for i := range 3 { // each partition, several times
 		memberDone := f.blockedPoll(t, context.Background(), member)
-		tailDone := f.blockedPoll(t, context.Background(), tail.(*Consumer))
+		tailDone := f.blockedPoll(t, context.Background(), tail.(*tailConsumer).Consumer)
 		out := f.produceTo(t, "t", int32(i), "r", 1)
 		for _, done := range []<-chan pollResult{memberDone, tailDone} {
 			r := await(t, done, "a produce")
@@ -115,7 +115,7 @@ func TestCloseWakesPoll(t *testing.T) {
 
 	tail, err := f.Tail(context.Background(), "t")
 	require.NoError(t, err)
-	tc := tail.(*Consumer)
+	tc := tail.(*tailConsumer).Consumer
 	done = f.blockedPoll(t, context.Background(), tc)
 	require.NoError(t, tail.Close())
 	require.ErrorIs(t, await(t, done, "Close").err, transport.ErrClosed)
@@ -138,7 +138,7 @@ func TestBrokerCloseWakesEveryone(t *testing.T) {
 	tail, err := f.Tail(ctx, "t")
 	require.NoError(t, err)
 	memberDone := f.blockedPoll(t, ctx, member)
-	tailDone := f.blockedPoll(t, ctx, tail.(*Consumer))
+	tailDone := f.blockedPoll(t, ctx, tail.(*tailConsumer).Consumer)
 	fetchDone := make(chan error, 1)
 	go func() {
 		_, err := f.Fetch(ctx, "t", 1, 0, 0)
@@ -191,7 +191,7 @@ func TestTail(t *testing.T) {
 	tail, err := f.Tail(ctx, "b", "a", "a")
 	require.NoError(t, err)
 	defer tail.Close()
-	tc := tail.(*Consumer)
+	tc := tail.(*tailConsumer).Consumer
 	assert.Equal(t, map[string][]int32{"a": {0, 1}, "b": {0}}, tc.Assignment())
 	assert.Empty(t, tc.Group())
 	assert.Empty(t, tc.Instance())

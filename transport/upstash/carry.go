@@ -80,24 +80,12 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 	}
 	// The records as the JSON array of the "produce" field, checked
 	// first, then encoded into one buffer of about their size.
-	size := 2
-	for i := range msgs {
-		n, err := checkProduce(i, &msgs[i])
-		if err != nil {
-			acked(nil, err)
-			return nil, err
-		}
-		size += n + n/8 + 1
+	size, err := carriedSize(msgs)
+	if err != nil {
+		acked(nil, err)
+		return nil, err
 	}
-	produce := make([]byte, 0, size)
-	produce = append(produce, '[')
-	for i := range msgs {
-		if i > 0 {
-			produce = append(produce, ',')
-		}
-		produce = restwire.AppendTopicMessage(produce, &msgs[i])
-	}
-	produce = append(produce, ']')
+	produce := appendCarried(make([]byte, 0, size), msgs)
 	c.mu.Lock()
 	if err := c.stateErr("poll"); err != nil {
 		c.mu.Unlock()
@@ -109,8 +97,7 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		acked(nil, err)
 		return nil, err
 	}
-	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil ||
-		len(msgs) > min(c.t.cfg.maxBatch, maxCarried) || len(produce) > c.t.cfg.maxBatchBytes {
+	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil || !c.t.fitsCarry(len(msgs), len(produce)) {
 		c.mu.Unlock()
 		out, err := c.t.Produce(ctx, msgs...)
 		acked(out, err)
@@ -151,22 +138,19 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 		defer ride.unanswered()
 	}
 	body := c.consumeBody(wait, produce, offsets)
-	written := false // acked was called with the server's word
+	cp := carried{records: records, acked: acked}
 	onResponse := func(resp *http.Response) {
 		c.sawAnswer(resp)
 		if ride != nil {
 			ride.answer(c, resp)
 			ride.final(resp)
 		}
-		if v := resp.Header[producedHeader]; len(v) > 0 && !written {
-			written = true
-			acked(producedFrom(records, v[0]))
-		}
+		cp.answer(resp)
 	}
-	ans := carriedAnswer{c: c}
+	ans := carriedAnswer{path: c.consumePath}
 	err := c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body,
 		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
-	if written {
+	if cp.written {
 		if err != nil {
 			return nil, err
 		}
@@ -175,8 +159,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 	if c.reqCtx.Err() != nil {
 		// Closed while the request was on its way: it may have been
 		// served.
-		acked(nil, fmt.Errorf("upstash: produce with consume %s/%s: the consumer was closed meanwhile: %w",
-			c.key.group, c.key.instance, transport.ErrOutcomeUnknown))
+		cp.lost("consume "+c.key.group+"/"+c.key.instance, "the consumer was closed meanwhile")
 		return nil, err
 	}
 	// Nothing says the records were written: the server refused the
@@ -188,8 +171,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 		c.t.log.Warn("upstash: the server took a consume carrying records but did not say it wrote them; producing them on their own from now on",
 			"group", c.key.group, "instance", c.key.instance)
 	}
-	out, perr := c.t.Produce(c.reqCtx, records...)
-	acked(out, perr)
+	perr := cp.alone(c.reqCtx, c.t)
 	kept := []transport.Message(nil)
 	if err == nil {
 		kept = c.keep(ans.msgs)
@@ -226,6 +208,76 @@ func (c *consumer) consumeBody(wait time.Duration, produce, commit []byte) []byt
 	return append(b, '}')
 }
 
+// carriedSize checks msgs as Produce does, for a "produce" field (see
+// checkProduce), and returns about how many bytes their JSON array takes.
+func carriedSize(msgs []transport.Message) (int, error) {
+	size := 2
+	for i := range msgs {
+		n, err := checkProduce(i, &msgs[i])
+		if err != nil {
+			return 0, err
+		}
+		size += n + n/8 + 1
+	}
+	return size, nil
+}
+
+// appendCarried appends msgs, checked by carriedSize, as the JSON array of
+// a "produce" field.
+func appendCarried(b []byte, msgs []transport.Message) []byte {
+	b = append(b, '[')
+	for i := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = restwire.AppendTopicMessage(b, &msgs[i])
+	}
+	return append(b, ']')
+}
+
+// fitsCarry reports whether n records, size bytes as a "produce" field,
+// may ride on one request: no more than one POST /produce would carry
+// ([WithMaxBatch], [WithMaxBatchBytes]) and than the server takes
+// (maxCarried).
+func (t *Transport) fitsCarry(n, size int) bool {
+	return n <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes
+}
+
+// carried is a produce riding on one request (a consume or a fetch): its
+// records and the acked to call, exactly once, with their outcome.
+type carried struct {
+	records []transport.Message
+	acked   func([]transport.Message, error)
+	written bool // acked got the server's word; used by the request's goroutine
+}
+
+// answer acks the records from resp's Kafka-Produced header, if it has
+// one: the request's onResponse calls it with each response's headers as
+// they arrive, before the body (which the server sends before it waits).
+func (p *carried) answer(resp *http.Response) {
+	if v := resp.Header[producedHeader]; len(v) > 0 && !p.written {
+		p.written = true
+		p.acked(producedFrom(p.records, v[0]))
+	}
+}
+
+// lost acks records whose request ended unanswered (said nothing of them)
+// in a way that leaves no one able to learn whether the server wrote them:
+// the request was given up while on its way (on: the request, for the
+// message; why: what gave it up).
+func (p *carried) lost(on, why string) {
+	p.acked(nil, fmt.Errorf("upstash: produce with %s: %s: %w", on, why, transport.ErrOutcomeUnknown))
+}
+
+// alone produces the records on their own, their request having said
+// nothing of them (refused before its produce, failed, or a server that
+// ignores the field), and acks that produce's outcome, which it returns.
+func (p *carried) alone(ctx context.Context, t *Transport) error {
+	out, err := t.Produce(ctx, p.records...)
+	p.acked(out, err)
+	return err
+}
+
 // producedFrom is the outcome of producing records from the
 // Kafka-Produced header v: the records with their positions, or, when the
 // header cannot be true of what was sent, an error wrapping
@@ -236,7 +288,7 @@ func producedFrom(records []transport.Message, v string) ([]transport.Message, e
 		err = fmt.Errorf("%d results for %d records", len(meta), len(records))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("upstash: produce with consume: unreadable %s header: %v: %w", producedHeader, err, transport.ErrOutcomeUnknown)
+		return nil, fmt.Errorf("upstash: produce with consume or fetch: unreadable %s header: %v: %w", producedHeader, err, transport.ErrOutcomeUnknown)
 	}
 	pc := &produceCall{msgs: records} // the checks of a POST /produce answer
 	if err := checkAnswer([]*produceCall{pc}, meta); err != nil {
@@ -245,11 +297,11 @@ func producedFrom(records []transport.Message, v string) ([]transport.Message, e
 	return pc.result(meta)
 }
 
-// carriedAnswer is the answer of a consume that carried records: the
-// records, or, once the server has sent its headers, an error as the
+// carriedAnswer is the answer of a consume or fetch that carried records:
+// the records, or, once the server has sent its headers, an error as the
 // body {"error": "...", "status": N}.
 type carriedAnswer struct {
-	c    *consumer
+	path string // the request's path, escaped
 	msgs []transport.Message
 }
 
@@ -266,7 +318,7 @@ func (a *carriedAnswer) decodeJSON(ctx context.Context, data []byte) (err error)
 			return fmt.Errorf("an object that is not an error: %q", t)
 		}
 		e := &Error{Status: http.StatusInternalServerError, Message: body.Error, Method: http.MethodPost,
-			Path: "/consume/" + a.c.key.group + "/" + a.c.key.instance}
+			Path: request{path: a.path}.display()}
 		if body.Status >= 400 && body.Status < 600 {
 			e.Status = body.Status
 		}

@@ -48,6 +48,7 @@ type request struct {
 	url     string // baseURL+path when made once by the caller; "": made per attempt
 	header  http.Header
 	body    []byte        // nil: no body
+	shared  *sharedBody   // when not nil, body's pooled buffer (see sharedBody)
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
 	noRetry bool
 	limit   int // most bytes of a 2xx answer; 0: maxResponseBytes
@@ -173,7 +174,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 		defer cancel()
 	}
 	var body io.Reader
-	if r.body != nil {
+	if r.body != nil && r.shared == nil {
 		body = bytes.NewReader(r.body)
 	}
 	u := r.url
@@ -183,6 +184,10 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	req, err := http.NewRequestWithContext(actx, r.method, u, body)
 	if err != nil {
 		return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), err)
+	}
+	if r.shared != nil {
+		req.Body, req.ContentLength = r.shared.reader(), int64(len(r.body))
+		req.GetBody = func() (io.ReadCloser, error) { return r.shared.reader(), nil }
 	}
 	// The header values are shared, not copied, capped at their length so
 	// that an append anywhere copies them: the http.RoundTripper contract
@@ -357,8 +362,36 @@ func readAnswer(resp *http.Response, limit int) (data []byte, pooled *[]byte, er
 		}
 		return data, pooled, nil
 	}
+	if resp.ContentLength < 0 {
+		// Unknown length (a chunked answer, as every carried consume's
+		// is: its headers go out before the long poll): read into a
+		// pooled buffer, grown as bytes arrive, up to limit+1.
+		pooled = answerPool.Get().(*[]byte)
+		data, err = readGrowing((*pooled)[:0], resp.Body, limit+1)
+		*pooled = data[:0]
+		return data, pooled, err
+	}
 	data, err = io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	return data, nil, err
+}
+
+// readGrowing appends rd's bytes to buf until EOF or most bytes, growing
+// buf as they arrive (doubling, as io.ReadAll does).
+func readGrowing(buf []byte, rd io.Reader, most int) ([]byte, error) {
+	for len(buf) < most {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(max(cap(buf), 512), most-len(buf)))
+		}
+		n, err := rd.Read(buf[len(buf):min(cap(buf), most)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // maxPooledAnswer is the largest answer read into a pooled buffer.
@@ -368,6 +401,9 @@ const maxPooledAnswer = 1 << 20
 var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func putAnswerBuf(b *[]byte) {
+	if cap(*b) > maxPooledAnswer {
+		return // let big ones go
+	}
 	*b = (*b)[:0]
 	answerPool.Put(b)
 }

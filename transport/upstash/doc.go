@@ -17,6 +17,11 @@
 //     project's REST server (which says so in every consume answer), the
 //     records to produce go with the next consume, one HTTP exchange for
 //     both; elsewhere it produces, then polls. See consumer PollCarrying.
+//   - A Tail's consumer implements it too, over POST /fetch: with one topic,
+//     once a /fetch answer said the server takes records with a fetch, the
+//     records go with the fetch (an rpc client's request rides on the
+//     fetch that reads its reply); elsewhere it produces, then polls. See
+//     tailer PollCarrying.
 //
 // # Text only
 //

@@ -40,10 +40,12 @@ const (
 )
 
 type produceCall struct {
-	ctx   context.Context
-	msgs  []transport.Message
-	body  []byte    // msgs as a JSON array of TopicMessages: the body of a request of this call alone
-	state callState // guarded by producer.mu
+	ctx  context.Context
+	msgs []transport.Message
+	body []byte // msgs as a JSON array of TopicMessages: the body of a request of this call alone
+	// shared, when not nil, holds body's pooled buffer, released at finish.
+	shared *sharedBody
+	state  callState // guarded by producer.mu
 
 	done chan struct{}
 	out  []transport.Message
@@ -51,6 +53,9 @@ type produceCall struct {
 }
 
 func (c *produceCall) finish(out []transport.Message, err error) {
+	if c.shared != nil {
+		c.shared.release() // nothing reads body after this but an HTTP request still holding it
+	}
 	c.out, c.err = out, err
 	close(c.done)
 }
@@ -94,7 +99,16 @@ func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]t
 		}
 		size += n + 1
 	}
-	body := make([]byte, 0, size+size/8)
+	var (
+		body   []byte
+		shared *sharedBody
+	)
+	if t.ownClient {
+		shared = newSharedBody(size + size/8)
+		body = shared.bytes()
+	} else {
+		body = make([]byte, 0, size+size/8)
+	}
 	body = append(body, '[')
 	for i := range msgs {
 		if i > 0 {
@@ -102,7 +116,11 @@ func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]t
 		}
 		body = restwire.AppendTopicMessage(body, &msgs[i])
 	}
-	call := &produceCall{ctx: ctx, msgs: msgs, body: append(body, ']'), done: make(chan struct{})}
+	body = append(body, ']')
+	if shared != nil {
+		shared.set(body)
+	}
+	call := &produceCall{ctx: ctx, msgs: msgs, body: body, shared: shared, done: make(chan struct{})}
 	return t.producer.do(call)
 }
 
@@ -229,13 +247,19 @@ func (p *producer) send(batch []*produceCall) {
 
 	// One call's body is the request's; several calls' arrays are joined
 	// into one.
-	body, total := batch[0].body, len(batch[0].msgs)
+	body, shared, total := batch[0].body, batch[0].shared, len(batch[0].msgs)
 	if len(batch) > 1 {
 		size := 0
 		for _, c := range batch {
 			size += len(c.body)
 		}
-		body = make([]byte, 0, size)
+		if shared != nil {
+			shared = newSharedBody(size)
+			defer shared.release()
+			body = shared.bytes()
+		} else {
+			body = make([]byte, 0, size)
+		}
 		body = append(body, '[')
 		for i, c := range batch {
 			if i > 0 {
@@ -245,10 +269,13 @@ func (p *producer) send(batch []*produceCall) {
 			body = append(body, c.body[1:len(c.body)-1]...)
 		}
 		body = append(body, ']')
+		if shared != nil {
+			shared.set(body)
+		}
 	}
 
 	var ans metadataAnswer
-	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", url: p.t.produceURL, body: body, limit: sizedLimit(total)}, &ans)
+	err := p.t.call(ctx, request{method: http.MethodPost, path: "/produce", url: p.t.produceURL, body: body, shared: shared, limit: sizedLimit(total)}, &ans)
 	meta := ans.meta
 	if err == nil && len(meta) != total {
 		err = fmt.Errorf("upstash: POST /produce: server answered %d results for %d messages: %w", len(meta), total, transport.ErrOutcomeUnknown)

@@ -77,14 +77,18 @@ func benchRPC(b *testing.B, callers int) {
 //
 //	go test -run '^$' -bench RPCScaling -benchtime 20000x ./transport/upstash/
 func BenchmarkRPCScaling(b *testing.B) {
-	_, cli := rpcBenchSetup(b, 4096)
+	s, cli := rpcBenchSetup(b, 4096)
 	b.ResetTimer()
-	few := rpcBenchLeg(b, cli, b.N, 1024, nil)
-	many := rpcBenchLeg(b, cli, b.N, 4096, nil)
+	var r0, r1, r2 uint64
+	few := rpcBenchLeg(b, cli, b.N, 1024, func() { r0 = s.REST.Stats().Requests })
+	many := rpcBenchLeg(b, cli, b.N, 4096, func() { r1 = s.REST.Stats().Requests })
+	r2 = s.REST.Stats().Requests
 	b.StopTimer()
 	if few.calls == 0 || many.calls == 0 {
 		return
 	}
+	b.ReportMetric(float64(r1-r0)/float64(few.calls), "http-req/call@1024")
+	b.ReportMetric(float64(r2-r1)/float64(many.calls), "http-req/call@4096")
 	b.ReportMetric(few.perSec, "calls/s@1024")
 	b.ReportMetric(many.perSec, "calls/s@4096")
 	b.ReportMetric(many.perSec/few.perSec, "4096/1024")

@@ -28,6 +28,10 @@ type tailer struct {
 
 	pos map[string][]int64 // topic -> partition -> next offset to read
 
+	// onFetch sees each /fetch answer's headers (Transport.sawFetchAnswer),
+	// made once.
+	onFetch func(*http.Response)
+
 	closeOnce sync.Once
 }
 
@@ -41,8 +45,15 @@ type tailer struct {
 // per fetch), concurrently when there are several, each waiting up to the
 // poll window. Positions live in the client, so retries and abandoned
 // requests lose nothing. Commit is a no-op. Close is idempotent and makes no
-// request; after it, Poll and Commit return errors wrapping
+// request; after it, Poll, PollCarrying and Commit return errors wrapping
 // transport.ErrClosed.
+//
+// The Consumer implements transport.CarryingPoller: with one topic, on a
+// server that has said so in an earlier /fetch answer (the project's REST
+// server does in every one), the records to produce go with the fetch, one
+// HTTP exchange for both; elsewhere it produces, then polls. An rpc client
+// sends its request with the fetch that reads its reply this way. See
+// tailer.PollCarrying.
 //
 // The REST API has no call to create a topic. A topic the server does not
 // list is created the way the server creates topics on first use: by a
@@ -94,7 +105,7 @@ func (t *Transport) tail(ctx context.Context, topics []string) (transport.Consum
 	if err != nil {
 		return nil, fmt.Errorf("upstash: tail: %w", err)
 	}
-	tl := &tailer{t: t, topics: uniq, sem: make(chan struct{}, 1), pos: pos}
+	tl := &tailer{t: t, topics: uniq, sem: make(chan struct{}, 1), pos: pos, onFetch: t.sawFetchAnswer}
 	tl.ctx, tl.cancel = context.WithCancel(t.ctx)
 
 	t.mu.Lock()
@@ -251,7 +262,7 @@ func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) (
 	pos := tl.pos[topic]
 	body := restwire.AppendFetchRequest(make([]byte, 0, 48+len(pos)*(48+len(topic))), topic, pos, timeoutMs(wait))
 	var ans messagesAnswer
-	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: body, wait: wait}, &ans); err != nil {
+	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: body, wait: wait, onResponse: tl.onFetch}, &ans); err != nil {
 		return nil, err
 	}
 	return ans.msgs, nil

@@ -47,6 +47,10 @@ type Transport struct {
 	produceURL, fetchURL string
 
 	dropped atomic.Int64 // records dropped as not asked for
+
+	// fetchCarry is what the server said of records carried by a fetch
+	// (tail_carry.go): fetchCarryUnknown, fetchCarryYes, fetchCarryNo.
+	fetchCarry atomic.Int32
 }
 
 // Stats are counts of what a Transport refused from its server.
