@@ -74,6 +74,18 @@ var (
 // plain consume.
 type consumeBody restwire.CarryingConsumeRequest
 
+// carryNeedsPost refuses a carried produce sent with GET: an HTTP client
+// may send a GET again by itself (Go's does, on a reused connection that
+// drops after the server took the request; so may proxies), which would
+// write the records twice without the client knowing. POST is not
+// re-sent that way. Our clients carry with POST only.
+func carryNeedsPost(r *http.Request) error {
+	if r.Method == http.MethodPost {
+		return nil
+	}
+	return badRequest(`"produce" may only be carried by a POST (an HTTP client may send a GET again by itself, writing the records twice); nothing was written or read`)
+}
+
 // carried reports whether the body asked for a produce.
 func (b *consumeBody) carried() bool { return present(b.Produce) }
 

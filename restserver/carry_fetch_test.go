@@ -232,3 +232,21 @@ func TestCarryFetchPermissions(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, r.status)
 	assert.Equal(t, int64(1), e.latest("out", 0))
 }
+
+// A carried produce needs POST, on /fetch and /consume alike: an HTTP
+// client may send a GET again by itself (Go's does on a reused connection
+// that drops), which would write the records twice unseen.
+func TestCarryProduceRefusedOnGet(t *testing.T) {
+	t.Parallel()
+	e := newCarryEnv(t)
+	r := e.req("GET", "/fetch", fetchIn(0, 0, `,"produce":{"topic":"out","value":"x"}`))
+	requireErrorBody(t, r, http.StatusBadRequest)
+	assert.Contains(t, r.body, "POST")
+	assert.Empty(t, r.header.Get(restserver.ProducedHeader))
+	r = e.req("GET", "/consume/g/i", `{"topic":"in","timeout":0,"produce":{"topic":"out","value":"x"}}`)
+	requireErrorBody(t, r, http.StatusBadRequest)
+	assert.Contains(t, r.body, "POST")
+	assert.Equal(t, "[]", e.ok("POST", "/fetch", `{"topic":"out","partition":0,"offset":0,"timeout":0}`), "nothing was written")
+	// Without "produce" a GET is served as before.
+	assert.Equal(t, []string{"request"}, values(decode[[]consumed](t, e.ok("GET", "/fetch", fetchIn(0, 0, "")))))
+}

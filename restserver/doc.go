@@ -10,11 +10,11 @@
 //	GET|POST  /produce/{topic}, /produce        → [Metadata] in request order (also for one object)
 //	GET|POST  /webhook?topic=T[&user=&pass=]    → one Metadata object; raw body = value
 //	GET       /consume/{group}/{instance}/{topic}?timeout=
-//	GET|POST  /consume/{group}/{instance}       {"topic"|"topics", "timeout"[, "produce", "commit"]}
+//	GET|POST  /consume/{group}/{instance}       {"topic"|"topics", "timeout"[, "produce" (POST only), "commit"]}
 //	GET|POST  /commit/{group}/{instance}        empty or [] = consumed positions; object or array = as given
 //	GET|POST  /committed/{group}/{instance}     {topic,partition} or array → [{topic,partition,offset}]
 //	POST|DELETE /delete-consumer/{group}/{instance}
-//	GET|POST  /fetch                            single triple, topicPartitionOffsets, or both[, "produce"]
+//	GET|POST  /fetch                            single triple, topicPartitionOffsets, or both[, "produce" (POST only)]
 //	GET       /topics, /consumers
 //	GET|POST  /offsets/{earliest|latest|timestamp}
 //

@@ -50,6 +50,11 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 			return err
 		}
 	}
+	if present(req.Produce) {
+		if err := carryNeedsPost(r); err != nil {
+			return err
+		}
+	}
 	if present(req.Commit) {
 		return badRequest("a fetch cannot carry a commit: it reads without a consumer group (commit with POST /commit or a consume); nothing was written or read")
 	}

@@ -46,9 +46,17 @@ type dedupWindow struct {
 
 	mu       sync.Mutex
 	done     map[string]*handledEntry
-	fifo     []*handledEntry // insertion order, for eviction
+	fifo     []fifoSlot // insertion order, for eviction
 	head     int
 	inflight map[string]flight // id → its first delivery's run, and copies waiting for it
+}
+
+// fifoSlot is an entry of the window in insertion order, with its time:
+// begin's check of the oldest entry's age then reads the slot, next to the
+// ones checked before, rather than the entry, long out of the cache.
+type fifoSlot struct {
+	e  *handledEntry
+	at time.Time // e.at
 }
 
 // handledEntry is a request handled within the window. reply is nil when
@@ -206,7 +214,7 @@ func (w *dedupWindow) learn(e *handledEntry, now time.Time) {
 
 func (w *dedupWindow) insert(e *handledEntry) {
 	w.done[e.id] = e
-	w.fifo = append(w.fifo, e)
+	w.fifo = append(w.fifo, fifoSlot{e: e, at: e.at})
 	for len(w.done) > w.size && w.head < len(w.fifo) {
 		w.drop()
 	}
@@ -219,8 +227,8 @@ func (w *dedupWindow) evict(now time.Time) {
 }
 
 func (w *dedupWindow) drop() {
-	e := w.fifo[w.head]
-	w.fifo[w.head] = nil
+	e := w.fifo[w.head].e
+	w.fifo[w.head] = fifoSlot{}
 	w.head++
 	if cur, ok := w.done[e.id]; ok && cur == e {
 		delete(w.done, e.id)

@@ -46,3 +46,40 @@ func pollRetrying(ctx context.Context, c transport.Consumer, log *slog.Logger, w
 		}
 	}
 }
+
+// pollAppender is implemented by a consumer that can poll into the
+// caller's buffer, as memory.Consumer.PollAppend does.
+type pollAppender interface {
+	PollAppend(ctx context.Context, dst []transport.Message) ([]transport.Message, error)
+}
+
+// reusingConsumer is a consumer whose Poll returns its records in one
+// buffer, reused from one Poll to the next: for a reader that is done with
+// a batch (has copied what it keeps of its records) before it polls again,
+// as Serve's poll loop is. It is used by one goroutine at a time.
+type reusingConsumer struct {
+	transport.Consumer
+	pa  pollAppender
+	buf []transport.Message // the last batch
+}
+
+// newReusingConsumer returns c as a reusingConsumer, or c itself when it
+// cannot poll into a buffer.
+func newReusingConsumer(c transport.Consumer) transport.Consumer {
+	pa, ok := c.(pollAppender)
+	if !ok {
+		return c
+	}
+	return &reusingConsumer{Consumer: c, pa: pa}
+}
+
+func (rc *reusingConsumer) Poll(ctx context.Context) ([]transport.Message, error) {
+	clear(rc.buf) // the buffer keeps no record of the last batch alive
+	msgs, err := rc.pa.PollAppend(ctx, rc.buf[:0])
+	if len(msgs) > 0 {
+		rc.buf = msgs
+	} else {
+		rc.buf = rc.buf[:0]
+	}
+	return msgs, err
+}

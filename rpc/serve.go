@@ -40,6 +40,26 @@ type serveRun struct {
 	// consumer cannot (see carrier).
 	carry *carrier
 
+	// handOver says the poll loop may hand itself over to an idle worker
+	// and run the last record of a batch itself (see pollLoop): without
+	// key ordering (any worker may run any record; with key ordering a
+	// key's records go to one worker's queue, in order) and without a
+	// carrier (whose window is the loop's own).
+	handOver bool
+	// inFlight counts the records given to workers and not yet done with
+	// (queued or running), and the one the loop keeps when it hands
+	// itself over. It is only ever more than the truth (a worker counts
+	// its record down after running it): what pollLoop bounds by it.
+	inFlight atomic.Int64
+	// pollEnd receives the poll loop's end (its error), from whichever
+	// goroutine ran it last.
+	pollEnd chan error
+	// polls is the consumer the poll loop polls: cons, or (without a
+	// carrier) cons polling into one buffer reused from one poll to the
+	// next (the loop copies each record into its ticket). It is used by
+	// the goroutine that runs the poll loop.
+	polls transport.Consumer
+
 	track     *tracker
 	commitSig chan struct{}
 	// commitPaced is set while the committer waits for the commit
@@ -81,7 +101,7 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *ded
 	} else {
 		work = []chan ticket{make(chan ticket, s.cfg.concurrency)}
 	}
-	return &serveRun{
+	r := &serveRun{
 		s:           s,
 		cons:        cons,
 		dedup:       s.dedup,
@@ -98,7 +118,14 @@ func newServeRun(s *Server, cons transport.Consumer, track *tracker, reader *ded
 		committed:   make(chan struct{}),
 		commitEvery: commitEvery(s.dedup),
 		carry:       newCarrier(cons),
+		pollEnd:     make(chan error, 1),
 	}
+	r.handOver = r.carry == nil && !s.cfg.keyOrdering
+	r.polls = cons
+	if r.carry == nil {
+		r.polls = newReusingConsumer(cons)
+	}
+	return r
 }
 
 // commitEvery is how many handled records make the committer commit
@@ -116,17 +143,22 @@ func commitEvery(w *dedupWindow) int64 {
 // then drains: no more work is started; in-flight handlers get the drain
 // timeout, then their contexts are canceled (a hard stop); what was handled
 // is committed and the group left.
+//
+// The poll loop runs in one of concurrency+1 goroutines, the others being
+// the workers; with handOver it moves from one to another (see pollLoop),
+// and at most concurrency of them run a record at any time.
 func (r *serveRun) serve(ctx context.Context) error {
 	for i := range r.s.cfg.concurrency {
 		r.workers.Add(1)
-		go r.worker(r.work[i%len(r.work)])
+		go r.worker(ctx, r.work[i%len(r.work)], false)
 	}
 	stopCommitter := make(chan struct{})
 	r.commitWG.Add(1)
 	go r.committer(stopCommitter)
+	r.workers.Add(1)
+	go r.worker(ctx, r.work[0], true) // polls first; then a worker like the others
 
-	pollErr := r.pollLoop(ctx)
-	r.stopping.Store(true) // in-flight handlers finish; queued records wait for the next owner
+	pollErr := <-r.pollEnd // stopping is set
 	for _, w := range r.work {
 		close(w)
 	}
@@ -184,13 +216,26 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 	}
 }
 
-func (r *serveRun) pollLoop(ctx context.Context) error {
-	cons := r.cons
+// pollLoop polls and gives the records to the workers until ctx ends or
+// the consumer fails for good (it then returns handed false and the error),
+// or until it hands itself over (handed true).
+//
+// With handOver, the batch's last record is not queued when a worker is
+// free to take the loop over: the loop queues a takeover ticket instead,
+// stops, and its goroutine runs the record (kept) at once, while the
+// worker that takes the ticket polls on. A lone record then goes from the
+// poll to its handler in the goroutine that polled it, without waiting for
+// a worker to wake. The records in flight (inFlight, the kept one included)
+// never exceed the concurrency, so that a worker is free to take the
+// ticket (FIFO, after what is queued before it) and no more than
+// concurrency records run while nobody polls.
+func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err error) {
+	cons := r.polls
 	if r.carry != nil {
 		cons = carryingConsumer{Consumer: r.cons, c: r.carry}
 		defer r.carry.close() // hand-ins after the loop: workers produce on their own
 	}
-	err := pollRetrying(ctx, cons, r.s.log, "request", func(msgs []transport.Message) bool {
+	err = pollRetrying(ctx, cons, r.s.log, "request", func(msgs []transport.Message) bool {
 		defer r.carry.openWindow() // if released below
 		polled := r.track.polled()
 		for i := range msgs {
@@ -212,44 +257,91 @@ func (r *serveRun) pollLoop(ctx context.Context) error {
 			if len(r.work) > 1 {
 				work = r.work[maphash.String(r.seed, tk.m.Key)%uint64(len(r.work))]
 			}
-			if r.carry != nil {
+			if r.handOver && i == len(msgs)-1 && r.inFlight.Load() < int64(r.s.cfg.concurrency) {
 				select {
-				case work <- tk:
-					r.carry.sent()
-					continue
-				default:
-					// The workers are busy: none may wait on this loop
-					// while it waits on them.
-					r.carry.release()
+				case work <- ticket{takeover: true}:
+					r.inFlight.Add(1)
+					kept, handed = tk, true
+					return false
+				default: // the queue is full: queued below
 				}
 			}
+			r.inFlight.Add(1)
+			select { // the common case: no select on ctx
+			case work <- tk:
+				r.carry.sent()
+				continue
+			default:
+			}
+			// The workers are busy: none may wait on this loop while it
+			// waits on them.
+			r.carry.release()
 			select {
 			case work <- tk:
 				r.carry.sent()
 			case <-ctx.Done():
+				r.inFlight.Add(-1)
 				return false // the rest stay uncommitted: redelivered later
 			}
 		}
 		return true
 	})
-	if err != nil {
-		return fmt.Errorf("rpc: Serve: %w", err)
+	if handed {
+		return kept, true, nil
 	}
-	return nil
+	if err != nil {
+		return ticket{}, false, fmt.Errorf("rpc: Serve: %w", err)
+	}
+	return ticket{}, false, nil
 }
 
-func (r *serveRun) worker(work <-chan ticket) {
+// worker runs the tickets of work until it is closed; poll says it runs
+// the poll loop first. A takeover ticket (see pollLoop) makes it run the
+// poll loop; when the loop ends, it tells serve (pollEnd) and goes back to
+// work.
+func (r *serveRun) worker(ctx context.Context, work <-chan ticket, poll bool) {
 	defer r.workers.Done()
 	batch := new([2]transport.Message) // sendReply's, for every delivery of this worker
-	for tk := range work {
-		r.run(&tk, batch)
-		if batch[0].Topic != "" {
-			// sendReply's produce failed and the transport may still
-			// read the batch (see sendReply): it is left to it.
-			batch = new([2]transport.Message)
+	if poll {
+		r.pollTurn(ctx, &batch)
+		if !r.handOver {
+			return // the poll loop's own goroutine: it ended
 		}
-		r.carry.done()
 	}
+	for tk := range work {
+		if tk.takeover {
+			r.pollTurn(ctx, &batch)
+			continue
+		}
+		r.runTicket(&tk, &batch)
+	}
+}
+
+// pollTurn runs the poll loop; if the loop hands itself over, it runs the
+// record the loop kept. When the loop ends, it sets stopping before it
+// tells serve: this goroutine then goes back to the queue as one worker
+// too many, and must start nothing there.
+func (r *serveRun) pollTurn(ctx context.Context, batch **[2]transport.Message) {
+	kept, handed, err := r.pollLoop(ctx)
+	if !handed {
+		r.stopping.Store(true) // in-flight handlers finish; queued records wait for the next owner
+		r.pollEnd <- err
+		return
+	}
+	r.runTicket(&kept, batch)
+}
+
+// runTicket is a worker's run of tk with its batch, which it replaces
+// when the transport may still read it.
+func (r *serveRun) runTicket(tk *ticket, batch **[2]transport.Message) {
+	r.run(tk, *batch)
+	if (*batch)[0].Topic != "" {
+		// sendReply's produce failed and the transport may still read
+		// the batch (see sendReply): it is left to it.
+		*batch = new([2]transport.Message)
+	}
+	r.carry.done()
+	r.inFlight.Add(-1)
 }
 
 // run is a worker's handling of one ticket; batch is the worker's (see

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -35,13 +36,20 @@ type partState struct {
 	head      int
 	mark      int64 // last offset of the done prefix; -1 before any
 	committed int64 // last mark committed; -1 before any
+	// ended is set (under tracker.mu) when the epoch ends: the state is
+	// then no longer the partition's. Read without the lock by current.
+	ended atomic.Bool
 }
 
 // ticket is a record handed to a worker: the epoch it belongs to.
 type ticket struct {
 	m     transport.Message
 	epoch uint64
-	first bool // the first record of its partition's epoch (see serveRun.pollLoop)
+	ps    *partState // its epoch's bookkeeping, nil for none
+	first bool       // the first record of its partition's epoch (see serveRun.pollLoop)
+	// takeover: no record; the worker that takes it runs the poll loop
+	// (see serveRun.pollLoop).
+	takeover bool
 }
 
 func newTracker() *tracker {
@@ -86,7 +94,7 @@ func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
 		return ticket{}, false
 	}
 	ps, first := t.stateLocked(tp)
-	tk := ticket{m: *m, epoch: ps.epoch, first: first}
+	tk := ticket{m: *m, epoch: ps.epoch, ps: ps, first: first}
 	if m.Offset <= ps.mark {
 		// Delivered again after it was handled: dedup answers it, and the
 		// watermark stays.
@@ -112,12 +120,10 @@ func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
 }
 
 // current reports whether tk's partition has not been revoked since tk was
-// handed out.
+// handed out. It takes no lock: a revocation right after it is as one
+// right after a locked check would be.
 func (t *tracker) current(tk *ticket) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ps := t.parts[transport.TopicPartition{Topic: tk.m.Topic, Partition: tk.m.Partition}]
-	return ps != nil && ps.epoch == tk.epoch
+	return tk.ps != nil && !tk.ps.ended.Load()
 }
 
 // complete marks tk done and reports whether a watermark moved. A ticket
@@ -125,8 +131,8 @@ func (t *tracker) current(tk *ticket) bool {
 func (t *tracker) complete(tk *ticket) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ps := t.parts[transport.TopicPartition{Topic: tk.m.Topic, Partition: tk.m.Partition}]
-	if ps == nil || ps.epoch != tk.epoch {
+	ps := tk.ps // the partition's state while its epoch lasts (see revoke)
+	if ps == nil || ps.ended.Load() {
 		return false
 	}
 	live := ps.offs[ps.head:]
@@ -158,6 +164,9 @@ func (t *tracker) revoke(tps []transport.TopicPartition) {
 	defer t.mu.Unlock()
 	t.revocations++
 	for _, tp := range tps {
+		if ps := t.parts[tp]; ps != nil {
+			ps.ended.Store(true)
+		}
 		delete(t.parts, tp)
 		t.revokedAt[tp] = t.revocations
 	}

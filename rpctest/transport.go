@@ -216,12 +216,14 @@ var transportCases = []transportCase{
 	{name: "PollCarryingFailedProduceIsAllOrNothing", needs: needsCarrying, run: onMember(testPollCarryingFailedProduce)},
 	{name: "PollCarryingEdges", needs: needsCarrying, run: onMember(testPollCarryingEdges)},
 	{name: "PollCarryingAcksBeforeRecords", needs: needsCarrying, run: onMember(testPollCarryingAcksFirst)},
+	{name: "PollCarryingMixedWithPolls", needs: needsCarrying, run: onMember(testPollCarryingMixedPolls)},
 	// The same rules for a Tail's consumer, when it implements the
 	// capability (skipped otherwise, whatever Features says).
 	{name: "TailPollCarryingRoundTrip", run: onTail(testPollCarryingRoundTrip)},
 	{name: "TailPollCarryingFailedProduceIsAllOrNothing", run: onTail(testPollCarryingFailedProduce)},
 	{name: "TailPollCarryingEdges", run: onTail(testPollCarryingEdges)},
 	{name: "TailPollCarryingAcksBeforeRecords", run: onTail(testPollCarryingAcksFirst)},
+	{name: "TailPollCarryingMixedWithPolls", run: onTail(testPollCarryingMixedPolls)},
 
 	// Close.
 	{name: "ConsumerClose", run: testConsumerClose},

@@ -2,6 +2,7 @@ package rpctest
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -238,4 +239,46 @@ func testPollCarryingAcksFirst(t *testing.T, e *tenv, open carryOpener) {
 		t.Fatal("PollCarrying did not return")
 	}
 	requireTopicHolds(t, e, out, []byte("reply"))
+}
+
+// Carried and plain polls of one consumer, taking turns while records
+// arrive round after round, the plain ones with short deadlines (a
+// canceled Poll loses nothing): every record is delivered exactly once, in
+// offset order per partition, whichever kind of poll took it, and every
+// carried record is written once.
+func testPollCarryingMixedPolls(t *testing.T, e *tenv, open carryOpener) {
+	in, out := e.topic(), e.topic()
+	c, cp := open(t, e, in)
+	var want, got []transport.Message
+	var carried [][]byte
+	deadline := time.Now().Add(waitTimeout)
+	for round := range 4 {
+		want = append(want, mustProduce(t, e.tr, e.perPartition(in, fmt.Sprintf("round%d", round), 2)...)...)
+		for i := 0; len(got) < len(want); i++ {
+			require.True(t, time.Now().Before(deadline), "round %d: polled %d of %d records: %s", round, len(got), len(want), describe(got))
+			if i%2 == 1 {
+				ctx, cancel := context.WithTimeout(t.Context(), pollSlice)
+				msgs, err := c.Poll(ctx)
+				cancel()
+				if err != nil {
+					require.ErrorIs(t, err, context.DeadlineExceeded, "Poll")
+				}
+				got = append(got, msgs...)
+				continue
+			}
+			v := []byte(fmt.Sprintf("carried-%d-%d", round, i))
+			msgs, a, err := pollCarrying(t, cp, transport.Message{Topic: out, Value: v})
+			require.NoError(t, a.err, "acked")
+			require.Len(t, a.written, 1)
+			carried = append(carried, v)
+			if err != nil {
+				require.ErrorIs(t, err, context.DeadlineExceeded, "PollCarrying")
+			}
+			got = append(got, msgs...)
+		}
+	}
+	requireExactlyOnce(t, want, got)
+	requireOffsetOrder(t, got)
+	pollNone(t, c)
+	requireTopicHolds(t, e, out, carried...)
 }

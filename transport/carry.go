@@ -26,7 +26,11 @@ type CarryingPoller interface {
 	// with an empty result and nil at once, and PollCarrying is Poll.
 	//
 	// If the produce fails, nothing is polled: PollCarrying returns the
-	// produce's error (the one acked got, possibly wrapped). If ctx ended
+	// produce's error (the one acked got, possibly wrapped). An unknown
+	// outcome is not a failure here: when the records were sent and the
+	// transport cannot tell whether they were written (acked got
+	// ErrOutcomeUnknown), the poll part's result is returned as it came,
+	// records included. If ctx ended
 	// before the records were sent, nothing is produced and acked gets the
 	// context's error. If ctx ends after they were sent, acked still gets
 	// the produce's real outcome once it is known (a transport that cannot

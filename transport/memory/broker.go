@@ -50,6 +50,13 @@ var errBrokerClosed = fmt.Errorf("memory: broker is closed: %w", transport.ErrCl
 type Broker struct {
 	cfg  config
 	done chan struct{} // closed by Close
+	// life ends (endLife) when Close is called: each consumer hangs the
+	// wake-up of its blocked Poll on it (see newConsumer), so that a
+	// blocked Poll selects on its own channels only, and not on done,
+	// which every blocked Poll would share (its lock was the most
+	// contended one under load).
+	life    context.Context
+	endLife context.CancelFunc
 
 	// Test seams, set before the broker is used: the clock for max poll
 	// intervals and append times, and a hook run each time a Poll is about
@@ -107,11 +114,14 @@ func newConfig(opts []Option) (config, error) {
 
 // newBrokerWith returns a broker with cfg and no topics.
 func newBrokerWith(cfg config) *Broker {
+	life, endLife := context.WithCancel(context.Background())
 	return &Broker{
-		cfg:    cfg,
-		done:   make(chan struct{}),
-		now:    time.Now,
-		groups: make(map[string]*group),
+		cfg:     cfg,
+		done:    make(chan struct{}),
+		life:    life,
+		endLife: endLife,
+		now:     time.Now,
+		groups:  make(map[string]*group),
 	}
 }
 
@@ -546,6 +556,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed.Store(true)
 	close(b.done)
+	b.endLife() // wakes the blocked Polls, which then see closed
 	b.groups = nil
 	b.mu.Unlock()
 	b.closeDisk()

@@ -64,9 +64,14 @@ type Consumer struct {
 	maxPoll    time.Duration
 	onRevoked  func([]transport.TopicPartition)
 
-	wake  chan struct{} // signalled on append to an owned partition and on reassignment
-	done  chan struct{} // closed when the consumer stops being active
-	state atomic.Int32  // stateActive, stateFenced or stateClosed; changed under mu
+	// wake is signalled on append to an owned partition, on reassignment,
+	// and when the consumer stops being active or the broker closes: a
+	// blocked Poll waits on it (and its ctx) alone.
+	wake chan struct{}
+	// unhook stops the broker's Close from signalling wake (see
+	// newConsumer); called by Close.
+	unhook func() bool
+	state  atomic.Int32 // stateActive, stateFenced or stateClosed; changed under mu
 
 	mu    sync.Mutex // guards owned and every owned.pos, owned.avail, owned.take
 	owned []*owned   // sorted by topic name and partition
@@ -90,14 +95,17 @@ type owned struct {
 }
 
 func newConsumer(b *Broker, g *group, instance string, topics []*topic, names []string) *Consumer {
+	wake := make(chan struct{}, 1)
 	return &Consumer{
 		b:          b,
 		g:          g,
 		instance:   instance,
 		topics:     topics,
 		topicNames: names,
-		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		wake:       wake,
+		// The broker's Close wakes a blocked Poll. The hook holds the
+		// channel only: a consumer never closed is not kept alive by it.
+		unhook: context.AfterFunc(b.life, func() { signal(wake) }),
 	}
 }
 
@@ -192,6 +200,15 @@ func (c *Consumer) check() error {
 // interval (a member blocked in Poll is never dropped). A dropped member's
 // next Poll rejoins the group.
 func (c *Consumer) Poll(ctx context.Context) ([]transport.Message, error) {
+	return c.PollAppend(ctx, nil)
+}
+
+// PollAppend is Poll for a caller that reuses its buffers: the records
+// are appended to dst[:0] when they fit in its capacity (in a new array
+// otherwise), which it returns. A caller that polls in a loop may pass
+// the previous result back once it is done with its records, and a Poll
+// then allocates nothing of its own. Everything else is as for Poll.
+func (c *Consumer) PollAppend(ctx context.Context, dst []transport.Message) ([]transport.Message, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
@@ -203,18 +220,18 @@ func (c *Consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 			return nil, err
 		}
 	}
-	msgs, waited, err := c.poll(ctx)
+	msgs, waited, err := c.poll(ctx, dst[:0])
 	if c.g != nil {
 		c.endPoll(waited)
 	}
 	return msgs, err
 }
 
-// poll is Poll's loop: collect, or wait and try again. It reports whether
-// it waited.
-func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited bool, err error) {
+// poll is Poll's loop: collect into dst, or wait and try again. It reports
+// whether it waited.
+func (c *Consumer) poll(ctx context.Context, dst []transport.Message) (msgs []transport.Message, waited bool, err error) {
 	for {
-		if msgs := c.collect(); len(msgs) > 0 {
+		if msgs := c.collect(dst); len(msgs) > 0 {
 			return msgs, waited, nil
 		}
 		if h := c.b.onBlock; h != nil {
@@ -246,14 +263,11 @@ func (c *Consumer) poll(ctx context.Context) (msgs []transport.Message, waited b
 		case <-ctx.Done():
 			woke()
 			return nil, true, ctx.Err()
-		case <-c.done:
-			woke()
-			return nil, true, c.check()
-		case <-c.b.done:
-			woke()
-			return nil, true, errBrokerClosed
 		}
 		if err := c.check(); err != nil {
+			// Closed, fenced or the broker closed: one signal told us;
+			// another Poll blocked on this consumer is told in turn.
+			signal(c.wake)
 			return nil, true, err
 		}
 	}
@@ -306,7 +320,8 @@ func (c *Consumer) endPoll(waited bool) {
 // collect takes the records available now, up to the poll limit, shared
 // fairly: every partition with records gets an equal share (rotating who
 // gets the remainder), and shares a partition cannot use go to the others.
-func (c *Consumer) collect() []transport.Message {
+// They are appended to dst, which is empty, when they fit in it.
+func (c *Consumer) collect(dst []transport.Message) []transport.Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(c.owned)
@@ -352,7 +367,10 @@ func (c *Consumer) collect() []transport.Message {
 		}
 		total = limit
 	}
-	out := make([]transport.Message, 0, total)
+	out := dst
+	if cap(out) < total {
+		out = make([]transport.Message, 0, total)
+	}
 	left := c.b.cfg.fetchMaxBytes
 	for i := 0; i < n && left > 0; i++ {
 		o := c.owned[(start+i)%n]
@@ -551,7 +569,7 @@ func (c *Consumer) fence() {
 	c.mu.Lock()
 	if c.state.Load() == stateActive {
 		c.state.Store(stateFenced)
-		close(c.done)
+		signal(c.wake) // a blocked Poll returns ErrFenced
 	}
 	c.mu.Unlock()
 }
@@ -570,8 +588,9 @@ func (c *Consumer) Close() error {
 	}
 	c.mu.Lock()
 	prev := c.state.Swap(stateClosed)
-	if prev == stateActive {
-		close(c.done)
+	if prev != stateClosed {
+		c.unhook()
+		signal(c.wake) // a blocked Poll returns ErrClosed
 	}
 	if g == nil && prev != stateClosed {
 		for _, o := range c.owned {

@@ -151,10 +151,26 @@ func (p *partition) append(msgs []transport.Message, cfg *config, now time.Time)
 		p.log.DropBefore(p.base)
 	}
 	p.end.Store(p.base + int64(p.count))
-	for _, w := range p.watchers {
-		signal(w)
+	// The watchers are signalled after the lock is released (a wake-up
+	// may cost a thread's wake-up, and other producers wait on the lock),
+	// from a copy taken under it: a watcher registered before this append
+	// is signalled, as it would be under the lock; one that unregistered
+	// meanwhile gets a spurious signal, which every watcher tolerates (it
+	// checks again what it waits for). Many watchers are signalled under
+	// the lock, so that the copy needs no allocation.
+	var wbuf [4]chan struct{}
+	ws := wbuf[:0]
+	if len(p.watchers) <= len(wbuf) {
+		ws = append(ws, p.watchers...)
+	} else {
+		for _, w := range p.watchers {
+			signal(w)
+		}
 	}
 	p.mu.Unlock()
+	for _, w := range ws {
+		signal(w)
+	}
 	return seq, nil
 }
 
