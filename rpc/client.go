@@ -197,18 +197,23 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 		return NewError(CodeUnavailable, ErrClosed)
 	}
 	c.pending[id] = pc
-	join := c.joinLocked(pc, dl, true)
-	few := len(c.pending) <= carryMaxPending
+	// A transport that can take the record over (ProduceOwned: the
+	// embedded broker) has no exchange to save by carrying it, and its
+	// carried produce would copy it: it produces, then the call polls.
+	// Carried only if few calls are pending (see carryMaxPending).
+	owned := !callerOwned(req)
+	carry := c.cp != nil && (!owned || c.p.own == nil) && len(c.pending) <= carryMaxPending
+	join := c.joinLocked(pc, dl, true, carry)
 	c.mu.Unlock()
 
 	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	if o := c.cfg.observer; o != nil {
 		msg, done := observeCall(o, lc.parent, msg)
-		err := c.exchange(lc, pc, id, msg, !callerOwned(req), join, few, out)
+		err := c.exchange(lc, pc, id, msg, owned, join, carry, out)
 		observed(done, out, err)
 		return err
 	}
-	return c.exchange(lc, pc, id, msg, !callerOwned(req), join, few, out)
+	return c.exchange(lc, pc, id, msg, owned, join, carry, out)
 }
 
 // end releases the call's context and, when the call is done with pc
@@ -252,18 +257,14 @@ func observed(done func(*Reply, error), out *Reply, err error) {
 // reply, written to out. owned is produce's. join says what part the call
 // has in the reading slot: one that holds it reads its reply itself and,
 // when the reply consumer can carry records, produces msg with its first
-// poll, if few calls were pending as it began (few; see carryMaxPending).
-func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, join joinResult, few bool, out *Reply) error {
+// poll, if carry says so (see call).
+func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, join joinResult, carry bool, out *Reply) error {
 	ctx, topic := context.Context(lc), msg.Topic
 	var (
 		sent transport.Message
 		err  error
 	)
 	holding, handed := join == joinHold, false
-	// A transport that can take the record over (ProduceOwned: the
-	// embedded broker) has no exchange to save by carrying it, and its
-	// carried produce would copy it: it produces, then the call polls.
-	carry := few && c.cp != nil && (!owned || c.p.own == nil)
 	if join == joinPreempt && carry {
 		// The background reader is handing the slot over: worth waiting
 		// for, to carry the request (over REST, one exchange fewer).

@@ -156,11 +156,15 @@ const (
 
 // joinLocked makes the new pending call pc a reader, a waiter or a
 // passive call. dl is its deadline. first says its request is still to be
-// sent: if a call reads, pc joins only once it is sent (joinLater, then
-// joinSent), so that the slot is never handed to a call still busy
-// sending (over REST, a produce can take a round trip, all the time
-// nobody would read).
-func (c *Client) joinLocked(pc *pendingCall, dl time.Time, first bool) joinResult {
+// sent, and carry that its first poll can carry it: a call whose request
+// is still to be sent joins only once it is sent (joinLater, then
+// joinSent), so that the slot is never held by, or handed to, a call busy
+// sending (over REST, a produce can take a round trip, and with retries
+// up to the call's deadline, all the time nobody would read); except a
+// call that carries its request with its first poll, when it can read at
+// once (the slot is free) or is the first to preempt the background
+// reader.
+func (c *Client) joinLocked(pc *pendingCall, dl time.Time, first, carry bool) joinResult {
 	s := &c.slot
 	switch {
 	case c.cfg.resend > 0 || s.failing || s.stopped:
@@ -175,10 +179,17 @@ func (c *Client) joinLocked(pc *pendingCall, dl time.Time, first bool) joinResul
 			c.wakeReaderLocked()
 		}
 		return joinPassive
+	case first && !carry:
+		// Found by break8: a call that held the slot while producing on
+		// its own left the reply topic unread until its produce ended.
+		return joinLater
 	case s.state == slotFree:
 		c.holdLocked(pc, dl)
 		return joinHold
-	case first && s.state == slotCaller:
+	case first && (s.state == slotCaller || s.waitHead != nil):
+		// A call reads, or the background reader is already handing the
+		// slot to another: this one would produce as a waiter, and could
+		// be handed the slot while still sending.
 		return joinLater
 	}
 	pc.role = roleWaiter
@@ -189,11 +200,14 @@ func (c *Client) joinLocked(pc *pendingCall, dl time.Time, first bool) joinResul
 		s.waitHead = pc
 	}
 	s.waitTail = pc
-	if s.state == slotReader && s.cancel != nil {
+	if s.state == slotReader {
 		// The background reader may be in a long poll: cut it short, and
 		// it hands the slot on (readReplies checks for waiters under mu
-		// before it polls, so this cannot be missed).
-		s.cancel()
+		// before it polls, so this cannot be missed, nor a reader that
+		// has not polled yet).
+		if s.cancel != nil {
+			s.cancel()
+		}
 		if pc == s.waitHead {
 			return joinPreempt
 		}
@@ -210,7 +224,7 @@ func (c *Client) joinSent(pc *pendingCall, id string, dl time.Time) bool {
 	if c.closed || c.pending[id] != pc {
 		return false
 	}
-	return c.joinLocked(pc, dl, false) == joinHold
+	return c.joinLocked(pc, dl, false, false) == joinHold
 }
 
 // awaitSlot waits for the background reader to hand pc the slot
