@@ -389,6 +389,11 @@ func (c *Client) readOwn(lc *lazyCtx, pc *pendingCall, id, topic string, out *Re
 		c.mu.Lock()
 		pc.handed = false
 		if c.closed {
+			// Removed from pending too, as every call that ends without
+			// its reply (found by break8: it was left there).
+			if c.pending[id] == pc {
+				delete(c.pending, id)
+			}
 			c.leaveLocked(pc)
 			c.mu.Unlock()
 			return readDone, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
