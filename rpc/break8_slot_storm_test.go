@@ -112,6 +112,7 @@ type chaosConsumer struct {
 	t       *chaosTransport
 	polling atomic.Int32
 	overlap atomic.Int64
+	dead    atomic.Pointer[error] // when set, every poll fails with it
 }
 
 func (c *chaosConsumer) enter(ctx context.Context) error {
@@ -125,6 +126,9 @@ func (c *chaosConsumer) enter(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if err := c.dead.Load(); err != nil {
+		return *err
 	}
 	if chaosHit(c.t.r().pollFail) {
 		return errChaos
