@@ -247,9 +247,10 @@ func runStorm(t *testing.T, r *slotRig, ct *chaosTransport, calls, workers int, 
 		require.ErrorAs(t, sc.err, &e, "call %d", sc.n)
 		switch {
 		case closeAfter > 0 && errors.Is(sc.err, ErrClosed):
-		case errors.Is(sc.err, errChaos) && sc.timeout < time.Second:
-			// Its request could not be sent before its deadline: the
-			// produce's last error.
+		case errors.Is(sc.err, errChaos) && (sc.timeout < time.Second || sc.cancelAt > 0):
+			// Its request could not be sent before its deadline or its
+			// cancel: produce returns its last attempt's error (as before
+			// the slot).
 		case errors.Is(sc.err, context.DeadlineExceeded) || e.Code() == CodeDeadlineExceeded:
 			require.Less(t, sc.took, sc.timeout+slack, "call %d (timeout %v) overran its deadline", sc.n, sc.timeout)
 			require.True(t, sc.timeout < time.Second, "call %d with a 10s timeout timed out: %v", sc.n, sc.err)
