@@ -87,3 +87,12 @@ func TestBreak8SlotNotHeldWhileSending(t *testing.T) {
 		})
 	}
 }
+
+// slotTaken is slotSnapshot once a call holds the slot (waiting at most 5
+// s): a call that produces its request on its own takes the slot only
+// once it is sent, which may be after its handler started.
+func (c *Client) slotTaken(t *testing.T) (state slotState, holder *pendingCall, waiters, passive int) {
+	t.Helper()
+	require.Eventually(t, func() bool { s, _, _, _ := c.slotSnapshot(); return s == slotCaller }, 5*time.Second, 10*time.Microsecond)
+	return c.slotSnapshot()
+}

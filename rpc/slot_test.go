@@ -281,7 +281,7 @@ func TestSlotHolderDeliversOthersReplies(t *testing.T) {
 		holderDone <- err
 	}()
 	r.waitStarted(t, "gate")
-	state, holder, _, _ := r.c.slotSnapshot()
+	state, holder, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state, "the first call reads")
 	require.NotNil(t, holder)
 
@@ -345,7 +345,7 @@ func TestSlotProgressDeliveredByHolder(t *testing.T) {
 		holderDone <- err
 	}()
 	<-started
-	_, holder, _, _ := c.slotSnapshot()
+	_, holder, _, _ := c.slotTaken(t)
 	require.NotNil(t, holder)
 	var got []string
 	n, err := Call[int](context.Background(), c, "steps", 50, WithProgress(func(r *Reply) { got = append(got, string(r.Value)) }))
@@ -372,7 +372,7 @@ func TestSlotHolderDeadlineWaitersAnswered(t *testing.T) {
 		holderDone <- err
 	}()
 	r.waitStarted(t, "gate")
-	state, holder, _, _ := r.c.slotSnapshot()
+	state, holder, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state)
 	require.NotNil(t, holder)
 
@@ -428,7 +428,7 @@ func TestSlotHolderParentCanceled(t *testing.T) {
 		holderDone <- err
 	}()
 	r.waitStarted(t, "gate")
-	state, _, _, _ := r.c.slotSnapshot()
+	state, _, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state)
 	cancel()
 	select {
@@ -453,7 +453,7 @@ func TestSlotCloseWhileHolding(t *testing.T) {
 		holderDone <- err
 	}()
 	r.waitStarted(t, "hold")
-	state, _, _, _ := r.c.slotSnapshot()
+	state, _, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state)
 	waiterDone := make(chan error, 1)
 	go func() {
