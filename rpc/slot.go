@@ -151,7 +151,7 @@ const (
 	joinWait                      // it waits, behind a call that reads
 	joinPreempt                   // it waits, and the background reader is handing it the slot
 	joinPassive                   // it waits and does not read
-	joinLater                     // a call reads: join once the request is sent (joinSent)
+	joinLater                     // join once the request is sent (joinSent)
 )
 
 // joinLocked makes the new pending call pc a reader, a waiter or a
