@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,5 +222,70 @@ func TestBreak8ThousandsOfBlockedPollsAllEnd(t *testing.T) {
 	}
 	for _, c := range twins {
 		c.Close()
+	}
+}
+
+// A thousand Polls blocked on one consumer: records appended in bursts
+// are all read, each once, by some Poll (a Poll that leaves records behind
+// passes the wake-up on), and fencing then ends every Poll still blocked.
+func TestBreak8AThousandPollsOnOneConsumer(t *testing.T) {
+	b, err := New(WithPartitions(3), WithMaxPollRecords(3))
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	require.NoError(t, b.CreateTopic("t", 3))
+	ctx := context.Background()
+	c, err := b.Subscribe(ctx, transport.Subscription{Group: "g", Instance: "i", Topics: []string{"t"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	const polls, records = 1000, 600
+	type polled struct {
+		msgs []transport.Message
+		err  error
+	}
+	res := make(chan polled, polls)
+	var blocked atomic.Int64
+	b.onBlock = func(*Consumer) { blocked.Add(1) }
+	for range polls {
+		go func() {
+			msgs, err := c.Poll(ctx)
+			res <- polled{msgs, err}
+		}()
+	}
+	require.Eventually(t, func() bool { return blocked.Load() >= polls }, wait, time.Millisecond, "every Poll blocked")
+	for i := 0; i < records; i += 20 {
+		var batch []transport.Message
+		for j := i; j < i+20; j++ {
+			// One partition per produce: one append, one wake-up, for 20
+			// records that take seven Polls.
+			batch = append(batch, transport.Message{Topic: "t", Partition: int32(i/20) % 3, ManualPartition: true, Value: []byte(fmt.Sprint(j))})
+		}
+		_, err := b.Produce(ctx, batch...)
+		require.NoError(t, err)
+	}
+	seen := make(map[string]bool)
+	got := 0
+	for len(seen) < records {
+		select {
+		case r := <-res:
+			require.NoError(t, r.err)
+			got++
+			for _, m := range r.msgs {
+				require.False(t, seen[string(m.Value)], "record %s read twice", m.Value)
+				seen[string(m.Value)] = true
+			}
+		case <-time.After(wait):
+			t.Fatalf("%d of %d records read: the rest were slept past", len(seen), records)
+		}
+	}
+	twin, err := b.Subscribe(ctx, transport.Subscription{Group: "g", Instance: "i", Topics: []string{"t"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { twin.Close() })
+	for ; got < polls; got++ {
+		select {
+		case r := <-res:
+			require.ErrorIs(t, r.err, transport.ErrFenced)
+		case <-time.After(wait):
+			t.Fatalf("%d of %d Polls returned after the fencing", got, polls)
+		}
 	}
 }
