@@ -418,3 +418,44 @@ func b8Joined(t *testing.T, b *memory.Broker, instance string) {
 		return false
 	}, 5*time.Second, time.Millisecond, "%s joined the group", instance)
 }
+
+// One record per Poll (WithMaxPollRecords(1)) and a backlog: every batch
+// is a lone record, so the loop hands itself over at every poll, and the
+// worker that takes it over polls at once. The record the loop keeps must
+// be counted in flight before the takeover can be taken: the new poller
+// would otherwise see one record fewer in flight and hand over too, and
+// concurrency+1 handlers run.
+func TestBreak8HandOverCountsTheKeptRecordBeforeTheTakeover(t *testing.T) {
+	for _, conc := range []int{1, 2} {
+		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
+			b := newBroker(t, memory.WithTopic("b8k", 1), memory.WithMaxPollRecords(1))
+			t.Cleanup(func() { b.Close() })
+			c := newClient(t, b)
+			n := 3000
+			if testing.Short() {
+				n = 500
+			}
+			for i := range n {
+				require.NoError(t, c.Notify(context.Background(), "b8k", i))
+			}
+			var running, most, handled atomic.Int64
+			s, err := rpc.NewServer(b, rpc.WithName("b8k"), rpc.WithGroup("g8k"), rpc.WithConcurrency(conc), silent)
+			require.NoError(t, err)
+			rpc.Handle(s, "b8k", func(ctx context.Context, i int) (int, error) {
+				now := running.Add(1)
+				for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+				}
+				if i%16 == 0 {
+					time.Sleep(50 * time.Microsecond) // some handlers outlast a poll
+				}
+				running.Add(-1)
+				handled.Add(1)
+				return i, nil
+			})
+			stop := startServe(t, s)
+			require.Eventually(t, func() bool { return handled.Load() >= int64(n) }, 30*time.Second, time.Millisecond)
+			require.NoError(t, stop())
+			require.LessOrEqual(t, most.Load(), int64(conc), "handlers running at once")
+		})
+	}
+}

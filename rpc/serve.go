@@ -277,12 +277,18 @@ func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err 
 			}
 			if r.handOver && i == len(tks)-1 && r.inFlight.Load() < int64(r.s.cfg.concurrency) {
 				clear(tks) // tk, the last, is a copy: the rest were sent
+				// The kept record is counted before the takeover can be
+				// taken: the next poller reads inFlight at once, and with
+				// the record not counted yet it would hand over too, and
+				// concurrency+1 records run
+				// (TestBreak8HandOverCountsTheKeptRecordBeforeTheTakeover).
+				r.inFlight.Add(1)
 				select {
 				case work <- ticket{takeover: true}:
-					r.inFlight.Add(1)
 					kept, handed = tk, true
 					return false
 				default: // the queue is full: queued below
+					r.inFlight.Add(-1)
 				}
 			}
 			r.inFlight.Add(1)
