@@ -174,7 +174,10 @@ func (b *fetchBudget) take(msgs []transport.Message) []transport.Message {
 // record on any, and reads again. cr, when not nil, is the fetch's carried
 // produce: its answer is sent before the fetch waits.
 func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Duration, cr *carry) ([]transport.Message, error) {
-	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+	// The reads' own bound; on a backend whose reads never wait (the
+	// embedded broker's, as its produce: instantProducer), the request's
+	// context as it is: a timer there would bound nothing.
+	ctx, cancel := s.produceContext(r)
 	defer cancel()
 	var waitCtx context.Context // made when first needed: most fetches of a busy topic find records at once
 	for {
@@ -185,7 +188,11 @@ func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Du
 		cr.flushProduced() // the client learns its records' fate before the wait
 		if waitCtx == nil {
 			var cancelWait context.CancelFunc
-			waitCtx, cancelWait = context.WithTimeout(ctx, timeout)
+			if ctx == r.Context() {
+				waitCtx, cancelWait = s.requestContext(r, timeout) // ended by Close too
+			} else {
+				waitCtx, cancelWait = context.WithTimeout(ctx, timeout)
+			}
 			defer cancelWait()
 		}
 		if err := s.backend.WaitAny(waitCtx, tpos); err != nil {

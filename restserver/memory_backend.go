@@ -24,7 +24,7 @@ type memoryBackend struct{ *memory.Broker }
 var _ Member = (*memory.Consumer)(nil)
 
 // producesAtOnce marks the embedded broker as an instantProducer: its
-// Produce asks its context's Err and never waits.
+// Produce and Fetch ask their context's Err and never wait.
 func (memoryBackend) producesAtOnce() {}
 
 func (m memoryBackend) Topics(context.Context) (map[string]int32, error) {

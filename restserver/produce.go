@@ -116,8 +116,8 @@ type ownedProducer interface {
 	ProduceOwned(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error)
 }
 
-// instantProducer is a Backend whose Produce never waits: it asks its
-// context's Err and returns, as the embedded broker's does. Its produces
+// instantProducer is a Backend whose Produce and Fetch never wait: they
+// ask their context's Err and return, as the embedded broker's do. They
 // get the request's context as it is (see produceContext).
 type instantProducer interface {
 	producesAtOnce()

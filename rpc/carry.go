@@ -64,11 +64,23 @@ type carrier struct {
 }
 
 // carrySlot is one hand-in, done when the poll that carried it says
-// whether its records were written.
+// whether its records were written: err is set, then done gets its one
+// value (it is buffered: the loop never waits on a worker).
 type carrySlot struct {
 	done chan struct{}
 	err  error // errNotCarried when released
 }
+
+// finish completes the slot with err. Called once per hand-in.
+func (s *carrySlot) finish(err error) {
+	s.err = err
+	s.done <- struct{}{}
+}
+
+// carrySlots holds slots for reuse: a worker whose hand-in was answered
+// puts its slot back (one given up on, by a hard stop, is left to the
+// garbage collector: its answer may still come).
+var carrySlots = sync.Pool{New: func() any { return &carrySlot{done: make(chan struct{}, 1)} }}
 
 // errNotCarried tells a worker that its records were not carried: it
 // produces them on its own.
@@ -98,7 +110,7 @@ func (c *carrier) hand(ctx context.Context, msgs []transport.Message) (err error
 		c.mu.Unlock()
 		return nil, false
 	}
-	slot := &carrySlot{done: make(chan struct{})}
+	slot := carrySlots.Get().(*carrySlot)
 	c.msgs = append(c.msgs, msgs...)
 	c.slots = append(c.slots, slot)
 	c.mu.Unlock()
@@ -110,10 +122,13 @@ func (c *carrier) hand(ctx context.Context, msgs []transport.Message) (err error
 		// own produce cut short, the record stays uncommitted.
 		return ctx.Err(), true
 	}
-	if slot.err == errNotCarried {
+	err = slot.err
+	slot.err = nil
+	carrySlots.Put(slot)
+	if err == errNotCarried {
 		return nil, false
 	}
-	return slot.err, true
+	return err, true
 }
 
 // signal wakes the loop's gather, if it waits.
@@ -165,8 +180,7 @@ func (c *carrier) shut(forGood bool) {
 	c.msgs, c.slots = nil, nil
 	c.mu.Unlock()
 	for _, s := range slots {
-		s.err = errNotCarried
-		close(s.done)
+		s.finish(errNotCarried)
 	}
 }
 
@@ -245,8 +259,7 @@ func (c *carrier) poll(ctx context.Context) ([]transport.Message, error) {
 				err = errNotCarried
 			}
 			for _, s := range slots {
-				s.err = err
-				close(s.done)
+				s.finish(err)
 			}
 		})
 	}

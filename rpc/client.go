@@ -27,6 +27,13 @@ import (
 // arriving after their call gave up are counted (Stats) and logged, at most
 // one line a second (a peer decides how many arrive).
 //
+// A call that is about to wait for its reply reads the reply topic itself
+// when no other call does (see readSlot in slot.go): it delivers the other
+// calls' replies as it goes and hands reading on when its own reply comes.
+// When the reply consumer is a transport.CarryingPoller, such a call's
+// request is produced by its first poll. A call made with WithResend
+// leaves reading to the others and to the client's background reader.
+//
 // A Client is safe for concurrent use. After Close, every method returns an
 // error wrapping ErrClosed.
 type Client struct {
@@ -36,7 +43,8 @@ type Client struct {
 	log *slog.Logger
 
 	replies transport.Consumer
-	ctx     context.Context // canceled by Close
+	cp      transport.CarryingPoller // replies, when it can carry records; else nil
+	ctx     context.Context          // canceled by Close
 	cancel  context.CancelFunc
 	done    chan struct{} // closed by Close
 	wg      sync.WaitGroup
@@ -45,6 +53,7 @@ type Client struct {
 	pending   map[string]*pendingCall
 	abandoned recentIDs
 	closed    bool
+	slot      readSlot // who reads the reply topic (slot.go); under mu
 
 	noticeOnce sync.Once
 	noticeErr  error
@@ -69,9 +78,28 @@ type pendingCall struct {
 	// req is the produce's one-record batch: a record passed to the
 	// transport's variadic Produce would otherwise escape to the heap.
 	req [1]transport.Message
+
+	// The call's part in the reading slot (slot.go), under Client.mu:
+	// its role, whether the slot was handed to it with slotToken on ch
+	// (not yet taken up), the slot's take count when it got it, and its
+	// links in the wait list.
+	role         callRole
+	handed       bool
+	gen          uint64
+	prevW, nextW *pendingCall
+
+	// A carried request's produce outcome (acked): ackErr is set before
+	// ackState says ackFailed. ackFn is acked, made once per pendingCall.
+	ackState atomic.Int32
+	ackErr   error
+	ackFn    func([]transport.Message, error)
 }
 
-var callPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan *Reply, 1)} }}
+var callPool = sync.Pool{New: func() any {
+	pc := &pendingCall{ch: make(chan *Reply, 1)}
+	pc.ackFn = pc.acked
+	return pc
+}}
 
 // NewClient returns a Client on t. It positions the reply reader before
 // returning: with a transport.Tailer it tails the reply topic, otherwise it
@@ -115,8 +143,9 @@ func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 		pending:   make(map[string]*pendingCall),
 		abandoned: newRecentIDs(cfg.lateMemory),
 	}
+	c.initSlot()
 	c.wg.Add(1)
-	go c.readReplies(ctx)
+	go c.readReplies()
 	return c, nil
 }
 
@@ -161,22 +190,25 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 
 	id := newIDAt(now)
 	pc.progress = cc.progress
+	dl, _ := lc.Deadline()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return NewError(CodeUnavailable, ErrClosed)
 	}
 	c.pending[id] = pc
+	join := c.joinLocked(pc, dl, true)
+	few := len(c.pending) <= carryMaxPending
 	c.mu.Unlock()
 
 	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
 	if o := c.cfg.observer; o != nil {
 		msg, done := observeCall(o, lc.parent, msg)
-		err := c.exchange(lc, pc, id, msg, !callerOwned(req), out)
+		err := c.exchange(lc, pc, id, msg, !callerOwned(req), join, few, out)
 		observed(done, out, err)
 		return err
 	}
-	return c.exchange(lc, pc, id, msg, !callerOwned(req), out)
+	return c.exchange(lc, pc, id, msg, !callerOwned(req), join, few, out)
 }
 
 // end releases the call's context and, when the call is done with pc
@@ -217,17 +249,61 @@ func observed(done func(*Reply, error), out *Reply, err error) {
 }
 
 // exchange produces the request msg of the call id and waits for its
-// reply, written to out. owned is produce's.
-func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, out *Reply) error {
+// reply, written to out. owned is produce's. join says what part the call
+// has in the reading slot: one that holds it reads its reply itself and,
+// when the reply consumer can carry records, produces msg with its first
+// poll, if few calls were pending as it began (few; see carryMaxPending).
+func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, owned bool, join joinResult, few bool, out *Reply) error {
 	ctx, topic := context.Context(lc), msg.Topic
-	sent, err := c.produce(ctx, msg, owned, &pc.req)
+	var (
+		sent transport.Message
+		err  error
+	)
+	holding, handed := join == joinHold, false
+	// A transport that can take the record over (ProduceOwned: the
+	// embedded broker) has no exchange to save by carrying it, and its
+	// carried produce would copy it: it produces, then the call polls.
+	carry := few && c.cp != nil && (!owned || c.p.own == nil)
+	if join == joinPreempt && carry {
+		// The background reader is handing the slot over: worth waiting
+		// for, to carry the request (over REST, one exchange fewer).
+		ok, err := c.awaitSlot(lc, pc, id, topic)
+		if !ok {
+			return err
+		}
+		holding, handed = true, true
+	}
+	if holding && carry {
+		pc.req[0] = msg
+		res, rerr := c.readOwn(lc, pc, id, topic, out, handed, true)
+		switch res {
+		case readDone:
+			return rerr
+		case readWait:
+			// Written (or perhaps written): wait for the reply. Resend is
+			// off (a call with WithResend never reads), so the partition
+			// written to is not needed.
+			return c.await(lc, pc, msg, out)
+		}
+		// The carried produce failed and the slot was given up: a failed
+		// first attempt of produce, whose retries follow.
+		holding = false
+		sent, err = c.retryProduce(ctx, msg, owned, &pc.req, rerr)
+		join = joinLater
+	} else {
+		sent, err = c.produce(ctx, msg, owned, &pc.req)
+	}
+	if join == joinLater && (err == nil || errors.Is(err, transport.ErrOutcomeUnknown)) {
+		dl, _ := lc.Deadline()
+		holding = c.joinSent(pc, id, dl)
+	}
 	switch {
 	case errors.Is(err, transport.ErrOutcomeUnknown):
 		// The request may have been written: wait for its reply (and
 		// resend it, with WithResend) rather than give up on it.
 		c.log.Debug("rpc: request may not have been written; waiting for its reply", "topic", topic, "id", id, "err", err)
 	case err != nil:
-		c.forget(id, false)
+		c.leave(pc, id, false)
 		return c.sendErr("call", topic, err)
 	default:
 		// A resend goes to the partition of the first copy, so that the
@@ -235,6 +311,11 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 		// it, even for a keyless request that the transport would spread
 		// elsewhere.
 		msg.Partition, msg.ManualPartition = sent.Partition, true
+	}
+	if holding {
+		if res, err := c.readOwn(lc, pc, id, topic, out, false, false); res == readDone {
+			return err
+		}
 	}
 	return c.await(lc, pc, msg, out)
 }
@@ -262,6 +343,15 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 	for {
 		select {
 		case r := <-pc.ch:
+			if r == &slotToken {
+				// Handed the slot: read, until the reply comes or a poll
+				// fails (then wait here, passively).
+				if res, err := c.readOwn(lc, pc, id, topic, out, true, false); res == readDone {
+					stopTimer(pc.timer)
+					return err
+				}
+				continue
+			}
 			return replied(pc, r, out)
 		case <-resend:
 			// Same id: the server's dedup window answers a request it has
@@ -289,16 +379,20 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 		case <-pc.timer.C:
 			select {
 			case r := <-pc.ch: // the reply came with the deadline: it wins
-				return replied(pc, r, out)
+				if r != &slotToken {
+					return replied(pc, r, out)
+				}
+				// The slot, with the deadline: leave passes it on.
 			default:
 			}
-			c.forget(id, true) // pc is not reused: a reply may still land in it
+			c.leave(pc, id, true) // pc is not reused: a reply may still land in it
 			return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
 		case <-lc.parent.Done():
-			c.forget(id, true)
+			c.leave(pc, id, true)
 			pc.timer.Stop()
 			return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
 		case <-c.done:
+			c.leave(pc, id, false)
 			return NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
 		}
 	}
@@ -311,17 +405,30 @@ func replied(pc *pendingCall, r *Reply, out *Reply) error {
 	*r = Reply{} // the pool keeps no reply's memory alive
 	pc.req[0] = transport.Message{}
 	pc.progress = nil
-	if !pc.timer.Stop() {
-		select { // fired as the reply won: empty it for the next call
-		case <-pc.timer.C:
-		default:
-		}
-	}
+	stopTimer(pc.timer)
 	pc.answered = true // back to the pool when the call ends (pendingCall.end)
 	if out.Err != nil {
 		return out.Err
 	}
 	return nil
+}
+
+// carryMaxPending is the most calls pending (this one included) for a
+// reading call to carry its request. With more, the requests of the
+// concurrent calls are better produced together (a transport batches
+// concurrent produces into one exchange, as the REST transport does) than
+// each carried by a poll of its own.
+const carryMaxPending = 4
+
+// stopTimer stops t and empties its channel if it fired, for the next
+// call of the pendingCall it belongs to.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
 }
 
 // produce writes msg, retrying transient transport errors with
@@ -340,6 +447,14 @@ func (c *Client) produce(ctx context.Context, msg transport.Message, owned bool,
 	if err == nil {
 		return written(out, msg), nil
 	}
+	return c.retryProduce(ctx, msg, owned, batch, err)
+}
+
+// retryProduce is produce after its first attempt failed with err (made
+// by produce, or carried by a poll): it retries as the first attempt's
+// error and the backoff say, and returns what produce returns.
+func (c *Client) retryProduce(ctx context.Context, msg transport.Message, owned bool, batch *[1]transport.Message, err error) (transport.Message, error) {
+	var out []transport.Message
 	p := clientProduceBackoff
 	p.elapsed = c.cfg.timeout
 	first := true

@@ -23,7 +23,13 @@ type waitingTransport struct {
 }
 
 func (w *waitingTransport) Tail(ctx context.Context, topics ...string) (transport.Consumer, error) {
-	return w.b.Tail(ctx, topics...)
+	cons, err := w.b.Tail(ctx, topics...)
+	if err != nil {
+		return nil, err
+	}
+	// Only the Consumer: a reply reader that carries requests would
+	// produce them itself, and Produce would see no call's context.
+	return struct{ transport.Consumer }{cons}, nil
 }
 
 func (w *waitingTransport) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {

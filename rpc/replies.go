@@ -1,16 +1,16 @@
 package rpc
 
 import (
-	"context"
 	"sync"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
-// The reply reader: one per Client, positioned by NewClient, it hands each
-// reply to the call waiting for it (matched by correlation id), counts
-// foreign and late ones, and passes progress notices to WithProgress.
+// Reply delivery: whoever holds the reading slot (slot.go), a call or the
+// background reader, hands each reply to the call waiting for it (matched
+// by correlation id), counts foreign and late ones, and passes progress
+// notices to WithProgress.
 
 // forget removes a pending call; abandoned calls are remembered so that
 // their late replies are told apart from foreign ones.
@@ -23,36 +23,40 @@ func (c *Client) forget(id string, abandoned bool) {
 	c.mu.Unlock()
 }
 
-func (c *Client) readReplies(ctx context.Context) {
-	defer c.wg.Done()
-	_ = pollRetrying(ctx, c.replies, c.log.With("topic", c.cfg.replyTopic), "reply reader", func(msgs []transport.Message) bool {
-		for i := range msgs {
-			c.deliver(&msgs[i])
-		}
-		return true
-	})
-}
+// deliver hands the reply or progress notice m to its call; see deliverTo.
+func (c *Client) deliver(m *transport.Message) { c.deliverTo(nil, m) }
 
-func (c *Client) deliver(m *transport.Message) {
+// deliverTo hands the reply or progress notice m to the call waiting for
+// it, or counts it as late or foreign. self is the call that reads (the
+// slot's holder), nil for the background reader: its own reply is written
+// to it and deliverTo reports true, where another call's goes on its
+// channel.
+func (c *Client) deliverTo(self *pendingCall, m *transport.Message) bool {
 	env, err := decodeEnvelope(m)
 	if err != nil || env.legacy || (env.kind != KindReply && env.kind != KindProgress) {
 		c.foreign.Add(1)
-		return
+		return false
 	}
 	c.mu.Lock()
 	pc, ok := c.pending[env.correlationID]
 	if ok && env.kind == KindReply {
 		delete(c.pending, env.correlationID)
+		if pc != self {
+			c.detachLocked(pc)
+		}
 	}
 	late := !ok && c.abandoned.has(env.correlationID)
 	c.mu.Unlock()
 	switch {
 	case ok && env.kind == KindReply:
 		// The call's own Reply, which it copies out: no allocation. Only
-		// this reader writes it, once, and the caller reads it after the
-		// channel says so.
+		// the slot's holder writes it, once, and the caller reads it
+		// after the channel says so (or is the holder).
 		pc.reply.fill(m, &env)
-		pc.ch <- &pc.reply // buffered, one reply per call
+		if pc == self {
+			return true
+		}
+		pc.ch <- &pc.reply // buffered, one reply per call; never the slot's token too (pc does not hold it)
 	case ok:
 		if pc.progress != nil {
 			pc.progress(replyFrom(m, &env))
@@ -71,6 +75,7 @@ func (c *Client) deliver(m *transport.Message) {
 	default:
 		c.foreign.Add(1)
 	}
+	return false
 }
 
 // logLimiter lets one log line through per lateLogEvery. The zero value is
