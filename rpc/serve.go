@@ -59,6 +59,9 @@ type serveRun struct {
 	// next (the loop copies each record into its ticket). It is used by
 	// the goroutine that runs the poll loop.
 	polls transport.Consumer
+	// batchTks holds the tickets of the batch being dispatched, reused
+	// from one batch to the next by the goroutine that runs the poll loop.
+	batchTks []ticket
 
 	track     *tracker
 	commitSig chan struct{}
@@ -238,13 +241,28 @@ func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err 
 	err = pollRetrying(ctx, cons, r.s.log, "request", func(msgs []transport.Message) bool {
 		defer r.carry.openWindow() // if released below
 		polled := r.track.polled()
+		// The whole batch is tracked before any of it is dispatched: a
+		// transport may return a partition's records out of order (rpctest's
+		// PollReorder), and a record dispatched and done before a lower
+		// offset of its batch was tracked would move the watermark past
+		// that offset, which then ran untracked and was committed while it
+		// ran (TestBreak8ReorderedBatchNeverCommitsPastALowerOffset).
+		tks := r.batchTks[:0]
 		for i := range msgs {
-			// The workers may be busy: a partition revoked while this
-			// batch waits is not dispatched any more.
 			tk, ok := r.track.add(&msgs[i], polled)
 			if !ok {
 				continue // revoked, or its first delivery is still being handled
 			}
+			tks = append(tks, tk)
+		}
+		// tks is cleared (it keeps no record alive until the next batch)
+		// wherever this function returns, and before the loop is handed
+		// over: the next poller reuses it.
+		r.batchTks = tks
+		for i := range tks {
+			// The workers may be busy: a partition revoked while this
+			// batch waits is not dispatched any more (run checks).
+			tk := tks[i]
 			if tk.first && r.reader != nil {
 				r.carry.release() // the catch-up may take a while: no worker waits on it
 			}
@@ -257,13 +275,20 @@ func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err 
 			if len(r.work) > 1 {
 				work = r.work[maphash.String(r.seed, tk.m.Key)%uint64(len(r.work))]
 			}
-			if r.handOver && i == len(msgs)-1 && r.inFlight.Load() < int64(r.s.cfg.concurrency) {
+			if r.handOver && i == len(tks)-1 && r.inFlight.Load() < int64(r.s.cfg.concurrency) {
+				clear(tks) // tk, the last, is a copy: the rest were sent
+				// The kept record is counted before the takeover can be
+				// taken: the next poller reads inFlight at once, and with
+				// the record not counted yet it would hand over too, and
+				// concurrency+1 records run
+				// (TestBreak8HandOverCountsTheKeptRecordBeforeTheTakeover).
+				r.inFlight.Add(1)
 				select {
 				case work <- ticket{takeover: true}:
-					r.inFlight.Add(1)
 					kept, handed = tk, true
 					return false
 				default: // the queue is full: queued below
+					r.inFlight.Add(-1)
 				}
 			}
 			r.inFlight.Add(1)
@@ -281,9 +306,11 @@ func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err 
 				r.carry.sent()
 			case <-ctx.Done():
 				r.inFlight.Add(-1)
+				clear(tks)
 				return false // the rest stay uncommitted: redelivered later
 			}
 		}
+		clear(tks)
 		return true
 	})
 	if handed {

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -30,11 +31,15 @@ type tracker struct {
 
 // partState is one partition's bookkeeping in one epoch.
 type partState struct {
-	epoch     uint64
-	offs      []int64 // offsets handed out and not yet below the mark
-	done      []bool  // done[i]: offs[i] finished
-	head      int
-	mark      int64 // last offset of the done prefix; -1 before any
+	epoch uint64
+	offs  []int64 // offsets handed out and not yet below the mark
+	done  []bool  // done[i]: offs[i] finished
+	head  int
+	mark  int64 // last offset of the done prefix; -1 before any
+	// floor is the lowest offset tracked in the epoch (MaxInt64 before
+	// any): an offset at or below mark and not below floor was handled in
+	// the epoch; one below floor never was (see add).
+	floor     int64
 	committed int64 // last mark committed; -1 before any
 	// ended is set (under tracker.mu) when the epoch ends: the state is
 	// then no longer the partition's. Read without the lock by current.
@@ -63,7 +68,7 @@ func (t *tracker) stateLocked(tp transport.TopicPartition) (*partState, bool) {
 		return ps, false
 	}
 	t.epoch++
-	ps := &partState{epoch: t.epoch, mark: -1, committed: -1}
+	ps := &partState{epoch: t.epoch, mark: -1, committed: -1, floor: math.MaxInt64}
 	t.parts[tp] = ps
 	return ps, true
 }
@@ -95,11 +100,26 @@ func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
 	}
 	ps, first := t.stateLocked(tp)
 	tk := ticket{m: *m, epoch: ps.epoch, ps: ps, first: first}
-	if m.Offset <= ps.mark {
+	if m.Offset <= ps.mark && m.Offset >= ps.floor {
 		// Delivered again after it was handled: dedup answers it, and the
 		// watermark stays.
 		return tk, true
 	}
+	if m.Offset <= ps.mark {
+		// Below every offset the epoch tracked, so never handled in it:
+		// the partition is read again from an earlier offset without a
+		// revocation having ended the epoch (it was revoked during a Poll
+		// whose records then began this epoch, and came back later). It
+		// may never have finished: it is tracked, first of the live ones,
+		// and the mark restarts below it (what it commits is not below
+		// the group's offset, from which the partition is read again).
+		// TestBreak8StaleEpochDoesNotPassRedeliveryBelowIt.
+		ps.floor, ps.mark = m.Offset, m.Offset-1
+		ps.offs = slices.Insert(ps.offs, ps.head, m.Offset)
+		ps.done = slices.Insert(ps.done, ps.head, false)
+		return tk, true
+	}
+	ps.floor = min(ps.floor, m.Offset)
 	n := len(ps.offs)
 	if n == ps.head || m.Offset > ps.offs[n-1] {
 		ps.offs = append(ps.offs, m.Offset)

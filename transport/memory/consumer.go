@@ -231,7 +231,16 @@ func (c *Consumer) PollAppend(ctx context.Context, dst []transport.Message) ([]t
 // whether it waited.
 func (c *Consumer) poll(ctx context.Context, dst []transport.Message) (msgs []transport.Message, waited bool, err error) {
 	for {
-		if msgs := c.collect(dst); len(msgs) > 0 {
+		if msgs, more := c.collect(dst); len(msgs) > 0 {
+			if more && waited {
+				// Records are left that this Poll may not return (the
+				// poll's record or byte limit): another Poll blocked on
+				// this consumer sleeps on the signal this one took, and
+				// is told in turn (TestBreak8ConcurrentPollsShareABacklog
+				// LargerThanOnePoll). A Poll that did not wait took no
+				// signal: a later one reads the rest without one.
+				signal(c.wake)
+			}
 			return msgs, waited, nil
 		}
 		if h := c.b.onBlock; h != nil {
@@ -320,25 +329,29 @@ func (c *Consumer) endPoll(waited bool) {
 // collect takes the records available now, up to the poll limit, shared
 // fairly: every partition with records gets an equal share (rotating who
 // gets the remainder), and shares a partition cannot use go to the others.
-// They are appended to dst, which is empty, when they fit in it.
-func (c *Consumer) collect(dst []transport.Message) []transport.Message {
+// They are appended to dst, which is empty, when they fit in it. more
+// reports that records were left for a later Poll by the record or byte
+// limit.
+func (c *Consumer) collect(dst []transport.Message) (msgs []transport.Message, more bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(c.owned)
 	if n == 0 {
-		return nil
+		return nil, false
 	}
 	limit := c.b.cfg.maxPollRecords
 	total := 0
 	for _, o := range c.owned {
 		// end is read without the partition's lock: a plan. read
 		// clamps to what is really there.
-		avail := int(min(max(o.p.end.Load()-o.pos, 0), int64(limit)))
+		ahead := max(o.p.end.Load()-o.pos, 0)
+		avail := int(min(ahead, int64(limit)))
+		more = more || ahead > int64(limit)
 		o.avail, o.take = avail, avail
 		total += avail
 	}
 	if total == 0 {
-		return nil
+		return nil, false
 	}
 	start := c.rr % n
 	c.rr = start + 1
@@ -366,6 +379,7 @@ func (c *Consumer) collect(dst []transport.Message) []transport.Message {
 			}
 		}
 		total = limit
+		more = true
 	}
 	out := dst
 	if cap(out) < total {
@@ -381,10 +395,14 @@ func (c *Consumer) collect(dst []transport.Message) []transport.Message {
 				o.pos = out[k+cut].Offset // the rest stays for the next Poll
 				clear(out[k+cut:])
 				out = out[:k+cut]
+				more = true
 			}
 		}
 	}
-	return out
+	if left <= 0 {
+		more = true // partitions not visited keep theirs for the next Poll
+	}
+	return out, more
 }
 
 // Commit stores, for each partition among msgs, the highest offset among
