@@ -28,7 +28,7 @@ func TestBreak8SlotFaultyStorm(t *testing.T) {
 		t.Run(map[bool]string{false: "run", true: "close"}[closeMid], func(t *testing.T) {
 			br, err := memory.New(memory.WithPartitions(4))
 			require.NoError(t, err)
-			defer br.Close()
+			t.Cleanup(func() { br.Close() }) // after the server stops (serveT's cleanup)
 			quiet := rpc.WithLogger(slog.New(slog.DiscardHandler))
 			s, err := rpc.NewServer(br, rpc.WithName("srv"), rpc.WithConcurrency(64), quiet)
 			require.NoError(t, err)
