@@ -157,8 +157,11 @@ func (c *carry) commit(m Member) {
 // checked, the user's right to produce to each topic, the size limit, all
 // or nothing) and sets [ProducedHeader] to the answer. An error is
 // answered as /produce answers it, and the consume or fetch then reads
-// nothing.
+// nothing. Only a POST may carry records (carryNeedsPost).
 func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
+	if err := carryNeedsPost(r); err != nil {
+		return err
+	}
 	items, ok := restwire.DecodeTopicMessages(raw)
 	if !ok {
 		var err error

@@ -494,9 +494,6 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	if cb.carried() {
 		// Produced before the instance is touched: a failed produce
 		// consumes nothing.
-		if err := carryNeedsPost(r); err != nil {
-			return err
-		}
 		if err := cr.produce(r, cb.Produce); err != nil {
 			return err
 		}

@@ -50,11 +50,6 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 			return err
 		}
 	}
-	if present(req.Produce) {
-		if err := carryNeedsPost(r); err != nil {
-			return err
-		}
-	}
 	if present(req.Commit) {
 		return badRequest("a fetch cannot carry a commit: it reads without a consumer group (commit with POST /commit or a consume); nothing was written or read")
 	}
@@ -188,8 +183,8 @@ func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Du
 		cr.flushProduced() // the client learns its records' fate before the wait
 		if waitCtx == nil {
 			var cancelWait context.CancelFunc
-			if ctx == r.Context() {
-				waitCtx, cancelWait = s.requestContext(r, timeout) // ended by Close too
+			if s.instant() { // ctx is the request's own: Close must end the wait too
+				waitCtx, cancelWait = s.requestContext(r, timeout)
 			} else {
 				waitCtx, cancelWait = context.WithTimeout(ctx, timeout)
 			}

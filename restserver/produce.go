@@ -132,10 +132,16 @@ func noCancel() {}
 // would bound nothing, and costs a timer, a context and a channel per
 // produce.
 func (s *Server) produceContext(r *http.Request) (context.Context, context.CancelFunc) {
-	if _, ok := s.backend.(instantProducer); ok {
+	if s.instant() {
 		return r.Context(), noCancel
 	}
 	return s.requestContext(r, s.cfg.maxTimeout)
+}
+
+// instant reports whether the backend is an instantProducer.
+func (s *Server) instant() bool {
+	_, ok := s.backend.(instantProducer)
+	return ok
 }
 
 // toMessage validates item (number i of n) and fills m. m's headers share
