@@ -15,11 +15,13 @@ import (
 // request that never reached RoundTrip) keeps the buffer out of the pool,
 // which is safe: the garbage collector takes it.
 //
-// Only the transport's own HTTP client is trusted with pooled bodies (see
-// pooledBodies): a caller's RoundTripper may not keep that contract.
+// Only the transport's own HTTP client is trusted with pooled bodies: a
+// caller's RoundTripper may not keep that contract, and with one the body
+// is an ordinary allocation (pooled is false) that never goes to the pool.
 type sharedBody struct {
-	buf  *[]byte
-	refs atomic.Int32
+	buf    *[]byte
+	pooled bool
+	refs   atomic.Int32
 }
 
 // maxPooledBody is the largest body buffer kept for reuse.
@@ -28,13 +30,19 @@ const maxPooledBody = 1 << 20
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // newSharedBody returns a body owned by its caller, with an empty buffer of
-// at least size bytes' capacity to append to (bytes).
-func newSharedBody(size int) *sharedBody {
-	b := bodyPool.Get().(*[]byte)
+// at least size bytes' capacity to append to (bytes), taken from the pool
+// and given back to it when pooled says so.
+func newSharedBody(size int, pooled bool) *sharedBody {
+	var b *[]byte
+	if pooled {
+		b = bodyPool.Get().(*[]byte)
+	} else {
+		b = new([]byte)
+	}
 	if cap(*b) < size {
 		*b = make([]byte, 0, size)
 	}
-	s := &sharedBody{buf: b}
+	s := &sharedBody{buf: b, pooled: pooled}
 	s.refs.Store(1)
 	return s
 }
@@ -54,7 +62,7 @@ func (s *sharedBody) reader() io.ReadCloser {
 func (s *sharedBody) release() { s.unref() }
 
 func (s *sharedBody) unref() {
-	if s.refs.Add(-1) == 0 && cap(*s.buf) <= maxPooledBody {
+	if s.refs.Add(-1) == 0 && s.pooled && cap(*s.buf) <= maxPooledBody {
 		*s.buf = (*s.buf)[:0]
 		bodyPool.Put(s.buf)
 	}

@@ -18,7 +18,7 @@ import (
 // A pooled request body goes back to the pool only when its owner has
 // released it and every reader made of it is closed, once each.
 func TestSharedBodyHeldByOpenReaders(t *testing.T) {
-	s := newSharedBody(16)
+	s := newSharedBody(16, true)
 	s.set(append(s.bytes(), "[1,2,3]"...))
 	r1, r2 := s.reader(), s.reader()
 	s.release()

@@ -48,7 +48,7 @@ type request struct {
 	url     string // baseURL+path when made once by the caller; "": made per attempt
 	header  http.Header
 	body    []byte        // nil: no body
-	shared  *sharedBody   // when not nil, body's pooled buffer (see sharedBody)
+	shared  *sharedBody   // when not nil, body's buffer, read through its readers (see sharedBody)
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
 	noRetry bool
 	limit   int // most bytes of a 2xx answer; 0: maxResponseBytes

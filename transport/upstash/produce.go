@@ -43,7 +43,7 @@ type produceCall struct {
 	ctx  context.Context
 	msgs []transport.Message
 	body []byte // msgs as a JSON array of TopicMessages: the body of a request of this call alone
-	// shared, when not nil, holds body's pooled buffer, released at finish.
+	// shared holds body's buffer, released at finish.
 	shared *sharedBody
 	state  callState // guarded by producer.mu
 
@@ -53,9 +53,7 @@ type produceCall struct {
 }
 
 func (c *produceCall) finish(out []transport.Message, err error) {
-	if c.shared != nil {
-		c.shared.release() // nothing reads body after this but an HTTP request still holding it
-	}
+	c.shared.release() // nothing reads body after this but an HTTP request still holding it
 	c.out, c.err = out, err
 	close(c.done)
 }
@@ -99,17 +97,8 @@ func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]t
 		}
 		size += n + 1
 	}
-	var (
-		body   []byte
-		shared *sharedBody
-	)
-	if t.ownClient {
-		shared = newSharedBody(size + size/8)
-		body = shared.bytes()
-	} else {
-		body = make([]byte, 0, size+size/8)
-	}
-	body = append(body, '[')
+	shared := newSharedBody(size+size/8, t.ownClient)
+	body := append(shared.bytes(), '[')
 	for i := range msgs {
 		if i > 0 {
 			body = append(body, ',')
@@ -117,9 +106,7 @@ func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]t
 		body = restwire.AppendTopicMessage(body, &msgs[i])
 	}
 	body = append(body, ']')
-	if shared != nil {
-		shared.set(body)
-	}
+	shared.set(body)
 	call := &produceCall{ctx: ctx, msgs: msgs, body: body, shared: shared, done: make(chan struct{})}
 	return t.producer.do(call)
 }
@@ -253,14 +240,9 @@ func (p *producer) send(batch []*produceCall) {
 		for _, c := range batch {
 			size += len(c.body)
 		}
-		if shared != nil {
-			shared = newSharedBody(size)
-			defer shared.release()
-			body = shared.bytes()
-		} else {
-			body = make([]byte, 0, size)
-		}
-		body = append(body, '[')
+		shared = newSharedBody(size, batch[0].shared.pooled)
+		defer shared.release()
+		body = append(shared.bytes(), '[')
 		for i, c := range batch {
 			if i > 0 {
 				body = append(body, ',')
@@ -269,9 +251,7 @@ func (p *producer) send(batch []*produceCall) {
 			body = append(body, c.body[1:len(c.body)-1]...)
 		}
 		body = append(body, ']')
-		if shared != nil {
-			shared.set(body)
-		}
+		shared.set(body)
 	}
 
 	var ans metadataAnswer
