@@ -21,6 +21,25 @@ func benchRecords() []transport.Message {
 	return msgs
 }
 
+// rpcRecords are 100 records shaped as the rpc layer's replies and dedup
+// markers: a key, a small JSON value, the envelope's headers.
+func rpcRecords() []transport.Message {
+	msgs := make([]transport.Message, 100)
+	for i := range msgs {
+		id := fmt.Sprintf("01a236db-baac-72eb-b885-%012d", i)
+		hs := []transport.Header{{Key: "rpc-v", Value: "1"}, {Key: "rpc-id", Value: fmt.Sprintf("01a236db-bab5-7f30-9801-%012d", i)},
+			{Key: "rpc-kind", Value: "reply"}, {Key: "rpc-from", Value: "bench-srv"}, {Key: "rpc-correlation-id", Value: id},
+			{Key: "content-type", Value: "application/json"}}
+		if i%2 == 0 {
+			hs = append(hs, transport.Header{Key: "rpc-dedup-by", Value: "84694678-d3df-40a3-bb06-79f5cd4b2efc"},
+				transport.Header{Key: "rpc-dedup-of", Value: id}, transport.Header{Key: "rpc-dedup-reply-to", Value: "bench-cli.replies"})
+		}
+		msgs[i] = transport.Message{Topic: "bench-cli.replies", Partition: int32(i % 4), Offset: int64(i), Time: time.UnixMilli(1_700_000_000_000),
+			Key: id, Value: []byte(fmt.Sprintf(`{"id":%d,"report":"warm-up","rows":0}`, i)), Headers: hs}
+	}
+	return msgs
+}
+
 func appendArray(msgs []transport.Message, each func([]byte, *transport.Message) []byte) []byte {
 	b := []byte{'['}
 	for i := range msgs {
@@ -36,7 +55,16 @@ func appendArray(msgs []transport.Message, each func([]byte, *transport.Message)
 // reading a produce body and writing a consume answer, the client writing
 // a produce body and reading a consume answer.
 func BenchmarkWire(b *testing.B) {
-	msgs := benchRecords()
+	benchWire(b, benchRecords())
+}
+
+// BenchmarkWireRPC is BenchmarkWire on records shaped as rpc replies and
+// dedup markers (see rpcRecords).
+func BenchmarkWireRPC(b *testing.B) {
+	benchWire(b, rpcRecords())
+}
+
+func benchWire(b *testing.B, msgs []transport.Message) {
 	produce, consumed := appendArray(msgs, AppendTopicMessage), appendArray(msgs, AppendConsumed)
 	for _, bb := range []struct {
 		name string

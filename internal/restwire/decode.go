@@ -23,8 +23,10 @@ import (
 // or a []TopicMessage (for an array). A field given twice takes its last
 // value, as with encoding/json, but for headers given twice, which it
 // leaves to encoding/json (that decodes the second array into the first's
-// elements). Each value has its own allocation, of its
-// size: the server's backend keeps records one by one.
+// elements). Each record's key, value and header values (those that are
+// not well known) share one allocation of their size, and its headers
+// another: the server's backend keeps records one by one, so nothing of
+// one record keeps another's memory alive.
 func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
 	hp := hdrScratch.Get().(*[]Header)
 	d := decoder{b: body, arena: make([]byte, 0, 512), hdrs: (*hp)[:0]} // scratch: every string is copied out
@@ -103,19 +105,24 @@ func TransportHeaders(hs []Header) []transport.Header {
 // relies on it.
 var _ = transport.Header(Header{})
 
-// topicMessage decodes one TopicMessage object into it.
+// topicMessage decodes one TopicMessage object into it. Its key, its
+// value and those of its header values that are not constants share one
+// allocation of their total size, the value last (its slice capped at its
+// end, so that appending to it cannot reach the strings before it).
 func (d *decoder) topicMessage(it *TopicMessage) bool {
-	return d.object(func(name []byte) (ok bool) {
+	base := len(d.arena)
+	var key, value []byte
+	headers := false
+	d.pending = d.pending[:0]
+	ok := d.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "topic":
 			it.Topic, ok = d.topic()
 		case "key":
-			it.Key, ok = d.string(false)
+			key, ok = d.strView()
 		case "value":
-			var v []byte
-			v, ok = d.str()
-			it.Value = Value{Bytes: append(make([]byte, 0, len(v)), v...), Set: true}
-			d.arena = d.arena[:len(d.arena)-len(v)]
+			value, ok = d.strView()
+			it.Value.Set = true
 		case "partition":
 			var p int32
 			p, ok = d.int32()
@@ -125,25 +132,58 @@ func (d *decoder) topicMessage(it *TopicMessage) bool {
 			ts, ok = d.int64()
 			it.Timestamp = d.int64Ptr(ts)
 		case "headers":
-			if it.Headers != nil {
+			if headers {
 				// Given twice: encoding/json decodes the second array into
 				// the first's elements, keeping fields the second lacks.
 				return false
 			}
+			headers = true
 			d.hdrs = d.hdrs[:0]
-			d.pending = d.pending[:0]
 			ok = d.array(func() bool {
 				k, v, ok := d.header(len(d.hdrs))
 				d.hdrs = append(d.hdrs, Header{Key: k, Value: v})
 				return ok
 			})
-			d.shareValues(func(i int, v string) { d.hdrs[i].Value = v })
-			// [] is an empty, non-nil slice; the scratch is copied out at
-			// its size.
-			it.Headers = append(make([]Header, 0, len(d.hdrs)), d.hdrs...)
 		}
 		return ok
 	})
+	if !ok {
+		return false
+	}
+	size := len(key) + len(value)
+	for _, p := range d.pending {
+		size += len(p.v)
+	}
+	if size > 0 || it.Value.Set {
+		buf := make([]byte, size) // [] is empty, non-nil: a value given as ""
+		n := 0
+		for _, p := range d.pending {
+			d.hdrs[p.idx].Value = bufString(buf, &n, p.v)
+		}
+		it.Key = bufString(buf, &n, key)
+		if it.Value.Set {
+			copy(buf[n:], value)
+			it.Value.Bytes = buf[n:size:size]
+		}
+	}
+	if headers {
+		// [] is an empty, non-nil slice; the scratch is copied out at its
+		// size.
+		it.Headers = append(make([]Header, 0, len(d.hdrs)), d.hdrs...)
+	}
+	d.arena = d.arena[:base]
+	return true
+}
+
+// bufString copies v into buf at *n, advancing *n, and returns it there as
+// a string; buf[:*n] is never written again.
+func bufString(buf []byte, n *int, v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	s := buf[*n : *n+copy(buf[*n:], v)]
+	*n += len(v)
+	return unsafe.String(unsafe.SliceData(s), len(s))
 }
 
 // DecodeMessages decodes the answer of POST /consume or POST /fetch, an
@@ -321,7 +361,7 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 			m.Topic, ok = d.topic()
 		case "key":
 			f = fieldKey
-			m.Key, ok = d.string(true)
+			m.Key, ok = d.arenaString()
 		case "value":
 			f = fieldValue
 			m.Value, ok = d.str()
@@ -336,7 +376,6 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 			ts, ok = d.int64()
 		case "headers":
 			f = fieldHeaders
-			d.pending = d.pending[:0]
 			if d.headers == nil {
 				// Room for the rpc envelope's headers of a record or two
 				// before the first growth.
@@ -350,7 +389,6 @@ func (d *messageDecoder) message(m *transport.Message) bool {
 				d.headers = append(d.headers, transport.Header{Key: k, Value: v})
 				return ok
 			})
-			d.shareValues(func(i int, v string) { d.headers[i].Value = v })
 		}
 		ok = ok && seen&f == 0 // a known field, once, with a good value
 		seen |= f

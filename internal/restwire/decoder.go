@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // decoder is a JSON scanner over one body, with the building blocks of the
@@ -16,12 +17,14 @@ type decoder struct {
 	b []byte
 	i int
 
-	// arena receives the unescaped bytes of every string taken with str.
-	// On the client a value is a capacity-limited slice of it, so one
-	// answer costs one allocation for all its values: newDecoder makes it
-	// the body's length, which the unescaped values never exceed (strings
-	// are copied out and their space reused). On the server it is scratch
-	// space, every string copied out.
+	// arena receives the unescaped bytes of strings with escapes (see
+	// strView) and of every string taken with str or kept (see keep). On
+	// the client a value is a capacity-limited slice of it and long keys
+	// and header values are strings on it, so one answer costs one
+	// allocation for all of them: newDecoder makes it the body's length,
+	// which the unescaped strings never exceed (short strings are copied
+	// out and their space reused). On the server it is scratch space,
+	// every string copied out.
 	arena []byte
 	// interned short strings (topics, header keys, small header values),
 	// which repeat from record to record: the first internSmall of them in
@@ -37,6 +40,10 @@ type decoder struct {
 	hdrs []Header
 	// pending header values of the record being decoded, see header.
 	pending []pendingValue
+	// inPlace: header values that are not well known or interned, and
+	// long record keys, are strings on the arena (the client), not copied
+	// out (the server); see keep.
+	inPlace bool
 	// slabs of the partitions and timestamps a produce body's records
 	// point to.
 	int32s []int32
@@ -50,8 +57,10 @@ const (
 	internSmall    = 8
 )
 
+// newDecoder returns the client's decoder of the answer data (see
+// decoder.arena and decoder.inPlace).
 func newDecoder(data []byte) decoder {
-	return decoder{b: data, arena: make([]byte, 0, len(data))}
+	return decoder{b: data, arena: make([]byte, 0, len(data)), inPlace: true}
 }
 
 func (d *decoder) ws() {
@@ -169,42 +178,90 @@ func (d *decoder) rawString() ([]byte, bool) {
 	return nil, false
 }
 
-// str decodes a JSON string into the arena and returns its bytes there.
-func (d *decoder) str() ([]byte, bool) {
-	if d.i >= len(d.b) || d.b[d.i] != '"' {
+// strClass classifies a byte inside a JSON string: 0 for printable ASCII
+// taken as it is, classQuote for '"' and '\\' and control characters (the
+// scan stops there), classHigh for a byte of a multi-byte UTF-8 sequence.
+var strClass = func() (t [256]uint8) {
+	for c := range 0x20 {
+		t[c] = classStop
+	}
+	t['"'], t['\\'] = classStop, classStop
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = classHigh
+	}
+	return t
+}()
+
+const (
+	classStop = 1
+	classHigh = 2
+)
+
+// strView decodes a JSON string. Without escapes the bytes returned alias
+// the input (capped at their length); with escapes they are unescaped onto
+// the top of the arena. Either way the caller that copies them out may
+// truncate the arena back to its length before the call: a string without
+// escapes leaves the arena as it was.
+func (d *decoder) strView() ([]byte, bool) {
+	b := d.b
+	if d.i >= len(b) || b[d.i] != '"' {
 		return nil, false
 	}
-	d.i++
+	i := d.i + 1
+	seg := i
 	start := len(d.arena)
-	ascii := true
-	seg := d.i
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
+	escaped, ascii := false, true
+	for {
+		for i < len(b) && strClass[b[i]] == 0 {
+			i++
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		switch c := b[i]; {
 		case c == '"':
-			d.arena = append(d.arena, d.b[seg:d.i]...)
-			d.i++
-			v := d.arena[start:len(d.arena):len(d.arena)]
+			d.i = i + 1
+			var v []byte
+			if escaped {
+				d.arena = append(d.arena, b[seg:i]...)
+				v = d.arena[start:len(d.arena):len(d.arena)]
+			} else {
+				v = b[seg:i:i]
+			}
 			if !ascii && !utf8.Valid(v) {
 				return nil, false // encoding/json would replace the bad bytes
 			}
 			return v, true
 		case c == '\\':
-			d.arena = append(d.arena, d.b[seg:d.i]...)
+			escaped = true
+			d.arena = append(d.arena, b[seg:i]...)
+			d.i = i
 			if !d.escape() {
 				return nil, false
 			}
-			seg = d.i
+			i = d.i
+			seg = i
 		case c < 0x20:
 			return nil, false
 		default:
-			if c >= utf8.RuneSelf {
-				ascii = false
-			}
-			d.i++
+			ascii = false
+			i++
 		}
 	}
-	return nil, false
+}
+
+// str decodes a JSON string onto the arena and returns its bytes there
+// (capped at their length).
+func (d *decoder) str() ([]byte, bool) {
+	start := len(d.arena)
+	v, ok := d.strView()
+	if !ok {
+		return nil, false
+	}
+	if len(d.arena) == start {
+		d.arena = append(d.arena, v...) // no escapes: v is the input's
+	}
+	return d.arena[start:len(d.arena):len(d.arena)], true
 }
 
 // escape decodes the escape at d.i onto the arena. A \u escape of a UTF-16
@@ -268,19 +325,28 @@ func hex4(b []byte) (rune, bool) {
 // string decodes a JSON string as a Go string; with intern, a short one is
 // shared with the equal ones seen before in the same body.
 func (d *decoder) string(intern bool) (string, bool) {
-	v, ok := d.str()
+	start := len(d.arena)
+	v, ok := d.strView()
 	if !ok {
 		return "", false
 	}
-	d.arena = d.arena[:len(d.arena)-len(v)] // strings are copied out: reuse the space
+	s := d.intern(v, intern)
+	d.arena = d.arena[:start] // strings are copied out: reuse the space
+	return s, true
+}
+
+// intern returns v as a string: with intern and when short, the constant or
+// the string seen before in the body that equals it (remembering a new
+// one), else a copy.
+func (d *decoder) intern(v []byte, intern bool) string {
 	if !intern || len(v) > maxInternLen {
-		return string(v), true
+		return string(v)
 	}
 	if s, ok := wellKnown(v); ok {
-		return s, true
+		return s
 	}
 	if s, ok := d.lookup(v); ok {
-		return s, true
+		return s
 	}
 	s := string(v)
 	switch {
@@ -293,7 +359,7 @@ func (d *decoder) string(intern bool) (string, bool) {
 	case len(d.interned) < maxInternCount:
 		d.interned[s] = s
 	}
-	return s, true
+	return s
 }
 
 // lookup returns the interned string equal to v, if there is one.
@@ -371,14 +437,15 @@ func wellKnown(v []byte) (string, bool) {
 // before when equal (the records of one body mostly go to one topic), else
 // with an equal one of an earlier body (see sharedTopic).
 func (d *decoder) topic() (string, bool) {
-	v, ok := d.str()
+	start := len(d.arena)
+	v, ok := d.strView()
 	if !ok {
 		return "", false
 	}
-	d.arena = d.arena[:len(d.arena)-len(v)]
 	if string(v) != d.lastTopic {
 		d.lastTopic = sharedTopic(v)
 	}
+	d.arena = d.arena[:start]
 	return d.lastTopic, true
 }
 
@@ -413,10 +480,11 @@ func sharedTopic(v []byte) string {
 
 // header decodes one {"key": "...", "value": "..."} object, interning the
 // key. A value that is well known or already interned is returned as that
-// string; any other is left on the arena and its place recorded in
-// d.pending under index idx (the header's index in the caller's list), for
-// shareValues to copy out with the record's other such values in one
-// allocation.
+// string. Any other: with d.inPlace (the client), it is unescaped onto the
+// arena and returned as a string there (see arenaString); else (the
+// server) it is returned as "" and recorded in d.pending under index idx
+// (the header's index in the caller's list), for the caller to copy out
+// with the record's other bytes in one allocation.
 func (d *decoder) header(idx int) (key, value string, ok bool) {
 	ok = d.object(func(name []byte) (ok bool) {
 		switch string(name) {
@@ -430,22 +498,26 @@ func (d *decoder) header(idx int) (key, value string, ok bool) {
 	return key, value, ok
 }
 
-// pendingValue is a header value waiting on the arena for shareValues:
-// arena[start:end] is the value of the header at index idx.
-type pendingValue struct{ idx, start, end int }
+// pendingValue is a header value waiting for the end of its record: v (a
+// view, see strView) is the value of the header at index idx.
+type pendingValue struct {
+	idx int
+	v   []byte
+}
 
 // deferredValue decodes a header value: a constant when well known or
-// interned, else "" with its bytes kept on the arena and recorded in
-// d.pending. A value given twice in one header object keeps the last, as
-// encoding/json does: an earlier pending entry of idx is superseded.
+// interned, else with d.inPlace a string on the arena, else "" with its
+// bytes recorded in d.pending. A value given twice in one header object
+// keeps the last, as encoding/json does: an earlier pending entry of idx is
+// superseded.
 func (d *decoder) deferredValue(idx int) (string, bool) {
 	start := len(d.arena)
-	v, ok := d.str()
+	v, ok := d.strView()
 	if !ok {
 		return "", false
 	}
 	if n := len(d.pending); n > 0 && d.pending[n-1].idx == idx {
-		d.pending = d.pending[:n-1] // superseded; its bytes stay unused on the arena
+		d.pending = d.pending[:n-1] // superseded; its bytes, if on the arena, stay there unused
 	}
 	if len(v) <= maxInternLen {
 		if s, ok := wellKnown(v); ok {
@@ -457,28 +529,48 @@ func (d *decoder) deferredValue(idx int) (string, bool) {
 			return s, true
 		}
 	}
+	if d.inPlace {
+		return d.keep(start, v), true
+	}
 	if d.pending == nil {
 		d.pending = make([]pendingValue, 0, 8)
 	}
-	d.pending = append(d.pending, pendingValue{idx: idx, start: start, end: len(d.arena)})
+	d.pending = append(d.pending, pendingValue{idx: idx, v: v})
 	return "", true
 }
 
-// shareValues copies the pending header values out in one string and calls
-// set with each one's index and value (a substring of it), then frees
-// their space on the arena. One record's values share one allocation, and
-// they live as long as the record's headers do.
-func (d *decoder) shareValues(set func(idx int, v string)) {
-	if len(d.pending) == 0 {
-		return
+// arenaString decodes a JSON string for the client: a short one as
+// d.string(true) does, any other as a string on the arena (see keep).
+func (d *decoder) arenaString() (string, bool) {
+	start := len(d.arena)
+	v, ok := d.strView()
+	if !ok {
+		return "", false
 	}
-	base := d.pending[0].start
-	all := string(d.arena[base:])
-	for _, p := range d.pending {
-		set(p.idx, all[p.start-base:p.end-base])
+	if len(v) <= maxInternLen {
+		s := d.intern(v, true)
+		d.arena = d.arena[:start]
+		return s, true
 	}
-	d.arena = d.arena[:base]
-	d.pending = d.pending[:0]
+	return d.keep(start, v), true
+}
+
+// keep returns v, which strView returned when the arena's length was start,
+// as a string on the arena: v itself when strView unescaped it there, else
+// a copy appended to the arena. The arena is never truncated below it
+// afterwards and its bytes are never written again, so the string stays
+// as it is (the client's arena is one allocation for a whole answer, which
+// the record values returned as slices of it hold too; a value slice is
+// capped at its length, so appending to it cannot reach a string).
+func (d *decoder) keep(start int, v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if len(d.arena) == start {
+		d.arena = append(d.arena, v...)
+	}
+	kept := d.arena[start:len(d.arena)]
+	return unsafe.String(unsafe.SliceData(kept), len(kept))
 }
 
 // int decodes a JSON integer (no fraction or exponent) within [lo, hi].

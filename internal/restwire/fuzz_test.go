@@ -73,6 +73,11 @@ var produceSeeds = []string{
 	`{"value":null}`, `{"Value":"x"}`, `{"value":1}`, `{"value":"x",}`, `{"value":"x"} x`, `[{"value":"x"},]`,
 	`{"value":"x","value":"y"}`, `{"headers":[{"key":"a","key":"b"}]}`, `{"other":1}`, `"x"`, `{"value":"x"`,
 	`[{"value":"x"}`, "\ufeff{}", `{"headers":[null]}`, `{"key":"\"","value":"\\\/\b\f\n\r\t"}`, `{"topic":"a"}`,
+	// escaped and plain keys, values and header values in one record, and
+	// fields given twice, which share the record's one allocation
+	`{"key":"a\"b","value":"c\nd","headers":[{"key":"h","value":"x\ty"},{"key":"i","value":"plain-value-longer-than-thirty-two-bytes"}]}`,
+	`{"key":"first","key":"k\u00e9","value":"v1","value":"\"v2\"","headers":[{"key":"h","value":"a\"","value":"b"}]}`,
+	`[{"key":"\u00e9","value":"","headers":[]},{"value":"é","key":"","headers":[{"key":"rpc-v","value":"1"},{"key":"x","value":""}]}]`,
 }
 
 func TestFastDecodeProduceSeeds(t *testing.T) {
@@ -139,6 +144,8 @@ var consumedSeeds = []string{
 	`[{"topic":"t","headers":null}]`,
 	`[{"topic":"t","headers":[{}]}]`,
 	`[{"topic":"t","key":"\u0000"}]`,
+	// long keys and header values, kept on the arena, escaped or not
+	`[{"topic":"t","partition":0,"offset":1,"timestamp":1,"key":"0190d5b2-7c1e-7a55-9c1d-000000000001-x","value":"{\"a\":1}","headers":[{"key":"rpc-id","value":"0190d5b2-7c1e-7a55-9c1d-000000000001\"q"},{"key":"h","value":"short"},{"key":"h2","value":"v","value":"0190d5b2-7c1e-7a55-9c1d-000000000002"}]}]`,
 }
 
 func FuzzDecodeMessages(f *testing.F) { fuzzDecoder(f, consumedSeeds, checkMessages) }
