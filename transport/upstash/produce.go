@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
@@ -46,6 +45,9 @@ type produceCall struct {
 	// shared holds body's buffer, released at finish.
 	shared *sharedBody
 	state  callState // guarded by producer.mu
+	// batch is the request the call was taken into, when taken with
+	// others (set with state callSent, under producer.mu).
+	batch *batchWatch
 
 	done chan struct{}
 	out  []transport.Message
@@ -158,7 +160,7 @@ func (p *producer) do(call *produceCall) ([]transport.Message, error) {
 	case <-call.ctx.Done():
 	}
 	p.mu.Lock()
-	sent := call.state == callSent
+	sent, batch := call.state == callSent, call.batch
 	if call.state == callQueued {
 		call.state = callAbandoned
 		for i, c := range p.queue {
@@ -169,6 +171,9 @@ func (p *producer) do(call *produceCall) ([]transport.Message, error) {
 		}
 	}
 	p.mu.Unlock()
+	if batch != nil {
+		batch.gaveUp()
+	}
 	if sent {
 		select {
 		case <-call.done: // finished meanwhile: report what happened
@@ -221,6 +226,12 @@ func (p *producer) take() []*produceCall {
 	rest := copy(p.queue, p.queue[i:])
 	clear(p.queue[rest:])
 	p.queue = p.queue[:rest]
+	if len(batch) > 1 {
+		w := &batchWatch{left: len(batch)}
+		for _, c := range batch {
+			c.batch = w
+		}
+	}
 	return batch
 }
 
@@ -364,7 +375,11 @@ func (c *produceCall) result(meta []restwire.Metadata) ([]transport.Message, err
 //
 // A batch of one call (every call of a lone caller) takes the cheaper
 // shape with the same ends: the caller's context, which carries its
-// deadline, cut short when parent ends.
+// deadline, cut short when parent ends. A batch of several calls is
+// watched by its callers themselves: each one's Produce, which waits on
+// its context anyway, tells the batch's batchWatch when it gives up (see
+// producer.do), and the last one to give up cancels the request; no
+// callback is registered on the callers' contexts.
 func batchContext(parent context.Context, batch []*produceCall) (context.Context, func()) {
 	if len(batch) == 1 {
 		ctx, cancel := context.WithCancel(batch[0].ctx)
@@ -385,27 +400,48 @@ func batchContext(parent context.Context, batch []*produceCall) (context.Context
 			latest = d
 		}
 	}
-	ctx, cancel := context.WithCancel(parent)
-	if !latest.IsZero() {
-		var cancelDeadline context.CancelFunc
-		ctx, cancelDeadline = context.WithDeadline(ctx, latest)
-		prev := cancel
-		cancel = func() { cancelDeadline(); prev() }
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+	)
+	if latest.IsZero() {
+		ctx, cancel = context.WithCancel(parent)
+	} else {
+		ctx, cancel = context.WithDeadline(parent, latest)
 	}
-	var left atomic.Int64
-	left.Store(int64(len(batch)))
-	stops := make([]func() bool, len(batch))
-	for i, c := range batch {
-		stops[i] = context.AfterFunc(c.ctx, func() {
-			if left.Add(-1) == 0 {
-				cancel()
-			}
-		})
+	batch[0].batch.watch(cancel)
+	return ctx, cancel
+}
+
+// batchWatch counts the callers of a batch of several calls that have not
+// given up, and cancels the batch's request when none is left. Safe for
+// concurrent use.
+type batchWatch struct {
+	mu     sync.Mutex
+	left   int                // callers that have not given up
+	cancel context.CancelFunc // the request's, once made
+}
+
+// watch sets the request's cancel function, calling it at once if every
+// caller has given up already.
+func (w *batchWatch) watch(cancel context.CancelFunc) {
+	w.mu.Lock()
+	w.cancel = cancel
+	left := w.left
+	w.mu.Unlock()
+	if left == 0 {
+		cancel()
 	}
-	return ctx, func() {
-		for _, stop := range stops {
-			stop()
-		}
+}
+
+// gaveUp records that one caller of the batch stopped waiting for it.
+func (w *batchWatch) gaveUp() {
+	w.mu.Lock()
+	w.left--
+	cancel := w.cancel
+	left := w.left
+	w.mu.Unlock()
+	if left == 0 && cancel != nil {
 		cancel()
 	}
 }

@@ -326,3 +326,94 @@ func TestProduceClose(t *testing.T) {
 	require.ErrorIs(t, err, transport.ErrClosed)
 	require.NoError(t, tr.Close(), "Close is idempotent")
 }
+
+// A request carrying several callers' records runs on while any of them
+// still waits (one caller's cancellation does not cut the others' request
+// short) and is cancelled once every one of them has given up.
+func TestProduceBatchEndsWithItsLastCaller(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprintf("all=%v", all), func(t *testing.T) {
+			var n atomic.Int64
+			first, batch := make(chan struct{}), make(chan struct{}, 1)
+			release := make(chan struct{})
+			ended := make(chan error, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				var msgs []restwire.TopicMessage
+				if err := json.Unmarshal(b, &msgs); err != nil {
+					http.Error(w, `{"error":"bad json","status":400}`, 400)
+					return
+				}
+				switch n.Add(1) {
+				case 1:
+					<-first
+				case 2:
+					batch <- struct{}{}
+					select {
+					case <-release:
+					case <-r.Context().Done():
+						ended <- r.Context().Err()
+						return
+					}
+				}
+				meta := make([]restwire.Metadata, len(msgs))
+				for i, m := range msgs {
+					meta[i] = restwire.Metadata{Topic: m.Topic, Offset: int64(i), Timestamp: 1}
+				}
+				_ = json.NewEncoder(w).Encode(meta)
+			}))
+			defer srv.Close()
+			tr := newTestTransport(t, srv.URL)
+
+			firstDone := make(chan error, 1)
+			go func() {
+				_, err := tr.Produce(t.Context(), transport.Message{Topic: "t", Value: []byte("first")})
+				firstDone <- err
+			}()
+			require.Eventually(t, func() bool { return n.Load() == 1 }, 5*time.Second, time.Millisecond)
+			const callers = 3
+			cancels := make([]context.CancelFunc, callers)
+			errs := make(chan error, callers)
+			for i := range callers {
+				ctx, cancel := context.WithCancel(t.Context())
+				cancels[i] = cancel
+				defer cancel()
+				go func() {
+					_, err := tr.Produce(ctx, transport.Message{Topic: "t", Value: []byte("v")})
+					errs <- err
+				}()
+				require.Eventually(t, func() bool { return tr.queued() == i+1 }, 5*time.Second, time.Millisecond)
+			}
+			close(first)
+			require.NoError(t, <-firstDone)
+			<-batch // the three calls' request is in flight
+
+			gaveUp := callers - 1
+			if all {
+				gaveUp = callers
+			}
+			for i := range gaveUp {
+				cancels[i]()
+				err := <-errs
+				require.ErrorIs(t, err, context.Canceled)
+				assert.ErrorContains(t, err, "in flight")
+			}
+			if all {
+				select {
+				case err := <-ended:
+					require.ErrorIs(t, err, context.Canceled, "the request ends with its last caller")
+				case <-time.After(10 * time.Second):
+					t.Fatal("the request ran on after every caller gave up")
+				}
+				return
+			}
+			close(release)
+			require.NoError(t, <-errs, "the last caller's request ran on")
+			select {
+			case err := <-ended:
+				t.Fatalf("the request was cancelled with a caller still waiting: %v", err)
+			default:
+			}
+		})
+	}
+}
