@@ -64,6 +64,9 @@ func newDecoder(data []byte) decoder {
 }
 
 func (d *decoder) ws() {
+	if d.i < len(d.b) && d.b[d.i] > ' ' {
+		return // compact JSON: no whitespace between tokens
+	}
 	for d.i < len(d.b) {
 		switch d.b[d.i] {
 		case ' ', '\t', '\n', '\r':
@@ -682,6 +685,10 @@ func (d *decoder) literal(lit string) bool {
 func (d *decoder) skipString() bool {
 	d.i++ // the opening quote
 	for d.i < len(d.b) {
+		if strClass[d.b[d.i]] != classStop {
+			d.i++
+			continue
+		}
 		switch c := d.b[d.i]; {
 		case c == '"':
 			d.i++

@@ -31,14 +31,21 @@ const hexDigits = "0123456789abcdef"
 // AppendString appends s as a JSON string, escaped as e says.
 func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
 	b = append(b, '"')
+	// Bytes of these classes (see strClass) need a look: '"', '\\' and
+	// control characters always, a byte of a multi-byte sequence unless
+	// e is EscapeClient.
+	look := uint8(classStop | classHigh)
+	if e == EscapeClient {
+		look = classStop
+	}
 	start := 0
 	for i := 0; i < len(s); {
+		if strClass[s[i]]&look == 0 {
+			i++
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf || e == EscapeClient {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			b = appendEscape(b, c)
 			i++
