@@ -49,15 +49,33 @@ type produceCall struct {
 	// others (set with state callSent, under producer.mu).
 	batch *batchWatch
 
+	// done receives one value when the call is finished (out and err
+	// set); the call is no longer touched by the producer after that.
 	done chan struct{}
 	out  []transport.Message
 	err  error
 }
 
+// callPool recycles the produceCalls (and their done channels) whose
+// caller took their outcome from done: nothing else refers to them then.
+var callPool = sync.Pool{New: func() any { return &produceCall{done: make(chan struct{}, 1)} }}
+
+// finish completes the call; its caller may reuse it at once, so the
+// producer does not touch it afterwards.
 func (c *produceCall) finish(out []transport.Message, err error) {
 	c.shared.release() // nothing reads body after this but an HTTP request still holding it
 	c.out, c.err = out, err
-	close(c.done)
+	c.done <- struct{}{}
+}
+
+// outcome returns the outcome of a call whose done value its caller has
+// received, and puts the call back in callPool.
+func (c *produceCall) outcome() ([]transport.Message, error) {
+	out, err := c.out, c.err
+	done := c.done
+	*c = produceCall{done: done}
+	callPool.Put(c)
+	return out, err
 }
 
 func (p *producer) init(t *Transport) { p.t = t }
@@ -109,7 +127,8 @@ func (t *Transport) Produce(ctx context.Context, msgs ...transport.Message) ([]t
 	}
 	body = append(body, ']')
 	shared.set(body)
-	call := &produceCall{ctx: ctx, msgs: msgs, body: body, shared: shared, done: make(chan struct{})}
+	call := callPool.Get().(*produceCall)
+	call.ctx, call.msgs, call.body, call.shared = ctx, msgs, body, shared
 	return t.producer.do(call)
 }
 
@@ -143,7 +162,8 @@ func (p *producer) do(call *produceCall) ([]transport.Message, error) {
 			p.mu.Unlock()
 			go p.flush(done)
 		}
-		return call.out, call.err
+		<-call.done // send finished it
+		return call.outcome()
 	case p.flushDone == nil:
 		p.queue = append(p.queue, call)
 		p.flushDone = make(chan struct{})
@@ -156,7 +176,7 @@ func (p *producer) do(call *produceCall) ([]transport.Message, error) {
 
 	select {
 	case <-call.done:
-		return call.out, call.err
+		return call.outcome()
 	case <-call.ctx.Done():
 	}
 	p.mu.Lock()
@@ -298,8 +318,9 @@ func (p *producer) send(batch []*produceCall) {
 		return
 	}
 	for _, c := range batch {
-		c.finish(c.result(meta[:len(c.msgs)]))
-		meta = meta[len(c.msgs):]
+		n := len(c.msgs)
+		c.finish(c.result(meta[:n]))
+		meta = meta[n:]
 	}
 }
 
