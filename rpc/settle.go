@@ -62,7 +62,11 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 	if d.dedupID != "" {
 		d.waiters = r.dedup.finish(d.dedupID, e, r)
 	}
-	return r.sendReply(d, e, o.owned || !o.hasReply)
+	ok := r.sendReply(d, e, o.owned || !o.hasReply)
+	if d.dedupID != "" {
+		r.dedup.trim() // after the reply: see finish
+	}
+	return ok
 }
 
 // release gives up the delivery's dedup entry without recording it: the
