@@ -286,8 +286,7 @@ func markerFor(topic, by, id string, reply *transport.Message) transport.Message
 	case reply == nil:
 		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id}}
 	case size > maxMarkerReply:
-		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id},
-			{Key: headerDedupOmitted, Value: strconv.Itoa(size)}}
+		return markerOmitting(topic, by, id, size)
 	default:
 		m.Value = reply.Value
 		n, need := len(reply.Headers), markerHeaders-1
@@ -306,6 +305,14 @@ func markerFor(topic, by, id string, reply *transport.Message) transport.Message
 		m.Headers = hs
 	}
 	return m
+}
+
+// markerOmitting is the dedup-topic record for a handled request whose
+// reply, of size bytes, it leaves out.
+func markerOmitting(topic, by, id string, size int) transport.Message {
+	return transport.Message{Topic: topic, Partition: dedupPartition, ManualPartition: true, Key: id,
+		Headers: []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id},
+			{Key: headerDedupOmitted, Value: strconv.Itoa(size)}}}
 }
 
 // messageSize is a record's value and header bytes.
