@@ -44,6 +44,10 @@ type dedupWindow struct {
 	skew      atomic.Int64 // the broker's clock minus this machine's, in ns
 	skewKnown atomic.Bool  // skew was measured
 
+	// over says done holds more than size entries: trim drops the
+	// oldest. Set under mu, read without it by trim's fast path.
+	over atomic.Bool
+
 	mu       sync.Mutex
 	done     map[string]*handledEntry
 	fifo     []fifoSlot // insertion order, for eviction
@@ -128,7 +132,10 @@ type flight struct {
 
 // finish records id as done; e nil means it was not (the handler was cut
 // short and the request may run again). It returns the copies that waited
-// for id, when owner still holds id in flight (see abandon).
+// for id, when owner still holds id in flight (see abandon). The window
+// may then hold one entry over its size until trim: settle trims after it
+// has produced the reply, so that dropping the oldest entry (a map entry
+// long out of the cache) is not on the way from request to reply.
 func (w *dedupWindow) finish(id string, e *handledEntry, owner *serveRun) []waiter {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -209,15 +216,34 @@ func (w *dedupWindow) learn(e *handledEntry, now time.Time) {
 	}
 	if _, ok := w.done[e.id]; !ok {
 		w.insert(e)
+		w.trimLocked()
 	}
 }
 
+// insert adds e; the caller trims (see finish).
 func (w *dedupWindow) insert(e *handledEntry) {
 	w.done[e.id] = e
 	w.fifo = append(w.fifo, fifoSlot{e: e, at: e.at})
+	if len(w.done) > w.size {
+		w.over.Store(true)
+	}
+}
+
+// trim drops the oldest entries while the window holds more than its size.
+func (w *dedupWindow) trim() {
+	if !w.over.Load() {
+		return
+	}
+	w.mu.Lock()
+	w.trimLocked()
+	w.mu.Unlock()
+}
+
+func (w *dedupWindow) trimLocked() {
 	for len(w.done) > w.size && w.head < len(w.fifo) {
 		w.drop()
 	}
+	w.over.Store(false)
 }
 
 func (w *dedupWindow) evict(now time.Time) {
@@ -260,8 +286,7 @@ func markerFor(topic, by, id string, reply *transport.Message) transport.Message
 	case reply == nil:
 		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id}}
 	case size > maxMarkerReply:
-		m.Headers = []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id},
-			{Key: headerDedupOmitted, Value: strconv.Itoa(size)}}
+		return markerOmitting(topic, by, id, size)
 	default:
 		m.Value = reply.Value
 		n, need := len(reply.Headers), markerHeaders-1
@@ -280,6 +305,14 @@ func markerFor(topic, by, id string, reply *transport.Message) transport.Message
 		m.Headers = hs
 	}
 	return m
+}
+
+// markerOmitting is the dedup-topic record for a handled request whose
+// reply, of size bytes, it leaves out.
+func markerOmitting(topic, by, id string, size int) transport.Message {
+	return transport.Message{Topic: topic, Partition: dedupPartition, ManualPartition: true, Key: id,
+		Headers: []transport.Header{{Key: headerDedupBy, Value: by}, {Key: headerDedupOf, Value: id},
+			{Key: headerDedupOmitted, Value: strconv.Itoa(size)}}}
 }
 
 // messageSize is a record's value and header bytes.

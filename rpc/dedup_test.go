@@ -89,3 +89,28 @@ func TestMarkerForSharesRoomOnly(t *testing.T) {
 		})
 	}
 }
+
+// finish records an entry without dropping the oldest (that waits for
+// trim, which settle calls after the reply is produced); trim then brings
+// the window back to its size, oldest first.
+func TestDedupWindowTrimsAfterFinish(t *testing.T) {
+	w := newDedupWindow(3, time.Hour)
+	now := time.Now()
+	for i := range 5 {
+		id := strconv.Itoa(i)
+		state, _ := w.begin(id, now, waiter{})
+		require.Equal(t, dedupNew, state)
+		w.finish(id, &handledEntry{id: id, at: now}, nil)
+		assert.True(t, w.has(id), "an entry is known as soon as it is finished")
+		w.trim()
+	}
+	assert.Len(t, w.done, 3)
+	for i, want := range []bool{false, false, true, true, true} {
+		assert.Equal(t, want, w.has(strconv.Itoa(i)), "entry %d", i)
+	}
+	w.finish("late", &handledEntry{id: "late", at: now}, nil)
+	assert.Len(t, w.done, 4, "one over the size until trim")
+	w.trim()
+	assert.Len(t, w.done, 3)
+	assert.False(t, w.has("2"))
+}

@@ -62,7 +62,11 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 	if d.dedupID != "" {
 		d.waiters = r.dedup.finish(d.dedupID, e, r)
 	}
-	return r.sendReply(d, e, o.owned || !o.hasReply)
+	ok := r.sendReply(d, e, o.owned || !o.hasReply)
+	if d.dedupID != "" {
+		r.dedup.trim() // after the reply: see finish
+	}
+	return ok
 }
 
 // release gives up the delivery's dedup entry without recording it: the
@@ -112,7 +116,15 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 	if reply == nil || !errors.Is(err, transport.ErrMessageTooLarge) {
 		return ok
 	}
-	if persisted { // too large together: is the reply too large alone?
+	// Too large together (a transport whose limit is on the batch): each
+	// goes alone, the marker still first. Which reply will be sent is not
+	// known until the reply has been tried alone (it may be replaced
+	// below), so the marker leaves it out, as it does a large reply's:
+	// another instance does not run the request again, nor send a reply
+	// again. Without a persisted window the reply already went alone.
+	marked := true
+	if persisted {
+		marked, _ = r.produce("dedup marker", d.env.id, markerOmitting(r.s.cfg.dedupTopic, r.dedup.self, e.id, messageSize(reply)))
 		ok, err = r.produce("reply", d.env.id, *reply)
 	}
 	if errors.Is(err, transport.ErrMessageTooLarge) {
@@ -120,13 +132,8 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 			Errorf(CodeResourceExhausted, "reply of %d bytes is over the transport's limit", len(reply.Value)))
 		e.reply.Store(&small) // what a copy of the request will be answered with
 		ok, _ = r.produce("error reply", d.env.id, small)
-		marker, persisted = r.marker(d, e)
 	}
-	if persisted {
-		marked, _ := r.produce("dedup marker", d.env.id, marker)
-		ok = ok && marked
-	}
-	return ok
+	return ok && marked
 }
 
 // marker is the dedup-topic record for e, and whether the window is
