@@ -85,8 +85,9 @@ func (s *Server) produceItems(r *http.Request, items []restwire.TopicMessage, pa
 		var err error
 		if owned {
 			// Every value and header slice was made for this request (the
-			// decoder gives each value its own allocation): the backend
-			// may keep them instead of copying.
+			// decoder gives each record's value, with its key and header
+			// values, an allocation of its own): the backend may keep
+			// them instead of copying.
 			out, err = own.ProduceOwned(ctx, msgs...)
 		} else {
 			out, err = s.backend.Produce(ctx, msgs...)
