@@ -148,9 +148,19 @@ func (d *dedupReader) run(ctx context.Context) {
 			// Other instances' markers matter only after a rebalance, so
 			// read them in batches rather than waking for every reply
 			// this server writes (its own markers come back here too).
-			return len(msgs) == 0 || d.pause(ctx)
+			// While a sync waits, though, the reader reads on without a
+			// pause: a backlog larger than one poll would otherwise cost
+			// the pause for every poll, and outlast the sync.
+			return len(msgs) == 0 || d.syncing() || d.pause(ctx)
 		})
 	}()
+}
+
+// syncing reports whether a sync waits for its sentinel.
+func (d *dedupReader) syncing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.waiting) > 0
 }
 
 // arrived wakes the sync waiting for sentinel id, if any.

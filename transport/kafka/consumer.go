@@ -47,6 +47,9 @@ type consumer struct {
 	lastPoll time.Time
 	timer    *time.Timer
 	scanned  time.Time // a tail's last look for partitions added to its topics
+	// holdUntil: a static member's Poll returns no records before it (see
+	// onAssigned).
+	holdUntil time.Time
 
 	fenceClosed chan struct{} // closed once fence has closed the client
 }
@@ -371,6 +374,18 @@ func (c *consumer) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]
 	if !c.currentLocked(cl) {
 		return
 	}
+	if c.instance != "" && len(m) > 0 && !isClosed(c.joined) {
+		// The first assignment of a static member: the partitions may
+		// come from an earlier live process with the same instance id,
+		// which the broker replaced without a rebalance (no revoke tells
+		// it). It learns at its next heartbeat (or sooner, at a commit)
+		// and stops dispatching; until then it may run what it fetches,
+		// which this member would read too from the committed offset. So
+		// this member returns no records for one heartbeat interval (the
+		// group's members are taken to share it): what the old one
+		// started by then is at most its in-flight work.
+		c.holdUntil = time.Now().Add(c.heart)
+	}
 	for _, tp := range toMap(m) {
 		if _, ok := c.assigned[tp]; !ok {
 			// Where the assignment begins is known only once franz-go
@@ -391,6 +406,15 @@ func (c *consumer) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]
 // yet fetched: nothing of this assignment can have been polled from it, so
 // Commit refuses it.
 const startUnknown = -1
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 func closeOnce(ch chan struct{}) {
 	select {
@@ -524,7 +548,7 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 			return nil, fmt.Errorf("kafka: rejoin %q: %w", c.sub.Group, err)
 		}
 	}
-	cl := c.cl
+	cl, hold := c.cl, c.holdUntil
 	c.polling++
 	c.mu.Unlock()
 	if c.sub.Group == "" {
@@ -536,6 +560,9 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		c.lastPoll = time.Now()
 		c.mu.Unlock()
 	}()
+	if wait := time.Until(hold); wait > 0 && !c.holdOver(ctx, min(wait, c.t.o.pollWindow)) {
+		return c.held(ctx)
+	}
 
 	pctx, cancel := context.WithTimeout(ctx, c.t.o.pollWindow)
 	defer cancel()
@@ -590,6 +617,37 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		return nil, fmt.Errorf("kafka: poll: %w", mapErr(perr))
 	}
 	return nil, nil
+}
+
+// holdOver waits d (the rest of a static member's hold, see onAssigned, at
+// most a poll window) and reports whether the hold is over; false when
+// ctx or the consumer ended first.
+func (c *consumer) holdOver(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return false
+	case <-c.stop.Done():
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !time.Now().Before(c.holdUntil)
+}
+
+// held is the answer of a Poll that returned during the hold.
+func (c *consumer) held(ctx context.Context) ([]transport.Message, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return nil, errConsumerClosed
+	case c.fenced:
+		return nil, errFenced(c.instance)
+	}
+	return nil, ctx.Err()
 }
 
 // tailScanEvery is how often a tail looks for partitions added to its
