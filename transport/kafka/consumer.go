@@ -382,9 +382,13 @@ func (c *consumer) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]
 		// and stops dispatching; until then it may run what it fetches,
 		// which this member would read too from the committed offset. So
 		// this member returns no records for one heartbeat interval (the
-		// group's members are taken to share it): what the old one
-		// started by then is at most its in-flight work.
-		c.holdUntil = time.Now().Add(c.heart)
+		// group's members are taken to share the HeartbeatInterval
+		// option): what the old one started by then is at most its
+		// in-flight work. The option's value, not c.heart: a member with a
+		// shorter session timeout than its predecessor heartbeats more
+		// often than it, and a hold of its own interval ended before the
+		// predecessor learned (TestBreak9ReplacementWithShorterSession).
+		c.holdUntil = time.Now().Add(c.t.o.heartbeat)
 	}
 	for _, tp := range toMap(m) {
 		if _, ok := c.assigned[tp]; !ok {
@@ -548,7 +552,7 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 			return nil, fmt.Errorf("kafka: rejoin %q: %w", c.sub.Group, err)
 		}
 	}
-	cl, hold := c.cl, c.holdUntil
+	cl, joined := c.cl, c.joined
 	c.polling++
 	c.mu.Unlock()
 	if c.sub.Group == "" {
@@ -560,6 +564,12 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		c.lastPoll = time.Now()
 		c.mu.Unlock()
 	}()
+	if c.instance != "" && !c.joinedWithin(ctx, joined) {
+		return c.held(ctx)
+	}
+	c.mu.Lock()
+	hold := c.holdUntil
+	c.mu.Unlock()
 	if wait := time.Until(hold); wait > 0 && !c.holdOver(ctx, min(wait, c.t.o.pollWindow)) {
 		return c.held(ctx)
 	}
@@ -617,6 +627,28 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		return nil, fmt.Errorf("kafka: poll: %w", mapErr(perr))
 	}
 	return nil, nil
+}
+
+// joinedWithin waits, at most a poll window, for the first assignment of
+// a static member's client (joined) and reports whether it came; false when
+// ctx or the consumer ended first. Nothing can be fetched before it, but a
+// Poll that read the hold (see onAssigned) before it would return the
+// records fetched right after it without holding them
+// (TestBreak9HoldAppliesToAPollBegunBeforeTheAssignment).
+func (c *consumer) joinedWithin(ctx context.Context, joined chan struct{}) bool {
+	if isClosed(joined) {
+		return true
+	}
+	t := time.NewTimer(c.t.o.pollWindow)
+	defer t.Stop()
+	select {
+	case <-joined:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	case <-c.stop.Done():
+	}
+	return false
 }
 
 // holdOver waits d (the rest of a static member's hold, see onAssigned, at

@@ -69,11 +69,13 @@
 //     nor keep dispatching what the new one reads. Its Close leaves with
 //     its member id as well, so it cannot evict the new member. The new
 //     instance's Poll returns no records for one heartbeat interval after
-//     its first assignment (the group's members are taken to share the
-//     interval), so that the two never dispatch the same records: what the
-//     old one runs after the replacement is only what it had started
-//     before learning of it. A static member that starts with no
-//     predecessor pays the same wait once.
+//     its first assignment (the HeartbeatInterval option, not lowered by a
+//     short session timeout; the group's members must share the option, or
+//     a predecessor with a longer one may still dispatch when the hold
+//     ends), so that the two never dispatch the same records: what the old
+//     one runs after the replacement is only what it had started before
+//     learning of it. A static member that starts with no predecessor pays
+//     the same wait once, and again after a rejoin (MaxPollInterval).
 //   - Session timeouts must lie within the brokers' group.min/max
 //     .session.timeout.ms (6 s to 30 min by default on Apache Kafka).
 //   - A group session that ends (session expired, coordinator lost) loses

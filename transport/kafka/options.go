@@ -143,7 +143,9 @@ func SessionTimeout(d time.Duration) Option {
 // HeartbeatInterval is how often members heartbeat. Default 1 s (it is
 // lowered to a fifth of a member's session timeout when that is shorter). A replaced static
 // member learns it was fenced at its next heartbeat; a static member's first
-// records come one interval after it joined (see the package doc).
+// records come one interval (this option's value, even when lowered for a
+// short session) after it joined, so the members of a group must share this
+// option (see the package doc).
 func HeartbeatInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.heartbeat = d })
 }
