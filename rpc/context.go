@@ -20,7 +20,8 @@ type lazyCtx struct {
 	parent   context.Context
 	deadline time.Time // zero: none of its own
 	// closing, when not nil, also ends the context (a Client's Close): a
-	// second parent, watched only once the context is built.
+	// second parent, watched only once the context is built. It must hold
+	// no values (see build).
 	closing context.Context
 
 	mu       sync.Mutex
@@ -47,14 +48,21 @@ func (c *lazyCtx) build() context.Context {
 	if in := c.inner.Load(); in != nil {
 		return *in
 	}
+	parent, closing := c.parent, c.closing
+	if closing != nil && (parent == context.Background() || parent == context.TODO()) {
+		// A parent that never ends and holds no values: the context
+		// derived from closing (a Client's, which holds none either) is
+		// the same context, without context.AfterFunc's allocations.
+		parent, closing = closing, nil
+	}
 	var in context.Context
 	if c.deadline.IsZero() {
-		in, c.cancel = context.WithCancel(c.parent)
+		in, c.cancel = context.WithCancel(parent)
 	} else {
-		in, c.cancel = context.WithDeadline(c.parent, c.deadline)
+		in, c.cancel = context.WithDeadline(parent, c.deadline)
 	}
-	if c.closing != nil {
-		stop := context.AfterFunc(c.closing, c.cancel)
+	if closing != nil {
+		stop := context.AfterFunc(closing, c.cancel)
 		cancel := c.cancel
 		c.cancel = func() { stop(); cancel() }
 	}
