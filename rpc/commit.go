@@ -97,9 +97,17 @@ func (r *serveRun) commit() bool {
 	// callers: the buffers are reused.
 	r.sinceCommit.Store(0) // before the watermarks are read: what is handled later counts for the next
 	r.commitMu.Lock()
-	close(r.committed) // workers held back by awaitCommit go on
+	done := r.committed
 	r.committed = make(chan struct{})
 	r.commitMu.Unlock()
+	// The workers held back by awaitCommit go on once this commit is over
+	// (made or failed), not as it starts: what they handled is committed
+	// by then, unless the commit failed. Released at its start, a worker
+	// could handle more than the dedup window holds while a commit slowed
+	// down under load was still in flight, and a crash then ran them all
+	// again (TestBreak5CommitIntervalOutrunsDedupWindow, about 1 run in 30
+	// under the -race suite's load).
+	defer close(done)
 	marks := r.track.uncommittedInto(r.markBuf)
 	r.markBuf = marks
 	if len(marks) == 0 {
