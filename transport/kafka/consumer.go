@@ -534,13 +534,9 @@ var _ kgo.HookGroupManageError = fenceHook{}
 // joins again here.
 func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 	c.mu.Lock()
-	switch {
-	case c.closed:
+	if err := c.endedLocked(); err != nil {
 		c.mu.Unlock()
-		return nil, errConsumerClosed
-	case c.fenced:
-		c.mu.Unlock()
-		return nil, errFenced(c.instance)
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		c.mu.Unlock()
@@ -591,11 +587,10 @@ func (c *consumer) Poll(ctx context.Context) ([]transport.Message, error) {
 		}
 		out = append(out, toMessage(r))
 	})
+	if err := c.endedLocked(); err != nil {
+		return nil, err
+	}
 	switch {
-	case c.closed:
-		return nil, errConsumerClosed
-	case c.fenced:
-		return nil, errFenced(c.instance)
 	case len(out) > 0:
 		return out, nil
 	case ctx.Err() != nil:
@@ -673,13 +668,22 @@ func (c *consumer) holdOver(ctx context.Context, d time.Duration) bool {
 func (c *consumer) held(ctx context.Context) ([]transport.Message, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return nil, errConsumerClosed
-	case c.fenced:
-		return nil, errFenced(c.instance)
+	if err := c.endedLocked(); err != nil {
+		return nil, err
 	}
 	return nil, ctx.Err()
+}
+
+// endedLocked is Poll's error once the consumer was closed or fenced, else
+// nil. c.mu is held.
+func (c *consumer) endedLocked() error {
+	switch {
+	case c.closed:
+		return errConsumerClosed
+	case c.fenced:
+		return errFenced(c.instance)
+	}
+	return nil
 }
 
 // tailScanEvery is how often a tail looks for partitions added to its
