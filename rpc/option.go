@@ -350,7 +350,8 @@ func WithDrainTimeout(d time.Duration) ServerOption {
 // answers those requests with their stored replies instead of running them
 // again. So that the window still holds them, the server commits before the
 // interval's end once half the window's size has been handled since the
-// last commit, and waits at most half the window's age.
+// last commit, and waits at most half the window's age; at a whole window's
+// size the workers wait (up to a second) until that commit is done.
 func WithCommitInterval(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.commitInterval = d })
 }
