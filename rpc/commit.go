@@ -138,12 +138,20 @@ func (r *serveRun) commit() bool {
 		switch {
 		case err == nil:
 			r.track.committed(&marks[i])
+		case errors.Is(err, transport.ErrFenced):
+			// Another member took this one's place: the records polled
+			// and not started yet are its now (it reads them from the
+			// committed offset). None is started here any more, though
+			// the poll loop learns of it only at its next poll, which
+			// may wait until the workers took the rest of its batch.
+			r.stopping.Store(true)
+			return true
 		case errors.Is(err, transport.ErrNotAssigned):
 			// Rebalanced away (the new owner redelivers what was not
 			// committed), or away and back: this mark is given up.
 			r.track.refused(&marks[i])
 			r.s.log.Debug("rpc: partition moved to another member before its commit", "topic", marks[i].m.Topic, "partition", marks[i].m.Partition)
-		case isClosed(err), errors.Is(err, transport.ErrFenced):
+		case isClosed(err):
 			return true // nothing more can be committed by this member
 		default:
 			ok = false
