@@ -143,8 +143,13 @@ func (r *serveRun) commit() bool {
 			// and not started yet are its now (it reads them from the
 			// committed offset). None is started here any more, though
 			// the poll loop learns of it only at its next poll, which
-			// may wait until the workers took the rest of its batch.
+			// may wait until the workers took the rest of its batch. The
+			// poll loop is ended too (its error is this one): a transport
+			// whose Poll still works would else keep it polling records
+			// that nobody starts, and Serve would never return.
 			r.stopping.Store(true)
+			r.fenced.CompareAndSwap(nil, &err)
+			r.endPoll()
 			return true
 		case errors.Is(err, transport.ErrNotAssigned):
 			// Rebalanced away (the new owner redelivers what was not

@@ -35,6 +35,14 @@ type serveRun struct {
 	finalCancel context.CancelFunc
 
 	stopping atomic.Bool
+	// endPoll ends the poll loop's context, and fenced holds the error of
+	// a commit answered transport.ErrFenced, which the poll loop returns:
+	// a transport whose Poll goes on working after such a commit would
+	// otherwise keep the loop polling records that no worker starts
+	// (stopping is set), and Serve would neither return nor leave the
+	// group for the member that replaced it.
+	endPoll context.CancelFunc
+	fenced  atomic.Pointer[error]
 
 	// carry sends the workers' replies with the next poll; nil when the
 	// consumer cannot (see carrier).
@@ -151,6 +159,8 @@ func commitEvery(w *dedupWindow) int64 {
 // the workers; with handOver it moves from one to another (see pollLoop),
 // and at most concurrency of them run a record at any time.
 func (r *serveRun) serve(ctx context.Context) error {
+	ctx, r.endPoll = context.WithCancel(ctx) // before the committer starts: a fenced commit ends it
+	defer r.endPoll()
 	for i := range r.s.cfg.concurrency {
 		r.workers.Add(1)
 		go r.worker(ctx, r.work[i%len(r.work)], false)
@@ -315,6 +325,9 @@ func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err 
 	})
 	if handed {
 		return kept, true, nil
+	}
+	if fe := r.fenced.Load(); fe != nil && err == nil {
+		err = *fe // a commit said fenced and ended the loop's context
 	}
 	if err != nil {
 		return ticket{}, false, fmt.Errorf("rpc: Serve: %w", err)
