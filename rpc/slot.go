@@ -260,8 +260,14 @@ func (c *Client) holdLocked(pc *pendingCall, dl time.Time) {
 	s.state, s.holder = slotCaller, pc
 	s.takes++
 	pc.role, pc.gen = roleHolder, s.takes
-	s.holderDL = dl
-	s.timer.Reset(time.Until(dl))
+	c.armHolderLocked(dl)
+}
+
+// armHolderLocked readies the slot for a holder whose deadline is dl: the
+// timer that ends its poll at dl, and a live poll context.
+func (c *Client) armHolderLocked(dl time.Time) {
+	c.slot.holderDL = dl
+	c.slot.timer.Reset(time.Until(dl))
 	c.slotCtxLocked()
 }
 
@@ -339,23 +345,20 @@ func (c *Client) releaseLocked() {
 // reply being delivered by another reader (it gave up, its send failed,
 // or it read its own reply).
 func (c *Client) leaveLocked(pc *pendingCall) {
-	switch pc.role {
-	case roleWaiter:
-		c.unlinkLocked(pc)
-	case rolePassive:
-		c.slot.passive--
-	case roleHolder:
-		if pc.handed {
-			// The token may still be on the channel; no reply is (only
-			// the holder delivers to pc, and pc held the slot).
-			select {
-			case <-pc.ch:
-			default:
-			}
-			pc.handed = false
-		}
-		c.releaseLocked()
+	if pc.role != roleHolder {
+		c.detachLocked(pc)
+		return
 	}
+	if pc.handed {
+		// The token may still be on the channel; no reply is (only the
+		// holder delivers to pc, and pc held the slot).
+		select {
+		case <-pc.ch:
+		default:
+		}
+		pc.handed = false
+	}
+	c.releaseLocked()
 	pc.role = roleNone
 }
 
@@ -364,6 +367,12 @@ func (c *Client) leaveLocked(pc *pendingCall) {
 // from foreign ones.
 func (c *Client) leave(pc *pendingCall, id string, abandoned bool) {
 	c.mu.Lock()
+	c.leaveCallLocked(pc, id, abandoned)
+	c.mu.Unlock()
+}
+
+// leaveCallLocked is leave with c.mu held.
+func (c *Client) leaveCallLocked(pc *pendingCall, id string, abandoned bool) {
 	if c.pending[id] == pc {
 		delete(c.pending, id)
 	}
@@ -371,7 +380,6 @@ func (c *Client) leave(pc *pendingCall, id string, abandoned bool) {
 		c.abandoned.add(id)
 	}
 	c.leaveLocked(pc)
-	c.mu.Unlock()
 }
 
 // readOwn polls the reply topic as the slot holder until pc's reply comes
@@ -391,17 +399,11 @@ func (c *Client) readOwn(lc *lazyCtx, pc *pendingCall, id, topic string, out *Re
 		if c.closed {
 			// Removed from pending too, as every call that ends without
 			// its reply (found by break8: it was left there).
-			if c.pending[id] == pc {
-				delete(c.pending, id)
-			}
-			c.leaveLocked(pc)
+			c.leaveCallLocked(pc, id, false)
 			c.mu.Unlock()
 			return readDone, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
 		}
-		s := &c.slot
-		s.holderDL = dl
-		s.timer.Reset(time.Until(dl))
-		c.slotCtxLocked()
+		c.armHolderLocked(dl)
 		c.mu.Unlock()
 	}
 	// Only the holder renews the slot's context, under mu, which the take
