@@ -634,34 +634,36 @@ func (c *consumer) joinedWithin(ctx context.Context, joined chan struct{}) bool 
 	if isClosed(joined) {
 		return true
 	}
-	t := time.NewTimer(c.t.o.pollWindow)
-	defer t.Stop()
-	select {
-	case <-joined:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
-	case <-c.stop.Done():
-	}
-	return false
+	came, _ := c.wait(ctx, joined, c.t.o.pollWindow)
+	return came
 }
 
 // holdOver waits d (the rest of a static member's hold, see onAssigned, at
 // most a poll window) and reports whether the hold is over; false when
 // ctx or the consumer ended first.
 func (c *consumer) holdOver(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return false
-	case <-c.stop.Done():
+	if _, passed := c.wait(ctx, nil, d); !passed {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return !time.Now().Before(c.holdUntil)
+}
+
+// wait waits until ch is closed (came; a nil ch never is), d passes
+// (passed), or ctx or the consumer ends (neither).
+func (c *consumer) wait(ctx context.Context, ch <-chan struct{}, d time.Duration) (came, passed bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true, false
+	case <-t.C:
+		return false, true
+	case <-ctx.Done():
+	case <-c.stop.Done():
+	}
+	return false, false
 }
 
 // held is the answer of a Poll that returned during the hold.
