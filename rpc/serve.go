@@ -408,10 +408,11 @@ func (r *serveRun) run(tk *ticket, batch *[2]transport.Message) {
 
 // awaitCommit holds a worker back while a whole dedup window's size of
 // records was handled since the last commit read the watermarks, until the
-// next commit to start, which reads them again, is over (at most a second). The early commit that
-// commitNow asks for is asynchronous: a burst on a starved machine could
-// otherwise leave more handled records uncommitted than the window holds,
-// and a crash would then run the oldest of them again.
+// next commit to start, which reads them again, is over (at most a
+// second). The early commit that commitNow asks for is asynchronous: a
+// burst on a starved machine could otherwise leave more handled records
+// uncommitted than the window holds, and a crash would then run the oldest
+// of them again.
 func (r *serveRun) awaitCommit() {
 	r.commitMu.Lock()
 	ch := r.committed // closed when the next commit to start is over
