@@ -100,7 +100,7 @@ func TestDedupWindowTrimsAfterFinish(t *testing.T) {
 		id := strconv.Itoa(i)
 		state, _ := w.begin(id, now, waiter{})
 		require.Equal(t, dedupNew, state)
-		w.finish(id, &handledEntry{id: id, at: now}, nil)
+		w.finish(id, &handledEntry{id: id}, now, nil)
 		assert.True(t, w.has(id), "an entry is known as soon as it is finished")
 		w.trim()
 	}
@@ -108,9 +108,56 @@ func TestDedupWindowTrimsAfterFinish(t *testing.T) {
 	for i, want := range []bool{false, false, true, true, true} {
 		assert.Equal(t, want, w.has(strconv.Itoa(i)), "entry %d", i)
 	}
-	w.finish("late", &handledEntry{id: "late", at: now}, nil)
+	w.finish("late", &handledEntry{id: "late"}, now, nil)
 	assert.Len(t, w.done, 4, "one over the size until trim")
 	w.trim()
 	assert.Len(t, w.done, 3)
 	assert.False(t, w.has("2"))
+}
+
+// The entry replyOutcome makes holds its reply's headers and, after them,
+// room for the marker's: markerFor appends there for a reply that fits
+// (success replies, pinned or not, with a trace context or not) and copies
+// otherwise (an error reply with a trace context, an error reply to a
+// pinned partition). Either way the reply's headers are left as they were
+// and the marker carries them all, which the entry learned from it gives
+// back.
+func TestEntryRoomForReplyAndMarkerHeaders(t *testing.T) {
+	s := &Server{cfg: serverConfig{name: "svc"}}
+	for _, tc := range []struct {
+		name   string
+		trace  string
+		part   int32
+		herr   *Error
+		shares bool
+	}{
+		{"success", "", -1, nil, true},
+		{"success traced pinned", "00-a-b-01", 3, nil, true},
+		{"error", "", -1, Errorf(CodeNotFound, "no such thing"), true},
+		{"error traced", "00-a-b-01", -1, Errorf(CodeNotFound, "no such thing"), false},
+		{"error pinned", "", 3, Errorf(CodeNotFound, "no such thing"), false},
+		{"error traced pinned", "00-a-b-01", 3, Errorf(CodeNotFound, "no such thing"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := new(entryWithHeaders)
+			to := replyAddr{id: "req-1", replyTo: "replies", traceparent: tc.trace, replyPartition: tc.part}
+			reply := s.replyMessageIn(e.hdrs[:0], &to, KindReply, []byte(`{"ok":true}`), tc.herr)
+			require.LessOrEqual(t, len(reply.Headers), 9)
+			before := slices.Clone(reply.Headers)
+			m := markerFor("g.handled", "me", "req-1", &reply)
+			require.Equal(t, before, reply.Headers, "the reply's headers are its own")
+			require.Equal(t, before, m.Headers[:len(before)], "the marker carries them")
+			require.Equal(t, tc.shares, &m.Headers[0] == &e.hdrs[0], "shares the entry's room")
+			got, ok := entryFromMarker(&m)
+			require.True(t, ok)
+			learned := got.reply.Load()
+			require.NotNil(t, learned)
+			assert.Equal(t, before, learned.Headers)
+			assert.Equal(t, tc.part >= 0, learned.ManualPartition)
+			if tc.trace != "" {
+				tp, _ := learned.Header(HeaderTraceparent)
+				assert.Equal(t, tc.trace, tp)
+			}
+		})
+	}
 }

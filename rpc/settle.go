@@ -54,13 +54,13 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 	if e == nil {
 		e = new(handledEntry)
 	}
-	e.id, e.at = d.to.id, time.Now()
+	e.id = d.to.id
 	if o.hasReply { // the entry holds the reply: one allocation for both
 		e.sent = o.reply
 		e.reply.Store(&e.sent)
 	}
 	if d.owns {
-		d.waiters = r.dedup.finish(d.to.id, e, r)
+		d.waiters = r.dedup.finish(d.to.id, e, time.Now(), r)
 	}
 	ok := r.sendReply(d, e, o.owned || !o.hasReply)
 	if d.owns {
@@ -74,7 +74,7 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 // The copies that waited for it stay undone, as it does.
 func (r *serveRun) release(d *delivery) {
 	if d.owns {
-		r.dedup.finish(d.to.id, nil, r)
+		r.dedup.finish(d.to.id, nil, time.Time{}, r)
 	}
 }
 
