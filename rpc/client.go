@@ -639,25 +639,53 @@ func (c *Client) callContext(lc *lazyCtx, ctx context.Context, d time.Duration, 
 
 // request builds a request or notify record; now is the time of the call.
 func (c *Client) request(ctx context.Context, now time.Time, topic, id string, kind Kind, replyTo string, payload []byte, cc *callConfig) transport.Message {
-	hb := make(headerBuilder, 0, 8+len(cc.headers))
+	dl, timed := ctx.Deadline()
+	timed = timed && kind == KindRequest
+	hb := make(headerBuilder, 0, requestHeaders(cc, c.cfg.name, replyTo, timed, c.cfg.observer != nil))
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, id)
 	hb.add(HeaderKind, string(kind))
 	hb.add(HeaderMethod, cc.method)
 	hb.add(HeaderFrom, c.cfg.name)
 	hb.add(HeaderReplyTo, replyTo)
-	if dl, ok := ctx.Deadline(); ok && kind == KindRequest {
+	if timed {
 		hb.add(HeaderTimeoutMs, timeoutMsAt(dl, now))
 	}
 	hb.add(HeaderContentType, contentTypeJSON)
 	for _, h := range cc.headers {
-		if len(h.k) >= 4 && h.k[:4] == "rpc-" {
+		if isRPCHeader(h.k) {
 			continue
 		}
 		hb.add(h.k, h.v)
 	}
 	return transport.Message{Topic: topic, Key: cc.key, Value: payload, Headers: hb}
 }
+
+// requestHeaders is how many headers request writes: the version, id,
+// kind and content type, the method, from and reply-to when set, the
+// timeout when timed, and the call's own headers (but rpc-* ones) with a
+// value. Sized to the header, the array is a size class smaller for most
+// calls than one with room for every optional header. With an Observer it
+// has room for one more, which CallStarted may add (a trace context)
+// without the array being copied.
+func requestHeaders(cc *callConfig, from, replyTo string, timed, observed bool) int {
+	n := 4
+	for _, set := range [...]bool{cc.method != "", from != "", replyTo != "", timed, observed} {
+		if set {
+			n++
+		}
+	}
+	for _, h := range cc.headers {
+		if h.v != "" && !isRPCHeader(h.k) {
+			n++
+		}
+	}
+	return n
+}
+
+// isRPCHeader says k is in the rpc-* namespace, which a call's own headers
+// may not write.
+func isRPCHeader(k string) bool { return len(k) >= 4 && k[:4] == "rpc-" }
 
 // timeoutMs is the rpc-timeout-ms value for deadline dl: what is left, at
 // least 1.
