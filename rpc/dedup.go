@@ -68,8 +68,8 @@ type fifoSlot struct {
 // reply); it is replaced, never changed, while the entry is visible.
 //
 // Its time is not part of it: the window keeps it in the entry's fifoSlot,
-// the one place it is read (the entry then fits a size class of 512 bytes
-// with its reply's headers, see entryWithHeaders).
+// the one place it is read (and the entry, with its reply's headers, fits a
+// smaller size class; see newReplyEntry).
 type handledEntry struct {
 	id    string
 	reply atomic.Pointer[transport.Message]
@@ -79,23 +79,53 @@ type handledEntry struct {
 	sent transport.Message
 }
 
-// entryWithHeaders is a handledEntry and its reply's headers in one
-// allocation (see serveRun.replyOutcome): they live exactly as long, in the
-// window, as each other.
-type entryWithHeaders struct {
-	handledEntry
-	hdrs [entryHeaders]transport.Header
-}
+// A handledEntry that replyOutcome makes is allocated with its reply's
+// headers and, after them, room for its marker's (see markerFor): they live
+// exactly as long, in the window, as each other. It comes in four sizes,
+// the smallest that holds them all (see newReplyEntry): the common reply
+// (six headers, and a marker's three) takes a 448-byte size class, a
+// reply not persisted (no marker) 352, one with a trace context or to a
+// pinned partition 512 (the largest class without a malloc header), and an
+// error reply with a trace context 576, so that no marker has to copy its
+// reply's headers.
+type (
+	entryWith6 struct {
+		handledEntry
+		hdrs [6]transport.Header
+	}
+	entryWith9 struct {
+		handledEntry
+		hdrs [9]transport.Header
+	}
+	entryWith11 struct {
+		handledEntry
+		hdrs [11]transport.Header
+	}
+	entryWithAll struct {
+		handledEntry
+		hdrs [replyHeaders]transport.Header
+	}
+)
 
-// entryHeaders is room for a reply's headers and its marker's (3 after a
-// reply to an unpinned partition, 4 after one to a partition the caller
-// pinned) but for two cases, whose marker copies the headers instead (see
-// markerFor): an error reply with a trace context (9 headers), and an
-// error reply to a pinned partition (8 or 9). 11 headers, two fewer than
-// replyHeaders, and no time in handledEntry keep the entry at 504 bytes,
-// within the largest size class (512) whose objects the runtime allocates
-// without a malloc header.
-const entryHeaders = 9 + markerHeaders - 2
+// newReplyEntry returns a new handledEntry and, in the same allocation, an
+// empty header array with room for n headers (or replyHeaders, the most a
+// reply and its marker have, when n is more).
+func newReplyEntry(n int) (*handledEntry, headerBuilder) {
+	switch {
+	case n <= 6:
+		e := new(entryWith6)
+		return &e.handledEntry, e.hdrs[:0]
+	case n <= 9:
+		e := new(entryWith9)
+		return &e.handledEntry, e.hdrs[:0]
+	case n <= 11:
+		e := new(entryWith11)
+		return &e.handledEntry, e.hdrs[:0]
+	default:
+		e := new(entryWithAll)
+		return &e.handledEntry, e.hdrs[:0]
+	}
+}
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
 	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]flight)}

@@ -195,6 +195,21 @@ func (s *Server) replyMessage(to *replyAddr, kind Kind, payload []byte, herr *Er
 	return s.replyMessageIn(make(headerBuilder, 0, replyHeaders), to, kind, payload, herr)
 }
 
+// replyHeaderCount is how many headers replyMessageIn writes for to and
+// herr, at most.
+func (s *Server) replyHeaderCount(to *replyAddr, herr *Error) int {
+	n := 4 // version, id, kind, content type
+	for _, set := range [...]bool{s.cfg.name != "", to.id != "", to.traceparent != ""} {
+		if set {
+			n++
+		}
+	}
+	if herr != nil {
+		n += 2 // code and message
+	}
+	return n
+}
+
 // replyMessageIn is replyMessage with its headers written to hb, which has
 // room for them (at most 9) and the marker's (see markerFor).
 func (s *Server) replyMessageIn(hb headerBuilder, to *replyAddr, kind Kind, payload []byte, herr *Error) transport.Message {

@@ -233,11 +233,24 @@ func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcom
 	if d.to.replyTo == "" {
 		return outcome{kind: outReply}
 	}
-	// The entry settle records holds the reply: it and the reply's
-	// headers are one allocation.
-	e := new(entryWithHeaders)
-	reply := r.s.replyMessageIn(e.hdrs[:0], &d.to, KindReply, payload, herr)
-	return outcome{kind: outReply, reply: reply, hasReply: true, made: &e.handledEntry}
+	// The entry settle records holds the reply: it, the reply's headers
+	// and room for the marker's are one allocation.
+	e, hb := newReplyEntry(r.replyRoom(d, herr))
+	reply := r.s.replyMessageIn(hb, &d.to, KindReply, payload, herr)
+	return outcome{kind: outReply, reply: reply, hasReply: true, made: e}
+}
+
+// replyRoom is how many headers d's reply (with herr) and its dedup marker
+// have, at most.
+func (r *serveRun) replyRoom(d *delivery, herr *Error) int {
+	n := r.s.replyHeaderCount(&d.to, herr)
+	if r.persists(d) {
+		n += markerHeaders - 1
+		if d.to.replyPartition >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // call calls h, retrying errors marked Retryable with backoff, up to the

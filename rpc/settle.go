@@ -139,10 +139,16 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 // marker is the dedup-topic record for e, and whether the window is
 // persisted at all.
 func (r *serveRun) marker(d *delivery, e *handledEntry) (transport.Message, bool) {
-	if r.dedup == nil || r.s.cfg.dedupTopic == "" || d.legacy {
+	if !r.persists(d) {
 		return transport.Message{}, false
 	}
 	return markerFor(r.s.cfg.dedupTopic, r.dedup.self, e.id, e.reply.Load()), true
+}
+
+// persists says d, once settled, gets a dedup marker: the window is
+// persisted, and d is not a legacy record.
+func (r *serveRun) persists(d *delivery) bool {
+	return r.dedup != nil && r.s.cfg.dedupTopic != "" && !d.legacy
 }
 
 // produce writes msgs, retrying transient transport errors with
