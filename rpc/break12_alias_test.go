@@ -17,10 +17,12 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/kafkarpc/kafkarpc/otelrpc"
+	"github.com/kafkarpc/kafkarpc/resttest"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/rpctest"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
+	"github.com/kafkarpc/kafkarpc/transport/upstash"
 )
 
 // break12: the reply and its dedup marker share one header array (sized by
@@ -32,7 +34,8 @@ import (
 // the wire envelope (DESIGN.md) byte for byte: every header array size the
 // entry comes in (6, 9, 11, all 13) is filled, with and without a
 // persisted window and an Observer that gives the replies a trace context
-// of its own. A duplicate is then answered by the same server, and after a
+// of its own, the server on the embedded broker or over REST (the real
+// REST server on loopback, transport/upstash). A duplicate is then answered by the same server, and after a
 // restart by a new member that learned the reply from the marker: both
 // with the reply exactly as first sent.
 
@@ -115,6 +118,7 @@ func (o b12Observer) HandleStarted(ctx context.Context, r *rpc.Request) (context
 type b12Rig struct {
 	t        *testing.T
 	b        *memory.Broker
+	rest     string // the REST server's URL the server uses, "" for b
 	seen     *b12Seen
 	observed bool
 	persist  bool
@@ -123,17 +127,23 @@ type b12Rig struct {
 	obs      rpc.Observer
 }
 
-func newB12Rig(t *testing.T, observed, persist bool) *b12Rig {
+func newB12Rig(t *testing.T, observed, persist, rest bool) *b12Rig {
+	topics := []memory.Option{memory.WithTopic("jobs", 1), memory.WithTopic("typed", 1), memory.WithTopic("legacy", 1),
+		memory.WithTopic(b12Replies, 2)}
 	g := &b12Rig{
 		t: t,
-		b: newBroker(t, memory.WithTopic("jobs", 1), memory.WithTopic("typed", 1), memory.WithTopic("legacy", 1),
-			memory.WithTopic(b12Replies, 2)),
 		seen: &b12Seen{runs: map[string]int{}, handler: map[string]rpc.Request{}, mw: map[string]rpc.Request{},
 			obs: map[string]*rpc.Request{}, custom: map[string]string{}},
 		observed: observed,
 		persist:  persist,
 		late:     make(chan struct{}),
 		lateErrs: make(chan error, 16),
+	}
+	if rest {
+		rs := resttest.Start(t, resttest.Config{Broker: topics})
+		g.b, g.rest = rs.Broker, rs.URL
+	} else {
+		g.b = newBroker(t, topics...)
 	}
 	if observed {
 		tp := sdktrace.NewTracerProvider()
@@ -163,7 +173,14 @@ func (g *b12Rig) serve() (stop func() error) {
 	if g.obs != nil {
 		opts = append(opts, rpc.WithObserver(g.obs))
 	}
-	s, err := rpc.NewServer(g.b, opts...)
+	var tr transport.Transport = g.b
+	if g.rest != "" {
+		ut, err := upstash.New(upstash.WithURL(g.rest))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, ut.Close()) })
+		tr = ut
+	}
+	s, err := rpc.NewServer(tr, opts...)
 	require.NoError(t, err)
 	record := func(ctx context.Context) {
 		r, ok := rpc.RequestFrom(ctx)
@@ -431,17 +448,19 @@ func (g *b12Rig) checkSeen(c b12Case, id string, sentAt time.Time) {
 // duplicate to a new member, and holds every record written to the wire
 // envelope.
 func TestBreak12ReplyAndMarkerHeadersOnTheWire(t *testing.T) {
-	for _, observed := range []bool{false, true} {
-		for _, persist := range []bool{true, false} {
-			t.Run(fmt.Sprintf("observed=%v/persisted=%v", observed, persist), func(t *testing.T) {
-				b12Attack(t, observed, persist)
-			})
+	for _, rest := range []bool{false, true} {
+		for _, observed := range []bool{false, true} {
+			for _, persist := range []bool{true, false} {
+				t.Run(fmt.Sprintf("rest=%v/observed=%v/persisted=%v", rest, observed, persist), func(t *testing.T) {
+					b12Attack(t, observed, persist, rest)
+				})
+			}
 		}
 	}
 }
 
-func b12Attack(t *testing.T, observed, persist bool) {
-	g := newB12Rig(t, observed, persist)
+func b12Attack(t *testing.T, observed, persist, rest bool) {
+	g := newB12Rig(t, observed, persist, rest)
 	stop := g.serve()
 	cases := b12Cases()
 	ids := make([]string, len(cases))
