@@ -400,3 +400,39 @@ func TestBreak12CallReplyFromAForeignServer(t *testing.T) {
 		require.Equal(t, strconv.Itoa(n), string(recs[0].Value))
 	}
 }
+
+// TestBreak12CallErrorDetailsAreTheCallersOwn: the *Error a Call returns
+// for an error reply is the caller's as its Reply is: rewriting the bytes
+// of its Details leaves the reply record alone. Before the fix, on the
+// embedded broker Details was the broker's stored reply value itself
+// (Reply.fill keeps m.Value), so a caller rewriting it rewrote the reply
+// record every later reader of the reply topic gets (the untyped and the
+// typed Call alike).
+func TestBreak12CallErrorDetailsAreTheCallersOwn(t *testing.T) {
+	b := newBroker(t)
+	s, err := rpc.NewServer(b, rpc.WithName("srv"), silent)
+	require.NoError(t, err)
+	rpc.Handle(s, "svc", func(ctx context.Context, n int) (int, error) {
+		return 0, rpc.Errorf(rpc.CodeNotFound, "nope %d", n).WithDetails(json.RawMessage(`{"why":"gone"}`))
+	})
+	serveT(t, s)
+	c := newClient(t, b)
+	for i, typed := range []bool{false, true} {
+		if typed {
+			_, err = rpc.Call[int](context.Background(), c, "svc", i, rpc.WithTimeout(5*time.Second))
+		} else {
+			_, err = c.Call(context.Background(), "svc", i, rpc.WithTimeout(5*time.Second))
+		}
+		var e *rpc.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, rpc.CodeNotFound, e.Code())
+		d := e.Details()
+		require.JSONEq(t, `{"why":"gone"}`, string(d))
+		for j := range d {
+			d[j] = '#'
+		}
+		recs := b12Partition(t, b, "cli.replies", 0)
+		require.Len(t, recs, i+1)
+		require.Equal(t, `{"why":"gone"}`, string(recs[i].Value), "typed=%v: the reply record as the server wrote it", typed)
+	}
+}

@@ -161,7 +161,7 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 	rh := new(ownedReply)
 	r := &rh.Reply
 	if err := c.call(ctx, topic, req, opts, r); err != nil {
-		return nil, err
+		return nil, ownDetails(err)
 	}
 	// The caller owns what Call returns. On the embedded broker the record
 	// read is the server's own reply, shared with its dedup window and
@@ -176,6 +176,18 @@ func (c *Client) Call(ctx context.Context, topic string, req any, opts ...CallOp
 		r.Headers = slices.Clone(r.Headers)
 	}
 	return r, nil
+}
+
+// ownDetails gives the caller of Call its own copy of the details of an
+// error reply: like the reply's Value (see Call), they are the record
+// read, which on the embedded broker is the broker's stored reply. Only
+// an error reply's *Error, made for this call when the reply was read
+// (Reply.fill), carries details that are not the caller's already.
+func ownDetails(err error) error {
+	if e, ok := err.(*Error); ok && len(e.details) > 0 {
+		e.details = bytes.Clone(e.details)
+	}
+	return err
 }
 
 // ownedReply is a Reply that Call returns and room for a copy of its
@@ -522,7 +534,7 @@ func Call[Resp any](ctx context.Context, c *Client, topic string, req any, opts 
 	var r Reply // on the stack: the typed call allocates no Reply
 	if err := c.call(ctx, topic, req, opts, &r); err != nil {
 		var zero Resp
-		return zero, err
+		return zero, ownDetails(err)
 	}
 	// r.Decode(&out), without out escaping to the heap.
 	out, err := decodeTyped[Resp](r.Value)
