@@ -633,3 +633,65 @@ func (g *b12Rig) checkDeadLetters(cases []b12Case, ids []string, n int) {
 		require.Equal(t, req.Key, m.Key)
 	}
 }
+
+// TestBreak12ProgressAfterReturnWhileDuplicatesResent: handlers return at
+// once and leave goroutines sending progress notices through their
+// context while the reply is settled, its marker written and duplicates
+// of the request answered from the window; under -race nothing the
+// notices read of the delivery (its reply address, the Observer's trace
+// context) is written meanwhile, and every notice carries the envelope of
+// its request and the trace context of its reply.
+func TestBreak12ProgressAfterReturnWhileDuplicatesResent(t *testing.T) {
+	const n, notices = 40, 5
+	g := newB12Rig(t, true, true, false)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	o, err := otelrpc.New(otelrpc.WithTracerProvider(tp))
+	require.NoError(t, err)
+	s, err := rpc.NewServer(g.b, rpc.WithName("srv"), silent, rpc.WithConcurrency(8), rpc.WithObserver(o))
+	require.NoError(t, err)
+	s.HandleFunc("jobs", func(ctx context.Context, r *rpc.Request) (any, error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range notices {
+				if err := rpc.Progress(context.WithoutCancel(ctx), i); err != nil {
+					t.Errorf("Progress: %v", err)
+				}
+			}
+		}()
+		return "done", nil
+	})
+	stop := rpctest.Serve(t, s)
+	c := b12Case{topic: "jobs", payload: `{}`, pin: -1, tp: b12TP}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		m := g.request(c, ids[i])
+		m.Key = ids[i] // spread over the workers
+		g.produce(m)
+		g.produce(m)
+	}
+	// Every copy settled: a copy that came while the first was in flight
+	// got no reply of its own, one that came after it the stored one.
+	committedAt(t, g.b, "srv", "jobs", 0, 2*n)
+	resent := 0
+	for i := range ids {
+		replies := g.answers(ids[i], rpc.KindReply)
+		require.NotEmpty(t, replies)
+		require.LessOrEqual(t, len(replies), 2)
+		tp := g.checkAnswer(c, ids[i], rpc.KindReply, replies[0])
+		if len(replies) == 2 {
+			resent++
+			g.sameRecord("resent", replies[0], replies[1])
+		}
+		for _, p := range g.awaitAnswers(ids[i], rpc.KindProgress, notices) {
+			require.Equal(t, tp, g.checkAnswer(c, ids[i], rpc.KindProgress, p))
+		}
+		g.checkMarker(c, ids[i], replies[0])
+	}
+	t.Logf("%d of %d duplicates answered from the window (the others waited for the first copy)", resent, n)
+	require.NoError(t, stop())
+}
