@@ -17,8 +17,9 @@ const finalCommitTime = 5 * time.Second
 // committer commits the tracker's watermarks each time a worker moves one,
 // at most once per WithCommitInterval (watermarks that move sooner wait
 // for the interval to pass and are committed together), and retries with
-// commitBackoff while a commit fails, until stop.
-func (r *serveRun) committer(stop <-chan struct{}) {
+// commitBackoff while a commit fails, until stop ends. A commit in flight
+// then is cut short: finalCommit commits after it, within its own bound.
+func (r *serveRun) committer(stop context.Context) {
 	defer r.commitWG.Done()
 	bo := commitBackoff.newBackOff()
 	interval := r.s.cfg.commitInterval
@@ -54,18 +55,24 @@ func (r *serveRun) committer(stop <-chan struct{}) {
 			paced = nil
 		case <-r.commitNow:
 			// Half the dedup window's size handled within the interval:
-			// commit now (see commitEvery).
+			// commit now (see commitEvery). Not while a failed commit
+			// waits for its retry: that retry commits it, and workers
+			// held by awaitCommit would else retry a failing commit
+			// back to back, without the backoff.
+			if again != nil {
+				continue
+			}
 			r.commitPaced.Store(false)
 			paced = nil
 		case <-again:
 			again = nil // fired: the next failure arms a new one
-		case <-stop:
+		case <-stop.Done():
 			return
 		}
 		if interval > 0 {
 			last = time.Now()
 		}
-		if r.commit() {
+		if r.commit(stop) {
 			bo.Reset()
 			again = nil
 		} else if again == nil {
@@ -80,7 +87,7 @@ func (r *serveRun) finalCommit() {
 	ctx, cancel := context.WithTimeout(context.Background(), finalCommitTime)
 	defer cancel()
 	bo := commitBackoff.newBackOff()
-	for !r.commit() {
+	for !r.commit(ctx) {
 		if !sleepCtx(ctx, bo.NextBackOff()) {
 			r.s.log.Warn("rpc: final commit failed; handled records after the last commit will be redelivered")
 			return
@@ -88,14 +95,13 @@ func (r *serveRun) finalCommit() {
 	}
 }
 
-// commit commits every watermark that moved past its last commit. It
-// reports false when a commit failed for a reason other than the partition
-// having moved to another member: the watermarks stay uncommitted, for the
-// next try.
-func (r *serveRun) commit() bool {
+// commit commits every watermark that moved past its last commit, each
+// call within commitTimeout and while parent lasts. It reports false when
+// a commit failed for a reason other than the partition having moved to
+// another member: the watermarks stay uncommitted, for the next try.
+func (r *serveRun) commit(parent context.Context) bool {
 	// The committer and finalCommit, one after the other, are the only
 	// callers: the buffers are reused.
-	r.sinceCommit.Store(0) // before the watermarks are read: what is handled later counts for the next
 	r.commitMu.Lock()
 	done := r.committed
 	r.committed = make(chan struct{})
@@ -108,6 +114,12 @@ func (r *serveRun) commit() bool {
 	// again (TestBreak5CommitIntervalOutrunsDedupWindow, about 1 run in 30
 	// under the -race suite's load).
 	defer close(done)
+	return r.commitMarks(parent)
+}
+
+// commitMarks is commit's work: it commits the watermarks that moved and
+// reports false when a commit failed and may be tried again.
+func (r *serveRun) commitMarks(parent context.Context) bool {
 	marks := r.track.uncommittedInto(r.markBuf)
 	r.markBuf = marks
 	if len(marks) == 0 {
@@ -115,7 +127,7 @@ func (r *serveRun) commit() bool {
 	}
 	// A lazy context: a transport that commits without waiting on ctx (the
 	// embedded broker) costs no timer per commit.
-	ctx := &lazyCtx{parent: context.Background(), deadline: time.Now().Add(commitTimeout)}
+	ctx := &lazyCtx{parent: parent, deadline: time.Now().Add(commitTimeout)}
 	defer ctx.release()
 	if len(marks) > 1 {
 		msgs := r.commitBuf[:0]

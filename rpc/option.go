@@ -349,9 +349,12 @@ func WithDrainTimeout(d time.Duration) ServerOption {
 // shared by the group through the dedup topic, which survives a crash)
 // answers those requests with their stored replies instead of running them
 // again. So that the window still holds them, the server commits before the
-// interval's end once half the window's size has been handled since the
-// last commit, and waits at most half the window's age; at a whole window's
-// size the workers wait (up to a second) until that commit is done.
+// interval's end once half the window's size is handled and not committed,
+// and waits at most half the window's age; at a whole window's size the
+// workers take nothing more until a commit is made: while commits fail or
+// hang, the server waits rather than handle on with nothing committed. (A
+// long handler is not waited for: what is handled after it is committed
+// when it ends.)
 func WithCommitInterval(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.commitInterval = d })
 }

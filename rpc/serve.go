@@ -77,13 +77,12 @@ type serveRun struct {
 	// interval's end (see committer).
 	commitPaced atomic.Bool
 	// commitNow ends the committer's wait for the interval's end early:
-	// sinceCommit records were handled since the last commit read the
-	// watermarks, and commitEvery (half the dedup window's size; 0 without
-	// a window) is reached. Left uncommitted longer, records handled
-	// before a crash or a rebalance would no longer all be in the window
-	// that is to answer their redelivery (see committer).
+	// the records handled and not committed (track.pending) reached
+	// commitEvery (half the dedup window's size; 0 without a window). Left
+	// uncommitted longer, records handled before a crash or a rebalance
+	// would no longer all be in the window that is to answer their
+	// redelivery (see committer).
 	commitNow   chan struct{}
-	sinceCommit atomic.Int64
 	commitEvery int64
 	// committed is closed (and replaced) each time commit reads the
 	// watermarks: a worker that handled a whole dedup window's size since
@@ -165,19 +164,26 @@ func (r *serveRun) serve(ctx context.Context) error {
 		r.workers.Add(1)
 		go r.worker(ctx, r.work[i%len(r.work)], false)
 	}
-	stopCommitter := make(chan struct{})
+	commitCtx, stopCommitter := context.WithCancel(context.Background())
+	defer stopCommitter()
 	r.commitWG.Add(1)
-	go r.committer(stopCommitter)
+	go r.committer(commitCtx)
 	r.workers.Add(1)
 	go r.worker(ctx, r.work[0], true) // polls first; then a worker like the others
 
 	pollErr := <-r.pollEnd // stopping is set
+	// Workers held by awaitCommit start nothing more: let them go now, not
+	// at their next re-check.
+	r.commitMu.Lock()
+	close(r.committed)
+	r.committed = make(chan struct{})
+	r.commitMu.Unlock()
 	for _, w := range r.work {
 		close(w)
 	}
 	r.drain()
 
-	close(stopCommitter)
+	stopCommitter()
 	r.commitWG.Wait()
 	r.finalCommit()
 	if err := r.cons.Close(); err != nil && !isClosed(err) {
@@ -397,35 +403,47 @@ func (r *serveRun) run(tk *ticket, batch *[2]transport.Message) {
 		return // stays in flight: not committed, redelivered later
 	}
 	r.s.handled.Add(1)
-	r.sinceCommit.Add(1)
 	if r.track.complete(tk) {
 		r.signalCommit()
 	}
-	if r.commitEvery > 0 && r.sinceCommit.Load() >= 2*r.commitEvery {
+	if r.commitEvery > 0 && r.track.pending.Load() >= 2*r.commitEvery {
 		r.awaitCommit()
 	}
 }
 
 // awaitCommit holds a worker back while a whole dedup window's size of
-// records was handled since the last commit read the watermarks, until the
-// next commit to start, which reads them again, is over (at most a
-// second). The early commit that commitNow asks for is asynchronous: a
-// burst on a starved machine could otherwise leave more handled records
-// uncommitted than the window holds, and a crash would then run the oldest
-// of them again.
+// records is handled and not committed (track.pending) and a commit could
+// commit some of it: it asks the committer to commit now and waits until a
+// commit is over and the count is below that size again. The early commit
+// that commitNow asks for is asynchronous: a burst on a starved machine
+// could otherwise leave more handled records uncommitted than the window
+// holds, and a crash would then run the oldest of them again. Only a
+// commit that is made lowers the count, so the workers stay held while
+// commits fail or hang: what a crash would run again stays within the
+// window. Records handled above one that still runs are not committable
+// (the watermark cannot pass it): they hold nobody, else one long handler
+// would stop the whole server. The wait is re-checked each second, and
+// ends when the run stops (nothing more is started then).
 func (r *serveRun) awaitCommit() {
-	r.commitMu.Lock()
-	ch := r.committed // closed when the next commit to start is over
-	r.commitMu.Unlock()
-	select {
-	case r.commitNow <- struct{}{}:
-	default:
-	}
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
+	var t *time.Timer
+	for r.track.pending.Load() >= 2*r.commitEvery && !r.stopping.Load() && r.track.committable() {
+		r.commitMu.Lock()
+		ch := r.committed // closed when the next commit to start is over
+		r.commitMu.Unlock()
+		select {
+		case r.commitNow <- struct{}{}:
+		default:
+		}
+		if t == nil {
+			t = time.NewTimer(time.Second)
+			defer t.Stop()
+		} else {
+			t.Reset(time.Second)
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+		}
 	}
 }
 
@@ -434,7 +452,7 @@ func (r *serveRun) awaitCommit() {
 // that commit reads every watermark.
 func (r *serveRun) signalCommit() {
 	if r.commitPaced.Load() {
-		if r.commitEvery > 0 && r.sinceCommit.Load() >= r.commitEvery {
+		if r.commitEvery > 0 && r.track.pending.Load() >= r.commitEvery {
 			select { // too many handled to wait for the interval's end
 			case r.commitNow <- struct{}{}:
 			default:

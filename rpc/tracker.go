@@ -27,6 +27,10 @@ type tracker struct {
 	// last revocation. A record polled before that (see add) is stale.
 	revocations uint64
 	revokedAt   map[transport.TopicPartition]uint64
+	// pending counts the records handled (completed) in the current
+	// epochs and not yet below a committed watermark: what a crash now
+	// would deliver again. Written under mu, read without it.
+	pending atomic.Int64
 }
 
 // partState is one partition's bookkeeping in one epoch.
@@ -41,6 +45,12 @@ type partState struct {
 	// the epoch; one below floor never was (see add).
 	floor     int64
 	committed int64 // last mark committed; -1 before any
+	// completed counts the records completed in the epoch, passed those
+	// of them that went below mark, and committedPassed what passed was
+	// when the mark last committed was read: completed - committedPassed
+	// of the epoch's records are handled and not committed (see
+	// tracker.pending).
+	completed, passed, committedPassed int64
 	// ended is set (under tracker.mu) when the epoch ends: the state is
 	// then no longer the partition's. Read without the lock by current.
 	ended atomic.Bool
@@ -161,10 +171,13 @@ func (t *tracker) complete(tk *ticket) bool {
 		return false
 	}
 	ps.done[ps.head+i] = true
+	ps.completed++
+	t.pending.Add(1)
 	moved := false
 	for ps.head < len(ps.offs) && ps.done[ps.head] {
 		ps.mark = ps.offs[ps.head]
 		ps.head++
+		ps.passed++
 		moved = true
 	}
 	if ps.head == len(ps.offs) {
@@ -186,6 +199,10 @@ func (t *tracker) revoke(tps []transport.TopicPartition) {
 	for _, tp := range tps {
 		if ps := t.parts[tp]; ps != nil {
 			ps.ended.Store(true)
+			// What it handled and did not commit is the next owner's
+			// to deliver again (the dedup window answers it): none of
+			// it can be committed here any more.
+			t.pending.Add(-(ps.completed - ps.committedPassed))
 		}
 		delete(t.parts, tp)
 		t.revokedAt[tp] = t.revocations
@@ -197,6 +214,9 @@ func (t *tracker) revoke(tps []transport.TopicPartition) {
 type mark struct {
 	m     transport.Message
 	epoch uint64
+	// passed is the partition's passed count when the mark was read: the
+	// records its commit commits, counted since the epoch began.
+	passed int64
 }
 
 // uncommitted returns a mark for each partition whose watermark moved
@@ -210,10 +230,23 @@ func (t *tracker) uncommittedInto(dst []mark) []mark {
 	out := dst[:0]
 	for tp, ps := range t.parts {
 		if ps.mark > ps.committed {
-			out = append(out, mark{m: transport.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.mark}, epoch: ps.epoch})
+			out = append(out, mark{m: transport.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.mark}, epoch: ps.epoch, passed: ps.passed})
 		}
 	}
 	return out
+}
+
+// committable reports whether some watermark moved past its last commit:
+// there is handled work a commit would commit.
+func (t *tracker) committable() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ps := range t.parts {
+		if ps.mark > ps.committed {
+			return true
+		}
+	}
+	return false
 }
 
 // committed records that mk was committed.
@@ -223,6 +256,10 @@ func (t *tracker) committed(mk *mark) {
 	ps := t.parts[transport.TopicPartition{Topic: mk.m.Topic, Partition: mk.m.Partition}]
 	if ps != nil && ps.epoch == mk.epoch && mk.m.Offset > ps.committed {
 		ps.committed = mk.m.Offset
+		if mk.passed > ps.committedPassed {
+			t.pending.Add(-(mk.passed - ps.committedPassed))
+			ps.committedPassed = mk.passed
+		}
 	}
 }
 

@@ -138,3 +138,53 @@ func TestTrackerStaleBatchRefused(t *testing.T) {
 	_, ok = tr.add(m(1), tr.polled())
 	assert.True(t, ok, "a later poll's records of the partition are taken")
 }
+
+// pending counts the records handled and not below a committed watermark:
+// records done above one still running count, a mark read and not (yet)
+// committed takes nothing off, a commit takes off what its mark passed, a
+// revoked partition's count goes with it, and a record's second
+// completion counts nothing.
+func TestTrackerPendingCountsHandledUncommitted(t *testing.T) {
+	tt := newTrackerT(t)
+	for off := int64(0); off < 5; off++ {
+		require.True(t, tt.add(0, off))
+	}
+	require.True(t, tt.add(1, 0))
+	// 0 runs on; 1..4 are done above it: handled, none committable.
+	for off := int64(1); off < 5; off++ {
+		tt.done(0, off)
+	}
+	assert.Equal(t, int64(4), tt.pending.Load())
+	assert.Empty(t, tt.uncommitted(), "no watermark moved")
+	tt.done(0, 0) // the mark passes all five
+	tt.done(1, 0)
+	assert.Equal(t, int64(6), tt.pending.Load())
+	tt.done(0, 3) // completed again: no longer live, counts nothing
+	assert.Equal(t, int64(6), tt.pending.Load())
+
+	marks := tt.uncommitted()
+	require.Len(t, marks, 2)
+	assert.Equal(t, int64(6), tt.pending.Load(), "marks read, not committed (a failed commit)")
+	for i := range marks {
+		if marks[i].m.Partition == 0 {
+			tt.committed(&marks[i])
+		}
+	}
+	assert.Equal(t, int64(1), tt.pending.Load(), "partition 0's five committed")
+	tt.committed(&marks[0]) // told twice (finalCommit after the committer): nothing more
+	tt.committed(&marks[1])
+	assert.Equal(t, int64(0), tt.pending.Load())
+
+	// Handled, then revoked before a commit: the next owner's to deliver
+	// again, nothing this member can commit.
+	require.True(t, tt.add(1, 1))
+	require.True(t, tt.add(1, 2))
+	tt.done(1, 2)
+	assert.Equal(t, int64(1), tt.pending.Load())
+	stale := tt.uncommitted() // empty: 1 still runs
+	assert.Empty(t, stale)
+	tt.revoke([]transport.TopicPartition{{Topic: "t", Partition: 1}})
+	assert.Equal(t, int64(0), tt.pending.Load())
+	tt.done(1, 1) // finishing after the revocation counts nothing
+	assert.Equal(t, int64(0), tt.pending.Load())
+}
