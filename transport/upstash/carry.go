@@ -26,12 +26,32 @@ const (
 	carryHeader    = "Kafka-Carry"
 	carryValue     = "produce"
 	producedHeader = "Kafka-Produced"
-	// maxCarried bounds the records one consume carries: their answer
-	// travels in a response header, which HTTP clients cap (Go's at
-	// 10 MB by default), and the server takes at most 1,000
-	// (restserver.MaxCarriedRecords); a larger batch is produced on its own.
+	// maxCarried bounds the records one consume carries: the server takes
+	// at most 1,000 (restserver.MaxCarriedRecords); a larger batch is
+	// produced on its own.
 	maxCarried = 1000
+	// maxProducedHeader bounds, about, the Kafka-Produced header that
+	// answers the records one request carries. Proxies in front of a
+	// server cap a response's header block: nginx's default
+	// proxy_buffer_size (one 4 KiB page) holds all of it, and an answer
+	// over the cap is a 502 to the client, its records written
+	// nonetheless. Records whose answer would be larger are produced on
+	// their own (TestCarriedAnswerFitsBehindAProxy).
+	maxProducedHeader = 3 << 10
 )
+
+// producedHeaderSize is about how many bytes the Kafka-Produced header
+// answering msgs takes: a Metadata object a record (restwire.AppendMetadata:
+// 48 bytes of JSON around the topic and the numbers, taken here with a
+// 3-digit partition, a 13-digit offset and a 13-digit timestamp), a comma
+// between two, the brackets.
+func producedHeaderSize(msgs []transport.Message) int {
+	n := 2
+	for i := range msgs {
+		n += 48 + 3 + 13 + 13 + 1 + len(msgs[i].Topic)
+	}
+	return n
+}
 
 var _ transport.CarryingPoller = (*consumer)(nil)
 
@@ -101,7 +121,7 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		acked(nil, err)
 		return nil, err
 	}
-	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil || !c.t.fitsCarry(len(msgs), produced) {
+	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil || !c.t.fitsCarry(msgs, produced) {
 		c.mu.Unlock()
 		body.release()
 		out, err := c.t.Produce(ctx, msgs...)
@@ -265,12 +285,14 @@ func appendCarried(b []byte, msgs []transport.Message) []byte {
 	return append(b, ']')
 }
 
-// fitsCarry reports whether n records, size bytes as a "produce" field,
-// may ride on one request: no more than one POST /produce would carry
+// fitsCarry reports whether msgs, size bytes as a "produce" field, may
+// ride on one request: no more than one POST /produce would carry
 // ([WithMaxBatch], [WithMaxBatchBytes]) and than the server takes
-// (maxCarried).
-func (t *Transport) fitsCarry(n, size int) bool {
-	return n <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes
+// (maxCarried), and few enough that their answer's header passes proxies
+// (maxProducedHeader).
+func (t *Transport) fitsCarry(msgs []transport.Message, size int) bool {
+	return len(msgs) <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes &&
+		producedHeaderSize(msgs) <= maxProducedHeader
 }
 
 // carried is a produce riding on one request (a consume or a fetch): its

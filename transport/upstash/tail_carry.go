@@ -104,7 +104,7 @@ func (tl *tailer) PollCarrying(ctx context.Context, msgs []transport.Message, ac
 	body = append(body[:len(body)-1], `,"produce":`...) // without its closing brace
 	at := len(body)
 	body = appendCarried(body, msgs)
-	if !tl.t.fitsCarry(len(msgs), len(body)-at) {
+	if !tl.t.fitsCarry(msgs, len(body)-at) {
 		shared.release()
 		<-tl.sem
 		return tl.produceThenPoll(ctx, msgs, acked)
