@@ -48,7 +48,11 @@ const carryWait = time.Millisecond
 type carrier struct {
 	cons transport.Consumer
 	cp   transport.CarryingPoller
-	wake chan struct{} // a worker handed in or finished while the loop waits
+	// limit, when the consumer has one, bounds a poll's batch: a hand-in
+	// that would take it over is not carried (its worker produces it on
+	// its own, at the same time as the poll).
+	limit transport.CarryLimiter
+	wake  chan struct{} // a worker handed in or finished while the loop waits
 	// timer bounds gather's wait; used by the poll loop only.
 	timer *time.Timer
 
@@ -94,7 +98,8 @@ func newCarrier(cons transport.Consumer) *carrier {
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &carrier{cons: cons, cp: cp, wake: make(chan struct{}, 1), timer: t}
+	limit, _ := cons.(transport.CarryLimiter)
+	return &carrier{cons: cons, cp: cp, limit: limit, wake: make(chan struct{}, 1), timer: t}
 }
 
 // hand gives msgs to the next poll when a window is open and waits for
@@ -110,8 +115,15 @@ func (c *carrier) hand(ctx context.Context, msgs []transport.Message) (err error
 		c.mu.Unlock()
 		return nil, false
 	}
-	slot := carrySlots.Get().(*carrySlot)
 	c.msgs = append(c.msgs, msgs...)
+	if c.limit != nil && !c.limit.CarryFits(c.msgs) {
+		// Over what one poll carries: produced on its own, at once,
+		// rather than making the whole batch go alone before the poll.
+		c.msgs = c.msgs[:len(c.msgs)-len(msgs)]
+		c.mu.Unlock()
+		return nil, false
+	}
+	slot := carrySlots.Get().(*carrySlot)
 	c.slots = append(c.slots, slot)
 	c.mu.Unlock()
 	c.signal()

@@ -44,3 +44,16 @@ type CarryingPoller interface {
 	// changes them; the caller may reuse them after that.
 	PollCarrying(ctx context.Context, msgs []Message, acked func(written []Message, err error)) ([]Message, error)
 }
+
+// CarryLimiter is an optional capability of a CarryingPoller whose
+// requests carry only so many records at a time (transport/upstash: the
+// answer to the records travels in a response header, which proxies cap).
+// CarryFits reports whether msgs can ride on one PollCarrying; a
+// PollCarrying given more produces them all first, on their own, before it
+// polls. A caller that gathers records from several producers for one poll
+// (the rpc server) keeps the batch within it and lets the rest be produced
+// on their own, at the same time. Safe for concurrent use; it must return
+// quickly.
+type CarryLimiter interface {
+	CarryFits(msgs []Message) bool
+}

@@ -30,14 +30,6 @@ const (
 	// at most 1,000 (restserver.MaxCarriedRecords); a larger batch is
 	// produced on its own.
 	maxCarried = 1000
-	// maxProducedHeader bounds, about, the Kafka-Produced header that
-	// answers the records one request carries. Proxies in front of a
-	// server cap a response's header block: nginx's default
-	// proxy_buffer_size (one 4 KiB page) holds all of it, and an answer
-	// over the cap is a 502 to the client, its records written
-	// nonetheless. Records whose answer would be larger are produced on
-	// their own (TestCarriedAnswerFitsBehindAProxy).
-	maxProducedHeader = 3 << 10
 )
 
 // producedHeaderSize is about how many bytes the Kafka-Produced header
@@ -53,7 +45,10 @@ func producedHeaderSize(msgs []transport.Message) int {
 	return n
 }
 
-var _ transport.CarryingPoller = (*consumer)(nil)
+var (
+	_ transport.CarryingPoller = (*consumer)(nil)
+	_ transport.CarryLimiter   = (*consumer)(nil)
+)
 
 // sawAnswer notes, from any consume answer, whether the server takes
 // records with a consume.
@@ -285,14 +280,27 @@ func appendCarried(b []byte, msgs []transport.Message) []byte {
 	return append(b, ']')
 }
 
+// CarryFits implements transport.CarryLimiter: msgs are few enough to ride
+// on one consume, and their answer's header small enough to pass proxies
+// ([WithMaxCarriedAnswer]). Their size in bytes is checked by PollCarrying
+// ([WithMaxBatchBytes]).
+func (c *consumer) CarryFits(msgs []transport.Message) bool {
+	return len(msgs) <= min(c.t.cfg.maxBatch, maxCarried) && c.t.answerFits(msgs)
+}
+
+// answerFits reports whether the Kafka-Produced header answering msgs is
+// within [WithMaxCarriedAnswer] (TestCarriedAnswerFitsBehindAProxy).
+func (t *Transport) answerFits(msgs []transport.Message) bool {
+	return t.cfg.maxCarried == 0 || producedHeaderSize(msgs) <= t.cfg.maxCarried
+}
+
 // fitsCarry reports whether msgs, size bytes as a "produce" field, may
 // ride on one request: no more than one POST /produce would carry
 // ([WithMaxBatch], [WithMaxBatchBytes]) and than the server takes
 // (maxCarried), and few enough that their answer's header passes proxies
-// (maxProducedHeader).
+// ([WithMaxCarriedAnswer]).
 func (t *Transport) fitsCarry(msgs []transport.Message, size int) bool {
-	return len(msgs) <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes &&
-		producedHeaderSize(msgs) <= maxProducedHeader
+	return len(msgs) <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes && t.answerFits(msgs)
 }
 
 // carried is a produce riding on one request (a consume or a fetch): its

@@ -21,6 +21,12 @@ const (
 	// DefaultMaxBatchBytes is the most JSON bytes (approximately) one coalesced
 	// POST /produce carries; well under the server's 16 MiB request limit.
 	DefaultMaxBatchBytes = 4 << 20
+	// DefaultMaxCarriedAnswer is the most bytes (approximately) of the
+	// Kafka-Produced header that answers the records one consume or fetch
+	// carries (see [WithMaxCarriedAnswer]): under nginx's default
+	// proxy_buffer_size of 4 KiB, which holds a response's whole header
+	// block.
+	DefaultMaxCarriedAnswer = 3 << 10
 	// DefaultRequestTimeout bounds one HTTP attempt, on top of the server-side
 	// wait of a long poll, so a hung connection is abandoned and retried.
 	DefaultRequestTimeout = 30 * time.Second
@@ -100,6 +106,7 @@ type config struct {
 	noRetry        bool
 	maxBatch       int
 	maxBatchBytes  int
+	maxCarried     int // bytes of the Kafka-Produced header; 0: no bound
 	pollWindow     time.Duration
 	requestTimeout time.Duration
 	closeTimeout   time.Duration
@@ -115,6 +122,7 @@ func defaults() config {
 		logger:         slog.New(slog.DiscardHandler),
 		maxBatch:       DefaultMaxBatch,
 		maxBatchBytes:  DefaultMaxBatchBytes,
+		maxCarried:     DefaultMaxCarriedAnswer,
 		pollWindow:     DefaultPollWindow,
 		requestTimeout: DefaultRequestTimeout,
 		closeTimeout:   DefaultCloseTimeout,
@@ -146,6 +154,9 @@ func (c *config) validate() error {
 	}
 	if c.maxBatch < 1 {
 		return fmt.Errorf("%w: max batch %d: must be at least 1", ErrConfig, c.maxBatch)
+	}
+	if c.maxCarried < 0 {
+		return fmt.Errorf("%w: max carried answer %d: must be at least 0", ErrConfig, c.maxCarried)
 	}
 	if c.maxBatchBytes < 1 {
 		return fmt.Errorf("%w: max batch bytes %d: must be at least 1", ErrConfig, c.maxBatchBytes)
@@ -295,6 +306,24 @@ func WithMaxBatch(n int) Option {
 // Produce call is never split.
 func WithMaxBatchBytes(n int) Option {
 	return optionFunc(func(c *config) { c.maxBatchBytes = n })
+}
+
+// WithMaxCarriedAnswer bounds, in bytes (approximately), the answer to the
+// records one consume or fetch carries (the project's REST server takes
+// records with a consume: see [transport.CarryingPoller]). The answer
+// travels in a response header, Kafka-Produced, of about 80 bytes a record
+// plus its topic's name, and proxies in front of a server cap a response's
+// header block: nginx's default proxy_buffer_size is 4 KiB, and an answer
+// over it is a 502 to the client, the records written nonetheless. Records
+// beyond the bound are produced on their own (an rpc server's workers
+// produce theirs at the same time as the poll). Default
+// [DefaultMaxCarriedAnswer] (3 KiB, about 35 records with a short topic
+// name). With no proxy between, or one with larger buffers, a larger bound
+// (or 0, none but the server's 1,000 records) saves HTTP exchanges when
+// many records are carried at once: with 256 concurrent rpc callers, 0.06
+// instead of 0.08 HTTP requests a call. Negative is an error.
+func WithMaxCarriedAnswer(n int) Option {
+	return optionFunc(func(c *config) { c.maxCarried = n })
 }
 
 // WithPollWindow sets the longest one Poll waits on the server for records

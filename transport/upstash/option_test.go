@@ -72,6 +72,7 @@ func TestNewValidates(t *testing.T) {
 		{"NilLogger", []Option{WithURL("http://x"), WithLogger(nil)}, "nil logger"},
 		{"ZeroMaxBatch", []Option{WithURL("http://x"), WithMaxBatch(0)}, "max batch 0"},
 		{"ZeroMaxBatchBytes", []Option{WithURL("http://x"), WithMaxBatchBytes(0)}, "max batch bytes"},
+		{"NegativeMaxCarriedAnswer", []Option{WithURL("http://x"), WithMaxCarriedAnswer(-1)}, "max carried answer"},
 		{"ZeroPollWindow", []Option{WithURL("http://x"), WithPollWindow(0)}, "poll window"},
 		{"HugePollWindow", []Option{WithURL("http://x"), WithPollWindow(time.Minute)}, "poll window"},
 		{"ZeroRequestTimeout", []Option{WithURL("http://x"), WithRequestTimeout(0)}, "request timeout"},

@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/transport"
 )
 
 // headerCappingProxy is a reverse proxy in front of u that, as nginx does
@@ -98,4 +100,42 @@ func TestCarriedAnswerFitsBehindAProxy(t *testing.T) {
 	t.Logf("%d calls, %d failed, %d exchanges refused by the proxy (first failure: %v)", callers*each, failed.Load(), bad.Load(), first.Load())
 	assert.Zero(t, failed.Load(), "calls failed behind the proxy")
 	assert.Zero(t, bad.Load(), "exchanges the proxy refused (response header over 4 KiB)")
+}
+
+// CarryFits takes as many records as keep their Kafka-Produced answer
+// under the default bound, by an estimate that is not under what the
+// server writes; with WithMaxCarriedAnswer(0) only the record count bounds
+// it.
+func TestCarryFitsBoundsTheAnswer(t *testing.T) {
+	tr := newTestTransport(t, "http://127.0.0.1:9") // nothing is sent
+	unbounded := newTestTransport(t, "http://127.0.0.1:9", WithMaxCarriedAnswer(0))
+	msgs := make([]transport.Message, 200)
+	for i := range msgs {
+		msgs[i] = transport.Message{Topic: "orders.replies", Value: []byte("{}")}
+	}
+	var c consumer
+	c.t = tr
+	fit := 0
+	for fit < len(msgs) && c.CarryFits(msgs[:fit+1]) {
+		fit++
+	}
+	// "orders.replies" is 14 bytes: 92 a record, about 33 in 3 KiB.
+	assert.InDelta(t, 33, fit, 2, "records that fit in the default bound")
+	assert.LessOrEqual(t, producedHeaderSize(msgs[:fit]), DefaultMaxCarriedAnswer)
+	// What the server really answers for them is within the estimate.
+	for i := range msgs[:fit] {
+		msgs[i].Partition, msgs[i].Offset, msgs[i].Time = 7, 1<<40, time.UnixMilli(1_700_000_000_000)
+	}
+	var answer []byte
+	answer = append(answer, '[')
+	for i := range msgs[:fit] {
+		if i > 0 {
+			answer = append(answer, ',')
+		}
+		answer = restwire.AppendMetadata(answer, &msgs[i])
+	}
+	answer = append(answer, ']')
+	assert.LessOrEqual(t, len(answer), producedHeaderSize(msgs[:fit]), "the estimate is under what the server writes")
+	c.t = unbounded
+	assert.True(t, c.CarryFits(msgs), "WithMaxCarriedAnswer(0): only the record count bounds it")
 }

@@ -37,6 +37,15 @@ func BenchmarkRPC(b *testing.B) {
 	}
 }
 
+// BenchmarkRPCCarryBound is BenchmarkRPC with 256 callers, with the
+// default bound on what one consume carries (WithMaxCarriedAnswer) and
+// with none: what the bound that keeps answers under proxies' header caps
+// costs when many replies could ride on one consume.
+func BenchmarkRPCCarryBound(b *testing.B) {
+	b.Run("default", func(b *testing.B) { benchRPC(b, 256) })
+	b.Run("unbounded", func(b *testing.B) { benchRPC(b, 256, WithMaxCarriedAnswer(0)) })
+}
+
 // Settings of the benchmark's setup.
 const (
 	// rpcBenchPartitions is the partition count of the request and reply
@@ -53,8 +62,8 @@ type echoReq struct {
 	Rows   int    `json:"rows"`
 }
 
-func benchRPC(b *testing.B, callers int) {
-	s, cli := rpcBenchSetup(b, callers)
+func benchRPC(b *testing.B, callers int, opts ...Option) {
+	s, cli := rpcBenchSetup(b, callers, opts...)
 	var before uint64
 	b.ResetTimer()
 	leg := rpcBenchLeg(b, cli, b.N, callers, func() { before = s.REST.Stats().Requests })
@@ -106,7 +115,7 @@ func BenchmarkRPCScaling(b *testing.B) {
 // rpcBenchSetup starts the REST server, an echo rpc.Server on one
 // Transport and an rpc.Client on another, warmed up by callers concurrent
 // calls.
-func rpcBenchSetup(b *testing.B, callers int) (*restServer, *rpc.Client) {
+func rpcBenchSetup(b *testing.B, callers int, opts ...Option) (*restServer, *rpc.Client) {
 	b.Helper()
 	s := startServer(b, serverConfig{serve: true, broker: []memory.Option{
 		memory.WithPartitions(rpcBenchPartitions),
@@ -114,7 +123,7 @@ func rpcBenchSetup(b *testing.B, callers int) (*restServer, *rpc.Client) {
 	}})
 	quiet := rpc.WithLogger(slog.New(slog.DiscardHandler))
 
-	srvT := newTestTransport(b, s.URL)
+	srvT := newTestTransport(b, s.URL, opts...)
 	srv, err := rpc.NewServer(srvT, rpc.WithName("bench-srv"), quiet,
 		rpc.WithConcurrency(max(16, min(callers, 256))))
 	if err != nil {
@@ -131,7 +140,7 @@ func rpcBenchSetup(b *testing.B, callers int) (*restServer, *rpc.Client) {
 		}
 	})
 
-	cliT := newTestTransport(b, s.URL)
+	cliT := newTestTransport(b, s.URL, opts...)
 	cli, err := rpc.NewClient(cliT, rpc.WithName("bench-cli"), quiet)
 	if err != nil {
 		b.Fatal(err)
