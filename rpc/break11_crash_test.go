@@ -25,7 +25,7 @@ import (
 // flight (12) may run twice.
 //
 // BUG (fixed): the hold was skipped whenever no watermark was committable
-// at the instant a worker checked (tracker.committable), which in a burst
+// at the instant a worker checked, which in a burst
 // is common: with as many workers as partitions, each partition's lowest
 // record is often one still running, and every record done above it passed
 // the check. The exemption is meant for a long handler, but any record

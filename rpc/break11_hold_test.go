@@ -19,7 +19,7 @@ import (
 // one: every commit fails, so no more than the window (4) and the workers
 // in flight may be handled. BUG (fixed): two workers often finish out of
 // offset order, the lowest record of the partition still running when the
-// other checks the count (tracker.committable was false at that instant),
+// other checks the count (no watermark committable at that instant),
 // and the hold was skipped; checked again only after the next record, the
 // same could happen. Rounds of 100 requests ended with 100 handled and
 // nothing committed (a crash then runs all 100 again): 7, 7 and 9 rounds of

@@ -254,13 +254,6 @@ func (t *tracker) uncommittedInto(dst []mark) []mark {
 	return out
 }
 
-// committable reports whether some watermark moved past its last commit:
-// there is handled work a commit would commit.
-func (t *tracker) committable() bool {
-	c, _ := t.holdState()
-	return c
-}
-
 // holdState reports whether some watermark moved past its last commit
 // (committable), and whether some partition has records done above its
 // lowest live record that no held worker has waited a whole holdGrace for
