@@ -219,7 +219,18 @@ func (s *Server) fetchNow(ctx context.Context, tpos []transport.Offset) ([]trans
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, budget.take(msgs)...)
+		taken := budget.take(msgs)
+		if len(taken) == 0 {
+			continue
+		}
+		if out == nil {
+			// The first partition's records are the answer's so far, not
+			// copied; capped, so that appending the next ones copies them
+			// rather than writing past them into what the backend returned.
+			out = taken[:len(taken):len(taken)]
+			continue
+		}
+		out = append(out, taken...)
 	}
 	return out, nil
 }

@@ -25,9 +25,9 @@ import (
 // struct) and then b.N raw round trips on a broker of the same shape
 // (produce the request, poll it, produce the reply, read it), from the same
 // number of concurrent callers, and reports both rates, their ratio
-// (call/raw), p50 and p99 of each, and the allocations per call and per
-// round trip (every goroutine's, read from runtime.MemStats, so the
-// server's and the broker's count too).
+// (call/raw), p50 and p99 of each, and the allocations and bytes allocated
+// per call and per round trip (every goroutine's, read from
+// runtime.MemStats, so the server's and the broker's count too).
 //
 // BenchmarkCallScaling runs b.N typed calls from 1,024 and then from 4,096
 // concurrent callers and reports calls/s and p99 of both and their ratio:
@@ -38,6 +38,7 @@ type legResult struct {
 	perSec   float64
 	p50, p99 time.Duration
 	allocs   float64 // per operation
+	bytes    float64 // allocated per operation
 	// cpu is the process's CPU time (user and system, every goroutine)
 	// per operation: on a shared machine it varies far less than the rate,
 	// which depends on the CPU the other tenants leave.
@@ -106,6 +107,7 @@ func runLeg(b *testing.B, n, callers int, op func(caller int) error) legResult {
 		p50:    all[len(all)/2],
 		p99:    all[len(all)*99/100],
 		allocs: float64(after.Mallocs-before.Mallocs) / float64(len(all)),
+		bytes:  float64(after.TotalAlloc-before.TotalAlloc) / float64(len(all)),
 		cpu:    cpu / time.Duration(len(all)),
 	}
 }
@@ -196,6 +198,8 @@ func BenchmarkCallVsRaw(b *testing.B) {
 			b.ReportMetric(float64(r.cpu)/float64(c.cpu), "cpu-raw/call")
 			b.ReportMetric(c.allocs, "allocs/call")
 			b.ReportMetric(r.allocs, "allocs/raw-trip")
+			b.ReportMetric(c.bytes, "B/call")
+			b.ReportMetric(r.bytes, "B/raw-trip")
 		})
 	}
 }

@@ -85,7 +85,7 @@ func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
 		transport.Header{Key: HeaderDLQTime, Value: strconv.FormatInt(time.Now().UnixMilli(), 10)},
 	)
 	r.s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "id", d.env.id, "dlq", dlq.Topic, "replied", d.replyTo != "", "err", e.Message())
-	ok, _ := r.produce("dead letter", d.env.id, dlq)
+		"offset", m.Offset, "id", d.to.id, "dlq", dlq.Topic, "replied", d.to.replyTo != "", "err", e.Message())
+	ok, _ := r.produce("dead letter", d.to.id, dlq)
 	return ok
 }

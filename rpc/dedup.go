@@ -60,15 +60,18 @@ type dedupWindow struct {
 // ones checked before, rather than the entry, long out of the cache.
 type fifoSlot struct {
 	e  *handledEntry
-	at time.Time // e.at
+	at time.Time // when e was handled (or, learned from a marker, written)
 }
 
 // handledEntry is a request handled within the window. reply is nil when
 // nothing was to be sent back (or the marker it was learned from had no
 // reply); it is replaced, never changed, while the entry is visible.
+//
+// Its time is not part of it: the window keeps it in the entry's fifoSlot,
+// the one place it is read (and the entry, with its reply's headers, fits a
+// smaller size class; see newReplyEntry).
 type handledEntry struct {
 	id    string
-	at    time.Time
 	reply atomic.Pointer[transport.Message]
 	// sent is where reply first points, for an entry settle made: the
 	// entry and its reply in one allocation. It is not changed after the
@@ -76,20 +79,53 @@ type handledEntry struct {
 	sent transport.Message
 }
 
-// entryWithHeaders is a handledEntry and its reply's headers in one
-// allocation (see serveRun.replyOutcome): they live exactly as long, in the
-// window, as each other.
-type entryWithHeaders struct {
-	handledEntry
-	hdrs [entryHeaders]transport.Header
-}
+// A handledEntry that replyOutcome makes is allocated with its reply's
+// headers and, after them, room for its marker's (see markerFor): they live
+// exactly as long, in the window, as each other. It comes in four sizes,
+// the smallest that holds them all (see newReplyEntry): the common reply
+// (six headers, and a marker's three) takes a 448-byte size class, a
+// reply not persisted (no marker) 352, one with a trace context or to a
+// pinned partition 512 (the largest class without a malloc header), and an
+// error reply with a trace context 576, so that no marker has to copy its
+// reply's headers.
+type (
+	entryWith6 struct {
+		handledEntry
+		hdrs [6]transport.Header
+	}
+	entryWith9 struct {
+		handledEntry
+		hdrs [9]transport.Header
+	}
+	entryWith11 struct {
+		handledEntry
+		hdrs [11]transport.Header
+	}
+	entryWithAll struct {
+		handledEntry
+		hdrs [replyHeaders]transport.Header
+	}
+)
 
-// entryHeaders is room for a reply's headers (at most 9) and its marker's
-// for a reply to an unpinned partition (3; a reply to a partition the
-// caller pinned has a fourth, and its marker copies the headers): one
-// header fewer than replyHeaders keeps the entry in a size class 64 bytes
-// smaller (576).
-const entryHeaders = 9 + markerHeaders - 1
+// newReplyEntry returns a new handledEntry and, in the same allocation, an
+// empty header array with room for n headers (or replyHeaders, the most a
+// reply and its marker have, when n is more).
+func newReplyEntry(n int) (*handledEntry, headerBuilder) {
+	switch {
+	case n <= 6:
+		e := new(entryWith6)
+		return &e.handledEntry, e.hdrs[:0]
+	case n <= 9:
+		e := new(entryWith9)
+		return &e.handledEntry, e.hdrs[:0]
+	case n <= 11:
+		e := new(entryWith11)
+		return &e.handledEntry, e.hdrs[:0]
+	default:
+		e := new(entryWithAll)
+		return &e.handledEntry, e.hdrs[:0]
+	}
+}
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
 	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]flight)}
@@ -130,13 +166,13 @@ type flight struct {
 	waiters []waiter
 }
 
-// finish records id as done; e nil means it was not (the handler was cut
+// finish records id as done at at; e nil means it was not (the handler was cut
 // short and the request may run again). It returns the copies that waited
 // for id, when owner still holds id in flight (see abandon). The window
 // may then hold one entry over its size until trim: settle trims after it
 // has produced the reply, so that dropping the oldest entry (a map entry
 // long out of the cache) is not on the way from request to reply.
-func (w *dedupWindow) finish(id string, e *handledEntry, owner *serveRun) []waiter {
+func (w *dedupWindow) finish(id string, e *handledEntry, at time.Time, owner *serveRun) []waiter {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var ws []waiter
@@ -145,7 +181,7 @@ func (w *dedupWindow) finish(id string, e *handledEntry, owner *serveRun) []wait
 		delete(w.inflight, id)
 	}
 	if e != nil {
-		w.insert(e)
+		w.insert(e, at)
 	}
 	return ws
 }
@@ -202,28 +238,27 @@ func (w *dedupWindow) learnMarker(m *transport.Message, now time.Time) {
 		return
 	}
 	if e, ok := entryFromMarker(m); ok {
-		e.at = e.at.Add(-time.Duration(w.skew.Load()))
-		w.learn(e, now)
+		w.learn(e, m.Time.Add(-time.Duration(w.skew.Load())), now)
 	}
 }
 
-// learn records an entry read from the dedup topic.
-func (w *dedupWindow) learn(e *handledEntry, now time.Time) {
+// learn records an entry read from the dedup topic, handled at at.
+func (w *dedupWindow) learn(e *handledEntry, at, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if now.Sub(e.at) > w.age {
+	if now.Sub(at) > w.age {
 		return
 	}
 	if _, ok := w.done[e.id]; !ok {
-		w.insert(e)
+		w.insert(e, at)
 		w.trimLocked()
 	}
 }
 
-// insert adds e; the caller trims (see finish).
-func (w *dedupWindow) insert(e *handledEntry) {
+// insert adds e, handled at at; the caller trims (see finish).
+func (w *dedupWindow) insert(e *handledEntry, at time.Time) {
 	w.done[e.id] = e
-	w.fifo = append(w.fifo, fifoSlot{e: e, at: e.at})
+	w.fifo = append(w.fifo, fifoSlot{e: e, at: at})
 	if len(w.done) > w.size {
 		w.over.Store(true)
 	}
@@ -325,13 +360,13 @@ func messageSize(m *transport.Message) int {
 }
 
 // entryFromMarker parses a dedup-topic record; ok is false for sentinels
-// and foreign records.
+// and foreign records. The entry's time is the record's (m.Time).
 func entryFromMarker(m *transport.Message) (*handledEntry, bool) {
 	id, ok := m.Header(headerDedupOf)
 	if !ok || id == "" {
 		return nil, false
 	}
-	e := &handledEntry{id: id, at: m.Time}
+	e := &handledEntry{id: id}
 	replyTo, _ := m.Header(headerDedupReplyTo)
 	if replyTo == "" {
 		return e, true

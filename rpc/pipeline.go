@@ -23,13 +23,21 @@ import (
 
 // delivery is one record on its way through the pipeline.
 type delivery struct {
-	req     Request // the record (req.Message) and what its envelope says
-	env     envelope
-	replyTo string      // where the reply goes; "" when none is due
-	h       HandlerFunc // set by route; nil when no route matches
-	// dedupID is the id whose dedup-window entry this delivery owns (it
-	// marked it in flight); settle finishes it. "" when none.
-	dedupID string
+	req Request // the record (req.Message) and what its envelope says
+	// to is where the reply goes and what it answers (from the envelope,
+	// which admit decodes on its stack: only this part of it is kept, so
+	// that the delivery, with its handler context, fits a 448-byte size
+	// class). to.id is the envelope's rpc-id even for a record admit
+	// refuses (req.ID is only set for one it admits); to.replyTo is ""
+	// when no reply is due (always for a record that is not a request).
+	to replyAddr
+	// legacy is the envelope's: a record without rpc-* headers (set, like
+	// to, for a record admit refuses too).
+	legacy bool
+	// owns says this delivery marked to.id in flight in the dedup window
+	// and owns its entry: settle finishes it.
+	owns bool
+	h    HandlerFunc // set by route; nil when no route matches
 	// waiters are the copies that waited for this delivery (see waiter):
 	// done when it is done.
 	waiters []waiter
@@ -109,55 +117,56 @@ func (r *serveRun) admit(tk *ticket) (*delivery, outcome) {
 	d := &delivery{}
 	d.req.Message = *m // one allocation for the delivery and its Request
 	m = &d.req.Message
-	var err error
-	d.env, err = decodeEnvelope(m)
-	if d.env.kind == KindRequest {
-		d.replyTo = d.env.replyTo
+	env, err := decodeEnvelope(m)
+	d.to = replyAddr{id: env.id, traceparent: env.traceparent, replyPartition: env.replyPartition}
+	if env.kind == KindRequest {
+		d.to.replyTo = env.replyTo
 	}
+	d.legacy = env.legacy
 	switch {
 	case s.cfg.maxPayload > 0 && len(m.Value) > s.cfg.maxPayload:
 		return d, poisoned(reasonOversize, Errorf(CodeResourceExhausted,
 			"payload of %d bytes is over the server's limit of %d", len(m.Value), s.cfg.maxPayload))
 	case err != nil:
 		return d, poisoned(reasonBadEnvelope, NewError(CodeInvalidArgument, err))
-	case d.env.kind == KindReply || d.env.kind == KindProgress:
-		return d, poisoned(reasonNotARequest, Errorf(CodeInvalidArgument, "%s record on request topic %s", d.env.kind, m.Topic))
+	case env.kind == KindReply || env.kind == KindProgress:
+		return d, poisoned(reasonNotARequest, Errorf(CodeInvalidArgument, "%s record on request topic %s", env.kind, m.Topic))
 	}
 	// A payload that is not JSON is caught where it is decoded (Handle,
 	// Request.Decode), which dead-letters it as undecodable: no second scan
 	// of every payload here.
-	d.req.Method, d.req.From, d.req.ID, d.req.Kind, d.req.Legacy = d.env.method, d.env.from, d.env.id, d.env.kind, d.env.legacy
-	if d.env.legacy {
+	d.req.Method, d.req.From, d.req.ID, d.req.Kind, d.req.Legacy = env.method, env.from, env.id, env.kind, env.legacy
+	if env.legacy {
 		return d, outcome{kind: outRun}
 	}
 	now := time.Now()
 	skew, known := r.skew()
-	d.req.Deadline = d.env.deadlineFor(m, now, skew)
-	if !known && !d.req.Deadline.IsZero() && !now.Before(d.req.Deadline) && d.env.timeout > 0 {
+	d.req.Deadline = env.deadlineFor(m, now, skew)
+	if !known && !d.req.Deadline.IsZero() && !now.Before(d.req.Deadline) && env.timeout > 0 {
 		// Without the dedup reader the broker's clock is not measured: a
 		// request that looks expired on arrival may be one stamped by a
 		// clock behind ours. Run it with its budget counted from now
 		// rather than drop it unanswered.
-		d.req.Deadline = now.Add(d.env.timeout)
+		d.req.Deadline = now.Add(env.timeout)
 	}
 	if !d.req.Deadline.IsZero() && !now.Before(d.req.Deadline) {
-		s.log.Info("rpc: expired request not run", "topic", m.Topic, "id", d.env.id, "from", d.env.from, "deadline", d.req.Deadline)
+		s.log.Info("rpc: expired request not run", "topic", m.Topic, "id", env.id, "from", env.from, "deadline", d.req.Deadline)
 		return d, outcome{kind: outSkip}
 	}
 	if r.dedup == nil {
 		return d, outcome{kind: outRun}
 	}
-	switch state, e := r.dedup.begin(d.env.id, now, waiter{run: r, tk: *tk}); state {
+	switch state, e := r.dedup.begin(env.id, now, waiter{run: r, tk: *tk}); state {
 	case dedupDone:
 		s.dupes.Add(1)
-		s.log.Debug("rpc: duplicate request not run again", "topic", m.Topic, "id", d.env.id)
+		s.log.Debug("rpc: duplicate request not run again", "topic", m.Topic, "id", env.id)
 		return d, outcome{kind: outResend, entry: e}
 	case dedupInFlight:
 		s.dupes.Add(1)
-		s.log.Debug("rpc: copy of a request still running: done when it is", "topic", m.Topic, "id", d.env.id)
+		s.log.Debug("rpc: copy of a request still running: done when it is", "topic", m.Topic, "id", env.id)
 		return d, outcome{kind: outWait} // the first delivery replies
 	}
-	d.dedupID = d.env.id
+	d.owns = true
 	return d, outcome{kind: outRun}
 }
 
@@ -177,7 +186,7 @@ func (r *serveRun) invoke(d *delivery) outcome {
 	hc := newHandlerCtx(r, d)
 	defer hc.release()
 	if d.h == nil {
-		noRoute := Errorf(CodeUnimplemented, "no handler for %s", routeName(d.req.Topic, d.env.method))
+		noRoute := Errorf(CodeUnimplemented, "no handler for %s", routeName(d.req.Topic, d.req.Method))
 		if !r.unhandled(hc, &d.req) {
 			return poisoned(reasonUnknownRoute, noRoute)
 		}
@@ -193,13 +202,13 @@ func (r *serveRun) invoke(d *delivery) outcome {
 		return poisoned(reasonUndecodable, handlerErr(herr))
 	case isRetryable(herr):
 		return poisoned(reasonRetriesExhausted, handlerErr(herr))
-	case d.replyTo == "":
+	case d.to.replyTo == "":
 		r.s.log.Warn("rpc: handler failed", "request", d.req.String(), "err", herr)
 		return outcome{kind: outReply}
 	default:
 		return r.replyOutcome(d, nil, handlerErr(herr))
 	}
-	if d.replyTo == "" {
+	if d.to.replyTo == "" {
 		return outcome{kind: outReply}
 	}
 	payload, err := marshalResult(res)
@@ -221,14 +230,27 @@ func (r *serveRun) invoke(d *delivery) outcome {
 
 // replyOutcome is outReply with the reply built, when one is due.
 func (r *serveRun) replyOutcome(d *delivery, payload []byte, herr *Error) outcome {
-	if d.replyTo == "" {
+	if d.to.replyTo == "" {
 		return outcome{kind: outReply}
 	}
-	// The entry settle records holds the reply: it and the reply's
-	// headers are one allocation.
-	e := new(entryWithHeaders)
-	reply := r.s.replyMessageIn(e.hdrs[:0], &d.env, KindReply, payload, herr)
-	return outcome{kind: outReply, reply: reply, hasReply: true, made: &e.handledEntry}
+	// The entry settle records holds the reply: it, the reply's headers
+	// and room for the marker's are one allocation.
+	e, hb := newReplyEntry(r.replyRoom(d, herr))
+	reply := r.s.replyMessageIn(hb, &d.to, KindReply, payload, herr)
+	return outcome{kind: outReply, reply: reply, hasReply: true, made: e}
+}
+
+// replyRoom is how many headers d's reply (with herr) and its dedup marker
+// have, at most.
+func (r *serveRun) replyRoom(d *delivery, herr *Error) int {
+	n := r.s.replyHeaderCount(&d.to, herr)
+	if r.persists(d) {
+		n += markerHeaders - 1
+		if d.to.replyPartition >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // call calls h, retrying errors marked Retryable with backoff, up to the
@@ -270,7 +292,7 @@ func (r *serveRun) observedCall(hc *handlerCtx, d *delivery) (any, error) {
 	}
 	ctx, tp, done := o.HandleStarted(hc, &d.req)
 	if tp != "" {
-		d.env.traceparent = tp
+		d.to.traceparent = tp
 	}
 	res, err := r.call(ctx, d.h, &d.req)
 	done(err)

@@ -90,13 +90,13 @@ func (s *Server) register(m map[string]HandlerFunc, key, topic string, fn Handle
 // matches.
 func (r *serveRun) route(d *delivery) {
 	s := r.s
-	if d.env.legacy {
+	if d.legacy {
 		d.req.From = d.req.Key
 		d.h = s.legacy[d.req.Key+":"+d.req.Topic]
 		return
 	}
-	if d.env.method != "" {
-		d.h = s.routes[d.req.Topic+"/"+d.env.method]
+	if d.req.Method != "" {
+		d.h = s.routes[d.req.Topic+"/"+d.req.Method]
 	}
 	if d.h == nil {
 		d.h = s.routes[d.req.Topic]

@@ -33,7 +33,7 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 		return false
 	case outResend:
 		if reply := o.entry.reply.Load(); reply != nil {
-			ok, _ := r.produce("reply (again)", d.env.id, *reply)
+			ok, _ := r.produce("reply (again)", d.to.id, *reply)
 			return ok
 		}
 		return true
@@ -42,11 +42,11 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 			r.release(d)
 			return false
 		}
-		if d.replyTo != "" {
-			o.reply, o.hasReply = r.s.replyMessage(&d.env, KindReply, nil, o.err), true
+		if d.to.replyTo != "" {
+			o.reply, o.hasReply = r.s.replyMessage(&d.to, KindReply, nil, o.err), true
 		}
 	}
-	if d.env.legacy || d.env.id == "" {
+	if d.legacy || d.to.id == "" {
 		r.release(d)
 		return true // nothing to record or answer
 	}
@@ -54,16 +54,16 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 	if e == nil {
 		e = new(handledEntry)
 	}
-	e.id, e.at = d.env.id, time.Now()
+	e.id = d.to.id
 	if o.hasReply { // the entry holds the reply: one allocation for both
 		e.sent = o.reply
 		e.reply.Store(&e.sent)
 	}
-	if d.dedupID != "" {
-		d.waiters = r.dedup.finish(d.dedupID, e, r)
+	if d.owns {
+		d.waiters = r.dedup.finish(d.to.id, e, time.Now(), r)
 	}
 	ok := r.sendReply(d, e, o.owned || !o.hasReply)
-	if d.dedupID != "" {
+	if d.owns {
 		r.dedup.trim() // after the reply: see finish
 	}
 	return ok
@@ -73,8 +73,8 @@ func (r *serveRun) settle(d *delivery, o outcome) bool {
 // request may run again.
 // The copies that waited for it stay undone, as it does.
 func (r *serveRun) release(d *delivery) {
-	if d.dedupID != "" {
-		r.dedup.finish(d.dedupID, nil, r)
+	if d.owns {
+		r.dedup.finish(d.to.id, nil, time.Time{}, r)
 	}
 }
 
@@ -104,7 +104,7 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 	if reply != nil {
 		batch = append(batch, *reply)
 	}
-	ok, err := r.produceAs("reply", d.env.id, owned, batch...)
+	ok, err := r.produceAs("reply", d.to.id, owned, batch...)
 	if ok && err == nil {
 		*d.batch = [2]transport.Message{} // holds nothing alive until the worker's next reply
 	}
@@ -124,14 +124,14 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 	// again. Without a persisted window the reply already went alone.
 	marked := true
 	if persisted {
-		marked, _ = r.produce("dedup marker", d.env.id, markerOmitting(r.s.cfg.dedupTopic, r.dedup.self, e.id, messageSize(reply)))
-		ok, err = r.produce("reply", d.env.id, *reply)
+		marked, _ = r.produce("dedup marker", d.to.id, markerOmitting(r.s.cfg.dedupTopic, r.dedup.self, e.id, messageSize(reply)))
+		ok, err = r.produce("reply", d.to.id, *reply)
 	}
 	if errors.Is(err, transport.ErrMessageTooLarge) {
-		small := r.s.replyMessage(&d.env, KindReply, nil,
+		small := r.s.replyMessage(&d.to, KindReply, nil,
 			Errorf(CodeResourceExhausted, "reply of %d bytes is over the transport's limit", len(reply.Value)))
 		e.reply.Store(&small) // what a copy of the request will be answered with
-		ok, _ = r.produce("error reply", d.env.id, small)
+		ok, _ = r.produce("error reply", d.to.id, small)
 	}
 	return ok && marked
 }
@@ -139,10 +139,16 @@ func (r *serveRun) sendReply(d *delivery, e *handledEntry, owned bool) bool {
 // marker is the dedup-topic record for e, and whether the window is
 // persisted at all.
 func (r *serveRun) marker(d *delivery, e *handledEntry) (transport.Message, bool) {
-	if r.dedup == nil || r.s.cfg.dedupTopic == "" || d.env.legacy {
+	if !r.persists(d) {
 		return transport.Message{}, false
 	}
 	return markerFor(r.s.cfg.dedupTopic, r.dedup.self, e.id, e.reply.Load()), true
+}
+
+// persists says d, once settled, gets a dedup marker: the window is
+// persisted, and d is not a legacy record.
+func (r *serveRun) persists(d *delivery) bool {
+	return r.dedup != nil && r.s.cfg.dedupTopic != "" && !d.legacy
 }
 
 // produce writes msgs, retrying transient transport errors with

@@ -422,11 +422,20 @@ func DecodeMetadata(data []byte) ([]Metadata, error) {
 }
 
 // decodeMetadataFast is the fast path of DecodeMetadata. A field given
-// twice takes its last value, as with encoding/json.
+// twice takes its last value, as with encoding/json. The slice is made at
+// the count of objects the body seems to hold, as the project's server
+// writes them (a guess, bounded as DecodeMessagesLimited bounds its own),
+// so that a large answer is not copied as the slice grows.
 func decodeMetadataFast(data []byte) ([]Metadata, bool) {
 	d := decoder{b: data} // short strings only: the arena grows as needed
-	return arrayOf(&d, 8, d.metadata)
+	n := min(bytes.Count(data, []byte(`{"topic":`)), len(data)/minMetadataBytes)
+	return arrayOf(&d, max(n, 1), d.metadata)
 }
+
+// minMetadataBytes is the size of the smallest Metadata object counted
+// when sizing a produce answer: {"topic":"","partition":0,"offset":0,
+// "timestamp":0}.
+const minMetadataBytes = 51
 
 // metadata decodes one Metadata object into md.
 func (d *decoder) metadata(md *Metadata) bool {

@@ -122,3 +122,29 @@ func TestClientRequestsEncode(t *testing.T) {
 		stdJSON(t, FetchRequest{TopicPartitionOffsets: []TopicPartitionOffset{{Topic: "t", Partition: &p, Offset: &o}}, Timeout: &wait}))
 	assert.Equal(t, `[{"topic":"t","partition":2}]`, stdJSON(t, []TopicPartitionOffset{{Topic: "t", Partition: &p}}))
 }
+
+// A produce answer of many records decodes into a slice made once at its
+// size: one allocation, the topic names shared.
+func TestDecodeMetadataSizedOnce(t *testing.T) {
+	msgs := rpcRecords()
+	b := []byte{'['}
+	for i := range 3 {
+		for j := range msgs {
+			if i+j > 0 {
+				b = append(b, ',')
+			}
+			b = AppendMetadata(b, &msgs[j])
+		}
+	}
+	b = append(b, ']')
+	meta, err := DecodeMetadata(b)
+	if err != nil || len(meta) != 3*len(msgs) {
+		t.Fatalf("decoded %d of %d: %v", len(meta), 3*len(msgs), err)
+	}
+	if cap(meta) != len(meta) {
+		t.Errorf("capacity %d for %d results", cap(meta), len(meta))
+	}
+	if allocs := testing.AllocsPerRun(20, func() { _, _ = DecodeMetadata(b) }); allocs != 1 {
+		t.Errorf("%v allocations, want 1", allocs)
+	}
+}

@@ -26,12 +26,32 @@ const (
 	carryHeader    = "Kafka-Carry"
 	carryValue     = "produce"
 	producedHeader = "Kafka-Produced"
-	// maxCarried bounds the records one consume carries: their answer
-	// travels in a response header, which HTTP clients cap (Go's at
-	// 10 MB by default), and the server takes at most 1,000
-	// (restserver.MaxCarriedRecords); a larger batch is produced on its own.
+	// maxCarried bounds the records one consume carries: the server takes
+	// at most 1,000 (restserver.MaxCarriedRecords); a larger batch is
+	// produced on its own.
 	maxCarried = 1000
+	// maxProducedHeader bounds, about, the Kafka-Produced header that
+	// answers the records one request carries. Proxies in front of a
+	// server cap a response's header block: nginx's default
+	// proxy_buffer_size (one 4 KiB page) holds all of it, and an answer
+	// over the cap is a 502 to the client, its records written
+	// nonetheless. Records whose answer would be larger are produced on
+	// their own (TestCarriedAnswerFitsBehindAProxy).
+	maxProducedHeader = 3 << 10
 )
+
+// producedHeaderSize is about how many bytes the Kafka-Produced header
+// answering msgs takes: a Metadata object a record (restwire.AppendMetadata:
+// 48 bytes of JSON around the topic and the numbers, taken here with a
+// 3-digit partition, a 13-digit offset and a 13-digit timestamp), a comma
+// between two, the brackets.
+func producedHeaderSize(msgs []transport.Message) int {
+	n := 2
+	for i := range msgs {
+		n += 48 + 3 + 13 + 13 + 1 + len(msgs[i].Topic)
+	}
+	return n
+}
 
 var _ transport.CarryingPoller = (*consumer)(nil)
 
@@ -78,27 +98,32 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		acked(nil, err)
 		return nil, err
 	}
-	// The records as the JSON array of the "produce" field, checked
-	// first, then encoded into one buffer of about their size.
+	// The records, checked first, are encoded as the "produce" field of
+	// the consume body, which is written in one pooled buffer (see
+	// carriedBody).
 	size, err := carriedSize(msgs)
 	if err != nil {
 		acked(nil, err)
 		return nil, err
 	}
-	produce := appendCarried(make([]byte, 0, size), msgs)
+	wait := c.t.pollWait(ctx)
+	body, produced := c.carriedBody(wait, msgs, size)
 	c.mu.Lock()
 	if err := c.stateErr("poll"); err != nil {
 		c.mu.Unlock()
+		body.release()
 		acked(nil, err)
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		c.mu.Unlock()
+		body.release()
 		acked(nil, err)
 		return nil, err
 	}
-	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil || !c.t.fitsCarry(len(msgs), len(produce)) {
+	if !c.carries.Load() || len(c.buf) > 0 || c.inflight != nil || !c.t.fitsCarry(msgs, produced) {
 		c.mu.Unlock()
+		body.release()
 		out, err := c.t.Produce(ctx, msgs...)
 		acked(out, err)
 		if err != nil {
@@ -106,18 +131,45 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 		}
 		return c.Poll(ctx)
 	}
-	c.inflight = c.startCarried(c.t.pollWait(ctx), msgs, produce, acked)
+	c.inflight = c.startCarried(wait, msgs, body, acked)
 	c.mu.Unlock()
 	return c.Poll(ctx)
 }
 
-// startCarried starts a consume request that carries msgs (encoded as
-// produce), as startPoll starts a plain one. Called with c.mu held.
-func (c *consumer) startCarried(wait time.Duration, msgs []transport.Message, produce []byte, acked func([]transport.Message, error)) *pollCall {
+// carriedBody returns the body of a consume with the server-side wait
+// carrying msgs (checked by carriedSize, which gave size), up to and
+// without its closing brace, for consumeCarrying to end: {"topics":[..],
+// "timeout":ms,"produce":[..]. It is in a buffer of the body pool (see
+// sharedBody) with room for a commit riding along; the caller owns it and
+// releases it. produced is the length of the "produce" field's value.
+func (c *consumer) carriedBody(wait time.Duration, msgs []transport.Message, size int) (body *sharedBody, produced int) {
+	head := 48
+	for _, t := range c.topics {
+		head += len(t) + 8
+	}
+	body = newSharedBody(head+size+carriedCommitRoom, c.t.ownClient)
+	b := restwire.AppendConsumeRequest(body.bytes(), c.topics, timeoutMs(wait))
+	b = append(b[:len(b)-1], `,"produce":`...) // without its closing brace
+	at := len(b)
+	b = appendCarried(b, msgs)
+	body.set(b)
+	return body, len(b) - at
+}
+
+// carriedCommitRoom is the room a carried consume body's buffer leaves for
+// the "commit" field of a Commit riding along (one partition's offset, or
+// a few); a larger one grows the buffer.
+const carriedCommitRoom = 256
+
+// startCarried starts a consume request that carries msgs (encoded in
+// body, see carriedBody, which it releases once done), as startPoll starts
+// a plain one. Called with c.mu held.
+func (c *consumer) startCarried(wait time.Duration, msgs []transport.Message, body *sharedBody, acked func([]transport.Message, error)) *pollCall {
 	call := &pollCall{started: time.Now(), done: make(chan struct{})}
 	c.wg.Go(func() {
 		defer close(call.done)
-		msgs, err := c.consumeCarrying(wait, msgs, produce, acked)
+		defer body.release()
+		msgs, err := c.consumeCarrying(wait, msgs, body, acked)
 		if msgs == nil && err == nil {
 			msgs = []transport.Message{}
 		}
@@ -126,18 +178,21 @@ func (c *consumer) startCarried(wait time.Duration, msgs []transport.Message, pr
 	return call
 }
 
-// consumeCarrying makes one POST /consume carrying records (msgs, encoded
-// as produce) and calls acked once with their outcome.
-func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Message, produce []byte, acked func([]transport.Message, error)) ([]transport.Message, error) {
+// consumeCarrying makes one POST /consume carrying records (encoded in
+// shared, see carriedBody, which it ends) and calls acked once with their
+// outcome.
+func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Message, shared *sharedBody, acked func([]transport.Message, error)) ([]transport.Message, error) {
 	c.mu.Lock()
 	ride := c.takeRide()
 	c.mu.Unlock()
-	var offsets []byte
+	body := shared.bytes()
 	if ride != nil {
-		offsets = ride.offsets
+		body = append(body, `,"commit":`...)
+		body = append(body, ride.offsets...)
 		defer ride.unanswered()
 	}
-	body := c.consumeBody(wait, produce, offsets)
+	body = append(body, '}')
+	shared.set(body)
 	cp := carried{records: records, acked: acked}
 	onResponse := func(resp *http.Response) {
 		c.sawAnswer(resp)
@@ -148,7 +203,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 		cp.answer(resp)
 	}
 	ans := carriedAnswer{path: c.consumePath}
-	err := c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body,
+	err := c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, shared: shared,
 		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
 	if cp.written {
 		if err != nil {
@@ -188,19 +243,14 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 }
 
 // consumeBody encodes the body of c's POST /consume with the server-side
-// wait, and the fields "produce" and "commit" when not nil (raw JSON), in
-// one allocation.
-func (c *consumer) consumeBody(wait time.Duration, produce, commit []byte) []byte {
-	size := 48 + len(produce) + len(commit)
+// wait, and the field "commit" when not nil (raw JSON), in one allocation.
+func (c *consumer) consumeBody(wait time.Duration, commit []byte) []byte {
+	size := 48 + len(commit)
 	for _, t := range c.topics {
 		size += len(t) + 8
 	}
 	b := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
 	b = b[:len(b)-1] // its closing brace
-	if produce != nil {
-		b = append(b, `,"produce":`...)
-		b = append(b, produce...)
-	}
 	if commit != nil {
 		b = append(b, `,"commit":`...)
 		b = append(b, commit...)
@@ -235,12 +285,14 @@ func appendCarried(b []byte, msgs []transport.Message) []byte {
 	return append(b, ']')
 }
 
-// fitsCarry reports whether n records, size bytes as a "produce" field,
-// may ride on one request: no more than one POST /produce would carry
+// fitsCarry reports whether msgs, size bytes as a "produce" field, may
+// ride on one request: no more than one POST /produce would carry
 // ([WithMaxBatch], [WithMaxBatchBytes]) and than the server takes
-// (maxCarried).
-func (t *Transport) fitsCarry(n, size int) bool {
-	return n <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes
+// (maxCarried), and few enough that their answer's header passes proxies
+// (maxProducedHeader).
+func (t *Transport) fitsCarry(msgs []transport.Message, size int) bool {
+	return len(msgs) <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes &&
+		producedHeaderSize(msgs) <= maxProducedHeader
 }
 
 // carried is a produce riding on one request (a consume or a fetch): its

@@ -69,7 +69,7 @@ func newHTTPClient() *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		DialContext:           dialBodyConn(dialer),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   512,
@@ -77,9 +77,8 @@ func newHTTPClient() *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		// A produce body up to this size goes out with its headers in one
-		// write; past the default 4 KiB, net/http writes the rest through
-		// the connection's ReadFrom, with a copy buffer allocated per
-		// request.
+		// write; past it, net/http writes the rest through the
+		// connection's ReadFrom (see bodyConn).
 		WriteBufferSize: 64 << 10,
 	}
 	return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}

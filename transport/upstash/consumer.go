@@ -300,7 +300,7 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commit
 		onResponse = c.rideResponse(ride)
 		defer ride.unanswered()
 	}
-	body := c.consumeBody(wait, nil, offsets)
+	body := c.consumeBody(wait, offsets)
 	var ans messagesAnswer
 	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait, onResponse: onResponse}, &ans)
 	if err != nil {

@@ -94,19 +94,24 @@ func (tl *tailer) PollCarrying(ctx context.Context, msgs []transport.Message, ac
 		// waits its turn.
 		return tl.produceThenPoll(ctx, msgs, acked)
 	}
-	// The fetch body, then its "produce" field, in one allocation.
+	// The fetch body, then its "produce" field, in one buffer of the body
+	// pool (see sharedBody), released once the fetch is done.
 	topic := tl.topics[0]
 	pos := tl.pos[topic]
 	wait := tl.t.pollWait(ctx)
-	body := restwire.AppendFetchRequest(make([]byte, 0, 60+len(pos)*(48+len(topic))+size), topic, pos, timeoutMs(wait))
+	shared := newSharedBody(61+len(pos)*(48+len(topic))+size, tl.t.ownClient)
+	body := restwire.AppendFetchRequest(shared.bytes(), topic, pos, timeoutMs(wait))
 	body = append(body[:len(body)-1], `,"produce":`...) // without its closing brace
 	at := len(body)
 	body = appendCarried(body, msgs)
-	if !tl.t.fitsCarry(len(msgs), len(body)-at) {
+	if !tl.t.fitsCarry(msgs, len(body)-at) {
+		shared.release()
 		<-tl.sem
 		return tl.produceThenPoll(ctx, msgs, acked)
 	}
+	shared.set(append(body, '}'))
 	defer func() { <-tl.sem }()
+	defer shared.release()
 	if tl.ctx.Err() != nil {
 		err := errClosed("poll")
 		acked(nil, err)
@@ -116,7 +121,7 @@ func (tl *tailer) PollCarrying(ctx context.Context, msgs []transport.Message, ac
 		acked(nil, err)
 		return nil, err
 	}
-	got, perr, err := tl.fetchCarrying(ctx, append(body, '}'), wait, msgs, acked)
+	got, perr, err := tl.fetchCarrying(ctx, shared, wait, msgs, acked)
 	if perr != nil {
 		return nil, perr // the produce's error, as acked got it; nothing polled
 	}
@@ -144,12 +149,13 @@ func (tl *tailer) produceThenPoll(ctx context.Context, msgs []transport.Message,
 	return tl.Poll(ctx)
 }
 
-// fetchCarrying makes one POST /fetch (body) carrying records and calls
-// acked once with their outcome. It returns the records the fetch read,
+// fetchCarrying makes one POST /fetch (its body in shared, which the
+// caller releases) carrying records and calls acked once with their
+// outcome. It returns the records the fetch read,
 // not yet accepted, and the fetch's error, or, when the records were
 // produced on their own and that failed, the produce's error as perr
 // (then nothing was read). Called with tl.sem held.
-func (tl *tailer) fetchCarrying(ctx context.Context, body []byte, wait time.Duration, records []transport.Message, acked func([]transport.Message, error)) (msgs []transport.Message, perr, err error) {
+func (tl *tailer) fetchCarrying(ctx context.Context, shared *sharedBody, wait time.Duration, records []transport.Message, acked func([]transport.Message, error)) (msgs []transport.Message, perr, err error) {
 	// Stopped by Close as well as by ctx.
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -162,7 +168,7 @@ func (tl *tailer) fetchCarrying(ctx context.Context, body []byte, wait time.Dura
 		cp.answer(resp)
 	}
 	ans := carriedAnswer{path: "/fetch"}
-	err = tl.t.call(fctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: body,
+	err = tl.t.call(fctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: shared.bytes(), shared: shared,
 		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
 	if cp.written {
 		if err != nil {

@@ -1,0 +1,101 @@
+package upstash
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/rpc"
+)
+
+// headerCappingProxy is a reverse proxy in front of u that, as nginx does
+// with its default proxy_buffer_size (one 4 KiB page), answers 502 when
+// the server's response header block is over limit bytes.
+func headerCappingProxy(t *testing.T, u string, limit int64, bad *atomic.Int64) string {
+	t.Helper()
+	target, err := url.Parse(u)
+	require.NoError(t, err)
+	p := httputil.NewSingleHostReverseProxy(target)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxResponseHeaderBytes = limit
+	tr.MaxIdleConnsPerHost = 256
+	p.Transport = tr
+	p.ErrorLog = nil
+	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		bad.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}
+	ps := httptest.NewServer(p)
+	t.Cleanup(func() {
+		ps.Close()
+		tr.CloseIdleConnections()
+	})
+	return ps.URL
+}
+
+// A carried produce's answer travels in a response header
+// (Kafka-Produced), and proxies cap the response header block: nginx's
+// default proxy_buffer_size is 4 KiB, and an answer over it is a 502 to
+// the client, the records written nonetheless. So a consume or fetch
+// carries only what keeps that header small (maxProducedHeader); the rest
+// is produced on its own. Here an rpc server with 64 workers, whose
+// replies and markers ride on its consumes, and 64 callers go through a
+// proxy with a 4 KiB cap: every call is answered and no exchange is
+// refused by the proxy.
+func TestCarriedAnswerFitsBehindAProxy(t *testing.T) {
+	s := startServer(t, serverConfig{serve: true})
+	var bad atomic.Int64
+	u := headerCappingProxy(t, s.URL, 4096, &bad)
+	quiet := rpc.WithLogger(slog.New(slog.DiscardHandler))
+	srv, err := rpc.NewServer(newTestTransport(t, u), rpc.WithName("proxied-srv"), quiet, rpc.WithConcurrency(64))
+	require.NoError(t, err)
+	rpc.Handle(srv, "echo", func(_ context.Context, r echoReq) (echoReq, error) { return r, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-served)
+	}()
+	cli, err := rpc.NewClient(newTestTransport(t, u), rpc.WithName("proxied-cli"), quiet)
+	require.NoError(t, err)
+	defer cli.Close()
+
+	const callers, each = 64, 30
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Int64
+		first  atomic.Value
+	)
+	for g := range callers {
+		wg.Go(func() {
+			for i := range each {
+				cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+				req := echoReq{ID: g*each + i, Report: "behind a proxy"}
+				out, err := rpc.Call[echoReq](cctx, cli, "echo", req)
+				ccancel()
+				if err == nil && out != req {
+					err = assert.AnError
+				}
+				if err != nil {
+					failed.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d calls, %d failed, %d exchanges refused by the proxy (first failure: %v)", callers*each, failed.Load(), bad.Load(), first.Load())
+	assert.Zero(t, failed.Load(), "calls failed behind the proxy")
+	assert.Zero(t, bad.Load(), "exchanges the proxy refused (response header over 4 KiB)")
+}
