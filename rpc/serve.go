@@ -407,9 +407,14 @@ func (r *serveRun) run(tk *ticket, batch *[2]transport.Message) {
 		r.signalCommit()
 	}
 	if r.commitEvery > 0 && r.track.pending.Load() >= 2*r.commitEvery {
-		r.awaitCommit()
+		r.awaitCommit(tk)
 	}
 }
+
+// holdGrace is how long awaitCommit waits for a partition's lowest live
+// record to end when records done above it make up the hold: one still
+// running after that is a long handler, and holds nobody.
+const holdGrace = time.Second
 
 // awaitCommit holds a worker back while a whole dedup window's size of
 // records is handled and not committed (track.pending) and a commit could
@@ -420,25 +425,59 @@ func (r *serveRun) run(tk *ticket, batch *[2]transport.Message) {
 // holds, and a crash would then run the oldest of them again. Only a
 // commit that is made lowers the count, so the workers stay held while
 // commits fail or hang: what a crash would run again stays within the
-// window. Records handled above one that still runs are not committable
-// (the watermark cannot pass it): they hold nobody, else one long handler
-// would stop the whole server. The wait is re-checked each second, and
-// ends when the run stops (nothing more is started then).
-func (r *serveRun) awaitCommit() {
-	var t *time.Timer
-	for r.track.pending.Load() >= 2*r.commitEvery && !r.stopping.Load() && r.track.committable() {
+// window.
+//
+// Records handled above one that still runs are not committable (the
+// watermark cannot pass it) and hold the worker up to holdGrace, until
+// that record ends and the watermark passes them (a commit then ends the
+// wait): a record that is merely slower than its neighbours, or still
+// running when the worker checks, must not let the workers handle on
+// while commits fail (TestBreak11FailingCommitsHoldWithTwoWorkers). One
+// still running after holdGrace is a long handler: it holds nobody from
+// then on (tracker.headsWaited), else it would stop the whole server
+// (TestLongHandlerHoldsNobody). The wait ends when the run stops (nothing
+// more is started then). With key ordering, a worker whose own queue
+// holds records does not wait for a lowest record to end: it may be one of
+// them.
+func (r *serveRun) awaitCommit(tk *ticket) {
+	var (
+		t     *time.Timer
+		start time.Time // the first wait with nothing committable
+	)
+	for r.track.pending.Load() >= 2*r.commitEvery && !r.stopping.Load() {
+		committable, blocked := r.track.holdState()
+		wait := time.Second // re-checked at least each second
+		switch {
+		case committable:
+			start = time.Time{}
+		case !blocked:
+			return // only long handlers hold the watermark: nothing to wait for
+		case len(r.work) > 1 && len(r.work[maphash.String(r.seed, tk.m.Key)%uint64(len(r.work))]) > 0:
+			return // the lowest record may wait in this worker's own queue
+		case start.IsZero():
+			start = time.Now()
+			wait = holdGrace
+		default:
+			if wait = holdGrace - time.Since(start); wait <= 0 {
+				r.track.headsWaited()
+				start = time.Time{}
+				continue
+			}
+		}
 		r.commitMu.Lock()
 		ch := r.committed // closed when the next commit to start is over
 		r.commitMu.Unlock()
-		select {
-		case r.commitNow <- struct{}{}:
-		default:
+		if committable {
+			select {
+			case r.commitNow <- struct{}{}:
+			default:
+			}
 		}
 		if t == nil {
-			t = time.NewTimer(time.Second)
+			t = time.NewTimer(wait)
 			defer t.Stop()
 		} else {
-			t.Reset(time.Second)
+			t.Reset(wait)
 		}
 		select {
 		case <-ch:

@@ -51,6 +51,11 @@ type partState struct {
 	// of the epoch's records are handled and not committed (see
 	// tracker.pending).
 	completed, passed, committedPassed int64
+	// headWaited is set when a worker held back (serveRun.awaitCommit)
+	// waited a whole holdGrace for the partition's lowest live record
+	// (offs[head]) with records done above it: a long handler, which holds
+	// nobody from then on. A new lowest record clears it.
+	headWaited bool
 	// ended is set (under tracker.mu) when the epoch ends: the state is
 	// then no longer the partition's. Read without the lock by current.
 	ended atomic.Bool
@@ -125,6 +130,7 @@ func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
 		// the group's offset, from which the partition is read again).
 		// TestBreak8StaleEpochDoesNotPassRedeliveryBelowIt.
 		ps.floor, ps.mark = m.Offset, m.Offset-1
+		ps.headWaited = false
 		ps.offs = slices.Insert(ps.offs, ps.head, m.Offset)
 		ps.done = slices.Insert(ps.done, ps.head, false)
 		return tk, true
@@ -132,6 +138,9 @@ func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
 	ps.floor = min(ps.floor, m.Offset)
 	n := len(ps.offs)
 	if n == ps.head || m.Offset > ps.offs[n-1] {
+		if n == ps.head {
+			ps.headWaited = false
+		}
 		ps.offs = append(ps.offs, m.Offset)
 		ps.done = append(ps.done, false)
 		return tk, true
@@ -142,6 +151,9 @@ func (t *tracker) add(m *transport.Message, polled uint64) (ticket, bool) {
 	i := sort.Search(len(live), func(i int) bool { return live[i] >= m.Offset })
 	if live[i] == m.Offset {
 		return tk, ps.done[ps.head+i] // a live copy is not dispatched twice
+	}
+	if i == 0 {
+		ps.headWaited = false
 	}
 	i += ps.head
 	ps.offs = slices.Insert(ps.offs, i, m.Offset)
@@ -167,7 +179,10 @@ func (t *tracker) complete(tk *ticket) bool {
 	}
 	live := ps.offs[ps.head:]
 	i := sort.Search(len(live), func(i int) bool { return live[i] >= tk.m.Offset })
-	if i == len(live) || live[i] != tk.m.Offset {
+	if i == len(live) || live[i] != tk.m.Offset || ps.done[ps.head+i] {
+		// Not live, or done already: a copy delivered again while it
+		// waits for the watermark (see add) is the same record, counted
+		// once (TestBreak11LiveDoneCopyCountsOnce).
 		return false
 	}
 	ps.done[ps.head+i] = true
@@ -179,6 +194,9 @@ func (t *tracker) complete(tk *ticket) bool {
 		ps.head++
 		ps.passed++
 		moved = true
+	}
+	if moved {
+		ps.headWaited = false
 	}
 	if ps.head == len(ps.offs) {
 		ps.offs, ps.done, ps.head = ps.offs[:0], ps.done[:0], 0
@@ -236,17 +254,36 @@ func (t *tracker) uncommittedInto(dst []mark) []mark {
 	return out
 }
 
-// committable reports whether some watermark moved past its last commit:
-// there is handled work a commit would commit.
-func (t *tracker) committable() bool {
+// holdState reports whether some watermark moved past its last commit
+// (committable), and whether some partition has records done above its
+// lowest live record that no held worker has waited a whole holdGrace for
+// yet (blocked: that record may end soon, and the watermark then passes
+// them).
+func (t *tracker) holdState() (committable, blocked bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, ps := range t.parts {
 		if ps.mark > ps.committed {
-			return true
+			committable = true
+		}
+		if !ps.headWaited && ps.head < len(ps.offs) && ps.completed > ps.passed {
+			blocked = true
 		}
 	}
-	return false
+	return committable, blocked
+}
+
+// headsWaited records that a held worker waited a whole holdGrace for the
+// lowest live record of every partition blocked now (see holdState): they
+// are long handlers, and hold nobody until the next lowest record.
+func (t *tracker) headsWaited() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ps := range t.parts {
+		if ps.head < len(ps.offs) && ps.completed > ps.passed {
+			ps.headWaited = true
+		}
+	}
 }
 
 // committed records that mk was committed.
