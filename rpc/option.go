@@ -353,7 +353,8 @@ func WithDrainTimeout(d time.Duration) ServerOption {
 // and waits at most half the window's age; at a whole window's size the
 // workers take nothing more until a commit is made: while commits fail or
 // hang, the server waits rather than handle on with nothing committed. (A
-// long handler is not waited for: what is handled after it is committed
+// record still running below the handled ones is waited for up to a
+// second; a longer one holds nobody: what is handled after it is committed
 // when it ends.)
 func WithCommitInterval(d time.Duration) ServerOption {
 	return serverFunc(func(c *serverConfig) { c.commitInterval = d })
