@@ -39,6 +39,8 @@ func headerCappingProxy(t *testing.T, u string, limit int64, bad *atomic.Int64) 
 		// here too: only answers over the cap count.
 		if r.Context().Err() == nil && strings.Contains(err.Error(), "headers exceeded") {
 			bad.Add(1)
+		} else if r.Context().Err() == nil {
+			t.Logf("proxy: %s %s: %v", r.Method, r.URL.Path, err)
 		}
 		w.WriteHeader(http.StatusBadGateway)
 	}
@@ -74,7 +76,8 @@ func TestCarriedAnswerFitsBehindAProxy(t *testing.T) {
 		cancel()
 		require.NoError(t, <-served)
 	}()
-	cli, err := rpc.NewClient(newTestTransport(t, u), rpc.WithName("proxied-cli"), quiet)
+	var clog logBuffer // the client's debug log, shown when calls fail
+	cli, err := rpc.NewClient(newTestTransport(t, u, WithLogger(clog.logger())), rpc.WithName("proxied-cli"), rpc.WithLogger(clog.logger()))
 	require.NoError(t, err)
 	defer cli.Close()
 
@@ -103,7 +106,13 @@ func TestCarriedAnswerFitsBehindAProxy(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d calls, %d failed, %d exchanges refused by the proxy (first failure: %v)", callers*each, failed.Load(), bad.Load(), first.Load())
-	assert.Zero(t, failed.Load(), "calls failed behind the proxy")
+	if !assert.Zero(t, failed.Load(), "calls failed behind the proxy") {
+		l := clog.String()
+		if len(l) > 20000 {
+			l = l[len(l)-20000:]
+		}
+		t.Logf("client log (end):\n%s", l)
+	}
 	assert.Zero(t, bad.Load(), "exchanges the proxy refused (response header over 4 KiB)")
 }
 
