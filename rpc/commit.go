@@ -102,10 +102,7 @@ func (r *serveRun) finalCommit() {
 func (r *serveRun) commit(parent context.Context) bool {
 	// The committer and finalCommit, one after the other, are the only
 	// callers: the buffers are reused.
-	r.commitMu.Lock()
-	done := r.committed
-	r.committed = make(chan struct{})
-	r.commitMu.Unlock()
+	done := r.nextCommitted()
 	// The workers held back by awaitCommit go on once this commit is over
 	// (made or failed), not as it starts: what they handled is committed
 	// by then, unless the commit failed. Released at its start, a worker
@@ -114,12 +111,6 @@ func (r *serveRun) commit(parent context.Context) bool {
 	// again (TestBreak5CommitIntervalOutrunsDedupWindow, about 1 run in 30
 	// under the -race suite's load).
 	defer close(done)
-	return r.commitMarks(parent)
-}
-
-// commitMarks is commit's work: it commits the watermarks that moved and
-// reports false when a commit failed and may be tried again.
-func (r *serveRun) commitMarks(parent context.Context) bool {
 	marks := r.track.uncommittedInto(r.markBuf)
 	r.markBuf = marks
 	if len(marks) == 0 {
@@ -176,6 +167,17 @@ func (r *serveRun) commitMarks(parent context.Context) bool {
 		}
 	}
 	return ok
+}
+
+// nextCommitted replaces the channel that workers held by awaitCommit wait
+// on and returns the old one, for its taker to close: when a commit is
+// over, or when the run stops (they start nothing more then).
+func (r *serveRun) nextCommitted() chan struct{} {
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	ch := r.committed
+	r.committed = make(chan struct{})
+	return ch
 }
 
 func isClosed(err error) bool { return errors.Is(err, transport.ErrClosed) }

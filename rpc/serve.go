@@ -174,10 +174,7 @@ func (r *serveRun) serve(ctx context.Context) error {
 	pollErr := <-r.pollEnd // stopping is set
 	// Workers held by awaitCommit start nothing more: let them go now, not
 	// at their next re-check.
-	r.commitMu.Lock()
-	close(r.committed)
-	r.committed = make(chan struct{})
-	r.commitMu.Unlock()
+	close(r.nextCommitted())
 	for _, w := range r.work {
 		close(w)
 	}
@@ -287,10 +284,7 @@ func (r *serveRun) pollLoop(ctx context.Context) (kept ticket, handed bool, err 
 				// have handled some of its records without committing them.
 				r.s.log.Warn("rpc: the dedup topic could not be read up to now; requests handled by another instance may run again")
 			}
-			work := r.work[0]
-			if len(r.work) > 1 {
-				work = r.work[maphash.String(r.seed, tk.m.Key)%uint64(len(r.work))]
-			}
+			work := r.queueFor(tk.m.Key)
 			if r.handOver && i == len(tks)-1 && r.inFlight.Load() < int64(r.s.cfg.concurrency) {
 				clear(tks) // tk, the last, is a copy: the rest were sent
 				// The kept record is counted before the takeover can be
@@ -411,6 +405,15 @@ func (r *serveRun) run(tk *ticket, batch *[2]transport.Message) {
 	}
 }
 
+// queueFor is the work queue of a record with key: the one queue, or with
+// key ordering the queue of its key's worker.
+func (r *serveRun) queueFor(key string) chan ticket {
+	if len(r.work) == 1 {
+		return r.work[0]
+	}
+	return r.work[maphash.String(r.seed, key)%uint64(len(r.work))]
+}
+
 // holdGrace is how long awaitCommit waits for a partition's lowest live
 // record to end when records done above it make up the hold: one still
 // running after that is a long handler, and holds nobody.
@@ -452,7 +455,7 @@ func (r *serveRun) awaitCommit(tk *ticket) {
 			start = time.Time{}
 		case !blocked:
 			return // only long handlers hold the watermark: nothing to wait for
-		case len(r.work) > 1 && len(r.work[maphash.String(r.seed, tk.m.Key)%uint64(len(r.work))]) > 0:
+		case len(r.work) > 1 && len(r.queueFor(tk.m.Key)) > 0:
 			return // the lowest record may wait in this worker's own queue
 		case start.IsZero():
 			start = time.Now()

@@ -266,7 +266,7 @@ func (t *tracker) holdState() (committable, blocked bool) {
 		if ps.mark > ps.committed {
 			committable = true
 		}
-		if !ps.headWaited && ps.head < len(ps.offs) && ps.completed > ps.passed {
+		if !ps.headWaited && ps.doneAboveHead() {
 			blocked = true
 		}
 	}
@@ -280,10 +280,17 @@ func (t *tracker) headsWaited() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, ps := range t.parts {
-		if ps.head < len(ps.offs) && ps.completed > ps.passed {
+		if ps.doneAboveHead() {
 			ps.headWaited = true
 		}
 	}
+}
+
+// doneAboveHead reports whether records are done above the lowest live
+// one, which still runs: the watermark waits for it. Called with
+// tracker.mu held.
+func (ps *partState) doneAboveHead() bool {
+	return ps.head < len(ps.offs) && ps.completed > ps.passed
 }
 
 // committed records that mk was committed.
