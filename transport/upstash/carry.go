@@ -138,11 +138,7 @@ func (c *consumer) PollCarrying(ctx context.Context, msgs []transport.Message, a
 // sharedBody) with room for a commit riding along; the caller owns it and
 // releases it. produced is the length of the "produce" field's value.
 func (c *consumer) carriedBody(wait time.Duration, msgs []transport.Message, size int) (body *sharedBody, produced int) {
-	head := 48
-	for _, t := range c.topics {
-		head += len(t) + 8
-	}
-	body = newSharedBody(head+size+carriedCommitRoom, c.t.ownClient)
+	body = newSharedBody(c.consumeBodySize()+size+carriedCommitRoom, c.t.ownClient)
 	b := restwire.AppendConsumeRequest(body.bytes(), c.topics, timeoutMs(wait))
 	b = append(b[:len(b)-1], `,"produce":`...) // without its closing brace
 	at := len(b)
@@ -240,17 +236,23 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 // consumeBody encodes the body of c's POST /consume with the server-side
 // wait, and the field "commit" when not nil (raw JSON), in one allocation.
 func (c *consumer) consumeBody(wait time.Duration, commit []byte) []byte {
-	size := 48 + len(commit)
-	for _, t := range c.topics {
-		size += len(t) + 8
-	}
-	b := restwire.AppendConsumeRequest(make([]byte, 0, size), c.topics, timeoutMs(wait))
+	b := restwire.AppendConsumeRequest(make([]byte, 0, c.consumeBodySize()+len(commit)), c.topics, timeoutMs(wait))
 	b = b[:len(b)-1] // its closing brace
 	if commit != nil {
 		b = append(b, `,"commit":`...)
 		b = append(b, commit...)
 	}
 	return append(b, '}')
+}
+
+// consumeBodySize is about how many bytes c's consume body takes without
+// its "produce" and "commit" fields.
+func (c *consumer) consumeBodySize() int {
+	size := 48
+	for _, t := range c.topics {
+		size += len(t) + 8
+	}
+	return size
 }
 
 // carriedSize checks msgs as Produce does, for a "produce" field (see
@@ -284,23 +286,22 @@ func appendCarried(b []byte, msgs []transport.Message) []byte {
 // on one consume, and their answer's header small enough to pass proxies
 // ([WithMaxCarriedAnswer]). Their size in bytes is checked by PollCarrying
 // ([WithMaxBatchBytes]).
-func (c *consumer) CarryFits(msgs []transport.Message) bool {
-	return len(msgs) <= min(c.t.cfg.maxBatch, maxCarried) && c.t.answerFits(msgs)
-}
+func (c *consumer) CarryFits(msgs []transport.Message) bool { return c.t.carryFits(msgs) }
 
-// answerFits reports whether the Kafka-Produced header answering msgs is
+// carryFits reports whether msgs are no more records than one POST
+// /produce would carry ([WithMaxBatch]) and than the server takes
+// (maxCarried), and whether the Kafka-Produced header answering them is
 // within [WithMaxCarriedAnswer] (TestCarriedAnswerFitsBehindAProxy).
-func (t *Transport) answerFits(msgs []transport.Message) bool {
-	return t.cfg.maxCarried == 0 || producedHeaderSize(msgs) <= t.cfg.maxCarried
+func (t *Transport) carryFits(msgs []transport.Message) bool {
+	return len(msgs) <= min(t.cfg.maxBatch, maxCarried) &&
+		(t.cfg.maxCarried == 0 || producedHeaderSize(msgs) <= t.cfg.maxCarried)
 }
 
 // fitsCarry reports whether msgs, size bytes as a "produce" field, may
-// ride on one request: no more than one POST /produce would carry
-// ([WithMaxBatch], [WithMaxBatchBytes]) and than the server takes
-// (maxCarried), and few enough that their answer's header passes proxies
-// ([WithMaxCarriedAnswer]).
+// ride on one request: carryFits, and no more bytes than one POST /produce
+// would carry ([WithMaxBatchBytes]).
 func (t *Transport) fitsCarry(msgs []transport.Message, size int) bool {
-	return len(msgs) <= min(t.cfg.maxBatch, maxCarried) && size <= t.cfg.maxBatchBytes && t.answerFits(msgs)
+	return t.carryFits(msgs) && size <= t.cfg.maxBatchBytes
 }
 
 // carried is a produce riding on one request (a consume or a fetch): its
