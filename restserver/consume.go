@@ -179,6 +179,8 @@ type instance struct {
 	topics         []string // sorted, what member reads
 	lastAutoCommit time.Time
 	closed         bool
+
+	unacked *unacked // the last answer, while its client has not acknowledged it (ack.go)
 }
 
 // acquireInstance returns the instance for key, creating it (without
@@ -606,6 +608,15 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 	if err != nil {
 		return nil, err
 	}
+	ack, acking := ackOf(r)
+	if acking {
+		if again := in.resend(m, ack); again != nil {
+			// The client never read them: they go again, before anything
+			// new, and no auto-commit passes them.
+			cr.ready(m)
+			return again, nil
+		}
+	}
 	if in.cfg.autoCommit {
 		in.mu.Lock()
 		due := time.Since(in.lastAutoCommit) >= in.cfg.autoCommitInterval
@@ -624,6 +635,9 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 		msgs, err := m.Poll(pollCtx)
 		switch {
 		case len(msgs) > 0:
+			if acking {
+				in.keepUnacked(m, msgs)
+			}
 			return msgs, nil
 		case err == nil:
 			continue // the backend's own poll window ended; ours goes on

@@ -195,7 +195,10 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 	}
 	ans := carriedAnswer{path: c.consumePath}
 	err := c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, shared: shared,
-		wait: wait, noRetry: true, onResponse: onResponse}, &ans)
+		wait: wait, noRetry: true, onResponse: onResponse, ack: c.ackValue()}, &ans)
+	if err == nil {
+		c.acked(ans.msgs)
+	}
 	if cp.written {
 		if err != nil {
 			return nil, err

@@ -51,7 +51,8 @@ type request struct {
 	shared  *sharedBody   // when not nil, body's buffer, read through its readers (see sharedBody)
 	wait    time.Duration // server-side long-poll wait, added to the attempt timeout
 	noRetry bool
-	limit   int // most bytes of a 2xx answer; 0: maxResponseBytes
+	limit   int      // most bytes of a 2xx answer; 0: maxResponseBytes
+	ack     []string // when not nil, the consume's restwire.AckHeader value
 	// onResponse, when not nil, sees each response's headers as they
 	// arrive, whatever the status, before the body is read (carry.go).
 	onResponse func(*http.Response)
@@ -193,6 +194,9 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 	// forbids modifying a request, and net/http only reads them.
 	for k, v := range r.header {
 		req.Header[k] = v[:len(v):len(v)]
+	}
+	if r.ack != nil {
+		req.Header[ackHeader] = r.ack[:1:1]
 	}
 	if r.body != nil {
 		req.Header["Content-Type"] = jsonValue[:1:1]

@@ -46,6 +46,7 @@ type consumer struct {
 	ride *commitRide
 
 	mu       sync.Mutex
+	ack      []string // restwire.AckHeader's value for the next consume (see acked)
 	buf      []transport.Message
 	inflight *pollCall
 	closed   bool
@@ -129,9 +130,14 @@ type pollCall struct {
 // [WithCloseTimeout]) and is idempotent. After Close, Poll and Commit fail
 // with transport.ErrClosed; after replacement, with transport.ErrFenced.
 //
-// A consume whose answer is lost in transit (connection reset) cannot be
-// replayed: the server has moved the instance past those records, which
-// come back only after a rebalance or restart, from the committed offsets.
+// A consume whose answer is lost in transit (a connection reset, a proxy
+// that cuts the body) fails that Poll. On the project's REST server the
+// next Poll gets the same records again: every consume says, with the
+// header Kafka-Consume-Ack, which answer this consumer last read whole,
+// and the server sends an answer again until it is acknowledged. Other
+// servers ignore the header and have moved the instance past those
+// records, which come back only after a rebalance or restart, from the
+// committed offsets.
 //
 // Errors: transport.ErrInvalid for a bad Subscription, errors wrapping
 // transport.ErrUnknownTopic when the server does not know a topic,
@@ -234,6 +240,7 @@ func (t *Transport) newConsumer(s transport.Subscription, topics []string) *cons
 		commitPath:  restPath("commit", s.Group, s.Instance),
 		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
 		stopped:     make(chan struct{}),
+		ack:         []string{restwire.AckNone},
 	}
 	// One incarnation per Subscribe: the project's REST server replaces an
 	// instance named by an earlier incarnation (a crashed process) and
@@ -302,11 +309,34 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commit
 	}
 	body := c.consumeBody(wait, offsets)
 	var ans messagesAnswer
-	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait, onResponse: onResponse}, &ans)
+	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait, onResponse: onResponse, ack: c.ackValue()}, &ans)
 	if err != nil {
 		return nil, err
 	}
+	c.acked(ans.msgs)
 	return c.keep(ans.msgs), nil
+}
+
+// ackValue returns restwire.AckHeader's value for the next consume.
+func (c *consumer) ackValue() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ack
+}
+
+// acked notes that an answer with msgs (as the server sent them) was read
+// whole: the next consume acknowledges it. The project's REST server keeps
+// an instance's last answer until then, and sends it again to a consume
+// that does not acknowledge it (restserver.AckHeader), so an answer cut
+// off on its way is not lost; other servers ignore the header.
+func (c *consumer) acked(msgs []transport.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	v := []string{restwire.AckToken(&msgs[len(msgs)-1])}
+	c.mu.Lock()
+	c.ack = v
+	c.mu.Unlock()
 }
 
 // keep returns, in place, the records of msgs this consumer could have been
@@ -664,3 +694,6 @@ func (t *Transport) forget(c *consumer) {
 	}
 	t.mu.Unlock()
 }
+
+// ackHeader is restwire.AckHeader (restserver.AckHeader), in canonical form.
+const ackHeader = restwire.AckHeader

@@ -107,18 +107,18 @@ func TestCarriedAnswerFitsBehindAProxy(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d calls, %d failed, %d exchanges refused by the proxy (first failure: %v)", callers*each, failed.Load(), bad.Load(), first.Load())
 	assert.Zero(t, bad.Load(), "exchanges the proxy refused (response header over 4 KiB)")
-	// Calls that time out are reported, not failed on: under the -race
-	// suite's load, about one run in forty had 15-63 of them time out
-	// behind this proxy with no exchange refused and nothing logged (0 in
-	// 40 runs without the proxy). That is an open finding of its own, not
-	// the header bound this test pins (before the bound: 44-58 exchanges
-	// refused, which fails above).
+	// Go's HTTP/1 server in front of this proxy closes a request body
+	// over about 4 KiB when the proxy's handler answers before reading it
+	// whole, and the proxy then cuts the consume answer off: the records
+	// of such an answer come again with the rpc server's next consume
+	// (Kafka-Consume-Ack). Before that, about one run in forty under the
+	// -race suite's load had 15-63 calls time out here.
 	if n := failed.Load(); n > 0 {
 		l := clog.String()
 		if len(l) > 20000 {
 			l = l[len(l)-20000:]
 		}
-		t.Logf("%d calls failed behind the proxy; client log (end):\n%s", n, l)
+		t.Errorf("%d calls failed behind the proxy; client log (end):\n%s", n, l)
 	}
 }
 

@@ -1,0 +1,86 @@
+package restserver
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// AckHeader is the consume request header of acknowledged answers (an
+// extension of this server).
+//
+// With the plain API, a consume moves its instance's position past the
+// records it answers before the client has read them. An answer lost on
+// its way (a connection reset, a proxy that cuts the body) is then lost
+// for good: the next consume goes on after it, and the client's next
+// commit of later records passes it. A client that sends AckHeader on
+// every consume says which answer it last read whole: "-" before any, then
+// the token of that answer's last record (its partition, offset and a hash
+// of its topic, as kafkarpc's REST transport makes it). The server keeps
+// the instance's last answer with records until a consume acknowledges it;
+// a consume that does not (its client never read that answer whole) is
+// answered with the same records again, those of them in partitions the
+// instance still owns, before anything new. Consumes without the header
+// are served as the plain API says, so the Upstash SDKs see no change.
+//
+// The records kept are not held back from commits: a commit of the
+// positions (an empty /commit body, auto-commit) passes them as the plain
+// API does, which is why kafkarpc's REST transport commits offsets it
+// handled and never positions.
+const AckHeader = restwire.AckHeader
+
+// unacked is the last consume answer with records of an instance whose
+// client acknowledges answers (AckHeader), until it does. It is read and
+// written only under the instance's pollSem.
+type unacked struct {
+	member Member // that answered them: another member's positions are its own
+	msgs   []transport.Message
+	token  string // restwire.AckToken of the last of msgs
+}
+
+// ackOf returns r's AckHeader value, and whether it has one.
+func ackOf(r *http.Request) (string, bool) {
+	v := r.Header[AckHeader]
+	if len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// resend returns the records of in's last answer when ack does not
+// acknowledge it: those of them in partitions m still owns. Otherwise (or
+// when none of them is left to send) it forgets that answer and returns
+// nil. Called with in.pollSem held.
+func (in *instance) resend(m Member, ack string) []transport.Message {
+	last := in.unacked
+	if last == nil {
+		return nil
+	}
+	if last.member != m || ack == last.token {
+		in.unacked = nil
+		return nil
+	}
+	owned := m.Assignment()
+	msgs := make([]transport.Message, 0, len(last.msgs))
+	for _, msg := range last.msgs {
+		if slices.Contains(owned[msg.Topic], msg.Partition) {
+			msgs = append(msgs, msg)
+		}
+	}
+	if len(msgs) == 0 {
+		in.unacked = nil
+		return nil
+	}
+	if len(msgs) < len(last.msgs) {
+		in.keepUnacked(m, msgs)
+	}
+	return msgs
+}
+
+// keepUnacked keeps msgs, which m answered, until a consume acknowledges
+// them. Called with in.pollSem held.
+func (in *instance) keepUnacked(m Member, msgs []transport.Message) {
+	in.unacked = &unacked{member: m, msgs: msgs, token: restwire.AckToken(&msgs[len(msgs)-1])}
+}
