@@ -94,3 +94,40 @@ func assertNoError(t *testing.T, err error) bool {
 	}
 	return true
 }
+
+// A pooled body's buffer holds the size asked for, goes back to the pool
+// by its capacity's class, and is handed out again for any body of that
+// class: bodies of 40 KB and of 500 bytes taken in turn cost no
+// allocation (one pool of mixed sizes handed the large body the small
+// buffer, dropped for a new one).
+func TestSharedBodySizeClasses(t *testing.T) {
+	for _, size := range []int{0, 1, 1 << 10, 1<<10 + 1, 5000, 60_000, 1 << 20, 1<<20 + 1, 3 << 20} {
+		s := newSharedBody(size, true)
+		require.GreaterOrEqual(t, cap(s.bytes()), size, "size %d", size)
+		require.Zero(t, len(s.bytes()))
+		s.release()
+	}
+	require.Equal(t, minBodyClass, bodyClassFor(0))
+	require.Equal(t, 16, bodyClassFor(1<<16))
+	require.Equal(t, 17, bodyClassFor(1<<16+1))
+	require.Equal(t, 16, bodyClassOf(1<<16))
+	require.Equal(t, 16, bodyClassOf(1<<17-1))
+	require.Less(t, bodyClassOf(1000), minBodyClass, "too small to keep")
+
+	allocs := testing.AllocsPerRun(100, func() {
+		big := newSharedBody(40_000, true)
+		big.set(append(big.bytes(), make([]byte, 40_000)...))
+		small := newSharedBody(500, true)
+		small.set(append(small.bytes(), make([]byte, 500)...))
+		big.release()
+		small.release() // the last one put: a pool of mixed sizes hands it out first
+	})
+	require.Zero(t, allocs)
+
+	// Unpooled (a caller's HTTP client): an ordinary allocation of the
+	// size, never put in a pool.
+	s := newSharedBody(100, false)
+	require.False(t, s.pooled)
+	require.Equal(t, 100, cap(s.bytes()))
+	s.release()
+}
