@@ -155,18 +155,23 @@ func (c *carry) commit(m Member) {
 
 // produce writes the records of raw as POST /produce would (each record
 // checked, the user's right to produce to each topic, the size limit, all
-// or nothing) and sets [ProducedHeader] to the answer. An error is
-// answered as /produce answers it, and the consume or fetch then reads
-// nothing. Only a POST may carry records (carryNeedsPost).
-func (c *carry) produce(r *http.Request, raw json.RawMessage) error {
+// or nothing) and sets [ProducedHeader] to the answer. items, when not
+// nil, is raw already decoded by the body's fast decoder (the Records of
+// restwire.CarryingConsumeRequest and FetchRequest); nil: raw is decoded
+// here. An error is answered as /produce answers it, and the consume or
+// fetch then reads nothing. Only a POST may carry records
+// (carryNeedsPost).
+func (c *carry) produce(r *http.Request, raw json.RawMessage, items []restwire.TopicMessage) error {
 	if err := carryNeedsPost(r); err != nil {
 		return err
 	}
-	items, ok := restwire.DecodeTopicMessages(raw)
-	if !ok {
-		var err error
-		if items, err = decodeOneOrMany[restwire.TopicMessage](raw, "a message"); err != nil {
-			return err
+	if items == nil {
+		var ok bool
+		if items, ok = restwire.DecodeTopicMessages(raw); !ok {
+			var err error
+			if items, err = decodeOneOrMany[restwire.TopicMessage](raw, "a message"); err != nil {
+				return err
+			}
 		}
 	}
 	if len(items) > MaxCarriedRecords {

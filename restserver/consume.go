@@ -496,7 +496,7 @@ func (s *Server) handleConsume(w http.ResponseWriter, r *http.Request, seg []str
 	if cb.carried() {
 		// Produced before the instance is touched: a failed produce
 		// consumes nothing.
-		if err := cr.produce(r, cb.Produce); err != nil {
+		if err := cr.produce(r, cb.Produce, cb.Records); err != nil {
 			return err
 		}
 		// Written: answered before anything waits (carry.flushProduced).

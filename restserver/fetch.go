@@ -76,7 +76,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request, _ []string)
 		// Produced before anything is read: a failed produce fetches
 		// nothing, and the fetch sees the records it wrote.
 		cr = &carry{s: s, w: w, r: r}
-		if err := cr.produce(r, req.Produce); err != nil {
+		if err := cr.produce(r, req.Produce, req.Records); err != nil {
 			return err
 		}
 	}

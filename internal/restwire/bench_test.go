@@ -1,6 +1,7 @@
 package restwire
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -86,4 +87,64 @@ func benchWire(b *testing.B, msgs []transport.Message) {
 			}
 		})
 	}
+}
+
+// BenchmarkCarriedConsume measures the server reading a consume body that
+// carries 16 rpc-shaped records to produce: in one pass (the records
+// decoded with the body), and as before, the "produce" value checked with
+// the body and then decoded on its own (twoPass).
+func BenchmarkCarriedConsume(b *testing.B) {
+	body := AppendConsumeRequest(nil, []string{"bench.requests"}, 1000)
+	body = append(body[:len(body)-1], `,"produce":`...) // without its closing brace
+	body = append(append(body, appendArray(rpcRecords()[:16], AppendTopicMessage)...), '}')
+	for _, bb := range []struct {
+		name string
+		run  func() int
+	}{
+		{"onePass", func() int {
+			req, ok := DecodeCarryingConsumeRequest(body)
+			if !ok || req.Records == nil {
+				return 0
+			}
+			return len(req.Records)
+		}},
+		{"twoPass", func() int {
+			raw, ok := twoPassProduce(body)
+			if !ok {
+				return 0
+			}
+			items, _ := DecodeTopicMessages(raw)
+			return len(items)
+		}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if bb.run() != 16 {
+					b.Fatal("not on the fast path")
+				}
+			}
+		})
+	}
+}
+
+// twoPassProduce is the consume body's decoding before the carried
+// records were decoded in its pass: "produce" checked and kept raw.
+func twoPassProduce(body []byte) (json.RawMessage, bool) {
+	var req CarryingConsumeRequest
+	d := decoder{b: body}
+	d.ws()
+	ok := d.object(func(name []byte) (ok bool) {
+		switch string(name) {
+		case "topics":
+			req.Topics, ok = d.strings(req.Topics[:0])
+		case "timeout":
+			req.Timeout, ok = d.timeout()
+		case "produce":
+			req.Produce, ok = d.rawValue()
+		}
+		return ok
+	})
+	return req.Produce, ok && d.end()
 }

@@ -76,6 +76,8 @@ func TestFastDecodeCarryingFetchRequest(t *testing.T) {
 	require.True(t, ok, "%s", body)
 	assert.Equal(t, `[{"topic":"q","value":"x","headers":[{"key":"k","value":"v"}]}]`, string(req.Produce))
 	assert.Equal(t, cap(req.Produce), len(req.Produce), "capped: an append copies")
+	checkCarriedRecords(t, req.Produce, req.Records)
+	require.Len(t, req.Records, 1)
 	assert.Nil(t, req.Commit)
 	require.Len(t, req.TopicPartitionOffsets, 1)
 	req, ok = DecodeFetchRequest([]byte(`{"topic":"t","commit":[]}`))
@@ -107,5 +109,63 @@ func checkCarryingConsumeRequest(t *testing.T, in []byte) bool {
 	assert.Equal(t, string(want.Produce), string(got.Produce))
 	assert.Equal(t, want.Commit == nil, got.Commit == nil, "commit present")
 	assert.Equal(t, string(want.Commit), string(got.Commit))
+	checkCarriedRecords(t, got.Produce, got.Records)
 	return true
+}
+
+// checkCarriedRecords fails t unless records, decoded from a body's
+// "produce" value raw in the same pass, are what DecodeTopicMessages
+// makes of raw alone (itself checked against encoding/json), nil exactly
+// when it does not take raw.
+func checkCarriedRecords(t *testing.T, raw []byte, records []TopicMessage) {
+	t.Helper()
+	alone, ok := DecodeTopicMessages(raw)
+	require.Equal(t, ok, records != nil, "records decoded in the same pass exactly when DecodeTopicMessages takes %s", raw)
+	assert.Equal(t, alone, records)
+}
+
+// A carried produce is decoded in the consume or fetch body's own pass:
+// its records are those DecodeTopicMessages makes of the "produce" value,
+// sharing no memory with the body (the server's pooled buffer, reused
+// once the body is decoded); the last of two "produce" fields counts.
+func TestCarriedRecordsDecodedInOnePass(t *testing.T) {
+	bodies := []string{
+		carryingConsumeSeeds[0], carryingConsumeSeeds[1], carriedFetchSeed,
+		`{"topics":["a"],"produce":{"topic":"r","key":"k","value":"v","partition":2,"timestamp":5,"headers":[{"key":"h","value":"w"}]}}`,
+		`{"topics":["a"],"produce":[{"topic":"r","value":"1"}],"produce":null}`,
+		`{"topics":["a"],"produce":null,"produce":[{"topic":"r","value":"2"}]}`,
+		`{"topics":["a"],"produce":[{"topic":"r","value":"1"}],"produce":[{"topic":"s","value":"2"},{"topic":"s","value":"3"}]}`,
+		// Headers given twice: left to encoding/json, the raw value kept.
+		`{"topics":["a"],"produce":[{"topic":"r","value":"1","headers":[],"headers":[]}]}`,
+		`{"topic":"t","partition":0,"offset":1,"produce":[{"topic":"r","value":"\u00e9"}]}`,
+	}
+	for _, in := range bodies {
+		body := []byte(in)
+		var raw []byte
+		var records []TopicMessage
+		if c, ok := DecodeCarryingConsumeRequest(body); ok {
+			raw, records = c.Produce, c.Records
+		} else {
+			f, ok := DecodeFetchRequest(body)
+			require.True(t, ok, "%s", in)
+			raw, records = f.Produce, f.Records
+		}
+		checkCarriedRecords(t, raw, records)
+		want, _ := DecodeTopicMessages([]byte(string(raw)))
+		for i := range body {
+			body[i] = 'X' // the pooled buffer, reused
+		}
+		assert.Equal(t, want, records, "the records share no memory with the body: %s", in)
+	}
+	c, ok := DecodeCarryingConsumeRequest([]byte(bodies[4]))
+	require.True(t, ok)
+	assert.Equal(t, "null", string(c.Produce))
+	assert.Nil(t, c.Records, "the last produce field counts")
+	c, ok = DecodeCarryingConsumeRequest([]byte(bodies[6]))
+	require.True(t, ok)
+	require.Len(t, c.Records, 2, "the last produce field counts")
+	c, ok = DecodeCarryingConsumeRequest([]byte(bodies[7]))
+	require.True(t, ok)
+	assert.Nil(t, c.Records, "left to encoding/json")
+	assert.NotEmpty(t, c.Produce)
 }

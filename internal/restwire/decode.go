@@ -28,25 +28,40 @@ import (
 // another: the server's backend keeps records one by one, so nothing of
 // one record keeps another's memory alive.
 func DecodeTopicMessages(body []byte) (items []TopicMessage, ok bool) {
+	d := decoder{b: body}
+	d.ws()
+	if items, ok = d.topicMessages(); !ok || !d.end() {
+		return nil, false
+	}
+	return items, true
+}
+
+// topicMessages decodes the value at d.i, one TopicMessage object or an
+// array of them, as DecodeTopicMessages decodes a body of it, and leaves
+// d.i after it. d's arena and header scratch are its own while it runs
+// (every string is copied out of them), and d holds none afterwards.
+func (d *decoder) topicMessages() (items []TopicMessage, ok bool) {
 	hp := hdrScratch.Get().(*[]Header)
-	d := decoder{b: body, arena: make([]byte, 0, 512), hdrs: (*hp)[:0]} // scratch: every string is copied out
+	d.arena, d.hdrs = make([]byte, 0, 512), (*hp)[:0]
 	defer func() {
-		if cap(d.hdrs) > 1024 {
+		hdrs := d.hdrs
+		d.arena, d.hdrs, d.pending = nil, nil, d.pending[:0]
+		if cap(hdrs) > 1024 {
 			return // one unusual body's scratch is not kept
 		}
-		*hp = d.hdrs[:0] // kept as grown, without the strings it held
+		*hp = hdrs[:0] // kept as grown, without the strings it held
 		clear((*hp)[:cap(*hp)])
 		hdrScratch.Put(hp)
 	}()
-	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '{' {
 		items = make([]TopicMessage, 1)
-		if !d.topicMessage(&items[0]) || !d.end() {
+		if !d.topicMessage(&items[0]) {
 			return nil, false
 		}
 		return items, true
 	}
-	return arrayOf(&d, max(1, min(bytes.Count(body, []byte(`{"topic":`)), len(body)/minTopicMessageBytes)), d.topicMessage)
+	rest := d.b[d.i:]
+	return arrayValue(d, max(1, min(bytes.Count(rest, []byte(`{"topic":`)), len(rest)/minTopicMessageBytes)), d.topicMessage)
 }
 
 // minTopicMessageBytes is the size of the smallest TopicMessage counted
@@ -60,12 +75,22 @@ var hdrScratch = sync.Pool{New: func() any { s := make([]Header, 0, 16); return 
 // arrayOf decodes a body that is one array, each element with elem,
 // into a []T made with capacity n.
 func arrayOf[T any](d *decoder, n int, elem func(*T) bool) ([]T, bool) {
+	out, ok := arrayValue(d, n, elem)
+	if !ok || !d.end() {
+		return nil, false
+	}
+	return out, true
+}
+
+// arrayValue decodes the array at d.i, each element with elem, into a []T
+// made with capacity n, and leaves d.i after it.
+func arrayValue[T any](d *decoder, n int, elem func(*T) bool) ([]T, bool) {
 	out := make([]T, 0, n)
 	ok := d.array(func() bool {
 		out = append(out, *new(T))
 		return elem(&out[len(out)-1])
 	})
-	if !ok || !d.end() {
+	if !ok {
 		return nil, false
 	}
 	return out, true
@@ -477,6 +502,9 @@ func DecodeConsumeRequest(body []byte) (ConsumeRequest, bool) {
 // DecodeConsumeRequest. The extension fields' values are checked to be
 // JSON and taken as they are written: they alias body, which the caller
 // must keep unchanged while it uses them (encoding/json would copy them).
+// "produce" is also decoded, in the same pass, into Records when the fast
+// path of DecodeTopicMessages takes it (Records then shares nothing with
+// body).
 func DecodeCarryingConsumeRequest(body []byte) (req CarryingConsumeRequest, ok bool) {
 	d := decoder{b: body}
 	d.ws()
@@ -489,7 +517,7 @@ func DecodeCarryingConsumeRequest(body []byte) (req CarryingConsumeRequest, ok b
 		case "timeout":
 			req.Timeout, ok = d.timeout()
 		case "produce":
-			req.Produce, ok = d.rawValue()
+			req.Produce, req.Records, ok = d.carried()
 		case "commit":
 			req.Commit, ok = d.rawValue()
 		}
@@ -507,7 +535,8 @@ func DecodeCarryingConsumeRequest(body []byte) (req CarryingConsumeRequest, ok b
 // given twice it leaves to encoding/json (see DecodeTopicMessages). The
 // extension fields "produce" and "commit" are taken as
 // DecodeCarryingConsumeRequest takes them: checked to be JSON, aliasing
-// body, which the caller must keep unchanged while it uses them.
+// body, which the caller must keep unchanged while it uses them, and
+// "produce" decoded into Records when the fast path takes it.
 func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 	d := decoder{b: body}
 	d.ws()
@@ -537,7 +566,7 @@ func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 		case "timeout":
 			req.Timeout, ok = d.timeout()
 		case "produce":
-			req.Produce, ok = d.rawValue()
+			req.Produce, req.Records, ok = d.carried()
 		case "commit":
 			req.Commit, ok = d.rawValue()
 		}
@@ -547,6 +576,22 @@ func DecodeFetchRequest(body []byte) (req FetchRequest, ok bool) {
 		return FetchRequest{}, false
 	}
 	return req, true
+}
+
+// carried takes the value of a consume or fetch body's "produce" field:
+// raw, the JSON as written (aliasing the body), and records, the value
+// decoded as DecodeTopicMessages decodes a body of it, or nil when it
+// cannot (null, or a shape it leaves to encoding/json): the server then
+// decodes raw as before, with encoding/json's errors. One pass over the
+// records instead of a check of the JSON and then a decode.
+func (d *decoder) carried() (raw json.RawMessage, records []TopicMessage, ok bool) {
+	start := d.i
+	if records, ok = d.topicMessages(); ok {
+		return d.b[start:d.i:d.i], records, true
+	}
+	d.i = start
+	raw, ok = d.rawValue()
+	return raw, nil, ok
 }
 
 // topicPartitionOffset decodes one {"topic","partition","offset"} object.

@@ -152,6 +152,10 @@ type CarryingConsumeRequest struct {
 	Produce json.RawMessage `json:"produce"`
 	// Commit is a TopicPartitionOffset object or an array of them.
 	Commit json.RawMessage `json:"commit"`
+	// Records is Produce decoded, when DecodeCarryingConsumeRequest's fast
+	// path took it in the same pass; nil otherwise (encoding/json never
+	// sets it), and the reader then decodes Produce.
+	Records []TopicMessage `json:"-"`
 }
 
 // FetchRequest is the FetchRequest of §6.1. The client sends
@@ -174,6 +178,10 @@ type FetchRequest struct {
 	Produce json.RawMessage `json:"produce,omitempty"`
 	// Commit is whatever the body held under "commit".
 	Commit json.RawMessage `json:"commit,omitempty"`
+	// Records is Produce decoded, when DecodeFetchRequest's fast path took
+	// it in the same pass; nil otherwise (encoding/json never sets it),
+	// and the reader then decodes Produce.
+	Records []TopicMessage `json:"-"`
 }
 
 // Values returns tp's partition and offset, 0 for an absent one.
