@@ -252,14 +252,15 @@ const ctxCheckEvery = 256
 // [{},{},...] thus cannot turn a capped read into many times its size in
 // memory, nor keep a caller past its deadline.
 func DecodeMessagesLimited(ctx context.Context, data []byte, budget int) ([]transport.Message, error) {
-	d := messageDecoder{decoder: newDecoder(data), budget: budget, ctx: ctx}
 	// Sized for the records and headers the body seems to hold, as the
 	// project's server writes them (a guess: each count is of a byte
 	// sequence that JSON strings cannot hold, so a body cannot make it
 	// larger than the smallest object of its kind allows), so that a large
 	// answer is not copied as its slices grow.
 	n := min(bytes.Count(data, []byte(`{"topic":`)), len(data)/minRecordBytes)
-	if h := min(bytes.Count(data, []byte(`{"key":`)), len(data)/minHeaderBytes); h > 0 {
+	h := min(bytes.Count(data, []byte(`{"key":`)), len(data)/minHeaderBytes)
+	d := messageDecoder{decoder: newDecoderArena(data, arenaSize(len(data), n, h)), budget: budget, ctx: ctx}
+	if h > 0 {
 		d.headers = make([]transport.Header, 0, h)
 	}
 	if msgs, ok := arrayOf(&d.decoder, max(n, 1), d.limited); ok {
@@ -269,6 +270,17 @@ func DecodeMessagesLimited(ctx context.Context, data []byte, budget int) ([]tran
 		return nil, d.err
 	}
 	return decodeMessagesStd(ctx, data, budget)
+}
+
+// arenaSize is the arena of a consume answer of size bytes holding n
+// records and h headers (as DecodeMessagesLimited counts them): the body
+// less the smallest objects' bytes, which never reach the arena (only the
+// contents of keys, values and header values do). A body whose records
+// are smaller than the project's server writes them (fields left out) may
+// need more: the arena then grows as a slice does, each string and value
+// on it keeping the memory it was made on.
+func arenaSize(size, n, h int) int {
+	return max(0, size-n*minRecordBytes-h*minHeaderBytes)
 }
 
 // decodeMessagesStd is the encoding/json path of DecodeMessagesLimited, with

@@ -23,8 +23,10 @@ type decoder struct {
 	// and header values are strings on it, so one answer costs one
 	// allocation for all of them: newDecoder makes it the body's length,
 	// which the unescaped strings never exceed (short strings are copied
-	// out and their space reused). On the server it is scratch space,
-	// every string copied out.
+	// out and their space reused), DecodeMessagesLimited the body less
+	// its smallest objects' bytes (arenaSize). Should it grow, what is on
+	// it stays on the memory it was made on, never written again. On the
+	// server it is scratch space, every string copied out.
 	arena []byte
 	// interned short strings (topics, header keys, small header values),
 	// which repeat from record to record: the first internSmall of them in
@@ -59,8 +61,11 @@ const (
 
 // newDecoder returns the client's decoder of the answer data (see
 // decoder.arena and decoder.inPlace).
-func newDecoder(data []byte) decoder {
-	return decoder{b: data, arena: make([]byte, 0, len(data)), inPlace: true}
+func newDecoder(data []byte) decoder { return newDecoderArena(data, len(data)) }
+
+// newDecoderArena is newDecoder with an arena of size bytes' capacity.
+func newDecoderArena(data []byte, size int) decoder {
+	return decoder{b: data, arena: make([]byte, 0, size), inPlace: true}
 }
 
 func (d *decoder) ws() {
