@@ -1,0 +1,84 @@
+package restserver_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/internal/restwire"
+	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
+)
+
+// An answer cut off on its way must come again even when its last record
+// is the last record of the answer the client read whole before it. That
+// happens after a rewind: a partition that moved to another instance and
+// back (or a member dropped and rejoined) is read again from the committed
+// offsets, so the next answer can hold new records of the partitions that
+// stayed and end with the very record the previous answer ended with. A
+// token of the last record alone then acknowledges the cut answer, and the
+// new records in it are lost for this instance (and for the group once a
+// later commit passes them).
+//
+// Each attempt varies the number of answers read before (the embedded
+// broker rotates the partition it answers first), so that some attempts
+// end the answer after the rewind with the acknowledged record.
+func TestBreak13AckOfEarlierAnswerDoesNotAcknowledgeARewoundAnswer(t *testing.T) {
+	t.Parallel()
+	kafkaDiffers(t, "the partition a rebalance hands over and the order of an answer's partitions depend on the assignor and the fetch")
+	const attempts = 6
+	var opts []memory.Option
+	for a := range attempts {
+		opts = append(opts, memory.WithTopic(fmt.Sprintf("jobs%d", a), 2))
+	}
+	e := newEnv(t, envConfig{broker: opts})
+	collided := 0
+	for a := range attempts {
+		topic := fmt.Sprintf("jobs%d", a)
+		body := fmt.Sprintf(`{"topics":[%q],"timeout":1000}`, topic)
+		short := fmt.Sprintf(`{"topics":[%q],"timeout":300}`, topic)
+		hdr := func(ack string) []string {
+			return []string{restserver.AckHeader, ack, "Kafka-Auto-Offset-Reset", "earliest", "Kafka-Enable-Auto-Commit", "false"}
+		}
+		group := "g-" + topic
+		ack := restwire.AckNone
+		// R's partition, and a/2 answers of one record each in it, read
+		// whole.
+		rp := a % 2
+		for w := range a / 2 {
+			e.ok("POST", "/produce", fmt.Sprintf(`[{"topic":%q,"partition":%d,"value":"warm-%d"}]`, topic, rp, w))
+			got := e.consume(group, "i1", body, hdr(ack)...)
+			require.Len(t, got, 1)
+			ack = ackOf(got[0])
+		}
+		// A: one record in R's partition, read whole.
+		e.ok("POST", "/produce", fmt.Sprintf(`[{"topic":%q,"partition":%d,"value":"R"}]`, topic, rp))
+		first := e.consume(group, "i1", body, hdr(ack)...)
+		require.Equal(t, []string{"R"}, values(first))
+		ack = ackOf(first[0])
+		// A second instance joins and leaves: the partition it held comes
+		// back to i1 from the committed offsets (none: earliest).
+		e.consume(group, "i2", `{"topics":[`+fmt.Sprintf("%q", topic)+`],"timeout":0}`, hdr(restwire.AckNone)...)
+		e.ok("POST", "/delete-consumer/"+group+"/i2", "")
+		// New: N in the other partition.
+		e.ok("POST", "/produce", fmt.Sprintf(`[{"topic":%q,"partition":%d,"value":"N"}]`, topic, 1-rp))
+
+		b := e.consume(group, "i1", body, hdr(ack)...)
+		require.Contains(t, values(b), "N", "attempt %d", a)
+		t.Logf("attempt %d: B %+v", a, b)
+		last := b[len(b)-1]
+		same := last.Topic == first[0].Topic && last.Partition == first[0].Partition && last.Offset == first[0].Offset
+		if same {
+			collided++
+		}
+		// B is cut off on its way: the client never read it and still
+		// acknowledges A. B must come again.
+		again := e.consume(group, "i1", short, hdr(ack)...)
+		assert.Contains(t, values(again), "N", "attempt %d: B %v, ending with A's last record: %v; sent again: %v",
+			a, values(b), same, values(again))
+	}
+	t.Logf("%d of %d attempts had the answer after the rewind end with the acknowledged record", collided, attempts)
+	require.Positive(t, collided, "no attempt reached the case")
+}
