@@ -17,8 +17,11 @@ import (
 // for good: the next consume goes on after it, and the client's next
 // commit of later records passes it. A client that sends AckHeader on
 // every consume says which answer it last read whole: "-" before any, then
-// the token of that answer's last record (its partition, offset and a hash
-// of its topic, as kafkarpc's REST transport makes it). The server keeps
+// the token of that answer's records (its last record's partition and
+// offset, its record count and a hash of every record's topic, partition
+// and offset, as kafkarpc's REST transport makes it: a token of the last
+// record alone would, after a rewind, acknowledge a later answer that ends
+// with the same record). The server keeps
 // the instance's last answer with records until a consume acknowledges it;
 // a consume that does not (its client never read that answer whole) is
 // answered with the same records again, those of them in partitions the
@@ -37,7 +40,7 @@ const AckHeader = restwire.AckHeader
 type unacked struct {
 	member Member // that answered them: another member's positions are its own
 	msgs   []transport.Message
-	token  string // restwire.AckToken of the last of msgs
+	token  string // restwire.AckToken(msgs)
 }
 
 // ackOf returns r's AckHeader value, and whether it has one.
@@ -82,5 +85,5 @@ func (in *instance) resend(m Member, ack string) []transport.Message {
 // keepUnacked keeps msgs, which m answered, until a consume acknowledges
 // them. Called with in.pollSem held.
 func (in *instance) keepUnacked(m Member, msgs []transport.Message) {
-	in.unacked = &unacked{member: m, msgs: msgs, token: restwire.AckToken(&msgs[len(msgs)-1])}
+	in.unacked = &unacked{member: m, msgs: msgs, token: restwire.AckToken(msgs)}
 }
