@@ -18,8 +18,9 @@ const AckNone = "-"
 
 // AckToken returns the token that acknowledges a consume answer with msgs,
 // as the server sent them (at least one): the last record's partition and
-// offset, the number of records, and a 64-bit FNV-1a hash of every
-// record's topic, partition and offset, in characters that are safe in a
+// offset, the number of records, and a 64-bit hash of every record's
+// topic, partition and offset (FNV-1a of each topic's name, mixed word by
+// word with the partitions and offsets), in characters that are safe in a
 // header whatever the topics' names.
 //
 // Every record counts, not the last one alone: after a rewind (a partition
@@ -38,9 +39,9 @@ func AckToken(msgs []transport.Message) string {
 		if i == 0 || m.Topic != topic {
 			topic, th = m.Topic, fnvString(m.Topic)
 		}
-		h = fnvUint(h, th)
-		h = fnvUint(h, uint64(uint32(m.Partition)))
-		h = fnvUint(h, uint64(m.Offset))
+		h = mix(h, th)
+		h = mix(h, uint64(uint32(m.Partition)))
+		h = mix(h, uint64(m.Offset))
 	}
 	last := &msgs[len(msgs)-1]
 	b := make([]byte, 0, 64)
@@ -64,14 +65,13 @@ func fnvString(s string) uint64 {
 	return h
 }
 
-// fnvUint goes on with FNV-1a hash h over v's eight bytes.
-func fnvUint(h, v uint64) uint64 {
-	for range 8 {
-		h ^= v & 0xff
-		h *= fnvPrime
-		v >>= 8
-	}
-	return h
+// mix goes on with hash h over the word v: FNV-1a's step on a whole word,
+// with the high bits folded back so that every bit of v reaches every bit
+// of h over the next steps.
+func mix(h, v uint64) uint64 {
+	h ^= v
+	h *= fnvPrime
+	return h ^ h>>32
 }
 
 // FNV-1a's 64-bit offset basis and prime.
