@@ -2,6 +2,9 @@ package restserver_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +173,55 @@ func TestBreak13CutAnswerCommittedByTheNextOwnerIsNotSentAgain(t *testing.T) {
 
 	again := e.consume("g", "i1", short, hdr(restwire.AckNone)...)
 	assert.Equal(t, []string{"a0"}, values(again), "sent again: only what the group has not committed")
+}
+
+// The same partition and offset in two topics of one subscription are two
+// records: acknowledging one does not acknowledge an answer with the
+// other. A hostile acknowledgement (junk, 100 KiB long, several values)
+// acknowledges nothing and costs nothing but the answer sent again.
+func TestBreak13AckTellsTopicsApartAndShrugsOffJunk(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{broker: []memory.Option{memory.WithTopic("ta", 1), memory.WithTopic("tb", 1)}})
+	hdr := func(ack string) []string {
+		return []string{restserver.AckHeader, ack, "Kafka-Auto-Offset-Reset", "earliest", "Kafka-Enable-Auto-Commit", "false"}
+	}
+	const body = `{"topics":["ta","tb"],"timeout":5000}`
+	e.ok("POST", "/produce", `[{"topic":"ta","partition":0,"value":"a0"}]`)
+	first := e.consume("g", "i", body, hdr(restwire.AckNone)...)
+	require.Equal(t, []string{"a0"}, values(first))
+	e.ok("POST", "/produce", `[{"topic":"tb","partition":0,"value":"b0"}]`)
+	cut := e.consume("g", "i", body, hdr(ackOf(first))...)
+	require.Equal(t, []string{"b0"}, values(cut))
+	require.Equal(t, first[0].Offset, cut[0].Offset)
+
+	// Never read whole: the client still acknowledges the first answer.
+	assert.Equal(t, cut, e.consume("g", "i", body, hdr(ackOf(first))...), "ta's record does not acknowledge tb's")
+	huge := strings.Repeat("x", 100<<10)
+	assert.Equal(t, cut, e.consume("g", "i", body, hdr(huge)...))
+	assert.Equal(t, cut, e.consume("g", "i", body, hdr(`junk; "q" ,=`)...))
+	// Several values: the first counts.
+	req, err := http.NewRequestWithContext(t.Context(), "POST", e.url+"/consume/g/i", strings.NewReader(body))
+	require.NoError(t, err)
+	req.SetBasicAuth(testUser, testPass)
+	for i := 0; i+1 < len(hdr("")); i += 2 {
+		req.Header.Set(hdr("")[i], hdr("")[i+1])
+	}
+	req.Header[restserver.AckHeader] = []string{"junk", ackOf(cut)}
+	resp, err := e.client.Do(req)
+	require.NoError(t, err)
+	again := decode[[]consumed](t, readAll(t, resp))
+	assert.Equal(t, cut, again, "junk first: sent again")
+	e.ok("POST", "/produce", `[{"topic":"ta","partition":0,"value":"a1"}]`)
+	next := e.consume("g", "i", body, hdr(ackOf(cut))...)
+	assert.Equal(t, []string{"a1"}, values(next), "acknowledged: what follows")
+}
+
+// readAll reads and closes resp's body, which must be a 200.
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	return string(b)
 }
