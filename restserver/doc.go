@@ -93,7 +93,8 @@
 // sent by kafkarpc's REST transport, see [AckHeader]) says which answer its
 // client last read whole; the instance's last answer with records is kept
 // until a consume acknowledges it, and a consume that does not gets those
-// records again (in the partitions the instance still owns) before
+// records again (in the partitions the instance still owns, at or after
+// the group's committed offsets) before
 // anything new. An answer cut off on its way is then not lost; without the
 // header, as with the plain API, it is.
 //
