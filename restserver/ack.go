@@ -17,8 +17,11 @@ import (
 // for good: the next consume goes on after it, and the client's next
 // commit of later records passes it. A client that sends AckHeader on
 // every consume says which answer it last read whole: "-" before any, then
-// the token of that answer's last record (its partition, offset and a hash
-// of its topic, as kafkarpc's REST transport makes it). The server keeps
+// the token of that answer's records (its last record's partition and
+// offset, its record count and a hash of every record's topic, partition
+// and offset, as kafkarpc's REST transport makes it: a token of the last
+// record alone would, after a rewind, acknowledge a later answer that ends
+// with the same record). The server keeps
 // the instance's last answer with records until a consume acknowledges it;
 // a consume that does not (its client never read that answer whole) is
 // answered with the same records again, those of them in partitions the
@@ -28,7 +31,9 @@ import (
 // The records kept are not held back from commits: a commit of the
 // positions (an empty /commit body, auto-commit) passes them as the plain
 // API does, which is why kafkarpc's REST transport commits offsets it
-// handled and never positions.
+// handled and never positions. Records a commit of the group passed (this
+// instance's, or another's that owned their partition meanwhile) are not
+// sent again.
 const AckHeader = restwire.AckHeader
 
 // unacked is the last consume answer with records of an instance whose
@@ -37,7 +42,7 @@ const AckHeader = restwire.AckHeader
 type unacked struct {
 	member Member // that answered them: another member's positions are its own
 	msgs   []transport.Message
-	token  string // restwire.AckToken of the last of msgs
+	token  string // restwire.AckToken(msgs)
 }
 
 // ackOf returns r's AckHeader value, and whether it has one.
@@ -50,10 +55,19 @@ func ackOf(r *http.Request) (string, bool) {
 }
 
 // resend returns the records of in's last answer when ack does not
-// acknowledge it: those of them in partitions m still owns. Otherwise (or
-// when none of them is left to send) it forgets that answer and returns
-// nil. Called with in.pollSem held.
-func (in *instance) resend(m Member, ack string) []transport.Message {
+// acknowledge it: those of them in partitions m still owns, at or after
+// the group's committed offset. Otherwise (or when none of them is left to
+// send) it forgets that answer and returns nil. Called with in.pollSem
+// held.
+//
+// A record before the committed offset was handled and committed by
+// another member meanwhile (its partition moved there and back; this
+// member's position was reset to that offset): the plain API would not
+// read it again, and sending it again would run it twice and, as the
+// client commits what it handles, move the group's committed offset back
+// (TestBreak13CutAnswerCommittedByTheNextOwnerIsNotSentAgain). The
+// committed offsets are looked up only when an answer goes again.
+func (s *Server) resend(r *http.Request, in *instance, m Member, ack string) []transport.Message {
 	last := in.unacked
 	if last == nil {
 		return nil
@@ -63,9 +77,26 @@ func (in *instance) resend(m Member, ack string) []transport.Message {
 		return nil
 	}
 	owned := m.Assignment()
+	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+	defer cancel()
+	committed := map[transport.TopicPartition]int64{}
 	msgs := make([]transport.Message, 0, len(last.msgs))
 	for _, msg := range last.msgs {
-		if slices.Contains(owned[msg.Topic], msg.Partition) {
+		if !slices.Contains(owned[msg.Topic], msg.Partition) {
+			continue
+		}
+		tp := transport.TopicPartition{Topic: msg.Topic, Partition: msg.Partition}
+		off, ok := committed[tp]
+		if !ok {
+			var err error
+			if off, err = s.backend.Committed(ctx, in.key.group, tp); err != nil {
+				// Unknown: sent again, a duplicate at worst.
+				s.log.Warn("kafka-rest: committed offset unknown for an answer sent again", "group", in.key.group, "instance", in.key.name, "topic", tp.Topic, "partition", tp.Partition, "err", err)
+				off = -1
+			}
+			committed[tp] = off
+		}
+		if msg.Offset >= off {
 			msgs = append(msgs, msg)
 		}
 	}
@@ -82,5 +113,5 @@ func (in *instance) resend(m Member, ack string) []transport.Message {
 // keepUnacked keeps msgs, which m answered, until a consume acknowledges
 // them. Called with in.pollSem held.
 func (in *instance) keepUnacked(m Member, msgs []transport.Message) {
-	in.unacked = &unacked{member: m, msgs: msgs, token: restwire.AckToken(&msgs[len(msgs)-1])}
+	in.unacked = &unacked{member: m, msgs: msgs, token: restwire.AckToken(msgs)}
 }

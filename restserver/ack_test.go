@@ -12,10 +12,13 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
-// ackOf is the Kafka-Consume-Ack value that acknowledges an answer ending
-// with m.
-func ackOf(m consumed) string {
-	return restwire.AckToken(&transport.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+// ackOf is the Kafka-Consume-Ack value that acknowledges the answer ms.
+func ackOf(ms []consumed) string {
+	msgs := make([]transport.Message, len(ms))
+	for i, m := range ms {
+		msgs[i] = transport.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
+	}
+	return restwire.AckToken(msgs)
 }
 
 // A consume with Kafka-Consume-Ack that does not acknowledge the
@@ -37,12 +40,12 @@ func TestConsumeAckSendsAnUnreadAnswerAgain(t *testing.T) {
 	assert.Equal(t, first, again, "the unacknowledged answer, again")
 
 	e.ok("POST", "/produce", `[{"topic":"jobs","value":"d"}]`)
-	next := e.consume("g", "i", body, acked(ackOf(first[2]))...)
+	next := e.consume("g", "i", body, acked(ackOf(first))...)
 	require.Equal(t, []string{"d"}, values(next), "acknowledged: what follows it")
 	// A junk or stale acknowledgement is no acknowledgement.
-	assert.Equal(t, next, e.consume("g", "i", body, acked(ackOf(first[2]))...))
+	assert.Equal(t, next, e.consume("g", "i", body, acked(ackOf(first))...))
 	assert.Equal(t, next, e.consume("g", "i", body, acked("junk")...))
-	assert.Empty(t, e.consume("g", "i", `{"topics":["jobs"],"timeout":50}`, acked(ackOf(next[0]))...))
+	assert.Empty(t, e.consume("g", "i", `{"topics":["jobs"],"timeout":50}`, acked(ackOf(next))...))
 
 	// The plain API: the same cut-off client would have lost a, b and c.
 	require.Equal(t, []string{"a", "b", "c", "d"}, values(e.consume("plain", "i", body, earliest...)))

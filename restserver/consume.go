@@ -610,7 +610,7 @@ func (s *Server) consume(r *http.Request, in *instance, topics []string, timeout
 	}
 	ack, acking := ackOf(r)
 	if acking {
-		if again := in.resend(m, ack); again != nil {
+		if again := s.resend(r, in, m, ack); again != nil {
 			// The client never read them: they go again, before anything
 			// new, and no auto-commit passes them.
 			cr.ready(m)

@@ -89,6 +89,15 @@
 // and came back, and would move the group's offset backwards. Kafka refuses
 // such commits by their generation, which the REST API does not carry.
 //
+// A consume with the header Kafka-Consume-Ack (an extension of this server,
+// sent by kafkarpc's REST transport, see [AckHeader]) says which answer its
+// client last read whole; the instance's last answer with records is kept
+// until a consume acknowledges it, and a consume that does not gets those
+// records again (in the partitions the instance still owns, at or after
+// the group's committed offsets) before anything new. An answer cut off on
+// its way is then not lost; without the header, as with the plain API, it
+// is.
+//
 // A consume may carry records to produce (an extension of this server:
 // Upstash SDKs never send it, and every consume answer says it is
 // understood with [CarryHeader]): a "produce" field in the body, an array

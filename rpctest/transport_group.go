@@ -233,11 +233,22 @@ func redeliveryScenario(t *testing.T, e *tenv, aSub transport.Subscription, leav
 
 		per := drainGroup(t, []transport.Consumer{a, b}, len(out), false)
 		gotA, gotB = per[0], per[1]
-		requireExactlyOnce(t, out, append(slices.Clone(gotA), gotB...))
-		if (len(gotA) > 0 && len(gotB) > 0) || attempt == 3 {
-			break
+		all := append(slices.Clone(gotA), gotB...)
+		if dups := duplicatedOnly(out, all); aSub.MaxPollInterval > 0 && dups > 0 && attempt < 3 {
+			// With a short max poll interval, a member whose Polls are
+			// descheduled for longer than it under load is dropped during
+			// the drain, and its uncommitted records go to the other: the
+			// redelivery this case checks, happening before the setup
+			// is done (seen once: a whole partition's 4 records twice).
+			t.Logf("attempt %d: %d records delivered to both members (member a dropped for its %v max poll interval during the setup): setting up again",
+				attempt, dups, aSub.MaxPollInterval)
+		} else {
+			requireExactlyOnce(t, out, all)
+			if (len(gotA) > 0 && len(gotB) > 0) || attempt == 3 {
+				break
+			}
+			t.Logf("attempt %d: member a received %d records, b %d: setting up again", attempt, len(gotA), len(gotB))
 		}
-		t.Logf("attempt %d: member a received %d records, b %d: setting up again", attempt, len(gotA), len(gotB))
 		// A member dropped for its poll interval may say so when closed:
 		// only that the Close returns matters here.
 		closeWithin(t, "Consumer.Close", func() error { _ = a.Close(); return nil }, true)

@@ -288,6 +288,32 @@ type recordID struct {
 
 func recordIDOf(m transport.Message) recordID { return recordID{m.Topic, m.Partition, m.Offset} }
 
+// duplicatedOnly returns how many records of got are copies of ones seen
+// before, when got holds every record of want and nothing else; otherwise
+// (a record missing or unexpected) 0.
+func duplicatedOnly(want, got []transport.Message) int {
+	wanted := make(map[recordID]bool, len(want))
+	for _, m := range want {
+		wanted[recordIDOf(m)] = true
+	}
+	seen := make(map[recordID]bool, len(got))
+	dups := 0
+	for _, m := range got {
+		k := recordIDOf(m)
+		switch {
+		case !wanted[k]:
+			return 0
+		case seen[k]:
+			dups++
+		}
+		seen[k] = true
+	}
+	if len(seen) != len(wanted) {
+		return 0
+	}
+	return dups
+}
+
 // requireExactlyOnce requires got to hold each record of want once and
 // nothing else, matching by topic, partition and offset, and requires the
 // matched records to carry the same value.

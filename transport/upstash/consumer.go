@@ -333,7 +333,7 @@ func (c *consumer) acked(msgs []transport.Message) {
 	if len(msgs) == 0 {
 		return
 	}
-	v := []string{restwire.AckToken(&msgs[len(msgs)-1])}
+	v := []string{restwire.AckToken(msgs)}
 	c.mu.Lock()
 	c.ack = v
 	c.mu.Unlock()
