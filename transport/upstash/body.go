@@ -25,9 +25,6 @@ type sharedBody struct {
 	refs   atomic.Int32
 }
 
-// maxPooledBody is the largest body buffer kept for reuse.
-const maxPooledBody = 1 << 20
-
 // Body buffers are pooled by size class: class c holds buffers of at least
 // 1<<c bytes' capacity, for c from minBodyClass to maxBodyClass. A body
 // is taken from the class that covers its size, so that a pooled buffer
@@ -35,7 +32,7 @@ const maxPooledBody = 1 << 20
 // 500-byte buffer of a single call, which it then dropped for a new one).
 const (
 	minBodyClass = 10 // 1 KiB
-	maxBodyClass = 20 // maxPooledBody
+	maxBodyClass = 20 // 1 MiB, the largest body buffer kept for reuse
 )
 
 // bodyPools holds released sharedBodies, each with its buffer, by size
