@@ -3,7 +3,6 @@ package upstash
 import (
 	"bytes"
 	"io"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 )
@@ -25,52 +24,27 @@ type sharedBody struct {
 	refs   atomic.Int32
 }
 
-// Body buffers are pooled by size class: class c holds buffers of at least
-// 1<<c bytes' capacity, for c from minBodyClass to maxBodyClass. A body
-// is taken from the class that covers its size, so that a pooled buffer
-// always fits (one pool of mixed sizes handed a batch body of 60 KB the
-// 500-byte buffer of a single call, which it then dropped for a new one).
-const (
-	minBodyClass = 10 // 1 KiB
-	maxBodyClass = 20 // 1 MiB, the largest body buffer kept for reuse
-)
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 1 << 20
 
-// bodyPools holds released sharedBodies, each with its buffer, by size
-// class (see minBodyClass): a body costs no allocation when its class's
-// pool has one.
-var bodyPools [maxBodyClass - minBodyClass + 1]sync.Pool
-
-// bodyClassFor is the class of the buffers that hold size bytes: the
-// smallest c with 1<<c >= size, at least minBodyClass; past maxBodyClass
-// for a size no pooled buffer holds.
-func bodyClassFor(size int) int {
-	if size <= 1<<minBodyClass {
-		return minBodyClass
-	}
-	return bits.Len(uint(size - 1))
-}
-
-// bodyClassOf is the class a buffer of capacity n goes back to: the
-// largest c with 1<<c <= n; below minBodyClass for a buffer too small to
-// keep.
-func bodyClassOf(n int) int { return bits.Len(uint(n)) - 1 }
+// bodyPool holds released sharedBodies, each with its buffer: a body
+// costs no allocation when one of the pool's buffers is large enough.
+var bodyPool = sync.Pool{New: func() any { return &sharedBody{buf: make([]byte, 0, 1024)} }}
 
 // newSharedBody returns a body owned by its caller, with an empty buffer of
 // at least size bytes' capacity to append to (bytes), taken from the pool
-// and given back to it when pooled says so. A new pooled buffer is made
-// with its class's capacity, for any later body of that class.
+// and given back to it when pooled says so.
 func newSharedBody(size int, pooled bool) *sharedBody {
-	c := bodyClassFor(size)
-	if !pooled || c > maxBodyClass {
-		s := &sharedBody{buf: make([]byte, 0, size), pooled: pooled}
-		s.refs.Store(1)
-		return s
+	var s *sharedBody
+	if pooled {
+		s = bodyPool.Get().(*sharedBody)
+	} else {
+		s = new(sharedBody)
 	}
-	s, _ := bodyPools[c-minBodyClass].Get().(*sharedBody)
-	if s == nil {
-		s = &sharedBody{buf: make([]byte, 0, 1<<c)}
+	if cap(s.buf) < size {
+		s.buf = make([]byte, 0, size)
 	}
-	s.pooled = true
+	s.pooled = pooled
 	s.refs.Store(1)
 	return s
 }
@@ -92,12 +66,9 @@ func (s *sharedBody) release() { s.unref() }
 // unref drops one reference; the last one puts the body, with its buffer,
 // back in the pool (when pooled), for newSharedBody to hand out again.
 func (s *sharedBody) unref() {
-	if s.refs.Add(-1) != 0 || !s.pooled {
-		return
-	}
-	if c := bodyClassOf(cap(s.buf)); c >= minBodyClass && c <= maxBodyClass {
+	if s.refs.Add(-1) == 0 && s.pooled && cap(s.buf) <= maxPooledBody {
 		s.buf = s.buf[:0]
-		bodyPools[c-minBodyClass].Put(s)
+		bodyPool.Put(s)
 	}
 }
 
