@@ -40,9 +40,14 @@ const AckHeader = restwire.AckHeader
 // client acknowledges answers (AckHeader), until it does. It is read and
 // written only under the instance's pollSem.
 type unacked struct {
-	member Member // that answered them: another member's positions are its own
-	msgs   []transport.Message
-	token  string // restwire.AckToken(msgs)
+	member Member              // that answered them: another member's positions are its own
+	msgs   []transport.Message // none: nothing is kept
+}
+
+// acknowledges says ack acknowledges u's records.
+func (u *unacked) acknowledges(ack string) bool {
+	var buf [64]byte
+	return ack == string(restwire.AppendAckToken(buf[:0], u.msgs))
 }
 
 // ackOf returns r's AckHeader value, and whether it has one.
@@ -69,11 +74,11 @@ func ackOf(r *http.Request) (string, bool) {
 // committed offsets are looked up only when an answer goes again.
 func (s *Server) resend(r *http.Request, in *instance, m Member, ack string) []transport.Message {
 	last := in.unacked
-	if last == nil {
+	if last.msgs == nil {
 		return nil
 	}
-	if last.member != m || ack == last.token {
-		in.unacked = nil
+	if last.member != m || last.acknowledges(ack) {
+		in.unacked = unacked{}
 		return nil
 	}
 	owned := m.Assignment()
@@ -101,7 +106,7 @@ func (s *Server) resend(r *http.Request, in *instance, m Member, ack string) []t
 		}
 	}
 	if len(msgs) == 0 {
-		in.unacked = nil
+		in.unacked = unacked{}
 		return nil
 	}
 	if len(msgs) < len(last.msgs) {
@@ -113,5 +118,5 @@ func (s *Server) resend(r *http.Request, in *instance, m Member, ack string) []t
 // keepUnacked keeps msgs, which m answered, until a consume acknowledges
 // them. Called with in.pollSem held.
 func (in *instance) keepUnacked(m Member, msgs []transport.Message) {
-	in.unacked = &unacked{member: m, msgs: msgs, token: restwire.AckToken(msgs)}
+	in.unacked = unacked{member: m, msgs: msgs}
 }

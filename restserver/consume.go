@@ -180,7 +180,7 @@ type instance struct {
 	lastAutoCommit time.Time
 	closed         bool
 
-	unacked *unacked // the last answer, while its client has not acknowledged it (ack.go)
+	unacked unacked // the last answer, while its client has not acknowledged it (ack.go)
 }
 
 // acquireInstance returns the instance for key, creating it (without

@@ -31,6 +31,11 @@ const AckNone = "-"
 // off on its way (TestBreak13AckOfEarlierAnswerDoesNotAcknowledgeARewoundAnswer).
 // Two answers with one token hold the same records, but for a hash collision.
 func AckToken(msgs []transport.Message) string {
+	return string(AppendAckToken(make([]byte, 0, 64), msgs))
+}
+
+// AppendAckToken appends AckToken(msgs) to b: at most 62 bytes.
+func AppendAckToken(b []byte, msgs []transport.Message) []byte {
 	h := uint64(fnvOffset)
 	var topic string
 	var th uint64
@@ -44,15 +49,13 @@ func AckToken(msgs []transport.Message) string {
 		h = mix(h, uint64(m.Offset))
 	}
 	last := &msgs[len(msgs)-1]
-	b := make([]byte, 0, 64)
 	b = strconv.AppendInt(b, int64(last.Partition), 10)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, last.Offset, 10)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, int64(len(msgs)), 10)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, h, 16)
-	return string(b)
+	return strconv.AppendUint(b, h, 16)
 }
 
 // fnvString returns the FNV-1a hash of s.
