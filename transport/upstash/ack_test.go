@@ -28,9 +28,9 @@ import (
 // cut says so for an answer with records, sends its headers and half its
 // body, then drops the connection, as a proxy or network that fails in the
 // middle of an answer does. The REST server has then moved the instance
-// past those records. cut is called once per consume answer with records,
-// from the proxy's handlers (concurrently).
-func cuttingProxy(t *testing.T, u string, cut func() bool) (url string, cuts *atomic.Int64) {
+// past those records. cut is called with the body of each consume answer
+// with records, from the proxy's handlers (concurrently).
+func cuttingProxy(t *testing.T, u string, cut func(body []byte) bool) (url string, cuts *atomic.Int64) {
 	t.Helper()
 	cuts = new(atomic.Int64)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}}
@@ -60,7 +60,7 @@ func cuttingProxy(t *testing.T, u string, cut func() bool) (url string, cuts *at
 		w.WriteHeader(resp.StatusCode)
 		records := strings.HasPrefix(r.URL.Path, "/consume/") && resp.StatusCode == http.StatusOK &&
 			bytes.HasPrefix(body, []byte("[{"))
-		if records && cut() {
+		if records && cut(body) {
 			cuts.Add(1)
 			_, _ = w.Write(body[:len(body)/2])
 			_ = http.NewResponseController(w).Flush()
@@ -86,7 +86,7 @@ func cuttingProxy(t *testing.T, u string, cut func() bool) (url string, cuts *at
 func TestCutConsumeAnswerIsSentAgain(t *testing.T) {
 	s := startServer(t, serverConfig{broker: []memory.Option{memory.WithPartitions(2)}})
 	var n atomic.Int64
-	u, cuts := cuttingProxy(t, s.URL, func() bool { return n.Add(1) <= 3 }) // the first three
+	u, cuts := cuttingProxy(t, s.URL, func([]byte) bool { return n.Add(1) <= 3 }) // the first three
 	direct := newTestTransport(t, s.URL)
 	tr := newTestTransport(t, u)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
@@ -146,7 +146,7 @@ func TestCutConsumeAnswerIsSentAgain(t *testing.T) {
 func TestRPCServerBehindCuttingProxyLosesNoRequest(t *testing.T) {
 	s := startServer(t, serverConfig{broker: []memory.Option{memory.WithPartitions(3)}})
 	var n atomic.Int64
-	u, cuts := cuttingProxy(t, s.URL, func() bool { return n.Add(1)%5 == 0 })
+	u, cuts := cuttingProxy(t, s.URL, func([]byte) bool { return n.Add(1)%5 == 0 })
 	srv, err := rpc.NewServer(newTestTransport(t, u), rpc.WithName("cut-srv"), rpc.WithLogger(discard), rpc.WithConcurrency(8))
 	require.NoError(t, err)
 	var runs sync.Map // request id → *atomic.Int64

@@ -5,11 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,57 +28,22 @@ type break13Proxy struct {
 func newBreak13Proxy(t *testing.T, u string) (*break13Proxy, string) {
 	t.Helper()
 	p := &break13Proxy{cut: make(chan string, 1)}
-	hc := &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := http.NewRequestWithContext(r.Context(), r.Method, u+r.URL.RequestURI(), r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
+	url, _ := cuttingProxy(t, u, func(body []byte) bool {
+		p.mu.Lock()
+		cut := p.armed != "" && bytes.Contains(body, []byte(`"`+p.armed+`"`))
+		if cut {
+			p.armed = ""
 		}
-		req.Header = r.Header.Clone()
-		req.ContentLength = r.ContentLength
-		resp, err := hc.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(resp.StatusCode)
-		cut := false
-		if strings.HasPrefix(r.URL.Path, "/consume/") && resp.StatusCode == http.StatusOK && bytes.HasPrefix(body, []byte("[{")) {
-			p.mu.Lock()
-			if p.armed != "" && bytes.Contains(body, []byte(`"`+p.armed+`"`)) {
-				p.armed = ""
-				cut = true
-			}
-			p.mu.Unlock()
-		}
+		p.mu.Unlock()
 		if cut {
 			var recs []struct{ Value string }
 			if json.Unmarshal(body, &recs) == nil && len(recs) > 0 {
 				p.cut <- recs[len(recs)-1].Value
 			}
-			_, _ = w.Write(body[:len(body)/2])
-			_ = http.NewResponseController(w).Flush()
-			panic(http.ErrAbortHandler)
 		}
-		_, _ = w.Write(body)
-	}))
-	ps.Config.ErrorLog = nil
-	t.Cleanup(func() {
-		ps.Close()
-		hc.CloseIdleConnections()
+		return cut
 	})
-	return p, ps.URL
+	return p, url
 }
 
 func (p *break13Proxy) arm(value string) {

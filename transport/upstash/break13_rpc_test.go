@@ -28,7 +28,7 @@ import (
 func TestBreak13RPCServersBehindCuttingProxyWithChurnLoseNoRequest(t *testing.T) {
 	s := startServer(t, serverConfig{broker: []memory.Option{memory.WithPartitions(4)}})
 	var n atomic.Int64
-	u, cuts := cuttingProxy(t, s.URL, func() bool { return n.Add(1)%4 == 0 })
+	u, cuts := cuttingProxy(t, s.URL, func([]byte) bool { return n.Add(1)%4 == 0 })
 	var runs sync.Map // request id → *atomic.Int64
 	newServer := func(name string) *rpc.Server {
 		srv, err := rpc.NewServer(newTestTransport(t, u), rpc.WithName("churn-srv"), rpc.WithInstance(name),
