@@ -3,14 +3,12 @@ package upstash
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,10 +147,9 @@ func TestRPCServerBehindCuttingProxyLosesNoRequest(t *testing.T) {
 	u, cuts := cuttingProxy(t, s.URL, func([]byte) bool { return n.Add(1)%5 == 0 })
 	srv, err := rpc.NewServer(newTestTransport(t, u), rpc.WithName("cut-srv"), rpc.WithLogger(discard), rpc.WithConcurrency(8))
 	require.NoError(t, err)
-	var runs sync.Map // request id → *atomic.Int64
+	var runs handlerRuns
 	rpc.Handle(srv, "echo", func(ctx context.Context, r echoReq) (echoReq, error) {
-		c, _ := runs.LoadOrStore(rpc.RequestID(ctx), new(atomic.Int64))
-		c.(*atomic.Int64).Add(1)
+		runs.ran(ctx)
 		return r, nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,37 +164,10 @@ func TestRPCServerBehindCuttingProxyLosesNoRequest(t *testing.T) {
 	defer cli.Close()
 
 	const callers, each = 16, 25
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for g := range callers {
-		wg.Go(func() {
-			for i := range each {
-				cctx, ccancel := context.WithTimeout(context.Background(), 15*time.Second)
-				req := echoReq{ID: g*each + i, Report: "cut"}
-				out, err := rpc.Call[echoReq](cctx, cli, "echo", req)
-				ccancel()
-				if err == nil && out != req {
-					err = errors.New("wrong reply")
-				}
-				if err != nil {
-					failed.Add(1)
-					t.Errorf("call %d: %v", req.ID, err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	var total, twice int64
-	runs.Range(func(_, v any) bool {
-		k := v.(*atomic.Int64).Load()
-		total += k
-		if k > 1 {
-			twice++
-		}
-		return true
-	})
-	t.Logf("%d calls, %d failed, %d consume answers cut, %d handler runs (%d requests run twice)", callers*each, failed.Load(), cuts.Load(), total, twice)
+	failed := callEcho(t, cli, callers, each, 15*time.Second, "cut", nil)
+	total, twice := runs.counts()
+	t.Logf("%d calls, %d failed, %d consume answers cut, %d handler runs (%d requests run twice)", callers*each, failed, cuts.Load(), total, twice)
 	assert.Positive(t, cuts.Load(), "answers the proxy cut")
-	assert.Zero(t, failed.Load())
+	assert.Zero(t, failed)
 	assert.Zero(t, twice, "requests handled more than once")
 }

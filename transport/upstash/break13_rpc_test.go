@@ -3,7 +3,6 @@ package upstash
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,14 +28,13 @@ func TestBreak13RPCServersBehindCuttingProxyWithChurnLoseNoRequest(t *testing.T)
 	s := startServer(t, serverConfig{broker: []memory.Option{memory.WithPartitions(4)}})
 	var n atomic.Int64
 	u, cuts := cuttingProxy(t, s.URL, func([]byte) bool { return n.Add(1)%4 == 0 })
-	var runs sync.Map // request id → *atomic.Int64
+	var runs handlerRuns
 	newServer := func(name string) *rpc.Server {
 		srv, err := rpc.NewServer(newTestTransport(t, u), rpc.WithName("churn-srv"), rpc.WithInstance(name),
 			rpc.WithLogger(discard), rpc.WithConcurrency(8))
 		require.NoError(t, err)
 		rpc.Handle(srv, "echo", func(ctx context.Context, r echoReq) (echoReq, error) {
-			c, _ := runs.LoadOrStore(rpc.RequestID(ctx), new(atomic.Int64))
-			c.(*atomic.Int64).Add(1)
+			runs.ran(ctx)
 			return r, nil
 		})
 		return srv
@@ -63,7 +61,6 @@ func TestBreak13RPCServersBehindCuttingProxyWithChurnLoseNoRequest(t *testing.T)
 
 	const callers, each, churnEvery = 16, 25, 40
 	var done atomic.Int64
-	var failed atomic.Int64
 	churned := make(chan struct{})
 	var restarts int
 	go func() {
@@ -86,38 +83,11 @@ func TestBreak13RPCServersBehindCuttingProxyWithChurnLoseNoRequest(t *testing.T)
 		}
 		stopB()
 	}()
-	var wg sync.WaitGroup
-	for g := range callers {
-		wg.Go(func() {
-			for i := range each {
-				cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
-				req := echoReq{ID: g*each + i, Report: "churn"}
-				out, err := rpc.Call[echoReq](cctx, cli, "echo", req)
-				ccancel()
-				if err == nil && out != req {
-					err = errors.New("wrong reply")
-				}
-				if err != nil {
-					failed.Add(1)
-					t.Errorf("call %d: %v", req.ID, err)
-				}
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
+	failed := callEcho(t, cli, callers, each, 20*time.Second, "churn", func() { done.Add(1) })
 	<-churned
-	var total, twice int64
-	runs.Range(func(_, v any) bool {
-		k := v.(*atomic.Int64).Load()
-		total += k
-		if k > 1 {
-			twice++
-		}
-		return true
-	})
+	total, twice := runs.counts()
 	t.Logf("%d calls, %d failed, %d answers cut, %d restarts of the second server, %d handler runs (%d requests run twice)",
-		callers*each, failed.Load(), cuts.Load(), restarts, total, twice)
+		callers*each, failed, cuts.Load(), restarts, total, twice)
 	assert.Positive(t, cuts.Load())
-	assert.Zero(t, failed.Load())
+	assert.Zero(t, failed)
 }

@@ -85,12 +85,11 @@ func TestServerFaultsREST(t *testing.T) {
 		Caller, N int
 	}
 
-	var runs sync.Map // request id → *atomic.Int64
+	var runs handlerRuns
 	s, err := rpc.NewServer(trs[1], rpc.WithName("server-faults-srv"), rpc.WithLogger(discard), rpc.WithConcurrency(8))
 	require.NoError(t, err)
 	rpc.Handle(s, topic, func(ctx context.Context, in echo) (echo, error) {
-		n, _ := runs.LoadOrStore(rpc.RequestID(ctx), new(atomic.Int64))
-		n.(*atomic.Int64).Add(1)
+		runs.ran(ctx)
 		return in, nil
 	})
 	rpctest.Serve(t, s)
@@ -121,15 +120,7 @@ func TestServerFaultsREST(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	var handlerRuns, twice int64
-	runs.Range(func(_, v any) bool {
-		n := v.(*atomic.Int64).Load()
-		handlerRuns += n
-		if n > 1 {
-			twice++
-		}
-		return true
-	})
+	handlerRuns, twice := runs.counts()
 	fs := srv.Faults.Stats()
 	t.Logf("server faults: %d/%d calls correct, %d wrong, %d failed, %d handler runs (%d requests run more than once); "+
 		"injected %+v, %d HTTP requests reaching the server; %d requests resent by the client, %d duplicates kept from running by dedup",
