@@ -288,43 +288,17 @@ type recordID struct {
 
 func recordIDOf(m transport.Message) recordID { return recordID{m.Topic, m.Partition, m.Offset} }
 
-// duplicatedOnly returns how many records of got are copies of ones seen
-// before, when got holds every record of want and nothing else; otherwise
-// (a record missing or unexpected) 0.
-func duplicatedOnly(want, got []transport.Message) int {
-	wanted := make(map[recordID]bool, len(want))
-	for _, m := range want {
-		wanted[recordIDOf(m)] = true
-	}
-	seen := make(map[recordID]bool, len(got))
-	dups := 0
-	for _, m := range got {
-		k := recordIDOf(m)
-		switch {
-		case !wanted[k]:
-			return 0
-		case seen[k]:
-			dups++
-		}
-		seen[k] = true
-	}
-	if len(seen) != len(wanted) {
-		return 0
-	}
-	return dups
-}
-
-// requireExactlyOnce requires got to hold each record of want once and
-// nothing else, matching by topic, partition and offset, and requires the
-// matched records to carry the same value.
-func requireExactlyOnce(t testing.TB, want, got []transport.Message) {
-	t.Helper()
+// deliveredAgainst sorts got against want by topic, partition and
+// offset: the records of got that repeat one before them (dups), that want
+// does not hold (extra), and the records of want that got does not hold
+// (missing). same, when not nil, is called with each record of want and
+// the first record of got that matches it.
+func deliveredAgainst(want, got []transport.Message, same func(w, m transport.Message)) (dups, extra, missing []transport.Message) {
 	wantBy := make(map[recordID]transport.Message, len(want))
 	for _, m := range want {
 		wantBy[recordIDOf(m)] = m
 	}
 	seen := make(map[recordID]int, len(got))
-	var dups, extra []transport.Message
 	for _, m := range got {
 		k := recordIDOf(m)
 		seen[k]++
@@ -334,16 +308,38 @@ func requireExactlyOnce(t testing.TB, want, got []transport.Message) {
 			extra = append(extra, m)
 		case seen[k] > 1:
 			dups = append(dups, m)
-		default:
-			require.Equal(t, string(w.Value), string(m.Value), "value of %s/%d@%d", k.topic, k.partition, k.offset)
+		case same != nil:
+			same(w, m)
 		}
 	}
-	var missing []transport.Message
 	for _, m := range want {
 		if seen[recordIDOf(m)] == 0 {
 			missing = append(missing, m)
 		}
 	}
+	return dups, extra, missing
+}
+
+// duplicatedOnly returns how many records of got are copies of ones seen
+// before, when got holds every record of want and nothing else; otherwise
+// (a record missing or unexpected) 0.
+func duplicatedOnly(want, got []transport.Message) int {
+	dups, extra, missing := deliveredAgainst(want, got, nil)
+	if len(extra)+len(missing) > 0 {
+		return 0
+	}
+	return len(dups)
+}
+
+// requireExactlyOnce requires got to hold each record of want once and
+// nothing else, matching by topic, partition and offset, and requires the
+// matched records to carry the same value.
+func requireExactlyOnce(t testing.TB, want, got []transport.Message) {
+	t.Helper()
+	dups, extra, missing := deliveredAgainst(want, got, func(w, m transport.Message) {
+		k := recordIDOf(m)
+		require.Equal(t, string(w.Value), string(m.Value), "value of %s/%d@%d", k.topic, k.partition, k.offset)
+	})
 	if len(dups)+len(extra)+len(missing) > 0 {
 		t.Fatalf("records not delivered exactly once:\n  duplicated: %s\n  unexpected: %s\n  missing: %s",
 			describe(dups), describe(extra), describe(missing))
