@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/rpctest"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -152,13 +153,8 @@ func TestRPCServerBehindCuttingProxyLosesNoRequest(t *testing.T) {
 		runs.ran(ctx)
 		return r, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-served)
-	}()
+	stop := rpctest.Serve(t, srv)
+	defer func() { require.NoError(t, stop()) }()
 	cli, err := rpc.NewClient(newTestTransport(t, s.URL), rpc.WithName("cut-cli"), rpc.WithLogger(discard))
 	require.NoError(t, err)
 	defer cli.Close()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kafkarpc/kafkarpc/internal/restwire"
 	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/rpctest"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -69,13 +70,8 @@ func TestCarriedAnswerFitsBehindAProxy(t *testing.T) {
 	srv, err := rpc.NewServer(newTestTransport(t, u), rpc.WithName("proxied-srv"), quiet, rpc.WithConcurrency(64))
 	require.NoError(t, err)
 	rpc.Handle(srv, "echo", func(_ context.Context, r echoReq) (echoReq, error) { return r, nil })
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-served)
-	}()
+	stop := rpctest.Serve(t, srv)
+	defer func() { require.NoError(t, stop()) }()
 	var clog logBuffer // the client's debug log, shown when calls fail
 	cli, err := rpc.NewClient(newTestTransport(t, u, WithLogger(clog.logger())), rpc.WithName("proxied-cli"), rpc.WithLogger(clog.logger()))
 	require.NoError(t, err)
