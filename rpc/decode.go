@@ -5,6 +5,9 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"unsafe"
+
+	"github.com/kafkarpc/kafkarpc/internal/jsonplan"
 )
 
 // Payload decoding without json.Unmarshal's per-call allocations.
@@ -76,22 +79,40 @@ func decodePooled(data []byte, v any) bool {
 	return true
 }
 
-// targetPools holds, per type, a sync.Pool of *T for decodeTyped.
-var targetPools sync.Map // reflect.Type → *sync.Pool
+// typeDecoders holds, per type, what decodeTyped needs: a *typeDecoder.
+var typeDecoders sync.Map // reflect.Type → *typeDecoder
+
+// typeDecoder is decodeTyped's state for one type: its jsonplan.Plan (nil
+// for a type outside the plan's shapes) and a sync.Pool of *T for the
+// pooled json.Decoder.
+type typeDecoder struct {
+	plan    *jsonplan.Plan
+	targets sync.Pool
+}
 
 // decodeTyped is json.Unmarshal into a new T: the same result, the same
-// error. The pointer json needs to decode into comes from a pool of its
-// type, so that the value does not escape to the heap for every call: it
-// is copied out and the pooled one zeroed.
+// error. A plain struct type is decoded by its plan when the plan takes the
+// payload. Otherwise the pointer json needs to decode into comes from a
+// pool of its type, so that the value does not escape to the heap for
+// every call: it is copied out and the pooled one zeroed.
 func decodeTyped[T any](data []byte) (T, error) {
 	typ := reflect.TypeFor[T]()
-	p, ok := targetPools.Load(typ)
+	td, ok := typeDecoders.Load(typ)
 	if !ok {
-		p, _ = targetPools.LoadOrStore(typ, &sync.Pool{New: func() any { return new(T) }})
+		td, _ = typeDecoders.LoadOrStore(typ, &typeDecoder{
+			plan:    jsonplan.For(typ),
+			targets: sync.Pool{New: func() any { return new(T) }},
+		})
 	}
-	pool := p.(*sync.Pool)
-	ptr := pool.Get().(*T)
+	tdec := td.(*typeDecoder)
 	var zero T
+	if tdec.plan != nil {
+		var out T
+		if tdec.plan.Decode(data, unsafe.Pointer(&out)) {
+			return out, nil
+		}
+	}
+	ptr := tdec.targets.Get().(*T)
 	var err error
 	if !decodePooled(data, ptr) {
 		*ptr = zero
@@ -99,6 +120,6 @@ func decodeTyped[T any](data []byte) (T, error) {
 	}
 	out := *ptr
 	*ptr = zero // the pool keeps nothing the value refers to alive
-	pool.Put(ptr)
+	tdec.targets.Put(ptr)
 	return out, err
 }

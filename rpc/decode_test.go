@@ -99,4 +99,20 @@ func BenchmarkDecodeJSON(b *testing.B) {
 			}
 		}
 	})
+	// flat: the same payload into a struct without the slice, the shape of
+	// the rpc benchmarks' benchReq.
+	b.Run("decodeTyped/flat", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeTyped[decodeFlat](data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// decodeFlat is decodeProbe without its slice.
+type decodeFlat struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
 }
