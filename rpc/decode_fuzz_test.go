@@ -1,0 +1,88 @@
+package rpc
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"testing"
+)
+
+// decodeTyped against json.Unmarshal for every payload: the same value
+// (floats bit for bit) and the same error text, whether the type's plan,
+// the pooled decoder or json.Unmarshal decoded it.
+
+type decodeScalars struct {
+	I   int     `json:"i"`
+	I8  int8    `json:"i8"`
+	I64 int64   `json:"i64"`
+	U   uint    `json:"u"`
+	U16 uint16  `json:"u16"`
+	F32 float32 `json:"f32"`
+	F64 float64 `json:"f64"`
+	S   string  `json:"s"`
+	B   bool    `json:"b"`
+}
+
+type decodeNested struct {
+	In  decodeFlat `json:"in"`
+	Out struct {
+		Deep decodeScalars `json:"deep"`
+	} `json:"out"`
+	Skip string `json:"-"`
+}
+
+// sameDecode requires decodeTyped[T](data) to be json.Unmarshal's.
+func sameDecode[T any](t *testing.T, data []byte) {
+	t.Helper()
+	in := append([]byte(nil), data...)
+	got, gerr := decodeTyped[T](in)
+	for i := range in { // the result must not alias the payload
+		in[i] = '#'
+	}
+	var want T
+	werr := json.Unmarshal(data, &want)
+	if fmt.Sprint(gerr) != fmt.Sprint(werr) {
+		t.Fatalf("%T, payload %q: error %v, json.Unmarshal's %v", want, data, gerr, werr)
+	}
+	if !sameBits(reflect.ValueOf(want), reflect.ValueOf(got)) {
+		t.Fatalf("%T, payload %q:\n got %#v\nwant %#v", want, data, got, want)
+	}
+}
+
+// sameBits is reflect.DeepEqual with floats compared bit for bit.
+func sameBits(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !sameBits(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Float32, reflect.Float64:
+		return math.Float64bits(a.Float()) == math.Float64bits(b.Float())
+	}
+	return reflect.DeepEqual(a.Interface(), b.Interface())
+}
+
+var decodeFuzzSeeds = []string{
+	`{"id":1,"name":"report"}`, `{"id":1,"name":"report","tags":["a"]}`, `null`, ` {} `, `{}x`, ``,
+	`{"id":1e2}`, `{"id":-0}`, `{"f64":-0}`, `{"f32":3.5e38}`, `{"i8":128}`, `{"u":-0}`, `{"i64":-9223372036854775808}`,
+	`{"name":"\ud83d\ude00"}`, `{"name":"\ud83d"}`, "{\"name\":\"\xff\"}", `{"name":"a\nb\u00e9"}`,
+	`{"id":1,"id":2}`, `{"ID":1,"Name":"x"}`, "{\"\u212a\":1}", `{"in":{"id":1},"in":{"name":"x"}}`,
+	`{"in":null,"out":{"deep":{"s":"x","b":true}}}`, `{"zz":[{"a":[1,2,{}]},null]}`, `{"id":"x"}`,
+	`{"Skip":"x","-":1}`, `{"id":1}]`, `{"id":1,}`,
+}
+
+func FuzzDecodeTyped(f *testing.F) {
+	for _, s := range decodeFuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sameDecode[decodeFlat](t, data)
+		sameDecode[decodeProbe](t, data)
+		sameDecode[decodeScalars](t, data)
+		sameDecode[decodeNested](t, data)
+	})
+}
