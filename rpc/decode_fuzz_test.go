@@ -32,6 +32,13 @@ type decodeNested struct {
 	Skip string `json:"-"`
 }
 
+type decodeRefs struct {
+	N     *int64       `json:"n"`
+	In    *decodeFlat  `json:"in"`
+	List  []decodeFlat `json:"list"`
+	Words [][]string   `json:"words"`
+}
+
 // sameDecode requires decodeTyped[T](data) to be json.Unmarshal's.
 func sameDecode[T any](t *testing.T, data []byte) {
 	t.Helper()
@@ -72,7 +79,9 @@ var decodeFuzzSeeds = []string{
 	`{"name":"\ud83d\ude00"}`, `{"name":"\ud83d"}`, "{\"name\":\"\xff\"}", `{"name":"a\nb\u00e9"}`,
 	`{"id":1,"id":2}`, `{"ID":1,"Name":"x"}`, "{\"\u212a\":1}", `{"in":{"id":1},"in":{"name":"x"}}`,
 	`{"in":null,"out":{"deep":{"s":"x","b":true}}}`, `{"zz":[{"a":[1,2,{}]},null]}`, `{"id":"x"}`,
-	`{"Skip":"x","-":1}`, `{"id":1}]`, `{"id":1,}`,
+	`{"Skip":"x","-":1}`, `{"id":1}]`, `{"id":1,}`, `{"tags":["a"],"tags":["b","c"]}`, `{"tags":[]}`,
+	`{"n":1,"in":{"id":2},"list":[{"name":"x"},null],"words":[["a"],[]]}`, `{"n":1,"n":null}`,
+	`{"in":{"id":1},"in":{"name":"y"}}`, `{"list":[{"id":1}],"list":null,"list":[{"id":2}]}`,
 }
 
 func FuzzDecodeTyped(f *testing.F) {
@@ -84,5 +93,6 @@ func FuzzDecodeTyped(f *testing.F) {
 		sameDecode[decodeProbe](t, data)
 		sameDecode[decodeScalars](t, data)
 		sameDecode[decodeNested](t, data)
+		sameDecode[decodeRefs](t, data)
 	})
 }

@@ -1,6 +1,7 @@
 package jsonplan
 
 import (
+	"reflect"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -87,7 +88,7 @@ func (d *decoder) object(p *Plan, dst unsafe.Pointer) bool {
 		d.i++
 		d.space()
 		if f := p.lookup(key); f != nil {
-			ok = d.value(f, unsafe.Add(dst, f.off))
+			ok = d.value(&f.codec, unsafe.Add(dst, f.off))
 		} else {
 			ok = d.skip(0)
 		}
@@ -132,15 +133,25 @@ func (d *decoder) key() ([]byte, bool) {
 	return nil, false
 }
 
-// value decodes the value at the position into the field f at ptr.
-func (d *decoder) value(f *field, ptr unsafe.Pointer) bool {
+// value decodes the value at the position into the value of codec c at
+// ptr.
+func (d *decoder) value(c *codec, ptr unsafe.Pointer) bool {
 	if d.i >= len(d.data) {
 		return false
 	}
 	if d.data[d.i] == 'n' {
-		return d.literal("null") // leaves every kind a plan has unchanged
+		if !d.literal("null") {
+			return false
+		}
+		switch c.kind {
+		case kindSlice:
+			*(*sliceHeader)(ptr) = sliceHeader{}
+		case kindPointer:
+			*(*unsafe.Pointer)(ptr) = nil
+		}
+		return true // the other kinds stay as they are
 	}
-	switch f.kind {
+	switch c.kind {
 	case kindString:
 		if d.data[d.i] != '"' {
 			return false
@@ -161,18 +172,80 @@ func (d *decoder) value(f *field, ptr unsafe.Pointer) bool {
 		}
 		return true
 	case kindInt:
-		return d.signed(f.size, ptr)
+		return d.signed(c.size, ptr)
 	case kindUint:
-		return d.unsigned(f.size, ptr)
+		return d.unsigned(c.size, ptr)
 	case kindFloat:
-		return d.float(f.size, ptr)
+		return d.float(c.size, ptr)
 	case kindStruct:
 		if d.data[d.i] != '{' {
 			return false
 		}
-		return d.object(f.sub, ptr)
+		return d.object(c.sub, ptr)
+	case kindSlice:
+		if d.data[d.i] != '[' {
+			return false
+		}
+		return d.array(c, (*sliceHeader)(ptr))
+	case kindPointer:
+		p := *(*unsafe.Pointer)(ptr)
+		if p == nil {
+			p = reflect.New(c.typ).UnsafePointer()
+			*(*unsafe.Pointer)(ptr) = p
+		}
+		return d.value(c.elem, p)
 	}
 	return false
+}
+
+// sliceHeader is a slice's layout.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
+// noElems is what an empty decoded slice points to: not nil, as
+// encoding/json makes it.
+var noElems struct{}
+
+// array decodes the array at the position ('[') into the slice of codec c
+// at h, growing it as encoding/json does (one element at a time with
+// reflect.Value.Grow). A slice already set (its key repeated) is refused:
+// encoding/json decodes into its elements.
+func (d *decoder) array(c *codec, h *sliceHeader) bool {
+	if h.data != nil {
+		return false
+	}
+	d.i++ // '['
+	d.space()
+	if d.i < len(d.data) && d.data[d.i] == ']' {
+		d.i++
+		h.data = unsafe.Pointer(&noElems)
+		return true
+	}
+	for n := 0; ; n++ {
+		if n == h.cap {
+			reflect.NewAt(c.typ, unsafe.Pointer(h)).Elem().Grow(1)
+		}
+		h.len = n + 1
+		if !d.value(c.elem, unsafe.Add(h.data, uintptr(n)*c.step)) {
+			return false
+		}
+		d.space()
+		if d.i >= len(d.data) {
+			return false
+		}
+		switch d.data[d.i] {
+		case ',':
+			d.i++
+			d.space()
+		case ']':
+			d.i++
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // integer consumes an integer literal, -?(0|[1-9][0-9]*), and returns its

@@ -81,6 +81,25 @@ type fzCase struct {
 	MixedKey bool   `json:"mIxEd"`
 }
 
+type fzSlices struct {
+	Tags   []string  `json:"tags"`
+	Ints   []int32   `json:"ints"`
+	Floats []float32 `json:"floats"`
+	Inner  []fzInner `json:"inner"`
+	Nested [][]bool  `json:"nested"`
+	Uints  []uint16  `json:"uints"`
+}
+
+type fzPointers struct {
+	N     *int        `json:"n"`
+	S     *string     `json:"s"`
+	In    *fzInner    `json:"in"`
+	List  *[]string   `json:"list"`
+	Elems []*fzInner  `json:"elems"`
+	F     *float64    `json:"f"`
+	Deep  *fzPointers `json:"-"`
+}
+
 // targets are the types the differential tests run every payload against.
 var targets = []struct {
 	name  string
@@ -91,6 +110,8 @@ var targets = []struct {
 	{"nested", checkPlan[fzNested]},
 	{"tags", checkPlan[fzTags]},
 	{"case", checkPlan[fzCase]},
+	{"slices", checkPlan[fzSlices]},
+	{"pointers", checkPlan[fzPointers]},
 }
 
 // checkPlan decodes data with T's plan and, when the plan takes it,
@@ -116,7 +137,8 @@ func checkPlan[T any](t *testing.T, data []byte) bool {
 	return true
 }
 
-// requireSame requires want and got equal, floats bit for bit (-0 is not 0).
+// requireSame requires want and got equal, floats bit for bit (-0 is not
+// 0), slices with their capacity.
 func requireSame(t *testing.T, want, got any, data []byte) {
 	t.Helper()
 	if !same(reflect.ValueOf(want), reflect.ValueOf(got)) {
@@ -136,7 +158,8 @@ func same(a, b reflect.Value) bool {
 	case reflect.Float32, reflect.Float64:
 		return math.Float64bits(a.Float()) == math.Float64bits(b.Float())
 	case reflect.Slice:
-		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
+		// Even the capacity: the plan grows a slice as encoding/json does.
+		if a.IsNil() != b.IsNil() || a.Len() != b.Len() || a.Cap() != b.Cap() {
 			return false
 		}
 		for i := range a.Len() {
@@ -207,6 +230,18 @@ var seeds = []string{
 	`{"a":{"x":"1"},"a":{"n":2}}`, `{"a":{"x":"1"},"a":null}`, `{"a":null}`, `{"deep":{"y":null}}`,
 	`{"a":[]}`, `{"a":1}`, `{"a":"x"}`, `{"a":{"x":1}}`, `{"deep":{"y":{"z":-128}}}`, `{"deep":{"y":{"Z":128}}}`,
 	`{"A":{"X":"upper"}}`, `{"a":{"zz":{"q":[]}}}`,
+	// slices
+	`{"tags":["a","b"],"ints":[1,-2],"floats":[0.1,-0],"inner":[{"x":"1"},{"n":2}],"nested":[[true],[],null]}`,
+	`{"tags":[]}`, `{"tags":null}`, `{"tags":["a"],"tags":null}`, `{"tags":["a"],"tags":["b"]}`,
+	`{"tags":[],"tags":["b"]}`, `{"tags":null,"tags":["b"]}`, `{"tags":[null,"x"]}`, `{"tags":[1]}`,
+	`{"tags":["a",]}`, `{"tags":[,]}`, `{"tags":["a" "b"]}`, `{"tags":"a"}`, `{"tags":{}}`, `{"tags":[`,
+	`{"ints":[2147483648]}`, `{"uints":[-1]}`, `{"inner":[null,{"x":"y"}]}`, `{"inner":[{"x":"1","x":"2"}]}`,
+	`{"nested":[[true,false],[null]]}`, `{"floats":[1e39]}`, `{"ints":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}`,
+	// pointers
+	`{"n":1,"s":"x","in":{"x":"y"},"list":["a"],"elems":[{"n":1},null],"f":-0}`,
+	`{"n":null}`, `{"n":1,"n":null}`, `{"n":null,"n":2}`, `{"n":1,"n":2}`, `{"in":{"x":"1"},"in":{"n":2}}`,
+	`{"in":{"x":"1"},"in":null}`, `{"list":["a"],"list":["b"]}`, `{"list":null}`, `{"list":[]}`,
+	`{"n":"x"}`, `{"n":1.5}`, `{"s":null,"s":"a"}`, `{"elems":[]}`, `{"elems":[null]}`, `{"Deep":{}}`,
 }
 
 // TestSeeds runs every seed against every target, and checks that the
@@ -255,6 +290,7 @@ func TestSeeds(t *testing.T) {
 		`{"zz":` + deep(40) + `}`:     checkPlan[fzFlat],
 		`{"id":9223372036854775808}`:  checkPlan[fzFlat],
 		`{"id":-9223372036854775809}`: checkPlan[fzFlat],
+		`{"tags":["a"],"tags":["b"]}`: checkPlan[fzSlices],
 	}
 	for in, check := range mustRefuse {
 		require.False(t, check(t, []byte(in)), "the plan leaves %q to encoding/json", in)

@@ -2,8 +2,8 @@
 // encoding/json's scanner, with exactly json.Unmarshal's result whenever
 // it decodes at all.
 //
-// For a struct type made only of strings, bools, integers, floats and
-// nested structs of the same kind, For builds a Plan once: the fields as
+// For a struct type made only of strings, bools, integers, floats, nested
+// structs of the same kind, slices of and pointers to these, For builds a Plan once: the fields as
 // encoding/json names them, their offsets and kinds. Plan.Decode walks a
 // payload once and writes the fields in place. It only succeeds on inputs
 // it fully understands; on anything else (a syntax error, a type error, a
@@ -22,7 +22,10 @@
 // the first one left (a nested struct is merged); integers take only
 // integer literals in range; floats are strconv.ParseFloat's at the
 // field's bit size; strings are unescaped and copied out of the payload,
-// never aliasing it.
+// never aliasing it; a null sets a slice or a pointer to nil; an array
+// makes a new slice (an empty one is not nil), and a pointer is allocated
+// when nil, else decoded through. A slice that is decoded a second time
+// (a repeated key) is left to encoding/json, which reuses its elements.
 package jsonplan
 
 import (
@@ -35,7 +38,7 @@ import (
 	"unicode/utf8"
 )
 
-// kind is how a field's value is decoded and stored.
+// kind is how a value is decoded and stored.
 type kind uint8
 
 const (
@@ -45,15 +48,25 @@ const (
 	kindUint  // unsigned, size bytes
 	kindFloat // size 4 or 8
 	kindStruct
+	kindSlice
+	kindPointer
 )
 
-// field is one decoded field of a struct: where it is and how to fill it.
+// codec says how to decode one type's values.
+type codec struct {
+	kind kind
+	size uint8        // bytes, for the number kinds
+	sub  *Plan        // kindStruct: the struct's plan
+	elem *codec       // kindSlice, kindPointer: the element's, the pointee's
+	typ  reflect.Type // kindSlice: the slice type; kindPointer: the pointee type
+	step uintptr      // kindSlice: the element size
+}
+
+// field is one decoded field of a struct: its name and where it is.
 type field struct {
 	name string  // the JSON name, as encoding/json derives it (ASCII)
 	off  uintptr // offset in the struct that holds it
-	kind kind
-	size uint8 // bytes, for the number kinds
-	sub  *Plan // kindStruct: the nested struct's plan
+	codec
 }
 
 // Plan decodes JSON into values of one struct type. It is built once per
@@ -76,18 +89,20 @@ var plans sync.Map // reflect.Type → *Plan
 // built on first use and cached; For is safe for concurrent use.
 //
 // Accepted: a struct type whose exported, non-"-" fields are of kind
-// string, bool, int*, uint* (including uintptr), float32/64, or a struct
-// accepted by the same rules. Refused: a type (T or *T, for the struct and
-// for every field) that implements json.Unmarshaler or
-// encoding.TextUnmarshaler, json.Number, any other kind (pointers, slices,
-// maps, arrays, interfaces, ...), embedded fields, the ",string" option, a
-// non-ASCII field name, and two fields whose names are equal under case
-// folding.
+// string, bool, int*, uint* (including uintptr), float32/64, a struct
+// accepted by the same rules, a slice of any of these (not of a uint8
+// kind, which encoding/json reads as base64), or a pointer to any of these.
+// Refused: a type (T or *T, for the struct and for every type it holds)
+// that implements json.Unmarshaler or encoding.TextUnmarshaler,
+// json.Number, any other kind (maps, arrays, interfaces, pointers to
+// pointers, ...), a type that contains itself, embedded fields, the
+// ",string" option, a non-ASCII field name, and two fields whose names are
+// equal under case folding.
 func For(t reflect.Type) *Plan {
 	if p, ok := plans.Load(t); ok {
 		return p.(*Plan)
 	}
-	p := build(t)
+	p := build(t, map[reflect.Type]bool{})
 	actual, _ := plans.LoadOrStore(t, p)
 	return actual.(*Plan)
 }
@@ -106,11 +121,15 @@ func decodesItself(t reflect.Type) bool {
 		t.Implements(textUnmarshaler) || pt.Implements(textUnmarshaler)
 }
 
-// build makes t's plan, or returns nil when t is refused.
-func build(t reflect.Type) *Plan {
-	if t.Kind() != reflect.Struct || decodesItself(t) {
+// build makes struct type t's plan, or returns nil when t is refused.
+// visiting holds the struct types being built, to refuse one that
+// contains itself.
+func build(t reflect.Type, visiting map[reflect.Type]bool) *Plan {
+	if t.Kind() != reflect.Struct || decodesItself(t) || visiting[t] {
 		return nil
 	}
+	visiting[t] = true
+	defer delete(visiting, t)
 	p := &Plan{typ: t}
 	folded := make(map[string]bool)
 	for i := range t.NumField() {
@@ -145,33 +164,57 @@ func build(t reflect.Type) *Plan {
 			return nil
 		}
 		folded[key] = true
-		f := field{name: name, off: sf.Offset, size: uint8(sf.Type.Size())}
-		ft := sf.Type
-		if decodesItself(ft) || ft == numberType {
+		c := codecFor(sf.Type, visiting)
+		if c == nil {
 			return nil
 		}
-		switch ft.Kind() {
-		case reflect.String:
-			f.kind = kindString
-		case reflect.Bool:
-			f.kind = kindBool
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			f.kind = kindInt
-		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-			f.kind = kindUint
-		case reflect.Float32, reflect.Float64:
-			f.kind = kindFloat
-		case reflect.Struct:
-			f.kind = kindStruct
-			if f.sub = For(ft); f.sub == nil {
-				return nil
-			}
-		default:
-			return nil
-		}
-		p.fields = append(p.fields, f)
+		p.fields = append(p.fields, field{name: name, off: sf.Offset, codec: *c})
 	}
 	return p
+}
+
+// codecFor returns how to decode t's values, or nil when t is refused.
+func codecFor(t reflect.Type, visiting map[reflect.Type]bool) *codec {
+	if decodesItself(t) || t == numberType {
+		return nil
+	}
+	c := &codec{size: uint8(t.Size())}
+	switch t.Kind() {
+	case reflect.String:
+		c.kind = kindString
+	case reflect.Bool:
+		c.kind = kindBool
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		c.kind = kindInt
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		c.kind = kindUint
+	case reflect.Float32, reflect.Float64:
+		c.kind = kindFloat
+	case reflect.Struct:
+		c.kind = kindStruct
+		if c.sub = build(t, visiting); c.sub == nil {
+			return nil
+		}
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return nil // base64 in encoding/json
+		}
+		c.kind, c.typ, c.step = kindSlice, t, t.Elem().Size()
+		if c.elem = codecFor(t.Elem(), visiting); c.elem == nil {
+			return nil
+		}
+	case reflect.Pointer:
+		if t.Elem().Kind() == reflect.Pointer {
+			return nil
+		}
+		c.kind, c.typ = kindPointer, t.Elem()
+		if c.elem = codecFor(t.Elem(), visiting); c.elem == nil {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return c
 }
 
 // validTagName is encoding/json's rule for a tag name it uses: not empty,

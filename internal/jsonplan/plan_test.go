@@ -20,28 +20,44 @@ func (s jsonSelf) UnmarshalJSON([]byte) error { return nil }
 
 type embedded struct{ A int }
 
+type uint8Kind uint8
+
+type selfRef struct {
+	Next *selfRef
+}
+
+type refA struct{ B []refB }
+
+type refB struct{ A *refA }
+
 // TestForRefuses: every type outside the plan's shapes gets no plan, so
 // that encoding/json decodes it whole.
 func TestForRefuses(t *testing.T) {
 	refused := map[string]reflect.Type{
-		"not a struct":          reflect.TypeFor[int](),
-		"pointer":               reflect.TypeFor[*fzFlat](),
-		"slice field":           reflect.TypeFor[struct{ A []int }](),
-		"byte slice":            reflect.TypeFor[struct{ A []byte }](),
-		"pointer field":         reflect.TypeFor[struct{ A *int }](),
-		"map field":             reflect.TypeFor[struct{ A map[string]int }](),
-		"array field":           reflect.TypeFor[struct{ A [2]int }](),
-		"interface field":       reflect.TypeFor[struct{ A any }](),
-		"chan field":            reflect.TypeFor[struct{ A chan int }](),
-		"func field":            reflect.TypeFor[struct{ A func() }](),
-		"complex field":         reflect.TypeFor[struct{ A complex128 }](),
-		"json.Number":           reflect.TypeFor[struct{ A json.Number }](),
-		"json.RawMessage":       reflect.TypeFor[struct{ A json.RawMessage }](),
-		"time.Time":             reflect.TypeFor[struct{ A time.Time }](),
-		"TextUnmarshaler on *T": reflect.TypeFor[struct{ A textName }](),
-		"Unmarshaler struct":    reflect.TypeFor[jsonSelf](),
-		"Unmarshaler field":     reflect.TypeFor[struct{ A jsonSelf }](),
-		"embedded":              reflect.TypeFor[struct{ embedded }](),
+		"not a struct":           reflect.TypeFor[int](),
+		"pointer":                reflect.TypeFor[*fzFlat](),
+		"byte slice":             reflect.TypeFor[struct{ A []byte }](),
+		"slice of a uint8 kind":  reflect.TypeFor[struct{ A []uint8Kind }](),
+		"slice of RawMessage":    reflect.TypeFor[struct{ A []json.RawMessage }](),
+		"slice of Unmarshaler":   reflect.TypeFor[struct{ A []jsonSelf }](),
+		"pointer to pointer":     reflect.TypeFor[struct{ A **int }](),
+		"pointer to Unmarshaler": reflect.TypeFor[struct{ A *textName }](),
+		"self-referential":       reflect.TypeFor[selfRef](),
+		"mutually referential":   reflect.TypeFor[refA](),
+		"slice of maps":          reflect.TypeFor[struct{ A []map[string]int }](),
+		"map field":              reflect.TypeFor[struct{ A map[string]int }](),
+		"array field":            reflect.TypeFor[struct{ A [2]int }](),
+		"interface field":        reflect.TypeFor[struct{ A any }](),
+		"chan field":             reflect.TypeFor[struct{ A chan int }](),
+		"func field":             reflect.TypeFor[struct{ A func() }](),
+		"complex field":          reflect.TypeFor[struct{ A complex128 }](),
+		"json.Number":            reflect.TypeFor[struct{ A json.Number }](),
+		"json.RawMessage":        reflect.TypeFor[struct{ A json.RawMessage }](),
+		"time.Time":              reflect.TypeFor[struct{ A time.Time }](),
+		"TextUnmarshaler on *T":  reflect.TypeFor[struct{ A textName }](),
+		"Unmarshaler struct":     reflect.TypeFor[jsonSelf](),
+		"Unmarshaler field":      reflect.TypeFor[struct{ A jsonSelf }](),
+		"embedded":               reflect.TypeFor[struct{ embedded }](),
 		"embedded, tagged": reflect.TypeFor[struct {
 			embedded `json:"e"`
 		}](),
@@ -67,12 +83,35 @@ func TestForRefuses(t *testing.T) {
 			A int `json:"é"`
 		}](),
 		"non-ASCII Go name":     reflect.TypeFor[struct{ Ñ int }](),
-		"refused nested struct": reflect.TypeFor[struct{ A struct{ B []int } }](),
+		"refused nested struct": reflect.TypeFor[struct{ A struct{ B map[string]int } }](),
 	}
 	for name, typ := range refused {
 		require.Nil(t, For(typ), name)
 	}
 }
+
+// TestForAccepts: slices and pointers of accepted types get a plan.
+func TestForAccepts(t *testing.T) {
+	accepted := map[string]reflect.Type{
+		"slices":            reflect.TypeFor[fzSlices](),
+		"pointers":          reflect.TypeFor[fzPointers](),
+		"same type twice":   reflect.TypeFor[struct{ A, B fzInner }](),
+		"slice of slices":   reflect.TypeFor[struct{ A [][]string }](),
+		"pointer to slice":  reflect.TypeFor[struct{ A *[]int }](),
+		"slice of pointers": reflect.TypeFor[struct{ A []*fzInner }](),
+		"named string and bool": reflect.TypeFor[struct {
+			A textLike
+			B flag
+		}](),
+	}
+	for name, typ := range accepted {
+		require.NotNil(t, For(typ), name)
+	}
+}
+
+type textLike string
+
+type flag bool
 
 // TestForNames: the names a plan matches are encoding/json's.
 func TestForNames(t *testing.T) {
