@@ -58,18 +58,22 @@ type fzNested struct {
 }
 
 type fzTags struct {
-	Skip  string `json:"-"`
+	Skip string `json:"-"`
+	//lint:ignore SA5008 the name "-", as encoding/json reads it
 	Dash  string `json:"-,"`
 	Empty string `json:",omitempty"`
 	Named string `json:"renamed"`
 	Punct string `json:"a-b.c"`
-	Bad   string `json:"a\\b"` // invalid tag name: the Go name counts
+	//lint:ignore SA5008 a tag encoding/json ignores, on purpose
+	Bad string `json:"a\\b"` // invalid tag name: the Go name counts
+	//lint:ignore SA5008 a tag encoding/json ignores, on purpose
 	Quote string `json:"q\"q"` // likewise
 	NBSP  string `json:"x\u00a0"`
 	Space string `json:"with space"`
 	K     string `json:"k"`  // the Kelvin sign folds to K
 	S     string `json:"ss"` // ſ folds to S
 	Opts  int    `json:"opts,omitempty,omitzero"`
+	//lint:ignore SA5008 a tag encoding/json ignores, on purpose
 	Other string `json:",,"`
 	//lint:ignore U1000 present to show that a key naming it is unknown
 	unexp string
