@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
@@ -104,6 +105,19 @@ type fzPointers struct {
 	Deep  *fzPointers `json:"-"`
 }
 
+// fzOdd holds the corner kinds: zero-size values, named scalars, a
+// duration (an int64 with methods, none of them decoding).
+type fzOdd struct {
+	E     struct{}      `json:"e"`
+	L     []struct{}    `json:"l"`
+	P     *struct{}     `json:"p"`
+	Named textLike      `json:"named"`
+	Flag  flag          `json:"flag"`
+	Dur   time.Duration `json:"dur"`
+	PS    *[]string     `json:"ps"`
+	_     int
+}
+
 // targets are the types the differential tests run every payload against.
 var targets = []struct {
 	name  string
@@ -116,6 +130,7 @@ var targets = []struct {
 	{"case", checkPlan[fzCase]},
 	{"slices", checkPlan[fzSlices]},
 	{"pointers", checkPlan[fzPointers]},
+	{"odd", checkPlan[fzOdd]},
 }
 
 // checkPlan decodes data with T's plan and, when the plan takes it,
@@ -245,6 +260,8 @@ var seeds = []string{
 	`{"n":1,"s":"x","in":{"x":"y"},"list":["a"],"elems":[{"n":1},null],"f":-0}`,
 	`{"n":null}`, `{"n":1,"n":null}`, `{"n":null,"n":2}`, `{"n":1,"n":2}`, `{"in":{"x":"1"},"in":{"n":2}}`,
 	`{"in":{"x":"1"},"in":null}`, `{"list":["a"],"list":["b"]}`, `{"list":null}`, `{"list":[]}`,
+	`{"e":{},"l":[{},{},{}],"p":{},"named":"n","flag":true,"dur":-5,"ps":["a"]}`, `{"e":{"a":1},"l":[{"x":[]}]}`,
+	`{"l":[null,{}],"p":null,"ps":null}`, `{"p":{},"p":{}}`, `{"l":[{}],"l":[{}]}`, `{"_":1,"e":null}`,
 	`{"n":"x"}`, `{"n":1.5}`, `{"s":null,"s":"a"}`, `{"elems":[]}`, `{"elems":[null]}`, `{"Deep":{}}`,
 }
 

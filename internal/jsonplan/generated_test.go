@@ -39,7 +39,7 @@ var genKeys = []string{
 	"F32", "F64", "S", "B", "a", "b", "n", "deep", "x", "y", "Z", "-", "Empty", "renamed", "a-b.c",
 	"Bad", "Quote", "NBSP", "with space", "k", "ss", "opts", "Other", "Skip", "unexp", "userId",
 	"NAME", "mIxEd", "tags", "ints", "floats", "inner", "nested", "uints", "s", "in", "list", "elems",
-	"Deep", "zz", "", "a\\b", "\\u0069d", "\u212a", "\u017fs", "é",
+	"Deep", "e", "l", "p", "named", "flag", "dur", "ps", "zz", "", "a\\b", "\\u0069d", "\u212a", "\u017fs", "é",
 }
 
 func (g *docGen) ws() string {
