@@ -70,8 +70,9 @@ type pendingCall struct {
 	reply    Reply       // written by the reply reader before it sends on ch
 	progress func(*Reply)
 	timer    *time.Timer // the call's deadline, reused with the pendingCall
-	// lc is the call's context, reused with the pendingCall (see end).
-	lc lazyCtx
+	// lc is the call's context, reused with the pendingCall while nobody
+	// built it (see end).
+	lc *lazyCtx
 	// answered says the reply came: pc goes back to the pool when the
 	// call ends.
 	answered bool
@@ -96,7 +97,7 @@ type pendingCall struct {
 }
 
 var callPool = sync.Pool{New: func() any {
-	pc := &pendingCall{ch: make(chan *Reply, 1)}
+	pc := &pendingCall{ch: make(chan *Reply, 1), lc: new(lazyCtx)}
 	pc.ackFn = pc.acked
 	return pc
 }}
@@ -212,7 +213,7 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 	}
 	pc := callPool.Get().(*pendingCall)
 	now := time.Now() // one clock reading for the deadline, the id and the timeout header
-	lc := c.callContext(&pc.lc, ctx, cc.timeout, now)
+	lc := c.callContext(pc.lc, ctx, cc.timeout, now)
 	defer pc.end()
 	ctx = lc
 
@@ -246,13 +247,17 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 
 // end releases the call's context and, when the call is done with pc
 // (answered: a call that gave up may still get a late reply in it),
-// returns pc to the pool. Only when nobody built the context (nobody
-// waited on it, as the embedded broker never does): whoever built it may
-// still hold it, and pc, which it is part of, is then left to the GC.
+// returns pc to the pool. A context somebody built (waited on: the
+// embedded broker never does, the REST transport's produce queue does) may
+// still be held by them: it stays theirs, and pc goes back to the pool
+// with a new one.
 func (pc *pendingCall) end() {
 	pc.lc.release()
-	if !pc.answered || pc.lc.inner.Load() != nil {
+	if !pc.answered {
 		return
+	}
+	if pc.lc.inner.Load() != nil {
+		pc.lc = new(lazyCtx)
 	}
 	pc.answered = false
 	callPool.Put(pc)
