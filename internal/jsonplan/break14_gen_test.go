@@ -356,35 +356,45 @@ func (g *b14Gen) doc(t reflect.Type) []byte {
 	return b
 }
 
-// b14Check decodes data into a new t with t's plan and, if the plan takes
-// it, requires json.Unmarshal's value and no error. It reports whether
-// the plan took data.
-func b14Check(t *testing.T, typ reflect.Type, p *Plan, data []byte) bool {
-	t.Helper()
+// b14Diff decodes data into a new typ with typ's plan p and, if the plan
+// takes it, compares with json.Unmarshal: it reports whether the plan took
+// data, and an error when json.Unmarshal fails or decodes another value,
+// when the value shares memory with data, or when the plan panics.
+func b14Diff(typ reflect.Type, p *Plan, data []byte) (taken bool, err error) {
 	in := append([]byte(nil), data...)
 	got := reflect.New(typ)
-	ok := func() (ok bool) {
+	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				t.Fatalf("plan for %v panics on %q: %v", typ, data, r)
+				err = fmt.Errorf("plan for %v panics on %q: %v", typ, data, r)
 			}
 		}()
-		return p.Decode(in, got.UnsafePointer())
+		taken = p.Decode(in, got.UnsafePointer())
 	}()
-	if !ok {
-		return false
+	if !taken || err != nil {
+		return taken, err
 	}
 	for i := range in {
 		in[i] = '#'
 	}
 	want := reflect.New(typ)
 	if err := json.Unmarshal(data, want.Interface()); err != nil {
-		t.Fatalf("type %v: the plan took %q, json.Unmarshal says %v", typ, data, err)
+		return true, fmt.Errorf("type %v: the plan took %.300q, json.Unmarshal says %v", typ, data, err)
 	}
 	if !b14Same(want.Elem(), got.Elem()) {
-		t.Fatalf("type %v, payload %q:\n got %#v\nwant %#v", typ, data, got.Elem(), want.Elem())
+		return true, fmt.Errorf("type %v, payload %.300q:\n got %#v\nwant %#v", typ, data, got.Elem(), want.Elem())
 	}
-	return true
+	return true, nil
+}
+
+// b14Check is b14Diff failing t.
+func b14Check(t *testing.T, typ reflect.Type, p *Plan, data []byte) bool {
+	t.Helper()
+	taken, err := b14Diff(typ, p, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return taken
 }
 
 // b14Same compares two values of one type in full: floats bit for bit,
