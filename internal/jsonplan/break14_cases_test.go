@@ -252,3 +252,36 @@ func b14FuzzType(seed uint64) (typ reflect.Type) {
 	g := &b14Gen{r: rand.New(rand.NewPCG(seed, 41))}
 	return g.structType(3)
 }
+
+// TestBreak14ASCIIKeys: a field named by each printable ASCII character
+// (through its tag: valid tag names, and invalid ones that fall back to
+// the Go name), or by a letter and that character, against a key of each
+// character from 0x20 to 0x7f: the plan matches exactly what
+// encoding/json's exact and folded lookups match.
+func TestBreak14ASCIIKeys(t *testing.T) {
+	taken := 0
+	for a := byte(0x20); a < 0x7f; a++ {
+		for _, name := range []string{string(a), "x" + string(a), string(a) + "Q"} {
+			typ := reflect.StructOf([]reflect.StructField{
+				{Name: "F", Type: reflect.TypeFor[int](), Tag: reflect.StructTag(`json:` + strconv.Quote(name))},
+				{Name: "G", Type: reflect.TypeFor[int]()},
+			})
+			p := For(typ)
+			if p == nil {
+				continue // the names fold alike: encoding/json's alone
+			}
+			for b := byte(0x20); b < 0x80; b++ {
+				if b == '"' || b == '\\' {
+					continue
+				}
+				for _, key := range []string{string(b), "x" + string(b), "X" + string(b), string(b) + "Q", string(b) + "q"} {
+					doc := `{"G":1,"F":2,"` + key + `":3}`
+					if b14Check(t, typ, p, []byte(doc)) {
+						taken++
+					}
+				}
+			}
+		}
+	}
+	require.Greater(t, taken, 10000)
+}
