@@ -284,3 +284,21 @@ func TestBreak14DecodeTypedFirstUseConcurrent(t *testing.T) {
 	close(start)
 	wg.Wait()
 }
+
+// b14BadTags has tag names encoding/json v1 ignores (the Go name counts)
+// and encoding/json built on v2 (GOEXPERIMENT=jsonv2) does not.
+type b14BadTags struct {
+	Bad   string `json:"a\\b"`
+	NBSP  int    `json:"\u00a0"`
+	Quote int    `json:"x\""`
+}
+
+// TestBreak14DecodeTypedBadTags: decodeTyped follows json.Unmarshal's
+// naming, whichever encoding/json the binary is built with.
+func TestBreak14DecodeTypedBadTags(t *testing.T) {
+	for _, in := range []string{
+		`{"a":"x"}`, `{"Bad":"x"}`, `{"a\\b":"x"}`, `{"NBSP":1}`, "{\"\u00a0\":1}", `{"Quote":1}`, `{"x":1}`,
+	} {
+		b14Decode[b14BadTags](t, []byte(in))
+	}
+}
