@@ -29,7 +29,9 @@ import (
 // scanner steps through it byte by byte (for {"id":1,"name":"report"},
 // about 57 ns against the pooled decoder's 390). A plan only takes payloads
 // it decodes exactly as json.Unmarshal does, without error; any other
-// payload goes on to the pooled decoder as before.
+// payload goes on to the pooled decoder as before. (Built with
+// GOEXPERIMENT=jsonv2, encoding/json's rules are v2's, not the ones a plan
+// copies: no type has a plan then.)
 
 // maxPooledDecode is the largest payload decoded with a pooled decoder. A
 // json.Decoder's buffer grows to hold the value it decodes and never

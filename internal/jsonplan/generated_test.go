@@ -1,3 +1,8 @@
+//go:build !goexperiment.jsonv2
+
+// The plan's tests: encoding/json v1's rules, which the plan copies (built
+// with GOEXPERIMENT=jsonv2, no type gets a plan: break14_jsonv2_test.go).
+
 package jsonplan
 
 import (

@@ -13,6 +13,11 @@
 // gives its own result and error. Any type outside that shape gets no plan
 // (For returns nil), and any plan-less type is encoding/json's alone.
 //
+// The rules copied are encoding/json v1's. Built with GOEXPERIMENT=jsonv2,
+// encoding/json runs on encoding/json/v2, whose rules differ (tag names v1
+// ignores as invalid name the field there, for one): then no type gets a
+// plan.
+//
 // What the plan copies from encoding/json's rules: a field's name is its
 // json tag's name when the tag's name is valid, else the Go name; a field
 // tagged "-" and unexported fields are not decoded (a key naming one is an
@@ -97,8 +102,12 @@ var plans sync.Map // reflect.Type → *Plan
 // json.Number, any other kind (maps, arrays, interfaces, pointers to
 // pointers, ...), a type that contains itself, embedded fields, the
 // ",string" option, a non-ASCII field name, and two fields whose names are
-// equal under case folding.
+// equal under case folding. Every type is refused when encoding/json is
+// built on encoding/json/v2 (GOEXPERIMENT=jsonv2).
 func For(t reflect.Type) *Plan {
+	if jsonV2 {
+		return nil
+	}
 	if p, ok := plans.Load(t); ok {
 		return p.(*Plan)
 	}
