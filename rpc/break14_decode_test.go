@@ -64,12 +64,14 @@ func (t *b14Text) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// b14JSONVal decodes itself from JSON, with a value receiver on a map
-// (which it can fill without a pointer).
-type b14JSONVal map[string]string
+// b14JSONVal decodes itself from JSON with a value receiver: it can only
+// fail (on "err"), never change the value.
+type b14JSONVal struct{ N int }
 
-func (m b14JSONVal) UnmarshalJSON(b []byte) error {
-	m["raw"] = string(b) // a copy, as encoding/json requires
+func (b14JSONVal) UnmarshalJSON(b []byte) error {
+	if string(b) == `"err"` {
+		return fmt.Errorf("b14JSONVal: err")
+	}
 	return nil
 }
 
@@ -89,6 +91,9 @@ type b14Special struct {
 	Texts  []b14Text              `json:"texts"`
 	JP     b14JSONPtr             `json:"jp"`
 	JPs    []b14JSONPtr           `json:"jps"`
+	JV     b14JSONVal             `json:"jv"`
+	JVs    []b14JSONVal           `json:"jvs"`
+	JVP    *b14JSONVal            `json:"jvp"`
 	Nested struct{ J b14JSONPtr } `json:"nested"`
 	Map    map[string]int         `json:"map"`
 	TMap   map[b14Text]int        `json:"tmap"`
@@ -126,7 +131,8 @@ var b14Inputs = []string{
 	`{"words":[` + strings.Repeat(`["a","b"],`, 3000) + `[]]}`,
 	// special types
 	`{"text":"t","textp":"p","texts":["a","b"],"jp":[1,2],"jps":[{},"x"],"nested":{"J":{"a":1}}}`,
-	`{"text":"bad"}`, `{"text":1}`, `{"textp":null}`, `{"texts":[null]}`,
+	`{"jv":{"N":1},"jvs":[1,"x",null],"jvp":{"N":2}}`, `{"jv":"err"}`, `{"jvs":["err"]}`, `{"jvp":"err"}`,
+	`{"jvp":null}`, `{"text":"bad"}`, `{"text":1}`, `{"textp":null}`, `{"texts":[null]}`,
 	`{"map":{"a":1,"b":2},"tmap":{"k":1},"any":{"a":[1,"x",null,true]},"arr":[1,2],"bytes4":[1,2,3,4,5]}`,
 	`{"arr":[1,2,3,4]}`, `{"map":{"a":"x"}}`, `{"map":null}`, `{"bytes":"AQID","bytes4":"AQID"}`,
 	`{"bytes":"!!"}`, `{"bytes":[1,2]}`, `{"bytes":null}`, `{"num":12.5e3,"raw":{"r":[1]}}`, `{"num":"x"}`,
