@@ -298,9 +298,11 @@ func TestBreak14DecodeTypedFirstUseConcurrent(t *testing.T) {
 // b14BadTags has tag names encoding/json v1 ignores (the Go name counts)
 // and encoding/json built on v2 (GOEXPERIMENT=jsonv2) does not.
 type b14BadTags struct {
-	Bad   string `json:"a\\b"`
-	NBSP  int    `json:"\u00a0"`
-	Quote int    `json:"x\""`
+	//lint:ignore SA5008 a tag v1 ignores (the Go name counts), on purpose
+	Bad  string `json:"a\\b"`
+	NBSP int    `json:"\u00a0"`
+	//lint:ignore SA5008 a tag v1 ignores (the Go name counts), on purpose
+	Quote int `json:"x\""`
 }
 
 // TestBreak14DecodeTypedBadTags: decodeTyped follows json.Unmarshal's

@@ -19,6 +19,7 @@ type b14V2Plain struct {
 }
 
 type b14V2BadTags struct {
+	//lint:ignore SA5008 a tag v1 ignores (the Go name counts), on purpose
 	Bad string `json:"a\\b"`
 }
 
