@@ -95,21 +95,30 @@ func (d *decoder) object(p *Plan, dst unsafe.Pointer) bool {
 		if !ok {
 			return false
 		}
-		d.space()
-		if d.i >= len(d.data) {
-			return false
-		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case '}':
-			d.i++
-			return true
-		default:
-			return false
+		if end, ok := d.next('}'); !ok || end {
+			return ok
 		}
 	}
+}
+
+// next consumes what follows a member of an object or an element of an
+// array: a ',' (and the space after it) or the closer that ends the
+// object or array (end). Anything else: not ok.
+func (d *decoder) next(closer byte) (end, ok bool) {
+	d.space()
+	if d.i >= len(d.data) {
+		return false, false
+	}
+	switch d.data[d.i] {
+	case ',':
+		d.i++
+		d.space()
+		return false, true
+	case closer:
+		d.i++
+		return true, true
+	}
+	return false, false
 }
 
 // key returns the object key at the position, which must be a string of
@@ -231,19 +240,8 @@ func (d *decoder) array(c *codec, h *sliceHeader) bool {
 		if !d.value(c.elem, unsafe.Add(h.data, uintptr(n)*c.step)) {
 			return false
 		}
-		d.space()
-		if d.i >= len(d.data) {
-			return false
-		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case ']':
-			d.i++
-			return true
-		default:
-			return false
+		if end, ok := d.next(']'); !ok || end {
+			return ok
 		}
 	}
 }
@@ -606,19 +604,8 @@ func (d *decoder) skipObject(depth int) bool {
 		if !d.skip(depth + 1) {
 			return false
 		}
-		d.space()
-		if d.i >= len(d.data) {
-			return false
-		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case '}':
-			d.i++
-			return true
-		default:
-			return false
+		if end, ok := d.next('}'); !ok || end {
+			return ok
 		}
 	}
 }
@@ -634,19 +621,8 @@ func (d *decoder) skipArray(depth int) bool {
 		if !d.skip(depth + 1) {
 			return false
 		}
-		d.space()
-		if d.i >= len(d.data) {
-			return false
-		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case ']':
-			d.i++
-			return true
-		default:
-			return false
+		if end, ok := d.next(']'); !ok || end {
+			return ok
 		}
 	}
 }
