@@ -128,6 +128,7 @@ type Backend struct {
 	cl    *kgo.Client
 	adm   *kadm.Client
 	meta  metaCache
+	reach reach    // the outcome of the clients' dials (see reach.explain)
 	rr    sync.Map // topic -> *atomic.Uint32: round-robin of unkeyed records
 	close sync.Once
 	bg    sync.WaitGroup // members' clients closing in the background
@@ -155,7 +156,8 @@ func New(ctx context.Context, kcfg kafka.Config, opts ...Option) (*Backend, erro
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, kcfg: kcfg, base: base, members: map[*member]struct{}{}}
+	b := &Backend{cfg: cfg, kcfg: kcfg, members: map[*member]struct{}{}}
+	b.base = append(base, kgo.WithHooks(&b.reach)) // every client's dials, the members' too
 	copts := append(append([]kgo.Opt(nil), base...),
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -233,7 +235,8 @@ func (b *Backend) errIfClosed(what string) error {
 }
 
 // Topics lists every topic that is not internal, with its partition count.
-func (b *Backend) Topics(ctx context.Context) (map[string]int32, error) {
+func (b *Backend) Topics(ctx context.Context) (_ map[string]int32, err error) {
+	defer b.reach.explain("topics", &err)
 	if err := b.errIfClosed("list topics"); err != nil {
 		return nil, err
 	}
@@ -275,6 +278,7 @@ func (b *Backend) partitionCheck(ctx context.Context, what string, tp transport.
 // Offsets returns the log start offset and the high watermark of tp: two
 // ListOffsets requests, concurrently, to the partition's leader.
 func (b *Backend) Offsets(ctx context.Context, tp transport.TopicPartition) (earliest, latest int64, err error) {
+	defer b.reach.explain("offsets", &err)
 	const what = "offsets"
 	if err := b.errIfClosed(what); err != nil {
 		return 0, 0, err
@@ -295,7 +299,8 @@ func (b *Backend) Offsets(ctx context.Context, tp transport.TopicPartition) (ear
 
 // OffsetForTime returns the first offset of tp whose record time is at or
 // after t, or the high watermark when there is none.
-func (b *Backend) OffsetForTime(ctx context.Context, tp transport.TopicPartition, t time.Time) (int64, error) {
+func (b *Backend) OffsetForTime(ctx context.Context, tp transport.TopicPartition, t time.Time) (_ int64, err error) {
+	defer b.reach.explain("offset for time", &err)
 	const what = "offset for time"
 	if err := b.errIfClosed(what); err != nil {
 		return 0, err
@@ -372,7 +377,8 @@ func (b *Backend) listOffsets(ctx context.Context, parts []transport.Offset, ts 
 }
 
 // Committed returns group's committed offset of tp, -1 without one.
-func (b *Backend) Committed(ctx context.Context, group string, tp transport.TopicPartition) (int64, error) {
+func (b *Backend) Committed(ctx context.Context, group string, tp transport.TopicPartition) (_ int64, err error) {
+	defer b.reach.explain("committed", &err)
 	const what = "committed offset"
 	if err := b.errIfClosed(what); err != nil {
 		return 0, err

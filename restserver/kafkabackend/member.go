@@ -63,7 +63,8 @@ var _ restserver.Member = (*member)(nil)
 // idle expiry closes an instance that stops asking, and Close leaves the
 // group at once (LeaveGroup by instance id, as a static member's Close alone
 // would not).
-func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
+func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (_ transport.Consumer, err error) {
+	defer b.reach.explain("subscribe", &err)
 	const what = "subscribe"
 	if err := b.errIfClosed(what); err != nil {
 		return nil, err

@@ -28,7 +28,8 @@ import (
 // the brokers refuse some records of a batch spanning partitions after
 // others were written, the error says how many were written and wraps
 // transport.ErrOutcomeUnknown. A zero Time is set to the time of the call.
-func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) ([]transport.Message, error) {
+func (b *Backend) Produce(ctx context.Context, msgs ...transport.Message) (_ []transport.Message, err error) {
+	defer b.reach.explain("produce", &err)
 	const what = "produce"
 	if err := b.errIfClosed(what); err != nil {
 		return nil, err

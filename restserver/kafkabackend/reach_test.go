@@ -1,0 +1,51 @@
+package kafkabackend_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend/kafkatest"
+	"github.com/kafkarpc/kafkarpc/transport"
+)
+
+// With the brokers down, an operation whose context runs out while kgo
+// still retries the dial is the brokers' absence, as a refused dial is:
+// restserver.ErrUnavailable (503, retry), not a bare deadline (504).
+// TestBreak6BrokersDownAre503NotHangOr500 answered 504 for a consume that
+// creates an instance when the deadline came first (CI, under load).
+func TestDeadlineWithBrokersDownIsUnavailable(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"t": 2}})
+	b := c.Backend
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := b.Topics(ctx)
+	require.NoError(t, err)
+
+	c.Kfake.Close()
+	// A dial has to fail first: until then nothing says the brokers are
+	// gone (a deadline alone stays a deadline).
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := b.Topics(ctx)
+		return errors.Is(err, restserver.ErrUnavailable)
+	}, 10*time.Second, 10*time.Millisecond)
+
+	for _, d := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 200 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_, err := b.Subscribe(ctx, transport.Subscription{Group: "g", Topics: []string{"t"}, Instance: "i"})
+		cancel()
+		require.Error(t, err)
+		require.ErrorIs(t, err, restserver.ErrUnavailable, "subscribe with %v: %v", d, err)
+
+		ctx, cancel = context.WithTimeout(context.Background(), d)
+		_, err = b.Produce(ctx, transport.Message{Topic: "t", Value: []byte("x")})
+		cancel()
+		require.ErrorIs(t, err, restserver.ErrUnavailable, "produce with %v: %v", d, err)
+	}
+}
