@@ -25,7 +25,9 @@
 //     the leaders, kadm metadata and OffsetFetch.
 //   - Errors: unknown topic 404, record too large 413, a rebalance in
 //     progress or a coordinator or leader moving 503 with Retry-After
-//     ([restserver.ErrUnavailable]), a commit by a member that lost the
+//     ([restserver.ErrUnavailable]), as are brokers that cannot be reached
+//     (a refused dial, or a request's deadline running out while the last
+//     dial to a broker had failed), a commit by a member that lost the
 //     partition 400.
 //
 // # Differences from the embedded broker
