@@ -3,7 +3,6 @@ package rpc
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/big"
 	"reflect"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/kafkarpc/kafkarpc/internal/jsonplan"
+	"github.com/kafkarpc/kafkarpc/internal/jsonplan/jsonplantest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -142,44 +142,6 @@ var b14Inputs = []string{
 	`{"plain":{"id":1,"name":"x"},"plain":{"in":{"x":"y"}}}`, `{"plain":{"id":"x"}}`,
 }
 
-// b14Same is sameBits with slices' capacity and nil-ness too.
-func b14Same(a, b reflect.Value) bool {
-	switch a.Kind() {
-	case reflect.Struct:
-		for i := range a.NumField() {
-			if !b14Same(a.Field(i), b.Field(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Float32, reflect.Float64:
-		return math.Float64bits(a.Float()) == math.Float64bits(b.Float())
-	case reflect.Slice:
-		if a.IsNil() != b.IsNil() || a.Len() != b.Len() || a.Cap() != b.Cap() {
-			return false
-		}
-		for i := range a.Len() {
-			if !b14Same(a.Index(i), b.Index(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Pointer:
-		if a.IsNil() || b.IsNil() {
-			return a.IsNil() == b.IsNil()
-		}
-		return b14Same(a.Elem(), b.Elem())
-	case reflect.String:
-		return a.String() == b.String()
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return a.Int() == b.Int()
-	}
-	if !a.CanInterface() {
-		return true // unexported: neither decoder writes it
-	}
-	return reflect.DeepEqual(a.Interface(), b.Interface())
-}
-
 // b14Diff reports how decodeTyped[T](data) differs from json.Unmarshal:
 // the value, the error (its type and fields), or memory shared with data.
 func b14Diff[T any](data []byte) error {
@@ -193,7 +155,7 @@ func b14Diff[T any](data []byte) error {
 	if !reflect.DeepEqual(werr, gerr) || fmt.Sprint(werr) != fmt.Sprint(gerr) {
 		return fmt.Errorf("%T, payload %.200q: error %#v, json.Unmarshal's %#v", want, data, gerr, werr)
 	}
-	if !b14Same(reflect.ValueOf(want), reflect.ValueOf(got)) {
+	if !jsonplantest.Same(reflect.ValueOf(want), reflect.ValueOf(got)) {
 		return fmt.Errorf("%T, payload %.200q:\n got %#v\nwant %#v", want, data, got, want)
 	}
 	return nil

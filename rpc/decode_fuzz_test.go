@@ -3,9 +3,10 @@ package rpc
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"reflect"
 	"testing"
+
+	"github.com/kafkarpc/kafkarpc/internal/jsonplan/jsonplantest"
 )
 
 // decodeTyped against json.Unmarshal for every payload: the same value
@@ -52,25 +53,9 @@ func sameDecode[T any](t *testing.T, data []byte) {
 	if fmt.Sprint(gerr) != fmt.Sprint(werr) {
 		t.Fatalf("%T, payload %q: error %v, json.Unmarshal's %v", want, data, gerr, werr)
 	}
-	if !sameBits(reflect.ValueOf(want), reflect.ValueOf(got)) {
+	if !jsonplantest.Same(reflect.ValueOf(want), reflect.ValueOf(got)) {
 		t.Fatalf("%T, payload %q:\n got %#v\nwant %#v", want, data, got, want)
 	}
-}
-
-// sameBits is reflect.DeepEqual with floats compared bit for bit.
-func sameBits(a, b reflect.Value) bool {
-	switch a.Kind() {
-	case reflect.Struct:
-		for i := range a.NumField() {
-			if !sameBits(a.Field(i), b.Field(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Float32, reflect.Float64:
-		return math.Float64bits(a.Float()) == math.Float64bits(b.Float())
-	}
-	return reflect.DeepEqual(a.Interface(), b.Interface())
 }
 
 var decodeFuzzSeeds = []string{

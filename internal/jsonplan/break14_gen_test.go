@@ -8,7 +8,6 @@ package jsonplan
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/big"
 	"math/rand/v2"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafkarpc/kafkarpc/internal/jsonplan/jsonplantest"
 )
 
 // The break-it pass's differential generator: random struct types built
@@ -386,7 +387,7 @@ func b14Diff(typ reflect.Type, p *Plan, data []byte) (taken bool, err error) {
 	if err := json.Unmarshal(data, want.Interface()); err != nil {
 		return true, fmt.Errorf("type %v: the plan took %.300q, json.Unmarshal says %v", typ, data, err)
 	}
-	if !b14Same(want.Elem(), got.Elem()) {
+	if !jsonplantest.Same(want.Elem(), got.Elem()) {
 		return true, fmt.Errorf("type %v, payload %.300q:\n got %#v\nwant %#v", typ, data, got.Elem(), want.Elem())
 	}
 	return true, nil
@@ -400,71 +401,6 @@ func b14Check(t *testing.T, typ reflect.Type, p *Plan, data []byte) bool {
 		t.Fatal(err)
 	}
 	return taken
-}
-
-// b14Same compares two values of one type in full: floats bit for bit,
-// slices with nil-ness and capacity, unexported fields too.
-func b14Same(a, b reflect.Value) bool {
-	switch a.Kind() {
-	case reflect.Struct:
-		for i := range a.NumField() {
-			if !b14Same(a.Field(i), b.Field(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Float32, reflect.Float64:
-		return math.Float64bits(a.Float()) == math.Float64bits(b.Float())
-	case reflect.Slice:
-		if a.IsNil() != b.IsNil() || a.Len() != b.Len() || a.Cap() != b.Cap() {
-			return false
-		}
-		for i := range a.Len() {
-			if !b14Same(a.Index(i), b.Index(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Array:
-		for i := range a.Len() {
-			if !b14Same(a.Index(i), b.Index(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Pointer, reflect.Interface:
-		if a.IsNil() || b.IsNil() {
-			return a.IsNil() == b.IsNil()
-		}
-		if a.Kind() == reflect.Interface && a.Elem().Type() != b.Elem().Type() {
-			return false
-		}
-		return b14Same(a.Elem(), b.Elem())
-	case reflect.Map:
-		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
-			return false
-		}
-		for _, k := range a.MapKeys() {
-			bv := b.MapIndex(k)
-			if !bv.IsValid() || !b14Same(a.MapIndex(k), bv) {
-				return false
-			}
-		}
-		return true
-	case reflect.String:
-		return a.String() == b.String()
-	case reflect.Bool:
-		return a.Bool() == b.Bool()
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return a.Int() == b.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return a.Uint() == b.Uint()
-	case reflect.Complex64, reflect.Complex128:
-		return a.Complex() == b.Complex()
-	case reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		return a.IsNil() == b.IsNil()
-	}
-	panic(fmt.Sprintf("b14Same: kind %s", a.Kind()))
 }
 
 // TestBreak14Generated runs random types against random documents.

@@ -7,8 +7,6 @@ package jsonplan
 
 import (
 	"encoding/json"
-	"fmt"
-	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +14,8 @@ import (
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kafkarpc/kafkarpc/internal/jsonplan/jsonplantest"
 )
 
 // The differential check: for each target type, a payload the plan takes
@@ -165,48 +165,9 @@ func checkPlan[T any](t *testing.T, data []byte) bool {
 // 0), slices with their capacity.
 func requireSame(t *testing.T, want, got any, data []byte) {
 	t.Helper()
-	if !same(reflect.ValueOf(want), reflect.ValueOf(got)) {
+	if !jsonplantest.Same(reflect.ValueOf(want), reflect.ValueOf(got)) {
 		t.Fatalf("payload %q:\n got %#v\nwant %#v", data, got, want)
 	}
-}
-
-func same(a, b reflect.Value) bool {
-	switch a.Kind() {
-	case reflect.Struct:
-		for i := range a.NumField() {
-			if !same(a.Field(i), b.Field(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Float32, reflect.Float64:
-		return math.Float64bits(a.Float()) == math.Float64bits(b.Float())
-	case reflect.Slice:
-		// Even the capacity: the plan grows a slice as encoding/json does.
-		if a.IsNil() != b.IsNil() || a.Len() != b.Len() || a.Cap() != b.Cap() {
-			return false
-		}
-		for i := range a.Len() {
-			if !same(a.Index(i), b.Index(i)) {
-				return false
-			}
-		}
-		return true
-	case reflect.Pointer:
-		if a.IsNil() || b.IsNil() {
-			return a.IsNil() == b.IsNil()
-		}
-		return same(a.Elem(), b.Elem())
-	case reflect.String:
-		return a.String() == b.String()
-	case reflect.Bool:
-		return a.Bool() == b.Bool()
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return a.Int() == b.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return a.Uint() == b.Uint()
-	}
-	panic(fmt.Sprintf("same: kind %s", a.Kind()))
 }
 
 // seeds are payloads at the edges of what the plan takes: the fuzz
