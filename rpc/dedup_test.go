@@ -231,3 +231,35 @@ func TestPipelineAllocationSizes(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(entryWith11{}), uintptr(512))
 	assert.LessOrEqual(t, unsafe.Sizeof(entryWithAll{}), uintptr(576))
 }
+
+// BenchmarkDedupWindow is one request's way through a full window (10,000
+// entries, the default): begin a new id, finish it, trim the oldest.
+//
+//	go test -run '^$' -bench DedupWindow -cpu 1 ./rpc/
+func BenchmarkDedupWindow(b *testing.B) {
+	const size = 10_000
+	w := newDedupWindow(size, time.Hour)
+	ids := make([]string, 4*size) // more ids than the window: begin misses, as a new request's does
+	for i := range ids {
+		ids[i] = newID()
+	}
+	now := time.Now()
+	for _, id := range ids[:size] {
+		w.begin(id, now, waiter{})
+		w.finish(id, &handledEntry{id: id}, now, nil)
+	}
+	entries := make([]handledEntry, len(ids))
+	b.ReportAllocs()
+	i := size
+	for b.Loop() {
+		id := ids[i%len(ids)]
+		e := &entries[i%len(ids)]
+		e.id = id
+		if state, _ := w.begin(id, now, waiter{}); state != dedupNew {
+			b.Fatalf("id %d: state %v", i, state)
+		}
+		w.finish(id, e, now, nil)
+		w.trim()
+		i++
+	}
+}
