@@ -24,10 +24,15 @@ type lazyCtx struct {
 	// no values (see build).
 	closing context.Context
 
-	mu       sync.Mutex
-	inner    atomic.Pointer[context.Context]
-	cancel   context.CancelFunc // set with inner, under mu
-	released bool               // under mu: built after release means canceled
+	mu     sync.Mutex
+	inner  atomic.Pointer[context.Context]
+	cancel context.CancelFunc // set before inner, under mu
+	// released says the context's work is over: built after release means
+	// canceled. Set before release looks at inner, and read by build
+	// after it stores inner: one of the two sees the other's write and
+	// cancels (both may), with no lock on release's path when the context
+	// was never built, the common case.
+	released atomic.Bool
 }
 
 // reset readies c, unbuilt (see pendingCall.end), for a new use with
@@ -35,8 +40,9 @@ type lazyCtx struct {
 func (c *lazyCtx) reset(parent, closing context.Context) {
 	c.parent, c.closing, c.deadline = parent, closing, time.Time{}
 	c.mu.Lock()
-	c.cancel, c.released = nil, false
+	c.cancel = nil
 	c.mu.Unlock()
+	c.released.Store(false)
 }
 
 func (c *lazyCtx) build() context.Context {
@@ -66,12 +72,12 @@ func (c *lazyCtx) build() context.Context {
 		cancel := c.cancel
 		c.cancel = func() { stop(); cancel() }
 	}
-	if c.released {
+	c.inner.Store(&in)
+	if c.released.Load() {
 		// First touched after its work ended (by a goroutine the handler
 		// left behind): it is over, as a built context would be by now.
 		c.cancel()
 	}
-	c.inner.Store(&in)
 	return in
 }
 
@@ -111,17 +117,14 @@ func (c *lazyCtx) Value(key any) any { return c.build().Value(key) }
 // release frees the timer, if one was built. Call when the context's work
 // is over.
 func (c *lazyCtx) release() {
+	c.released.Store(true)
+	if c.inner.Load() == nil {
+		return // not built: a build from now on cancels (see released)
+	}
 	c.mu.Lock()
-	c.released = true
 	cancel := c.cancel
 	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
+	cancel()
 }
 
-func (c *lazyCtx) isReleased() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.released
-}
+func (c *lazyCtx) isReleased() bool { return c.released.Load() }

@@ -18,8 +18,9 @@ import (
 // from one value to the next, so a pooled one decodes the same payload with
 // only the allocations the value itself needs. The decoder is only an
 // engine here: decodeTyped gives the same results and the same errors as
-// json.Unmarshal (any payload the pooled decoder does not take cleanly, and
-// any error, is decoded again by json.Unmarshal, whose answer is returned).
+// json.Unmarshal (any payload the pooled decoder does not read whole as one
+// valid value is decoded again by json.Unmarshal, whose answer is
+// returned; see decodePooled for the errors it keeps).
 // A type's UnmarshalJSON gets bytes of the decoder's buffer, which the next
 // decode overwrites: as encoding/json requires, it must copy what it keeps.
 //
@@ -65,13 +66,24 @@ var decoderPool = sync.Pool{New: func() any {
 }}
 
 // decodePooled decodes data into v, which must point to a zero value,
-// with a pooled decoder. It reports false when it could not take data
-// cleanly (an error, or more after the value): v may then be partly filled,
-// and the caller zeroes it and decodes with json.Unmarshal, which says
-// what is wrong as it would have.
-func decodePooled(data []byte, v any) bool {
+// with a pooled decoder. It reports false when data is not one valid JSON
+// value and whitespace: v may then be partly filled, and the caller zeroes
+// it and decodes with json.Unmarshal, which says what is wrong as it
+// would have.
+//
+// Otherwise its answer is json.Unmarshal's, error included: a Decoder reads
+// the whole value, and checks it as Unmarshal checks its input, before it
+// decodes it with the same code as Unmarshal, from the same first byte
+// (the one after the previous use, which read its payload whole). An error
+// then (a type mismatch, a field's UnmarshalJSON failing) is the one
+// Unmarshal would give, and is kept: decoding again would run the type's
+// UnmarshalJSON methods a second time. (One case differs: a value followed
+// by more than whitespace is decoded before the rest is seen, so its
+// UnmarshalJSON methods run once where json.Unmarshal, which checks the
+// whole payload first, runs none; the error is Unmarshal's.)
+func decodePooled(data []byte, v any) (bool, error) {
 	if len(data) == 0 || len(data) > maxPooledDecode {
-		return false
+		return false, nil
 	}
 	d := decoderPool.Get().(*pooledDecoder)
 	d.src.b = data
@@ -79,14 +91,15 @@ func decodePooled(data []byte, v any) bool {
 	err := d.dec.Decode(v)
 	// More skips the whitespace after the value: it reports false at the
 	// end of the payload (and at a stray '}' or ']', which the offset
-	// tells apart). Everything read, the decoder holds nothing for its
-	// next use. After an error it is dropped: a json.Decoder keeps its
-	// read errors.
-	if err != nil || d.dec.More() || d.dec.InputOffset()-start != int64(len(data)) {
-		return false
+	// tells apart). Decode moves the offset past the value only once it
+	// has read it whole and valid (a read or syntax error leaves it); an
+	// error after that is the decoding's and leaves the decoder usable.
+	if d.dec.More() || d.dec.InputOffset()-start != int64(len(data)) {
+		return false, nil // dropped: a json.Decoder keeps its read errors
 	}
+	// Everything read, the decoder holds nothing for its next use.
 	decoderPool.Put(d)
-	return true
+	return true, err
 }
 
 // typeDecoders holds, per type, what decodeTyped needs: a *typeDecoder.
@@ -123,8 +136,8 @@ func decodeTyped[T any](data []byte) (T, error) {
 		}
 	}
 	ptr := tdec.targets.Get().(*T)
-	var err error
-	if !decodePooled(data, ptr) {
+	ok, err := decodePooled(data, ptr)
+	if !ok {
 		*ptr = zero
 		err = json.Unmarshal(data, ptr)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/kafkarpc/kafkarpc/internal/jsonplan/jsonplantest"
 )
@@ -40,6 +41,17 @@ type decodeRefs struct {
 	Words [][]string   `json:"words"`
 }
 
+// decodeNoPlan has no plan (a map, an interface, a type with its own
+// UnmarshalJSON): the pooled decoder and json.Unmarshal decode it, and an
+// error after the payload was read whole is the pooled decoder's.
+type decodeNoPlan struct {
+	ID  int             `json:"id"`
+	At  time.Time       `json:"at"`
+	Raw json.RawMessage `json:"raw"`
+	M   map[string]int  `json:"m"`
+	Any any             `json:"any"`
+}
+
 // sameDecode requires decodeTyped[T](data) to be json.Unmarshal's.
 func sameDecode[T any](t *testing.T, data []byte) {
 	t.Helper()
@@ -66,7 +78,8 @@ var decodeFuzzSeeds = []string{
 	`{"in":null,"out":{"deep":{"s":"x","b":true}}}`, `{"zz":[{"a":[1,2,{}]},null]}`, `{"id":"x"}`,
 	`{"Skip":"x","-":1}`, `{"id":1}]`, `{"id":1,}`, `{"tags":["a"],"tags":["b","c"]}`, `{"tags":[]}`,
 	`{"n":1,"in":{"id":2},"list":[{"name":"x"},null],"words":[["a"],[]]}`, `{"n":1,"n":null}`,
-	`{"in":{"id":1},"in":{"name":"y"}}`, `{"list":[{"id":1}],"list":null,"list":[{"id":2}]}`,
+	`{"in":{"id":1},"in":{"name":"y"}}`, `{"at":"2026-12-03T06:00:00Z","m":{"a":1},"raw":[1]}`,
+	`{"at":"yesterday","id":1}`, `{"m":{"a":"x"},"any":[1,{"b":null}]}`, `{"at":5}`, `{"list":[{"id":1}],"list":null,"list":[{"id":2}]}`,
 }
 
 func FuzzDecodeTyped(f *testing.F) {
@@ -79,5 +92,6 @@ func FuzzDecodeTyped(f *testing.F) {
 		sameDecode[decodeScalars](t, data)
 		sameDecode[decodeNested](t, data)
 		sameDecode[decodeRefs](t, data)
+		sameDecode[decodeNoPlan](t, data)
 	})
 }

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -115,4 +116,57 @@ func BenchmarkDecodeJSON(b *testing.B) {
 type decodeFlat struct {
 	ID   int    `json:"id"`
 	Name string `json:"name"`
+}
+
+// countingField counts its UnmarshalJSON calls and refuses "bad".
+type countingField struct{}
+
+var countingCalls int
+
+func (f *countingField) UnmarshalJSON(b []byte) error {
+	countingCalls++
+	if string(b) == `"bad"` {
+		return errors.New("countingField: bad")
+	}
+	return nil
+}
+
+type countingProbe struct {
+	ID int           `json:"id"`
+	F  countingField `json:"f"`
+}
+
+// A payload whose decoding fails after it was read whole (a field's
+// UnmarshalJSON refuses it, a type mismatch) runs each UnmarshalJSON once,
+// as json.Unmarshal does, with json.Unmarshal's error and result: it is not
+// decoded a second time to get them. A payload that is not valid JSON runs
+// none (both check the value whole first), except that a value followed by
+// more than whitespace is decoded before the rest is seen: once, where
+// json.Unmarshal runs none.
+func TestDecodeTypedRunsUnmarshalJSONOnce(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		calls    int
+		ourCalls int
+	}{
+		{`{"id":1,"f":"bad"}`, 1, 1},
+		{`{"id":"x","f":"ok"}`, 1, 1},
+		{`{"id":2,"f":"ok"}`, 1, 1},
+		{`{"id":3,"f":"bad"`, 0, 0},
+		{`{"id":4,"f":"bad"} x`, 0, 1},
+	} {
+		countingCalls = 0
+		var want countingProbe
+		wantErr := json.Unmarshal([]byte(tc.in), &want)
+		require.Equal(t, tc.calls, countingCalls, "json.Unmarshal of %s", tc.in)
+		countingCalls = 0
+		got, err := decodeTyped[countingProbe]([]byte(tc.in))
+		require.Equal(t, tc.ourCalls, countingCalls, "decodeTyped of %s", tc.in)
+		require.Equal(t, want, got, tc.in)
+		if wantErr == nil {
+			require.NoError(t, err, tc.in)
+		} else {
+			require.EqualError(t, err, wantErr.Error(), tc.in)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,19 +49,45 @@ type dedupWindow struct {
 	// oldest. Set under mu, read without it by trim's fast path.
 	over atomic.Bool
 
+	// done holds the entries by their id's hash (see key), each entry
+	// holding its id: a lookup compares the ids only on a hit. Two ids
+	// with one hash cost at most an entry forgotten early (the later one
+	// replaces the earlier), never a request taken for another.
+	//
+	// Hashes rather than the ids themselves, because the window is large
+	// (10,000 by default) and its oldest entries are long out of the cache:
+	// dropping the oldest then probes the map by the hash its fifoSlot
+	// holds, rather than loading the entry and then its id's bytes to hash
+	// them, and a lookup of a new id (the common case: a miss) compares no
+	// strings.
 	mu       sync.Mutex
-	done     map[string]*handledEntry
+	seed     maphash.Seed
+	done     map[uint64]*handledEntry
 	fifo     []fifoSlot // insertion order, for eviction
 	head     int
 	inflight map[string]flight // id → its first delivery's run, and copies waiting for it
 }
 
-// fifoSlot is an entry of the window in insertion order, with its time:
-// begin's check of the oldest entry's age then reads the slot, next to the
-// ones checked before, rather than the entry, long out of the cache.
+// fifoSlot is an entry of the window in insertion order, with its time and
+// its key in done: begin's check of the oldest entry's age, and drop, then
+// read the slot, next to the ones read before, rather than the entry, long
+// out of the cache.
 type fifoSlot struct {
-	e  *handledEntry
-	at time.Time // when e was handled (or, learned from a marker, written)
+	e   *handledEntry
+	key uint64
+	at  time.Time // when e was handled (or, learned from a marker, written)
+}
+
+// key is id's key in done.
+func (w *dedupWindow) key(id string) uint64 { return maphash.String(w.seed, id) }
+
+// lookup returns the entry for id, if done holds it. Called with mu held.
+func (w *dedupWindow) lookup(id string) (*handledEntry, bool) {
+	e, ok := w.done[w.key(id)]
+	if !ok || e.id != id {
+		return nil, false
+	}
+	return e, true
 }
 
 // handledEntry is a request handled within the window. reply is nil when
@@ -128,7 +155,8 @@ func newReplyEntry(n int) (*handledEntry, headerBuilder) {
 }
 
 func newDedupWindow(size int, age time.Duration) *dedupWindow {
-	return &dedupWindow{size: size, age: age, self: uuid.NewString(), done: make(map[string]*handledEntry), inflight: make(map[string]flight)}
+	return &dedupWindow{size: size, age: age, self: uuid.NewString(), seed: maphash.MakeSeed(),
+		done: make(map[uint64]*handledEntry), inflight: make(map[string]flight)}
 }
 
 type dedupState int
@@ -147,7 +175,7 @@ func (w *dedupWindow) begin(id string, now time.Time, cp waiter) (dedupState, *h
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.evict(now)
-	if e, ok := w.done[id]; ok {
+	if e, ok := w.lookup(id); ok {
 		return dedupDone, e
 	}
 	if fl, ok := w.inflight[id]; ok {
@@ -220,7 +248,7 @@ func (cp *waiter) done() {
 func (w *dedupWindow) has(id string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	_, ok := w.done[id]
+	_, ok := w.lookup(id)
 	return ok
 }
 
@@ -249,7 +277,7 @@ func (w *dedupWindow) learn(e *handledEntry, at, now time.Time) {
 	if now.Sub(at) > w.age {
 		return
 	}
-	if _, ok := w.done[e.id]; !ok {
+	if _, ok := w.done[w.key(e.id)]; !ok { // a colliding id is not learned: see done
 		w.insert(e, at)
 		w.trimLocked()
 	}
@@ -257,8 +285,9 @@ func (w *dedupWindow) learn(e *handledEntry, at, now time.Time) {
 
 // insert adds e, handled at at; the caller trims (see finish).
 func (w *dedupWindow) insert(e *handledEntry, at time.Time) {
-	w.done[e.id] = e
-	w.fifo = append(w.fifo, fifoSlot{e: e, at: at})
+	k := w.key(e.id)
+	w.done[k] = e
+	w.fifo = append(w.fifo, fifoSlot{e: e, key: k, at: at})
 	if len(w.done) > w.size {
 		w.over.Store(true)
 	}
@@ -288,11 +317,11 @@ func (w *dedupWindow) evict(now time.Time) {
 }
 
 func (w *dedupWindow) drop() {
-	e := w.fifo[w.head].e
+	slot := w.fifo[w.head]
 	w.fifo[w.head] = fifoSlot{}
 	w.head++
-	if cur, ok := w.done[e.id]; ok && cur == e {
-		delete(w.done, e.id)
+	if cur, ok := w.done[slot.key]; ok && cur == slot.e {
+		delete(w.done, slot.key)
 	}
 	if w.head > 1024 && w.head > len(w.fifo)/2 {
 		n := copy(w.fifo, w.fifo[w.head:])

@@ -116,6 +116,36 @@ func TestDedupWindowTrimsAfterFinish(t *testing.T) {
 	assert.False(t, w.has("2"))
 }
 
+// The window keys its entries by their id's hash. Two ids with one hash
+// (forced here: an entry for "a" stored under "b"'s key) are told apart by
+// the id the entry holds: "b" is new, not taken for "a"; finishing "b"
+// replaces "a", which is forgotten early (it may run again, at least once),
+// and dropping "a"'s slot later leaves "b" in place.
+func TestDedupWindowHashCollision(t *testing.T) {
+	w := newDedupWindow(10, time.Hour)
+	now := time.Now()
+	a := &handledEntry{id: "a"}
+	w.mu.Lock()
+	w.done[w.key("b")] = a
+	w.fifo = append(w.fifo, fifoSlot{e: a, key: w.key("b"), at: now})
+	w.mu.Unlock()
+	assert.False(t, w.has("b"))
+	state, e := w.begin("b", now, waiter{})
+	require.Equal(t, dedupNew, state, "a colliding entry is not b's")
+	assert.Nil(t, e)
+	b := &handledEntry{id: "b"}
+	w.finish("b", b, now, nil)
+	assert.True(t, w.has("b"))
+	state, e = w.begin("b", now, waiter{})
+	assert.Equal(t, dedupDone, state)
+	assert.Same(t, b, e)
+	w.mu.Lock()
+	w.drop() // a's slot: b stays
+	w.mu.Unlock()
+	assert.True(t, w.has("b"))
+	assert.False(t, w.has("a"))
+}
+
 // The entry replyOutcome makes holds its reply's headers and, after them,
 // room for the marker's, sized to them (newReplyEntry, replyRoom): the
 // marker appends there for every reply (success or error, with a trace

@@ -58,3 +58,25 @@ func TestLazyCtxOnBackgroundEndsWithClosing(t *testing.T) {
 	t.Logf("allocations to build and release a call's context: %.0f", allocs)
 	assert.LessOrEqual(t, allocs, 7.0, "10 with context.AfterFunc on the client's context")
 }
+
+// A context built after its release, or while another goroutine releases
+// it, is over: whichever of build and release comes second cancels it
+// (release takes no lock when the context was never built).
+func TestLazyCtxBuildRacesRelease(t *testing.T) {
+	lc := &lazyCtx{parent: context.Background()}
+	lc.release()
+	assert.ErrorIs(t, lc.Err(), context.Canceled, "released, then asked")
+	for i := range 2000 {
+		lc := &lazyCtx{parent: context.Background(), deadline: time.Now().Add(time.Hour)}
+		released := make(chan struct{})
+		go func() { defer close(released); lc.release() }()
+		done := lc.Done()
+		<-released
+		select {
+		case <-done:
+		default:
+			t.Fatalf("run %d: built and released, but its Done is open", i)
+		}
+		assert.ErrorIs(t, lc.Err(), context.Canceled)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/kafkarpc/kafkarpc/internal/jsonhex"
 )
 
 // maxSkipDepth bounds the nesting of an unknown key's value the decoder
@@ -463,7 +465,7 @@ func (d *decoder) strEscaped(start, j int) (string, bool) {
 			case 't':
 				buf = append(buf, '\t')
 			case 'u':
-				r, ok := hex4(d.data[j:])
+				r, ok := jsonhex.Hex4(d.data[j:])
 				if !ok {
 					return "", false
 				}
@@ -477,7 +479,7 @@ func (d *decoder) strEscaped(start, j int) (string, bool) {
 					if len(d.data)-j < 6 || d.data[j] != '\\' || d.data[j+1] != 'u' {
 						return "", false
 					}
-					lo, ok := hex4(d.data[j+2:])
+					lo, ok := jsonhex.Hex4(d.data[j+2:])
 					if !ok || lo < 0xDC00 || lo >= 0xE000 {
 						return "", false
 					}
@@ -503,28 +505,6 @@ func (d *decoder) strEscaped(start, j int) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// hex4 reads the four hex digits of a \u escape.
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 // skip validates and consumes the value at the position without decoding
@@ -572,7 +552,7 @@ func (d *decoder) skipString() bool {
 			switch d.data[j] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if _, ok := hex4(d.data[j+1:]); !ok {
+				if _, ok := jsonhex.Hex4(d.data[j+1:]); !ok {
 					return false
 				}
 				j += 4

@@ -7,6 +7,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/kafkarpc/kafkarpc/internal/jsonhex"
 )
 
 // decoder is a JSON scanner over one body, with the building blocks of the
@@ -296,7 +298,7 @@ func (d *decoder) escape() bool {
 		if d.i+6 > len(d.b) {
 			return false
 		}
-		u, ok := hex4(d.b[d.i+2 : d.i+6])
+		u, ok := jsonhex.Hex4(d.b[d.i+2 : d.i+6])
 		if !ok || utf16.IsSurrogate(u) {
 			return false
 		}
@@ -309,25 +311,6 @@ func (d *decoder) escape() bool {
 	d.arena = append(d.arena, r)
 	d.i += 2
 	return true
-}
-
-// hex4 reads the four hex digits of a \u escape.
-func hex4(b []byte) (rune, bool) {
-	var r rune
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 // string decodes a JSON string as a Go string; with intern, a short one is
@@ -709,7 +692,7 @@ func (d *decoder) skipString() bool {
 				if d.i+6 > len(d.b) {
 					return false
 				}
-				if _, ok := hex4(d.b[d.i+2 : d.i+6]); !ok {
+				if _, ok := jsonhex.Hex4(d.b[d.i+2 : d.i+6]); !ok {
 					return false
 				}
 				d.i += 6
