@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,7 +258,8 @@ func TestServeAndShutdown(t *testing.T) {
 	b, err := memory.New(memory.WithTopic("t", 1))
 	require.NoError(t, err)
 	defer b.Close()
-	srv, err := restserver.New(restserver.NewMemoryBackend(b), restserver.WithLogger(slog.New(slog.DiscardHandler)))
+	waits := &waitsBegun{Backend: restserver.NewMemoryBackend(b), began: make(chan string, 8)}
+	srv, err := restserver.New(waits, restserver.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -271,11 +273,22 @@ func TestServeAndShutdown(t *testing.T) {
 
 	// Long polls in flight (consume, fetch) end at once with [] on
 	// Shutdown: the contexts of Serve's requests derive from the server's.
-	n := srv.Stats().Requests
+	// Shutdown waits until both wait in the backend: a request that has
+	// arrived (Stats().Requests counts it) but not yet begun its wait is
+	// not a long poll in flight, and is answered 503 (shutting down).
+	waits.armed.Store(true)
 	polled := make(chan reply, 2)
 	go func() { polled <- e.req("POST", "/consume/g/i", `{"topic":"t","timeout":30000}`) }()
 	go func() { polled <- e.req("POST", "/fetch", `{"topic":"t","partition":0,"offset":0,"timeout":30000}`) }()
-	require.Eventually(t, func() bool { return srv.Stats().Requests >= n+2 }, 5*time.Second, time.Millisecond)
+	waiting := map[string]bool{}
+	for len(waiting) < 2 {
+		select {
+		case w := <-waits.began:
+			waiting[w] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the long polls did not begin their waits (begun: %v)", waiting)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -303,6 +316,48 @@ func TestServeAndShutdown(t *testing.T) {
 	ln2, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	require.Error(t, srv.Serve(ln2), "no Serve after Shutdown")
+}
+
+// waitsBegun is a Backend that reports, once armed, each wait it begins:
+// "consume" when a member's Poll starts, "fetch" when WaitAny does. The
+// server sees it as a backend whose reads may wait (as the Kafka backend),
+// not as the embedded broker itself.
+type waitsBegun struct {
+	restserver.Backend
+	armed atomic.Bool
+	began chan string
+}
+
+func (w *waitsBegun) begin(what string) {
+	if w.armed.Load() {
+		select {
+		case w.began <- what:
+		default: // a poll loop's later rounds: already reported
+		}
+	}
+}
+
+func (w *waitsBegun) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
+	c, err := w.Backend.Subscribe(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return pollBegun{c.(restserver.Member), w}, nil
+}
+
+func (w *waitsBegun) WaitAny(ctx context.Context, from []transport.Offset) error {
+	w.begin("fetch")
+	return w.Backend.WaitAny(ctx, from)
+}
+
+type pollBegun struct {
+	restserver.Member
+	w *waitsBegun
+}
+
+func (p pollBegun) Poll(ctx context.Context) ([]transport.Message, error) {
+	p.w.begin("consume")
+	return p.Member.Poll(ctx)
 }
 
 func TestClosedServerAnswers503(t *testing.T) {
