@@ -85,22 +85,41 @@ func decodePooled(data []byte, v any) (bool, error) {
 	if len(data) == 0 || len(data) > maxPooledDecode {
 		return false, nil
 	}
+	// The decoder reads the payload without its trailing whitespace (a
+	// json.Encoder ends every value with a newline): one valid value
+	// followed by whitespace is then read to its last byte, as a payload
+	// without, rather than decoded here and again by json.Unmarshal
+	// (running UnmarshalJSON methods twice), and the decoder keeps no
+	// whitespace for its next use, where it would shift the offsets of
+	// that use's errors. Whitespace is not part of any value's last byte
+	// (a string ends with its quote): data is valid exactly when its
+	// trimmed part is.
+	n := len(data)
+	for n > 0 && isJSONSpace(data[n-1]) {
+		n--
+	}
+	if n == 0 {
+		return false, nil
+	}
 	d := decoderPool.Get().(*pooledDecoder)
-	d.src.b = data
+	d.src.b = data[:n]
 	start := d.dec.InputOffset()
 	err := d.dec.Decode(v)
-	// More skips the whitespace after the value: it reports false at the
-	// end of the payload (and at a stray '}' or ']', which the offset
-	// tells apart). Decode moves the offset past the value only once it
-	// has read it whole and valid (a read or syntax error leaves it); an
-	// error after that is the decoding's and leaves the decoder usable.
-	if d.dec.More() || d.dec.InputOffset()-start != int64(len(data)) {
+	// More reports false at the end of the payload (and at a stray '}'
+	// or ']', which the offset tells apart). Decode moves the offset past
+	// the value only once it has read it whole and valid (a read or
+	// syntax error leaves it); an error after that is the decoding's and
+	// leaves the decoder usable.
+	if d.dec.More() || d.dec.InputOffset()-start != int64(n) {
 		return false, nil // dropped: a json.Decoder keeps its read errors
 	}
 	// Everything read, the decoder holds nothing for its next use.
 	decoderPool.Put(d)
 	return true, err
 }
+
+// isJSONSpace reports whether c is whitespace in JSON's grammar.
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // typeDecoders holds, per type, what decodeTyped needs: a *typeDecoder.
 var typeDecoders sync.Map // reflect.Type → *typeDecoder
