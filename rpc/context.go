@@ -45,9 +45,29 @@ func (c *lazyCtx) reset(parent, closing context.Context) {
 	c.released.Store(false)
 }
 
+// built returns the context if it was built, nil if not. Once released,
+// it cancels the context itself (as release does: cancel is set once inner
+// is, and canceling again does nothing): release returns without waiting
+// for a build in progress (it saw no context yet), whose context is then
+// stored before the build cancels it (see released); whoever looks after
+// release returned must see it over, as release's caller does.
+func (c *lazyCtx) built() context.Context {
+	in := c.inner.Load()
+	if in == nil {
+		return nil
+	}
+	if c.released.Load() {
+		c.mu.Lock()
+		cancel := c.cancel
+		c.mu.Unlock()
+		cancel()
+	}
+	return *in
+}
+
 func (c *lazyCtx) build() context.Context {
-	if in := c.inner.Load(); in != nil {
-		return *in
+	if in := c.built(); in != nil {
+		return in
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -95,8 +115,8 @@ func (c *lazyCtx) Deadline() (time.Time, bool) {
 func (c *lazyCtx) Done() <-chan struct{} { return c.build().Done() }
 
 func (c *lazyCtx) Err() error {
-	if in := c.inner.Load(); in != nil {
-		return (*in).Err()
+	if in := c.built(); in != nil {
+		return in.Err()
 	}
 	if err := c.parent.Err(); err != nil {
 		return err
