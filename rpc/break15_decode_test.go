@@ -188,3 +188,15 @@ func b15DiffTop[T any](data []byte) error {
 	}
 	return nil
 }
+
+// BenchmarkBreak15DecodeNewline decodes a plan-less payload as a
+// json.Encoder writes it, with its newline.
+func BenchmarkBreak15DecodeNewline(b *testing.B) {
+	in := []byte("{\"id\":1,\"at\":\"2026-12-03T06:00:00Z\",\"m\":{\"a\":1},\"raw\":[1]}\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeTyped[decodeNoPlan](in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
