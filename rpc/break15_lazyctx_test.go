@@ -149,7 +149,9 @@ func TestBreak15LazyCtxOverOnceReleaseReturns(t *testing.T) {
 func TestBreak15LazyCtxPooledReuse(t *testing.T) {
 	closing, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pc := &pendingCall{lc: new(lazyCtx), answered: true}
+	// A pendingCall of the pool's own making: end puts it back (the pool
+	// is the calls', which need its channel and ackFn).
+	pc := callPool.Get().(*pendingCall)
 	for i := range 200 {
 		parent, pcancel := context.WithCancel(context.Background())
 		lc := pc.lc
@@ -166,7 +168,7 @@ func TestBreak15LazyCtxPooledReuse(t *testing.T) {
 			require.ErrorIs(t, lc.Err(), context.Canceled)
 		}
 		pc.answered = true
-		pc.end() // back to the pool in the real code: here kept
+		pc.end() // back to the pool
 		if built {
 			require.NotSame(t, lc, pc.lc, "run %d: a built context is not reused", i)
 			require.ErrorIs(t, lc.Err(), context.Canceled)
@@ -175,5 +177,8 @@ func TestBreak15LazyCtxPooledReuse(t *testing.T) {
 			require.Nil(t, lc.inner.Load())
 		}
 		pcancel()
+		pc = callPool.Get().(*pendingCall) // most often the same one
 	}
+	pc.answered = true
+	pc.end()
 }
