@@ -60,7 +60,9 @@ func (c *lazyCtx) built() context.Context {
 		c.mu.Lock()
 		cancel := c.cancel
 		c.mu.Unlock()
-		cancel()
+		if cancel != nil { // see release
+			cancel()
+		}
 	}
 	return *in
 }
@@ -144,7 +146,9 @@ func (c *lazyCtx) release() {
 	c.mu.Lock()
 	cancel := c.cancel
 	c.mu.Unlock()
-	cancel()
+	if cancel != nil { // nil only for a context reset while built, which pendingCall.end prevents
+		cancel()
+	}
 }
 
 func (c *lazyCtx) isReleased() bool { return c.released.Load() }
