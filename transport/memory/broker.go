@@ -21,6 +21,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,6 +69,15 @@ type Broker struct {
 	// read without it: one lock-free load on the produce path, and O(1) to
 	// add (a copied map made creating n topics cost O(n²)).
 	topics sync.Map
+	// recent is a direct-mapped cache in front of topics, indexed by a
+	// hash of the name (with seed): a hit costs a short hash and a string
+	// compare, where a sync.Map load hashes the name boxed as an
+	// interface and walks a trie whose nodes every core reads (about 2%
+	// of the CPU of an rpc call on this broker, three lookups a call).
+	// Topics are never removed or replaced, so an entry stays right once
+	// stored.
+	recent     [topicCacheSlots]atomic.Pointer[topic]
+	recentSeed maphash.Seed
 	// nTopics and nParts count the topics and their partitions; written
 	// under mu, read without it for early cap checks.
 	nTopics, nParts atomic.Int64
@@ -122,6 +132,8 @@ func newBrokerWith(cfg config) *Broker {
 		endLife: endLife,
 		now:     time.Now,
 		groups:  make(map[string]*group),
+
+		recentSeed: maphash.MakeSeed(),
 	}
 }
 
@@ -183,12 +195,22 @@ func (b *Broker) CreateTopic(name string, partitions int) error {
 	return b.publishLocked("create topic", []*topic{newTopic(name, partitions)})
 }
 
+// topicCacheSlots is the size of Broker.recent.
+const topicCacheSlots = 256
+
 // lookup returns the topic called name, or nil.
 func (b *Broker) lookup(name string) *topic {
-	if t, ok := b.topics.Load(name); ok {
-		return t.(*topic)
+	slot := &b.recent[maphash.String(b.recentSeed, name)%topicCacheSlots]
+	if t := slot.Load(); t != nil && t.name == name {
+		return t
 	}
-	return nil
+	v, ok := b.topics.Load(name)
+	if !ok {
+		return nil
+	}
+	t := v.(*topic)
+	slot.Store(t)
+	return t
 }
 
 // checkCaps fails when adding topics with parts partitions in all would
