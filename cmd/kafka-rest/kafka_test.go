@@ -57,10 +57,14 @@ func TestBrokersFlagProxiesKafka(t *testing.T) {
 	require.Equal(t, 200, status, body)
 	status, body = get(t, "POST", url+"/produce", "", "", `{"topic":"orders","key":"k","value":"v1"}`)
 	require.Equal(t, 200, status, body)
-	require.Eventually(t, func() bool {
+	// Polled on the test's goroutine (get's require must not run on
+	// another, as inside require.Eventually), until the record or 10 s.
+	got := false
+	for deadline := time.Now().Add(10 * time.Second); !got && time.Now().Before(deadline); {
 		status, body = get(t, "POST", url+"/consume/g/i", "", "", `{"topic":"orders","timeout":500}`)
-		return status == 200 && strings.Contains(body, `"value":"v1"`)
-	}, 10*time.Second, time.Millisecond)
+		got = status == 200 && strings.Contains(body, `"value":"v1"`)
+	}
+	require.True(t, got, "the produced record was not consumed within 10 s: last answer %d %s", status, body)
 
 	// No auto-creation in front of a cluster: 404, fast.
 	t0 := time.Now()
