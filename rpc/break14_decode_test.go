@@ -144,6 +144,8 @@ var b14Inputs = []string{
 
 // b14Diff reports how decodeTyped[T](data) differs from json.Unmarshal:
 // the value, the error (its type and fields), or memory shared with data.
+// T may be any type, an interface type included (compared as the variable
+// holding it, nil or not).
 func b14Diff[T any](data []byte) error {
 	in := append([]byte(nil), data...)
 	got, gerr := decodeTyped[T](in)
@@ -153,10 +155,10 @@ func b14Diff[T any](data []byte) error {
 	var want T
 	werr := json.Unmarshal(data, &want)
 	if !reflect.DeepEqual(werr, gerr) || fmt.Sprint(werr) != fmt.Sprint(gerr) {
-		return fmt.Errorf("%T, payload %.200q: error %#v, json.Unmarshal's %#v", want, data, gerr, werr)
+		return fmt.Errorf("%v, payload %.200q: error %#v, json.Unmarshal's %#v", reflect.TypeFor[T](), data, gerr, werr)
 	}
-	if !jsonplantest.Same(reflect.ValueOf(want), reflect.ValueOf(got)) {
-		return fmt.Errorf("%T, payload %.200q:\n got %#v\nwant %#v", want, data, got, want)
+	if !jsonplantest.Same(reflect.ValueOf(&want).Elem(), reflect.ValueOf(&got).Elem()) {
+		return fmt.Errorf("%v, payload %.200q:\n got %#v\nwant %#v", reflect.TypeFor[T](), data, got, want)
 	}
 	return nil
 }
