@@ -57,12 +57,7 @@ func (c *lazyCtx) built() context.Context {
 		return nil
 	}
 	if c.released.Load() {
-		c.mu.Lock()
-		cancel := c.cancel
-		c.mu.Unlock()
-		if cancel != nil { // see release
-			cancel()
-		}
+		c.cancelBuilt()
 	}
 	return *in
 }
@@ -143,6 +138,12 @@ func (c *lazyCtx) release() {
 	if c.inner.Load() == nil {
 		return // not built: a build from now on cancels (see released)
 	}
+	c.cancelBuilt()
+}
+
+// cancelBuilt cancels the built context (cancel is set before inner is
+// stored, under mu). Canceling again does nothing.
+func (c *lazyCtx) cancelBuilt() {
 	c.mu.Lock()
 	cancel := c.cancel
 	c.mu.Unlock()
