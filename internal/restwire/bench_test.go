@@ -148,3 +148,84 @@ func twoPassProduce(body []byte) (json.RawMessage, bool) {
 	})
 	return req.Produce, ok && d.end()
 }
+
+// benchStrings are strings as the REST wire carries them: a header value
+// (a UUID), a small JSON payload (quotes to escape), a long ASCII value, a
+// non-ASCII one.
+var benchStrings = []struct{ name, s string }{
+	{"uuid36", "0190d5b2-7c1e-7a55-9c1d-000000000001"},
+	{"json24", `{"id":1,"name":"report"}`},
+	{"ascii300", strings.Repeat("The quick brown fox jumps over the lazy dog; ", 7)[:300]},
+	{"nonASCII", "Grüße aus Köln — 東京の天気は晴れ; café, naïve résumé ✓"},
+}
+
+// BenchmarkAppendString measures AppendString on benchStrings, in both
+// escaping modes, as a string and as a []byte.
+func BenchmarkAppendString(b *testing.B) {
+	for _, c := range benchStrings {
+		for _, e := range []struct {
+			name string
+			e    Escaping
+		}{{"server", EscapeServer}, {"client", EscapeClient}} {
+			b.Run(c.name+"/"+e.name+"/string", func(b *testing.B) {
+				buf := make([]byte, 0, 2*len(c.s)+16)
+				b.SetBytes(int64(len(c.s)))
+				b.ReportAllocs()
+				for b.Loop() {
+					buf = AppendString(buf[:0], c.s, e.e)
+				}
+			})
+			b.Run(c.name+"/"+e.name+"/bytes", func(b *testing.B) {
+				s, buf := []byte(c.s), make([]byte, 0, 2*len(c.s)+16)
+				b.SetBytes(int64(len(c.s)))
+				b.ReportAllocs()
+				for b.Loop() {
+					buf = AppendString(buf[:0], s, e.e)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDecodeString measures the decoder's string scans on
+// benchStrings as the server encodes them: strView (escapes unescaped onto
+// the arena), and rawString (a field name) where the string is one.
+func BenchmarkDecodeString(b *testing.B) {
+	for _, c := range benchStrings {
+		body := AppendString(nil, c.s, EscapeServer)
+		b.Run(c.name+"/strView", func(b *testing.B) {
+			d := decoder{b: body, arena: make([]byte, 0, len(body))}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.i, d.arena = 0, d.arena[:0]
+				if _, ok := d.strView(); !ok {
+					b.Fatal("not decoded")
+				}
+			}
+		})
+		if len(body) != len(c.s)+2 || !isASCII(c.s) {
+			continue // escapes or non-ASCII: not a field name
+		}
+		b.Run(c.name+"/rawString", func(b *testing.B) {
+			d := decoder{b: body}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.i = 0
+				if _, ok := d.rawString(); !ok {
+					b.Fatal("not decoded")
+				}
+			}
+		})
+	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
