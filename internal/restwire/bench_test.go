@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -80,11 +81,13 @@ func benchWire(b *testing.B, msgs []transport.Message) {
 		b.Run(bb.name, func(b *testing.B) {
 			b.SetBytes(int64(bb.size))
 			b.ReportAllocs()
+			cpu := testutil.ProcessCPU()
 			for b.Loop() {
 				if !bb.run() {
 					b.Fatal("not on the fast path")
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -171,17 +174,21 @@ func BenchmarkAppendString(b *testing.B) {
 				buf := make([]byte, 0, 2*len(c.s)+16)
 				b.SetBytes(int64(len(c.s)))
 				b.ReportAllocs()
+				cpu := testutil.ProcessCPU()
 				for b.Loop() {
 					buf = AppendString(buf[:0], c.s, e.e)
 				}
+				reportCPU(b, cpu)
 			})
 			b.Run(c.name+"/"+e.name+"/bytes", func(b *testing.B) {
 				s, buf := []byte(c.s), make([]byte, 0, 2*len(c.s)+16)
 				b.SetBytes(int64(len(c.s)))
 				b.ReportAllocs()
+				cpu := testutil.ProcessCPU()
 				for b.Loop() {
 					buf = AppendString(buf[:0], s, e.e)
 				}
+				reportCPU(b, cpu)
 			})
 		}
 	}
@@ -197,12 +204,14 @@ func BenchmarkDecodeString(b *testing.B) {
 			d := decoder{b: body, arena: make([]byte, 0, len(body))}
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
+			cpu := testutil.ProcessCPU()
 			for b.Loop() {
 				d.i, d.arena = 0, d.arena[:0]
 				if _, ok := d.strView(); !ok {
 					b.Fatal("not decoded")
 				}
 			}
+			reportCPU(b, cpu)
 		})
 		if len(body) != len(c.s)+2 || !isASCII(c.s) {
 			continue // escapes or non-ASCII: not a field name
@@ -211,12 +220,14 @@ func BenchmarkDecodeString(b *testing.B) {
 			d := decoder{b: body}
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
+			cpu := testutil.ProcessCPU()
 			for b.Loop() {
 				d.i = 0
 				if _, ok := d.rawString(); !ok {
 					b.Fatal("not decoded")
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -228,4 +239,10 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// reportCPU reports the process's CPU time per operation since cpu (see
+// testutil.ProcessCPU): on a shared machine it varies less than ns/op.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	b.ReportMetric(float64(testutil.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }

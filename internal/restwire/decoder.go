@@ -1,8 +1,10 @@
 package restwire
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -176,16 +178,12 @@ func (d *decoder) rawString() ([]byte, bool) {
 		return nil, false
 	}
 	start := d.i + 1
-	for j := start; j < len(d.b); j++ {
-		switch c := d.b[j]; {
-		case c == '"':
-			d.i = j + 1
-			return d.b[start:j], true
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return nil, false
-		}
+	j := indexStop(d.b, start, classStop|classHigh)
+	if j == len(d.b) || d.b[j] != '"' {
+		return nil, false
 	}
-	return nil, false
+	d.i = j + 1
+	return d.b[start:j], true
 }
 
 // strClass classifies a byte inside a JSON string: 0 for printable ASCII
@@ -220,13 +218,28 @@ func (d *decoder) strView() ([]byte, bool) {
 	i := d.i + 1
 	seg := i
 	start := len(d.arena)
-	escaped, ascii := false, true
+	escaped := false
+	var high uint64 // the raw bytes taken, or'ed: ASCII while its high bits are clear
 	for {
-		for i < len(b) && strClass[b[i]] == 0 {
-			i++
-		}
-		if i >= len(b) {
+		// Find the next '"', '\\' or control character: eight bytes
+		// at a time (see stopBytes), the last few one at a time.
+		if i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			m := stopBytes(x, 0)
+			if m == 0 {
+				high |= x
+				i += 8
+				continue
+			}
+			k := bits.TrailingZeros64(m) // the stop's bit 7: below it, the bytes before it
+			high |= x & (1<<k - 1)
+			i += k >> 3
+		} else if i >= len(b) {
 			return nil, false
+		} else if c := b[i]; strClass[c]&classStop == 0 {
+			high |= uint64(c)
+			i++
+			continue
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -238,7 +251,7 @@ func (d *decoder) strView() ([]byte, bool) {
 			} else {
 				v = b[seg:i:i]
 			}
-			if !ascii && !utf8.Valid(v) {
+			if high&swarMSB != 0 && !utf8.Valid(v) {
 				return nil, false // encoding/json would replace the bad bytes
 			}
 			return v, true
@@ -251,11 +264,8 @@ func (d *decoder) strView() ([]byte, bool) {
 			}
 			i = d.i
 			seg = i
-		case c < 0x20:
+		default: // a control character
 			return nil, false
-		default:
-			ascii = false
-			i++
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package restwire
 
 import (
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 
@@ -34,13 +35,32 @@ func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
 	// Bytes of these classes (see strClass) need a look: '"', '\\' and
 	// control characters always, a byte of a multi-byte sequence unless
 	// e is EscapeClient.
-	look := uint8(classStop | classHigh)
+	look, high := uint8(classStop|classHigh), uint64(swarMSB)
 	if e == EscapeClient {
-		look = classStop
+		look, high = classStop, 0
 	}
 	start := 0
 	for i := 0; i < len(s); {
-		if strClass[s[i]]&look == 0 {
+		// Find the next such byte: eight bytes at a time (see
+		// stopBytes), escaping the word's ASCII ones in turn, the last
+		// few bytes one at a time.
+		if i+8 <= len(s) {
+			m := stopBytes(load64(s, i), high)
+			for ; m != 0; m &= m - 1 {
+				j := i + bits.TrailingZeros64(m)>>3
+				if s[j] >= utf8.RuneSelf {
+					break // EscapeServer: a multi-byte sequence, below
+				}
+				b = append(b, s[start:j]...)
+				b = appendEscape(b, s[j])
+				start = j + 1
+			}
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else if strClass[s[i]]&look == 0 {
 			i++
 			continue
 		}
@@ -52,27 +72,29 @@ func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
 			start = i
 			continue
 		}
-		var r rune
-		var size int
-		switch v := any(s).(type) {
-		case string:
-			r, size = utf8.DecodeRuneInString(v[i:])
-		case []byte:
-			r, size = utf8.DecodeRune(v[i:])
-		}
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
+		// EscapeServer at a multi-byte sequence: take it and the ones
+		// right after it (non-ASCII text) before scanning again.
+		for i < len(s) && s[i] >= utf8.RuneSelf {
+			var r rune
+			var size int
+			switch v := any(s).(type) {
+			case string:
+				r, size = utf8.DecodeRuneInString(v[i:])
+			case []byte:
+				r, size = utf8.DecodeRune(v[i:])
+			}
+			switch {
+			case r == utf8.RuneError && size == 1:
+				b = append(b, s[start:i]...)
+				b = append(b, `\ufffd`...)
+				start = i + size
+			case r == '\u2028' || r == '\u2029':
+				b = append(b, s[start:i]...)
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+				start = i + size
+			}
 			i += size
-			continue
 		}
-		i += size
-		start = i
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
