@@ -75,6 +75,18 @@ func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
 		// EscapeServer at a multi-byte sequence: take it and the ones
 		// right after it (non-ASCII text) before scanning again.
 		for i < len(s) && s[i] >= utf8.RuneSelf {
+			// A valid two-byte sequence, or three-byte one whose
+			// lead byte admits any continuation byte after it
+			// (E1-EC, EE, EF: not E2 either, which U+2028 and U+2029
+			// start with), is taken as it is, without decoding.
+			switch c := s[i]; {
+			case c >= 0xc2 && c < 0xe0 && i+1 < len(s) && s[i+1]&0xc0 == 0x80:
+				i += 2
+				continue
+			case c >= 0xe1 && c < 0xf0 && c != 0xe2 && c != 0xed && i+2 < len(s) && s[i+1]&0xc0 == 0x80 && s[i+2]&0xc0 == 0x80:
+				i += 3
+				continue
+			}
 			var r rune
 			var size int
 			switch v := any(s).(type) {

@@ -199,7 +199,7 @@ func swarInputs() []string {
 			}
 		}
 	}
-	for _, s := range []string{"\u2028", "\u2029", "é", "世", "🎉", "\xe2\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\xaf", "\\u00e9", `\"`, `\ud83d\ude00`, `\n`, `\/`} {
+	for _, s := range []string{"\u2028", "\u2029", "é", "世", "🎉", "\xe2\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\xaf", "\xc1\xbf", "\xc2\x80", "\xdf\xbf", "\xdf\xc0", "\xe0\x9f\xbf", "\xe0\xa0\x80", "\xe1\x80\x80", "\xec\xbf\xbf", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbd", "\xef\xbf\xbf", "\xef\xbf", "\xe2\x80\xa7", "\xe2\x80\xaa", "\xf0\x90\x80\x80", "\\u00e9", `\"`, `\ud83d\ude00`, `\n`, `\/`} {
 		for pos := range 19 {
 			ins = append(ins, strings.Repeat("x", pos)+s+strings.Repeat("y", pos%5), strings.Repeat(s, pos))
 		}
@@ -266,7 +266,7 @@ func TestSWARMatchesReference(t *testing.T) {
 	}
 	// Random strings over the bytes that matter, of every length to 40.
 	r := rand.New(rand.NewPCG(3, 4))
-	alphabet := []byte("ab\"\\/\x00\x1f\x7f\x80\xbf\xc3\xa9\xe2\x80\xa8\xa9\xf0\x9f\x8e\x89\xffnu0123456789efd8")
+	alphabet := []byte("ab\"\\/\x00\x1f\x7f\x80\x9f\xa0\xbf\xc0\xc1\xc2\xc3\xa9\xdf\xe0\xe1\xe2\xa8\xa9\xec\xed\xee\xef\xf0\x9f\x8e\x89\xf4\xf5\xffnu0123456789efd8")
 	for range 20000 {
 		s := make([]byte, r.IntN(41))
 		for k := range s {
