@@ -258,11 +258,16 @@ func (d *decoder) strView() ([]byte, bool) {
 		case c == '\\':
 			escaped = true
 			d.arena = append(d.arena, b[seg:i]...)
-			d.i = i
-			if !d.escape() {
-				return nil, false
+			if i+1 < len(b) && (b[i+1] == '"' || b[i+1] == '\\') {
+				d.arena = append(d.arena, b[i+1]) // the escapes of JSON in a string
+				i += 2
+			} else {
+				d.i = i
+				if !d.escape() {
+					return nil, false
+				}
+				i = d.i
 			}
-			i = d.i
 			seg = i
 		default: // a control character
 			return nil, false
