@@ -178,7 +178,18 @@ func (d *decoder) rawString() ([]byte, bool) {
 		return nil, false
 	}
 	start := d.i + 1
-	j := indexStop(d.b, start, classStop|classHigh)
+	j := start
+	for j+8 <= len(d.b) {
+		m := stopBytes(binary.LittleEndian.Uint64(d.b[j:]), swarMSB)
+		if m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		j += 8
+	}
+	for j < len(d.b) && strClass[d.b[j]] == 0 {
+		j++ // the last few bytes, or none when a word held the stop
+	}
 	if j == len(d.b) || d.b[j] != '"' {
 		return nil, false
 	}
@@ -234,12 +245,14 @@ func (d *decoder) strView() ([]byte, bool) {
 			k := bits.TrailingZeros64(m) // the stop's bit 7: below it, the bytes before it
 			high |= x & (1<<k - 1)
 			i += k >> 3
-		} else if i >= len(b) {
-			return nil, false
-		} else if c := b[i]; strClass[c]&classStop == 0 {
-			high |= uint64(c)
-			i++
-			continue
+		} else {
+			for i < len(b) && strClass[b[i]]&classStop == 0 {
+				high |= uint64(b[i])
+				i++
+			}
+			if i == len(b) {
+				return nil, false
+			}
 		}
 		switch c := b[i]; {
 		case c == '"':

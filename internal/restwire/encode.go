@@ -60,9 +60,13 @@ func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
 				continue
 			}
 			i += bits.TrailingZeros64(m) >> 3
-		} else if strClass[s[i]]&look == 0 {
-			i++
-			continue
+		} else {
+			for i < len(s) && strClass[s[i]]&look == 0 {
+				i++
+			}
+			if i == len(s) {
+				break
+			}
 		}
 		c := s[i]
 		if c < utf8.RuneSelf || e == EscapeClient {

@@ -1,10 +1,5 @@
 package restwire
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
-
 // Word-at-a-time scanning of JSON strings (SWAR, "SIMD within a
 // register"): the strings of the hot bodies are mostly printable ASCII
 // (UUIDs, names, numbers, small JSON payloads), so the scans look at eight
@@ -44,22 +39,4 @@ func load64[T string | []byte](s T, i int) uint64 {
 	w := s[i : i+8] // one bounds check for the eight bytes
 	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
 		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-}
-
-// indexStop returns the index of the first byte of b from i on whose
-// strClass is in look (classStop, with or without classHigh), or len(b).
-func indexStop(b []byte, i int, look uint8) int {
-	high := uint64(0)
-	if look&classHigh != 0 {
-		high = swarMSB
-	}
-	for ; i+8 <= len(b); i += 8 {
-		if m := stopBytes(binary.LittleEndian.Uint64(b[i:]), high); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
-		}
-	}
-	for i < len(b) && strClass[b[i]]&look == 0 {
-		i++
-	}
-	return i
 }
