@@ -231,20 +231,28 @@ func (d *decoder) strView() ([]byte, bool) {
 	start := len(d.arena)
 	escaped := false
 	var high uint64 // the raw bytes taken, or'ed: ASCII while its high bits are clear
+	// x is the last word read, at w; m holds its stops (see stopBytes)
+	// from i on while i is inside it, after an escape.
+	w, x, m := i-8, uint64(0), uint64(0)
 	for {
 		// Find the next '"', '\\' or control character: eight bytes
-		// at a time (see stopBytes), the last few one at a time.
-		if i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			m := stopBytes(x, 0)
+		// at a time, the last few one at a time.
+		if i-w < 8 || i+8 <= len(b) {
+			if i-w < 8 {
+				m &^= 1<<(8*(i-w)) - 1 // the stops the escape took
+			} else {
+				w = i
+				x = binary.LittleEndian.Uint64(b[w:])
+				m = stopBytes(x, 0)
+			}
 			if m == 0 {
-				high |= x
-				i += 8
+				high |= x // an escape's bytes in it are ASCII
+				i = w + 8
 				continue
 			}
 			k := bits.TrailingZeros64(m) // the stop's bit 7: below it, the bytes before it
 			high |= x & (1<<k - 1)
-			i += k >> 3
+			i = w + k>>3
 		} else {
 			for i < len(b) && strClass[b[i]]&classStop == 0 {
 				high |= uint64(b[i])
