@@ -43,7 +43,12 @@ func rpcRecords() []transport.Message {
 }
 
 func appendArray(msgs []transport.Message, each func([]byte, *transport.Message) []byte) []byte {
-	b := []byte{'['}
+	return appendArrayTo(nil, msgs, each)
+}
+
+// appendArrayTo appends the array of msgs, each encoded by each, to b.
+func appendArrayTo(b []byte, msgs []transport.Message, each func([]byte, *transport.Message) []byte) []byte {
+	b = append(b, '[')
 	for i := range msgs {
 		if i > 0 {
 			b = append(b, ',')
@@ -68,6 +73,7 @@ func BenchmarkWireRPC(b *testing.B) {
 
 func benchWire(b *testing.B, msgs []transport.Message) {
 	produce, consumed := appendArray(msgs, AppendTopicMessage), appendArray(msgs, AppendConsumed)
+	buf := make([]byte, 0, max(len(produce), len(consumed)))
 	for _, bb := range []struct {
 		name string
 		size int
@@ -77,6 +83,15 @@ func benchWire(b *testing.B, msgs []transport.Message) {
 		{"DecodeMessages", len(consumed), func() bool { _, ok := decodeMessagesFast(consumed); return ok }},
 		{"AppendConsumed", len(consumed), func() bool { return len(appendArray(msgs, AppendConsumed)) == len(consumed) }},
 		{"AppendTopicMessage", len(produce), func() bool { return len(appendArray(msgs, AppendTopicMessage)) == len(produce) }},
+		// the encoders alone, into a buffer that has room
+		{"AppendConsumedReused", len(consumed), func() bool {
+			buf = appendArrayTo(buf[:0], msgs, AppendConsumed)
+			return len(buf) == len(consumed)
+		}},
+		{"AppendTopicMessageReused", len(produce), func() bool {
+			buf = appendArrayTo(buf[:0], msgs, AppendTopicMessage)
+			return len(buf) == len(produce)
+		}},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.SetBytes(int64(bb.size))
