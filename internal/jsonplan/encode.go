@@ -52,8 +52,11 @@ type Encoder struct {
 	// to it; boxed reports that Marshal may read typ's values out of
 	// interfaces: directIface's rule and the runtime agree on typ.
 	direct, boxed bool
+	// typeWord is the type word of an interface holding a typ: Marshal's
+	// cache key.
+	typeWord unsafe.Pointer
 	// hint is the capacity Marshal allocates: about the largest value of
-	// typ encoded lately.
+	// typ encoded lately, and an eighth more.
 	hint atomic.Int32
 }
 
@@ -132,7 +135,13 @@ func buildEncoder(t reflect.Type) *Encoder {
 		return nil
 	}
 	e := &Encoder{typ: t, root: root, direct: directIface(t)}
-	e.boxed = e.direct == zeroBoxesToNil(t)
+	zero := reflect.Zero(t).Interface()
+	box := (*eface)(unsafe.Pointer(&zero))
+	// A direct type's zero value boxes to a nil data word (the nil
+	// pointer itself), an indirect one's never (it points to the value):
+	// this checks directIface and the interface layout both.
+	e.boxed = e.direct == (box.data == nil)
+	e.typeWord = box.typ
 	e.hint.Store(64)
 	return e
 }
@@ -229,7 +238,8 @@ func encFieldsFor(t reflect.Type, depth int) []encField {
 // pointer-shaped type, one word that is a pointer (Go 1.26's rule, the
 // compiler's and reflect.StructOf's: size one word, and that word holds
 // pointers; for the kinds an encoder takes, a pointer, or a struct of one
-// word holding one, around zero-size fields). zeroBoxesToNil checks it.
+// word holding one, around zero-size fields). buildEncoder checks it
+// against the runtime.
 func directIface(t reflect.Type) bool {
 	return t.Size() == unsafe.Sizeof(uintptr(0)) && holdsPointer(t)
 }
@@ -255,15 +265,6 @@ type eface struct {
 	typ, data unsafe.Pointer
 }
 
-// zeroBoxesToNil reports whether t's zero value, in an interface, has a
-// nil data word: so it is for a direct type (the data word is the nil
-// pointer itself), never for an indirect one (the data word points to
-// the value). It checks directIface and the interface layout both.
-func zeroBoxesToNil(t reflect.Type) bool {
-	v := reflect.Zero(t).Interface()
-	return (*eface)(unsafe.Pointer(&v)).data == nil
-}
-
 // Append appends the JSON of the value at p, a pointer to a value of the
 // encoder's type, to dst: json.Marshal's bytes for that value. ok is false
 // when json.Marshal would fail on the value (a NaN or infinite float):
@@ -286,14 +287,19 @@ func (e *Encoder) Append(dst []byte, p unsafe.Pointer) (out []byte, ok bool) {
 // the type's values took lately, so that one allocation is the common
 // case. Marshal is safe for concurrent use.
 func Marshal(v any) (b []byte, ok bool) {
-	if v == nil {
+	box := (*eface)(unsafe.Pointer(&v))
+	if box.typ == nil {
 		return nil, false
 	}
-	e := EncoderFor(reflect.TypeOf(v))
-	if e == nil || !e.boxed {
-		return nil, false
+	slot := &marshalCache[(uintptr(box.typ)*0x9e3779b97f4a7c15)>>(64-marshalCacheBits)]
+	e := slot.Load()
+	if e == nil || e.typeWord != box.typ {
+		if e = EncoderFor(reflect.TypeOf(v)); e == nil || !e.boxed {
+			return nil, false
+		}
+		slot.Store(e)
 	}
-	word := (*eface)(unsafe.Pointer(&v)).data
+	word := box.data
 	p := word
 	if e.direct {
 		p = unsafe.Pointer(&word) // the value is the data word itself
@@ -303,14 +309,23 @@ func Marshal(v any) (b []byte, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	// The hint follows the largest size lately: up at once, down slowly.
+	// The hint follows the largest size lately, with an eighth more for
+	// values a little larger: up at once, down by an eighth of the
+	// difference a call.
 	if n := len(b); n > h {
-		e.hint.Store(int32(min(n, math.MaxInt32)))
-	} else if n < h/2 {
-		e.hint.Store(int32(h - h/8))
+		e.hint.Store(int32(min(n+n/8, math.MaxInt32)))
+	} else if want := n + n/8; want < h {
+		e.hint.Store(int32(h - (h-want+7)/8))
 	}
 	return b, true
 }
+
+// marshalCache maps the type words Marshal meets to their encoders, in
+// front of EncoderFor's sync.Map: one slot per hash of the type word, the
+// latest encoder there (two types of one slot take turns).
+var marshalCache [1 << marshalCacheBits]atomic.Pointer[Encoder]
+
+const marshalCacheBits = 8
 
 // append appends the JSON of the value at p.
 func (n *encNode) append(dst []byte, p unsafe.Pointer) ([]byte, bool) {

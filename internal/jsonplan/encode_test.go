@@ -236,6 +236,7 @@ func TestEncodeOmitEmpty(t *testing.T) {
 		St  encInner   `json:",omitempty"`
 		SP  *encInner  `json:",omitempty"`
 		Z   struct{}   `json:",omitempty"`
+		//lint:ignore SA5008 an option encoding/json ignores, on purpose
 		Alt []encInner `json:"alt,omitempty,foo"`
 	}
 	empty := ""
