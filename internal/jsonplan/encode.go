@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -305,7 +304,7 @@ func Marshal(v any) (b []byte, ok bool) {
 		p = unsafe.Pointer(&word) // the value is the data word itself
 	}
 	h := int(e.hint.Load())
-	b, ok = e.root.append(slices.Grow([]byte(nil), h), p)
+	b, ok = e.root.append(make([]byte, 0, h), p)
 	if !ok {
 		return nil, false
 	}

@@ -222,20 +222,20 @@ func TestEncodeNested(t *testing.T) {
 // others.
 func TestEncodeOmitEmpty(t *testing.T) {
 	type omit struct {
-		S   string     `json:"s,omitempty"`
-		B   bool       `json:"b,omitempty"`
-		I   int        `json:"i,omitempty"`
-		I8  int8       `json:",omitempty"`
-		U16 uint16     `json:",omitempty"`
-		UP  uintptr    `json:",omitempty"`
-		F32 float32    `json:",omitempty"`
-		F64 float64    `json:",omitempty"`
-		L   []int      `json:",omitempty"`
-		P   *string    `json:",omitempty"`
-		PS  *[]int     `json:",omitempty"`
-		St  encInner   `json:",omitempty"`
-		SP  *encInner  `json:",omitempty"`
-		Z   struct{}   `json:",omitempty"`
+		S   string    `json:"s,omitempty"`
+		B   bool      `json:"b,omitempty"`
+		I   int       `json:"i,omitempty"`
+		I8  int8      `json:",omitempty"`
+		U16 uint16    `json:",omitempty"`
+		UP  uintptr   `json:",omitempty"`
+		F32 float32   `json:",omitempty"`
+		F64 float64   `json:",omitempty"`
+		L   []int     `json:",omitempty"`
+		P   *string   `json:",omitempty"`
+		PS  *[]int    `json:",omitempty"`
+		St  encInner  `json:",omitempty"`
+		SP  *encInner `json:",omitempty"`
+		Z   struct{}  `json:",omitempty"`
 		//lint:ignore SA5008 an option encoding/json ignores, on purpose
 		Alt []encInner `json:"alt,omitempty,foo"`
 	}
