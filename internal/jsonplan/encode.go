@@ -284,13 +284,13 @@ func (e *Encoder) Append(dst []byte, p unsafe.Pointer) (out []byte, ok bool) {
 // here: its type has no encoder, v is nil, or json.Marshal would fail on
 // it; the caller then calls json.Marshal. The buffer is sized from what
 // the type's values took lately, so that one allocation is the common
-// case. Marshal is safe for concurrent use.
+// case (for values up to 8 KiB). Marshal is safe for concurrent use.
 func Marshal(v any) (b []byte, ok bool) {
 	box := (*eface)(unsafe.Pointer(&v))
 	if box.typ == nil {
 		return nil, false
 	}
-	slot := &marshalCache[(uintptr(box.typ)*0x9e3779b97f4a7c15)>>(64-marshalCacheBits)]
+	slot := &marshalCache[(uint64(uintptr(box.typ))*0x9e3779b97f4a7c15)>>(64-marshalCacheBits)]
 	e := slot.Load()
 	if e == nil || e.typeWord != box.typ {
 		if e = EncoderFor(reflect.TypeOf(v)); e == nil || !e.boxed {
@@ -310,14 +310,19 @@ func Marshal(v any) (b []byte, ok bool) {
 	}
 	// The hint follows the largest size lately, with an eighth more for
 	// values a little larger: up at once, down by an eighth of the
-	// difference a call.
-	if n := len(b); n > h {
-		e.hint.Store(int32(min(n+n/8, math.MaxInt32)))
-	} else if want := n + n/8; want < h {
+	// difference a call, never above maxHint.
+	if want := min(len(b), maxHint) * 9 / 8; want > h {
+		e.hint.Store(int32(want))
+	} else if want < h {
 		e.hint.Store(int32(h - (h-want+7)/8))
 	}
 	return b, true
 }
+
+// maxHint bounds the size Marshal allocates up front: a larger value grows
+// its buffer as append does, and a type's rare huge value does not make the
+// next calls allocate as much.
+const maxHint = 8 << 10
 
 // marshalCache maps the type words Marshal meets to their encoders, in
 // front of EncoderFor's sync.Map: one slot per hash of the type word, the

@@ -508,6 +508,12 @@ func TestEncodeHint(t *testing.T) {
 	}
 	require.Less(t, int(e.hint.Load()), 100)
 	require.GreaterOrEqual(t, int(e.hint.Load()), len(`{"S":"y"}`))
+	// A huge value: the hint stops at maxHint.
+	huge := h{strings.Repeat("z", 4*maxHint)}
+	b, ok = Marshal(huge)
+	require.True(t, ok)
+	require.Equal(t, `{"S":"`+huge.S+`"}`, string(b))
+	require.LessOrEqual(t, int(e.hint.Load()), maxHint*9/8)
 }
 
 func TestEncodeGeneratedTypes(t *testing.T) {
