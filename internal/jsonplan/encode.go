@@ -33,10 +33,11 @@ import (
 //     to one (e-07 becomes e-7); NaN and ±Inf make Marshal fail.
 
 // maxEncodeDepth bounds the nesting (structs, slices, pointers) of a type
-// that gets an encoder. json.Marshal starts looking for pointer cycles
-// only 1000 pointers and slices deep, where its answer could differ from
-// an encoder's (which has no cycles to find, its types containing no
-// cycles, but the same address may be met again at any depth).
+// that gets an encoder. Past 1000 pointers and slices deep, json.Marshal
+// looks for cycles by address, and would report one where an address
+// recurs (a pointer to a struct inside a value that a pointer to the
+// struct's first field holds, say); an encoder reports none, so no type
+// nears that depth.
 const maxEncodeDepth = 100
 
 // Encoder encodes values of one type exactly as json.Marshal does, with
