@@ -94,13 +94,32 @@ type pendingCall struct {
 	ackState atomic.Int32
 	ackErr   error
 	ackFn    func([]transport.Message, error)
+
+	// The quiet wait (see awaitQuiet), under Client.mu: quiet says the
+	// call waits on ch alone, so that its deadline (expiry, a
+	// time.AfterFunc timer that runs expired) and Close end it by
+	// removing it from pending and sending endToken on ch, with the
+	// call's error in endErr. client, id and topic are the call's, for
+	// them.
+	quiet  bool
+	client *Client
+	id     string
+	topic  string
+	expiry *time.Timer
+	endErr error
 }
 
 var callPool = sync.Pool{New: func() any {
 	pc := &pendingCall{ch: make(chan *Reply, 1), lc: new(lazyCtx)}
 	pc.ackFn = pc.acked
+	pc.expiry = time.AfterFunc(time.Hour, pc.expired)
+	pc.expiry.Stop()
 	return pc
 }}
+
+// endToken, sent on a quiet call's channel, ends it with pendingCall.endErr
+// (see awaitQuiet).
+var endToken Reply
 
 // NewClient returns a Client on t. It positions the reply reader before
 // returning: with a transport.Tailer it tails the reply topic, otherwise it
@@ -226,6 +245,7 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 		return NewError(CodeUnavailable, ErrClosed)
 	}
 	c.pending[id] = pc
+	pc.client, pc.id, pc.topic = c, id, topic
 	// A transport that can take the record over (ProduceOwned: the
 	// embedded broker) has no exchange to save by carrying it, and its
 	// carried produce would copy it: it produces, then the call polls.
@@ -233,6 +253,11 @@ func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOpt
 	owned := !callerOwned(req)
 	carry := c.cp != nil && (!owned || c.p.own == nil) && len(c.pending) <= carryMaxPending
 	join := c.joinLocked(pc, dl, true, carry)
+	// A call that resends, or whose context can be canceled, waits in a
+	// select; so does one that waits for the background reader to hand
+	// it the slot (awaitSlot takes what comes on its channel for the
+	// slot).
+	pc.quiet = c.cfg.resend == 0 && lc.parent.Done() == nil && join != joinPreempt
 	c.mu.Unlock()
 
 	msg := c.request(ctx, now, topic, id, KindRequest, c.cfg.replyTopic, payload, &cc)
@@ -259,6 +284,10 @@ func (pc *pendingCall) end() {
 	if pc.lc.inner.Load() != nil {
 		pc.lc = new(lazyCtx)
 	}
+	if pc.expiry == nil {
+		return // its deadline fired as the reply came: expired may still look at pc (stopExpiry)
+	}
+	pc.quiet, pc.client, pc.id, pc.topic = false, nil, "", ""
 	pc.answered = false
 	callPool.Put(pc)
 }
@@ -361,6 +390,9 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 	var ctx context.Context = lc
 	topic := msg.Topic
 	id, _ := msg.Header(HeaderID)
+	if pc.quiet {
+		return c.awaitQuiet(lc, pc, id, topic, out)
+	}
 	var resend <-chan time.Time
 	if c.cfg.resend > 0 {
 		t := time.NewTicker(c.cfg.resend)
@@ -432,6 +464,91 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 	}
 }
 
+// awaitQuiet is await for a call that neither resends nor has a context
+// that can be canceled (pendingCall.quiet): it waits on its channel alone,
+// which costs a waiting call far less than a select over its channel, a
+// timer's and the client's (a timer channel in a select is put in the
+// timer heap and taken out again each time it blocks; the client's done
+// channel is shared by every waiting call). What the select's other cases
+// did comes on the channel instead: the call's deadline (expired) and
+// Close each remove a call that waits from pending and send it endToken.
+// Neither touches a call that holds the slot (or was handed it): it reads
+// with the slot's context, which the deadline (slotExpired) and Close
+// cancel, and readOwn ends it; a holder that gives the slot up after a
+// failed poll (readWait) looks at both itself before it waits again.
+func (c *Client) awaitQuiet(lc *lazyCtx, pc *pendingCall, id, topic string, out *Reply) error {
+	dl, _ := lc.Deadline()
+	pc.expiry.Reset(time.Until(dl))
+	for {
+		r := <-pc.ch
+		switch r {
+		case &slotToken:
+			// Handed the slot: read, until the reply comes or a poll
+			// fails (then wait here, passively).
+			res, err := c.readOwn(lc, pc, id, topic, out, true, false)
+			if res == readDone {
+				c.stopExpiry(pc)
+				return err
+			}
+			// Passive now, which the deadline and Close reach; they may
+			// have passed while this call held the slot.
+			c.mu.Lock()
+			switch {
+			case c.pending[id] != pc:
+				// Ended meanwhile: endToken is on its way.
+			case c.closed:
+				c.leaveCallLocked(pc, id, false)
+				c.mu.Unlock()
+				c.stopExpiry(pc)
+				return NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+			case !time.Now().Before(dl):
+				c.leaveCallLocked(pc, id, true)
+				c.mu.Unlock()
+				c.stopExpiry(pc)
+				return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+			}
+			c.mu.Unlock()
+		case &endToken:
+			// pc is not reused: expired may still be running.
+			return pc.endErr
+		default:
+			c.stopExpiry(pc)
+			return replied(pc, r, out)
+		}
+	}
+}
+
+// stopExpiry stops a quiet call's deadline timer. If it fired, expired may
+// still look at pc, which then must not go back to the pool.
+func (c *Client) stopExpiry(pc *pendingCall) {
+	if !pc.expiry.Stop() {
+		pc.expiry = nil // see pendingCall.end
+	}
+}
+
+// expired ends a quiet call at its deadline (see awaitQuiet), unless its
+// reply came first or it holds the slot.
+func (pc *pendingCall) expired() {
+	c := pc.client
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[pc.id] != pc || pc.role == roleHolder {
+		return
+	}
+	c.endQuietLocked(pc, true, wrapCallErr(fmt.Errorf("rpc: call %s: %w", pc.topic, context.DeadlineExceeded)))
+}
+
+// endQuietLocked ends the quiet call pc, pending and not holding the slot,
+// with err: it leaves (abandoned says whether its late reply may still
+// come) and gets endToken on its channel, which is empty: no reply is on
+// it (pc was pending, and a reply is sent after its call is removed) and
+// no slot token (pc does not hold the slot).
+func (c *Client) endQuietLocked(pc *pendingCall, abandoned bool, err error) {
+	c.leaveCallLocked(pc, pc.id, abandoned)
+	pc.endErr = err
+	pc.ch <- &endToken
+}
+
 // replied ends a call with its reply r (pc's), copied to out, and readies
 // pc for the pool.
 func replied(pc *pendingCall, r *Reply, out *Reply) error {
@@ -439,7 +556,9 @@ func replied(pc *pendingCall, r *Reply, out *Reply) error {
 	*r = Reply{} // the pool keeps no reply's memory alive
 	pc.req[0] = transport.Message{}
 	pc.progress = nil
-	stopTimer(pc.timer)
+	if pc.timer != nil {
+		stopTimer(pc.timer)
+	}
 	pc.answered = true // back to the pool when the call ends (pendingCall.end)
 	if out.Err != nil {
 		return out.Err
@@ -639,6 +758,11 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	close(c.done)
+	for _, pc := range c.pending {
+		if pc.quiet && pc.role != roleHolder {
+			c.endQuietLocked(pc, false, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", pc.topic, ErrClosed)))
+		}
+	}
 	c.mu.Unlock()
 	c.cancel()
 	err := c.replies.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/jsonplan"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -136,6 +137,12 @@ func marshalPayload(v any) ([]byte, error) {
 			return nil, Errorf(CodeInvalidArgument, "payload is not valid JSON")
 		}
 		return p, nil
+	}
+	// A plain struct (or a pointer to one) is encoded by its type's plan:
+	// json.Marshal's bytes, without its reflection walk. Anything else,
+	// and a value json.Marshal would refuse, is json.Marshal's.
+	if b, ok := jsonplan.Marshal(v); ok {
+		return b, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

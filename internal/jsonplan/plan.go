@@ -18,6 +18,9 @@
 // ignores as invalid name the field there, for one): then no type gets a
 // plan.
 //
+// The encoding side, EncoderFor and Marshal (encode.go), writes exactly
+// json.Marshal's bytes for the same shapes.
+//
 // What the plan copies from encoding/json's rules: a field's name is its
 // json tag's name when the tag's name is valid, else the Go name; a field
 // tagged "-" and unexported fields are not decoded (a key naming one is an
