@@ -198,7 +198,7 @@ func (d *decoder) rawString() ([]byte, bool) {
 }
 
 // strClass classifies a byte inside a JSON string: 0 for printable ASCII
-// taken as it is, classQuote for '"' and '\\' and control characters (the
+// taken as it is, classStop for '"' and '\\' and control characters (the
 // scan stops there), classHigh for a byte of a multi-byte UTF-8 sequence.
 var strClass = func() (t [256]uint8) {
 	for c := range 0x20 {
