@@ -205,3 +205,27 @@ func TestBreak16QuietStormClose(t *testing.T) {
 		})
 	}
 }
+
+// Two clients at once, one that resends (none of its calls is quiet) and
+// one that does not: pendingCalls come from one pool, so a pendingCall
+// whose last call waited quietly waits in a select next, and back.
+func TestBreak16QuietStormBesideResend(t *testing.T) {
+	for _, resend := range []bool{false, true} {
+		t.Run(map[bool]string{false: "quiet", true: "resend"}[resend], func(t *testing.T) {
+			t.Parallel()
+			var opts []ClientOption
+			if resend {
+				opts = append(opts, WithResend(2*time.Millisecond))
+			}
+			var ct *chaosTransport
+			r := newSlotRigOn(t, false, func(tr *slotTransport) transport.Transport { ct = newChaos(tr); return ct }, opts...)
+			ct.rates.Store(&chaosRates{pollFail: 0.02, pollSlow: 0.1})
+			runQuietStorm(t, r, ct, 2000, 32, 0)
+			ct.rates.Store(&chaosRates{})
+			slotSettled(t, r.c)
+			got, err := Call[int](context.Background(), r.c, "echo", 7)
+			require.NoError(t, err)
+			require.Equal(t, 7, got)
+		})
+	}
+}
