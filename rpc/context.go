@@ -121,7 +121,10 @@ func (c *lazyCtx) Err() error {
 	if c.closing != nil && c.closing.Err() != nil {
 		return c.build().Err()
 	}
-	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) || c.isReleased() {
+	// time.Until reads the monotonic clock alone (the deadline has a
+	// monotonic reading), where time.Now reads the wall clock too: Err is
+	// called by every produce of the embedded broker.
+	if !c.deadline.IsZero() && time.Until(c.deadline) <= 0 || c.isReleased() {
 		// Expired or released but not yet built: build so that Done and
 		// Err agree.
 		return c.build().Err()
