@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
@@ -42,7 +43,12 @@ func rpcRecords() []transport.Message {
 }
 
 func appendArray(msgs []transport.Message, each func([]byte, *transport.Message) []byte) []byte {
-	b := []byte{'['}
+	return appendArrayTo(nil, msgs, each)
+}
+
+// appendArrayTo appends the array of msgs, each encoded by each, to b.
+func appendArrayTo(b []byte, msgs []transport.Message, each func([]byte, *transport.Message) []byte) []byte {
+	b = append(b, '[')
 	for i := range msgs {
 		if i > 0 {
 			b = append(b, ',')
@@ -67,6 +73,7 @@ func BenchmarkWireRPC(b *testing.B) {
 
 func benchWire(b *testing.B, msgs []transport.Message) {
 	produce, consumed := appendArray(msgs, AppendTopicMessage), appendArray(msgs, AppendConsumed)
+	buf := make([]byte, 0, max(len(produce), len(consumed)))
 	for _, bb := range []struct {
 		name string
 		size int
@@ -76,15 +83,26 @@ func benchWire(b *testing.B, msgs []transport.Message) {
 		{"DecodeMessages", len(consumed), func() bool { _, ok := decodeMessagesFast(consumed); return ok }},
 		{"AppendConsumed", len(consumed), func() bool { return len(appendArray(msgs, AppendConsumed)) == len(consumed) }},
 		{"AppendTopicMessage", len(produce), func() bool { return len(appendArray(msgs, AppendTopicMessage)) == len(produce) }},
+		// the encoders alone, into a buffer that has room
+		{"AppendConsumedReused", len(consumed), func() bool {
+			buf = appendArrayTo(buf[:0], msgs, AppendConsumed)
+			return len(buf) == len(consumed)
+		}},
+		{"AppendTopicMessageReused", len(produce), func() bool {
+			buf = appendArrayTo(buf[:0], msgs, AppendTopicMessage)
+			return len(buf) == len(produce)
+		}},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.SetBytes(int64(bb.size))
 			b.ReportAllocs()
+			cpu := testutil.ProcessCPU()
 			for b.Loop() {
 				if !bb.run() {
 					b.Fatal("not on the fast path")
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -147,4 +165,102 @@ func twoPassProduce(body []byte) (json.RawMessage, bool) {
 		return ok
 	})
 	return req.Produce, ok && d.end()
+}
+
+// benchStrings are strings as the REST wire carries them: a header key,
+// a header value (a UUID), a small JSON payload (quotes to escape), a long ASCII value, a
+// non-ASCII one.
+var benchStrings = []struct{ name, s string }{
+	{"short5", "rpc-v"},
+	{"uuid36", "0190d5b2-7c1e-7a55-9c1d-000000000001"},
+	{"json24", `{"id":1,"name":"report"}`},
+	{"ascii300", strings.Repeat("The quick brown fox jumps over the lazy dog; ", 7)[:300]},
+	{"nonASCII", "Grüße aus Köln — 東京の天気は晴れ; café, naïve résumé ✓"},
+}
+
+// BenchmarkAppendString measures AppendString on benchStrings, in both
+// escaping modes, as a string and as a []byte.
+func BenchmarkAppendString(b *testing.B) {
+	for _, c := range benchStrings {
+		for _, e := range []struct {
+			name string
+			e    Escaping
+		}{{"server", EscapeServer}, {"client", EscapeClient}} {
+			b.Run(c.name+"/"+e.name+"/string", func(b *testing.B) {
+				buf := make([]byte, 0, 2*len(c.s)+16)
+				b.SetBytes(int64(len(c.s)))
+				b.ReportAllocs()
+				cpu := testutil.ProcessCPU()
+				for b.Loop() {
+					buf = AppendString(buf[:0], c.s, e.e)
+				}
+				reportCPU(b, cpu)
+			})
+			b.Run(c.name+"/"+e.name+"/bytes", func(b *testing.B) {
+				s, buf := []byte(c.s), make([]byte, 0, 2*len(c.s)+16)
+				b.SetBytes(int64(len(c.s)))
+				b.ReportAllocs()
+				cpu := testutil.ProcessCPU()
+				for b.Loop() {
+					buf = AppendString(buf[:0], s, e.e)
+				}
+				reportCPU(b, cpu)
+			})
+		}
+	}
+}
+
+// BenchmarkDecodeString measures the decoder's string scans on
+// benchStrings as the server encodes them: strView (escapes unescaped onto
+// the arena), and rawString (a field name) where the string is one.
+func BenchmarkDecodeString(b *testing.B) {
+	for _, c := range benchStrings {
+		body := AppendString(nil, c.s, EscapeServer)
+		n := len(body)
+		body = append(body, `,"next":0}`...) // as in a body: more JSON after the string
+		b.Run(c.name+"/strView", func(b *testing.B) {
+			d := decoder{b: body, arena: make([]byte, 0, len(body))}
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			cpu := testutil.ProcessCPU()
+			for b.Loop() {
+				d.i, d.arena = 0, d.arena[:0]
+				if _, ok := d.strView(); !ok {
+					b.Fatal("not decoded")
+				}
+			}
+			reportCPU(b, cpu)
+		})
+		if n != len(c.s)+2 || !isASCII(c.s) {
+			continue // escapes or non-ASCII: not a field name
+		}
+		b.Run(c.name+"/rawString", func(b *testing.B) {
+			d := decoder{b: body}
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			cpu := testutil.ProcessCPU()
+			for b.Loop() {
+				d.i = 0
+				if _, ok := d.rawString(); !ok {
+					b.Fatal("not decoded")
+				}
+			}
+			reportCPU(b, cpu)
+		})
+	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// reportCPU reports the process's CPU time per operation since cpu (see
+// testutil.ProcessCPU): on a shared machine it varies less than ns/op.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	b.ReportMetric(float64(testutil.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }

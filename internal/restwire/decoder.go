@@ -1,8 +1,10 @@
 package restwire
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -176,20 +178,27 @@ func (d *decoder) rawString() ([]byte, bool) {
 		return nil, false
 	}
 	start := d.i + 1
-	for j := start; j < len(d.b); j++ {
-		switch c := d.b[j]; {
-		case c == '"':
-			d.i = j + 1
-			return d.b[start:j], true
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return nil, false
+	j := start
+	for j+8 <= len(d.b) {
+		m := stopBytes(binary.LittleEndian.Uint64(d.b[j:]), swarMSB)
+		if m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			break
 		}
+		j += 8
 	}
-	return nil, false
+	for j < len(d.b) && strClass[d.b[j]] == 0 {
+		j++ // the last few bytes, or none when a word held the stop
+	}
+	if j == len(d.b) || d.b[j] != '"' {
+		return nil, false
+	}
+	d.i = j + 1
+	return d.b[start:j], true
 }
 
 // strClass classifies a byte inside a JSON string: 0 for printable ASCII
-// taken as it is, classQuote for '"' and '\\' and control characters (the
+// taken as it is, classStop for '"' and '\\' and control characters (the
 // scan stops there), classHigh for a byte of a multi-byte UTF-8 sequence.
 var strClass = func() (t [256]uint8) {
 	for c := range 0x20 {
@@ -220,13 +229,38 @@ func (d *decoder) strView() ([]byte, bool) {
 	i := d.i + 1
 	seg := i
 	start := len(d.arena)
-	escaped, ascii := false, true
+	escaped := false
+	var high uint64 // the raw bytes taken, or'ed: ASCII while its high bits are clear
+	// x is the last word read, at w; m holds its stops (see stopBytes)
+	// from i on while i is inside it, after an escape.
+	w, x, m := i-8, uint64(0), uint64(0)
 	for {
-		for i < len(b) && strClass[b[i]] == 0 {
-			i++
-		}
-		if i >= len(b) {
-			return nil, false
+		// Find the next '"', '\\' or control character: eight bytes
+		// at a time, the last few one at a time.
+		if i-w < 8 || i+8 <= len(b) {
+			if i-w < 8 {
+				m &^= 1<<(8*(i-w)) - 1 // the stops the escape took
+			} else {
+				w = i
+				x = binary.LittleEndian.Uint64(b[w:])
+				m = stopBytes(x, 0)
+			}
+			if m == 0 {
+				high |= x // an escape's bytes in it are ASCII
+				i = w + 8
+				continue
+			}
+			k := bits.TrailingZeros64(m) // the stop's bit 7: below it, the bytes before it
+			high |= x & (1<<k - 1)
+			i = w + k>>3
+		} else {
+			for i < len(b) && strClass[b[i]]&classStop == 0 {
+				high |= uint64(b[i])
+				i++
+			}
+			if i == len(b) {
+				return nil, false
+			}
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -238,24 +272,26 @@ func (d *decoder) strView() ([]byte, bool) {
 			} else {
 				v = b[seg:i:i]
 			}
-			if !ascii && !utf8.Valid(v) {
+			if high&swarMSB != 0 && !utf8.Valid(v) {
 				return nil, false // encoding/json would replace the bad bytes
 			}
 			return v, true
 		case c == '\\':
 			escaped = true
 			d.arena = append(d.arena, b[seg:i]...)
-			d.i = i
-			if !d.escape() {
-				return nil, false
+			if i+1 < len(b) && (b[i+1] == '"' || b[i+1] == '\\') {
+				d.arena = append(d.arena, b[i+1]) // the escapes of JSON in a string
+				i += 2
+			} else {
+				d.i = i
+				if !d.escape() {
+					return nil, false
+				}
+				i = d.i
 			}
-			i = d.i
 			seg = i
-		case c < 0x20:
+		default: // a control character
 			return nil, false
-		default:
-			ascii = false
-			i++
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package restwire
 
 import (
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 
@@ -34,15 +35,38 @@ func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
 	// Bytes of these classes (see strClass) need a look: '"', '\\' and
 	// control characters always, a byte of a multi-byte sequence unless
 	// e is EscapeClient.
-	look := uint8(classStop | classHigh)
+	look, high := uint8(classStop|classHigh), uint64(swarMSB)
 	if e == EscapeClient {
-		look = classStop
+		look, high = classStop, 0
 	}
 	start := 0
 	for i := 0; i < len(s); {
-		if strClass[s[i]]&look == 0 {
-			i++
-			continue
+		// Find the next such byte: eight bytes at a time (see
+		// stopBytes), escaping the word's ASCII ones in turn, the last
+		// few bytes one at a time.
+		if i+8 <= len(s) {
+			m := stopBytes(load64(s, i), high)
+			for ; m != 0; m &= m - 1 {
+				j := i + bits.TrailingZeros64(m)>>3
+				if s[j] >= utf8.RuneSelf {
+					break // EscapeServer: a multi-byte sequence, below
+				}
+				b = append(b, s[start:j]...)
+				b = appendEscape(b, s[j])
+				start = j + 1
+			}
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			for i < len(s) && strClass[s[i]]&look == 0 {
+				i++
+			}
+			if i == len(s) {
+				break
+			}
 		}
 		c := s[i]
 		if c < utf8.RuneSelf || e == EscapeClient {
@@ -52,27 +76,41 @@ func AppendString[T string | []byte](b []byte, s T, e Escaping) []byte {
 			start = i
 			continue
 		}
-		var r rune
-		var size int
-		switch v := any(s).(type) {
-		case string:
-			r, size = utf8.DecodeRuneInString(v[i:])
-		case []byte:
-			r, size = utf8.DecodeRune(v[i:])
-		}
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
+		// EscapeServer at a multi-byte sequence: take it and the ones
+		// right after it (non-ASCII text) before scanning again.
+		for i < len(s) && s[i] >= utf8.RuneSelf {
+			// A valid two-byte sequence, or three-byte one whose
+			// lead byte admits any continuation byte after it
+			// (E1-EC, EE, EF: not E2 either, which U+2028 and U+2029
+			// start with), is taken as it is, without decoding.
+			switch c := s[i]; {
+			case c >= 0xc2 && c < 0xe0 && i+1 < len(s) && s[i+1]&0xc0 == 0x80:
+				i += 2
+				continue
+			case c >= 0xe1 && c < 0xf0 && c != 0xe2 && c != 0xed && i+2 < len(s) && s[i+1]&0xc0 == 0x80 && s[i+2]&0xc0 == 0x80:
+				i += 3
+				continue
+			}
+			var r rune
+			var size int
+			switch v := any(s).(type) {
+			case string:
+				r, size = utf8.DecodeRuneInString(v[i:])
+			case []byte:
+				r, size = utf8.DecodeRune(v[i:])
+			}
+			switch {
+			case r == utf8.RuneError && size == 1:
+				b = append(b, s[start:i]...)
+				b = append(b, `\ufffd`...)
+				start = i + size
+			case r == '\u2028' || r == '\u2029':
+				b = append(b, s[start:i]...)
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+				start = i + size
+			}
 			i += size
-			continue
 		}
-		i += size
-		start = i
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
