@@ -511,7 +511,10 @@ func (c *Client) awaitQuiet(lc *lazyCtx, pc *pendingCall, id, topic string, out 
 				return err
 			}
 		case &endToken:
-			// pc is not reused: expired may still be running.
+			// pc is not reused: expired may still be running. Ended by
+			// Close, its timer would keep pc (and the client) alive until
+			// the deadline.
+			pc.expiry.Stop()
 			return pc.endErr
 		default:
 			c.stopExpiry(pc)
