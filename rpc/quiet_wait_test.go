@@ -88,8 +88,18 @@ func TestQuietWaitersEndOnClose(t *testing.T) {
 		r.waitStarted(t, "gate")
 	}
 	require.Eventually(t, func() bool { _, _, w, _ := r.c.slotSnapshot(); return w == calls-1 }, 5*time.Second, time.Millisecond)
+	closeEndsCalls(t, r.c, errs, calls)
+	_, h, w, _ := r.c.slotSnapshot()
+	require.Nil(t, h)
+	require.Zero(t, w)
+}
+
+// closeEndsCalls closes c and checks that the calls calls, whose errors
+// come on errs, all end with ErrClosed at once, none left pending.
+func closeEndsCalls(t *testing.T, c *Client, errs <-chan error, calls int) {
+	t.Helper()
 	t0 := time.Now()
-	require.NoError(t, r.c.Close())
+	require.NoError(t, c.Close())
 	for range calls {
 		select {
 		case err := <-errs:
@@ -100,10 +110,7 @@ func TestQuietWaitersEndOnClose(t *testing.T) {
 		}
 	}
 	require.Less(t, time.Since(t0), 2*time.Second)
-	require.Zero(t, r.c.Stats().Pending)
-	_, h, w, _ := r.c.slotSnapshot()
-	require.Nil(t, h)
-	require.Zero(t, w)
+	require.Zero(t, c.Stats().Pending)
 }
 
 // Deadlines that race replies: many calls whose handler takes about as
@@ -200,19 +207,7 @@ func TestQuietPassiveCallsEndOnClose(t *testing.T) {
 		_, _, _, passive := r.c.slotSnapshot()
 		return passive == calls && r.c.Stats().Pending == calls
 	}, 5*time.Second, time.Millisecond)
-	t0 := time.Now()
-	require.NoError(t, r.c.Close())
-	for range calls {
-		select {
-		case err := <-errs:
-			require.ErrorIs(t, err, ErrClosed)
-			require.Equal(t, CodeUnavailable, CodeOf(err))
-		case <-time.After(5 * time.Second):
-			t.Fatal("a passive call did not end on Close")
-		}
-	}
-	require.Less(t, time.Since(t0), 2*time.Second)
-	require.Zero(t, r.c.Stats().Pending)
+	closeEndsCalls(t, r.c, errs, calls)
 	_, _, _, passive := r.c.slotSnapshot()
 	require.Zero(t, passive)
 }
