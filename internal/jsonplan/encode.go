@@ -154,16 +154,10 @@ func encNodeFor(t reflect.Type, depth int) *encNode {
 	}
 	n := &encNode{size: uint8(t.Size())}
 	switch t.Kind() {
-	case reflect.String:
-		n.kind = kindString
-	case reflect.Bool:
-		n.kind = kindBool
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n.kind = kindInt
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		n.kind = kindUint
-	case reflect.Float32, reflect.Float64:
-		n.kind = kindFloat
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		n.kind = scalarKind(t.Kind())
 	case reflect.Struct:
 		n.kind = kindStruct
 		if n.fields = encFieldsFor(t, depth); n.fields == nil {

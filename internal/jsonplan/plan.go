@@ -185,6 +185,21 @@ func build(t reflect.Type, visiting map[reflect.Type]bool) *Plan {
 	return p
 }
 
+// scalarKind is the kind of a string, bool, integer or float Go kind k.
+func scalarKind(k reflect.Kind) kind {
+	switch k {
+	case reflect.String:
+		return kindString
+	case reflect.Bool:
+		return kindBool
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return kindInt
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return kindUint
+	}
+	return kindFloat
+}
+
 // codecFor returns how to decode t's values, or nil when t is refused.
 func codecFor(t reflect.Type, visiting map[reflect.Type]bool) *codec {
 	if decodesItself(t) || t == numberType {
@@ -192,16 +207,10 @@ func codecFor(t reflect.Type, visiting map[reflect.Type]bool) *codec {
 	}
 	c := &codec{size: uint8(t.Size())}
 	switch t.Kind() {
-	case reflect.String:
-		c.kind = kindString
-	case reflect.Bool:
-		c.kind = kindBool
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		c.kind = kindInt
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		c.kind = kindUint
-	case reflect.Float32, reflect.Float64:
-		c.kind = kindFloat
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		c.kind = scalarKind(t.Kind())
 	case reflect.Struct:
 		c.kind = kindStruct
 		if c.sub = build(t, visiting); c.sub == nil {
