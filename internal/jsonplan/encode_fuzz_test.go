@@ -133,7 +133,7 @@ type encFuzzOmit struct {
 // fuzzTypes are the representative types FuzzEncode fills; a seed beyond
 // them picks a random type of the decoding tests' generator.
 var fuzzTypes = []reflect.Type{
-	reflect.TypeFor[encScalars](), reflect.TypeFor[encNested](), reflect.TypeFor[*encNested](),
+	reflect.TypeFor[fzScalars](), reflect.TypeFor[encNested](), reflect.TypeFor[*encNested](),
 	reflect.TypeFor[encFuzzOmit](), reflect.TypeFor[encOnePtrDeep](), reflect.TypeFor[encOnePtr](),
 	reflect.TypeFor[*encFuzzOmit](), reflect.TypeFor[fzSlices](), reflect.TypeFor[fzPointers](),
 	reflect.TypeFor[fzOdd](), reflect.TypeFor[benchNested](),

@@ -51,26 +51,8 @@ func requireMarshal(t testing.TB, v any) bool {
 	return err == nil
 }
 
-type encScalars struct {
-	I   int
-	I8  int8
-	I16 int16
-	I32 int32
-	I64 int64
-	U   uint
-	U8  uint8
-	U16 uint16
-	U32 uint32
-	U64 uint64
-	UP  uintptr
-	F32 float32
-	F64 float64
-	S   string
-	B   bool
-}
-
 func TestEncodeIntegers(t *testing.T) {
-	for _, v := range []encScalars{
+	for _, v := range []fzScalars{
 		{},
 		{I: math.MinInt, I8: math.MinInt8, I16: math.MinInt16, I32: math.MinInt32, I64: math.MinInt64},
 		{I: math.MaxInt, I8: math.MaxInt8, I16: math.MaxInt16, I32: math.MaxInt32, I64: math.MaxInt64},
@@ -98,7 +80,7 @@ var encFloatEdges = []float64{
 func TestEncodeFloats(t *testing.T) {
 	for _, f := range encFloatEdges {
 		for _, sign := range []float64{1, -1} {
-			requireMarshal(t, encScalars{F64: sign * f, F32: float32(sign * f)})
+			requireMarshal(t, fzScalars{F64: sign * f, F32: float32(sign * f)})
 			requireMarshal(t, struct{ F float32 }{float32(sign * f)})
 		}
 	}
