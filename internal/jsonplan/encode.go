@@ -153,11 +153,11 @@ func encNodeFor(t reflect.Type, depth int) *encNode {
 		return nil
 	}
 	n := &encNode{size: uint8(t.Size())}
+	if k, ok := scalarKind(t.Kind()); ok {
+		n.kind = k
+		return n
+	}
 	switch t.Kind() {
-	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64:
-		n.kind = scalarKind(t.Kind())
 	case reflect.Struct:
 		n.kind = kindStruct
 		if n.fields = encFieldsFor(t, depth); n.fields == nil {

@@ -185,19 +185,22 @@ func build(t reflect.Type, visiting map[reflect.Type]bool) *Plan {
 	return p
 }
 
-// scalarKind is the kind of a string, bool, integer or float Go kind k.
-func scalarKind(k reflect.Kind) kind {
+// scalarKind is the kind of Go kind k when it is a string, bool, integer
+// or float kind, and whether it is.
+func scalarKind(k reflect.Kind) (kind, bool) {
 	switch k {
 	case reflect.String:
-		return kindString
+		return kindString, true
 	case reflect.Bool:
-		return kindBool
+		return kindBool, true
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return kindInt
+		return kindInt, true
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return kindUint
+		return kindUint, true
+	case reflect.Float32, reflect.Float64:
+		return kindFloat, true
 	}
-	return kindFloat
+	return 0, false
 }
 
 // codecFor returns how to decode t's values, or nil when t is refused.
@@ -206,11 +209,11 @@ func codecFor(t reflect.Type, visiting map[reflect.Type]bool) *codec {
 		return nil
 	}
 	c := &codec{size: uint8(t.Size())}
+	if k, ok := scalarKind(t.Kind()); ok {
+		c.kind = k
+		return c
+	}
 	switch t.Kind() {
-	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64:
-		c.kind = scalarKind(t.Kind())
 	case reflect.Struct:
 		c.kind = kindStruct
 		if c.sub = build(t, visiting); c.sub == nil {
