@@ -468,14 +468,14 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 			default:
 			}
 			c.leave(pc, id, true) // pc is not reused: a reply may still land in it
-			return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+			return callTimedOut(topic)
 		case <-lc.parent.Done():
 			c.leave(pc, id, true)
 			pc.timer.Stop()
 			return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
 		case <-c.done:
 			c.leave(pc, id, false)
-			return NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+			return callClosed(topic)
 		}
 	}
 }
@@ -503,11 +503,11 @@ func (c *Client) awaitQuiet(lc *lazyCtx, pc *pendingCall, id, topic string, out 
 			// fails (then wait here, passively).
 			res, err := c.readOwn(lc, pc, id, topic, out, true, false)
 			if res == readDone {
-				c.stopExpiry(pc)
+				pc.stopExpiry()
 				return err
 			}
 			if ended, err := c.passiveEnded(pc, id, topic, dl); ended {
-				c.stopExpiry(pc)
+				pc.stopExpiry()
 				return err
 			}
 		case &endToken:
@@ -517,7 +517,7 @@ func (c *Client) awaitQuiet(lc *lazyCtx, pc *pendingCall, id, topic string, out 
 			pc.expiry.Stop()
 			return pc.endErr
 		default:
-			c.stopExpiry(pc)
+			pc.stopExpiry()
 			return replied(pc, r, out)
 		}
 	}
@@ -537,17 +537,17 @@ func (c *Client) passiveEnded(pc *pendingCall, id, topic string, dl time.Time) (
 		return false, nil
 	case c.closed:
 		c.leaveCallLocked(pc, id, false)
-		return true, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+		return true, callClosed(topic)
 	case !time.Now().Before(dl):
 		c.leaveCallLocked(pc, id, true)
-		return true, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+		return true, callTimedOut(topic)
 	}
 	return false, nil
 }
 
 // stopExpiry stops a quiet call's deadline timer. If it fired, expired may
 // still look at pc, which then must not go back to the pool.
-func (c *Client) stopExpiry(pc *pendingCall) {
+func (pc *pendingCall) stopExpiry() {
 	if !pc.expiry.Stop() {
 		pc.expiry = nil // see pendingCall.end
 	}
@@ -562,7 +562,7 @@ func (pc *pendingCall) expired() {
 	if c.pending[pc.id] != pc || pc.role == roleHolder {
 		return
 	}
-	c.endQuietLocked(pc, true, wrapCallErr(fmt.Errorf("rpc: call %s: %w", pc.topic, context.DeadlineExceeded)))
+	c.endQuietLocked(pc, true, callTimedOut(pc.topic))
 }
 
 // endQuietLocked ends the quiet call pc, pending and not holding the slot,
@@ -787,7 +787,7 @@ func (c *Client) Close() error {
 	close(c.done)
 	for _, pc := range c.pending {
 		if pc.quiet && pc.role != roleHolder {
-			c.endQuietLocked(pc, false, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", pc.topic, ErrClosed)))
+			c.endQuietLocked(pc, false, callClosed(pc.topic))
 		}
 	}
 	c.mu.Unlock()

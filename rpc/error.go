@@ -135,6 +135,16 @@ type timeoutError struct{}
 func (timeoutError) Error() string { return "rpc: call timed out" }
 func (timeoutError) Unwrap() error { return context.DeadlineExceeded }
 
+// callTimedOut is the error of a call on topic whose deadline passed.
+func callTimedOut(topic string) error {
+	return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+}
+
+// callClosed is the error of a call on topic ended by Client.Close.
+func callClosed(topic string) error {
+	return NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+}
+
 // wrapCallErr is the one boundary where context and transport errors become
 // *Error values with codes.
 func wrapCallErr(err error) error {

@@ -244,13 +244,13 @@ func (c *Client) awaitSlot(lc *lazyCtx, pc *pendingCall, id, topic string) (bool
 		return true, nil
 	case <-pc.timer.C:
 		c.leave(pc, id, false)
-		return false, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+		return false, callTimedOut(topic)
 	case <-lc.parent.Done():
 		c.leave(pc, id, false)
 		return false, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
 	case <-c.done:
 		c.leave(pc, id, false)
-		return false, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+		return false, callClosed(topic)
 	}
 }
 
@@ -401,7 +401,7 @@ func (c *Client) readOwn(lc *lazyCtx, pc *pendingCall, id, topic string, out *Re
 			// its reply (found by break8: it was left there).
 			c.leaveCallLocked(pc, id, false)
 			c.mu.Unlock()
-			return readDone, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+			return readDone, callClosed(topic)
 		}
 		c.armHolderLocked(dl)
 		c.mu.Unlock()
@@ -456,13 +456,13 @@ func (c *Client) readOwn(lc *lazyCtx, pc *pendingCall, id, topic string, out *Re
 		switch {
 		case c.isClosed():
 			c.leave(pc, id, false)
-			return readDone, NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))
+			return readDone, callClosed(topic)
 		case lc.parent.Err() != nil:
 			c.leave(pc, id, true)
 			return readDone, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
 		case !time.Now().Before(dl):
 			c.leave(pc, id, true)
-			return readDone, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+			return readDone, callTimedOut(topic)
 		}
 		// A transient poll error (or the consumer closed or fenced under
 		// the client): the background reader retries, with backoff, and
