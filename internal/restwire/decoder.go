@@ -1,7 +1,6 @@
 package restwire
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/bits"
@@ -180,7 +179,7 @@ func (d *decoder) rawString() ([]byte, bool) {
 	start := d.i + 1
 	j := start
 	for j+8 <= len(d.b) {
-		m := stopBytes(binary.LittleEndian.Uint64(d.b[j:]), swarMSB)
+		m := stopBytes(load64(d.b, j), swarMSB)
 		if m != 0 {
 			j += bits.TrailingZeros64(m) >> 3
 			break
@@ -242,7 +241,7 @@ func (d *decoder) strView() ([]byte, bool) {
 				m &^= 1<<(8*(i-w)) - 1 // the stops the escape took
 			} else {
 				w = i
-				x = binary.LittleEndian.Uint64(b[w:])
+				x = load64(b, w)
 				m = stopBytes(x, 0)
 			}
 			if m == 0 {
