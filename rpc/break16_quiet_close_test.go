@@ -120,12 +120,7 @@ func TestBreak16QuietHandedHolderPollFailsAsClientCloses(t *testing.T) {
 	}
 
 	// The holder: its deadline hands the slot to the waiter.
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](context.Background(), r.c, "gate", 1, WithTimeout(300*time.Millisecond))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "gate")
+	holderDone := r.startCall(t, context.Background(), "gate", 300*time.Millisecond)
 	_, holder, _, _ := r.c.slotTaken(t)
 	const timeout = 4 * time.Second
 	waiterDone := make(chan error, 1)

@@ -22,12 +22,7 @@ import (
 // comes, is a late reply.
 func TestQuietWaiterEndsAtItsDeadline(t *testing.T) {
 	r := newSlotRig(t, false)
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](context.Background(), r.c, "gate", 1, WithTimeout(10*time.Second))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "gate")
+	holderDone := r.startCall(t, context.Background(), "gate", 10*time.Second)
 	_, holder, _, _ := r.c.slotTaken(t)
 
 	const waiters = 6

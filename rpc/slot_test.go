@@ -203,6 +203,20 @@ func (c *Client) slotSnapshot() (state slotState, holder *pendingCall, waiters, 
 	return c.slot.state, c.slot.holder, waiters, c.slot.passive
 }
 
+// startCall starts a call of route with 1 (its context ctx, its timeout
+// timeout) and waits for its handler to start: the call's error comes on
+// the channel returned.
+func (r *slotRig) startCall(t *testing.T, ctx context.Context, route string, timeout time.Duration) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Call[int](ctx, r.c, route, 1, WithTimeout(timeout))
+		done <- err
+	}()
+	r.waitStarted(t, route)
+	return done
+}
+
 // waitStarted waits for a handler of kind to start.
 func (r *slotRig) waitStarted(t *testing.T, kind string) {
 	t.Helper()
@@ -275,12 +289,7 @@ func TestSlotLoneCallerReadsItself(t *testing.T) {
 // are answered while it still holds the slot.
 func TestSlotHolderDeliversOthersReplies(t *testing.T) {
 	r := newSlotRig(t, false)
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](context.Background(), r.c, "gate", 1, WithTimeout(10*time.Second))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "gate")
+	holderDone := r.startCall(t, context.Background(), "gate", 10*time.Second)
 	state, holder, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state, "the first call reads")
 	require.NotNil(t, holder)
@@ -366,12 +375,7 @@ func TestSlotProgressDeliveredByHolder(t *testing.T) {
 // counted late.
 func TestSlotHolderDeadlineWaitersAnswered(t *testing.T) {
 	r := newSlotRig(t, false)
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](context.Background(), r.c, "gate", 1, WithTimeout(150*time.Millisecond))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "gate")
+	holderDone := r.startCall(t, context.Background(), "gate", 150*time.Millisecond)
 	state, holder, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state)
 	require.NotNil(t, holder)
@@ -422,12 +426,7 @@ func TestSlotHolderDeadlineWaitersAnswered(t *testing.T) {
 func TestSlotHolderParentCanceled(t *testing.T) {
 	r := newSlotRig(t, false)
 	ctx, cancel := context.WithCancel(context.Background())
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](ctx, r.c, "gate", 1, WithTimeout(10*time.Second))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "gate")
+	holderDone := r.startCall(t, ctx, "gate", 10*time.Second)
 	state, _, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state)
 	cancel()
@@ -447,12 +446,7 @@ func TestSlotHolderParentCanceled(t *testing.T) {
 // the waiters, and no goroutine is left (goleak, in TestMain).
 func TestSlotCloseWhileHolding(t *testing.T) {
 	r := newSlotRig(t, false)
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](context.Background(), r.c, "hold", 1, WithTimeout(30*time.Second))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "hold")
+	holderDone := r.startCall(t, context.Background(), "hold", 30*time.Second)
 	state, _, _, _ := r.c.slotTaken(t)
 	require.Equal(t, slotCaller, state)
 	waiterDone := make(chan error, 1)
@@ -464,7 +458,7 @@ func TestSlotCloseWhileHolding(t *testing.T) {
 	require.Eventually(t, func() bool { _, _, w, _ := r.c.slotSnapshot(); return w == 1 }, 5*time.Second, time.Millisecond)
 
 	require.NoError(t, r.c.Close())
-	for _, ch := range []chan error{holderDone, waiterDone} {
+	for _, ch := range []<-chan error{holderDone, waiterDone} {
 		select {
 		case err := <-ch:
 			require.ErrorIs(t, err, ErrClosed)
@@ -511,12 +505,7 @@ func TestSlotPollErrorFallsBackToReader(t *testing.T) {
 		defer r.c.mu.Unlock()
 		return !r.c.slot.failing && r.c.slot.passive == 0
 	}, 5*time.Second, time.Millisecond)
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](context.Background(), r.c, "gate", 1, WithTimeout(10*time.Second))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "gate")
+	holderDone := r.startCall(t, context.Background(), "gate", 10*time.Second)
 	require.Eventually(t, func() bool { s, _, _, _ := r.c.slotSnapshot(); return s == slotCaller }, 5*time.Second, time.Millisecond)
 	r.open()
 	require.NoError(t, <-holderDone)
@@ -610,12 +599,7 @@ func TestSlotCarriedProduceFails(t *testing.T) {
 // reader answers them.
 func TestSlotResendCallsArePassive(t *testing.T) {
 	r := newSlotRig(t, false, WithResend(20*time.Millisecond))
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := Call[int](context.Background(), r.c, "gate", 1, WithTimeout(10*time.Second))
-		holderDone <- err
-	}()
-	r.waitStarted(t, "gate")
+	holderDone := r.startCall(t, context.Background(), "gate", 10*time.Second)
 	require.Eventually(t, func() bool {
 		s, h, _, p := r.c.slotSnapshot()
 		return s == slotReader && h == nil && p == 1
