@@ -346,7 +346,7 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 			// Written (or perhaps written): wait for the reply. Resend is
 			// off (a call with WithResend never reads), so the partition
 			// written to is not needed.
-			return c.awaitPassive(lc, pc, id, msg, out)
+			return c.await(lc, pc, msg, out)
 		}
 		// The carried produce failed and the slot was given up: a failed
 		// first attempt of produce, whose retries follow.
@@ -378,22 +378,6 @@ func (c *Client) exchange(lc *lazyCtx, pc *pendingCall, id string, msg transport
 	if holding {
 		if res, err := c.readOwn(lc, pc, id, topic, out, false, false); res == readDone {
 			return err
-		}
-		return c.awaitPassive(lc, pc, id, msg, out) // readWait
-	}
-	return c.await(lc, pc, msg, out)
-}
-
-// awaitPassive is await for a call that held the slot and gave it up
-// after a failed poll (readWait). A quiet one first looks at Close, as
-// awaitQuiet does after its own readWait: Close passed over it while it
-// held the slot, and may have run after readOwn looked (found by break16:
-// the call waited until its deadline).
-func (c *Client) awaitPassive(lc *lazyCtx, pc *pendingCall, id string, msg transport.Message, out *Reply) error {
-	if pc.quiet {
-		dl, _ := lc.Deadline()
-		if ended, err := c.passiveEnded(pc, id, msg.Topic, dl); ended {
-			return err // its deadline timer is not armed yet
 		}
 	}
 	return c.await(lc, pc, msg, out)
@@ -490,8 +474,8 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 // Close each remove a call that waits from pending and send it endToken.
 // Neither touches a call that holds the slot (or was handed it): it reads
 // with the slot's context, which the deadline (slotExpired) and Close
-// cancel, and readOwn ends it; a holder that gives the slot up after a
-// failed poll (readWait) looks at both itself before it waits again.
+// cancel, and readOwn ends it, also when it gives the slot up after a
+// failed poll and one of them came meanwhile.
 func (c *Client) awaitQuiet(lc *lazyCtx, pc *pendingCall, id, topic string, out *Reply) error {
 	dl, _ := lc.Deadline()
 	pc.expiry.Reset(time.Until(dl))
@@ -501,12 +485,7 @@ func (c *Client) awaitQuiet(lc *lazyCtx, pc *pendingCall, id, topic string, out 
 		case &slotToken:
 			// Handed the slot: read, until the reply comes or a poll
 			// fails (then wait here, passively).
-			res, err := c.readOwn(lc, pc, id, topic, out, true, false)
-			if res == readDone {
-				pc.stopExpiry()
-				return err
-			}
-			if ended, err := c.passiveEnded(pc, id, topic, dl); ended {
+			if res, err := c.readOwn(lc, pc, id, topic, out, true, false); res == readDone {
 				pc.stopExpiry()
 				return err
 			}
@@ -521,28 +500,6 @@ func (c *Client) awaitQuiet(lc *lazyCtx, pc *pendingCall, id, topic string, out 
 			return replied(pc, r, out)
 		}
 	}
-}
-
-// passiveEnded looks, for the quiet call pc (id, on topic, deadline dl)
-// that has just turned passive after holding the slot (readWait), at what
-// the deadline and Close may have done while it held the slot, which they
-// leave to the holder: if the client closed or dl passed, the call leaves
-// and passiveEnded reports true with its error. A call no longer pending
-// was ended meanwhile: its reply or endToken is on its way.
-func (c *Client) passiveEnded(pc *pendingCall, id, topic string, dl time.Time) (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.pending[id] != pc:
-		return false, nil
-	case c.closed:
-		c.leaveCallLocked(pc, id, false)
-		return true, callClosed(topic)
-	case !time.Now().Before(dl):
-		c.leaveCallLocked(pc, id, true)
-		return true, callTimedOut(topic)
-	}
-	return false, nil
 }
 
 // stopExpiry stops a quiet call's deadline timer. If it fired, expired may

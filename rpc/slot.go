@@ -471,6 +471,22 @@ func (c *Client) readOwn(lc *lazyCtx, pc *pendingCall, id, topic string, out *Re
 		c.mu.Lock()
 		c.slot.failing = true
 		c.releaseLocked()
+		if pc.quiet {
+			// Close and the deadline pass over a quiet call that holds the
+			// slot (see awaitQuiet), and may have come since the checks
+			// above: once passive, nothing else would end it (found by
+			// break16: the call waited until its deadline after Close).
+			switch {
+			case c.closed:
+				c.leaveCallLocked(pc, id, false)
+				c.mu.Unlock()
+				return readDone, callClosed(topic)
+			case !time.Now().Before(dl):
+				c.leaveCallLocked(pc, id, true)
+				c.mu.Unlock()
+				return readDone, callTimedOut(topic)
+			}
+		}
 		pc.role = rolePassive
 		c.slot.passive++
 		c.mu.Unlock()
