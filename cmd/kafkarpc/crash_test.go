@@ -24,9 +24,12 @@ func TestServeCrash(t *testing.T) {
 	dir := t.TempDir()
 	started, release := filepath.Join(dir, "started"), filepath.Join(dir, "release")
 	// The first run marks itself and hangs (until the test ends); later
-	// runs answer.
-	cmd := `if [ ! -f ` + started + ` ]; then touch ` + started + `; while [ ! -f ` + release + ` ]; do sleep 0.1; done; fi; echo '"done"'`
-	t.Cleanup(func() { os.WriteFile(release, nil, 0o600) }) // ends the orphaned first run
+	// runs answer. The orphaned first run ends when release appears or dir
+	// is gone: t.TempDir removes dir right after the cleanup below writes
+	// release, often before the loop's next look (it then looped forever,
+	// outliving the test).
+	cmd := `if [ ! -f ` + started + ` ]; then touch ` + started + `; while [ -d ` + dir + ` ] && [ ! -f ` + release + ` ]; do sleep 0.1; done; fi; echo '"done"'`
+	t.Cleanup(func() { os.WriteFile(release, nil, 0o600) })
 
 	first := start(t, s.env, "serve", "reports", "--instance", "w1", "--exec", cmd)
 
