@@ -31,7 +31,11 @@ import (
 //
 // BenchmarkCallScaling runs b.N typed calls from 1,024 and then from 4,096
 // concurrent callers and reports calls/s and p99 of both and their ratio:
-// at least 1 means more callers did not mean fewer calls.
+// at least 1 means more callers did not mean fewer calls. It then runs the
+// raw round trip the same way, on a broker of its own, and reports its
+// ratio (raw-4096/1024): the floor's own loss from the caller goroutines
+// (their stacks for the GC to scan, the scheduler's queues, the caches),
+// which no library on top of it can avoid.
 
 // legResult is one leg of a benchmark: n operations from some callers.
 type legResult struct {
@@ -210,6 +214,9 @@ func BenchmarkCallScaling(b *testing.B) {
 	b.ResetTimer()
 	few := runLeg(b, b.N, 1024, call)
 	many := runLeg(b, b.N, 4096, call)
+	raw := rawCaller(b, newBenchBroker(b), 4096)
+	rawFew := runLeg(b, b.N, 1024, raw)
+	rawMany := runLeg(b, b.N, 4096, raw)
 	b.StopTimer()
 	b.ReportMetric(few.perSec, "calls/s@1024")
 	b.ReportMetric(many.perSec, "calls/s@4096")
@@ -218,4 +225,7 @@ func BenchmarkCallScaling(b *testing.B) {
 	b.ReportMetric(float64(many.p99.Microseconds()), "p99-µs@4096")
 	b.ReportMetric(float64(few.cpu.Nanoseconds())/1e3, "cpu-µs/call@1024")
 	b.ReportMetric(float64(many.cpu.Nanoseconds())/1e3, "cpu-µs/call@4096")
+	b.ReportMetric(rawMany.perSec/rawFew.perSec, "raw-4096/1024")
+	b.ReportMetric(float64(rawFew.cpu.Nanoseconds())/1e3, "cpu-µs/raw-trip@1024")
+	b.ReportMetric(float64(rawMany.cpu.Nanoseconds())/1e3, "cpu-µs/raw-trip@4096")
 }
