@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,57 +66,26 @@ func runQuietStorm(t *testing.T, r *slotRig, ct *chaosTransport, calls, workers 
 		}
 		all[i] = qc
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= calls {
-					return
-				}
-				qc := all[i]
-				ctx := context.Background()
-				var cancel context.CancelFunc = func() {}
-				if !qc.quiet {
-					ctx, cancel = context.WithCancel(ctx)
-				}
-				var stop func() bool
-				if qc.cancelAt > 0 {
-					stop = time.AfterFunc(qc.cancelAt, cancel).Stop
-				}
-				qc.began = time.Now()
-				qc.got, qc.err = Call[int](ctx, r.c, "echo", qc.n, WithTimeout(qc.timeout))
-				qc.end = time.Now()
-				if stop != nil {
-					stop()
-				}
-				cancel()
-			}
-		}()
-	}
 	var res quietStormResult
-	if closeAfter > 0 {
-		time.Sleep(closeAfter) // the storm's own pace, not a wait for readiness
-		closed := make(chan error, 1)
-		go func() { closed <- r.c.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close did not return mid-storm")
+	res.closedAt = stormDrive(t, r.c, calls, workers, closeAfter, func(i int) {
+		qc := all[i]
+		ctx := context.Background()
+		var cancel context.CancelFunc = func() {}
+		if !qc.quiet {
+			ctx, cancel = context.WithCancel(ctx)
 		}
-		res.closedAt = time.Now()
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("storm still running after 60s")
-	}
+		var stop func() bool
+		if qc.cancelAt > 0 {
+			stop = time.AfterFunc(qc.cancelAt, cancel).Stop
+		}
+		qc.began = time.Now()
+		qc.got, qc.err = Call[int](ctx, r.c, "echo", qc.n, WithTimeout(qc.timeout))
+		qc.end = time.Now()
+		if stop != nil {
+			stop()
+		}
+		cancel()
+	})
 	slack := 2 * time.Second // the race detector and a shared machine
 	for _, qc := range all {
 		what := fmt.Sprintf("call %d (quiet %v, timeout %v, cancel %v, took %v): %v", qc.n, qc.quiet, qc.timeout, qc.cancelAt, qc.end.Sub(qc.began), qc.err)

@@ -185,58 +185,27 @@ func runStorm(t *testing.T, r *slotRig, ct *chaosTransport, calls, workers int, 
 		}
 		all[i] = sc
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= calls {
-					return
-				}
-				sc := all[i]
-				ctx, cancel := context.WithCancel(context.Background())
-				var stop func() bool
-				if sc.cancelAt > 0 {
-					tm := time.AfterFunc(sc.cancelAt, cancel)
-					stop = tm.Stop
-				}
-				began := time.Now()
-				rep, err := r.c.Call(ctx, "echo", sc.n, WithTimeout(sc.timeout), WithProgress(func(*Reply) {}))
-				sc.took = time.Since(began)
-				if stop != nil {
-					stop()
-				}
-				cancel()
-				sc.err = err
-				if err == nil {
-					sc.id, _ = rep.Header(HeaderCorrelationID)
-					_, _ = fmt.Sscan(string(rep.Value), &sc.got)
-				}
-			}
-		}()
-	}
-	if closeAfter > 0 {
-		time.Sleep(closeAfter) // the storm's own pace, not a wait for readiness
-		closed := make(chan error, 1)
-		go func() { closed <- r.c.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close did not return mid-storm")
+	stormDrive(t, r.c, calls, workers, closeAfter, func(i int) {
+		sc := all[i]
+		ctx, cancel := context.WithCancel(context.Background())
+		var stop func() bool
+		if sc.cancelAt > 0 {
+			tm := time.AfterFunc(sc.cancelAt, cancel)
+			stop = tm.Stop
 		}
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("storm still running after %v", time.Since(start))
-	}
+		began := time.Now()
+		rep, err := r.c.Call(ctx, "echo", sc.n, WithTimeout(sc.timeout), WithProgress(func(*Reply) {}))
+		sc.took = time.Since(began)
+		if stop != nil {
+			stop()
+		}
+		cancel()
+		sc.err = err
+		if err == nil {
+			sc.id, _ = rep.Header(HeaderCorrelationID)
+			_, _ = fmt.Sscan(string(rep.Value), &sc.got)
+		}
+	})
 	slack := 3 * time.Second // the race detector and a shared machine
 	for _, sc := range all {
 		if sc.err == nil {
@@ -265,6 +234,48 @@ func runStorm(t *testing.T, r *slotRig, ct *chaosTransport, calls, workers int, 
 		require.Zero(t, ct.cons.overlap.Load(), "two polls of the reply consumer ran at once")
 	}
 	return all
+}
+
+// stormDrive runs one(i) for each i below calls from workers goroutines;
+// closeAfter > 0 closes c then, which must return within 5s. It returns
+// when every call has (within 60s), with when Close returned (zero
+// without Close).
+func stormDrive(t *testing.T, c *Client, calls, workers int, closeAfter time.Duration, one func(i int)) (closedAt time.Time) {
+	t.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= calls {
+					return
+				}
+				one(i)
+			}
+		})
+	}
+	if closeAfter > 0 {
+		time.Sleep(closeAfter) // the storm's own pace, not a wait for readiness
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not return mid-storm")
+		}
+		closedAt = time.Now()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("storm still running after %v", time.Since(start))
+	}
+	return closedAt
 }
 
 // slotSettled waits (bounded) for the client's calls to be gone and the
