@@ -401,3 +401,205 @@ func TestBreak17QuietDeadlinesAtEdges(t *testing.T) {
 		})
 	}
 }
+
+// A storm of quiet calls (context.Background) beside cancelable ones, so
+// that pooled pendingCalls switch between the two waits, on the edge
+// consumer: echo calls with deadlines of 1µs–5ms or 10s and "void" calls
+// (never answered) with 1–8ms, and Close at a random moment, sometimes
+// from the holder's window. Each call ends with its own reply, its own
+// deadline (not before it, not long after) or ErrClosed (only once Close
+// began, and at once); afterwards nothing is pending, the slot's timer is
+// not left armed, and no two polls ran at once. Run with -race.
+func TestBreak17QuietStormCloseAtEdges(t *testing.T) {
+	for _, carry := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "carrying"}[carry], func(t *testing.T) {
+			for round := range 4 {
+				quietStormEdgeRound(t, carry, round)
+			}
+		})
+	}
+}
+
+func quietStormEdgeRound(t *testing.T, carry bool, round int) {
+	var onWarn atomic.Pointer[func()]
+	r, et := edgeRig(t, carry, edgeKnobs{failSoon: 0.2, failWithin: 4 * time.Millisecond, errAtEnd: 0.5, emptyAtEnd: 0.5}, &onWarn)
+	type call struct {
+		n          int
+		route      string
+		quiet      bool
+		timeout    time.Duration
+		began, end time.Time
+		got        int
+		err        error
+	}
+	const calls, workers = 800, 24
+	all := make([]*call, calls)
+	for i := range all {
+		c := &call{n: i + 1, route: "echo", quiet: rand.IntN(4) != 0, timeout: 10 * time.Second}
+		switch k := rand.IntN(10); {
+		case k < 3:
+			c.timeout = time.Microsecond + time.Duration(rand.Int64N(int64(5*time.Millisecond)))
+		case k < 5:
+			c.route = "void"
+			c.timeout = time.Millisecond + time.Duration(rand.Int64N(int64(7*time.Millisecond)))
+		}
+		all[i] = c
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= calls {
+					return
+				}
+				c := all[i]
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if !c.quiet {
+					ctx, cancel = context.WithCancel(ctx)
+				}
+				c.began = time.Now()
+				c.got, c.err = Call[int](ctx, r.c, c.route, c.n, WithTimeout(c.timeout))
+				c.end = time.Now()
+				cancel()
+			}
+		}()
+	}
+	var closeBegan atomic.Int64 // UnixNano
+	closed := make(chan error, 1)
+	var once sync.Once
+	doClose := func() {
+		once.Do(func() {
+			closeBegan.Store(time.Now().UnixNano())
+			go func() { closed <- r.c.Close() }()
+		})
+	}
+	warn := func() {
+		if rand.IntN(3) == 0 {
+			doClose()
+			for !r.c.isClosed() {
+				time.Sleep(20 * time.Microsecond) // polling a condition, bounded by the test's timeout
+			}
+		}
+	}
+	onWarn.Store(&warn)
+	spin(time.Duration(5+rand.IntN(40)) * time.Millisecond) // the storm's own pace
+	doClose()
+	var closedAt time.Time
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+		closedAt = time.Now()
+	case <-time.After(5 * time.Second):
+		t.Fatalf("round %d: Close did not return: %s", round, slotDump(r.c))
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("round %d: calls still running after Close: %s", round, slotDump(r.c))
+	}
+	began := time.Unix(0, closeBegan.Load())
+	const slack = 1500 * time.Millisecond
+	var answered, deadline, closedN int
+	for _, c := range all {
+		what := fmt.Sprintf("round %d call %d (%s, quiet %v, timeout %v, took %v): %v", round, c.n, c.route, c.quiet, c.timeout, c.end.Sub(c.began), c.err)
+		require.Less(t, c.end.Sub(closedAt), slack, "%s: ended long after Close", what)
+		if c.err == nil {
+			require.Equal(t, "echo", c.route, what)
+			require.Equal(t, c.n, c.got, "%s: another call's reply", what)
+			answered++
+			continue
+		}
+		switch {
+		case errors.Is(c.err, ErrClosed):
+			require.False(t, c.end.Before(began), "%s: ErrClosed before Close", what)
+			closedN++
+		case CodeOf(c.err) == CodeDeadlineExceeded:
+			require.Less(t, c.timeout, time.Second, what)
+			require.GreaterOrEqual(t, c.end.Sub(c.began), c.timeout, what)
+			require.Less(t, c.end.Sub(c.began), c.timeout+slack, what)
+			deadline++
+		default:
+			t.Fatalf("%s: unexpected error", what)
+		}
+	}
+	require.Zero(t, r.c.Stats().Pending, "round %d", round)
+	_, h, w, passive := r.c.slotSnapshot()
+	require.Nil(t, h, "round %d", round)
+	require.Zero(t, w, "round %d", round)
+	require.Zero(t, passive, "round %d", round)
+	r.c.mu.Lock()
+	armed := r.c.slot.timer.Stop()
+	r.c.mu.Unlock()
+	require.False(t, armed, "round %d: the slot's deadline timer was left armed after Close", round)
+	require.Zero(t, et.overlap.Load(), "two polls ran at once")
+	t.Logf("round %d: answered %d, deadline %d, closed %d; injected failures %d, empty windows %d", round, answered, deadline, closedN, et.failed.Load(), et.empty.Load())
+}
+
+// The deadline in the handed holder's window: a quiet waiter is handed the
+// slot (the holder's deadline passed), its first poll fails, and its own
+// deadline passes before it turns passive. Its deadline timer (expiry),
+// armed since it began to wait, fired while it held the slot and left it
+// to readOwn; once passive nothing else would end it: it must end at its
+// deadline with the deadline error, not with its reply when that comes
+// (here: when the gate opens, seconds later).
+func TestBreak17QuietHandedHolderPollFailsAsDeadlinePasses(t *testing.T) {
+	var onMsg atomic.Pointer[func()]
+	log := slog.New(hookHandler{msg: holderPollFailedMsg, onMsg: &onMsg})
+	r := newSlotRig(t, false, WithLogger(log))
+
+	holderDone := r.startCall(t, context.Background(), "gate", 200*time.Millisecond)
+	_, holder, _, _ := r.c.slotTaken(t)
+	const timeout = 400 * time.Millisecond
+	waiterDone := make(chan error, 1)
+	t0 := time.Now()
+	dl := t0.Add(timeout)
+	go func() {
+		_, err := Call[int](context.Background(), r.c, "gate", 2, WithTimeout(timeout))
+		waiterDone <- err
+	}()
+	r.waitStarted(t, "gate")
+	require.Eventually(t, func() bool { _, _, w, _ := r.c.slotSnapshot(); return w == 1 }, 5*time.Second, time.Millisecond)
+	r.c.mu.Lock()
+	waiter := r.c.slot.waitHead
+	require.True(t, waiter.quiet)
+	r.c.mu.Unlock()
+	var hit atomic.Bool
+	hook := func() {
+		onMsg.Store(nil)
+		hit.Store(true)
+		for time.Now().Before(dl.Add(50 * time.Millisecond)) {
+			time.Sleep(time.Until(dl.Add(50 * time.Millisecond))) // past the waiter's deadline: the point of the test
+		}
+	}
+	onMsg.Store(&hook)
+	r.tr.consumer().failPolls.Store(1) // the waiter's first poll, once handed the slot
+
+	select {
+	case err := <-holderDone:
+		require.Equal(t, CodeDeadlineExceeded, CodeOf(err), "%v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the holder did not end at its deadline")
+	}
+	select {
+	case err := <-waiterDone:
+		took := time.Since(t0)
+		require.True(t, hit.Load(), "the handed waiter's poll did not fail")
+		require.Equal(t, CodeDeadlineExceeded, CodeOf(err), "%v", err)
+		require.Contains(t, err.Error(), "rpc: call gate: ")
+		require.GreaterOrEqual(t, took, timeout)
+		require.Less(t, took, timeout+time.Second, "the waiter overran its deadline")
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the handed waiter did not end at its deadline: %s", slotDump(r.c))
+	}
+	require.NotSame(t, holder, waiter)
+	require.Zero(t, r.c.Stats().Pending)
+	r.open()
+	require.Eventually(t, func() bool { return r.c.Stats().Late == 2 }, 5*time.Second, time.Millisecond)
+	slotSettled(t, r.c)
+}
