@@ -22,7 +22,8 @@ import (
 // reply consumer that fails polls at random moments and misbehaves, within
 // the transport contract, exactly when a poll's context ends (Close, a
 // holder's deadline): it returns a transient error instead of ctx.Err(),
-// or an empty poll window (nil, nil). Many quiet calls at once (handed the
+// an empty poll window (nil, nil) or a (foreign) record that raced the
+// cancel. Many quiet calls at once (handed the
 // slot, holding from the start, waiting, passive), Close or the deadlines
 // at random moments, and the window between readOwn's first look and its
 // lock held open for random lengths by the log line in it.
@@ -35,6 +36,9 @@ type edgeKnobs struct {
 	failWithin time.Duration // (0, failWithin]
 	errAtEnd   float64       // polls whose context ended that return errEdge instead
 	emptyAtEnd float64       // polls whose context ended that return (nil, nil) instead
+	// polls whose context ended that return a foreign record instead (a
+	// fetch whose answer raced the cancel: the next poll sees ctx end)
+	foreignAtEnd float64
 }
 
 // edgeTransport is a slotTransport whose reply reader is an edgeConsumer.
@@ -96,6 +100,8 @@ func (c *edgeConsumer) poll(ctx context.Context, inner func(context.Context) ([]
 	switch {
 	case err == nil:
 		return msgs, nil
+	case ctx.Err() != nil && chaosHit(k.foreignAtEnd):
+		return []transport.Message{{Topic: "replies", Value: []byte("raced the cancel")}}, nil
 	case ctx.Err() != nil && chaosHit(k.errAtEnd):
 		return nil, c.fail()
 	case ctx.Err() != nil && chaosHit(k.emptyAtEnd):
@@ -175,7 +181,7 @@ func TestBreak17QuietCloseAtEdges(t *testing.T) {
 
 func quietCloseRound(t *testing.T, carry bool, round int) (hit bool, where string) {
 	var onWarn atomic.Pointer[func()]
-	r, et := edgeRig(t, carry, edgeKnobs{failSoon: 0.3, failWithin: 3 * time.Millisecond, errAtEnd: 0.5, emptyAtEnd: 0.5}, &onWarn)
+	r, et := edgeRig(t, carry, edgeKnobs{failSoon: 0.3, failWithin: 3 * time.Millisecond, foreignAtEnd: 0.3, errAtEnd: 0.5, emptyAtEnd: 0.5}, &onWarn)
 	const gates, echoes = 12, 4
 	type res struct {
 		gate bool
@@ -422,7 +428,7 @@ func TestBreak17QuietStormCloseAtEdges(t *testing.T) {
 
 func quietStormEdgeRound(t *testing.T, carry bool, round int) {
 	var onWarn atomic.Pointer[func()]
-	r, et := edgeRig(t, carry, edgeKnobs{failSoon: 0.2, failWithin: 4 * time.Millisecond, errAtEnd: 0.5, emptyAtEnd: 0.5}, &onWarn)
+	r, et := edgeRig(t, carry, edgeKnobs{failSoon: 0.2, failWithin: 4 * time.Millisecond, foreignAtEnd: 0.3, errAtEnd: 0.5, emptyAtEnd: 0.5}, &onWarn)
 	type call struct {
 		n          int
 		route      string
