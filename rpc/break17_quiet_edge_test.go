@@ -451,29 +451,17 @@ func quietStormEdgeRound(t *testing.T, carry bool, round int) {
 		}
 		all[i] = c
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= calls {
-					return
-				}
-				c := all[i]
-				ctx, cancel := context.Background(), context.CancelFunc(func() {})
-				if !c.quiet {
-					ctx, cancel = context.WithCancel(ctx)
-				}
-				c.began = time.Now()
-				c.got, c.err = Call[int](ctx, r.c, c.route, c.n, WithTimeout(c.timeout))
-				c.end = time.Now()
-				cancel()
-			}
-		}()
-	}
+	done := stormGo(calls, workers, func(i int) {
+		c := all[i]
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if !c.quiet {
+			ctx, cancel = context.WithCancel(ctx)
+		}
+		c.began = time.Now()
+		c.got, c.err = Call[int](ctx, r.c, c.route, c.n, WithTimeout(c.timeout))
+		c.end = time.Now()
+		cancel()
+	})
 	var closeBegan atomic.Int64 // UnixNano
 	closed := make(chan error, 1)
 	var once sync.Once
@@ -502,8 +490,6 @@ func quietStormEdgeRound(t *testing.T, carry bool, round int) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("round %d: Close did not return: %s", round, slotDump(r.c))
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

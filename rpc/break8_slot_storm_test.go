@@ -236,15 +236,11 @@ func runStorm(t *testing.T, r *slotRig, ct *chaosTransport, calls, workers int, 
 	return all
 }
 
-// stormDrive runs one(i) for each i below calls from workers goroutines;
-// closeAfter > 0 closes c then, which must return within 5s. It returns
-// when every call has (within 60s), with when Close returned (zero
-// without Close).
-func stormDrive(t *testing.T, c *Client, calls, workers int, closeAfter time.Duration, one func(i int)) (closedAt time.Time) {
-	t.Helper()
+// stormGo runs one(i) for each i below calls from workers goroutines and
+// returns a channel closed once every call has returned.
+func stormGo(calls, workers int, one func(i int)) <-chan struct{} {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
 	for range workers {
 		wg.Go(func() {
 			for {
@@ -256,6 +252,18 @@ func stormDrive(t *testing.T, c *Client, calls, workers int, closeAfter time.Dur
 			}
 		})
 	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+// stormDrive runs a storm (see stormGo); closeAfter > 0 closes c then,
+// which must return within 5s. It returns when every call has (within
+// 60s), with when Close returned (zero without Close).
+func stormDrive(t *testing.T, c *Client, calls, workers int, closeAfter time.Duration, one func(i int)) (closedAt time.Time) {
+	t.Helper()
+	start := time.Now()
+	done := stormGo(calls, workers, one)
 	if closeAfter > 0 {
 		time.Sleep(closeAfter) // the storm's own pace, not a wait for readiness
 		closed := make(chan error, 1)
@@ -268,8 +276,6 @@ func stormDrive(t *testing.T, c *Client, calls, workers int, closeAfter time.Dur
 		}
 		closedAt = time.Now()
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
