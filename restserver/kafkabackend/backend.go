@@ -157,8 +157,10 @@ func New(ctx context.Context, kcfg kafka.Config, opts ...Option) (*Backend, erro
 		return nil, err
 	}
 	b := &Backend{cfg: cfg, kcfg: kcfg, members: map[*member]struct{}{}}
-	b.base = append(base, kgo.WithHooks(&b.reach)) // every client's dials, the members' too
-	copts := append(append([]kgo.Opt(nil), base...),
+	// Every client's dials, the shared client's and the members': a
+	// deadline is explained by a refused dial whichever client made it.
+	b.base = append(base, kgo.WithHooks(&b.reach))
+	copts := append(append([]kgo.Opt(nil), b.base...),
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(int32(min(cfg.maxMessageBytes+512, 1<<30))),

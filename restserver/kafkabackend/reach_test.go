@@ -49,3 +49,35 @@ func TestDeadlineWithBrokersDownIsUnavailable(t *testing.T) {
 		require.ErrorIs(t, err, restserver.ErrUnavailable, "produce with %v: %v", d, err)
 	}
 }
+
+// The shared client's dials count too: with the brokers down and no member
+// ever made (so no member's dial can have failed), a produce whose deadline
+// runs out while kgo retries the dial is ErrUnavailable, not a bare
+// deadline. The shared client (topics, produce, fetch, offsets) was made
+// without the reach hook, so only members' dials were recorded:
+// TestDeadlineWithBrokersDownIsUnavailable passed only when the 1ms
+// subscribe's own member dialled (and was refused) before its deadline,
+// and failed under load (seen in -race runs with CPU hogs).
+func TestDeadlineWithBrokersDownIsUnavailableWithoutMembers(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"t": 2}})
+	b := c.Backend
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := b.Topics(ctx)
+	require.NoError(t, err)
+
+	c.Kfake.Close()
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := b.Topics(ctx)
+		return errors.Is(err, restserver.ErrUnavailable)
+	}, 10*time.Second, 10*time.Millisecond)
+
+	for _, d := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 200 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_, err := b.Produce(ctx, transport.Message{Topic: "t", Value: []byte("x")})
+		cancel()
+		require.ErrorIs(t, err, restserver.ErrUnavailable, "produce with %v: %v", d, err)
+	}
+}
