@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
+	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend"
 	"github.com/kafkarpc/kafkarpc/restserver/kafkabackend/kafkatest"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -19,22 +20,7 @@ import (
 // TestBreak6BrokersDownAre503NotHangOr500 answered 504 for a consume that
 // creates an instance when the deadline came first (CI, under load).
 func TestDeadlineWithBrokersDownIsUnavailable(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"t": 2}})
-	b := c.Backend
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := b.Topics(ctx)
-	require.NoError(t, err)
-
-	c.Kfake.Close()
-	// A dial has to fail first: until then nothing says the brokers are
-	// gone (a deadline alone stays a deadline).
-	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := b.Topics(ctx)
-		return errors.Is(err, restserver.ErrUnavailable)
-	}, 10*time.Second, 10*time.Millisecond)
+	b := brokersGone(t)
 
 	for _, d := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 200 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -59,6 +45,22 @@ func TestDeadlineWithBrokersDownIsUnavailable(t *testing.T) {
 // subscribe's own member dialled (and was refused) before its deadline,
 // and failed under load (seen in -race runs with CPU hogs).
 func TestDeadlineWithBrokersDownIsUnavailableWithoutMembers(t *testing.T) {
+	b := brokersGone(t)
+
+	for _, d := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 200 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_, err := b.Produce(ctx, transport.Message{Topic: "t", Value: []byte("x")})
+		cancel()
+		require.ErrorIs(t, err, restserver.ErrUnavailable, "produce with %v: %v", d, err)
+	}
+}
+
+// brokersGone starts a cluster with topic "t" (2 partitions), makes sure
+// its backend reached it, closes the brokers and returns the backend once
+// it has seen a dial fail: until then nothing says the brokers are gone
+// (a deadline alone stays a deadline).
+func brokersGone(t *testing.T) *kafkabackend.Backend {
+	t.Helper()
 	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"t": 2}})
 	b := c.Backend
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -73,11 +75,5 @@ func TestDeadlineWithBrokersDownIsUnavailableWithoutMembers(t *testing.T) {
 		_, err := b.Topics(ctx)
 		return errors.Is(err, restserver.ErrUnavailable)
 	}, 10*time.Second, 10*time.Millisecond)
-
-	for _, d := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 200 * time.Millisecond} {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		_, err := b.Produce(ctx, transport.Message{Topic: "t", Value: []byte("x")})
-		cancel()
-		require.ErrorIs(t, err, restserver.ErrUnavailable, "produce with %v: %v", d, err)
-	}
+	return b
 }
