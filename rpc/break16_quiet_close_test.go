@@ -80,12 +80,7 @@ func TestBreak16QuietHolderPollFailsAsClientCloses(t *testing.T) {
 			_, err := r.br.Produce(context.Background(), transport.Message{Topic: r.c.cfg.replyTopic, Value: []byte("wake")})
 			require.NoError(t, err)
 
-			select {
-			case err := <-closed:
-				require.NoError(t, err)
-			case <-time.After(5 * time.Second):
-				t.Fatal("Close did not run or return")
-			}
+			closeReturned(t, closed, func() string { return "or did not run" })
 			select {
 			case err := <-done:
 				took := time.Since(t0)
@@ -144,12 +139,7 @@ func TestBreak16QuietHandedHolderPollFailsAsClientCloses(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the holder did not end at its deadline")
 	}
-	select {
-	case err := <-closed:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handed holder's poll did not fail, or Close did not return")
-	}
+	closeReturned(t, closed, func() string { return "or the handed holder's poll did not fail" })
 	select {
 	case err := <-waiterDone:
 		require.ErrorIs(t, err, ErrClosed)

@@ -266,14 +266,7 @@ func quietCloseRound(t *testing.T, carry bool, round int) (hit bool, where strin
 	case <-time.After(map[bool]time.Duration{false: time.Duration(rand.Int64N(int64(20 * time.Millisecond))), true: 300 * time.Millisecond}[round%3 != 2]):
 		doClose("direct")
 	}
-	var closedAt time.Time
-	select {
-	case err := <-closed:
-		require.NoError(t, err)
-		closedAt = time.Now()
-	case <-time.After(5 * time.Second):
-		t.Fatalf("round %d: Close did not return: %s", round, slotDump(r.c))
-	}
+	closedAt := closeReturned(t, closed, func() string { return fmt.Sprintf("round %d: %s", round, slotDump(r.c)) })
 	close(stop)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -482,14 +475,7 @@ func quietStormEdgeRound(t *testing.T, carry bool, round int) {
 	onWarn.Store(&warn)
 	spin(time.Duration(5+rand.IntN(40)) * time.Millisecond) // the storm's own pace
 	doClose()
-	var closedAt time.Time
-	select {
-	case err := <-closed:
-		require.NoError(t, err)
-		closedAt = time.Now()
-	case <-time.After(5 * time.Second):
-		t.Fatalf("round %d: Close did not return: %s", round, slotDump(r.c))
-	}
+	closedAt := closeReturned(t, closed, func() string { return fmt.Sprintf("round %d: %s", round, slotDump(r.c)) })
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

@@ -257,6 +257,20 @@ func stormGo(calls, workers int, one func(i int)) <-chan struct{} {
 	return done
 }
 
+// closeReturned waits, up to 5s, for the Close whose error comes on
+// closed, requires it to be nil and returns when it came; if it does not
+// come, the test fails, saying what(), read then.
+func closeReturned(t *testing.T, closed <-chan error, what func() string) time.Time {
+	t.Helper()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Close did not return: %s", what())
+	}
+	return time.Now()
+}
+
 // stormDrive runs a storm (see stormGo); closeAfter > 0 closes c then,
 // which must return within 5s. It returns when every call has (within
 // 60s), with when Close returned (zero without Close).
@@ -268,13 +282,7 @@ func stormDrive(t *testing.T, c *Client, calls, workers int, closeAfter time.Dur
 		time.Sleep(closeAfter) // the storm's own pace, not a wait for readiness
 		closed := make(chan error, 1)
 		go func() { closed <- c.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close did not return mid-storm")
-		}
-		closedAt = time.Now()
+		closedAt = closeReturned(t, closed, func() string { return "mid-storm" })
 	}
 	select {
 	case <-done:
