@@ -186,18 +186,32 @@ func TestBadInput(t *testing.T) {
 func TestNotify(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	out := filepath.Join(t.TempDir(), "notified")
-	start(t, s.env, "serve", "reports", "--exec", `{ cat; echo " $RPC_KEY"; } >> `+out)
+	// Each handler writes a file of its own: the server runs handlers
+	// concurrently, and two appending to one file in pieces interleave.
+	out := t.TempDir()
+	start(t, s.env, "serve", "reports", "--exec", `{ cat; echo " $RPC_KEY"; } > `+out+`/"$RPC_ID"`)
 	r := runCLI(t, s.env, "", "notify", "reports", `{"evict":7}`, "--key", "users")
 	require.Equal(t, 0, r.code)
 	assert.Equal(t, "notified reports\n", r.stdout)
 	r = runCLI(t, s.env, "", "notify", "reports", `{"evict":8}`, "--json")
 	require.Equal(t, 0, r.code)
 	assert.Equal(t, map[string]any{"kind": "notify", "ok": true, "topic": "reports"}, jsonLines(t, r.stdout)[0])
-	waitFor(t, "both notifications handled", func() bool { return countLines(t, out) == 2 })
-	b := readFile(t, out)
-	assert.Contains(t, b, `{"evict":7} users`)
-	assert.Contains(t, b, `{"evict":8}`)
+	var got []string
+	waitFor(t, "both notifications handled", func() bool {
+		got = got[:0]
+		files, err := os.ReadDir(out)
+		require.NoError(t, err)
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(out, f.Name()))
+			require.NoError(t, err)
+			if !strings.HasSuffix(string(b), "\n") {
+				return false // a handler still writing
+			}
+			got = append(got, strings.TrimSpace(string(b)))
+		}
+		return len(got) == 2
+	})
+	assert.ElementsMatch(t, []string{`{"evict":7} users`, `{"evict":8}`}, got)
 }
 
 func TestSendWait(t *testing.T) {
