@@ -286,10 +286,3 @@ func TestServeStopsOnSIGTERM(t *testing.T) {
 	assert.Contains(t, lines[1], `dedup topic "elsewhere.handled"`)
 	assert.Contains(t, lines[1], "unknown topic")
 }
-
-func readFile(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(name)
-	require.NoError(t, err)
-	return strings.TrimSpace(string(b))
-}
