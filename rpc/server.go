@@ -95,9 +95,12 @@ func NewServer(t transport.Transport, opts ...ServerOption) (*Server, error) {
 // handled, leaves the group and returns nil.
 //
 // It returns an error at once when there are no routes, the group cannot be
-// joined, the dedup topic cannot be replayed (including when ctx ends during
-// that replay) or the server is already serving, and a non-nil error when
-// the transport fails for good (closed or fenced). Serve may be called again
+// joined, the dedup topic cannot be replayed or the server is already
+// serving, and a non-nil error when the transport fails for good (closed or
+// fenced). A ctx canceled while Serve is still starting (replaying the dedup
+// topic, joining the group) is a stop like any other: Serve returns nil, as
+// nothing was handled and nothing is to commit, so that a process stopped by
+// SIGTERM just after it started exits cleanly. Serve may be called again
 // after it returned.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
@@ -128,7 +131,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.dedup != nil && s.cfg.dedupTopic != "" {
 		var err error
 		if dr, err = startDedupReader(ctx, s, s.dedup); err != nil {
-			return fmt.Errorf("rpc: Serve: %w", err)
+			return s.startFailed(ctx, fmt.Errorf("rpc: Serve: %w", err))
 		}
 		readCtx, stopReading := context.WithCancel(context.Background())
 		dr.run(readCtx)
@@ -160,7 +163,18 @@ func (s *Server) Serve(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("rpc: Serve: join group %q: %w", s.cfg.group, err)
+		return s.startFailed(ctx, fmt.Errorf("rpc: Serve: join group %q: %w", s.cfg.group, err))
 	}
 	return newServeRun(s, cons, track, dr).serve(ctx)
+}
+
+// startFailed is Serve's result when starting failed with err: nil when
+// ctx was canceled meanwhile (a stop asked for, not a failure; err is
+// logged at debug level), else err.
+func (s *Server) startFailed(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	s.log.Debug("rpc: Serve stopped before it started serving", "err", err)
+	return nil
 }
