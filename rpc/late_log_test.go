@@ -52,3 +52,14 @@ func TestLateReplyLogIsRateLimited(t *testing.T) {
 	assert.LessOrEqual(t, lines.Load(), int64(1+time.Since(start)/time.Second), "log lines for %d late replies", n)
 	assert.GreaterOrEqual(t, lines.Load(), int64(1))
 }
+
+// forget removes a pending call as a call that gave up does (abandoned:
+// remembered, so that its late reply is told apart from a foreign one).
+func (c *Client) forget(id string, abandoned bool) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	if abandoned {
+		c.abandoned.add(id)
+	}
+	c.mu.Unlock()
+}

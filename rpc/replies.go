@@ -12,17 +12,6 @@ import (
 // by correlation id), counts foreign and late ones, and passes progress
 // notices to WithProgress.
 
-// forget removes a pending call; abandoned calls are remembered so that
-// their late replies are told apart from foreign ones.
-func (c *Client) forget(id string, abandoned bool) {
-	c.mu.Lock()
-	delete(c.pending, id)
-	if abandoned {
-		c.abandoned.add(id)
-	}
-	c.mu.Unlock()
-}
-
 // deliver hands the reply or progress notice m to its call; see deliverTo.
 func (c *Client) deliver(m *transport.Message) { c.deliverTo(nil, m) }
 
