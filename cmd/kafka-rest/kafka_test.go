@@ -120,3 +120,57 @@ func TestEmbeddedOnlyFlagsRefusedWithBrokers(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "host:port")
 }
+
+// SIGTERM (ctx canceled) while kafka-rest is still reaching Kafka is a
+// stop, not a failure: run returns nil at once, where it returned "reaching
+// Kafka ...: context canceled" and the process exited 1.
+func TestStopWhileReachingKafkaIsClean(t *testing.T) {
+	// A broker address that accepts connections and never answers: the
+	// connect waits until its timeout (30 s here) or the stop.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	})
+
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--brokers", ln.Addr().String(), "--kafka-connect-timeout", "30s"}, io.Discard, logs)
+	}()
+	var first net.Conn
+	select {
+	case first = <-accepted: // kafka-rest is reaching Kafka
+	case err := <-done:
+		t.Fatalf("run returned before it reached the broker: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("kafka-rest never dialed the broker")
+	}
+	defer first.Close()
+	stopped := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "a stop while reaching Kafka is not a failure; log:\n%s", logs.String())
+		assert.Less(t, time.Since(stopped), 5*time.Second)
+		assert.Contains(t, logs.String(), "stopped before it started")
+	case <-time.After(10 * time.Second):
+		t.Fatal("kafka-rest did not return after its stop")
+	}
+}

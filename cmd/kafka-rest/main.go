@@ -334,6 +334,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, level)
 	backend, topics, closeBackend, err := newBackend(ctx, f, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM while reaching Kafka: a stop asked for, not a
+			// failure (systemd and supervisord would report one).
+			log.Info("kafka-rest: stopped before it started", "err", err)
+			return nil
+		}
 		return err
 	}
 	defer closeBackend()
