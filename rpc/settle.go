@@ -208,8 +208,8 @@ func (r *serveRun) produceAs(what, id string, owned bool, msgs ...transport.Mess
 		}
 		return err
 	}, func(err error, attempt int) {
-		if attempt == 5 {
-			r.s.log.Warn("rpc: "+what+" not produced yet; retrying", "topic", msgs[len(msgs)-1].Topic, "id", id, "err", err)
+		if attempt == 5 || attempt > 5 && (attempt-5)%replyWarnEvery == 0 {
+			r.s.log.Warn("rpc: "+what+" not produced yet; retrying", "topic", msgs[len(msgs)-1].Topic, "id", id, "attempts", attempt, "err", err)
 		}
 	})
 	switch {
@@ -222,6 +222,12 @@ func (r *serveRun) produceAs(what, id string, owned bool, msgs ...transport.Mess
 	}
 	return true, nil
 }
+
+// replyWarnEvery is how many failed attempts of a reply's produce pass
+// between two warnings, after the first at the fifth: with replyBackoff's
+// 1 s cap, about one a minute, so that a worker held by a produce that
+// keeps failing says so while it lasts, not once. A variable for tests.
+var replyWarnEvery = 60
 
 // produceOnce is one attempt of produceAs, bounded by finalCtx.
 func (r *serveRun) produceOnce(owned bool, msgs []transport.Message) error {
