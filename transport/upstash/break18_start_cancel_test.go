@@ -201,3 +201,56 @@ func TestBreak18RESTCanceledJoinLeavesNoMember(t *testing.T) {
 	require.NoError(t, err)
 	assert.Less(t, time.Since(began), 3*time.Second, "the call after the canceled joins")
 }
+
+// Serve's ctx canceled at random moments (0 to 40 ms after it began) on the
+// REST transport, 100 times on one Server with fresh instance ids: Serve
+// returns nil every time, nothing is left on the REST server after it,
+// and the Server then answers a call promptly.
+func TestBreak18RESTServeCanceledAtRandomMoments(t *testing.T) {
+	s := startServer(t, serverConfig{})
+	srv, err := rpc.NewServer(newTestTransport(t, s.URL), rpc.WithName("svc18r"), rpc.WithLogger(discard))
+	require.NoError(t, err)
+	rpc.Handle(srv, "echo", func(_ context.Context, v string) (string, error) { return v, nil })
+	for i := range 100 {
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ctx) }()
+		select {
+		case <-time.After(time.Duration(rand.Int64N(int64(40 * time.Millisecond)))): // the random moment of the stop
+		case err := <-served:
+			cancel()
+			t.Fatalf("iteration %d: Serve returned before its stop: %v", i, err)
+		}
+		cancel()
+		select {
+		case err := <-served:
+			require.NoError(t, err, "iteration %d", i)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("iteration %d: Serve did not return after its stop", i)
+		}
+		if left := s.instances(t); len(left) > 0 {
+			deadline := time.Now().Add(3 * time.Second)
+			for len(s.instances(t)) > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond) // polling the server, bounded by deadline
+			}
+			require.Empty(t, s.instances(t), "iteration %d: instances left (at Serve's return: %v)", i, left)
+			t.Errorf("iteration %d: instances left at Serve's return, gone later: %v", i, left)
+		}
+	}
+	cli, err := rpc.NewClient(newTestTransport(t, s.URL), rpc.WithName("cli18r"), rpc.WithLogger(discard))
+	require.NoError(t, err)
+	defer cli.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-served)
+	}()
+	callCtx, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	began := time.Now()
+	_, err = rpc.Call[string](callCtx, cli, "echo", "after")
+	require.NoError(t, err)
+	assert.Less(t, time.Since(began), 3*time.Second)
+}

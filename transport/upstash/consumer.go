@@ -196,6 +196,7 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 	// The first consume ends early if the transport closes meanwhile.
 	jctx, jcancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(c.reqCtx, jcancel)
+	joinStarted := time.Now()
 	msgs, err := c.consume(jctx, joinWait, nil)
 	stop()
 	jcancel()
@@ -224,7 +225,10 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 		case !reachable:
 			c.abandon(false)
 		case ctx.Err() != nil:
-			c.abandonWithin(min(c.t.cfg.closeTimeout, abandonAfterCancel))
+			// The canceled consume may still be on its way to the server
+			// and make the instance after a delete sent at once: delete
+			// once it has had sendGrace to arrive, as deleteAndSettle does.
+			c.abandonWithin(min(c.t.cfg.closeTimeout, abandonAfterCancel), joinStarted.Add(sendGrace))
 		default:
 			c.abandon(true)
 		}
@@ -683,10 +687,10 @@ func (c *consumer) fence() {
 // of whatever the server created.
 func (c *consumer) abandon(deleteRemote bool) {
 	if !deleteRemote {
-		c.abandonWithin(0)
+		c.abandonWithin(0, time.Time{})
 		return
 	}
-	c.abandonWithin(c.t.cfg.closeTimeout)
+	c.abandonWithin(c.t.cfg.closeTimeout, time.Time{})
 }
 
 // abandonAfterCancel bounds the delete of a half-made instance by a
@@ -694,8 +698,8 @@ func (c *consumer) abandon(deleteRemote bool) {
 const abandonAfterCancel = time.Second
 
 // abandonWithin is abandon, deleting the remote instance within limit
-// (none when limit is 0).
-func (c *consumer) abandonWithin(limit time.Duration) {
+// (none when limit is 0), not before notBefore.
+func (c *consumer) abandonWithin(limit time.Duration, notBefore time.Time) {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
@@ -707,6 +711,14 @@ func (c *consumer) abandonWithin(limit time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	if wait := time.Until(notBefore); wait > 0 {
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+	}
 	if err := c.deleteInstance(ctx); err != nil {
 		c.t.log.Debug("upstash: cleanup after failed subscribe", "group", c.key.group, "instance", c.key.instance, "error", err)
 	}
