@@ -53,16 +53,24 @@ func newBackend(ctx context.Context, f flags, log *slog.Logger) (b restserver.Ba
 	start := time.Now()
 	kb, err := kafkabackend.New(cctx, kc, opts...)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reaching Kafka (%s) within --kafka-connect-timeout %v: %w", kc, f.connectTimeout, err)
+		return nil, nil, nil, contactError{fmt.Errorf("reaching Kafka (%s) within --kafka-connect-timeout %v: %w", kc, f.connectTimeout, err)}
 	}
 	tctx, tcancel := context.WithTimeout(ctx, f.connectTimeout)
 	defer tcancel()
 	ts, err := kb.Topics(tctx)
 	if err != nil {
 		_ = kb.Close()
-		return nil, nil, nil, fmt.Errorf("listing the topics of Kafka (%s): %w", kc, err)
+		return nil, nil, nil, contactError{fmt.Errorf("listing the topics of Kafka (%s): %w", kc, err)}
 	}
 	topics = ts
 	log.Info("kafka-rest: connected to Kafka", "kafka", kc.String(), "took", time.Since(start).Round(time.Millisecond))
 	return kb, topics, func() { _ = kb.Close() }, nil
 }
+
+// contactError is newBackend's error of reaching Kafka (connecting,
+// listing the topics): the one that a stop (ctx canceled) while it waits
+// on Kafka causes. Its other errors (flags, the embedded broker's data
+// dir) are errors whatever the ctx.
+type contactError struct{ error }
+
+func (e contactError) Unwrap() error { return e.error }

@@ -334,9 +334,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, level)
 	backend, topics, closeBackend, err := newBackend(ctx, f, log)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ce := (contactError{}); ctx.Err() != nil && errors.As(err, &ce) {
 			// SIGTERM while reaching Kafka: a stop asked for, not a
-			// failure (systemd and supervisord would report one).
+			// failure (systemd and supervisord would report one). A flag
+			// or data dir error is one whatever the ctx.
 			log.Info("kafka-rest: stopped before it started", "err", err)
 			return nil
 		}

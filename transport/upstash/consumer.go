@@ -196,6 +196,7 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 	// The first consume ends early if the transport closes meanwhile.
 	jctx, jcancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(c.reqCtx, jcancel)
+	joinStarted := time.Now()
 	msgs, err := c.consume(jctx, joinWait, nil)
 	stop()
 	jcancel()
@@ -209,13 +210,28 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 		return nil, gone
 	}
 	if err != nil {
-		// The server may hold a half-made instance; not worth more waiting
-		// if it is unreachable, nor once the caller's time is up (which
-		// bounds Subscribe as a whole): the server expires idle instances.
+		// The server may hold a half-made instance: one that joined the
+		// group holds partitions until it expires (minutes), so that the
+		// next member with another instance id (the same Server's next
+		// Serve, a restarted worker) is not given them. Not worth waiting
+		// on if the server is unreachable; once the caller's time is up
+		// (a stop, or the setup timeout, which bounds Subscribe as a
+		// whole), the delete is bounded by abandonAfterCancel, so that a
+		// silent server holds the caller briefly at most.
 		var ce *connError
 		var he *Error
 		reachable := !errors.As(err, &ce) && !(errors.As(err, &he) && he.Temporary())
-		c.abandon(reachable && ctx.Err() == nil)
+		switch {
+		case !reachable:
+			c.abandon(false)
+		case ctx.Err() != nil:
+			// The canceled consume may still be on its way to the server
+			// and make the instance after a delete sent at once: delete
+			// once it has had sendGrace to arrive, as deleteAndSettle does.
+			c.abandonWithin(min(c.t.cfg.closeTimeout, abandonAfterCancel), joinStarted.Add(sendGrace))
+		default:
+			c.abandon(true)
+		}
 		if ctx.Err() != nil {
 			return nil, err
 		}
@@ -670,17 +686,39 @@ func (c *consumer) fence() {
 // abandon undoes a failed Subscribe: with deleteRemote, best-effort removal
 // of whatever the server created.
 func (c *consumer) abandon(deleteRemote bool) {
+	if !deleteRemote {
+		c.abandonWithin(0, time.Time{})
+		return
+	}
+	c.abandonWithin(c.t.cfg.closeTimeout, time.Time{})
+}
+
+// abandonAfterCancel bounds the delete of a half-made instance by a
+// Subscribe whose ctx ended while it joined.
+const abandonAfterCancel = time.Second
+
+// abandonWithin is abandon, deleting the remote instance within limit
+// (none when limit is 0), not before notBefore.
+func (c *consumer) abandonWithin(limit time.Duration, notBefore time.Time) {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
 	c.stop()
 	c.stopRequests()
 	c.t.forget(c)
-	if !deleteRemote {
+	if limit <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.closeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	if wait := time.Until(notBefore); wait > 0 {
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+	}
 	if err := c.deleteInstance(ctx); err != nil {
 		c.t.log.Debug("upstash: cleanup after failed subscribe", "group", c.key.group, "instance", c.key.instance, "error", err)
 	}
