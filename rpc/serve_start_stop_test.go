@@ -3,7 +3,9 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,9 @@ type stallSubscribe struct {
 	match   func(group string) bool
 	entered chan struct{}
 	fail    error
+	// late, when set, is what Subscribe returns once its ctx ended,
+	// instead of ctx's error: a failure the stop came on top of.
+	late error
 }
 
 func (s *stallSubscribe) Subscribe(ctx context.Context, sub transport.Subscription) (transport.Consumer, error) {
@@ -36,6 +41,9 @@ func (s *stallSubscribe) Subscribe(ctx context.Context, sub transport.Subscripti
 		return nil, s.fail
 	}
 	<-ctx.Done()
+	if s.late != nil {
+		return nil, s.late
+	}
 	return nil, ctx.Err()
 }
 
@@ -101,4 +109,51 @@ func TestServeJoinFailureIsAnError(t *testing.T) {
 	err = s.Serve(ctx)
 	require.ErrorIs(t, err, boom)
 	assert.Contains(t, err.Error(), `join group "svc"`)
+}
+
+// warnings records the messages logged at warning level.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	w.msgs = append(w.msgs, r.Message)
+	w.mu.Unlock()
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+// A start that failed for another reason than the stop, which the stop
+// then hides from Serve's caller (Serve returns nil), is logged as a
+// warning, not at debug level: a refused join must be seen somewhere.
+func TestServeStopHidingAStartFailureWarns(t *testing.T) {
+	br := newBroker(t)
+	tr := &stallSubscribe{Transport: br, match: func(g string) bool { return g == "svc" }, entered: make(chan struct{}, 1),
+		late: errors.New("join refused by the broker")}
+	logs := &warnings{}
+	s, err := rpc.NewServer(tr, rpc.WithName("svc"), rpc.WithLogger(slog.New(logs)))
+	require.NoError(t, err)
+	rpc.Handle(s, "echo", func(_ context.Context, v string) (string, error) { return v, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	select {
+	case <-tr.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve never reached the stalled Subscribe")
+	}
+	cancel()
+	select {
+	case err := <-served:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its ctx was canceled")
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	assert.Contains(t, logs.msgs, "rpc: Serve stopped before it started serving; starting had failed")
 }

@@ -169,12 +169,18 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // startFailed is Serve's result when starting failed with err: nil when
-// ctx was canceled meanwhile (a stop asked for, not a failure; err is
-// logged at debug level), else err.
+// ctx was canceled meanwhile (a stop asked for, not a failure), else err.
+// A stop's own error (ctx's) is logged at debug level; another one, that
+// the stop hides from Serve's caller (a refused join, an unknown dedup
+// topic), is logged as a warning.
 func (s *Server) startFailed(ctx context.Context, err error) error {
 	if ctx.Err() == nil {
 		return err
 	}
-	s.log.Debug("rpc: Serve stopped before it started serving", "err", err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		s.log.Debug("rpc: Serve stopped before it started serving", "err", err)
+	} else {
+		s.log.Warn("rpc: Serve stopped before it started serving; starting had failed", "err", err)
+	}
 	return nil
 }
