@@ -47,6 +47,29 @@ func (s *stallSubscribe) Subscribe(ctx context.Context, sub transport.Subscripti
 	return nil, ctx.Err()
 }
 
+// stopWhileStalled runs s.Serve, cancels its ctx once Serve is inside
+// tr's stalled Subscribe, and returns what Serve returned.
+func stopWhileStalled(t *testing.T, s *rpc.Server, tr *stallSubscribe) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	select {
+	case <-tr.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve never reached the stalled Subscribe")
+	}
+	cancel()
+	select {
+	case err := <-served:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its ctx was canceled")
+	}
+	return nil
+}
+
 // A stop asked for while Serve is still starting (joining the group,
 // replaying the dedup topic) is a stop, not a failure: Serve returns nil,
 // and the server serves again afterwards. Before, it returned "join group:
@@ -67,21 +90,7 @@ func TestServeCanceledWhileStartingReturnsNil(t *testing.T) {
 			require.NoError(t, err)
 			rpc.Handle(s, "echo", func(_ context.Context, v string) (string, error) { return v, nil })
 
-			ctx, cancel := context.WithCancel(context.Background())
-			served := make(chan error, 1)
-			go func() { served <- s.Serve(ctx) }()
-			select {
-			case <-tr.entered:
-			case <-time.After(10 * time.Second):
-				t.Fatal("Serve never reached the stalled Subscribe")
-			}
-			cancel()
-			select {
-			case err := <-served:
-				assert.NoError(t, err, "a stop while starting is not a failure")
-			case <-time.After(10 * time.Second):
-				t.Fatal("Serve did not return after its ctx was canceled")
-			}
+			assert.NoError(t, stopWhileStalled(t, s, tr), "a stop while starting is not a failure")
 
 			// The same server serves once the transport lets it join.
 			tr.match = nil
@@ -138,21 +147,7 @@ func TestServeStopHidingAStartFailureWarns(t *testing.T) {
 	s, err := rpc.NewServer(tr, rpc.WithName("svc"), rpc.WithLogger(slog.New(logs)))
 	require.NoError(t, err)
 	rpc.Handle(s, "echo", func(_ context.Context, v string) (string, error) { return v, nil })
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx) }()
-	select {
-	case <-tr.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve never reached the stalled Subscribe")
-	}
-	cancel()
-	select {
-	case err := <-served:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after its ctx was canceled")
-	}
+	require.NoError(t, stopWhileStalled(t, s, tr))
 	logs.mu.Lock()
 	defer logs.mu.Unlock()
 	assert.Contains(t, logs.msgs, "rpc: Serve stopped before it started serving; starting had failed")

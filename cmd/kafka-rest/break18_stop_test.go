@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -58,25 +57,7 @@ func TestBreak18StopAtRandomMomentsOfStartWithKfake(t *testing.T) {
 // The same against a broker address that accepts connections and never
 // answers, stopped at random moments while kafka-rest waits on it.
 func TestBreak18StopAtRandomMomentsWhileReachingASilentBroker(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	accepted := make(chan net.Conn, 1024)
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for c := range accepted {
-			c.Close()
-		}
-	})
+	ln, _ := silentBroker(t)
 	for i := range 20 {
 		logs := &syncBuffer{}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -125,27 +125,8 @@ func TestEmbeddedOnlyFlagsRefusedWithBrokers(t *testing.T) {
 // stop, not a failure: run returns nil at once, where it returned "reaching
 // Kafka ...: context canceled" and the process exited 1.
 func TestStopWhileReachingKafkaIsClean(t *testing.T) {
-	// A broker address that accepts connections and never answers: the
-	// connect waits until its timeout (30 s here) or the stop.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for c := range accepted {
-			c.Close()
-		}
-	})
+	// The connect waits until its timeout (30 s here) or the stop.
+	ln, accepted := silentBroker(t)
 
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -173,4 +154,31 @@ func TestStopWhileReachingKafkaIsClean(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("kafka-rest did not return after its stop")
 	}
+}
+
+// silentBroker listens on a loopback port that accepts connections and
+// never answers (a broker that hangs), and returns the listener and the
+// connections it accepted; both are closed at cleanup.
+func silentBroker(t *testing.T) (net.Listener, <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	accepted := make(chan net.Conn, 1024)
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	})
+	return ln, accepted
 }
