@@ -208,7 +208,7 @@ func (r *serveRun) produceAs(what, id string, owned bool, msgs ...transport.Mess
 		}
 		return err
 	}, func(err error, attempt int) {
-		if attempt == 5 || attempt > 5 && (attempt-5)%replyWarnEvery == 0 {
+		if attempt >= 5 && (attempt-5)%replyWarnEvery == 0 {
 			r.s.log.Warn("rpc: "+what+" not produced yet; retrying", "topic", msgs[len(msgs)-1].Topic, "id", id, "attempts", attempt, "err", err)
 		}
 	})

@@ -620,15 +620,7 @@ func (c *consumer) deleteAndSettle(ctx context.Context) error {
 	c.mu.Unlock()
 	pending := call != nil && !isDone(call.done)
 	if pending {
-		if wait := time.Until(call.started.Add(sendGrace)); wait > 0 {
-			timer := time.NewTimer(wait)
-			select {
-			case <-call.done:
-			case <-timer.C:
-			case <-ctx.Done():
-			}
-			timer.Stop()
-		}
+		waitUntil(ctx, call.started.Add(sendGrace), call.done)
 	}
 	err := c.deleteInstance(ctx)
 	if !pending {
@@ -652,6 +644,21 @@ func (c *consumer) deleteAndSettle(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// waitUntil waits until t, or until done (nil: never) or ctx ends.
+func waitUntil(ctx context.Context, t time.Time, done <-chan struct{}) {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 }
 
 func isDone(ch <-chan struct{}) bool {
@@ -686,11 +693,11 @@ func (c *consumer) fence() {
 // abandon undoes a failed Subscribe: with deleteRemote, best-effort removal
 // of whatever the server created.
 func (c *consumer) abandon(deleteRemote bool) {
-	if !deleteRemote {
-		c.abandonWithin(0, time.Time{})
-		return
+	var limit time.Duration
+	if deleteRemote {
+		limit = c.t.cfg.closeTimeout
 	}
-	c.abandonWithin(c.t.cfg.closeTimeout, time.Time{})
+	c.abandonWithin(limit, time.Time{})
 }
 
 // abandonAfterCancel bounds the delete of a half-made instance by a
@@ -711,14 +718,7 @@ func (c *consumer) abandonWithin(limit time.Duration, notBefore time.Time) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if wait := time.Until(notBefore); wait > 0 {
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-	}
+	waitUntil(ctx, notBefore, nil)
 	if err := c.deleteInstance(ctx); err != nil {
 		c.t.log.Debug("upstash: cleanup after failed subscribe", "group", c.key.group, "instance", c.key.instance, "error", err)
 	}
