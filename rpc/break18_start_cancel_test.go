@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -86,84 +87,21 @@ func TestBreak18ServeCanceledAtRandomMomentsOfStart(t *testing.T) {
 	t.Logf("call after %d canceled starts answered in %v", iterations, time.Since(started))
 }
 
-// cancelAtOp cancels a ctx at the k-th operation of a Serve's start (the
-// dedup reader's Subscribe, its sentinel Produces and Polls, the group's
-// Subscribe), before the operation, after it, or while it runs.
-type cancelAtOp struct {
-	transport.Transport
-	k      int64
-	mode   int // 0 before, 1 after, 2 while
-	cancel context.CancelFunc
-	n      atomic.Int64
-}
-
-func (c *cancelAtOp) op(f func()) {
-	if c.n.Add(1)-1 != c.k {
-		f()
-		return
-	}
-	switch c.mode {
-	case 0:
-		c.cancel()
-		f()
-	case 1:
-		f()
-		c.cancel()
-	default:
-		done := make(chan struct{})
-		go func() { defer close(done); f() }()
-		c.cancel()
-		<-done
-	}
-}
-
-func (c *cancelAtOp) Produce(ctx context.Context, msgs ...transport.Message) (out []transport.Message, err error) {
-	c.op(func() { out, err = c.Transport.Produce(ctx, msgs...) })
-	return out, err
-}
-
-func (c *cancelAtOp) Subscribe(ctx context.Context, sub transport.Subscription) (cons transport.Consumer, err error) {
-	c.op(func() { cons, err = c.Transport.Subscribe(ctx, sub) })
-	if !strings.Contains(sub.Group, ".reader.") {
-		// The start is over: a k not reached yet is a cancel just after it.
-		if c.n.Load() <= c.k {
-			c.n.Store(c.k + 1)
-			c.cancel()
-		}
-		return cons, err
-	}
-	if err == nil {
-		cons = &cancelAtOpConsumer{Consumer: cons, c: c}
-	}
-	return cons, err
-}
-
-type cancelAtOpConsumer struct {
-	transport.Consumer
-	c *cancelAtOp
-}
-
-func (r *cancelAtOpConsumer) Poll(ctx context.Context) (msgs []transport.Message, err error) {
-	r.c.op(func() { msgs, err = r.Consumer.Poll(ctx) })
-	return msgs, err
-}
-
 // Serve's ctx canceled at each operation of its start in turn (before,
 // after and while it runs): Serve returns nil every time, and the same
 // Server (fixed instance id) serves a call after each.
 func TestBreak18ServeCanceledAtEachStartOperation(t *testing.T) {
 	br := newBroker(t)
-	tr := &cancelAtOp{Transport: br, k: -1}
+	tr := testutil.NewCancelAtOp(br)
 	s, err := rpc.NewServer(tr, rpc.WithName("svc18op"), rpc.WithInstance("svc18op-fixed"), quiet)
 	require.NoError(t, err)
 	rpc.Handle(s, "echo", func(_ context.Context, v string) (string, error) { return v, nil })
 	c := newClient(t, br)
 
 	for k := int64(0); k < 8; k++ {
-		for mode := range 3 {
+		for _, mode := range []testutil.CancelMode{testutil.CancelBefore, testutil.CancelAfter, testutil.CancelWhile} {
 			ctx, cancel := context.WithCancel(context.Background())
-			tr.k, tr.mode, tr.cancel = k, mode, cancel
-			tr.n.Store(0)
+			tr.Arm(k, mode, cancel)
 			served := make(chan error, 1)
 			go func() { served <- s.Serve(ctx) }()
 			select {
@@ -174,7 +112,7 @@ func TestBreak18ServeCanceledAtEachStartOperation(t *testing.T) {
 				t.Fatalf("op %d mode %d: Serve did not return after its ctx was canceled", k, mode)
 			}
 			cancel()
-			tr.k = -1
+			tr.Disarm()
 
 			// The same server serves at once afterwards.
 			ctx2, cancel2 := context.WithCancel(context.Background())

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -120,22 +120,6 @@ func TestServeJoinFailureIsAnError(t *testing.T) {
 	assert.Contains(t, err.Error(), `join group "svc"`)
 }
 
-// warnings records the messages logged at warning level.
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (w *warnings) Handle(_ context.Context, r slog.Record) error {
-	w.mu.Lock()
-	w.msgs = append(w.msgs, r.Message)
-	w.mu.Unlock()
-	return nil
-}
-func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w *warnings) WithGroup(string) slog.Handler      { return w }
-
 // A start that failed for another reason than the stop, which the stop
 // then hides from Serve's caller (Serve returns nil), is logged as a
 // warning, not at debug level: a refused join must be seen somewhere.
@@ -143,12 +127,11 @@ func TestServeStopHidingAStartFailureWarns(t *testing.T) {
 	br := newBroker(t)
 	tr := &stallSubscribe{Transport: br, match: func(g string) bool { return g == "svc" }, entered: make(chan struct{}, 1),
 		late: errors.New("join refused by the broker")}
-	logs := &warnings{}
-	s, err := rpc.NewServer(tr, rpc.WithName("svc"), rpc.WithLogger(slog.New(logs)))
+	logs := &testutil.SyncBuffer{}
+	warnings := slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})
+	s, err := rpc.NewServer(tr, rpc.WithName("svc"), rpc.WithLogger(slog.New(warnings)))
 	require.NoError(t, err)
 	rpc.Handle(s, "echo", func(_ context.Context, v string) (string, error) { return v, nil })
 	require.NoError(t, stopWhileStalled(t, s, tr))
-	logs.mu.Lock()
-	defer logs.mu.Unlock()
-	assert.Contains(t, logs.msgs, "rpc: Serve stopped before it started serving; starting had failed")
+	assert.Contains(t, logs.String(), `level=WARN msg="rpc: Serve stopped before it started serving; starting had failed"`)
 }

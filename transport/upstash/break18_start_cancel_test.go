@@ -3,91 +3,24 @@ package upstash
 import (
 	"context"
 	"math/rand/v2"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkarpc/kafkarpc/internal/testutil"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
-// cancelAtOp18 cancels a ctx at the k-th operation of an rpc Server's
-// start (the dedup reader's Subscribe, its sentinel Produces and Polls, the
-// group's Subscribe): before it, after it or while it runs. A k not reached
-// when the group's Subscribe returns is a cancel just after the start.
-type cancelAtOp18 struct {
-	transport.Transport
-	k      int64
-	mode   int // 0 before, 1 after, 2 while
-	cancel context.CancelFunc
-	n      atomic.Int64
-	joins  atomic.Int64 // group Subscribes begun
-}
-
-func (c *cancelAtOp18) op(f func()) {
-	if c.n.Add(1)-1 != c.k {
-		f()
-		return
-	}
-	switch c.mode {
-	case 0:
-		c.cancel()
-		f()
-	case 1:
-		f()
-		c.cancel()
-	default:
-		done := make(chan struct{})
-		go func() { defer close(done); f() }()
-		// Let the request reach the server before the cancel, at a
-		// random point of it.
-		if d := rand.Int64N(int64(3 * time.Millisecond)); d > 0 {
-			select {
-			case <-done:
-			case <-time.After(time.Duration(d)):
-			}
-		}
-		c.cancel()
-		<-done
-	}
-}
-
-func (c *cancelAtOp18) Produce(ctx context.Context, msgs ...transport.Message) (out []transport.Message, err error) {
-	c.op(func() { out, err = c.Transport.Produce(ctx, msgs...) })
-	return out, err
-}
-
-func (c *cancelAtOp18) Subscribe(ctx context.Context, sub transport.Subscription) (cons transport.Consumer, err error) {
-	reader := strings.Contains(sub.Group, ".reader.")
-	if !reader {
-		c.joins.Add(1)
-	}
-	c.op(func() { cons, err = c.Transport.Subscribe(ctx, sub) })
-	if !reader {
-		if c.n.Load() <= c.k {
-			c.n.Store(c.k + 1)
-			c.cancel()
-		}
-		return cons, err
-	}
-	if err == nil {
-		cons = &cancelAtOp18Consumer{Consumer: cons, c: c}
-	}
-	return cons, err
-}
-
-type cancelAtOp18Consumer struct {
-	transport.Consumer
-	c *cancelAtOp18
-}
-
-func (r *cancelAtOp18Consumer) Poll(ctx context.Context) (msgs []transport.Message, err error) {
-	r.c.op(func() { msgs, err = r.Consumer.Poll(ctx) })
-	return msgs, err
+// newCancelAtOp18 wraps t to cancel a Server's start at one of its
+// operations; a cancel while one runs comes at a random point of its
+// request (up to 3 ms in), after it reached the server.
+func newCancelAtOp18(t transport.Transport) *testutil.CancelAtOp {
+	c := testutil.NewCancelAtOp(t)
+	c.WhileDelay = 3 * time.Millisecond
+	return c
 }
 
 // An rpc Server on the REST transport whose Serve's ctx is canceled at
@@ -103,7 +36,7 @@ func TestBreak18RESTServeCanceledAtEachStartOperation(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			s := startServer(t, serverConfig{})
-			tr := &cancelAtOp18{Transport: newTestTransport(t, s.URL), k: -1}
+			tr := newCancelAtOp18(newTestTransport(t, s.URL))
 			opts := []rpc.ServerOption{rpc.WithName("svc18"), rpc.WithLogger(discard)}
 			if fixed {
 				opts = append(opts, rpc.WithInstance("svc18-fixed"))
@@ -117,10 +50,9 @@ func TestBreak18RESTServeCanceledAtEachStartOperation(t *testing.T) {
 
 			var slowest time.Duration
 			for k := int64(0); k < 10; k++ {
-				for mode := range 3 {
+				for _, mode := range []testutil.CancelMode{testutil.CancelBefore, testutil.CancelAfter, testutil.CancelWhile} {
 					ctx, cancel := context.WithCancel(context.Background())
-					tr.k, tr.mode, tr.cancel = k, mode, cancel
-					tr.n.Store(0)
+					tr.Arm(k, mode, cancel)
 					served := make(chan error, 1)
 					go func() { served <- srv.Serve(ctx) }()
 					select {
@@ -131,7 +63,7 @@ func TestBreak18RESTServeCanceledAtEachStartOperation(t *testing.T) {
 						t.Fatalf("op %d mode %d: Serve did not return after its ctx was canceled", k, mode)
 					}
 					cancel()
-					tr.k = -1
+					tr.Disarm()
 					left := s.instances(t)
 
 					ctx2, cancel2 := context.WithCancel(context.Background())
@@ -154,7 +86,7 @@ func TestBreak18RESTServeCanceledAtEachStartOperation(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("slowest call after a canceled start: %v; group joins: %d", slowest, tr.joins.Load())
+			t.Logf("slowest call after a canceled start: %v; group joins: %d", slowest, tr.Joins.Load())
 		})
 	}
 }
@@ -167,7 +99,7 @@ func TestBreak18RESTServeCanceledAtEachStartOperation(t *testing.T) {
 // next Serve of the same Server answered no call for over 90 s.
 func TestBreak18RESTCanceledJoinLeavesNoMember(t *testing.T) {
 	s := startServer(t, serverConfig{})
-	tr := &cancelAtOp18{Transport: newTestTransport(t, s.URL), k: -1}
+	tr := newCancelAtOp18(newTestTransport(t, s.URL))
 	srv, err := rpc.NewServer(tr, rpc.WithName("svc18g"), rpc.WithDedupTopic(""), rpc.WithLogger(discard))
 	require.NoError(t, err)
 	rpc.Handle(srv, "echo", func(_ context.Context, v string) (string, error) { return v, nil })
@@ -177,15 +109,14 @@ func TestBreak18RESTCanceledJoinLeavesNoMember(t *testing.T) {
 
 	for attempt := range 20 {
 		ctx, cancel := context.WithCancel(context.Background())
-		tr.k, tr.mode, tr.cancel = 0, 2, cancel // the group join is op 0 (no dedup topic)
-		tr.n.Store(0)
+		tr.Arm(0, testutil.CancelWhile, cancel) // the group join is op 0 (no dedup topic)
 		began := time.Now()
 		require.NoError(t, srv.Serve(ctx))
 		assert.Less(t, time.Since(began), 2*time.Second, "attempt %d: Serve held after its cancel", attempt)
 		cancel()
 		require.Empty(t, s.instances(t), "attempt %d: instances left by the canceled join", attempt)
 	}
-	tr.k = -1
+	tr.Disarm()
 
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	served2 := make(chan error, 1)
