@@ -148,10 +148,13 @@ func (d *dedupReader) run(ctx context.Context) {
 			// Other instances' markers matter only after a rebalance, so
 			// read them in batches rather than waking for every reply
 			// this server writes (its own markers come back here too).
-			// While a sync waits, though, the reader reads on without a
-			// pause: a backlog larger than one poll would otherwise cost
-			// the pause for every poll, and outlast the sync.
-			return len(msgs) == 0 || d.syncing() || d.pause(ctx)
+			// A large batch, though, is read on without a pause: a poll
+			// holds at most so many records (1,000 on the embedded broker,
+			// 500 by default on transport/kafka), and a group writing more
+			// than that a second would leave the reader further behind
+			// every second, for a sync to read within dedupSyncTimeout.
+			// While a sync waits, the reader reads on too.
+			return len(msgs) == 0 || len(msgs) >= followBurst || d.syncing() || d.pause(ctx)
 		})
 	}()
 }
@@ -209,10 +212,20 @@ const dedupSyncTimeout = 5 * time.Second
 // dedupFollowInterval is the pause between reads of the dedup topic once
 // caught up. Each read is a request to the broker (an HTTP exchange over
 // REST), and this server's own markers, one per reply, keep waking it: the
-// pause keeps that cost at one read a second whatever the call rate (over
-// REST at one caller that was 0.006 HTTP requests per call at 250 ms). A
-// sync (a partition coming to this server) ends the pause at once.
+// pause keeps that cost at about one read a second while fewer than
+// followBurst markers come in a second. A sync (a partition coming to this
+// server) ends the pause at once.
 const dedupFollowInterval = time.Second
+
+// followBurst is the smallest batch of the dedup topic after which the
+// reader reads again at once instead of pausing: the markers came faster
+// than followBurst a second, and may have filled the poll. Reading on until
+// a batch is smaller keeps the reader within about a second of the topic's
+// end at any rate, in reads of followBurst records or more, so a sync has
+// little to read. It is well under the records a poll of the project's
+// transports holds (500 or more by default): a transport whose polls held
+// fewer would have its full polls taken for a trickle, and paused after.
+const followBurst = 64
 
 // pause waits dedupFollowInterval, or less when a sync pokes the reader,
 // and reports false when ctx ended.
