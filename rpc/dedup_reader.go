@@ -52,10 +52,24 @@ func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupRea
 
 // catchUp writes a sentinel and reads until it comes back. A transport that
 // loses records or responses may lose the sentinel: it writes a new one
-// every second until one is read back or 30 s pass.
+// every second until one is read back. It gives up when no record has come
+// for catchUpStall: the topic, bounded by its retention only, may hold
+// millions of markers, and a catch-up reading them steadily is not cut
+// short, however long it takes.
 func (d *dedupReader) catchUp(ctx context.Context) error {
-	catchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	catchCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	limit := catchUpStall
+	stall := time.AfterFunc(limit, func() { cancel(fmt.Errorf("%w for %v", errCatchUpStalled, limit)) })
+	defer stall.Stop()
+	// stalled is the stall's error, when it ended the catch-up (catchCtx
+	// ended and ctx did not).
+	stalled := func() error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return context.Cause(catchCtx)
+	}
 	var sentinels []string
 	var lastSent time.Time
 	var first *transport.Message
@@ -65,6 +79,9 @@ func (d *dedupReader) catchUp(ctx context.Context) error {
 			id := uuid.NewString()
 			err := d.writeSentinel(catchCtx, id)
 			if err != nil && (permanentProduceErr(err) || catchCtx.Err() != nil) {
+				if se := stalled(); se != nil {
+					return fmt.Errorf("catching up: %w", se)
+				}
 				return fmt.Errorf("write sentinel: %w", err)
 			}
 			if err == nil {
@@ -76,7 +93,13 @@ func (d *dedupReader) catchUp(ctx context.Context) error {
 		msgs, err := d.cons.Poll(pollCtx)
 		cancelPoll()
 		if catchCtx.Err() != nil || isClosed(err) {
+			if se := stalled(); se != nil {
+				return fmt.Errorf("catching up: %w", se)
+			}
 			return fmt.Errorf("catching up: %w", errors.Join(err, catchCtx.Err()))
+		}
+		if len(msgs) > 0 {
+			stall.Reset(limit)
 		}
 		now := time.Now()
 		for i := range msgs {
@@ -205,6 +228,13 @@ func (d *dedupReader) sync(ctx context.Context) bool {
 		return false
 	}
 }
+
+// catchUpStall is how long the catch-up waits for a record before it
+// gives up (see catchUp). A variable for tests.
+var catchUpStall = 30 * time.Second
+
+// errCatchUpStalled ends a catch-up that read nothing for catchUpStall.
+var errCatchUpStalled = errors.New("no record of the dedup topic read")
 
 // dedupSyncTimeout bounds a sync of the dedup reader.
 const dedupSyncTimeout = 5 * time.Second

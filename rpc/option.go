@@ -446,7 +446,9 @@ func WithDedup(size int, age time.Duration) ServerOption {
 // WithDedupTopic sets the topic where the server records each handled
 // request with its reply (on partition 0), so that the dedup window outlives
 // the process and is shared by the instances of the group: Serve replays it
-// before taking requests. Give it a retention near the window's age. Empty
+// before taking requests (all of it, however long that takes; Serve fails
+// when no record comes for 30 s). Give it a retention near the window's
+// age. Empty
 // keeps the window in memory only. Default "<group>.handled".
 //
 // Replaying it also measures the broker's clock against this machine's, by
