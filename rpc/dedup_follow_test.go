@@ -3,15 +3,12 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/kafkarpc/kafkarpc/transport"
-	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
 // The dedup reader, once caught up, follows the topic, pausing between
@@ -24,17 +21,8 @@ import (
 // retention: a busy hour's markers) within dedupSyncTimeout, or give up and
 // run requests that another instance had handled.
 func TestDedupReaderKeepsPaceWithABusyTopic(t *testing.T) {
-	br, err := memory.New(memory.WithPartitions(1))
-	require.NoError(t, err)
-	t.Cleanup(func() { br.Close() })
-	s, err := NewServer(br, WithName("pace"), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
+	br, s, _ := followingReader(t, "pace")
 	ctx := context.Background()
-	dr, err := startDedupReader(ctx, s, s.dedup)
-	require.NoError(t, err)
-	readCtx, stopReading := context.WithCancel(ctx)
-	dr.run(readCtx)
-	t.Cleanup(func() { stopReading(); dr.stop() })
 
 	// Other instances' markers, 2,000 every 100 ms for a second (20,000 a
 	// second), written while the reader follows.

@@ -22,17 +22,8 @@ import (
 // cost that pause for every poll: 10,000 markers took about ten seconds,
 // and the sync gave up after five, leaving the window without them.
 func TestDedupSyncReadsABacklogLargerThanAPoll(t *testing.T) {
-	br, err := memory.New(memory.WithPartitions(1))
-	require.NoError(t, err)
-	t.Cleanup(func() { br.Close() })
-	s, err := NewServer(br, WithName("sync"), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
+	br, s, dr := followingReader(t, "sync")
 	ctx := context.Background()
-	dr, err := startDedupReader(ctx, s, s.dedup)
-	require.NoError(t, err)
-	readCtx, stopReading := context.WithCancel(ctx)
-	dr.run(readCtx)
-	t.Cleanup(func() { stopReading(); dr.stop() })
 
 	// Another instance's markers, written while this reader follows.
 	const n = 10_000
@@ -51,4 +42,22 @@ func TestDedupSyncReadsABacklogLargerThanAPoll(t *testing.T) {
 	for _, id := range []string{"req-0", fmt.Sprintf("req-%d", n-1)} {
 		assert.True(t, s.dedup.has(id), "marker %s read before the sync returned", id)
 	}
+}
+
+// followingReader starts a dedup reader of a server named name, on an
+// embedded broker of its own, caught up and following the topic until the
+// test ends.
+func followingReader(t *testing.T, name string) (*memory.Broker, *Server, *dedupReader) {
+	t.Helper()
+	br, err := memory.New(memory.WithPartitions(1))
+	require.NoError(t, err)
+	t.Cleanup(func() { br.Close() })
+	s, err := NewServer(br, WithName(name), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	dr, err := startDedupReader(context.Background(), s, s.dedup)
+	require.NoError(t, err)
+	readCtx, stopReading := context.WithCancel(context.Background())
+	dr.run(readCtx)
+	t.Cleanup(func() { stopReading(); dr.stop() })
+	return br, s, dr
 }
