@@ -22,7 +22,7 @@ const (
 
 // CancelAtOp is a transport that cancels a ctx at the k-th operation of an
 // rpc Server's start (counted from 0: the dedup reader's Subscribe, its
-// sentinel Produces and Polls, then the group's Subscribe), before it,
+// sentinel Produces and catch-up Polls, then the group's Subscribe), before it,
 // after it or while it runs (see Arm). A k not reached when the group's
 // Subscribe returns is a cancel just after the start. Its fields are set
 // between starts, not while one runs.
@@ -115,7 +115,15 @@ type cancelAtOpConsumer struct {
 	c *CancelAtOp
 }
 
+// Poll counts the catch-up's polls, each bounded by a deadline. The
+// follow loop's, which have none, are not operations of the start: the
+// loop begins before the group's Subscribe, races with it for a count, and
+// its poll of an idle topic waits for a record, so that a cancel after it
+// would never come.
 func (r *cancelAtOpConsumer) Poll(ctx context.Context) (msgs []transport.Message, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		return r.Consumer.Poll(ctx)
+	}
 	r.c.op(func() { msgs, err = r.Consumer.Poll(ctx) })
 	return msgs, err
 }
