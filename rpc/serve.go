@@ -77,8 +77,10 @@ type serveRun struct {
 	// interval's end (see committer).
 	commitPaced atomic.Bool
 	// commitNow ends the committer's wait for the interval's end early:
-	// the records handled and not committed (track.pending) reached
-	// commitEvery (half the dedup window's size; 0 without a window). Left
+	// the records handled and not committed (track.pending), alone or with
+	// the other instances' markers read since the last commit (see
+	// othersHandled), reached commitEvery (half the dedup window's size; 0
+	// without a window). Left
 	// uncommitted longer, records handled before a crash or a rebalance
 	// would no longer all be in the window that is to answer their
 	// redelivery (see committer).
