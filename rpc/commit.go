@@ -111,6 +111,7 @@ func (r *serveRun) commit(parent context.Context) bool {
 	// again (TestBreak5CommitIntervalOutrunsDedupWindow, about 1 run in 30
 	// under the -race suite's load).
 	defer close(done)
+	r.learnedAtCommit.Store(r.dedup.learnedCount())
 	marks := r.track.uncommittedInto(r.markBuf)
 	r.markBuf = marks
 	if len(marks) == 0 {

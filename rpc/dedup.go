@@ -66,6 +66,11 @@ type dedupWindow struct {
 	fifo     []fifoSlot // insertion order, for eviction
 	head     int
 	inflight map[string]flight // id → its first delivery's run, and copies waiting for it
+
+	// learned counts the entries learned from other instances' markers:
+	// they take room in the window as this server's own do (see
+	// serveRun.othersHandled).
+	learned atomic.Int64
 }
 
 // fifoSlot is an entry of the window in insertion order, with its time and
@@ -244,6 +249,14 @@ func (cp *waiter) done() {
 	}
 }
 
+// learnedCount is learned's count, 0 for a nil window.
+func (w *dedupWindow) learnedCount() int64 {
+	if w == nil {
+		return 0
+	}
+	return w.learned.Load()
+}
+
 // has reports whether id is known as done.
 func (w *dedupWindow) has(id string) bool {
 	w.mu.Lock()
@@ -280,6 +293,7 @@ func (w *dedupWindow) learn(e *handledEntry, at, now time.Time) {
 	if _, ok := w.done[w.key(e.id)]; !ok { // a colliding id is not learned: see done
 		w.insert(e, at)
 		w.trimLocked()
+		w.learned.Add(1)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +28,9 @@ type dedupReader struct {
 	// poke ends the reader's pause between reads early: a sync waits for
 	// its sentinel.
 	poke chan struct{}
+	// learned, when set, is called after each batch read while following
+	// (see serveRun.othersHandled).
+	learned atomic.Pointer[func()]
 }
 
 // startDedupReader joins a private group on the dedup topic from its
@@ -167,6 +171,9 @@ func (d *dedupReader) run(ctx context.Context) {
 				if id, ok := msgs[i].Header(headerDedupSentinel); ok {
 					d.arrived(id)
 				}
+			}
+			if f := d.learned.Load(); f != nil && len(msgs) > 0 {
+				(*f)()
 			}
 			// Other instances' markers matter only after a rebalance, so
 			// read them in batches rather than waking for every reply

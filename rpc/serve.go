@@ -77,13 +77,18 @@ type serveRun struct {
 	// interval's end (see committer).
 	commitPaced atomic.Bool
 	// commitNow ends the committer's wait for the interval's end early:
-	// the records handled and not committed (track.pending) reached
-	// commitEvery (half the dedup window's size; 0 without a window). Left
+	// the records handled and not committed (track.pending), alone or with
+	// the other instances' markers read since the last commit (see
+	// othersHandled), reached commitEvery (half the dedup window's size; 0
+	// without a window). Left
 	// uncommitted longer, records handled before a crash or a rebalance
 	// would no longer all be in the window that is to answer their
 	// redelivery (see committer).
 	commitNow   chan struct{}
 	commitEvery int64
+	// learnedAtCommit is the dedup window's learned count when the last
+	// commit read the watermarks (see othersHandled).
+	learnedAtCommit atomic.Int64
 	// committed is closed (and replaced) each time commit reads the
 	// watermarks: a worker that handled a whole dedup window's size since
 	// the last commit waits on it (awaitCommit).
@@ -166,6 +171,12 @@ func (r *serveRun) serve(ctx context.Context) error {
 	}
 	commitCtx, stopCommitter := context.WithCancel(context.Background())
 	defer stopCommitter()
+	if r.reader != nil && r.commitEvery > 0 {
+		r.learnedAtCommit.Store(r.dedup.learned.Load())
+		f := r.othersHandled
+		r.reader.learned.Store(&f)
+		defer r.reader.learned.Store(nil)
+	}
 	r.commitWG.Add(1)
 	go r.committer(commitCtx)
 	r.workers.Add(1)
@@ -485,6 +496,23 @@ func (r *serveRun) awaitCommit(tk *ticket) {
 		select {
 		case <-ch:
 		case <-t.C:
+		}
+	}
+}
+
+// othersHandled is called by the dedup reader after it read markers: the
+// window is the group's, and other instances' markers push this server's
+// entries out of it as its own do. When the records this server handled
+// and did not commit and the markers learned since its last commit make
+// commitEvery, it commits now, so that what a crash leaves uncommitted is
+// still in the window of the next owner
+// (TestBreakIGroupFillsTheWindowOfAServer).
+func (r *serveRun) othersHandled() {
+	pending := r.track.pending.Load()
+	if pending > 0 && pending+r.dedup.learned.Load()-r.learnedAtCommit.Load() >= r.commitEvery {
+		select {
+		case r.commitNow <- struct{}{}:
+		default:
 		}
 	}
 }
