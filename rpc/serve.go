@@ -506,7 +506,7 @@ func (r *serveRun) awaitCommit(tk *ticket) {
 // and did not commit and the markers learned since its last commit make
 // commitEvery, it commits now, so that what a crash leaves uncommitted is
 // still in the window of the next owner
-// (TestBreakIGroupFillsTheWindowOfAServer).
+// (TestBreak19GroupFillsTheWindowOfAServer).
 func (r *serveRun) othersHandled() {
 	pending := r.track.pending.Load()
 	if pending > 0 && pending+r.dedup.learned.Load()-r.learnedAtCommit.Load() >= r.commitEvery {

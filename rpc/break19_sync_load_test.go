@@ -19,7 +19,7 @@ import (
 // instances write markers at 20,000 a second, before and during the move)
 // is synced up to now: the requests the crashed owner handled without
 // committing are not run again.
-func TestBreakISyncInABusyGroup(t *testing.T) {
+func TestBreak19SyncInABusyGroup(t *testing.T) {
 	b := newBroker(t, memory.WithTopic("busyx", 1), memory.WithTopic("gb.handled", 1))
 	runs := newRunCounter()
 	const n = 50

@@ -22,7 +22,7 @@ import (
 // group writing markers faster than one poll a second, both in large
 // produces and in many small ones (as servers write them, one per reply),
 // with replies near maxMarkerReply.
-func TestBreakIDedupReaderKeepsPaceOverREST(t *testing.T) {
+func TestBreak19DedupReaderKeepsPaceOverREST(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		writers int // concurrent producers

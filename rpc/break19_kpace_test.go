@@ -17,7 +17,7 @@ import (
 
 // The dedup reader on Kafka (kfake) keeps pace with markers written at a
 // steady rate, a few at a time, as servers write them (one per reply).
-func TestBreakIDedupReaderKeepsPaceOnKafka(t *testing.T) {
+func TestBreak19DedupReaderKeepsPaceOnKafka(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)

@@ -24,7 +24,7 @@ import (
 // only its own records: it did not commit, and when it crashed, b, taking
 // its partition over, ran all of them again. a must commit once it has
 // learned of half a window's markers (its own uncommitted included).
-func TestBreakIGroupFillsTheWindowOfAServer(t *testing.T) {
+func TestBreak19GroupFillsTheWindowOfAServer(t *testing.T) {
 	const size = 100
 	b := newBroker(t, memory.WithTopic("gwin", 2))
 	runs := newRunCounter()
