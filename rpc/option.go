@@ -349,8 +349,10 @@ func WithDrainTimeout(d time.Duration) ServerOption {
 // shared by the group through the dedup topic, which survives a crash)
 // answers those requests with their stored replies instead of running them
 // again. So that the window still holds them, the server commits before the
-// interval's end once half the window's size is handled and not committed,
-// and waits at most half the window's age; at a whole window's size the
+// interval's end once half the window's size is handled and not committed
+// (counting with its own the other instances' markers it read since its
+// last commit: the window is the group's, and they fill it too), and waits
+// at most half the window's age; at a whole window's size the
 // workers take nothing more until a commit is made: while commits fail or
 // hang, the server waits rather than handle on with nothing committed. (A
 // record still running below the handled ones is waited for up to a
