@@ -710,10 +710,13 @@ func (c *Client) send(ctx context.Context, topic string, kind Kind, replyTo stri
 type ClientStats struct {
 	// Pending is the number of calls waiting for a reply.
 	Pending int
-	// Late counts replies that arrived after their call gave up.
+	// Late counts replies that arrived after their call gave up. The
+	// client remembers the last 4,096 calls that gave up: a late reply to
+	// an older one counts as Foreign.
 	Late int64
 	// Foreign counts replies on the reply topic for calls this client did
-	// not make (other instances sharing the topic), and duplicate replies.
+	// not make (other instances sharing the topic), duplicate replies, and
+	// late replies it no longer remembers (see Late).
 	Foreign int64
 	// Resent counts requests sent again by WithResend.
 	Resent int64
