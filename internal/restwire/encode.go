@@ -255,12 +255,25 @@ func AppendConsumeRequest(b []byte, topics []string, timeoutMs int64) []byte {
 // "partition":p,"offset":..},...],"timeout":ms}, as the client sends it:
 // what encoding/json makes of such a FetchRequest, without HTML escaping.
 func AppendFetchRequest(b []byte, topic string, offsets []int64, timeoutMs int64) []byte {
+	return AppendFetchRequestFrom(b, topic, offsets, 0, timeoutMs)
+}
+
+// AppendFetchRequestFrom is AppendFetchRequest with the partitions named
+// from first (modulo len(offsets)) on, wrapping around: first, first+1,
+// ..., len(offsets)-1, 0, ..., first-1. A server fills a capped answer in
+// the order a fetch names the partitions, so a reader that names them in
+// turn from each one reads every partition with records, where one that
+// always starts at 0 reads only the first ones while they hold more than
+// an answer.
+func AppendFetchRequestFrom(b []byte, topic string, offsets []int64, first int, timeoutMs int64) []byte {
 	b = append(b, `{"topicPartitionOffsets":[`...)
-	for p, off := range offsets {
-		if p > 0 {
+	n := len(offsets)
+	for i := range n {
+		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendTopicPartitionOffset(b, topic, int32(p), off)
+		p := (first + i) % n
+		b = AppendTopicPartitionOffset(b, topic, int32(p), offsets[p])
 	}
 	b = append(b, `],"timeout":`...)
 	b = appendInt(b, timeoutMs)

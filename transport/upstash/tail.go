@@ -27,6 +27,11 @@ type tailer struct {
 	sem    chan struct{} // one Poll at a time; guards pos
 
 	pos map[string][]int64 // topic -> partition -> next offset to read
+	// turn counts the polls (guarded by sem): each fetch names a topic's
+	// partitions from turn (mod their number) on, so that a capped answer,
+	// which the server fills in the order named, leaves out different
+	// partitions each time and none waits behind another's backlog.
+	turn int
 
 	// onFetch sees each /fetch answer's headers (Transport.sawFetchAnswer),
 	// made once.
@@ -138,6 +143,7 @@ func (tl *tailer) Poll(ctx context.Context) ([]transport.Message, error) {
 		return nil, err
 	}
 	wait := tl.t.pollWait(ctx)
+	tl.turn++
 	// Stop the fetches on Close as well as on ctx.
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -260,12 +266,21 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 // fetch reads one topic's partitions from the current positions.
 func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) ([]transport.Message, error) {
 	pos := tl.pos[topic]
-	body := restwire.AppendFetchRequest(make([]byte, 0, 48+len(pos)*(48+len(topic))), topic, pos, timeoutMs(wait))
+	body := restwire.AppendFetchRequestFrom(make([]byte, 0, 48+len(pos)*(48+len(topic))), topic, pos, tl.first(pos), timeoutMs(wait))
 	var ans messagesAnswer
 	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: body, wait: wait, onResponse: tl.onFetch}, &ans); err != nil {
 		return nil, err
 	}
 	return ans.msgs, nil
+}
+
+// first is the partition a fetch of partitions pos names first this poll
+// (see turn). Called with tl.sem held.
+func (tl *tailer) first(pos []int64) int {
+	if len(pos) == 0 {
+		return 0
+	}
+	return tl.turn % len(pos)
 }
 
 // accept keeps the records at or past the current positions and moves the

@@ -100,7 +100,8 @@ func (tl *tailer) PollCarrying(ctx context.Context, msgs []transport.Message, ac
 	pos := tl.pos[topic]
 	wait := tl.t.pollWait(ctx)
 	shared := newSharedBody(61+len(pos)*(48+len(topic))+size, tl.t.ownClient)
-	body := restwire.AppendFetchRequest(shared.bytes(), topic, pos, timeoutMs(wait))
+	tl.turn++
+	body := restwire.AppendFetchRequestFrom(shared.bytes(), topic, pos, tl.first(pos), timeoutMs(wait))
 	body = append(body[:len(body)-1], `,"produce":`...) // without its closing brace
 	at := len(body)
 	body = appendCarried(body, msgs)
