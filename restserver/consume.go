@@ -890,9 +890,7 @@ func (s *Server) handleDeleteConsumer(w http.ResponseWriter, r *http.Request, se
 	if len(gone) == 0 {
 		return errorf(http.StatusNotFound, "consumer instance %q of group %q does not exist", key.name, key.group)
 	}
-	for _, in := range gone {
-		s.closeInstance(in, "deleted")
-	}
+	s.closeInstances(gone, "deleted")
 	writeJSON(w, http.StatusOK, successBody)
 	return nil
 }
@@ -1008,10 +1006,36 @@ func (s *Server) expireIdle(now time.Time) {
 	}
 	s.forgetIncarnationsLocked(time.Unix(0, limit))
 	s.mu.Unlock()
+	s.closeInstances(idle, "idle")
 	for _, in := range idle {
-		s.closeInstance(in, "idle")
 		s.log.Info("kafka-rest: idle consumer instance expired", "group", in.key.group, "instance", in.key.name)
 	}
+}
+
+// maxParallelCloses bounds the instances closeInstances closes at once.
+const maxParallelCloses = 64
+
+// closeInstances closes insts (removed from the registry by the caller)
+// as closeInstance does, several at once: each close is a commit (up to
+// closeCommitTimeout) and a leave of the group, round trips to the broker
+// (seconds each when it is slow or unreachable), and the instances are
+// independent. One after the other, closing the server's thousand
+// instances took minutes, past a supervisor's stop timeout.
+func (s *Server) closeInstances(insts []*instance, why string) {
+	if len(insts) == 1 {
+		s.closeInstance(insts[0], why)
+		return
+	}
+	sem := make(chan struct{}, maxParallelCloses)
+	var wg sync.WaitGroup
+	for _, in := range insts {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s.closeInstance(in, why)
+		})
+	}
+	wg.Wait()
 }
 
 func janitorInterval(expiry time.Duration) time.Duration {

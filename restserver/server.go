@@ -201,9 +201,7 @@ func (s *Server) Close() error {
 			delete(s.instances, k)
 		}
 		s.mu.Unlock()
-		for _, in := range insts {
-			s.closeInstance(in, "server closed")
-		}
+		s.closeInstances(insts, "server closed")
 		s.httpMu.Lock()
 		hs := s.httpSrv
 		s.httpMu.Unlock()
