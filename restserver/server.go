@@ -135,13 +135,20 @@ func (s *Server) Stats() Stats {
 // idle, is answered 503 with Retry-After. A request that fails
 // authentication is answered with Connection: close. It
 // returns nil after Shutdown/Close, and fails if the server is already
-// serving or closed. Serve closes ln.
+// serving or closed: called after Shutdown or Close (which may come first
+// when a stop races the start), with an error wrapping
+// http.ErrServerClosed. Serve closes ln.
 func (s *Server) Serve(ln net.Listener) error {
 	s.httpMu.Lock()
-	if s.httpSrv != nil || s.closing() {
+	if s.closing() {
 		s.httpMu.Unlock()
 		ln.Close()
-		return errors.New("restserver: Serve called twice or after Close")
+		return fmt.Errorf("restserver: Serve called after Shutdown or Close: %w", http.ErrServerClosed)
+	}
+	if s.httpSrv != nil {
+		s.httpMu.Unlock()
+		ln.Close()
+		return errors.New("restserver: Serve called twice")
 	}
 	to := s.cfg.timeouts.withDefaults(s.cfg.maxTimeout)
 	limiter := newConnLimiter(s.cfg.maxConns)

@@ -90,6 +90,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -388,7 +389,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	if serr := <-served; serr != nil {
+	// A stop right after the start may shut the server down before the
+	// Serve above began: it then returns http.ErrServerClosed, which is
+	// no failure.
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	if err != nil {
