@@ -256,7 +256,11 @@ func WithFetchMaxRecords(n int) Option {
 // bytes, counting each record's key, value and header keys and values
 // plus [RecordOverheadBytes]; the first record of an answer always comes,
 // whatever its size, so a reader makes progress. (The JSON answer can be
-// larger: control bytes are escaped.) Default [DefaultFetchMaxBytes]
+// larger: control bytes are escaped.) The answer is filled in the order
+// the fetch names its partitions: a client reading many partitions should
+// vary that order from one fetch to the next, as Kafka's consumer does,
+// else while the first ones hold more than an answer the others are not
+// read. Default [DefaultFetchMaxBytes]
 // (16 MiB). /consume answers are capped by the backend's own limits (see
 // memory.WithFetchMaxBytes).
 func WithFetchMaxBytes(n int) Option {
