@@ -183,13 +183,21 @@ type lagKey struct {
 }
 
 // lagTimeout bounds the backend calls of one scrape's consumer lag.
-const lagTimeout = 5 * time.Second
+var lagTimeout = 5 * time.Second // a var for tests
+
+// lagWorkers is how many partitions' lag a scrape looks up at once: each
+// lookup is round trips to the broker (a committed offset, the end
+// offsets), and one after the other a few hundred partitions of a remote
+// cluster filled lagTimeout.
+const lagWorkers = 16
 
 // consumerLag returns the lag of every partition assigned to a live
 // consumer instance: the partition's high watermark minus its group's
 // committed offset. Partitions whose group has committed nothing are left
-// out (their lag depends on where the group will start). The instance
-// table is copied under s.mu; the backend is asked outside it.
+// out (their lag depends on where the group will start), as are, with a
+// warning, those not looked up within lagTimeout. The instance table is
+// copied under s.mu; the backend is asked outside it, lagWorkers
+// partitions at once.
 func (s *Server) consumerLag(ctx context.Context) (map[lagKey]int64, int) {
 	s.mu.Lock()
 	insts := make([]*instance, 0, len(s.instances))
@@ -197,9 +205,8 @@ func (s *Server) consumerLag(ctx context.Context) (map[lagKey]int64, int) {
 		insts = append(insts, in)
 	}
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, lagTimeout)
-	defer cancel()
-	lag := make(map[lagKey]int64)
+	var keys []lagKey
+	seen := make(map[lagKey]bool)
 	for _, in := range insts {
 		m, err := in.currentMember()
 		if err != nil || m == nil {
@@ -208,21 +215,53 @@ func (s *Server) consumerLag(ctx context.Context) (map[lagKey]int64, int) {
 		for topic, parts := range m.Assignment() {
 			for _, p := range parts {
 				k := lagKey{in.key.group, topic, p}
-				if _, seen := lag[k]; seen {
-					continue
+				if !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
 				}
-				tp := transport.TopicPartition{Topic: topic, Partition: p}
-				committed, err := s.backend.Committed(ctx, k.group, tp)
-				if err != nil || committed < 0 {
-					continue
-				}
-				_, latest, err := s.backend.Offsets(ctx, tp)
-				if err != nil {
-					continue
-				}
-				lag[k] = max(latest-committed, 0)
 			}
 		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, lagTimeout)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		lag    = make(map[lagKey]int64, len(keys))
+		missed int
+		next   atomic.Int64
+		wg     sync.WaitGroup
+	)
+	for range min(lagWorkers, len(keys)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(keys) {
+					return
+				}
+				k := keys[i]
+				tp := transport.TopicPartition{Topic: k.topic, Partition: k.partition}
+				committed, err := s.backend.Committed(ctx, k.group, tp)
+				if err == nil && committed < 0 {
+					continue
+				}
+				var latest int64
+				if err == nil {
+					_, latest, err = s.backend.Offsets(ctx, tp)
+				}
+				mu.Lock()
+				if err == nil {
+					lag[k] = max(latest-committed, 0)
+				} else if ctx.Err() == context.DeadlineExceeded {
+					missed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if missed > 0 {
+		s.log.Warn("kafka-rest: metrics: the consumer lag of some partitions was not looked up in time and is left out of the scrape",
+			"partitions", missed, "of", len(keys), "timeout", lagTimeout)
 	}
 	return lag, len(insts)
 }
