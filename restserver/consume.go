@@ -781,12 +781,14 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	out := make([]transport.Offset, len(tps))
-	for i, tp := range tps {
+	err = s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) error {
+		tp := tps[i]
 		off, err := s.backend.Committed(ctx, key.group, transport.TopicPartition{Topic: tp.Topic, Partition: *tp.Partition})
-		if err != nil {
-			return err
-		}
 		out[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	writeOffsets(w, out)
 	return nil

@@ -306,12 +306,14 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	out := make([]transport.Offset, len(tps))
-	for i, tp := range tps {
+	err = s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) error {
+		tp := tps[i]
 		off, err := s.offsetOf(ctx, which, at, tp.Topic, *tp.Partition)
-		if err != nil {
-			return err
-		}
 		out[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	writeOffsets(w, out)
 	return nil
