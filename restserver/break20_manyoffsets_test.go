@@ -74,3 +74,29 @@ func TestBreak20OffsetsOfManyPartitionsWithinTheTimeout(t *testing.T) {
 		require.Equal(t, parts, strings.Count(r.body, `"partition"`), path)
 	}
 }
+
+// TestBreak20FetchOfManyPartitionsWithinTheMaxTimeout: a /fetch looked up
+// each named partition's offsets one after the other before reading, so
+// every fetch of P partitions (a Tail's poll names all of its topic's)
+// took P round trips to Kafka, records or not: a reply read by a Tail of a
+// 64-partition topic waited 64 round trips, and a fetch of a few thousand
+// partitions outlasted the max timeout (30 s) and failed, every time. The
+// lookups run several at once now.
+func TestBreak20FetchOfManyPartitionsWithinTheMaxTimeout(t *testing.T) {
+	t.Parallel()
+	const parts = 64
+	const rtt = 10 * time.Millisecond // one after the other: 640 ms, past the 400 ms max timeout below
+	e := newEnv(t, envConfig{
+		broker: []memory.Option{memory.WithTopic("t", parts)},
+		server: []restserver.Option{restserver.WithMaxTimeout(400 * time.Millisecond)},
+		wrap:   func(b restserver.Backend) restserver.Backend { return roundTrips{b, rtt} },
+	})
+	e.ok("POST", "/produce/t", fmt.Sprintf(`[{"partition":%d,"value":"last"}]`, parts-1))
+	var list []string
+	for p := range parts {
+		list = append(list, fmt.Sprintf(`{"topic":"t","partition":%d,"offset":0}`, p))
+	}
+	r := e.req("POST", "/fetch", `{"topicPartitionOffsets":[`+strings.Join(list, ",")+`],"timeout":0}`)
+	require.Equal(t, http.StatusOK, r.status, "a fetch of %d partitions: %s", parts, r.body)
+	require.Contains(t, r.body, `"partition":63`)
+}

@@ -202,14 +202,36 @@ func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Du
 // fetchNow reads, without waiting, what each of tpos holds, within the
 // byte caps. It moves each offset below its partition's earliest retained
 // one up to it.
+//
+// On a broker that answers over the network, the partitions' offsets are
+// looked up several at once first (lookupEach): one after the other, they
+// made every fetch of P partitions P round trips long, records or not,
+// and a fetch of a few thousand longer than the max timeout.
 func (s *Server) fetchNow(ctx context.Context, tpos []transport.Offset) ([]transport.Message, error) {
 	budget := fetchBudget{left: s.cfg.fetchMaxBytes, partition: s.cfg.fetchPartBytes}
+	var ends [][2]int64 // earliest and latest of tpos[i], when looked up first
+	if len(tpos) > 1 && !s.instant() {
+		ends = make([][2]int64, len(tpos))
+		err := s.lookupEach(ctx, len(tpos), func(ctx context.Context, i int) (err error) {
+			ends[i][0], ends[i][1], err = s.backend.Offsets(ctx, transport.TopicPartition{Topic: tpos[i].Topic, Partition: tpos[i].Partition})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	var out []transport.Message
 	for i := range tpos {
 		t := &tpos[i]
-		earliest, latest, err := s.backend.Offsets(ctx, transport.TopicPartition{Topic: t.Topic, Partition: t.Partition})
-		if err != nil {
-			return nil, err
+		var earliest, latest int64
+		if ends != nil {
+			earliest, latest = ends[i][0], ends[i][1]
+		} else {
+			var err error
+			earliest, latest, err = s.backend.Offsets(ctx, transport.TopicPartition{Topic: t.Topic, Partition: t.Partition})
+			if err != nil {
+				return nil, err
+			}
 		}
 		t.Offset = max(t.Offset, earliest)
 		if t.Offset >= latest || (budget.any && budget.left <= 0) {

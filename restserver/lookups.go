@@ -8,7 +8,7 @@ import (
 
 // lookupWorkers is how many backend lookups (offsets, committed offsets)
 // of one request run at once.
-const lookupWorkers = 16
+const lookupWorkers = 8
 
 // lookupEach calls lookup for 0, ..., n-1, several at once on a backend
 // whose calls are round trips to a broker, and returns the first error
