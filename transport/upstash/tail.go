@@ -33,6 +33,13 @@ type tailer struct {
 	// partitions each time and none waits behind another's backlog.
 	turn int
 
+	// pending holds, for a tail of several topics, each topic's fetch in
+	// flight (guarded by sem); ready is signalled as one ends; fetches
+	// counts their goroutines, waited for by Close.
+	pending map[string]*tailFetch
+	ready   chan struct{}
+	fetches sync.WaitGroup
+
 	// onFetch sees each /fetch answer's headers (Transport.sawFetchAnswer),
 	// made once.
 	onFetch func(*http.Response)
@@ -48,8 +55,10 @@ type tailer struct {
 //
 // Poll sends POST /fetch, one request per topic (Upstash answered one topic
 // per fetch), concurrently when there are several, each waiting up to the
-// poll window. Positions live in the client, so retries and abandoned
-// requests lose nothing. Commit is a no-op. Close is idempotent and makes no
+// poll window; with several, Poll returns once one has records, and the
+// others stay in flight, their records coming with a later Poll (cancelled,
+// each would close its connection). Positions live in the client, so
+// retries and abandoned requests lose nothing. Commit is a no-op. Close is idempotent and makes no
 // request; after it, Poll, PollCarrying and Commit return errors wrapping
 // transport.ErrClosed.
 //
@@ -157,7 +166,7 @@ func (tl *tailer) Poll(ctx context.Context) ([]transport.Message, error) {
 		got, err = tl.fetch(fctx, tl.topics[0], wait)
 		out = tl.accept(got)
 	} else {
-		out, err = tl.fetchAll(fctx, wait)
+		out, err = tl.fetchAll(ctx, wait)
 	}
 	switch {
 	case tl.ctx.Err() != nil:
@@ -173,39 +182,79 @@ func (tl *tailer) Poll(ctx context.Context) ([]transport.Message, error) {
 	return []transport.Message{}, nil
 }
 
-// fetchAll fetches every topic concurrently. The first answer with records
-// cancels the other requests; every answer that arrived is accepted, and a
-// cancelled one costs nothing since positions only move on accepted records.
+// tailFetch is the /fetch of one topic of a tail of several: it runs under
+// the tail's lifetime, not a Poll's, and an answer that comes after the Poll
+// that started it returned waits for the next Poll.
+type tailFetch struct {
+	done chan struct{}
+	msgs []transport.Message
+	err  error
+}
+
+// fetchAll fetches every topic concurrently, one request each, and returns
+// the records of the answers that came once one has records (or an error),
+// or once every one has come (none with records: the window ended), or
+// when ctx ends. The fetches still waiting stay in flight, their answers
+// kept for the next Poll: a request cancelled while its answer is awaited
+// closes its connection, so cancelling them made every Poll with records
+// dial anew (TestBreak20TailOfSeveralTopicsKeepsItsConnections). Their
+// positions cannot have moved meanwhile: only a topic's own answers move
+// them. Called with tl.sem held.
 func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type answer struct {
-		msgs []transport.Message
-		err  error
+	if tl.pending == nil {
+		tl.pending = make(map[string]*tailFetch, len(tl.topics))
+		tl.ready = make(chan struct{}, 1)
 	}
-	answers := make([]answer, len(tl.topics))
-	var wg sync.WaitGroup
-	for i, tp := range tl.topics {
-		wg.Go(func() {
-			msgs, err := tl.fetch(ctx, tp, wait)
-			answers[i] = answer{msgs, err}
-			if len(msgs) > 0 {
-				cancel()
-			}
+	for _, tp := range tl.topics {
+		if tl.pending[tp] != nil {
+			continue
+		}
+		f := &tailFetch{done: make(chan struct{})}
+		tl.pending[tp] = f
+		body := tl.fetchBody(tp, wait) // here: tl.turn and the positions are Poll's
+		tl.fetches.Go(func() {
+			defer func() {
+				close(f.done)
+				select {
+				case tl.ready <- struct{}{}:
+				default:
+				}
+			}()
+			f.msgs, f.err = tl.fetchWith(tl.ctx, body, wait)
 		})
 	}
-	wg.Wait()
 	var (
 		out  []transport.Message
 		errs []error
 	)
-	for _, a := range answers {
-		out = append(out, tl.accept(a.msgs)...)
-		if a.err != nil && !errors.Is(a.err, context.Canceled) {
-			errs = append(errs, a.err)
+	for {
+		all := true
+		for _, tp := range tl.topics {
+			f := tl.pending[tp]
+			if f == nil {
+				continue // its answer was taken above
+			}
+			if !isDone(f.done) {
+				all = false
+				continue
+			}
+			delete(tl.pending, tp)
+			out = append(out, tl.accept(f.msgs)...)
+			if f.err != nil && !errors.Is(f.err, context.Canceled) {
+				errs = append(errs, f.err)
+			}
+		}
+		if all || len(out) > 0 || len(errs) > 0 {
+			return out, errors.Join(errs...)
+		}
+		select {
+		case <-tl.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tl.ctx.Done():
+			return nil, errClosed("poll")
 		}
 	}
-	return out, errors.Join(errs...)
 }
 
 // latestPositions asks POST /offsets/latest for the end of every partition
@@ -265,8 +314,18 @@ func (t *Transport) latestPositions(ctx context.Context, topics []string, counts
 
 // fetch reads one topic's partitions from the current positions.
 func (tl *tailer) fetch(ctx context.Context, topic string, wait time.Duration) ([]transport.Message, error) {
+	return tl.fetchWith(ctx, tl.fetchBody(topic, wait), wait)
+}
+
+// fetchBody is the body of a fetch of topic from the current positions.
+// Called with tl.sem held.
+func (tl *tailer) fetchBody(topic string, wait time.Duration) []byte {
 	pos := tl.pos[topic]
-	body := restwire.AppendFetchRequestFrom(make([]byte, 0, 48+len(pos)*(48+len(topic))), topic, pos, tl.first(pos), timeoutMs(wait))
+	return restwire.AppendFetchRequestFrom(make([]byte, 0, 48+len(pos)*(48+len(topic))), topic, pos, tl.first(pos), timeoutMs(wait))
+}
+
+// fetchWith makes the POST /fetch with body.
+func (tl *tailer) fetchWith(ctx context.Context, body []byte, wait time.Duration) ([]transport.Message, error) {
 	var ans messagesAnswer
 	if err := tl.t.call(ctx, request{method: http.MethodPost, path: "/fetch", url: tl.t.fetchURL, body: body, wait: wait, onResponse: tl.onFetch}, &ans); err != nil {
 		return nil, err
@@ -314,6 +373,7 @@ func (tl *tailer) Commit(context.Context, ...transport.Message) error {
 func (tl *tailer) Close() error {
 	tl.closeOnce.Do(func() {
 		tl.cancel()
+		tl.fetches.Wait() // a tail of several topics: fetches left in flight end with tl.ctx
 		tl.t.mu.Lock()
 		delete(tl.t.tails, tl)
 		tl.t.mu.Unlock()
