@@ -99,7 +99,7 @@ func (r *serveRun) finalCommit() {
 // call within commitTimeout and while parent lasts. It reports false when
 // a commit failed for a reason other than the partition having moved to
 // another member: the watermarks stay uncommitted, for the next try.
-func (r *serveRun) commit(parent context.Context) bool {
+func (r *serveRun) commit(parent context.Context) (made bool) {
 	// The committer and finalCommit, one after the other, are the only
 	// callers: the buffers are reused.
 	done := r.nextCommitted()
@@ -111,12 +111,24 @@ func (r *serveRun) commit(parent context.Context) bool {
 	// again (TestBreak5CommitIntervalOutrunsDedupWindow, about 1 run in 30
 	// under the -race suite's load).
 	defer close(done)
-	r.learnedAtCommit.Store(r.dedup.learnedCount())
+	// The other instances' markers count from the last commit made (see
+	// othersHandled), read before the watermarks: one learned while they
+	// are read counts towards the next. A call that commits nothing (the
+	// records handled wait behind one still running) or fails does not
+	// start the count again: the records it left were handled before it,
+	// and the markers learned meanwhile pushed them out of the window too
+	// (TestBreak19GroupMarkersCountFromTheLastCommitMade).
+	learned := r.dedup.learnedCount()
 	marks := r.track.uncommittedInto(r.markBuf)
 	r.markBuf = marks
 	if len(marks) == 0 {
 		return true
 	}
+	defer func() {
+		if made {
+			r.learnedAtCommit.Store(learned)
+		}
+	}()
 	// A lazy context: a transport that commits without waiting on ctx (the
 	// embedded broker) costs no timer per commit.
 	ctx := &lazyCtx{parent: parent, deadline: time.Now().Add(commitTimeout)}

@@ -56,23 +56,49 @@ func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupRea
 
 // catchUp writes a sentinel and reads until it comes back. A transport that
 // loses records or responses may lose the sentinel: it writes a new one
-// every second until one is read back. It gives up when no record has come
-// for catchUpStall: the topic, bounded by its retention only, may hold
-// millions of markers, and a catch-up reading them steadily is not cut
-// short, however long it takes.
+// every second until one is read back (one whose produce failed counts as
+// well: the failure may have been the answer's only). It gives up when it
+// makes no progress for catchUpStall: no sentinel written in that time, or
+// no record read that comes before the first one written. The topic,
+// bounded by its retention only, may hold millions of markers, and a
+// catch-up reading them steadily is not cut short, however long it takes;
+// but records written after the sentinel (a busy group's markers, the
+// catch-up's own later sentinels) bring it no nearer its end, and do not
+// keep it going.
 func (d *dedupReader) catchUp(ctx context.Context) error {
 	catchCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	limit := catchUpStall
 	stall := time.AfterFunc(limit, func() { cancel(fmt.Errorf("%w for %v", errCatchUpStalled, limit)) })
 	defer stall.Stop()
+	var (
+		// end is where the first sentinel written was put (acked): the
+		// records before it are the catch-up's progress.
+		endPart   int32
+		endOffset int64
+		acked     bool
+		past      bool  // a record after end was read, and no sentinel
+		writeErr  error // the last failed write of a sentinel
+	)
 	// stalled is the stall's error, when it ended the catch-up (catchCtx
 	// ended and ctx did not).
 	stalled := func() error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return context.Cause(catchCtx)
+		switch cause := context.Cause(catchCtx); {
+		case !errors.Is(cause, errCatchUpStalled):
+			return cause
+		case !acked:
+			if writeErr == nil {
+				writeErr = errors.New("no answer")
+			}
+			return fmt.Errorf("write sentinel: none written for %v: %w", limit, writeErr)
+		case past:
+			return fmt.Errorf("catching up: the sentinel written at offset %d of partition %d was not read back, nor a record before it for %v, while records after it were: the transport loses records or their headers", endOffset, endPart, limit)
+		default:
+			return fmt.Errorf("catching up: %w", cause)
+		}
 	}
 	var sentinels []string
 	var lastSent time.Time
@@ -81,16 +107,29 @@ func (d *dedupReader) catchUp(ctx context.Context) error {
 	for found := false; !found; {
 		if time.Since(lastSent) > time.Second {
 			id := uuid.NewString()
-			err := d.writeSentinel(catchCtx, id)
+			// A failed produce may have written it: read back, it ends
+			// the catch-up as well.
+			sentinels = append(sentinels, id)
+			at, err := d.writeSentinel(catchCtx, id)
 			if err != nil && (permanentProduceErr(err) || catchCtx.Err() != nil) {
 				if se := stalled(); se != nil {
-					return fmt.Errorf("catching up: %w", se)
+					return se
 				}
 				return fmt.Errorf("write sentinel: %w", err)
 			}
-			if err == nil {
-				sentinels = append(sentinels, id)
+			if err != nil {
+				writeErr = err
+			} else {
 				lastSent = time.Now()
+				if !acked {
+					acked = true
+					stall.Reset(limit) // the end is known: progress too
+					if at != nil {
+						endPart, endOffset = at.Partition, at.Offset
+					} else {
+						endOffset = -1 // not known: every record is progress
+					}
+				}
 			}
 		}
 		pollCtx, cancelPoll := context.WithTimeout(catchCtx, 250*time.Millisecond)
@@ -98,24 +137,31 @@ func (d *dedupReader) catchUp(ctx context.Context) error {
 		cancelPoll()
 		if catchCtx.Err() != nil || isClosed(err) {
 			if se := stalled(); se != nil {
-				return fmt.Errorf("catching up: %w", se)
+				return se
 			}
 			return fmt.Errorf("catching up: %w", errors.Join(err, catchCtx.Err()))
 		}
-		if len(msgs) > 0 {
-			stall.Reset(limit)
-		}
 		now := time.Now()
+		progress := false
 		for i := range msgs {
+			m := &msgs[i]
 			if first == nil {
-				first = &msgs[i]
+				first = m
 			}
-			if v, ok := msgs[i].Header(headerDedupSentinel); ok && slices.Contains(sentinels, v) {
+			if acked && (endOffset < 0 || m.Partition == endPart && m.Offset < endOffset) {
+				progress = true
+			} else if acked && m.Partition == endPart {
+				past = true
+			}
+			if v, ok := m.Header(headerDedupSentinel); ok && slices.Contains(sentinels, v) {
 				found = true
-			} else if _, ok := msgs[i].Header(headerDedupOf); ok {
+			} else if _, ok := m.Header(headerDedupOf); ok {
 				learned++
 			}
-			d.w.learnMarker(&msgs[i], now)
+			d.w.learnMarker(m, now)
+		}
+		if progress {
+			stall.Reset(limit)
 		}
 	}
 	d.checkRetention(first, learned)
@@ -125,23 +171,26 @@ func (d *dedupReader) catchUp(ctx context.Context) error {
 // writeSentinel produces the sentinel record id (for the catch-up and for
 // sync) and measures the broker's clock against this machine's with its
 // timestamp.
-func (d *dedupReader) writeSentinel(ctx context.Context, id string) error {
+func (d *dedupReader) writeSentinel(ctx context.Context, id string) (*transport.Message, error) {
 	before := time.Now()
 	out, err := d.s.t.Produce(ctx, transport.Message{
 		Topic: d.s.cfg.dedupTopic, Partition: dedupPartition, ManualPartition: true,
 		Headers: []transport.Header{{Key: headerDedupSentinel, Value: id}},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(out) == 1 && !out[0].Time.IsZero() {
+	if len(out) != 1 {
+		return nil, nil
+	}
+	if !out[0].Time.IsZero() {
 		// The broker stamped the record between before and now: take the
 		// middle as this machine's time of the stamp.
 		local := before.Add(time.Since(before) / 2)
 		d.w.skew.Store(int64(out[0].Time.Sub(local))) // within the round trip and the stamp's millisecond
 		d.w.skewKnown.Store(true)
 	}
-	return nil
+	return &out[0], nil
 }
 
 // checkRetention warns when the dedup topic's oldest retained record is
@@ -221,7 +270,7 @@ func (d *dedupReader) sync(ctx context.Context) bool {
 	d.waiting[id] = ch
 	d.mu.Unlock()
 	defer d.arrived(id) // forget it if it never came
-	if d.writeSentinel(ctx, id) != nil {
+	if _, err := d.writeSentinel(ctx, id); err != nil {
 		return false
 	}
 	select { // read now, not after the pause

@@ -448,9 +448,10 @@ func WithDedup(size int, age time.Duration) ServerOption {
 // WithDedupTopic sets the topic where the server records each handled
 // request with its reply (on partition 0), so that the dedup window outlives
 // the process and is shared by the instances of the group: Serve replays it
-// before taking requests (all of it, however long that takes; Serve fails
-// when no record comes for 30 s). Give it a retention near the window's
-// age. Empty
+// before taking requests (all of it, up to a record it writes at its
+// start, however long that takes; Serve fails when the replay gets no
+// nearer that record for 30 s: none of the records before it read, or it
+// could not be written). Give it a retention near the window's age. Empty
 // keeps the window in memory only. Default "<group>.handled".
 //
 // Replaying it also measures the broker's clock against this machine's, by

@@ -87,7 +87,8 @@ type serveRun struct {
 	commitNow   chan struct{}
 	commitEvery int64
 	// learnedAtCommit is the dedup window's learned count when the last
-	// commit read the watermarks (see othersHandled).
+	// commit made (one that committed something) read the watermarks (see
+	// othersHandled and commit).
 	learnedAtCommit atomic.Int64
 	// committed is closed (and replaced) each time commit reads the
 	// watermarks: a worker that handled a whole dedup window's size since
