@@ -47,8 +47,14 @@ func TestBreak19DedupReaderKeepsPaceOverREST(t *testing.T) {
 
 			value := []byte(strings.Repeat("v", 800))
 			reply := &transport.Message{Topic: "replies", Value: value, Headers: []transport.Header{{Key: "rpc-status", Value: "ok"}}}
-			// For 1.5 s, the writers write as fast as they can (one REST
-			// produce each at a time).
+			// For 1.5 s, the writers write paceRate markers a second in all
+			// (one REST produce each at a time): five polls' worth a
+			// second, which the reader read one of. Not as fast as they
+			// can: a REST produce of many markers is written faster than
+			// a consume reads them back (265,000 in 1.5 s without -race),
+			// faster than a group of servers writes them.
+			const paceRate = 5000
+			every := time.Duration(float64(time.Second) * float64(tc.per*tc.writers) / paceRate)
 			deadline := time.Now().Add(1500 * time.Millisecond)
 			var (
 				wg      sync.WaitGroup
@@ -57,8 +63,11 @@ func TestBreak19DedupReaderKeepsPaceOverREST(t *testing.T) {
 			)
 			for w := range tc.writers {
 				wg.Go(func() {
+					tick := time.NewTicker(every)
+					defer tick.Stop()
 					batch := make([]transport.Message, 0, tc.per)
 					for n := 0; time.Now().Before(deadline); n++ {
+						<-tick.C
 						batch = batch[:0]
 						var last string
 						for i := range tc.per {
