@@ -85,21 +85,7 @@ func TestBreak19GroupMarkersCountFromTheLastCommitMade(t *testing.T) {
 	}
 	stopA := startServe(t, newServer(rr, "a", time.Minute))
 	startServe(t, newServer(b, "b", 0))
-	var pa int32 = -1
-	require.Eventually(t, func() bool {
-		for _, g := range b.Groups() {
-			if g.Name != "gb" || len(g.Members) != 2 {
-				continue
-			}
-			for _, m := range g.Members {
-				if m.Instance == "a" && len(m.Assignment["gblk"]) == 1 {
-					pa = m.Assignment["gblk"][0]
-					return true
-				}
-			}
-		}
-		return false
-	}, 5*time.Second, time.Millisecond, "both servers joined, one partition each")
+	pa := assignedPartition(t, b, "gb", "gblk", "a")
 	c := newClient(t, b)
 	ctx := context.Background()
 	const na, nb = 11, 2 * size // a: request 0, running, and 10 behind it

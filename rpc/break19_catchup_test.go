@@ -111,9 +111,7 @@ func catchUpServer(t *testing.T, tr transport.Transport) *Server {
 // started, and never failed either. A sentinel read back is the end of what
 // was written before it, whether or not its produce was answered.
 func TestBreak19CatchUpFindsASentinelWhoseAnswerWasLost(t *testing.T) {
-	old := catchUpStall
-	catchUpStall = 1500 * time.Millisecond // over the second between sentinels
-	t.Cleanup(func() { catchUpStall = old })
+	withCatchUpStall(t, 1500*time.Millisecond) // over the second between sentinels
 
 	br, err := memory.New(memory.WithPartitions(1))
 	require.NoError(t, err)
@@ -141,25 +139,13 @@ func TestBreak19CatchUpFindsASentinelWhoseAnswerWasLost(t *testing.T) {
 // every marker of the busy group reset its stall limit, and Serve neither
 // started nor failed. It must fail, saying why.
 func TestBreak19CatchUpWithoutSentinelFailsInABusyGroup(t *testing.T) {
-	old := catchUpStall
-	catchUpStall = 500 * time.Millisecond
-	t.Cleanup(func() { catchUpStall = old })
+	withCatchUpStall(t, 500*time.Millisecond)
 
-	br, err := memory.New(memory.WithPartitions(1))
-	require.NoError(t, err)
-	t.Cleanup(func() { br.Close() })
-	s := catchUpServer(t, &sentinelFaults{Transport: br, refused: true})
-	busyGroup(t, br, s.cfg.dedupTopic)
-	served := serveAsync(t, s)
-	select {
-	case err := <-served:
-		require.Error(t, err)
-		t.Log(err)
-		require.ErrorIs(t, err, errSentinelFault, "the error says why: the sentinel could not be written")
-		require.ErrorContains(t, err, "write sentinel")
-	case <-time.After(6 * time.Second):
-		t.Fatal("Serve neither started nor failed: the busy group's markers kept the catch-up alive")
-	}
+	err := serveInBusyGroup(t, func(br *memory.Broker) transport.Transport {
+		return &sentinelFaults{Transport: br, refused: true}
+	})
+	require.ErrorIs(t, err, errSentinelFault, "the error says why: the sentinel could not be written")
+	require.ErrorContains(t, err, "write sentinel")
 }
 
 // A transport that acknowledges the sentinels but loses them (here their
@@ -168,24 +154,12 @@ func TestBreak19CatchUpWithoutSentinelFailsInABusyGroup(t *testing.T) {
 // resetting its stall limit, forever. Records after the first sentinel
 // acknowledged are no progress towards it: it must fail.
 func TestBreak19CatchUpPastALostSentinelFailsInABusyGroup(t *testing.T) {
-	old := catchUpStall
-	catchUpStall = 500 * time.Millisecond
-	t.Cleanup(func() { catchUpStall = old })
+	withCatchUpStall(t, 500*time.Millisecond)
 
-	br, err := memory.New(memory.WithPartitions(1))
-	require.NoError(t, err)
-	t.Cleanup(func() { br.Close() })
-	s := catchUpServer(t, &sentinelFaults{Transport: br, stripped: true})
-	busyGroup(t, br, s.cfg.dedupTopic)
-	served := serveAsync(t, s)
-	select {
-	case err := <-served:
-		require.Error(t, err)
-		t.Log(err)
-		require.ErrorContains(t, err, "was not read back")
-	case <-time.After(6 * time.Second):
-		t.Fatal("Serve neither started nor failed: the busy group's markers kept the catch-up alive")
-	}
+	err := serveInBusyGroup(t, func(br *memory.Broker) transport.Transport {
+		return &sentinelFaults{Transport: br, stripped: true}
+	})
+	require.ErrorContains(t, err, "was not read back")
 }
 
 // A stop during a long catch-up (a backlog read slowly, well within its
@@ -215,4 +189,26 @@ func TestBreak19StopDuringALongCatchUpReturnsNil(t *testing.T) {
 		t.Fatal("Serve did not return promptly after its ctx was canceled")
 	}
 	require.False(t, s.dedup.has("req-4999"), "stopped before the end of the backlog")
+}
+
+// serveInBusyGroup serves a server on the transport faulty makes of a
+// broker of its own, while the group writes markers to its dedup topic,
+// and returns Serve's error: Serve must fail within 6 s.
+func serveInBusyGroup(t *testing.T, faulty func(*memory.Broker) transport.Transport) error {
+	t.Helper()
+	br, err := memory.New(memory.WithPartitions(1))
+	require.NoError(t, err)
+	t.Cleanup(func() { br.Close() })
+	s := catchUpServer(t, faulty(br))
+	busyGroup(t, br, s.cfg.dedupTopic)
+	served := serveAsync(t, s)
+	select {
+	case err := <-served:
+		require.Error(t, err)
+		t.Log(err)
+		return err
+	case <-time.After(6 * time.Second):
+		t.Fatal("Serve neither started nor failed: the busy group's markers kept the catch-up alive")
+		return nil
+	}
 }

@@ -2,14 +2,12 @@ package rpc_test
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kafkarpc/kafkarpc/internal/kafkahash"
 	"github.com/kafkarpc/kafkarpc/rpc"
 	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -41,36 +39,15 @@ func TestBreak19GroupFillsTheWindowOfAServer(t *testing.T) {
 	}
 	stopA := startServe(t, newServer(ct, "a", time.Minute))
 	startServe(t, newServer(b, "b", 0))
-	var pa int32 = -1
-	require.Eventually(t, func() bool {
-		for _, g := range b.Groups() {
-			if g.Name != "gw" || len(g.Members) != 2 {
-				continue
-			}
-			for _, m := range g.Members {
-				if m.Instance == "a" && len(m.Assignment["gwin"]) == 1 {
-					pa = m.Assignment["gwin"][0]
-					return true
-				}
-			}
-		}
-		return false
-	}, 5*time.Second, time.Millisecond, "both servers joined, one partition each")
-	keyFor := func(part int32, i int) string {
-		for j := 0; ; j++ {
-			if k := fmt.Sprintf("k-%d-%d", i, j); kafkahash.Partition(k, 2) == part {
-				return k
-			}
-		}
-	}
+	pa := assignedPartition(t, b, "gw", "gwin", "a")
 	c := newClient(t, b)
 	const na, nb = size/2 - 10, 2 * size
 	for i := range na {
-		require.NoError(t, c.Notify(context.Background(), "gwin", i, rpc.WithKey(keyFor(pa, i))))
+		require.NoError(t, c.Notify(context.Background(), "gwin", i, rpc.WithKey(keyOn(pa, 2, i))))
 	}
 	require.Eventually(t, func() bool { return runs.distinct() == na }, 5*time.Second, time.Millisecond, "a handled its requests")
 	for i := na; i < na+nb; i++ {
-		require.NoError(t, c.Notify(context.Background(), "gwin", i, rpc.WithKey(keyFor(1-pa, i))))
+		require.NoError(t, c.Notify(context.Background(), "gwin", i, rpc.WithKey(keyOn(1-pa, 2, i))))
 	}
 	require.Eventually(t, func() bool { return runs.distinct() == na+nb }, 5*time.Second, time.Millisecond, "b handled its requests")
 	// a learns b's markers within about a second (its dedup reader's
@@ -80,7 +57,7 @@ func TestBreak19GroupFillsTheWindowOfAServer(t *testing.T) {
 	_ = stopA()
 	// b takes a's partition over, from the offset a committed.
 	for i := na + nb; i < na+nb+5; i++ {
-		require.NoError(t, c.Notify(context.Background(), "gwin", i, rpc.WithKey(keyFor(pa, i))))
+		require.NoError(t, c.Notify(context.Background(), "gwin", i, rpc.WithKey(keyOn(pa, 2, i))))
 	}
 	require.Eventually(t, func() bool { return runs.distinct() == na+nb+5 }, 8*time.Second, time.Millisecond, "b took a's partition over")
 	require.Empty(t, runs.twice(), "requests run twice (of %d handled by a)", na)
@@ -99,4 +76,26 @@ func (g *groupConsumer) Subscribe(ctx context.Context, s transport.Subscription)
 		g.cons.Store(&cons)
 	}
 	return cons, err
+}
+
+// assignedPartition waits until group has two members, one of them
+// instance with one partition of topic, and returns that partition.
+func assignedPartition(t *testing.T, b *memory.Broker, group, topic, instance string) int32 {
+	t.Helper()
+	var part int32 = -1
+	require.Eventually(t, func() bool {
+		for _, g := range b.Groups() {
+			if g.Name != group || len(g.Members) != 2 {
+				continue
+			}
+			for _, m := range g.Members {
+				if m.Instance == instance && len(m.Assignment[topic]) == 1 {
+					part = m.Assignment[topic][0]
+					return true
+				}
+			}
+		}
+		return false
+	}, 5*time.Second, time.Millisecond, "both servers joined, one partition each")
+	return part
 }

@@ -3,8 +3,6 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -24,14 +22,8 @@ func TestBreak19DedupReaderKeepsPaceOnKafka(t *testing.T) {
 	tr, err := kafka.New(kafka.Brokers(c.ListenAddrs()...), kafka.AutoCreateTopics(1, -1), kafka.PollWindow(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() })
-	s, err := NewServer(tr, WithName("kpace"), WithDedup(1_000_000, 10*time.Minute), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
+	s, _ := followingReaderOn(t, tr, "kpace", WithDedup(1_000_000, 10*time.Minute))
 	ctx := context.Background()
-	dr, err := startDedupReader(ctx, s, s.dedup)
-	require.NoError(t, err)
-	readCtx, stopReading := context.WithCancel(ctx)
-	dr.run(readCtx)
-	t.Cleanup(func() { stopReading(); dr.stop() })
 
 	// 20 markers every 10 ms (2,000 a second) for 2 s.
 	tick := time.NewTicker(10 * time.Millisecond)

@@ -3,8 +3,6 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -36,14 +34,8 @@ func TestBreak19DedupReaderKeepsPaceOverREST(t *testing.T) {
 			tr, err := upstash.New(upstash.WithURL(rs.URL))
 			require.NoError(t, err)
 			t.Cleanup(func() { tr.Close() })
-			s, err := NewServer(tr, WithName("pace"), WithDedup(1_000_000, 10*time.Minute), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-			require.NoError(t, err)
+			s, _ := followingReaderOn(t, tr, "pace", WithDedup(1_000_000, 10*time.Minute))
 			ctx := context.Background()
-			dr, err := startDedupReader(ctx, s, s.dedup)
-			require.NoError(t, err)
-			readCtx, stopReading := context.WithCancel(ctx)
-			dr.run(readCtx)
-			t.Cleanup(func() { stopReading(); dr.stop() })
 
 			value := []byte(strings.Repeat("v", 800))
 			reply := &transport.Message{Topic: "replies", Value: value, Headers: []transport.Header{{Key: "rpc-status", Value: "ok"}}}

@@ -66,9 +66,7 @@ func (c *slowConsumer) Poll(ctx context.Context) ([]transport.Message, error) {
 // catchUpStall with no record read. (The limit is scaled down here: a
 // backlog that takes about 1.2 s to read, a limit of 400 ms.)
 func TestDedupCatchUpLongerThanItsLimitWhileReading(t *testing.T) {
-	old := catchUpStall
-	catchUpStall = 400 * time.Millisecond
-	t.Cleanup(func() { catchUpStall = old })
+	withCatchUpStall(t, 400*time.Millisecond)
 
 	br, err := memory.New(memory.WithPartitions(1))
 	require.NoError(t, err)
@@ -97,9 +95,7 @@ func TestDedupCatchUpLongerThanItsLimitWhileReading(t *testing.T) {
 // record, the sentinel included) still gives up after catchUpStall, and
 // Serve reports it.
 func TestDedupCatchUpGivesUpWhenNothingComes(t *testing.T) {
-	old := catchUpStall
-	catchUpStall = 300 * time.Millisecond
-	t.Cleanup(func() { catchUpStall = old })
+	withCatchUpStall(t, 300*time.Millisecond)
 
 	br, err := memory.New(memory.WithPartitions(1))
 	require.NoError(t, err)
@@ -113,4 +109,11 @@ func TestDedupCatchUpGivesUpWhenNothingComes(t *testing.T) {
 	require.ErrorIs(t, err, errCatchUpStalled)
 	require.ErrorContains(t, err, "catching up: no record of the dedup topic read for 300ms")
 	require.Less(t, time.Since(start), 5*time.Second)
+}
+
+// withCatchUpStall sets catchUpStall to d until the test ends.
+func withCatchUpStall(t *testing.T, d time.Duration) {
+	old := catchUpStall
+	catchUpStall = d
+	t.Cleanup(func() { catchUpStall = old })
 }

@@ -52,12 +52,20 @@ func followingReader(t *testing.T, name string) (*memory.Broker, *Server, *dedup
 	br, err := memory.New(memory.WithPartitions(1))
 	require.NoError(t, err)
 	t.Cleanup(func() { br.Close() })
-	s, err := NewServer(br, WithName(name), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	s, dr := followingReaderOn(t, br, name)
+	return br, s, dr
+}
+
+// followingReaderOn is followingReader on tr, with the server's opts.
+func followingReaderOn(t *testing.T, tr transport.Transport, name string, opts ...ServerOption) (*Server, *dedupReader) {
+	t.Helper()
+	opts = append([]ServerOption{WithName(name), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
+	s, err := NewServer(tr, opts...)
 	require.NoError(t, err)
 	dr, err := startDedupReader(context.Background(), s, s.dedup)
 	require.NoError(t, err)
 	readCtx, stopReading := context.WithCancel(context.Background())
 	dr.run(readCtx)
 	t.Cleanup(func() { stopReading(); dr.stop() })
-	return br, s, dr
+	return s, dr
 }
