@@ -23,17 +23,7 @@ func TestBreak19SyncInABusyGroup(t *testing.T) {
 	b := newBroker(t, memory.WithTopic("busyx", 1), memory.WithTopic("gb.handled", 1))
 	runs := newRunCounter()
 	const n = 50
-	markers := atomic.Int64{}
-	ct := &crashTransport{Transport: b, group: "gb", afterWrite: func(msgs []transport.Message) bool {
-		for _, m := range msgs {
-			if m.Topic == "gb.handled" {
-				if _, ok := m.Header("rpc-dedup-of"); ok && markers.Add(1) == n {
-					return true
-				}
-			}
-		}
-		return false
-	}}
+	ct := crashAfterMarkers(b, "gb", n)
 	newServer := func(tr transport.Transport, inst string) *rpc.Server {
 		// A window that holds all of the test's markers: what is tested is
 		// that they are read in time, not the window's size.
@@ -48,14 +38,7 @@ func TestBreak19SyncInABusyGroup(t *testing.T) {
 	}
 	stop1 := startServe(t, newServer(&crashingCommits{ct}, "a"))
 	startServe(t, newServer(b, "b"))
-	require.Eventually(t, func() bool {
-		for _, g := range b.Groups() {
-			if g.Name == "gb" && len(g.Members) == 2 {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, time.Millisecond, "both servers joined")
+	bothJoined(t, b, "gb")
 
 	// Other instances' markers: 1,000 every 50 ms until the test ends.
 	noiseCtx, stopNoise := context.WithCancel(context.Background())

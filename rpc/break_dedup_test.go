@@ -72,17 +72,7 @@ func TestBreakDedupNotCaughtUpOnAssignment(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	runs := newRunCounter()
 	const n = 6
-	markers := atomic.Int64{}
-	ct := &crashTransport{Transport: b, group: "gd", afterWrite: func(msgs []transport.Message) bool {
-		for _, m := range msgs {
-			if m.Topic == "gd.handled" {
-				if _, ok := m.Header("rpc-dedup-of"); ok && markers.Add(1) == n {
-					return true
-				}
-			}
-		}
-		return false
-	}}
+	ct := crashAfterMarkers(b, "gd", n)
 	newServer := func(tr transport.Transport, inst string) *rpc.Server {
 		s, err := rpc.NewServer(tr, rpc.WithName("srv"), rpc.WithGroup("gd"), rpc.WithInstance(inst),
 			rpc.WithConcurrency(1), silent)
@@ -96,14 +86,7 @@ func TestBreakDedupNotCaughtUpOnAssignment(t *testing.T) {
 	// s1 ("a") owns the one partition; s2 ("b") is an idle, caught-up member.
 	stop1 := startServe(t, newServer(ct, "a"))
 	startServe(t, newServer(b, "b"))
-	require.Eventually(t, func() bool {
-		for _, g := range b.Groups() {
-			if g.Name == "gd" && len(g.Members) == 2 {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, time.Millisecond, "both servers joined")
+	bothJoined(t, b, "gd")
 	c := newClient(t, b)
 	for i := range n {
 		require.NoError(t, c.Notify(context.Background(), "dedupx", i))
@@ -114,4 +97,33 @@ func TestBreakDedupNotCaughtUpOnAssignment(t *testing.T) {
 	for i, k := range runs.twice() {
 		t.Errorf("request %d ran %d times within the dedup window", i, k)
 	}
+}
+
+// crashAfterMarkers is b, crashing (see crashTransport) once the n-th
+// dedup marker of group is written.
+func crashAfterMarkers(b *memory.Broker, group string, n int64) *crashTransport {
+	var markers atomic.Int64
+	return &crashTransport{Transport: b, group: group, afterWrite: func(msgs []transport.Message) bool {
+		for _, m := range msgs {
+			if m.Topic == group+".handled" {
+				if _, ok := m.Header("rpc-dedup-of"); ok && markers.Add(1) == n {
+					return true
+				}
+			}
+		}
+		return false
+	}}
+}
+
+// bothJoined waits until group has two members.
+func bothJoined(t *testing.T, b *memory.Broker, group string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, g := range b.Groups() {
+			if g.Name == group && len(g.Members) == 2 {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, time.Millisecond, "both servers joined")
 }
