@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,44 @@ type serveRun struct {
 	commitBuf []transport.Message
 }
 
+// heldCheck is how often a serving run looks for records still running
+// that hold back the commit of records handled after them, and heldReport
+// how long one must hold them before it is logged (once per record). Vars,
+// so that tests can shorten them.
+var (
+	heldCheck  = 10 * time.Second
+	heldReport = time.Minute
+)
+
+// watchHeld logs each record still running that has held back the commit
+// of records handled after it for heldReport: a long handler, or one that
+// hangs. Those records are delivered again if the server stops or loses
+// the partition before it ends. It is logged again, as a warning, if the
+// records it holds back reach the dedup window's size: a crash would then
+// run the oldest of them again.
+func (r *serveRun) watchHeld(stop context.Context) {
+	defer r.commitWG.Done()
+	t := time.NewTicker(heldCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop.Done():
+			return
+		case now := <-t.C:
+			for _, h := range r.track.holding(now, heldReport, 2*r.commitEvery) {
+				level := slog.LevelInfo
+				if h.beyond {
+					level = slog.LevelWarn
+				}
+				r.s.log.Log(context.Background(), level,
+					"rpc: a request still running holds back the commit of the requests handled after it; they are delivered again if the server stops or loses the partition before it ends",
+					"topic", h.tp.Topic, "partition", h.tp.Partition, "offset", h.offset,
+					"held_for_at_least", h.held, "held_back", h.waiting)
+			}
+		}
+	}
+}
+
 // finalGrace is how long Serve waits, after a hard stop, for the settle
 // stage's produces before it cancels them.
 const finalGrace = 5 * time.Second
@@ -178,8 +217,11 @@ func (r *serveRun) serve(ctx context.Context) error {
 		r.reader.learned.Store(&f)
 		defer r.reader.learned.Store(nil)
 	}
-	r.commitWG.Add(1)
+	r.commitWG.Add(2)
 	go r.committer(commitCtx)
+	go r.watchHeld(commitCtx)
+	r.s.run.Store(r)
+	defer r.s.run.CompareAndSwap(r, nil)
 	r.workers.Add(1)
 	go r.worker(ctx, r.work[0], true) // polls first; then a worker like the others
 

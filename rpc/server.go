@@ -41,6 +41,9 @@ type Server struct {
 	handled      atomic.Int64
 	dupes        atomic.Int64
 	deadLettered atomic.Int64
+	// run is the Serve call's run while it serves (nil otherwise), for
+	// Stats.
+	run atomic.Pointer[serveRun]
 }
 
 // ServerStats are counters of a Server, over all its Serve calls.
@@ -52,11 +55,29 @@ type ServerStats struct {
 	Duplicates int64
 	// DeadLettered counts records sent to a dead-letter topic.
 	DeadLettered int64
+
+	// InFlight is how many records the running Serve has taken from the
+	// transport and not yet done with (queued for a worker or running);
+	// 0 when not serving.
+	InFlight int64
+	// Uncommitted is how many records the running Serve handled whose
+	// offsets are not committed yet: what a crash or a rebalance now
+	// would deliver again (the dedup window answers those still in it).
+	// It stays up while a record still runs below them (the commit
+	// cannot pass it; Serve logs each one that holds others back for a
+	// minute); 0 when not serving.
+	Uncommitted int64
 }
 
-// Stats returns the server's counters. It is safe to call at any time.
+// Stats returns the server's counters. It is safe to call at any time,
+// from any goroutine.
 func (s *Server) Stats() ServerStats {
-	return ServerStats{Handled: s.handled.Load(), Duplicates: s.dupes.Load(), DeadLettered: s.deadLettered.Load()}
+	st := ServerStats{Handled: s.handled.Load(), Duplicates: s.dupes.Load(), DeadLettered: s.deadLettered.Load()}
+	if r := s.run.Load(); r != nil {
+		st.InFlight = max(r.inFlight.Load(), 0)
+		st.Uncommitted = max(r.track.pending.Load(), 0)
+	}
+	return st
 }
 
 // NewServer returns a Server on t. Options are validated here.

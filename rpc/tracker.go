@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -56,6 +57,14 @@ type partState struct {
 	// (offs[head]) with records done above it: a long handler, which holds
 	// nobody from then on. A new lowest record clears it.
 	headWaited bool
+	// heldOff is the lowest live record last seen holding records done
+	// above it by tracker.holding, heldSince when it was first seen so,
+	// heldTold whether it was reported, heldBeyond whether it was
+	// reported holding back the dedup window's size.
+	heldOff    int64
+	heldSince  time.Time
+	heldTold   bool
+	heldBeyond bool
 	// ended is set (under tracker.mu) when the epoch ends: the state is
 	// then no longer the partition's. Read without the lock by current.
 	ended atomic.Bool
@@ -316,4 +325,45 @@ func (t *tracker) committed(mk *mark) {
 // up. (A transport that reports revocations ends the epoch by revoke.)
 func (t *tracker) refused(mk *mark) {
 	t.committed(mk)
+}
+
+// heldBack is a partition whose commits wait for a record still running:
+// the records handled after it are not committed until it ends.
+type heldBack struct {
+	tp      transport.TopicPartition
+	offset  int64         // the record still running
+	waiting int64         // records handled after it, not committed
+	held    time.Duration // how long it was seen holding them, at least
+	beyond  bool          // waiting reached the dedup window's size
+}
+
+// holding looks at each partition whose lowest live record holds records
+// done above it: it notes when each such record was first seen holding
+// them, and returns it once it was seen so for at least after, and once
+// more if it then holds back window records or more (window 0: no
+// window).
+func (t *tracker) holding(now time.Time, after time.Duration, window int64) []heldBack {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []heldBack
+	for tp, ps := range t.parts {
+		if !ps.doneAboveHead() {
+			continue
+		}
+		if off := ps.offs[ps.head]; ps.heldSince.IsZero() || ps.heldOff != off {
+			ps.heldOff, ps.heldSince, ps.heldTold, ps.heldBeyond = off, now, false, false
+			continue
+		}
+		held := now.Sub(ps.heldSince)
+		if held < after {
+			continue
+		}
+		waiting := ps.completed - ps.passed
+		beyond := window > 0 && waiting >= window
+		if !ps.heldTold || (beyond && !ps.heldBeyond) {
+			ps.heldTold, ps.heldBeyond = true, beyond
+			out = append(out, heldBack{tp: tp, offset: ps.heldOff, waiting: waiting, held: held, beyond: beyond})
+		}
+	}
+	return out
 }
