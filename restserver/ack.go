@@ -71,7 +71,8 @@ func ackOf(r *http.Request) (string, bool) {
 // read it again, and sending it again would run it twice and, as the
 // client commits what it handles, move the group's committed offset back
 // (TestBreak13CutAnswerCommittedByTheNextOwnerIsNotSentAgain). The
-// committed offsets are looked up only when an answer goes again.
+// committed offsets are looked up only when an answer goes again, those of
+// all its partitions in one call (committedOf).
 func (s *Server) resend(r *http.Request, in *instance, m Member, ack string) []transport.Message {
 	last := in.unacked
 	if last.msgs == nil {
@@ -82,26 +83,30 @@ func (s *Server) resend(r *http.Request, in *instance, m Member, ack string) []t
 		return nil
 	}
 	owned := m.Assignment()
-	ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
-	defer cancel()
 	committed := map[transport.TopicPartition]int64{}
+	var tps []transport.TopicPartition
+	for _, msg := range last.msgs {
+		tp := transport.TopicPartition{Topic: msg.Topic, Partition: msg.Partition}
+		if _, ok := committed[tp]; !ok && slices.Contains(owned[msg.Topic], msg.Partition) {
+			committed[tp] = -1 // unknown: sent again, a duplicate at worst
+			tps = append(tps, tp)
+		}
+	}
+	if len(tps) > 0 {
+		ctx, cancel := s.requestContext(r, s.cfg.maxTimeout)
+		offs, err := s.committedOf(ctx, in.key.group, tps)
+		cancel()
+		if err != nil {
+			s.log.Warn("kafka-rest: committed offsets unknown for an answer sent again", "group", in.key.group, "instance", in.key.name, "partitions", len(tps), "err", err)
+		}
+		for i, off := range offs {
+			committed[tps[i]] = off
+		}
+	}
 	msgs := make([]transport.Message, 0, len(last.msgs))
 	for _, msg := range last.msgs {
-		if !slices.Contains(owned[msg.Topic], msg.Partition) {
-			continue
-		}
-		tp := transport.TopicPartition{Topic: msg.Topic, Partition: msg.Partition}
-		off, ok := committed[tp]
-		if !ok {
-			var err error
-			if off, err = s.backend.Committed(ctx, in.key.group, tp); err != nil {
-				// Unknown: sent again, a duplicate at worst.
-				s.log.Warn("kafka-rest: committed offset unknown for an answer sent again", "group", in.key.group, "instance", in.key.name, "topic", tp.Topic, "partition", tp.Partition, "err", err)
-				off = -1
-			}
-			committed[tp] = off
-		}
-		if msg.Offset >= off {
+		off, ok := committed[transport.TopicPartition{Topic: msg.Topic, Partition: msg.Partition}]
+		if ok && msg.Offset >= off {
 			msgs = append(msgs, msg)
 		}
 	}

@@ -64,6 +64,28 @@ type Backend interface {
 	Committed(ctx context.Context, group string, tp transport.TopicPartition) (int64, error)
 }
 
+// CommittedLister is an optional method of a [Backend]: the committed
+// offsets of many partitions of one group in one call, where Committed
+// would take one round trip to the broker per partition.
+//
+// ListCommitted returns a slice as long as tps: out[i] is the offset group
+// committed for tps[i], or -1 if it has none (all -1 when the group does
+// not exist), as Committed would answer. tps may name several topics and
+// repeat a partition. Any partition's failure fails the call (nil
+// slice), with the error Committed would return for it (the first such
+// partition of tps, where the backend can tell): an unknown topic wraps
+// [transport.ErrUnknownTopic], a partition out of range
+// [transport.ErrInvalid]. Like every Backend method, it is safe for
+// concurrent use.
+//
+// The server uses it wherever it looks up more than one partition's
+// committed offset (/committed, the consumer lag of /metrics, a consume's
+// checks of Kafka-Auto-Offset-Reset: none, an answer sent again); a
+// backend without it is asked with Committed, several partitions at once.
+type CommittedLister interface {
+	ListCommitted(ctx context.Context, group string, tps []transport.TopicPartition) ([]int64, error)
+}
+
 // Member is what a REST consumer instance needs of its group member: a
 // [transport.Consumer] plus the REST API's own commits. The server never
 // calls Poll concurrently on one Member; the other methods may run

@@ -362,19 +362,23 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 		// Kafka's auto.offset.reset=none: fail when a partition the member
 		// starts with has no committed offset. (Partitions handed over
 		// later by a rebalance start at the latest offset.)
+		var tps []transport.TopicPartition
 		for topic, parts := range m.Assignment() {
 			for _, p := range parts {
-				off, err := s.backend.Committed(ctx, in.key.group, transport.TopicPartition{Topic: topic, Partition: p})
-				if err == nil && off < 0 {
-					err = errorf(http.StatusBadRequest,
-						"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d",
-						in.key.group, topic, p)
-				}
-				if err != nil {
-					_ = m.Close()
-					return nil, err
-				}
+				tps = append(tps, transport.TopicPartition{Topic: topic, Partition: p})
 			}
+		}
+		offs, err := s.committedOf(ctx, in.key.group, tps)
+		if err == nil {
+			if i := slices.IndexFunc(offs, func(off int64) bool { return off < 0 }); i >= 0 {
+				err = errorf(http.StatusBadRequest,
+					"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d",
+					in.key.group, tps[i].Topic, tps[i].Partition)
+			}
+		}
+		if err != nil {
+			_ = m.Close()
+			return nil, err
 		}
 	}
 	s.log.Debug("kafka-rest: consumer instance joined", "group", in.key.group, "instance", in.key.name, "topics", topics)
@@ -402,20 +406,22 @@ func (s *Server) requireSomeCommitted(ctx context.Context, group string, topics 
 	if err != nil {
 		return err
 	}
+	var tps []transport.TopicPartition
 	for _, t := range topics {
 		n, ok := all[t]
 		if !ok {
 			return nil // let Join report (or create) it
 		}
 		for p := range n {
-			off, err := s.backend.Committed(ctx, group, transport.TopicPartition{Topic: t, Partition: p})
-			if err != nil {
-				return err
-			}
-			if off >= 0 {
-				return nil
-			}
+			tps = append(tps, transport.TopicPartition{Topic: t, Partition: p})
 		}
+	}
+	offs, err := s.committedOf(ctx, group, tps)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(offs, func(off int64) bool { return off >= 0 }) {
+		return nil
 	}
 	return errorf(http.StatusBadRequest,
 		"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topics %q", group, topics)
@@ -780,15 +786,17 @@ func (s *Server) handleCommitted(w http.ResponseWriter, r *http.Request, seg []s
 	}
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
-	out := make([]transport.Offset, len(tps))
-	err = s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) error {
-		tp := tps[i]
-		off, err := s.backend.Committed(ctx, key.group, transport.TopicPartition{Topic: tp.Topic, Partition: *tp.Partition})
-		out[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
-		return err
-	})
+	parts := make([]transport.TopicPartition, len(tps))
+	for i, tp := range tps {
+		parts[i] = transport.TopicPartition{Topic: tp.Topic, Partition: *tp.Partition}
+	}
+	offs, err := s.committedOf(ctx, key.group, parts)
 	if err != nil {
 		return err
+	}
+	out := make([]transport.Offset, len(tps))
+	for i, tp := range parts {
+		out[i] = transport.Offset{Topic: tp.Topic, Partition: tp.Partition, Offset: offs[i]}
 	}
 	writeOffsets(w, out)
 	return nil

@@ -2,8 +2,11 @@ package restserver
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kafkarpc/kafkarpc/transport"
 )
 
 // lookupWorkers is how many backend lookups (offsets, committed offsets)
@@ -53,4 +56,33 @@ func (s *Server) lookupEach(ctx context.Context, n int, lookup func(ctx context.
 		first = ctx.Err() // the caller's ctx ended: not every lookup ran
 	}
 	return first
+}
+
+// committedOf returns group's committed offsets of tps, out[i] that of
+// tps[i] (-1 for none): in one call on a [CommittedLister] backend, else
+// with a Committed for each, several at once (lookupEach). It fails as a
+// whole when one lookup fails.
+func (s *Server) committedOf(ctx context.Context, group string, tps []transport.TopicPartition) ([]int64, error) {
+	if len(tps) == 0 {
+		return []int64{}, nil
+	}
+	if l, ok := s.backend.(CommittedLister); ok {
+		out, err := l.ListCommitted(ctx, group, tps)
+		if err == nil && len(out) != len(tps) {
+			err = fmt.Errorf("restserver: the backend's ListCommitted answered %d offsets for %d partitions", len(out), len(tps))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	out := make([]int64, len(tps))
+	err := s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) (err error) {
+		out[i], err = s.backend.Committed(ctx, group, tps[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -21,7 +21,10 @@ func NewMemoryBackend(b *memory.Broker) Backend {
 
 type memoryBackend struct{ *memory.Broker }
 
-var _ Member = (*memory.Consumer)(nil)
+var (
+	_ Member          = (*memory.Consumer)(nil)
+	_ CommittedLister = memoryBackend{}
+)
 
 // producesAtOnce marks the embedded broker as an instantProducer: its
 // Produce and Fetch ask their context's Err and never wait.
@@ -49,6 +52,20 @@ func (m memoryBackend) OffsetForTime(_ context.Context, tp transport.TopicPartit
 
 func (m memoryBackend) Committed(_ context.Context, group string, tp transport.TopicPartition) (int64, error) {
 	return m.Broker.Committed(group, tp.Topic, tp.Partition)
+}
+
+// ListCommitted makes the embedded broker a [CommittedLister]: its
+// Committed never waits, so this is Committed of each partition in turn.
+func (m memoryBackend) ListCommitted(_ context.Context, group string, tps []transport.TopicPartition) ([]int64, error) {
+	out := make([]int64, len(tps))
+	for i, tp := range tps {
+		off, err := m.Broker.Committed(group, tp.Topic, tp.Partition)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = off
+	}
+	return out, nil
 }
 
 // Ready reports whether the broker is open. The broker has no accessor for

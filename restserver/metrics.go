@@ -185,10 +185,11 @@ type lagKey struct {
 // lagTimeout bounds the backend calls of one scrape's consumer lag.
 var lagTimeout = 5 * time.Second // a var for tests
 
-// lagWorkers is how many partitions' lag a scrape looks up at once: each
-// lookup is round trips to the broker (a committed offset, the end
-// offsets), and one after the other a few hundred partitions of a remote
-// cluster filled lagTimeout.
+// lagWorkers is how many lookups of a scrape's consumer lag run at once:
+// each is a round trip to the broker (the committed offsets of a group's
+// partitions of a topic, or of one partition on a backend that is no
+// [CommittedLister]; the end offsets of a partition), and one after the
+// other a few hundred partitions of a remote cluster filled lagTimeout.
 const lagWorkers = 16
 
 // consumerLag returns the lag of every partition assigned to a live
@@ -196,8 +197,11 @@ const lagWorkers = 16
 // committed offset. Partitions whose group has committed nothing are left
 // out (their lag depends on where the group will start), as are, with a
 // warning, those not looked up within lagTimeout. The instance table is
-// copied under s.mu; the backend is asked outside it, lagWorkers
-// partitions at once.
+// copied under s.mu; the backend is asked outside it, lagWorkers lookups
+// at once: first the committed offsets, of each group's partitions of a
+// topic in one call on a CommittedLister (one OffsetFetch on Kafka, where
+// one per partition made a scrape of P partitions P round trips, each
+// answering P offsets), then the end offsets of the partitions with one.
 func (s *Server) consumerLag(ctx context.Context) (map[lagKey]int64, int) {
 	s.mu.Lock()
 	insts := make([]*instance, 0, len(s.instances))
@@ -224,46 +228,98 @@ func (s *Server) consumerLag(ctx context.Context) (map[lagKey]int64, int) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, lagTimeout)
 	defer cancel()
-	var (
-		mu     sync.Mutex
-		lag    = make(map[lagKey]int64, len(keys))
-		missed int
-		next   atomic.Int64
-		wg     sync.WaitGroup
-	)
-	for range min(lagWorkers, len(keys)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(keys) {
-					return
-				}
-				k := keys[i]
-				tp := transport.TopicPartition{Topic: k.topic, Partition: k.partition}
-				committed, err := s.backend.Committed(ctx, k.group, tp)
-				if err == nil && committed < 0 {
-					continue
-				}
-				var latest int64
-				if err == nil {
-					_, latest, err = s.backend.Offsets(ctx, tp)
-				}
-				mu.Lock()
-				if err == nil {
-					lag[k] = max(latest-committed, 0)
-				} else if ctx.Err() == context.DeadlineExceeded {
-					missed++
-				}
-				mu.Unlock()
+
+	// The committed offsets, by lookups of keys[i] for i in a unit: a
+	// group's partitions of one topic, or one partition. A failed lookup
+	// leaves out its unit's partitions (a topic deleted meanwhile leaves
+	// out only its own).
+	var units [][]int
+	if _, ok := s.backend.(CommittedLister); ok {
+		unitOf := map[[2]string]int{}
+		for i, k := range keys {
+			u, ok := unitOf[[2]string{k.group, k.topic}]
+			if !ok {
+				u = len(units)
+				unitOf[[2]string{k.group, k.topic}] = u
+				units = append(units, nil)
 			}
-		})
+			units[u] = append(units[u], i)
+		}
+	} else {
+		units = make([][]int, len(keys))
+		for i := range keys {
+			units[i] = []int{i}
+		}
 	}
-	wg.Wait()
+	var (
+		mu        sync.Mutex
+		missed    int
+		committed = make([]int64, len(keys)) // -1: none, or not looked up
+	)
+	forEachAtOnce(len(units), lagWorkers, func(u int) {
+		tps := make([]transport.TopicPartition, len(units[u]))
+		for j, i := range units[u] {
+			tps[j] = transport.TopicPartition{Topic: keys[i].topic, Partition: keys[i].partition}
+		}
+		offs, err := s.committedOf(ctx, keys[units[u][0]].group, tps)
+		for j, i := range units[u] {
+			committed[i] = -1
+			if err == nil {
+				committed[i] = offs[j]
+			}
+		}
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			mu.Lock()
+			missed += len(units[u])
+			mu.Unlock()
+		}
+	})
+
+	// The end offsets of the partitions with a committed offset.
+	var with []int
+	for i := range keys {
+		if committed[i] >= 0 {
+			with = append(with, i)
+		}
+	}
+	lag := make(map[lagKey]int64, len(with))
+	forEachAtOnce(len(with), lagWorkers, func(j int) {
+		k := keys[with[j]]
+		_, latest, err := s.backend.Offsets(ctx, transport.TopicPartition{Topic: k.topic, Partition: k.partition})
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			lag[k] = max(latest-committed[with[j]], 0)
+		} else if ctx.Err() == context.DeadlineExceeded {
+			missed++
+		}
+	})
 	if missed > 0 {
 		s.log.Warn("kafka-rest: metrics: the consumer lag of some partitions was not looked up in time and is left out of the scrape",
 			"partitions", missed, "of", len(keys), "timeout", lagTimeout)
 	}
 	return lag, len(insts)
+}
+
+// forEachAtOnce calls fn(i) for i = 0, ..., n-1, up to workers calls at
+// once, and returns when all have returned.
+func forEachAtOnce(n, workers int, fn func(i int)) {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // writeMetrics writes the scrape to w.

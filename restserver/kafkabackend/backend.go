@@ -378,31 +378,107 @@ func (b *Backend) listOffsets(ctx context.Context, parts []transport.Offset, ts 
 	return out, nil
 }
 
-// Committed returns group's committed offset of tp, -1 without one.
-func (b *Backend) Committed(ctx context.Context, group string, tp transport.TopicPartition) (_ int64, err error) {
+// Committed returns group's committed offset of tp, -1 without one: one
+// OffsetFetch naming tp alone (ListCommitted).
+func (b *Backend) Committed(ctx context.Context, group string, tp transport.TopicPartition) (int64, error) {
+	offs, err := b.ListCommitted(ctx, group, []transport.TopicPartition{tp})
+	if err != nil {
+		return 0, err
+	}
+	return offs[0], nil
+}
+
+var _ restserver.CommittedLister = (*Backend)(nil)
+
+// ListCommitted returns group's committed offsets of tps, -1 for a
+// partition without one (and for all when the group does not exist): one
+// OffsetFetch to the group's coordinator naming just these partitions,
+// whatever their number and topics. It first checks from the metadata
+// cache that every partition exists, failing for the first of tps that
+// does not.
+func (b *Backend) ListCommitted(ctx context.Context, group string, tps []transport.TopicPartition) (_ []int64, err error) {
 	defer b.reach.explain("committed", &err)
 	const what = "committed offset"
 	if err := b.errIfClosed(what); err != nil {
-		return 0, err
+		return nil, err
 	}
-	if err := b.partitionCheck(ctx, what, tp); err != nil {
-		return 0, err
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	topicAt := map[string]int{}
+	named := map[transport.TopicPartition]bool{}
+	for _, tp := range tps {
+		if named[tp] {
+			continue
+		}
+		if err := b.partitionCheck(ctx, what, tp); err != nil {
+			return nil, err
+		}
+		named[tp] = true
+		i, ok := topicAt[tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			topicAt[tp.Topic] = i
+			rt := kmsg.NewOffsetFetchRequestTopic()
+			rt.Topic = tp.Topic
+			req.Topics = append(req.Topics, rt)
+		}
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, tp.Partition)
 	}
-	resp, err := b.adm.FetchOffsetsForTopics(ctx, group, tp.Topic)
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		return -1, nil
+	out := make([]int64, len(tps))
+	if len(tps) == 0 {
+		return out, nil
 	}
+	kresp, err := b.cl.Request(ctx, req)
 	if err != nil {
-		return 0, mapErr(what, err)
+		return nil, mapErr(what, err)
 	}
-	o, ok := resp.Lookup(tp.Topic, tp.Partition)
-	if !ok {
-		return -1, nil
+	resp := kresp.(*kmsg.OffsetFetchResponse)
+	// v8+ answers in Groups; kgo fills the top-level fields from it for a
+	// single group, and Groups from them below v8.
+	code := resp.ErrorCode
+	type answer struct {
+		at   int64
+		code int16
 	}
-	if o.Err != nil {
-		return 0, mapErr(what, o.Err)
+	got := make(map[transport.TopicPartition]answer, len(named))
+	if len(resp.Groups) > 0 {
+		g := resp.Groups[0]
+		code = g.ErrorCode
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				got[transport.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = answer{p.Offset, p.ErrorCode}
+			}
+		}
+	} else {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				got[transport.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = answer{p.Offset, p.ErrorCode}
+			}
+		}
 	}
-	return o.At, nil
+	if err := kerr.ErrorForCode(code); errors.Is(err, kerr.GroupIDNotFound) {
+		for i := range out {
+			out[i] = -1
+		}
+		return out, nil
+	} else if err != nil {
+		return nil, mapErr(what, err)
+	}
+	for i, tp := range tps {
+		a, ok := got[tp]
+		if !ok {
+			out[i] = -1
+			continue
+		}
+		if err := kerr.ErrorForCode(a.code); err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+				b.meta.forget(tp.Topic)
+			}
+			return nil, mapErr(what, fmt.Errorf("topic %q partition %d: %w", tp.Topic, tp.Partition, err))
+		}
+		out[i] = a.at
+	}
+	return out, nil
 }
 
 // metaCache caches partition counts of topics.

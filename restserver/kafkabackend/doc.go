@@ -22,7 +22,8 @@
 //     them until the session timeout). Commits go through the instance's
 //     own client, only for partitions it owns now.
 //   - /fetch, /offsets, /topics, /committed: raw Fetch and ListOffsets to
-//     the leaders, kadm metadata and OffsetFetch.
+//     the leaders, kadm metadata, and one OffsetFetch naming just the
+//     partitions asked for, however many ([restserver.CommittedLister]).
 //   - Errors: unknown topic 404, record too large 413, a rebalance in
 //     progress or a coordinator or leader moving 503 with Retry-After
 //     ([restserver.ErrUnavailable]), as are brokers that cannot be reached
