@@ -67,7 +67,11 @@
 // server; default the backend's, 5 minutes) is dropped as stuck: its
 // partitions go to the other instances, a commit then answers 400 saying
 // so (never a silent Success), and the next consume rejoins. Any request
-// naming the instance keeps it from expiring ([WithInstanceExpiry]).
+// naming the instance keeps it from expiring ([WithInstanceExpiry]):
+// kafkarpc's REST transport, while its user is busy and sends no consume,
+// sends GET /committed/{group}/{instance} with no body (a read of the
+// offsets the instance owns) for that, until its max poll interval has
+// passed without a consume.
 //
 // The default Kafka-Session-Timeout-Ms is 45000 (45 s, Kafka's own default
 // since 3.0), not the 120 s Upstash documented. The session timeout bounds

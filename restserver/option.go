@@ -232,6 +232,10 @@ func WithMaxTimeout(d time.Duration) Option {
 // request before the server closes it (committing its positions first if
 // auto-commit is on) and releases its partitions. An instance that is
 // serving a request never expires. Default [DefaultInstanceExpiry] (5 min).
+// kafkarpc's REST transport names its instance every minute while its user
+// is busy (transport/upstash's WithInstanceKeepAlive), up to its max poll
+// interval; an expiry shorter than about three times that interval takes
+// a shorter one there.
 func WithInstanceExpiry(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.instanceExpiry = d })
 }

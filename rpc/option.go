@@ -514,7 +514,10 @@ func WithSessionTimeout(d time.Duration) ServerOption {
 // it must exceed the longest time all workers can be busy; with
 // WithKeyOrdering, also the time one key's queue (64 records) takes to drain,
 // since Serve stops polling while a record waits for a full queue. Over the REST
-// API it is also how soon a crashed server's partitions move. Zero means
+// API it is also how soon a crashed server's partitions move, and how long
+// the REST transport, while the server does not poll, keeps its consumer
+// instance from the REST server's idle expiry (transport/upstash's
+// WithInstanceKeepAlive). Zero means
 // the transport's default (5 minutes on the embedded broker and kafka-rest);
 // negative is an error.
 func WithMaxPollInterval(d time.Duration) ServerOption {

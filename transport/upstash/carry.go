@@ -196,6 +196,7 @@ func (c *consumer) consumeCarrying(wait time.Duration, records []transport.Messa
 	ans := carriedAnswer{path: c.consumePath}
 	err := c.t.call(c.reqCtx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, shared: shared,
 		wait: wait, noRetry: true, onResponse: onResponse, ack: c.ackValue()}, &ans)
+	c.noteConsumed()
 	if err == nil {
 		c.acked(ans.msgs)
 	}

@@ -31,11 +31,21 @@ type consumer struct {
 	consumeURL  string      // the base URL and consumePath
 	commitPath  string
 	deletePath  string
+	// committedPath is "/committed/{group}/{instance}", escaped: the
+	// keep-alive's request (keepalive.go).
+	committedPath string
 
 	reqCtx    context.Context // of in-flight consume requests; ends last at Close
 	reqCancel context.CancelFunc
-	wg        sync.WaitGroup // in-flight consume goroutine
+	wg        sync.WaitGroup // in-flight consume goroutine, keep-alive goroutine
 	stopped   chan struct{}  // closed at Close or fence: wakes blocked Polls
+	// liveCtx ends with stopped (and reqCtx): the keep-alive's.
+	liveCtx    context.Context
+	liveCancel context.CancelFunc
+	// consumed is when the last consume request ended, in unix ns: the
+	// keep-alive is due an interval after it, and stops a max poll
+	// interval after it (keepalive.go).
+	consumed atomic.Int64
 
 	// carries says the server takes records with a consume (it sent
 	// restserver.CarryHeader); noteCarry, made once, notes it (carry.go).
@@ -79,12 +89,24 @@ type pollCall struct {
 //
 // Liveness: the member is the server's (one group member per REST
 // instance), and on the project's REST server it heartbeats by itself while
-// the instance exists, so this consumer sends no heartbeats of its own: a
-// busy user keeps its partitions until s.MaxPollInterval passes without a
-// Poll (then the server drops the member, a Commit fails with
-// transport.ErrNotAssigned and the next Poll rejoins), or until the server
-// expires the idle instance (kafka-rest's --instance-expiry, 5 minutes by
-// default), whichever comes first.
+// the instance exists, so this consumer sends no heartbeats to the group.
+// What it must keep alive is the instance: the server closes one that no
+// request has named for its idle expiry (kafka-rest's --instance-expiry, 5
+// minutes by default), and a busy user that does not Poll sends no
+// consume. So while no consume is in flight and the user has polled within
+// its max poll interval, the consumer names its instance itself every
+// [WithInstanceKeepAlive] (1 minute by default) in which nothing else did,
+// with GET /committed/{group}/{instance}, a read that changes nothing. A
+// busy user thus keeps its partitions until s.MaxPollInterval (5 minutes,
+// the server's default, when zero) passes without a Poll: then the
+// server drops the member (a Commit fails with transport.ErrNotAssigned
+// and the next Poll rejoins), and the keep-alives stop, so that the
+// instance of a stuck user expires too (on a server that does not enforce
+// the max poll interval, as kafka-rest over Kafka, that expiry is what
+// frees the partitions: up to the max poll interval plus the expiry after
+// the last Poll). With keep-alives off ([WithInstanceKeepAlive] 0), or an
+// interval near the server's expiry, the instance is lost after the
+// expiry without a Poll or Commit, whatever s.MaxPollInterval.
 //
 // s.OnRevoked is never called: the REST API has no way to tell a client
 // that its instance lost partitions. A Commit naming a partition the
@@ -239,6 +261,9 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 	}
 	c.mu.Lock()
 	c.buf = msgs
+	if c.stateErr("subscribe") == nil {
+		c.startKeepAlive(s.MaxPollInterval)
+	}
 	c.mu.Unlock()
 	return c, nil
 }
@@ -247,16 +272,17 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 // registered nor joined.
 func (t *Transport) newConsumer(s transport.Subscription, topics []string) *consumer {
 	c := &consumer{
-		t:           t,
-		key:         memberKey{s.Group, s.Instance},
-		topics:      topics,
-		header:      http.Header{},
-		consumePath: restPath("consume", s.Group, s.Instance),
-		consumeURL:  t.baseURL + restPath("consume", s.Group, s.Instance),
-		commitPath:  restPath("commit", s.Group, s.Instance),
-		deletePath:  restPath("delete-consumer", s.Group, s.Instance),
-		stopped:     make(chan struct{}),
-		ack:         []string{restwire.AckNone},
+		t:             t,
+		key:           memberKey{s.Group, s.Instance},
+		topics:        topics,
+		header:        http.Header{},
+		consumePath:   restPath("consume", s.Group, s.Instance),
+		consumeURL:    t.baseURL + restPath("consume", s.Group, s.Instance),
+		commitPath:    restPath("commit", s.Group, s.Instance),
+		deletePath:    restPath("delete-consumer", s.Group, s.Instance),
+		committedPath: restPath("committed", s.Group, s.Instance),
+		stopped:       make(chan struct{}),
+		ack:           []string{restwire.AckNone},
 	}
 	// One incarnation per Subscribe: the project's REST server replaces an
 	// instance named by an earlier incarnation (a crashed process) and
@@ -274,6 +300,7 @@ func (t *Transport) newConsumer(s transport.Subscription, topics []string) *cons
 		c.header.Set("Kafka-Max-Poll-Interval-Ms", strconv.FormatInt(s.MaxPollInterval.Milliseconds(), 10))
 	}
 	c.reqCtx, c.reqCancel = context.WithCancel(t.ctx)
+	c.liveCtx, c.liveCancel = context.WithCancel(c.reqCtx)
 	c.noteCarry = c.sawAnswer
 	return c
 }
@@ -326,6 +353,7 @@ func (c *consumer) consume(ctx context.Context, wait time.Duration, ride *commit
 	body := c.consumeBody(wait, offsets)
 	var ans messagesAnswer
 	err := c.t.call(ctx, request{method: http.MethodPost, path: c.consumePath, url: c.consumeURL, header: c.header, body: body, wait: wait, onResponse: onResponse, ack: c.ackValue()}, &ans)
+	c.noteConsumed()
 	if err != nil {
 		return nil, err
 	}
@@ -585,10 +613,17 @@ func (c *consumer) Close() error {
 	return c.closeErr
 }
 
-// stop wakes blocked Polls; they report closed or fenced.
-func (c *consumer) stop() { c.stopOnce.Do(func() { close(c.stopped) }) }
+// stop wakes blocked Polls; they report closed or fenced. It ends the
+// keep-alive too.
+func (c *consumer) stop() {
+	c.stopOnce.Do(func() {
+		close(c.stopped)
+		c.liveCancel()
+	})
+}
 
-// stopRequests ends the in-flight consume request, if any, and waits for it.
+// stopRequests ends the in-flight consume request, if any, and the
+// keep-alive, and waits for them.
 func (c *consumer) stopRequests() {
 	c.reqCancel()
 	c.wg.Wait()

@@ -47,6 +47,14 @@ const (
 	// It is twice DefaultRequestTimeout, so that one attempt that hangs
 	// (a dead keep-alive connection, say) leaves room for the retry.
 	DefaultSetupTimeout = 2 * DefaultRequestTimeout
+	// DefaultInstanceKeepAlive is how often a subscribed consumer that is
+	// not polling names its instance to the server, so that the server
+	// does not close it as idle (see [WithInstanceKeepAlive]): a fifth of
+	// kafka-rest's default instance expiry (5 minutes), so that three
+	// keep-alives in a row can fail or be late (a server restarting, a
+	// retry running out) before the instance is lost, for one small
+	// request a minute by a consumer whose owner is busy.
+	DefaultInstanceKeepAlive = time.Minute
 	// maxServerTimeout is the server's clamp on a long-poll "timeout" (§11).
 	maxServerTimeout = 30 * time.Second
 )
@@ -112,6 +120,7 @@ type config struct {
 	closeTimeout   time.Duration
 	maxPartitions  int
 	setupTimeout   time.Duration
+	keepAlive      time.Duration // 0: none
 
 	// Set by validate.
 	base *url.URL // scheme://host[:port][/path], no trailing slash, no user info
@@ -128,6 +137,7 @@ func defaults() config {
 		closeTimeout:   DefaultCloseTimeout,
 		maxPartitions:  DefaultMaxPartitions,
 		setupTimeout:   DefaultSetupTimeout,
+		keepAlive:      DefaultInstanceKeepAlive,
 	}
 }
 
@@ -172,6 +182,9 @@ func (c *config) validate() error {
 	}
 	if c.setupTimeout <= 0 {
 		return fmt.Errorf("%w: setup timeout %v: must be positive", ErrConfig, c.setupTimeout)
+	}
+	if c.keepAlive < 0 || (c.keepAlive > 0 && c.keepAlive < time.Millisecond) {
+		return fmt.Errorf("%w: instance keep-alive %v: must be 0 (none) or at least 1ms", ErrConfig, c.keepAlive)
 	}
 	if c.maxPartitions < 1 {
 		return fmt.Errorf("%w: max partitions %d: must be at least 1", ErrConfig, c.maxPartitions)
@@ -362,4 +375,31 @@ func WithMaxPartitions(n int) Option {
 // [DefaultSetupTimeout]; must be positive.
 func WithSetupTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.setupTimeout = d })
+}
+
+// WithInstanceKeepAlive sets how often a consumer made by Subscribe names
+// its instance to the server while its owner is not polling, so that the
+// server does not close the instance as idle under a busy owner: an rpc
+// server whose workers all run long handlers stops polling, and kafka-rest
+// closes an instance no request named for its --instance-expiry (5 minutes
+// by default), whatever the max poll interval, handing its partitions and
+// the records being handled to the other members. The keep-alive is GET
+// /committed/{group}/{instance} with no body, a read of the committed
+// offsets of the partitions the instance owns; it is sent only when
+// neither a consume nor a keep-alive named the instance for d, so a
+// consumer that polls more often sends none. It stops once the owner has
+// not polled for its max poll interval (Subscription.MaxPollInterval, or 5
+// minutes, the server's default, when that is zero): a stuck owner is
+// dropped by its server all the same, and its instance then expires. It
+// stops too when the instance was replaced (transport.ErrFenced), and
+// until the next Poll when the server refuses it (the instance is gone),
+// and ends with Close.
+//
+// Default [DefaultInstanceKeepAlive] (1 minute). A server with a shorter
+// instance expiry needs d well under it (a third or less). 0 turns the
+// keep-alive off: the instance then lives only as long as the owner
+// polls or commits within the server's expiry. Negative, or positive under
+// 1ms, is an error.
+func WithInstanceKeepAlive(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.keepAlive = d })
 }
