@@ -58,7 +58,11 @@ func (b roundTrips) Committed(ctx context.Context, group string, tp transport.To
 func TestBreak20OffsetsOfManyPartitionsWithinTheTimeout(t *testing.T) {
 	t.Parallel()
 	const parts = 64
-	const rtt = 10 * time.Millisecond // one after the other: 640 ms, past the 400 ms timeout below
+	// One after the other: 2.56 s, past the 1.5 s timeout below; 8 at a
+	// time, 8 round trips, with room for the Kafka backend's own (a
+	// 10 ms round trip and a 400 ms timeout left too little of it: 2 runs
+	// in 10 failed with 504 over kfake under -race).
+	const rtt = 40 * time.Millisecond
 	e := newEnv(t, envConfig{
 		broker: []memory.Option{memory.WithTopic("t", parts)},
 		wrap:   func(b restserver.Backend) restserver.Backend { return roundTrips{b, rtt} },
@@ -68,7 +72,7 @@ func TestBreak20OffsetsOfManyPartitionsWithinTheTimeout(t *testing.T) {
 		list = append(list, fmt.Sprintf(`{"topic":"t","partition":%d}`, p))
 	}
 	body := "[" + strings.Join(list, ",") + "]"
-	for _, path := range []string{"/offsets/latest?timeout=400", "/committed/g/w?timeout=400"} {
+	for _, path := range []string{"/offsets/latest?timeout=1500", "/committed/g/w?timeout=1500"} {
 		r := e.req("POST", path, body)
 		require.Equal(t, http.StatusOK, r.status, "%s of %d partitions: %s", path, parts, r.body)
 		require.Equal(t, parts, strings.Count(r.body, `"partition"`), path)

@@ -243,26 +243,44 @@ func (s *Server) forgetInstance(in *instance) bool {
 // closeInstance commits (if auto-commit) and closes in's member. The caller
 // has removed in from the registry.
 func (s *Server) closeInstance(in *instance, why string) {
-	in.mu.Lock()
-	if in.closed {
-		in.mu.Unlock()
+	m := in.detach()
+	if m == nil {
 		return
+	}
+	s.commitOnClose(in, m)
+	s.leave(in, m, why)
+}
+
+// detach marks in closed and returns its member, nil if it had none or was
+// already closed.
+func (in *instance) detach() Member {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return nil
 	}
 	in.closed = true
 	in.cancelGone()
 	m := in.member
 	in.member = nil
-	in.mu.Unlock()
-	if m == nil {
+	return m
+}
+
+// commitOnClose commits m's positions if in auto-commits and was not
+// replaced by a new incarnation.
+func (s *Server) commitOnClose(in *instance, m Member) {
+	if !in.cfg.autoCommit || in.replaced.Load() {
 		return
 	}
-	if in.cfg.autoCommit && !in.replaced.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), closeCommitTimeout)
-		if err := m.CommitPositions(ctx); err != nil && !errors.Is(err, transport.ErrClosed) {
-			s.log.Warn("kafka-rest: commit on close failed", "group", in.key.group, "instance", in.key.name, "err", err)
-		}
-		cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), closeCommitTimeout)
+	defer cancel()
+	if err := m.CommitPositions(ctx); err != nil && !errors.Is(err, transport.ErrClosed) {
+		s.log.Warn("kafka-rest: commit on close failed", "group", in.key.group, "instance", in.key.name, "err", err)
 	}
+}
+
+// leave closes m, in's member: it leaves its group.
+func (s *Server) leave(in *instance, m Member, why string) {
 	if err := m.Close(); err != nil {
 		s.log.Warn("kafka-rest: closing consumer failed", "group", in.key.group, "instance", in.key.name, "err", err)
 	}
@@ -1031,18 +1049,41 @@ const maxParallelCloses = 64
 // (seconds each when it is slow or unreachable), and the instances are
 // independent. One after the other, closing the server's thousand
 // instances took minutes, past a supervisor's stop timeout.
+//
+// Every instance commits before any leaves: a leave rebalances its group,
+// and a member of the same group still to commit lost the positions of
+// the partitions the rebalance moved (or reset) — its records were read
+// again after the restart
+// (TestBreak21ParallelCloseOfOneGroupCommitsEveryPosition).
 func (s *Server) closeInstances(insts []*instance, why string) {
 	if len(insts) == 1 {
 		s.closeInstance(insts[0], why)
 		return
 	}
+	members := make([]Member, len(insts))
+	closeEach(len(insts), func(i int) {
+		if m := insts[i].detach(); m != nil {
+			members[i] = m
+			s.commitOnClose(insts[i], m)
+		}
+	})
+	closeEach(len(insts), func(i int) {
+		if members[i] != nil {
+			s.leave(insts[i], members[i], why)
+		}
+	})
+}
+
+// closeEach calls f for 0, ..., n-1, up to maxParallelCloses at once, and
+// returns when every call has.
+func closeEach(n int, f func(i int)) {
 	sem := make(chan struct{}, maxParallelCloses)
 	var wg sync.WaitGroup
-	for _, in := range insts {
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s.closeInstance(in, why)
+			f(i)
 		})
 	}
 	wg.Wait()

@@ -39,6 +39,7 @@ type tailer struct {
 	pending map[string]*tailFetch
 	ready   chan struct{}
 	fetches sync.WaitGroup
+	fmu     sync.Mutex // orders startFetch and Close
 
 	// onFetch sees each /fetch answer's headers (Transport.sawFetchAnswer),
 	// made once.
@@ -57,7 +58,8 @@ type tailer struct {
 // per fetch), concurrently when there are several, each waiting up to the
 // poll window; with several, Poll returns once one has records, and the
 // others stay in flight, their records coming with a later Poll (cancelled,
-// each would close its connection). Positions live in the client, so
+// each would close its connection); a topic whose answer comes without
+// records is fetched again for the rest of the window. Positions live in the client, so
 // retries and abandoned requests lose nothing. Commit is a no-op. Close is idempotent and makes no
 // request; after it, Poll, PollCarrying and Commit return errors wrapping
 // transport.ErrClosed.
@@ -193,49 +195,40 @@ type tailFetch struct {
 
 // fetchAll fetches every topic concurrently, one request each, and returns
 // the records of the answers that came once one has records (or an error),
-// or once every one has come (none with records: the window ended), or
-// when ctx ends. The fetches still waiting stay in flight, their answers
-// kept for the next Poll: a request cancelled while its answer is awaited
-// closes its connection, so cancelling them made every Poll with records
-// dial anew (TestBreak20TailOfSeveralTopicsKeepsItsConnections). Their
+// or once the window (wait, from now) ended without records, or when ctx
+// ends. The fetches still waiting stay in flight, their answers kept for
+// the next Poll: a request cancelled while its answer is awaited closes
+// its connection, so cancelling them made every Poll with records dial
+// anew (TestBreak20TailOfSeveralTopicsKeepsItsConnections). Their
 // positions cannot have moved meanwhile: only a topic's own answers move
-// them. Called with tl.sem held.
+// them. A topic whose answer (kept from an earlier Poll, or of this one)
+// came without records is fetched again for what is left of the window:
+// every topic is read for the whole of every Poll
+// (TestBreak21TailOfSeveralTopicsFetchesEveryTopicThroughoutAPoll).
+// Called with tl.sem held.
 func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport.Message, error) {
 	if tl.pending == nil {
 		tl.pending = make(map[string]*tailFetch, len(tl.topics))
 		tl.ready = make(chan struct{}, 1)
 	}
-	for _, tp := range tl.topics {
-		if tl.pending[tp] != nil {
-			continue
-		}
-		f := &tailFetch{done: make(chan struct{})}
-		tl.pending[tp] = f
-		body := tl.fetchBody(tp, wait) // here: tl.turn and the positions are Poll's
-		tl.fetches.Go(func() {
-			defer func() {
-				close(f.done)
-				select {
-				case tl.ready <- struct{}{}:
-				default:
-				}
-			}()
-			f.msgs, f.err = tl.fetchWith(tl.ctx, body, wait)
-		})
-	}
+	end := time.Now().Add(wait)
 	var (
 		out  []transport.Message
 		errs []error
 	)
-	for {
-		all := true
+	for round := 0; ; round++ {
+		left := time.Until(end)
+		for _, tp := range tl.topics {
+			if tl.pending[tp] != nil || (round > 0 && left < minRefetch) {
+				continue
+			}
+			if !tl.startFetch(tp, max(left, 0)) {
+				return nil, errClosed("poll")
+			}
+		}
 		for _, tp := range tl.topics {
 			f := tl.pending[tp]
-			if f == nil {
-				continue // its answer was taken above
-			}
-			if !isDone(f.done) {
-				all = false
+			if f == nil || !isDone(f.done) {
 				continue
 			}
 			delete(tl.pending, tp)
@@ -244,8 +237,14 @@ func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport
 				errs = append(errs, f.err)
 			}
 		}
-		if all || len(out) > 0 || len(errs) > 0 {
+		if len(out) > 0 || len(errs) > 0 {
 			return out, errors.Join(errs...)
+		}
+		if len(tl.pending) < len(tl.topics) && time.Until(end) >= minRefetch {
+			continue // answers without records: fetch those topics again
+		}
+		if len(tl.pending) == 0 {
+			return nil, nil // the window ended without records
 		}
 		select {
 		case <-tl.ready:
@@ -255,6 +254,36 @@ func (tl *tailer) fetchAll(ctx context.Context, wait time.Duration) ([]transport
 			return nil, errClosed("poll")
 		}
 	}
+}
+
+// minRefetch is the least of a poll window left for which a Poll of a
+// tail of several topics fetches again a topic whose answer came without
+// records.
+const minRefetch = 20 * time.Millisecond
+
+// startFetch starts the fetch of topic, waiting up to wait, for a tail of
+// several topics; false if the tail is closed. Called with tl.sem held.
+func (tl *tailer) startFetch(topic string, wait time.Duration) bool {
+	f := &tailFetch{done: make(chan struct{})}
+	body := tl.fetchBody(topic, wait) // here: tl.turn and the positions are Poll's
+	// Under fmu, so that no fetch starts once Close waits for them.
+	tl.fmu.Lock()
+	defer tl.fmu.Unlock()
+	if tl.ctx.Err() != nil {
+		return false
+	}
+	tl.pending[topic] = f
+	tl.fetches.Go(func() {
+		defer func() {
+			close(f.done)
+			select {
+			case tl.ready <- struct{}{}:
+			default:
+			}
+		}()
+		f.msgs, f.err = tl.fetchWith(tl.ctx, body, wait)
+	})
+	return true
 }
 
 // latestPositions asks POST /offsets/latest for the end of every partition
@@ -373,6 +402,8 @@ func (tl *tailer) Commit(context.Context, ...transport.Message) error {
 func (tl *tailer) Close() error {
 	tl.closeOnce.Do(func() {
 		tl.cancel()
+		tl.fmu.Lock() // no fetch starts after this
+		tl.fmu.Unlock()
 		tl.fetches.Wait() // a tail of several topics: fetches left in flight end with tl.ctx
 		tl.t.mu.Lock()
 		delete(tl.t.tails, tl)
