@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -85,6 +86,9 @@ func (c *command) exec(ctx context.Context, args []string, stdin io.Reader, stdo
 	fs.DurationVar(&g.connectTimeout, "connect-timeout", 10*time.Second, "give up reaching the server (retries included) after this long")
 	fs.BoolVar(&g.verbose, "verbose", false, "log the library's debug lines to stderr")
 	g.kafka.Register(fs)
+	// Register's text is kafka-rest's, which proxies --brokers and has an
+	// embedded broker without it; the CLI talks to the REST API without it.
+	fs.Lookup("brokers").Usage = "talk to Kafka at `host:port,...` directly instead of the REST API (default $" + kafka.EnvBrokers + " when no REST URL is given by --url or its variables)"
 	body := c.flags(fs, g)
 
 	pos, err := parseInterleaved(fs, args)
@@ -212,13 +216,29 @@ func openTransport(g *globals) (transport.Transport, error) {
 		opts = append(opts, upstash.WithURL(g.url))
 	}
 	if g.username != "" || g.password != "" {
-		opts = append(opts, upstash.WithCredentials(g.username, g.password))
+		// Each flag falls back to its own variable, as --help says: one
+		// flag given does not drop the other half of the pair.
+		user, pass := envCredentials()
+		opts = append(opts, upstash.WithCredentials(cmp.Or(g.username, user), cmp.Or(g.password, pass)))
 	}
 	t, err := upstash.FromEnv(opts...)
 	if err != nil {
-		return nil, &cliError{code: exitUsage, err: fmt.Errorf("%w (give --url or set %s)", err, upstash.EnvURL)}
+		if g.url == "" && os.Getenv(upstash.EnvURL) == "" && os.Getenv(upstash.EnvLegacyURL) == "" {
+			err = fmt.Errorf("%w (give --url or set %s)", err, upstash.EnvURL)
+		}
+		return nil, &cliError{code: exitUsage, err: err}
 	}
 	return t, nil
+}
+
+// envCredentials are the credentials of the environment, as upstash.FromEnv
+// reads them: the UPSTASH_ pair, else (neither set) the article's KAFKA_ pair.
+func envCredentials() (user, pass string) {
+	user, pass = os.Getenv(upstash.EnvUsername), os.Getenv(upstash.EnvPassword)
+	if user == "" && pass == "" {
+		user, pass = os.Getenv(upstash.EnvLegacyUsername), os.Getenv(upstash.EnvLegacyPassword)
+	}
+	return user, pass
 }
 
 // newClient opens the transport and an rpc client on it. The caller closes
