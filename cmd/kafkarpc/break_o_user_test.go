@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -62,4 +63,15 @@ func TestBreakOBrokersHelpIsTheCLIs(t *testing.T) {
 		assert.NotContains(t, h.stdout, "embedded broker", c.name)
 		assert.Contains(t, h.stdout, "-brokers", c.name)
 	}
+}
+
+// breakO: with no server named, the CLI said "upstash: bad configuration: no
+// REST URL: use WithURL or set UPSTASH_KAFKA_REST_URL (give --url or set
+// UPSTASH_KAFKA_REST_URL)": the library's Go option, and the hint twice.
+func TestBreakONoServerNamedSaysTheFlags(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, cleanEnv(), "", "call", "reports", "{}")
+	oneLineErr(t, r, 2, "--url", "UPSTASH_KAFKA_REST_URL", "--brokers")
+	assert.NotContains(t, r.stderr, "WithURL")
+	assert.Equal(t, 1, strings.Count(r.stderr, "UPSTASH_KAFKA_REST_URL"), r.stderr)
 }

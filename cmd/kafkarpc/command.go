@@ -221,11 +221,12 @@ func openTransport(g *globals) (transport.Transport, error) {
 		user, pass := envCredentials()
 		opts = append(opts, upstash.WithCredentials(cmp.Or(g.username, user), cmp.Or(g.password, pass)))
 	}
+	if g.url == "" && os.Getenv(upstash.EnvURL) == "" && os.Getenv(upstash.EnvLegacyURL) == "" {
+		// The library's "use WithURL" names its Go option, not a flag.
+		return nil, usageErr("no server named: give --url or set %s (or --brokers or %s for Kafka)", upstash.EnvURL, kafka.EnvBrokers)
+	}
 	t, err := upstash.FromEnv(opts...)
 	if err != nil {
-		if g.url == "" && os.Getenv(upstash.EnvURL) == "" && os.Getenv(upstash.EnvLegacyURL) == "" {
-			err = fmt.Errorf("%w (give --url or set %s)", err, upstash.EnvURL)
-		}
 		return nil, &cliError{code: exitUsage, err: err}
 	}
 	return t, nil
