@@ -75,3 +75,16 @@ func TestBreakONoServerNamedSaysTheFlags(t *testing.T) {
 	assert.NotContains(t, r.stderr, "WithURL")
 	assert.Equal(t, 1, strings.Count(r.stderr, "UPSTASH_KAFKA_REST_URL"), r.stderr)
 }
+
+// breakO: a URL with a path the REST server does not serve (".../v1") is
+// said to be one, not an unknown topic (it matched transport.ErrUnknownTopic
+// and was told "the topic does not exist on the server").
+func TestBreakOWrongURLPathSaysSo(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	for _, args := range [][]string{{"call", "reports", "{}"}, {"notify", "reports", "{}"}, {"tail", "reports"}} {
+		r := runCLI(t, cleanEnv(), "", append(args, "--url", s.srv.URL+"/v1")...)
+		oneLineErr(t, r, 2, "unknown route", "check the path of --url")
+		assert.NotContains(t, r.stderr, "does not exist", args[0])
+	}
+}

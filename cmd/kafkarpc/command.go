@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -137,12 +138,21 @@ func describe(err error) string {
 		return msg + " (check --username/--password or UPSTASH_KAFKA_REST_USERNAME/UPSTASH_KAFKA_REST_PASSWORD; on Kafka, --kafka-sasl-* or KAFKA_SASL_*)"
 	case errors.Is(err, transport.ErrPermissionDenied):
 		return msg + " (these credentials may not use this topic)"
+	case isUnknownRoute(err):
+		return msg + " (check the path of --url: the REST API is served at the server's root)"
 	case errors.Is(err, transport.ErrUnknownTopic):
 		return msg + " (the topic does not exist on the server)"
 	case isUnreachable(err):
 		return msg + " (is the server at --url, or are the --brokers, running?)"
 	}
 	return msg
+}
+
+// isUnknownRoute reports a 404 for a path the REST server does not serve:
+// a wrong path in the URL.
+func isUnknownRoute(err error) bool {
+	var he *upstash.Error
+	return errors.As(err, &he) && he.Status == http.StatusNotFound && strings.HasPrefix(strings.ToLower(he.Message), "unknown route")
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
