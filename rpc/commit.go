@@ -174,6 +174,13 @@ func (r *serveRun) commit(parent context.Context) (made bool) {
 			r.s.log.Debug("rpc: partition moved to another member before its commit", "topic", marks[i].m.Topic, "partition", marks[i].m.Partition)
 		case isClosed(err):
 			return true // nothing more can be committed by this member
+		case parent.Err() != nil:
+			// Cut short by the stop (the committer's) or by the final
+			// commit's bound: not a failure to warn of. The stop's final
+			// commit takes these marks; one that runs out of time warns
+			// by itself.
+			r.s.log.Debug("rpc: commit cut short by the stop", "topic", marks[i].m.Topic, "partition", marks[i].m.Partition, "err", err)
+			return false
 		default:
 			ok = false
 			r.s.log.Warn("rpc: commit failed; will retry", "topic", marks[i].m.Topic, "partition", marks[i].m.Partition, "err", err)

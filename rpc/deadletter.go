@@ -84,8 +84,12 @@ func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
 		transport.Header{Key: HeaderDLQOffset, Value: strconv.FormatInt(m.Offset, 10)},
 		transport.Header{Key: HeaderDLQTime, Value: strconv.FormatInt(time.Now().UnixMilli(), 10)},
 	)
-	r.s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "id", d.to.id, "dlq", dlq.Topic, "replied", d.to.replyTo != "", "err", e.Message())
-	ok, _ := r.produce("dead letter", d.to.id, dlq)
+	ok, refused := r.produce("dead letter", d.to.id, dlq)
+	// Said once it is written: produce said it already when it was refused
+	// ("dead letter lost") or cut short by the stop.
+	if ok && refused == nil {
+		r.s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
+			"offset", m.Offset, "id", d.to.id, "dlq", dlq.Topic, "replied", d.to.replyTo != "", "err", e.Message())
+	}
 	return ok
 }

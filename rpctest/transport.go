@@ -104,7 +104,11 @@ const (
 //
 //	func TestConformance(t *testing.T) {
 //		rpctest.TestTransport(t, func(t testing.TB) transport.Transport {
-//			return memory.New(memory.WithPartitions(3))
+//			b, err := memory.New(memory.WithPartitions(3))
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return b
 //		}, rpctest.Features{Partitions: 3})
 //	}
 //

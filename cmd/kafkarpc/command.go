@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -85,6 +87,9 @@ func (c *command) exec(ctx context.Context, args []string, stdin io.Reader, stdo
 	fs.DurationVar(&g.connectTimeout, "connect-timeout", 10*time.Second, "give up reaching the server (retries included) after this long")
 	fs.BoolVar(&g.verbose, "verbose", false, "log the library's debug lines to stderr")
 	g.kafka.Register(fs)
+	// Register's text is kafka-rest's, which proxies --brokers and has an
+	// embedded broker without it; the CLI talks to the REST API without it.
+	fs.Lookup("brokers").Usage = "talk to Kafka at `host:port,...` directly instead of the REST API (default $" + kafka.EnvBrokers + " when no REST URL is given by --url or its variables)"
 	body := c.flags(fs, g)
 
 	pos, err := parseInterleaved(fs, args)
@@ -133,12 +138,21 @@ func describe(err error) string {
 		return msg + " (check --username/--password or UPSTASH_KAFKA_REST_USERNAME/UPSTASH_KAFKA_REST_PASSWORD; on Kafka, --kafka-sasl-* or KAFKA_SASL_*)"
 	case errors.Is(err, transport.ErrPermissionDenied):
 		return msg + " (these credentials may not use this topic)"
+	case isUnknownRoute(err):
+		return msg + " (check the path of --url: the REST API is served at the server's root)"
 	case errors.Is(err, transport.ErrUnknownTopic):
 		return msg + " (the topic does not exist on the server)"
 	case isUnreachable(err):
 		return msg + " (is the server at --url, or are the --brokers, running?)"
 	}
 	return msg
+}
+
+// isUnknownRoute reports a 404 for a path the REST server does not serve:
+// a wrong path in the URL.
+func isUnknownRoute(err error) bool {
+	var he *upstash.Error
+	return errors.As(err, &he) && he.Status == http.StatusNotFound && strings.HasPrefix(strings.ToLower(he.Message), "unknown route")
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -212,13 +226,30 @@ func openTransport(g *globals) (transport.Transport, error) {
 		opts = append(opts, upstash.WithURL(g.url))
 	}
 	if g.username != "" || g.password != "" {
-		opts = append(opts, upstash.WithCredentials(g.username, g.password))
+		// Each flag falls back to its own variable, as --help says: one
+		// flag given does not drop the other half of the pair.
+		user, pass := envCredentials()
+		opts = append(opts, upstash.WithCredentials(cmp.Or(g.username, user), cmp.Or(g.password, pass)))
+	}
+	if g.url == "" && os.Getenv(upstash.EnvURL) == "" && os.Getenv(upstash.EnvLegacyURL) == "" {
+		// The library's "use WithURL" names its Go option, not a flag.
+		return nil, usageErr("no server named: give --url or set %s (or --brokers or %s for Kafka)", upstash.EnvURL, kafka.EnvBrokers)
 	}
 	t, err := upstash.FromEnv(opts...)
 	if err != nil {
-		return nil, &cliError{code: exitUsage, err: fmt.Errorf("%w (give --url or set %s)", err, upstash.EnvURL)}
+		return nil, &cliError{code: exitUsage, err: err}
 	}
 	return t, nil
+}
+
+// envCredentials are the credentials of the environment, as upstash.FromEnv
+// reads them: the UPSTASH_ pair, else (neither set) the article's KAFKA_ pair.
+func envCredentials() (user, pass string) {
+	user, pass = os.Getenv(upstash.EnvUsername), os.Getenv(upstash.EnvPassword)
+	if user == "" && pass == "" {
+		user, pass = os.Getenv(upstash.EnvLegacyUsername), os.Getenv(upstash.EnvLegacyPassword)
+	}
+	return user, pass
 }
 
 // newClient opens the transport and an rpc client on it. The caller closes

@@ -50,6 +50,10 @@ func TestREADMEGoBlocks(t *testing.T) {
 			out, err := exec.CommandContext(ctx, bin).CombinedOutput()
 			require.NoError(t, err, "quick start failed:\n%s", out)
 			require.Contains(t, string(out), "report ready: r-1 42")
+			// A clean stop says nothing alarming (breakO: a paced commit
+			// cut short by the stop was logged as "commit failed", WARN).
+			require.NotContains(t, string(out), "WARN", "the quick start's clean stop warns")
+			require.NotContains(t, string(out), "ERROR", "the quick start's clean stop logs an error")
 		}
 	}
 }

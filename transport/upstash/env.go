@@ -2,6 +2,7 @@ package upstash
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -26,7 +27,8 @@ const (
 //   - URL: UPSTASH_KAFKA_REST_URL, else KAFKA_URL.
 //   - Credentials: UPSTASH_KAFKA_REST_USERNAME and UPSTASH_KAFKA_REST_PASSWORD,
 //     else KAFKA_USERNAME and KAFKA_PASSWORD. A username without a password
-//     (or the reverse) is an error; neither means no auth.
+//     (or the reverse) is an error, unless opts give the credentials
+//     ([WithCredentials]); neither means no auth.
 //   - KAFKA_GROUP and KAFKA_INSTANCE, when set, are the defaults for
 //     subscriptions that leave Group or Instance empty ([WithGroup],
 //     [WithInstance]).
@@ -34,10 +36,24 @@ const (
 // An empty variable counts as unset.
 func FromEnv(opts ...Option) (*Transport, error) {
 	envOpts, err := envOptions(os.Getenv)
-	if err != nil {
+	if err != nil && !(errors.Is(err, errHalfCredentials) && givesCredentials(opts)) {
 		return nil, err
 	}
 	return New(append(envOpts, opts...)...)
+}
+
+// errHalfCredentials marks the error of a username without a password (or
+// the reverse) in the environment: opts that give the credentials override
+// it, as they override the rest of the environment.
+var errHalfCredentials = errors.New("half a credentials pair")
+
+// givesCredentials reports whether opts set the credentials.
+func givesCredentials(opts []Option) bool {
+	var c config
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	return c.credsSet
 }
 
 func envOptions(getenv func(string) string) ([]Option, error) {
@@ -51,11 +67,12 @@ func envOptions(getenv func(string) string) ([]Option, error) {
 		user, pass = getenv(EnvLegacyUsername), getenv(EnvLegacyPassword)
 		userVar, passVar = EnvLegacyUsername, EnvLegacyPassword
 	}
+	var half error
 	switch {
 	case user != "" && pass == "":
-		return nil, fmt.Errorf("%w: %s is set but %s is not", ErrConfig, userVar, passVar)
+		half = fmt.Errorf("%w: %s is set but %s is not%w", ErrConfig, userVar, passVar, noText{errHalfCredentials})
 	case user == "" && pass != "":
-		return nil, fmt.Errorf("%w: %s is set but %s is not", ErrConfig, passVar, userVar)
+		half = fmt.Errorf("%w: %s is set but %s is not%w", ErrConfig, passVar, userVar, noText{errHalfCredentials})
 	case user != "":
 		opts = append(opts, WithCredentials(user, pass))
 	}
@@ -65,5 +82,11 @@ func envOptions(getenv func(string) string) ([]Option, error) {
 	if i := getenv(EnvLegacyInstance); i != "" {
 		opts = append(opts, WithInstance(i))
 	}
-	return opts, nil
+	return opts, half
 }
+
+// noText wraps an error for errors.Is without adding to the message.
+type noText struct{ err error }
+
+func (n noText) Error() string { return "" }
+func (n noText) Unwrap() error { return n.err }

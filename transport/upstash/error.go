@@ -82,6 +82,11 @@ func (e *Error) Unwrap() error {
 	case e.Status >= 400 && e.Status < 500 && strings.Contains(msg, "not assigned"),
 		commit && (e.Status == http.StatusConflict || e.Status == http.StatusNotFound):
 		return transport.ErrNotAssigned
+	case e.Status == http.StatusNotFound && strings.HasPrefix(msg, "unknown route"):
+		// kafka-rest's answer to a path it does not serve (a wrong prefix
+		// in the URL, say): its message names the path, "/topics" or
+		// "/produce", which is not a missing topic.
+		return nil
 	case e.Status == http.StatusNotFound && isTopicNotFound(e.Path, msg):
 		return transport.ErrUnknownTopic
 	case e.Status == http.StatusBadRequest:
