@@ -41,6 +41,7 @@ func TestBreakODeadLetterLoggedOnlyOnceWritten(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "dead letter lost") },
 		5*time.Second, 5*time.Millisecond, "the lost dead letter is logged")
 	assert.NotContains(t, logs.String(), "record dead-lettered", "nothing was dead-lettered")
+	assert.Zero(t, s.Stats().DeadLettered, "a dead letter refused is not counted")
 
 	// With the topic there, the line comes.
 	require.NoError(t, b.CreateTopic("odlq.dlq", 1))
@@ -48,4 +49,5 @@ func TestBreakODeadLetterLoggedOnlyOnceWritten(t *testing.T) {
 	require.Equal(t, rpc.CodeResourceExhausted, rpc.CodeOf(err))
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "record dead-lettered") },
 		5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, int64(1), s.Stats().DeadLettered)
 }

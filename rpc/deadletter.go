@@ -64,10 +64,6 @@ func isRetryable(err error) bool {
 // first.
 func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
 	m := &d.req.Message
-	r.s.deadLettered.Add(1)
-	if o := r.s.cfg.observer; o != nil {
-		o.Counted(Event{Kind: EventDeadLetter, Topic: m.Topic, Reason: reason})
-	}
 	dlq := transport.Message{
 		Topic:   m.Topic + DeadLetterSuffix,
 		Key:     m.Key,
@@ -88,6 +84,10 @@ func (r *serveRun) deadLetter(d *delivery, reason string, e *Error) bool {
 	// Said once it is written: produce said it already when it was refused
 	// ("dead letter lost") or cut short by the stop.
 	if ok && refused == nil {
+		r.s.deadLettered.Add(1)
+		if o := r.s.cfg.observer; o != nil {
+			o.Counted(Event{Kind: EventDeadLetter, Topic: m.Topic, Reason: reason})
+		}
 		r.s.log.Warn("rpc: record dead-lettered", "reason", reason, "topic", m.Topic, "partition", m.Partition,
 			"offset", m.Offset, "id", d.to.id, "dlq", dlq.Topic, "replied", d.to.replyTo != "", "err", e.Message())
 	}

@@ -56,7 +56,14 @@ func (c *Client) deliverTo(self *pendingCall, m *transport.Message) bool {
 			if o := c.cfg.observer; o != nil {
 				o.Counted(Event{Kind: EventLateReply, Topic: m.Topic})
 			}
-			if ok, skipped := c.lateLog.allow(time.Now()); ok {
+			if env.errCode == CodeDeadlineExceeded.String() {
+				// The server's answer to a request whose deadline had
+				// passed (the deadline travels with it): it comes after
+				// the call gave up by design, and each caller timeout
+				// would else log a warning besides its own error.
+				c.log.Debug("rpc: late reply dropped: the server answered deadline_exceeded after the call gave up",
+					"correlation_id", env.correlationID, "from", env.from)
+			} else if ok, skipped := c.lateLog.allow(time.Now()); ok {
 				c.log.Warn("rpc: late reply dropped: its call already gave up", "correlation_id", env.correlationID, "from", env.from,
 					"late_total", c.late.Load(), "not_logged_since_last", skipped)
 			}

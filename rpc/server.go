@@ -53,7 +53,8 @@ type ServerStats struct {
 	// Duplicates counts redelivered requests that the dedup window kept
 	// from running again.
 	Duplicates int64
-	// DeadLettered counts records sent to a dead-letter topic.
+	// DeadLettered counts records written to a dead-letter topic (one
+	// whose write was refused is not: Serve logs it as lost).
 	DeadLettered int64
 
 	// InFlight is how many records the running Serve has taken from the
