@@ -22,8 +22,9 @@ func NewMemoryBackend(b *memory.Broker) Backend {
 type memoryBackend struct{ *memory.Broker }
 
 var (
-	_ Member          = (*memory.Consumer)(nil)
-	_ CommittedLister = memoryBackend{}
+	_ Member              = (*memory.Consumer)(nil)
+	_ CommittedLister     = memoryBackend{}
+	_ CommittedSubscriber = memoryBackend{}
 )
 
 // producesAtOnce marks the embedded broker as an instantProducer: its
@@ -66,6 +67,13 @@ func (m memoryBackend) ListCommitted(_ context.Context, group string, tps []tran
 		out[i] = off
 	}
 	return out, nil
+}
+
+// SubscribeCommitted makes the embedded broker a [CommittedSubscriber]:
+// its join fixes where the group starts each partition without a
+// committed offset, so a refused one must not join at all.
+func (m memoryBackend) SubscribeCommitted(ctx context.Context, sub transport.Subscription) (transport.Consumer, []transport.TopicPartition, error) {
+	return m.Broker.SubscribeCommitted(ctx, sub)
 }
 
 // Ready reports whether the broker is open. The broker has no accessor for
