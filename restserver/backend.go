@@ -86,6 +86,28 @@ type CommittedLister interface {
 	ListCommitted(ctx context.Context, group string, tps []transport.TopicPartition) ([]int64, error)
 }
 
+// OffsetsLister is an optional method of a [Backend]: the first retained
+// or the next offsets of many partitions in one call, where Offsets would
+// take one round trip to the broker per partition (two ListOffsets
+// requests on Kafka: the start and the end).
+//
+// ListOffsets returns a slice as long as tps: out[i] is the first retained
+// offset of tps[i] when earliest is true, else the offset its next record
+// will get (the high watermark), as Offsets would answer. tps may name
+// several topics and repeat a partition. Any partition's failure fails the
+// call (nil slice), with the error Offsets would return for it: an unknown
+// topic wraps [transport.ErrUnknownTopic], a partition out of range
+// [transport.ErrInvalid]. Like every Backend method, it is safe for
+// concurrent use.
+//
+// The server uses it wherever it looks up more than one partition's
+// offsets (the consumer lag of /metrics, /offsets/earliest and
+// /offsets/latest, a /fetch); a backend without it is asked with Offsets,
+// several partitions at once.
+type OffsetsLister interface {
+	ListOffsets(ctx context.Context, tps []transport.TopicPartition, earliest bool) ([]int64, error)
+}
+
 // CommittedSubscriber is an optional method of a [Backend]: the join of a
 // consumer instance whose Kafka-Auto-Offset-Reset is none, which must not
 // start a partition that has no committed offset.

@@ -25,6 +25,7 @@ var (
 	_ Member              = (*memory.Consumer)(nil)
 	_ CommittedLister     = memoryBackend{}
 	_ CommittedSubscriber = memoryBackend{}
+	_ OffsetsLister       = memoryBackend{}
 )
 
 // producesAtOnce marks the embedded broker as an instantProducer: its
@@ -65,6 +66,23 @@ func (m memoryBackend) ListCommitted(_ context.Context, group string, tps []tran
 			return nil, err
 		}
 		out[i] = off
+	}
+	return out, nil
+}
+
+// ListOffsets makes the embedded broker an [OffsetsLister]: its Offsets
+// never waits, so this is Offsets of each partition in turn.
+func (m memoryBackend) ListOffsets(_ context.Context, tps []transport.TopicPartition, earliest bool) ([]int64, error) {
+	out := make([]int64, len(tps))
+	for i, tp := range tps {
+		first, next, err := m.Broker.Offsets(tp.Topic, tp.Partition)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = next
+		if earliest {
+			out[i] = first
+		}
 	}
 	return out, nil
 }
