@@ -86,6 +86,49 @@ type CommittedLister interface {
 	ListCommitted(ctx context.Context, group string, tps []transport.TopicPartition) ([]int64, error)
 }
 
+// OffsetsLister is an optional method of a [Backend]: the first retained
+// or the next offsets of many partitions in one call, where Offsets would
+// take one round trip to the broker per partition (two ListOffsets
+// requests on Kafka: the start and the end).
+//
+// ListOffsets returns a slice as long as tps: out[i] is the first retained
+// offset of tps[i] when earliest is true, else the offset its next record
+// will get (the high watermark), as Offsets would answer. tps may name
+// several topics and repeat a partition. Any partition's failure fails the
+// call (nil slice), with the error Offsets would return for it: an unknown
+// topic wraps [transport.ErrUnknownTopic], a partition out of range
+// [transport.ErrInvalid]. Like every Backend method, it is safe for
+// concurrent use.
+//
+// The server uses it wherever it looks up more than one partition's
+// offsets (the consumer lag of /metrics, /offsets/earliest and
+// /offsets/latest, a /fetch); a backend without it is asked with Offsets,
+// several partitions at once.
+type OffsetsLister interface {
+	ListOffsets(ctx context.Context, tps []transport.TopicPartition, earliest bool) ([]int64, error)
+}
+
+// CommittedSubscriber is an optional method of a [Backend]: the join of a
+// consumer instance whose Kafka-Auto-Offset-Reset is none, which must not
+// start a partition that has no committed offset.
+//
+// SubscribeCommitted is Subscribe, except for the partitions of the
+// member's first assignment without a committed offset: it fixes no start
+// for them (where Subscribe may commit the offset such a partition starts
+// at, or the broker keep it, so that the partition stays there when it
+// moves), and when there is one it returns them, sorted, with a nil
+// Consumer, having left the group (or not joined it): nothing is read,
+// committed or skipped on their behalf, and the server answers 400.
+// Partitions the member gets in later rebalances start by sub.Start, as
+// with Subscribe. The Consumer it returns implements [Member].
+//
+// A backend without it is joined with Subscribe, and the server then looks
+// up the committed offsets of the member's partitions: right only for a
+// backend whose Subscribe fixes no start by a commit.
+type CommittedSubscriber interface {
+	SubscribeCommitted(ctx context.Context, sub transport.Subscription) (c transport.Consumer, uncommitted []transport.TopicPartition, err error)
+}
+
 // Member is what a REST consumer instance needs of its group member: a
 // [transport.Consumer] plus the REST API's own commits. The server never
 // calls Poll concurrently on one Member; the other methods may run

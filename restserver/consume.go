@@ -372,14 +372,35 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			return nil, err
 		}
 	}
+	if cs, ok := s.backend.(CommittedSubscriber); ok && in.cfg.reset == "none" {
+		// Kafka's auto.offset.reset=none: fail when a partition the member
+		// starts with has no committed offset, with no start fixed for it.
+		// (Partitions handed over later by a rebalance start at the latest
+		// offset.)
+		c, missing, err := cs.SubscribeCommitted(ctx, sub)
+		if err != nil {
+			return nil, err
+		}
+		if len(missing) > 0 {
+			if c != nil {
+				_ = c.Close()
+			}
+			return nil, noCommitted(in.key.group, missing[0])
+		}
+		m, err := asMember(c)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Debug("kafka-rest: consumer instance joined", "group", in.key.group, "instance", in.key.name, "topics", topics)
+		return m, nil
+	}
 	m, err := s.subscribe(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
 	if in.cfg.reset == "none" {
-		// Kafka's auto.offset.reset=none: fail when a partition the member
-		// starts with has no committed offset. (Partitions handed over
-		// later by a rebalance start at the latest offset.)
+		// As above, for a backend that cannot join that way: right when
+		// its Subscribe fixes no start by a commit.
 		var tps []transport.TopicPartition
 		for topic, parts := range m.Assignment() {
 			for _, p := range parts {
@@ -389,9 +410,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 		offs, err := s.committedOf(ctx, in.key.group, tps)
 		if err == nil {
 			if i := slices.IndexFunc(offs, func(off int64) bool { return off < 0 }); i >= 0 {
-				err = errorf(http.StatusBadRequest,
-					"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d",
-					in.key.group, tps[i].Topic, tps[i].Partition)
+				err = noCommitted(in.key.group, tps[i])
 			}
 		}
 		if err != nil {
@@ -403,12 +422,25 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	return m, nil
 }
 
+// noCommitted is the 400 of a consume with Kafka-Auto-Offset-Reset none
+// whose instance would start tp, which group has no committed offset for.
+func noCommitted(group string, tp transport.TopicPartition) error {
+	return errorf(http.StatusBadRequest,
+		"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d (nothing was read or committed for it: commit an offset for it first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+		group, tp.Topic, tp.Partition)
+}
+
 // subscribe joins the backend's group as a Member.
 func (s *Server) subscribe(ctx context.Context, sub transport.Subscription) (Member, error) {
 	c, err := s.backend.Subscribe(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
+	return asMember(c)
+}
+
+// asMember is c as a Member; c is closed if it is not one.
+func asMember(c transport.Consumer) (Member, error) {
 	m, ok := c.(Member)
 	if !ok {
 		_ = c.Close()

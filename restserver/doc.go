@@ -56,7 +56,9 @@
 // reached by the earlier consumes are committed; they are committed too when
 // the instance is deleted, expires or the server closes.
 // Kafka-Auto-Offset-Reset "none" answers 400 when the group has no committed
-// offset for a partition the new instance starts with.
+// offset for a partition the new instance starts with; the instance is not
+// made, and nothing is committed or fixed as that partition's start (an
+// instance with earliest still reads it from its first record).
 //
 // Liveness of an instance: its group member heartbeats by itself while the
 // instance exists (Kafka-Session-Timeout-Ms is that member's session

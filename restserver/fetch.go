@@ -209,14 +209,14 @@ func (s *Server) fetch(r *http.Request, tpos []transport.Offset, timeout time.Du
 // and a fetch of a few thousand longer than the max timeout.
 func (s *Server) fetchNow(ctx context.Context, tpos []transport.Offset) ([]transport.Message, error) {
 	budget := fetchBudget{left: s.cfg.fetchMaxBytes, partition: s.cfg.fetchPartBytes}
-	var ends [][2]int64 // earliest and latest of tpos[i], when looked up first
+	var firsts, nexts []int64 // earliest and latest of tpos[i], when looked up first
 	if len(tpos) > 1 && !s.instant() {
-		ends = make([][2]int64, len(tpos))
-		err := s.lookupEach(ctx, len(tpos), func(ctx context.Context, i int) (err error) {
-			ends[i][0], ends[i][1], err = s.backend.Offsets(ctx, transport.TopicPartition{Topic: tpos[i].Topic, Partition: tpos[i].Partition})
-			return err
-		})
-		if err != nil {
+		tps := make([]transport.TopicPartition, len(tpos))
+		for i, t := range tpos {
+			tps[i] = transport.TopicPartition{Topic: t.Topic, Partition: t.Partition}
+		}
+		var err error
+		if firsts, nexts, err = s.boundsOf(ctx, tps); err != nil {
 			return nil, err
 		}
 	}
@@ -224,8 +224,8 @@ func (s *Server) fetchNow(ctx context.Context, tpos []transport.Offset) ([]trans
 	for i := range tpos {
 		t := &tpos[i]
 		var earliest, latest int64
-		if ends != nil {
-			earliest, latest = ends[i][0], ends[i][1]
+		if firsts != nil {
+			earliest, latest = firsts[i], nexts[i]
 		} else {
 			var err error
 			earliest, latest, err = s.backend.Offsets(ctx, transport.TopicPartition{Topic: t.Topic, Partition: t.Partition})
@@ -328,27 +328,30 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, seg []str
 	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	out := make([]transport.Offset, len(tps))
-	err = s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) error {
-		tp := tps[i]
-		off, err := s.offsetOf(ctx, which, at, tp.Topic, *tp.Partition)
-		out[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition, Offset: off}
-		return err
-	})
-	if err != nil {
-		return err
+	for i, tp := range tps {
+		out[i] = transport.Offset{Topic: tp.Topic, Partition: *tp.Partition}
+	}
+	if which == "earliest" || which == "latest" {
+		parts := make([]transport.TopicPartition, len(tps))
+		for i, o := range out {
+			parts[i] = transport.TopicPartition{Topic: o.Topic, Partition: o.Partition}
+		}
+		offs, err := s.offsetsOf(ctx, parts, which == "earliest")
+		if err != nil {
+			return err
+		}
+		for i := range out {
+			out[i].Offset = offs[i]
+		}
+	} else {
+		err = s.lookupEach(ctx, len(out), func(ctx context.Context, i int) (err error) {
+			out[i].Offset, err = s.backend.OffsetForTime(ctx, transport.TopicPartition{Topic: out[i].Topic, Partition: out[i].Partition}, at)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	writeOffsets(w, out)
 	return nil
-}
-
-func (s *Server) offsetOf(ctx context.Context, which string, at time.Time, topic string, p int32) (int64, error) {
-	switch which {
-	case "earliest", "latest":
-		earliest, latest, err := s.backend.Offsets(ctx, transport.TopicPartition{Topic: topic, Partition: p})
-		if which == "earliest" {
-			return earliest, err
-		}
-		return latest, err
-	}
-	return s.backend.OffsetForTime(ctx, transport.TopicPartition{Topic: topic, Partition: p}, at)
 }

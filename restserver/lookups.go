@@ -86,3 +86,72 @@ func (s *Server) committedOf(ctx context.Context, group string, tps []transport.
 	}
 	return out, nil
 }
+
+// offsetsOf returns the first retained offsets of tps (earliest) or their
+// next offsets, out[i] that of tps[i]: in one call on an [OffsetsLister]
+// backend, else with an Offsets for each, several at once (lookupEach). It
+// fails as a whole when one lookup fails.
+func (s *Server) offsetsOf(ctx context.Context, tps []transport.TopicPartition, earliest bool) ([]int64, error) {
+	if len(tps) == 0 {
+		return []int64{}, nil
+	}
+	if l, ok := s.backend.(OffsetsLister); ok {
+		return listOffsets(ctx, l, tps, earliest)
+	}
+	out := make([]int64, len(tps))
+	err := s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) error {
+		first, next, err := s.backend.Offsets(ctx, tps[i])
+		out[i] = next
+		if earliest {
+			out[i] = first
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// boundsOf returns the first retained and the next offsets of tps, as
+// offsetsOf does (on an [OffsetsLister], its two calls run at once).
+func (s *Server) boundsOf(ctx context.Context, tps []transport.TopicPartition) (first, next []int64, err error) {
+	if len(tps) == 0 {
+		return []int64{}, []int64{}, nil
+	}
+	if l, ok := s.backend.(OffsetsLister); ok {
+		var wg sync.WaitGroup
+		var errFirst error
+		wg.Go(func() { first, errFirst = listOffsets(ctx, l, tps, true) })
+		next, err = listOffsets(ctx, l, tps, false)
+		wg.Wait()
+		if err == nil {
+			err = errFirst
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return first, next, nil
+	}
+	first, next = make([]int64, len(tps)), make([]int64, len(tps))
+	err = s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) (err error) {
+		first[i], next[i], err = s.backend.Offsets(ctx, tps[i])
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return first, next, nil
+}
+
+// listOffsets is l.ListOffsets, checking the length of its answer.
+func listOffsets(ctx context.Context, l OffsetsLister, tps []transport.TopicPartition, earliest bool) ([]int64, error) {
+	out, err := l.ListOffsets(ctx, tps, earliest)
+	if err == nil && len(out) != len(tps) {
+		err = fmt.Errorf("restserver: the backend's ListOffsets answered %d offsets for %d partitions", len(out), len(tps))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

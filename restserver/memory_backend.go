@@ -22,8 +22,10 @@ func NewMemoryBackend(b *memory.Broker) Backend {
 type memoryBackend struct{ *memory.Broker }
 
 var (
-	_ Member          = (*memory.Consumer)(nil)
-	_ CommittedLister = memoryBackend{}
+	_ Member              = (*memory.Consumer)(nil)
+	_ CommittedLister     = memoryBackend{}
+	_ CommittedSubscriber = memoryBackend{}
+	_ OffsetsLister       = memoryBackend{}
 )
 
 // producesAtOnce marks the embedded broker as an instantProducer: its
@@ -66,6 +68,30 @@ func (m memoryBackend) ListCommitted(_ context.Context, group string, tps []tran
 		out[i] = off
 	}
 	return out, nil
+}
+
+// ListOffsets makes the embedded broker an [OffsetsLister]: its Offsets
+// never waits, so this is Offsets of each partition in turn.
+func (m memoryBackend) ListOffsets(_ context.Context, tps []transport.TopicPartition, earliest bool) ([]int64, error) {
+	out := make([]int64, len(tps))
+	for i, tp := range tps {
+		first, next, err := m.Broker.Offsets(tp.Topic, tp.Partition)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = next
+		if earliest {
+			out[i] = first
+		}
+	}
+	return out, nil
+}
+
+// SubscribeCommitted makes the embedded broker a [CommittedSubscriber]:
+// its join fixes where the group starts each partition without a
+// committed offset, so a refused one must not join at all.
+func (m memoryBackend) SubscribeCommitted(ctx context.Context, sub transport.Subscription) (transport.Consumer, []transport.TopicPartition, error) {
+	return m.Broker.SubscribeCommitted(ctx, sub)
 }
 
 // Ready reports whether the broker is open. The broker has no accessor for

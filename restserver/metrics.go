@@ -188,7 +188,8 @@ var lagTimeout = 5 * time.Second // a var for tests
 // lagWorkers is how many lookups of a scrape's consumer lag run at once:
 // each is a round trip to the broker (the committed offsets of a group's
 // partitions of a topic, or of one partition on a backend that is no
-// [CommittedLister]; the end offsets of a partition), and one after the
+// [CommittedLister]; the end offsets of a topic's partitions, or of one
+// partition on a backend that is no [OffsetsLister]), and one after the
 // other a few hundred partitions of a remote cluster filled lagTimeout.
 const lagWorkers = 16
 
@@ -201,7 +202,8 @@ const lagWorkers = 16
 // at once: first the committed offsets, of each group's partitions of a
 // topic in one call on a CommittedLister (one OffsetFetch on Kafka, where
 // one per partition made a scrape of P partitions P round trips, each
-// answering P offsets), then the end offsets of the partitions with one.
+// answering P offsets), then the end offsets of the partitions with one,
+// of each topic's partitions in one call on an OffsetsLister.
 func (s *Server) consumerLag(ctx context.Context) (map[lagKey]int64, int) {
 	s.mu.Lock()
 	insts := make([]*instance, 0, len(s.instances))
@@ -275,23 +277,43 @@ func (s *Server) consumerLag(ctx context.Context) (map[lagKey]int64, int) {
 		}
 	})
 
-	// The end offsets of the partitions with a committed offset.
-	var with []int
-	for i := range keys {
-		if committed[i] >= 0 {
-			with = append(with, i)
+	// The end offsets of the partitions with a committed offset, by
+	// lookups of keys[i] for i in a unit: a topic's partitions on an
+	// OffsetsLister (one ListOffsets per leader on Kafka, where Offsets of
+	// each made a scrape of P partitions 2P round trips), else one
+	// partition.
+	var endUnits [][]int
+	_, batched := s.backend.(OffsetsLister)
+	endUnitOf := map[string]int{}
+	for i, k := range keys {
+		if committed[i] < 0 {
+			continue
 		}
+		u, ok := endUnitOf[k.topic]
+		if !ok || !batched {
+			u = len(endUnits)
+			endUnitOf[k.topic] = u
+			endUnits = append(endUnits, nil)
+		}
+		endUnits[u] = append(endUnits[u], i)
 	}
-	lag := make(map[lagKey]int64, len(with))
-	forEachAtOnce(len(with), lagWorkers, func(j int) {
-		k := keys[with[j]]
-		_, latest, err := s.backend.Offsets(ctx, transport.TopicPartition{Topic: k.topic, Partition: k.partition})
+	lag := make(map[lagKey]int64, len(keys))
+	forEachAtOnce(len(endUnits), lagWorkers, func(u int) {
+		tps := make([]transport.TopicPartition, len(endUnits[u]))
+		for j, i := range endUnits[u] {
+			tps[j] = transport.TopicPartition{Topic: keys[i].topic, Partition: keys[i].partition}
+		}
+		ends, err := s.offsetsOf(ctx, tps, false)
 		mu.Lock()
 		defer mu.Unlock()
-		if err == nil {
-			lag[k] = max(latest-committed[with[j]], 0)
-		} else if ctx.Err() == context.DeadlineExceeded {
-			missed++
+		if err != nil {
+			if ctx.Err() == context.DeadlineExceeded {
+				missed += len(endUnits[u])
+			}
+			return
+		}
+		for j, i := range endUnits[u] {
+			lag[keys[i]] = max(ends[j]-committed[i], 0)
 		}
 	})
 	if missed > 0 {

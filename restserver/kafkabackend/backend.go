@@ -299,6 +299,49 @@ func (b *Backend) Offsets(ctx context.Context, tp transport.TopicPartition) (ear
 	return earliest, latest, err
 }
 
+var _ restserver.OffsetsLister = (*Backend)(nil)
+
+// ListOffsets returns the log start offsets (earliest) or the high
+// watermarks of tps: one ListOffsets request per leader of them (kgo splits
+// it), whatever their number, where Offsets makes two per partition. It
+// first checks from the metadata cache that every partition exists,
+// failing for the first of tps that does not.
+func (b *Backend) ListOffsets(ctx context.Context, tps []transport.TopicPartition, earliest bool) (_ []int64, err error) {
+	defer b.reach.explain("offsets", &err)
+	const what = "offsets"
+	if err := b.errIfClosed(what); err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(tps))
+	if len(tps) == 0 {
+		return out, nil
+	}
+	at := make(map[transport.TopicPartition]int, len(tps)) // -> index in parts
+	parts := make([]transport.Offset, 0, len(tps))
+	for _, tp := range tps {
+		if _, ok := at[tp]; ok {
+			continue
+		}
+		if err := b.partitionCheck(ctx, what, tp); err != nil {
+			return nil, err
+		}
+		at[tp] = len(parts)
+		parts = append(parts, transport.Offset{Topic: tp.Topic, Partition: tp.Partition})
+	}
+	ts := int64(-1)
+	if earliest {
+		ts = -2
+	}
+	offs, err := b.listOffsets(ctx, parts, ts)
+	if err != nil {
+		return nil, mapErr(what, err)
+	}
+	for i, tp := range tps {
+		out[i] = offs[at[tp]]
+	}
+	return out, nil
+}
+
 // OffsetForTime returns the first offset of tp whose record time is at or
 // after t, or the high watermark when there is none.
 func (b *Backend) OffsetForTime(ctx context.Context, tp transport.TopicPartition, t time.Time) (_ int64, err error) {

@@ -22,8 +22,10 @@
 //     them until the session timeout). Commits go through the instance's
 //     own client, only for partitions it owns now.
 //   - /fetch, /offsets, /topics, /committed: raw Fetch and ListOffsets to
-//     the leaders, kadm metadata, and one OffsetFetch naming just the
-//     partitions asked for, however many ([restserver.CommittedLister]).
+//     the leaders (one ListOffsets per leader for the partitions of a
+//     request or of a scrape's consumer lag, [restserver.OffsetsLister]),
+//     kadm metadata, and one OffsetFetch naming just the partitions asked
+//     for, however many ([restserver.CommittedLister]).
 //   - Errors: unknown topic 404, record too large 413, a rebalance in
 //     progress or a coordinator or leader moving 503 with Retry-After
 //     ([restserver.ErrUnavailable]), as are brokers that cannot be reached
@@ -53,5 +55,8 @@
 //     for partitions gained later), so records produced after the join are
 //     not skipped when the partition moves before any commit (Kafka would
 //     start the new owner at latest again). /committed shows that offset,
-//     and Kafka-Auto-Offset-Reset none then sees it as committed.
+//     and Kafka-Auto-Offset-Reset none then sees it as committed. An
+//     instance with none commits no such start: its join is refused when a
+//     partition it gets has no committed offset, and it leaves the group
+//     having committed nothing ([restserver.CommittedSubscriber]).
 package kafkabackend

@@ -1,9 +1,13 @@
 package kafkabackend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,13 +44,21 @@ type member struct {
 	pos       map[transport.TopicPartition]int64 // next offset after the last polled record
 	committed map[transport.TopicPartition]int64 // last offset committed by this member
 	starts    map[transport.TopicPartition]int64 // latest starts of uncommitted partitions, to commit
+	// strict: SubscribeCommitted's member, until its first assignment is
+	// accepted; uncommitted partitions assigned meanwhile go to missing,
+	// not to starts.
+	strict    bool
+	missing   map[transport.TopicPartition]struct{}
 	fenced    bool
 	closed    bool
 	closeErr  error
 	closeOnce sync.Once
 }
 
-var _ restserver.Member = (*member)(nil)
+var (
+	_ restserver.Member              = (*member)(nil)
+	_ restserver.CommittedSubscriber = (*Backend)(nil)
+)
 
 // Subscribe joins s.Group with its own client, as static member
 // s.Instance, and returns when the member's first assignment has its start
@@ -63,31 +75,54 @@ var _ restserver.Member = (*member)(nil)
 // idle expiry closes an instance that stops asking, and Close leaves the
 // group at once (LeaveGroup by instance id, as a static member's Close alone
 // would not).
-func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (_ transport.Consumer, err error) {
+func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (transport.Consumer, error) {
+	m, _, err := b.subscribe(ctx, s, false)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SubscribeCommitted makes the backend a [restserver.CommittedSubscriber]
+// (Kafka-Auto-Offset-Reset: none): it joins as Subscribe does, but when a
+// partition of the first assignment has no committed offset, it commits
+// nothing (Subscribe commits the latest start of such a partition) and
+// returns those partitions, having closed the member, which leaves the
+// group.
+func (b *Backend) SubscribeCommitted(ctx context.Context, s transport.Subscription) (transport.Consumer, []transport.TopicPartition, error) {
+	m, missing, err := b.subscribe(ctx, s, true)
+	if err != nil || len(missing) > 0 {
+		return nil, missing, err
+	}
+	return m, nil, nil
+}
+
+func (b *Backend) subscribe(ctx context.Context, s transport.Subscription, strict bool) (_ *member, _ []transport.TopicPartition, err error) {
 	defer b.reach.explain("subscribe", &err)
 	const what = "subscribe"
 	if err := b.errIfClosed(what); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.Group == "" || len(s.Topics) == 0 {
-		return nil, fmt.Errorf("kafkabackend: subscribe: a group and at least one topic are required: %w", transport.ErrInvalid)
+		return nil, nil, fmt.Errorf("kafkabackend: subscribe: a group and at least one topic are required: %w", transport.ErrInvalid)
 	}
 	for _, t := range s.Topics {
 		if b.cfg.autoCreate > 0 {
 			if _, err := b.meta.partitions(ctx, t, false); isUnknownTopic(err) {
 				if err := legalTopic(t); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 		}
 		if _, err := b.meta.creating(ctx, t, false); err != nil {
-			return nil, mapErr(fmt.Sprintf("subscribe to %q", t), err)
+			return nil, nil, mapErr(fmt.Sprintf("subscribe to %q", t), err)
 		}
 	}
 	m := &member{
 		b: b, sub: s, ready: make(chan struct{}),
 		owned: map[transport.TopicPartition]int64{}, pos: map[transport.TopicPartition]int64{},
 		committed: map[transport.TopicPartition]int64{}, starts: map[transport.TopicPartition]int64{},
+		strict: strict, missing: map[transport.TopicPartition]struct{}{},
 	}
 	reset := kgo.NewOffset().AtEnd()
 	if s.Start == transport.StartEarliest {
@@ -147,14 +182,14 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (_ tr
 	opts = append(opts, b.cfg.clientOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafkabackend: subscribe: %w: %w", err, transport.ErrInvalid)
+		return nil, nil, fmt.Errorf("kafkabackend: subscribe: %w: %w", err, transport.ErrInvalid)
 	}
 	m.cl = cl
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		cl.Close()
-		return nil, fmt.Errorf("kafkabackend: subscribe: %w", transport.ErrClosed)
+		return nil, nil, fmt.Errorf("kafkabackend: subscribe: %w", transport.ErrClosed)
 	}
 	b.members[m] = struct{}{}
 	b.mu.Unlock()
@@ -165,11 +200,15 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (_ tr
 	for {
 		select {
 		case <-m.ready:
+			if missing := m.accept(); len(missing) > 0 {
+				_ = m.Close()
+				return nil, missing, nil
+			}
 			if err := m.commitStarts(ctx); err != nil {
 				_ = m.Close()
-				return nil, err
+				return nil, nil, err
 			}
-			return m, nil
+			return m, nil, nil
 		default:
 		}
 		pctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -183,11 +222,29 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (_ tr
 			err = fmt.Errorf("kafkabackend: subscribe: the group %q did not assign partitions in time: %w", s.Group, ctx.Err())
 		}
 		_ = m.Close()
-		return nil, err
+		return nil, nil, err
 	}
 }
 
 func (m *member) setReady() { m.once.Do(func() { close(m.ready) }) }
+
+// accept ends a strict member's first assignment: it returns the
+// partitions assigned without a committed offset, sorted, or, when there
+// are none, makes later ones start as a member of Subscribe's does.
+func (m *member) accept() []transport.TopicPartition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.strict {
+		return nil
+	}
+	if len(m.missing) > 0 {
+		return slices.SortedFunc(maps.Keys(m.missing), func(x, y transport.TopicPartition) int {
+			return cmp.Or(strings.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
+		})
+	}
+	m.strict = false
+	return nil
+}
 
 func (m *member) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	n := 0
@@ -234,6 +291,9 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 			if at >= 0 {
 				m.committed[tp] = at // the group's committed offset
 			} else {
+				if m.strict {
+					m.missing[tp] = struct{}{} // refused: its start is not committed
+				}
 				lo, ok := ends.Lookup(t, p)
 				if starts != nil {
 					lo, ok = starts.Lookup(t, p)
@@ -243,7 +303,7 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 				}
 				at = lo.Offset
 				ps[p] = kgo.NewOffset().At(at).WithEpoch(-1)
-				if m.sub.Start == transport.StartLatest {
+				if m.sub.Start == transport.StartLatest && !m.strict {
 					m.starts[tp] = at
 				}
 			}
@@ -276,6 +336,7 @@ func (m *member) drop(parts map[string][]int32, notify bool) {
 			delete(m.pos, tp)
 			delete(m.committed, tp)
 			delete(m.starts, tp)
+			delete(m.missing, tp)
 		}
 	}
 	m.mu.Unlock()

@@ -173,6 +173,15 @@ func (g *group) noteExpiryLocked(c *Consumer) {
 // (Kafka's RangeAssignor).
 func (g *group) rebalanceLocked() {
 	members := g.sortedLocked()
+	assign := planLocked(members)
+	for _, c := range members {
+		g.assignLocked(c, assign[c], true)
+	}
+}
+
+// planLocked returns the partitions of each of members (sorted by
+// instance) by range assignment, as rebalanceLocked assigns them.
+func planLocked(members []*Consumer) map[*Consumer][]*partition {
 	assign := make(map[*Consumer][]*partition, len(members))
 	done := make(map[*topic]bool)
 	var subs []*Consumer
@@ -200,9 +209,7 @@ func (g *group) rebalanceLocked() {
 			}
 		}
 	}
-	for _, c := range members {
-		g.assignLocked(c, assign[c], true)
-	}
+	return assign
 }
 
 // assignLocked makes parts the partitions c owns. Partitions c keeps keep
@@ -258,13 +265,21 @@ func (g *group) leftLocked() {
 	if len(g.members) > 0 || len(g.gone) > 0 {
 		return
 	}
-	for _, gp := range g.parts {
-		if gp.committed >= 0 {
-			g.emptySince = g.b.now()
-			return
-		}
+	if g.hasCommittedLocked() {
+		g.emptySince = g.b.now()
+		return
 	}
 	g.deleteLocked()
+}
+
+// hasCommittedLocked reports whether the group holds a committed offset.
+func (g *group) hasCommittedLocked() bool {
+	for _, gp := range g.parts {
+		if gp.committed >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteLocked removes the group from its broker. Called with g.mu held.
@@ -314,20 +329,42 @@ func (b *Broker) Subscribe(ctx context.Context, s transport.Subscription) (trans
 	return c, nil
 }
 
+// SubscribeCommitted is Subscribe for a member that must not start a
+// partition without a committed offset (Kafka's auto.offset.reset=none):
+// when a partition the member would own on joining has none, nothing is
+// done (the group is not rebalanced, no member is fenced, and no start is
+// fixed for the partition, as the first owner's join fixes it) and those
+// partitions are returned, sorted, with a nil Consumer. Otherwise it is
+// Subscribe: partitions the member gets in later rebalances start by
+// s.Start.
+func (b *Broker) SubscribeCommitted(ctx context.Context, s transport.Subscription) (transport.Consumer, []transport.TopicPartition, error) {
+	c, missing, err := b.joinAs(ctx, s, true)
+	if err != nil || len(missing) > 0 {
+		return nil, missing, err
+	}
+	return c, nil, nil
+}
+
 // join is Subscribe returning the *Consumer.
 func (b *Broker) join(ctx context.Context, s transport.Subscription) (*Consumer, error) {
+	c, _, err := b.joinAs(ctx, s, false)
+	return c, err
+}
+
+// joinAs is join; with committedOnly, it is SubscribeCommitted's join.
+func (b *Broker) joinAs(ctx context.Context, s transport.Subscription, committedOnly bool) (*Consumer, []transport.TopicPartition, error) {
 	if b.closed.Load() {
-		return nil, errBrokerClosed
+		return nil, nil, errBrokerClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := validSubscription(s); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	topics, names, err := b.topicsFor("subscribe to", s.Topics)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := newConsumer(b, nil, s.Instance, topics, names)
 	if c.instance == "" {
@@ -339,13 +376,26 @@ func (b *Broker) join(ctx context.Context, s transport.Subscription) (*Consumer,
 	c.onRevoked = s.OnRevoked
 	g, err := b.lockedGroup(s.Group)
 	if err != nil {
-		return nil, err
+		c.unhook()
+		return nil, nil, err
 	}
 	defer g.mu.Unlock()
 	c.g = g
 	now := b.now()
 	c.lastSeen = now
-	g.expireLocked(now)
+	expired := g.expireLocked(now)
+	if committedOnly {
+		if missing := g.uncommittedForLocked(c); len(missing) > 0 {
+			c.unhook()
+			if expired {
+				g.rebalanceLocked()
+			}
+			if len(g.members) == 0 && len(g.gone) == 0 && !g.hasCommittedLocked() {
+				g.deleteLocked() // made by this call: it goes again
+			}
+			return nil, missing, nil
+		}
+	}
 	if old := g.members[c.instance]; old != nil {
 		delete(g.members, c.instance)
 		g.assignLocked(old, nil, false)
@@ -358,7 +408,29 @@ func (b *Broker) join(ctx context.Context, s transport.Subscription) (*Consumer,
 	g.members[c.instance] = c
 	g.noteExpiryLocked(c)
 	g.rebalanceLocked()
-	return c, nil
+	return c, nil, nil
+}
+
+// uncommittedForLocked returns the partitions without a committed offset
+// that c, not yet a member, would own if it joined now (replacing a
+// member with its instance), sorted.
+func (g *group) uncommittedForLocked(c *Consumer) []transport.TopicPartition {
+	members := []*Consumer{c}
+	for inst, m := range g.members {
+		if inst != c.instance {
+			members = append(members, m)
+		}
+	}
+	slices.SortFunc(members, func(x, y *Consumer) int { return strings.Compare(x.instance, y.instance) })
+	parts := planLocked(members)[c]
+	slices.SortFunc(parts, comparePartitions)
+	var missing []transport.TopicPartition
+	for _, p := range parts {
+		if gp := g.parts[p]; gp == nil || gp.committed < 0 {
+			missing = append(missing, transport.TopicPartition{Topic: p.topic.name, Partition: p.index})
+		}
+	}
+	return missing
 }
 
 // validSubscription checks what Subscribe refuses before touching topics.
