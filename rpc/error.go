@@ -135,10 +135,22 @@ type timeoutError struct{}
 func (timeoutError) Error() string { return "rpc: call timed out" }
 func (timeoutError) Unwrap() error { return context.DeadlineExceeded }
 
-// callTimedOut is the error of a call on topic whose deadline passed.
+// callTimedOut is the error of a call on topic whose deadline passed
+// while it waited for its reply.
 func callTimedOut(topic string) error {
-	return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, context.DeadlineExceeded))
+	return NewError(CodeDeadlineExceeded, callTimeout{topic})
 }
+
+// callTimeout says, once, which call timed out; it is ErrTimeout and
+// wraps context.DeadlineExceeded. (Wrapped in turn, the message read
+// "rpc: call timed out: rpc: call reports: context deadline exceeded".)
+type callTimeout struct{ topic string }
+
+func (e callTimeout) Error() string {
+	return "rpc: call " + e.topic + ": no reply before the deadline (" + context.DeadlineExceeded.Error() + ")"
+}
+func (callTimeout) Is(target error) bool { return target == ErrTimeout }
+func (callTimeout) Unwrap() error        { return context.DeadlineExceeded }
 
 // callClosed is the error of a call on topic ended by Client.Close.
 func callClosed(topic string) error {

@@ -61,3 +61,25 @@ func TestLateDeadlineExceededReplyIsNotAWarning(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "late reply dropped") }, 10*time.Second, 5*time.Millisecond)
 	assert.Contains(t, logs.String(), "level=WARN")
 }
+
+// A call that timed out says so once, naming the call: the message read
+// "deadline_exceeded: rpc: call timed out: rpc: call X: context deadline
+// exceeded". It is still rpc.ErrTimeout and context.DeadlineExceeded.
+func TestCallTimeoutSaysSoOnce(t *testing.T) {
+	b := newBroker(t)
+	s, err := rpc.NewServer(b, rpc.WithName("saysonce"), quiet)
+	require.NoError(t, err)
+	rpc.Handle(s, "saysonce", func(ctx context.Context, _ string) (string, error) {
+		<-ctx.Done()
+		time.Sleep(200 * time.Millisecond) // no answer before the caller gives up
+		return "", ctx.Err()
+	})
+	startServe(t, s)
+	c := newClient(t, b)
+	_, err = rpc.Call[string](t.Context(), c, "saysonce", "x", rpc.WithTimeout(100*time.Millisecond))
+	require.Error(t, err)
+	assert.Equal(t, "deadline_exceeded: rpc: call saysonce: no reply before the deadline (context deadline exceeded)", err.Error())
+	assert.ErrorIs(t, err, rpc.ErrTimeout)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, rpc.CodeDeadlineExceeded, rpc.CodeOf(err))
+}
