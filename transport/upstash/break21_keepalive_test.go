@@ -83,14 +83,59 @@ func TestBreak21KeepAliveFenceIsRemembered(t *testing.T) {
 
 // GET /committed with no body, the keep-alive's request, never makes an
 // instance: for an unknown one it answers 400 (with or without an
-// incarnation), and the server has none afterwards; nor does it remember
-// the token (a consume of that token later is a plain new instance).
+// incarnation), and the server has none afterwards. At the instance cap
+// it is answered the same, and the cap still holds.
 func TestBreak21CommittedNeverCreates(t *testing.T) {
-	s := startServer(t, serverConfig{})
+	s := startServer(t, serverConfig{server: []restserver.Option{restserver.WithMaxInstances(1)}})
 	for _, token := range []string{"", "tok-1"} {
 		code, body := rawCommitted(t, s.URL, "g", "nobody", token)
 		assert.Equal(t, http.StatusBadRequest, code, body)
 		assert.True(t, strings.Contains(body, "does not exist"), body)
 	}
 	assert.Zero(t, s.REST.Stats().Instances)
+
+	tr := newTestTransport(t, s.URL, WithoutRetry())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := tr.Subscribe(ctx, transport.Subscription{Group: "g", Instance: "first", Topics: []string{"jobs"}})
+	require.NoError(t, err)
+	defer c.Close()
+	code, body := rawCommitted(t, s.URL, "g", "second", "tok-2")
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	_, err = tr.Subscribe(ctx, transport.Subscription{Group: "g", Instance: "second", Topics: []string{"jobs"}})
+	var he *Error
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, http.StatusServiceUnavailable, he.Status, "the instance cap")
+	assert.Equal(t, 1, s.REST.Stats().Instances)
+}
+
+// Close and a second Subscribe of the same instance on the same Transport
+// race keep-alives sent every millisecond: a keep-alive in flight when the
+// delete lands never leaves an instance behind, and no keep-alive
+// goroutine outlives its consumer.
+func TestBreak21KeepAliveRacesCloseAndResubscribe(t *testing.T) {
+	s := startServer(t, serverConfig{})
+	spy, hc := newKeepAliveSpy(t)
+	tr := newTestTransport(t, s.URL, WithInstanceKeepAlive(time.Millisecond), WithHTTPClient(hc))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	sub := transport.Subscription{Group: "g", Instance: "w1", Topics: []string{"jobs"}}
+	for i := range 30 {
+		c, err := tr.Subscribe(ctx, sub)
+		require.NoError(t, err)
+		sent := spy.sent.Load()
+		require.Eventually(t, func() bool { return spy.sent.Load() > sent }, 5*time.Second, 100*time.Microsecond)
+		if i%2 == 0 {
+			require.NoError(t, c.Close())
+			require.Zero(t, keepAlives(), "keep-alive after Close")
+			continue
+		}
+		// Replaced by the next Subscribe on this Transport.
+		defer c.Close()
+	}
+	require.Eventually(t, func() bool { return keepAlives() <= 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, tr.Close())
+	assert.Zero(t, keepAlives())
+	require.Never(t, func() bool { return s.REST.Stats().Instances != 0 }, 200*time.Millisecond, 5*time.Millisecond,
+		"an instance was left behind")
 }
