@@ -84,7 +84,8 @@ func TestBreak21KeepAliveFenceIsRemembered(t *testing.T) {
 // GET /committed with no body, the keep-alive's request, never makes an
 // instance: for an unknown one it answers 400 (with or without an
 // incarnation), and the server has none afterwards. At the instance cap
-// it is answered the same, and the cap still holds.
+// it is answered the same, and the cap still holds; the Subscribe the cap
+// refuses leaves no keep-alive behind.
 func TestBreak21CommittedNeverCreates(t *testing.T) {
 	s := startServer(t, serverConfig{server: []restserver.Option{restserver.WithMaxInstances(1)}})
 	for _, token := range []string{"", "tok-1"} {
@@ -107,6 +108,7 @@ func TestBreak21CommittedNeverCreates(t *testing.T) {
 	require.ErrorAs(t, err, &he)
 	assert.Equal(t, http.StatusServiceUnavailable, he.Status, "the instance cap")
 	assert.Equal(t, 1, s.REST.Stats().Instances)
+	assert.Equal(t, 1, keepAlives(), "a failed Subscribe left a keep-alive running")
 }
 
 // Close and a second Subscribe of the same instance on the same Transport
