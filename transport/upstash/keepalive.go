@@ -28,7 +28,8 @@ import (
 // does not enforce the interval, the idle expiry that follows is what
 // frees its partitions), and the keep-alive must not keep it in the group.
 // It stops for good when the server says the instance was replaced
-// (transport.ErrFenced), and until the next consume when the server
+// (transport.ErrFenced: the consumer is then fenced, as by a Poll that met
+// the fence), and until the next consume when the server
 // refuses it otherwise (the instance is gone: only a consume makes one).
 
 // serverMaxPollInterval is the max poll interval a member takes on the
@@ -94,8 +95,15 @@ func (c *consumer) keepAlive(every, maxPoll time.Duration) {
 		case c.liveCtx.Err() != nil:
 			return
 		case errors.Is(err, transport.ErrFenced):
-			c.t.log.Info("upstash: consumer instance replaced by a newer one; keep-alives stop",
+			// The server's word, as a Poll that met it takes it: the
+			// consumer is fenced from now on. (The server remembers a
+			// replaced incarnation only for its instance expiry after the
+			// successor's last request: the next consume, later, would
+			// make the instance again for a process that must stop, and
+			// it would go on without keep-alives.)
+			c.t.log.Info("upstash: consumer instance replaced by a newer one; keep-alives stop and the consumer is fenced",
 				"group", c.key.group, "instance", c.key.instance)
+			c.fence()
 			return
 		case errors.As(err, &he) && !he.Temporary():
 			paused = consumed

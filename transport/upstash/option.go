@@ -391,7 +391,9 @@ func WithSetupTimeout(d time.Duration) Option {
 // not polled for its max poll interval (Subscription.MaxPollInterval, or 5
 // minutes, the server's default, when that is zero): a stuck owner is
 // dropped by its server all the same, and its instance then expires. It
-// stops too when the instance was replaced (transport.ErrFenced), and
+// stops too when the instance was replaced (transport.ErrFenced: the
+// consumer's Poll and Commit then fail with it, as after a Poll that met
+// the fence), and
 // until the next Poll when the server refuses it (the instance is gone),
 // and ends with Close.
 //
