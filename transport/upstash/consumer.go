@@ -42,7 +42,7 @@ type consumer struct {
 	// liveCtx ends with stopped (and reqCtx): the keep-alive's.
 	liveCtx    context.Context
 	liveCancel context.CancelFunc
-	// consumed is when the last consume request ended, in unix ns: the
+	// consumed is when the last consume request ended (monoNow): the
 	// keep-alive is due an interval after it, and stops a max poll
 	// interval after it (keepalive.go).
 	consumed atomic.Int64

@@ -2,6 +2,7 @@ package upstash
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -59,8 +60,13 @@ func (c *consumer) keepAlive(every, maxPoll time.Duration) {
 	timer := time.NewTimer(every)
 	defer timer.Stop()
 	var (
-		sent   int64      // unix ns when the last keep-alive was sent
+		sent   int64      // monoNow when the last keep-alive was sent
 		paused int64 = -1 // c.consumed when the server refused one: none until it changes
+		// early brings each keep-alive forward by up to a tenth of the
+		// interval, drawn anew after each: consumers whose last consumes
+		// ended together (a process's, when its server stalled) do not
+		// stay in step and ping together every interval.
+		early int64
 	)
 	for {
 		select {
@@ -68,9 +74,9 @@ func (c *consumer) keepAlive(every, maxPoll time.Duration) {
 		case <-c.liveCtx.Done():
 			return
 		}
-		now := time.Now().UnixNano()
+		now := monoNow()
 		consumed := c.consumed.Load()
-		if due := max(consumed, sent) + int64(every); now < due {
+		if due := max(consumed, sent) + int64(every) - early; now < due {
 			timer.Reset(time.Duration(due - now))
 			continue
 		}
@@ -87,8 +93,9 @@ func (c *consumer) keepAlive(every, maxPoll time.Duration) {
 		// after it ended: a ping that retried for a while (up to
 		// Backoff.MaxElapsed) does not push the next one back.
 		sent = now
+		early = rand.Int64N(int64(every)/10 + 1)
 		err := c.ping()
-		timer.Reset(max(time.Until(time.Unix(0, sent).Add(every)), 0))
+		timer.Reset(max(time.Duration(sent+int64(every)-early-monoNow()), 0))
 		var he *Error
 		switch {
 		case err == nil:
@@ -137,4 +144,12 @@ func (c *consumer) consuming() bool {
 
 // noteConsumed notes the end of a consume request: the server's member
 // polled no later than now.
-func (c *consumer) noteConsumed() { c.consumed.Store(time.Now().UnixNano()) }
+func (c *consumer) noteConsumed() { c.consumed.Store(monoNow()) }
+
+// monoBase is the origin of the keep-alive's times (monoNow).
+var monoBase = time.Now()
+
+// monoNow is the time since monoBase in ns, on the monotonic clock: a step
+// of the wall clock (an NTP correction, a VM resumed) moves neither the
+// keep-alive's next one nor its max poll bound.
+func monoNow() int64 { return int64(time.Since(monoBase)) }
