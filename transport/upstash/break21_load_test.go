@@ -21,7 +21,6 @@ import (
 type burstSpy struct {
 	base            *http.Transport
 	sent, now, most atomic.Int64
-	conns           atomic.Int64
 }
 
 func (s *burstSpy) RoundTrip(r *http.Request) (*http.Response, error) {

@@ -401,8 +401,10 @@ func (tl *tailer) Commit(context.Context, ...transport.Message) error {
 // is idempotent and makes no request.
 func (tl *tailer) Close() error {
 	tl.closeOnce.Do(func() {
+		// Cancelled under fmu, which startFetch holds while it checks
+		// tl.ctx and adds to tl.fetches: no fetch starts after this.
+		tl.fmu.Lock()
 		tl.cancel()
-		tl.fmu.Lock() // no fetch starts after this
 		tl.fmu.Unlock()
 		tl.fetches.Wait() // a tail of several topics: fetches left in flight end with tl.ctx
 		tl.t.mu.Lock()
