@@ -44,12 +44,12 @@ func startDedupReader(ctx context.Context, s *Server, w *dedupWindow) (*dedupRea
 		Start:  transport.StartEarliest,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
+		return nil, fmt.Errorf("replay dedup topic %q: %w", topic, err)
 	}
 	d := &dedupReader{s: s, w: w, cons: cons, waiting: make(map[string]chan struct{}), poke: make(chan struct{}, 1)}
 	if err := d.catchUp(ctx); err != nil {
 		cons.Close()
-		return nil, fmt.Errorf("rpc: dedup topic %q: %w", topic, err)
+		return nil, fmt.Errorf("replay dedup topic %q: %w", topic, err)
 	}
 	return d, nil
 }

@@ -36,6 +36,9 @@ type Server struct {
 	unhandled func(ctx context.Context, r *Request) error
 	topics    map[string]struct{}
 	serving   bool
+	// dlqChecked holds the served topics whose dead-letter topic was
+	// checked (see checkDeadLetterTopics).
+	dlqChecked map[string]struct{}
 
 	dedup        *dedupWindow // nil when off; outlives Serve calls
 	handled      atomic.Int64
@@ -94,13 +97,14 @@ func NewServer(t transport.Transport, opts ...ServerOption) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		t:      t,
-		p:      newProducer(t),
-		cfg:    cfg,
-		log:    cfg.logger.With("rpc.server", cfg.name),
-		routes: make(map[string]HandlerFunc),
-		legacy: make(map[string]HandlerFunc),
-		topics: make(map[string]struct{}),
+		t:          t,
+		p:          newProducer(t),
+		cfg:        cfg,
+		log:        cfg.logger.With("rpc.server", cfg.name),
+		routes:     make(map[string]HandlerFunc),
+		legacy:     make(map[string]HandlerFunc),
+		topics:     make(map[string]struct{}),
+		dlqChecked: make(map[string]struct{}),
 	}
 	if cfg.dedupSize > 0 {
 		s.dedup = newDedupWindow(cfg.dedupSize, cfg.dedupAge)
@@ -187,6 +191,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err != nil {
 		return s.startFailed(ctx, fmt.Errorf("rpc: Serve: join group %q: %w", s.cfg.group, err))
 	}
+	defer s.checkDeadLetterTopics(ctx, topics)()
 	return newServeRun(s, cons, track, dr).serve(ctx)
 }
 

@@ -150,13 +150,15 @@ type Transport interface {
 	// Offset and Time filled in. It either appends all of msgs or, on error,
 	// none that it can know of (a transport that loses a response may not
 	// know). Errors wrap ErrInvalid (empty topic, partition out of range),
-	// ErrUnknownTopic, ErrMessageTooLarge or ErrClosed where those apply.
+	// ErrUnknownTopic, ErrMessageTooLarge, ErrUnavailable or ErrClosed
+	// where those apply.
 	Produce(ctx context.Context, msgs ...Message) ([]Message, error)
 
 	// Subscribe joins a consumer group. When Subscribe returns, the
 	// member's starting positions are fixed: a record produced afterwards
 	// to a subscribed topic is delivered to some member of the group. A
-	// missing Group or Topics, or an empty topic name, is ErrInvalid.
+	// missing Group or Topics, or an empty topic name, is ErrInvalid; a
+	// server that could not be reached until ctx's deadline, ErrUnavailable.
 	Subscribe(ctx context.Context, s Subscription) (Consumer, error)
 
 	// Close releases the transport. Consumers it created stop working.
@@ -211,6 +213,19 @@ type Tailer interface {
 	Tail(ctx context.Context, topics ...string) (Consumer, error)
 }
 
+// TopicChecker is an optional Transport capability: it tells which topics
+// cannot be produced to, without producing. The rpc server uses it at the
+// start of Serve to warn of a dead-letter topic that is missing, which
+// would otherwise show only when a record that cannot be served is lost.
+type TopicChecker interface {
+	// MissingTopics returns those of topics that do not exist, in the order
+	// given. Where the server creates topics on first use, a missing topic
+	// may be created by the question (as a Produce would create it) and is
+	// then not returned: only a topic a Produce would fail on with
+	// ErrUnknownTopic is.
+	MissingTopics(ctx context.Context, topics ...string) ([]string, error)
+}
+
 // Errors shared by transports. Transports wrap them with detail; test them
 // with errors.Is.
 var (
@@ -236,4 +251,16 @@ var (
 	// ErrPermissionDenied: the credentials do not allow the operation. A
 	// retry cannot help.
 	ErrPermissionDenied = errors.New("transport: permission denied")
+	// ErrUnavailable: the server could not be reached (connection refused
+	// or reset, no route, DNS failure, no answer in time), or answered
+	// that it cannot serve now (HTTP 5xx, 429), until the transport's
+	// retries gave up: the caller's deadline (a setup timeout, say) came
+	// first, or the transport's own retry limits did. It says nothing of
+	// the request itself: the same call may succeed once the server is
+	// back. A transport that retries wraps it in the error it returns when
+	// it gives up, with the last attempt's error; one that cannot tell an
+	// unreachable server from a slow one (a request that hung until the
+	// deadline without any attempt failing first) returns the deadline
+	// alone. The embedded broker never returns it.
+	ErrUnavailable = errors.New("transport: server unavailable")
 )

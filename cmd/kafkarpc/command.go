@@ -160,7 +160,7 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 func isUnreachable(err error) bool {
 	var ue *url.Error
 	var oe *net.OpError
-	return errors.As(err, &ue) || errors.As(err, &oe)
+	return errors.Is(err, transport.ErrUnavailable) || errors.As(err, &ue) || errors.As(err, &oe)
 }
 
 // isTransportErr reports whether err came from the transport (refused,

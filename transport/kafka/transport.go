@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,14 +48,18 @@ type topicMeta struct {
 }
 
 var (
-	_ transport.Transport = (*Transport)(nil)
-	_ transport.Tailer    = (*Transport)(nil)
+	_ transport.Transport    = (*Transport)(nil)
+	_ transport.Tailer       = (*Transport)(nil)
+	_ transport.TopicChecker = (*Transport)(nil)
 )
 
 // New connects to a Kafka cluster. Brokers or WithConfig is required. It
-// contacts the brokers before returning, so unreachable brokers or refused
-// credentials (an error wrapping transport.ErrUnauthenticated) fail here,
-// within SetupTimeout.
+// contacts the brokers before returning, so unreachable brokers (an error
+// wrapping transport.ErrUnavailable) or refused credentials (one wrapping
+// transport.ErrUnauthenticated) fail here, within SetupTimeout. Later, a
+// broker that cannot be reached once franz-go's own retries gave up (a
+// refused or timed-out connection, a DNS failure, BROKER_NOT_AVAILABLE and
+// the like) is an error wrapping transport.ErrUnavailable too.
 func New(opts ...Option) (*Transport, error) {
 	o := defaults()
 	for _, opt := range opts {
@@ -92,7 +98,12 @@ func New(opts ...Option) (*Transport, error) {
 		if err = mapErr(err); errors.Is(err, transport.ErrUnauthenticated) {
 			return nil, fmt.Errorf("kafka: brokers %s refused the SASL %s credentials of user %q: %w", strings.Join(o.cfg.Brokers, ","), o.cfg.SASLMechanism, o.cfg.SASLUsername, err)
 		}
-		return nil, fmt.Errorf("kafka: cannot reach brokers %s within %v: %w", strings.Join(o.cfg.Brokers, ","), o.setupTimeout, mapErr(err))
+		if !errors.Is(err, transport.ErrUnavailable) {
+			// A listener that never answers runs out the timeout: a
+			// deadline, as unreachable as a refused port.
+			err = fmt.Errorf("%w: %w", transport.ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("kafka: cannot reach brokers %s within %v: %w", strings.Join(o.cfg.Brokers, ","), o.setupTimeout, err)
 	}
 	t.cl, t.adm = cl, kadm.NewClient(cl)
 	return t, nil
@@ -300,6 +311,10 @@ func mapErr(err error) error {
 		s = transport.ErrClosed
 	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
 		s = transport.ErrOutcomeUnknown
+	case isNetError(err), errors.Is(err, kerr.BrokerNotAvailable), errors.Is(err, kerr.CoordinatorNotAvailable),
+		errors.Is(err, kerr.LeaderNotAvailable):
+		// franz-go retried (dialing, metadata) until it gave up.
+		s = transport.ErrUnavailable
 	default:
 		return err
 	}
@@ -307,6 +322,14 @@ func mapErr(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", s, err)
+}
+
+// isNetError reports whether err is a failure to reach a broker (a refused,
+// reset or timed-out connection, a DNS failure), as franz-go returns it.
+func isNetError(err error) bool {
+	var oe *net.OpError
+	var de *net.DNSError
+	return errors.As(err, &oe) || errors.As(err, &de)
 }
 
 // partitions returns topic's partition count, from a cache of metadata no
@@ -405,6 +428,26 @@ func (t *Transport) awaitTopic(ctx context.Context, topic string) (topicMeta, er
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// MissingTopics implements transport.TopicChecker: the topics whose metadata
+// the brokers do not have. With AutoCreateTopics, a missing topic is created
+// first, as a Produce would create it.
+func (t *Transport) MissingTopics(ctx context.Context, topics ...string) ([]string, error) {
+	if t.isClosed() {
+		return nil, fmt.Errorf("kafka: missing topics: %w", transport.ErrClosed)
+	}
+	var out []string
+	for _, tp := range topics {
+		if _, err := t.partitions(ctx, tp); errors.Is(err, transport.ErrUnknownTopic) {
+			if !slices.Contains(out, tp) {
+				out = append(out, tp)
+			}
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // checkTopics makes sure each topic exists (or is created).

@@ -35,9 +35,10 @@ import (
 
 // Interface checks.
 var (
-	_ transport.Transport = (*Broker)(nil)
-	_ transport.Tailer    = (*Broker)(nil)
-	_ transport.Consumer  = (*Consumer)(nil)
+	_ transport.Transport    = (*Broker)(nil)
+	_ transport.Tailer       = (*Broker)(nil)
+	_ transport.TopicChecker = (*Broker)(nil)
+	_ transport.Consumer     = (*Consumer)(nil)
 )
 
 var errBrokerClosed = fmt.Errorf("memory: broker is closed: %w", transport.ErrClosed)
@@ -584,4 +585,25 @@ func (b *Broker) Close() error {
 	b.closeDisk()
 	b.topics.Clear()
 	return nil
+}
+
+// MissingTopics implements transport.TopicChecker: the topics the broker
+// does not have and, with auto-creation off (WithAutoCreate), a Produce
+// would fail on. With auto-creation on nothing is missing: a Produce
+// creates the topic.
+func (b *Broker) MissingTopics(ctx context.Context, topics ...string) ([]string, error) {
+	if b.closed.Load() {
+		return nil, errBrokerClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range topics {
+		if b.cfg.autoCreate || b.lookup(name) != nil || slices.Contains(out, name) {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out, nil
 }

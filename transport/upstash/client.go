@@ -109,18 +109,33 @@ func withoutRedirects(c *http.Client) *http.Client {
 // call sends r, retrying 5xx, 429 and connection errors with exponential
 // backoff while ctx lasts, and decodes a 2xx JSON answer into out (unless
 // out is nil). A non-2xx answer is returned as an *Error; an ended ctx as
-// an error wrapping ctx.Err().
+// an error wrapping ctx.Err(). When it gives up retrying (the backoff's
+// limits, or ctx's deadline, reached), its error is an *unavailableError,
+// wrapping transport.ErrUnavailable and the last attempt's error. The
+// first retry of an outage is logged as a warning (see noteFailing).
 func (t *Transport) call(ctx context.Context, r request, out any) error {
 	var (
 		bo      *backoff.ExponentialBackOff
 		retries int
+		last    error // the last attempt's error, once one was retried
+		start   time.Time
 	)
+	gaveUp := func(why string, deadline bool, err error) error {
+		return &unavailableError{method: r.method, path: r.display(), host: t.cfg.base.Host,
+			attempts: retries + 1, elapsed: time.Since(start), why: why, deadline: deadline, last: err}
+	}
 	for {
 		err := t.attempt(ctx, r, out)
 		if err == nil {
+			if t.failing.Load() {
+				t.noteAnswered(ctx, r)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
+			if last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return gaveUp("the deadline passed during an attempt", true, last)
+			}
 			return fmt.Errorf("upstash: %s %s: %w", r.method, r.display(), ctx.Err())
 		}
 		if t.cfg.noRetry || r.noRetry || !retryable(err, nil) {
@@ -134,10 +149,15 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 				backoff.WithMultiplier(b.Multiplier),
 				backoff.WithMaxElapsedTime(b.MaxElapsed),
 			)
+			start = time.Now()
 		}
+		last = err
 		wait := bo.NextBackOff()
-		if wait == backoff.Stop || (t.cfg.backoff.MaxRetries > 0 && retries >= t.cfg.backoff.MaxRetries) {
-			return err
+		if wait == backoff.Stop {
+			return gaveUp(fmt.Sprintf("retries stopped at Backoff.MaxElapsed (%v)", t.cfg.backoff.MaxElapsed), false, err)
+		}
+		if t.cfg.backoff.MaxRetries > 0 && retries >= t.cfg.backoff.MaxRetries {
+			return gaveUp(fmt.Sprintf("retries stopped at Backoff.MaxRetries (%d)", retries), false, err)
 		}
 		var he *Error
 		if errors.As(err, &he) && he.retryAfter > wait {
@@ -146,10 +166,12 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
 			// The caller cannot wait for the next attempt: its deadline is
 			// as good as passed, and the error says so as well as why.
-			return fmt.Errorf("upstash: %s %s: %w: the next attempt (in %v) would be past the deadline; last error: %w",
-				r.method, r.display(), context.DeadlineExceeded, wait.Round(time.Millisecond), err)
+			return gaveUp(fmt.Sprintf("the next attempt (in %v) would be past the deadline", wait.Round(time.Millisecond)), true, err)
 		}
 		retries++
+		if retries == 1 {
+			t.noteFailing(ctx, r, err)
+		}
 		t.log.LogAttrs(ctx, slog.LevelDebug, "upstash: retrying request",
 			slog.String("method", r.method), slog.String("path", r.display()),
 			slog.Int("retry", retries), slog.Duration("wait", wait), slog.String("error", err.Error()))
@@ -157,9 +179,34 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return gaveUp("the deadline passed while waiting to retry", true, err)
+			}
 			return fmt.Errorf("upstash: %s %s: %w (last error: %v)", r.method, r.display(), ctx.Err(), err)
 		case <-timer.C:
 		}
+	}
+}
+
+// noteFailing logs, as a warning, the first retry of a request that the
+// server failed (no connection, or a 5xx or 429): once per outage, not once
+// per retry nor per request however many then fail, until a request
+// succeeds again (see noteAnswered).
+func (t *Transport) noteFailing(ctx context.Context, r request, err error) {
+	if !t.failing.CompareAndSwap(false, true) {
+		return
+	}
+	t.log.LogAttrs(ctx, slog.LevelWarn, fmt.Sprintf("upstash: %s %s failed: the server at %s cannot be reached or is unavailable; "+
+		"retrying with backoff until the deadline (the caller's, the setup timeout, or at most %v per request: Backoff.MaxElapsed); "+
+		"further failures are logged at debug level until it answers", r.method, r.display(), t.cfg.base.Host, t.cfg.backoff.MaxElapsed),
+		slog.String("host", t.cfg.base.Host), slog.String("error", describeAttempt(err)))
+}
+
+// noteAnswered ends the outage noteFailing logged: the server answered.
+func (t *Transport) noteAnswered(ctx context.Context, r request) {
+	if t.failing.CompareAndSwap(true, false) {
+		t.log.LogAttrs(ctx, slog.LevelInfo, "upstash: the server answers again",
+			slog.String("host", t.cfg.base.Host), slog.String("method", r.method), slog.String("path", r.display()))
 	}
 }
 
@@ -243,7 +290,7 @@ func (t *Transport) attempt(ctx context.Context, r request, out any) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &connError{op: r.method + " " + r.display() + ": read response", err: err}
+		return &connError{op: r.method + " " + r.display(), read: true, err: err}
 	}
 	if len(data) > limit {
 		return fmt.Errorf("upstash: %s %s: response over %d bytes", r.method, r.display(), limit)

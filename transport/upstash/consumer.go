@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +213,7 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 		}
 		if err != nil {
 			c.abandon(false)
-			return nil, fmt.Errorf("upstash: subscribe %s/%s: removing the previous instance: %w", s.Group, s.Instance, err)
+			return nil, withOp(subscribeOp(s, err)+": removing the previous instance", err)
 		}
 	}
 	// The first consume ends early if the transport closes meanwhile.
@@ -257,7 +258,7 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("upstash: subscribe %s/%s: %w", s.Group, s.Instance, err)
+		return nil, withOp(subscribeOp(s, err), err)
 	}
 	c.mu.Lock()
 	c.buf = msgs
@@ -266,6 +267,16 @@ func (t *Transport) subscribe(ctx context.Context, s transport.Subscription) (tr
 	}
 	c.mu.Unlock()
 	return c, nil
+}
+
+// subscribeOp names a subscribe that failed with err: "subscribe
+// group/instance", or just "subscribe" when err names them already (the
+// path of a request to the instance does).
+func subscribeOp(s transport.Subscription, err error) string {
+	if msg := err.Error(); strings.Contains(msg, s.Group) && strings.Contains(msg, s.Instance) {
+		return "subscribe"
+	}
+	return "subscribe " + s.Group + "/" + s.Instance
 }
 
 // newConsumer makes the consumer of a checked subscription, not yet

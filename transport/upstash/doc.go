@@ -45,7 +45,15 @@
 // transport.ErrMessageTooLarge, 400 to transport.ErrInvalid, ...). Answers
 // 5xx and 429 and connection errors are retried with exponential backoff
 // (see [WithBackoff]) within the caller's context; other 4xx answers are
-// never retried.
+// never retried. The first retry while the server is failing is logged as
+// a warning ([WithLogger]) naming the request, the server's host and the
+// error, once per outage rather than per retry (the retries themselves are
+// logged at debug level), and an info line says when it answers again.
+// When the retries give up (the caller's deadline or the setup timeout
+// comes first, or Backoff's MaxElapsed or MaxRetries), the error wraps
+// transport.ErrUnavailable and the last attempt's error (an *Error for a
+// 5xx or 429; a deadline also wraps context.DeadlineExceeded); 5xx and 429
+// *Errors match transport.ErrUnavailable themselves. 4xx answers never do.
 //
 // A retried produce whose first response was lost may append its records
 // twice: the REST API has no idempotent produce. The rpc layer deduplicates

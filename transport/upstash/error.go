@@ -1,11 +1,14 @@
 package upstash
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,14 +45,21 @@ func (e *Error) Error() string {
 		b.WriteString(e.Path)
 		b.WriteString(": ")
 	}
-	fmt.Fprintf(&b, "%d", e.Status)
+	b.WriteString(e.answer())
+	return b.String()
+}
+
+// answer is the status and message part of Error, e.g. `404 Not Found:
+// topic "x" does not exist`.
+func (e *Error) answer() string {
+	s := strconv.Itoa(e.Status)
 	if t := http.StatusText(e.Status); t != "" {
-		b.WriteString(" " + t)
+		s += " " + t
 	}
 	if e.Message != "" && e.Message != http.StatusText(e.Status) {
-		b.WriteString(": " + e.Message)
+		s += ": " + e.Message
 	}
-	return b.String()
+	return s
 }
 
 // Unwrap returns the transport sentinel matching the answer, or nil:
@@ -67,6 +77,8 @@ func (e *Error) Error() string {
 //     unknown topic): transport.ErrUnknownTopic. A 404 for an unknown
 //     consumer instance or route matches no sentinel.
 //   - 400 Bad Request otherwise: transport.ErrInvalid
+//   - an answer worth another attempt (see [Error.Temporary]: 5xx but 501
+//     and 505, 429): transport.ErrUnavailable
 func (e *Error) Unwrap() error {
 	msg := strings.ToLower(e.Message)
 	commit := strings.HasPrefix(e.Path, "/commit/")
@@ -91,6 +103,8 @@ func (e *Error) Unwrap() error {
 		return transport.ErrUnknownTopic
 	case e.Status == http.StatusBadRequest:
 		return transport.ErrInvalid
+	case e.Temporary():
+		return transport.ErrUnavailable
 	}
 	return nil
 }
@@ -144,14 +158,104 @@ func retryable(err error, ctxErr error) bool {
 
 // connError is a failure below HTTP: the request could not be sent or its
 // response could not be read (refused or reset connection, DNS failure,
-// unexpected EOF, per-attempt timeout on a hung connection).
+// unexpected EOF, per-attempt timeout on a hung connection). One worth
+// another attempt (see retryable) matches transport.ErrUnavailable.
 type connError struct {
-	op  string // "send" or "read response"
+	op   string // the request, e.g. "POST /produce"
+	read bool   // the response could not be read (else: not sent)
+	err  error
+}
+
+func (e *connError) Error() string { return e.op + ": " + e.cause() }
+
+// cause is the error without the request: net/http's *url.Error names the
+// method and the whole URL again.
+func (e *connError) cause() string {
+	err := e.err
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		err = ue.Err
+	}
+	if e.read {
+		return "read response: " + err.Error()
+	}
+	return err.Error()
+}
+
+func (e *connError) Unwrap() []error {
+	if e.retryable() {
+		return []error{e.err, transport.ErrUnavailable}
+	}
+	return []error{e.err}
+}
+
+// describeAttempt is an attempt's error without the request it names.
+func describeAttempt(err error) string {
+	var he *Error
+	if errors.As(err, &he) {
+		return he.answer()
+	}
+	var ce *connError
+	if errors.As(err, &ce) {
+		return ce.cause()
+	}
+	return err.Error()
+}
+
+// opError is err as part of op (e.g. "tail"): `upstash: op: ` and err's
+// text, whose own "upstash: " prefix is dropped.
+type opError struct {
+	op  string
 	err error
 }
 
-func (e *connError) Error() string { return e.op + ": " + e.err.Error() }
-func (e *connError) Unwrap() error { return e.err }
+// withOp wraps err as part of op; see opError.
+func withOp(op string, err error) error { return &opError{op: op, err: err} }
+
+func (e *opError) Error() string {
+	return "upstash: " + e.op + ": " + strings.TrimPrefix(e.err.Error(), "upstash: ")
+}
+
+func (e *opError) Unwrap() error { return e.err }
+
+// unavailableError is call's error when it gave up retrying a request the
+// server did not answer, or answered with a 5xx or 429 (see call). It names
+// the server's host once and the request once.
+type unavailableError struct {
+	method, path string
+	host         string // of the base URL
+	attempts     int
+	elapsed      time.Duration
+	why          string // why retrying stopped
+	deadline     bool   // the caller's deadline: matches context.DeadlineExceeded
+	last         error  // the last attempt's
+}
+
+// Error returns e.g. `upstash: GET /topics: server unavailable: context
+// deadline exceeded: the next attempt (in 800ms) would be past the
+// deadline, after 3 attempts in 700ms; last error: dial tcp 127.0.0.1:9:
+// connect: connection refused`.
+func (e *unavailableError) Error() string {
+	last := describeAttempt(e.last)
+	var b strings.Builder
+	fmt.Fprintf(&b, "upstash: %s %s: server ", e.method, e.path)
+	if !strings.Contains(last, e.host) {
+		fmt.Fprintf(&b, "at %s ", e.host)
+	}
+	b.WriteString("unavailable: ")
+	if e.deadline {
+		b.WriteString(context.DeadlineExceeded.Error() + ": ")
+	}
+	fmt.Fprintf(&b, "%s, after %d attempts in %v; last error: %s", e.why, e.attempts, e.elapsed.Round(time.Millisecond), last)
+	return b.String()
+}
+
+func (e *unavailableError) Unwrap() []error {
+	if e.deadline {
+		return []error{transport.ErrUnavailable, context.DeadlineExceeded, e.last}
+	}
+	return []error{transport.ErrUnavailable, e.last}
+}
 
 // retryable is true for all connection failures but those another attempt
 // cannot fix: a certificate the client refuses, a redirect loop.

@@ -101,7 +101,7 @@ func (t *Transport) tail(ctx context.Context, topics []string) (transport.Consum
 
 	counts, err := t.topicCounts(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("upstash: tail: %w", err)
+		return nil, withOp("tail", err)
 	}
 	var missing []string
 	for _, tp := range uniq {
@@ -111,15 +111,15 @@ func (t *Transport) tail(ctx context.Context, topics []string) (transport.Consum
 	}
 	if len(missing) > 0 {
 		if err := t.createTopics(ctx, missing); err != nil {
-			return nil, fmt.Errorf("upstash: tail: %w", err)
+			return nil, withOp("tail", err)
 		}
 		if counts, err = t.topicCounts(ctx); err != nil {
-			return nil, fmt.Errorf("upstash: tail: %w", err)
+			return nil, withOp("tail", err)
 		}
 	}
 	pos, err := t.latestPositions(ctx, uniq, counts)
 	if err != nil {
-		return nil, fmt.Errorf("upstash: tail: %w", err)
+		return nil, withOp("tail", err)
 	}
 	tl := &tailer{t: t, topics: uniq, sem: make(chan struct{}, 1), pos: pos, onFetch: t.sawFetchAnswer}
 	tl.ctx, tl.cancel = context.WithCancel(t.ctx)
@@ -179,7 +179,7 @@ func (tl *tailer) Poll(ctx context.Context) ([]transport.Message, error) {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil:
-		return nil, fmt.Errorf("upstash: tail poll: %w", err)
+		return nil, withOp("tail poll", err)
 	}
 	return []transport.Message{}, nil
 }
@@ -412,6 +412,41 @@ func (tl *tailer) Close() error {
 		tl.t.mu.Unlock()
 	})
 	return nil
+}
+
+// MissingTopics implements transport.TopicChecker: it lists the server's
+// topics (GET /topics) and, if some of topics are not there, asks the server
+// to create them the way Tail does (a short-lived consumer instance
+// subscribed to them, which a server that auto-creates topics creates them
+// for), then lists again. It produces nothing.
+func (t *Transport) MissingTopics(ctx context.Context, topics ...string) ([]string, error) {
+	if t.isClosed() {
+		return nil, errClosed("missing topics")
+	}
+	missing := func(counts map[string]int32) []string {
+		var out []string
+		for _, tp := range topics {
+			if _, ok := counts[tp]; !ok && !slices.Contains(out, tp) {
+				out = append(out, tp)
+			}
+		}
+		return out
+	}
+	counts, err := t.topicCounts(ctx)
+	if err != nil {
+		return nil, withOp("missing topics", err)
+	}
+	gone := missing(counts)
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	if err := t.createTopics(ctx, gone); err != nil && !errors.Is(err, transport.ErrUnknownTopic) {
+		return nil, withOp("missing topics", err)
+	}
+	if counts, err = t.topicCounts(ctx); err != nil {
+		return nil, withOp("missing topics", err)
+	}
+	return missing(counts), nil
 }
 
 // topicCounts returns every topic's partition count (GET /topics).

@@ -2,7 +2,6 @@ package upstash
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -135,7 +134,7 @@ func (tl *tailer) PollCarrying(ctx context.Context, msgs []transport.Message, ac
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil:
-		return nil, fmt.Errorf("upstash: tail poll: %w", err)
+		return nil, withOp("tail poll", err)
 	}
 	return []transport.Message{}, nil
 }

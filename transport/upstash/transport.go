@@ -48,6 +48,10 @@ type Transport struct {
 
 	dropped atomic.Int64 // records dropped as not asked for
 
+	// failing is set while the server fails requests that are retried
+	// (from the first retry, logged, to the next answer): see noteFailing.
+	failing atomic.Bool
+
 	// fetchCarry is what the server said of records carried by a fetch
 	// (tail_carry.go): fetchCarryUnknown, fetchCarryYes, fetchCarryNo.
 	fetchCarry atomic.Int32
@@ -71,8 +75,9 @@ func (t *Transport) Stats() Stats {
 }
 
 var (
-	_ transport.Transport = (*Transport)(nil)
-	_ transport.Tailer    = (*Transport)(nil)
+	_ transport.Transport    = (*Transport)(nil)
+	_ transport.Tailer       = (*Transport)(nil)
+	_ transport.TopicChecker = (*Transport)(nil)
 )
 
 type memberKey struct{ group, instance string }
@@ -177,14 +182,22 @@ func errClosed(what string) error {
 }
 
 // setup runs a Tail or Subscribe (op) under the setup timeout
-// ([WithSetupTimeout]) as well as ctx; when the timeout is what ended it,
-// the error says so.
+// ([WithSetupTimeout]) as well as ctx; when the timeout is what ended it
+// (or, retrying, op gave up as it would pass first), the error says so.
 func setup[T any](ctx context.Context, t *Transport, op func(context.Context) (T, error)) (T, error) {
 	sctx, cancel := context.WithTimeout(ctx, t.cfg.setupTimeout)
 	defer cancel()
 	v, err := op(sctx)
-	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+	if err != nil && ctx.Err() == nil && (sctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) && setupFirst(ctx, sctx)) {
 		err = fmt.Errorf("%w (setup timeout %v passed: WithSetupTimeout)", err, t.cfg.setupTimeout)
 	}
 	return v, err
+}
+
+// setupFirst reports whether sctx, the setup timeout's context made from
+// ctx, ends before ctx.
+func setupFirst(ctx, sctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	sd, _ := sctx.Deadline()
+	return !ok || sd.Before(d)
 }
