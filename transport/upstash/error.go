@@ -176,10 +176,17 @@ func (e *connError) cause() string {
 	if errors.As(err, &ue) && ue.Err != nil {
 		err = ue.Err
 	}
+	msg := err.Error()
 	if e.read {
-		return "read response: " + err.Error()
+		msg = "read response: " + msg
 	}
-	return err.Error()
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		// A URL without a scheme gets https://; kafka-rest and most local
+		// servers speak plain HTTP, and Go's message does not say so.
+		msg += " (the server does not speak TLS: if it serves plain HTTP, give its URL as http://host:port; a URL without a scheme gets https://)"
+	}
+	return msg
 }
 
 func (e *connError) Unwrap() []error {
