@@ -2,9 +2,10 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,69 @@ func withHeldTimes(t *testing.T, check, report time.Duration) {
 	t.Cleanup(func() { heldCheck, heldReport = oldCheck, oldReport })
 }
 
+// heldRig is a server whose handler of "jobs" runs request 0 until
+// release is closed and answers the others at once, its client, and the
+// log both write.
+type heldRig struct {
+	br      *memory.Broker
+	s       *Server
+	c       *Client
+	logs    *testutil.SyncBuffer
+	release chan struct{}
+	stop    func() error // stops Serve and returns its error
+}
+
+func newHeldRig(t *testing.T, name string, opts ...ServerOption) *heldRig {
+	br, err := memory.New(memory.WithPartitions(1))
+	require.NoError(t, err)
+	t.Cleanup(func() { br.Close() })
+	rig := &heldRig{br: br, logs: &testutil.SyncBuffer{}, release: make(chan struct{})}
+	log := WithLogger(slog.New(slog.NewTextHandler(rig.logs, nil)))
+	rig.s, err = NewServer(br, append([]ServerOption{WithName(name), WithGroup(name), WithCommitInterval(0), log}, opts...)...)
+	require.NoError(t, err)
+	Handle(rig.s, "jobs", func(ctx context.Context, n int) (int, error) {
+		if n == 0 {
+			<-rig.release
+		}
+		return n, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rig.s.Serve(ctx) }()
+	var once sync.Once
+	var serveErr error
+	rig.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serveErr = <-done:
+			case <-time.After(20 * time.Second):
+				serveErr = errors.New("Serve did not return")
+			}
+		})
+		return serveErr
+	}
+	t.Cleanup(func() {
+		select {
+		case <-rig.release:
+		default:
+			close(rig.release)
+		}
+		assert.NoError(t, rig.stop())
+	})
+	rig.c, err = NewClient(br, WithName(name+"-client"), log)
+	require.NoError(t, err)
+	t.Cleanup(func() { rig.c.Close() })
+	return rig
+}
+
+// send notifies "jobs" of requests from to to-1.
+func (rig *heldRig) send(t *testing.T, from, to int) {
+	for i := from; i < to; i++ {
+		require.NoError(t, rig.c.Notify(context.Background(), "jobs", i))
+	}
+}
+
 // A request that keeps running holds back the commit of the requests
 // handled after it on its partition: Stats shows them as Uncommitted (what
 // a crash now would deliver again) and the request running as InFlight,
@@ -29,43 +93,10 @@ func withHeldTimes(t *testing.T, check, report time.Duration) {
 // it ends, the commit passes them all and both counts fall to 0.
 func TestHeldCommitsAreShownAndLoggedOnce(t *testing.T) {
 	withHeldTimes(t, 20*time.Millisecond, 150*time.Millisecond)
-	br, err := memory.New(memory.WithPartitions(1))
-	require.NoError(t, err)
-	t.Cleanup(func() { br.Close() })
-
-	logs := &testutil.SyncBuffer{}
-	s, err := NewServer(br, WithName("held"), WithGroup("held"), WithConcurrency(3),
-		WithCommitInterval(0), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
-	require.NoError(t, err)
-	release := make(chan struct{})
-	var started atomic.Int64
-	Handle(s, "jobs", func(ctx context.Context, n int) (int, error) {
-		started.Add(1)
-		if n == 0 {
-			<-release
-		}
-		return n, nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Error("Serve did not return")
-		}
-	})
-
-	c, err := NewClient(br, WithName("held-client"), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
+	rig := newHeldRig(t, "held", WithConcurrency(3))
+	s, logs := rig.s, rig.logs
 	const n = 6
-	for i := range n {
-		require.NoError(t, c.Notify(context.Background(), "jobs", i))
-	}
+	rig.send(t, 0, n)
 	require.Eventually(t, func() bool {
 		st := s.Stats()
 		return st.Handled == n-1 && st.Uncommitted == n-1 && st.InFlight == 1
@@ -82,18 +113,16 @@ func TestHeldCommitsAreShownAndLoggedOnce(t *testing.T) {
 	assert.Contains(t, out, "topic=jobs partition=0 offset=0")
 	assert.Contains(t, out, "held_back=5")
 
-	close(release)
+	close(rig.release)
 	require.Eventually(t, func() bool {
 		st := s.Stats()
 		return st.Handled == n && st.Uncommitted == 0 && st.InFlight == 0
 	}, 10*time.Second, 5*time.Millisecond, "stats after request 0 ended: %+v", s.Stats())
-	off, err := br.Committed("held", "jobs", 0)
+	off, err := rig.br.Committed("held", "jobs", 0)
 	require.NoError(t, err)
 	assert.Equal(t, int64(n), off, "the commit passed every request once the held one ended")
 
-	cancel()
-	require.NoError(t, <-done)
-	done <- nil // for the cleanup
+	require.NoError(t, rig.stop())
 	st := s.Stats()
 	assert.Zero(t, st.InFlight, "not serving")
 	assert.Zero(t, st.Uncommitted, "not serving")
@@ -104,45 +133,11 @@ func TestHeldCommitsAreShownAndLoggedOnce(t *testing.T) {
 // once more, as a warning.
 func TestHeldCommitsReachingTheWindowWarn(t *testing.T) {
 	withHeldTimes(t, 20*time.Millisecond, 100*time.Millisecond)
-	br, err := memory.New(memory.WithPartitions(1))
-	require.NoError(t, err)
-	t.Cleanup(func() { br.Close() })
-
-	logs := &testutil.SyncBuffer{}
 	const window = 8
-	s, err := NewServer(br, WithName("heldwarn"), WithGroup("heldwarn"), WithConcurrency(2),
-		WithCommitInterval(0), WithDedup(window, time.Hour), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
-	require.NoError(t, err)
-	release := make(chan struct{})
-	Handle(s, "jobs", func(ctx context.Context, n int) (int, error) {
-		if n == 0 {
-			<-release
-		}
-		return n, nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		close(release)
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Error("Serve did not return")
-		}
-	})
-	c, err := NewClient(br, WithName("heldwarn-client"), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	send := func(from, to int) {
-		for i := from; i < to; i++ {
-			require.NoError(t, c.Notify(context.Background(), "jobs", i))
-		}
-	}
+	rig := newHeldRig(t, "heldwarn", WithConcurrency(2), WithDedup(window, time.Hour))
+	s, logs := rig.s, rig.logs
 	const line = "holds back the commit of the requests handled after it"
-	send(0, 4)
+	rig.send(t, 0, 4)
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "held_back=3") }, 10*time.Second, 5*time.Millisecond,
 		"no log of the held request: %s", logs.String())
 	assert.Contains(t, logs.String(), "level=INFO")
@@ -150,7 +145,7 @@ func TestHeldCommitsReachingTheWindowWarn(t *testing.T) {
 
 	// Request 0 runs for good: after holdGrace a long handler holds
 	// nobody, so the other worker handles the rest, all held back.
-	send(4, 12)
+	rig.send(t, 4, 12)
 	require.Eventually(t, func() bool { return s.Stats().Uncommitted == 11 }, 10*time.Second, 5*time.Millisecond,
 		"stats: %+v", s.Stats())
 	time.Sleep(5 * heldCheck)
