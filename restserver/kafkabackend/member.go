@@ -279,7 +279,10 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 			ends, err = adm.ListEndOffsets(ctx, need...)
 		}
 		if err != nil {
-			return offs, nil // kgo resolves the reset offsets itself
+			// kgo resolves the reset offsets itself; the partitions are
+			// still noted below (a strict member's uncommitted ones
+			// refused, the committed ones owned).
+			ends, starts = nil, nil
 		}
 	}
 	m.mu.Lock()
