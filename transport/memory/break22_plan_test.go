@@ -44,13 +44,12 @@ func TestBreak22SubscribeCommittedPlansTheRealJoin(t *testing.T) {
 			return ts
 		}
 		var members []*Consumer
-		for i := range rng.IntN(5) {
+		for range rng.IntN(5) {
 			s := sub("g", fmt.Sprintf("m%d", rng.IntN(6)), transport.StartLatest, pick()...)
 			s.MaxPollInterval = time.Hour
 			if rng.IntN(3) == 0 {
 				s.MaxPollInterval = time.Second // expires below
 			}
-			_ = i
 			members = append(members, f.join(t, s))
 		}
 		f.clock.advance(2 * time.Second)
