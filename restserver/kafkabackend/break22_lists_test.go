@@ -97,4 +97,35 @@ func TestBreak22ListsOverThreeBrokersAnswerEachPartition(t *testing.T) {
 			require.Equal(t, want, committed[i], "committed of %v", tp)
 		}
 	}
+
+	// The group deleted: every committed offset -1, no error.
+	dg, err := adm.DeleteGroup(ctx, "g")
+	require.NoError(t, err)
+	require.NoError(t, dg.Err)
+	committed, err := c.Backend.ListCommitted(ctx, "g", all)
+	require.NoError(t, err)
+	for i, off := range committed {
+		require.EqualValues(t, -1, off, "committed of %v after the group was deleted", all[i])
+	}
+
+	// A topic deleted meanwhile (the backend's metadata cache still has
+	// it): a listing naming it fails as the topic's unknown; one without
+	// it still answers.
+	_, err = adm.DeleteTopics(ctx, "c")
+	require.NoError(t, err)
+	var rest []transport.TopicPartition
+	for _, tp := range all {
+		if tp.Topic != "c" {
+			rest = append(rest, tp)
+		}
+	}
+	_, err = c.Backend.ListOffsets(ctx, all, false)
+	require.ErrorIs(t, err, transport.ErrUnknownTopic, "a listing naming a deleted topic")
+	next, err := c.Backend.ListOffsets(ctx, rest, false)
+	require.NoError(t, err)
+	for i, tp := range rest {
+		_, n, err := c.Backend.Offsets(ctx, tp)
+		require.NoError(t, err)
+		require.Equal(t, n, next[i], "next of %v", tp)
+	}
 }
