@@ -279,7 +279,10 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 			ends, err = adm.ListEndOffsets(ctx, need...)
 		}
 		if err != nil {
-			return offs, nil // kgo resolves the reset offsets itself
+			// kgo resolves the reset offsets itself; the partitions are
+			// still noted below (a strict member's uncommitted ones
+			// refused, the committed ones owned).
+			ends, starts = nil, nil
 		}
 	}
 	m.mu.Lock()
@@ -299,7 +302,12 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 					lo, ok = starts.Lookup(t, p)
 				}
 				if !ok || lo.Err != nil {
-					continue // kgo resolves it
+					// kgo resolves the start. The partition is owned all
+					// the same (Poll drops the records of a partition not
+					// owned), where its assignment began unknown (-1) and
+					// its position set by its first record.
+					m.owned[tp] = -1
+					continue
 				}
 				at = lo.Offset
 				ps[p] = kgo.NewOffset().At(at).WithEpoch(-1)
