@@ -100,10 +100,7 @@ func TestBreak22SubscribeCommittedPlansTheRealJoin(t *testing.T) {
 			continue // a generated instance: the plan cannot be replayed
 		}
 		j := f.join(t, newSub)
-		var got []transport.TopicPartition
-		for _, tp := range j.assignedList() {
-			got = append(got, tp)
-		}
+		got := append([]transport.TopicPartition(nil), j.assignedList()...)
 		require.Equal(t, missing, got, "trial %d: planned %v, joined with %v", trial, missing, got)
 	}
 }
