@@ -306,8 +306,14 @@ func (p *producer) send(batch []*produceCall) {
 		if closed {
 			err = fmt.Errorf("%w: %w", errClosed("produce"), err)
 		}
+		// Retries that ran out at the deadline against a server that failed
+		// every attempt keep their error, the server's last answer in it
+		// (transport.ErrUnavailable, and the deadline), whether the
+		// deadline had passed by the time they stopped or was only about
+		// to.
+		unavailable := errors.Is(err, transport.ErrUnavailable)
 		for _, c := range batch {
-			if cerr := c.ctx.Err(); cerr != nil && !closed && isContextErr(err) {
+			if cerr := c.ctx.Err(); cerr != nil && !closed && !unavailable && isContextErr(err) {
 				// Every caller gave up, which cancelled the request: each
 				// learns its own reason (a deadline is not a cancellation).
 				c.finish(nil, fmt.Errorf("upstash: produce: %w (the request was in flight: the records may have been appended)", cerr))
