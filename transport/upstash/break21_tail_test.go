@@ -35,20 +35,26 @@ func keptFetch(tb testing.TB, tl *tailer, topic string) *tailFetch {
 // made by a Poll with a short deadline and has ended empty; the record
 // produced to "quiet" then must come with the next Poll, not after its
 // 3 s window.
-func TestBreak21TailOfSeveralTopicsFetchesEveryTopicThroughoutAPoll(t *testing.T) {
+// busyQuietTail is a Tail of "busy" and "quiet" on a server of its own,
+// with the poll window given, its tailer, and a context for the test.
+func busyQuietTail(t *testing.T, window time.Duration) (*Transport, transport.Consumer, *tailer, context.Context) {
 	s := startServer(t, serverConfig{})
-	const window = 3 * time.Second
 	tr := newTestTransport(t, s.URL, WithPollWindow(window))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	c, err := tr.Tail(ctx, "busy", "quiet")
 	require.NoError(t, err)
-	defer c.Close()
-	tl := c.(*tailer)
+	t.Cleanup(func() { c.Close() })
+	return tr, c, c.(*tailer), ctx
+}
+
+func TestBreak21TailOfSeveralTopicsFetchesEveryTopicThroughoutAPoll(t *testing.T) {
+	const window = 3 * time.Second
+	tr, c, tl, ctx := busyQuietTail(t, window)
 
 	// Poll 1, with a short deadline: "busy" has a record and answers at
 	// once; the fetch of "quiet" stays in flight (a 360 ms long poll).
-	_, err = tr.Produce(ctx, transport.Message{Topic: "busy", Value: []byte("b")})
+	_, err := tr.Produce(ctx, transport.Message{Topic: "busy", Value: []byte("b")})
 	require.NoError(t, err)
 	pctx, pcancel := context.WithTimeout(ctx, 400*time.Millisecond)
 	msgs, err := c.Poll(pctx)
@@ -251,17 +257,10 @@ func TestBreak21TailKeptAnswerSurvivesAnEndedPollAndGoesWithClose(t *testing.T) 
 // the next Poll, begun later, waits on "busy"'s new fetch. A record then
 // appended to "quiet" must come with that Poll, not after its window.
 func TestBreak21TailOfSeveralTopicsRefetchesATopicWhoseKeptFetchEndsMidPoll(t *testing.T) {
-	s := startServer(t, serverConfig{})
 	const window = 2 * time.Second
-	tr := newTestTransport(t, s.URL, WithPollWindow(window))
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	c, err := tr.Tail(ctx, "busy", "quiet")
-	require.NoError(t, err)
-	defer c.Close()
-	tl := c.(*tailer)
+	tr, c, tl, ctx := busyQuietTail(t, window)
 
-	_, err = tr.Produce(ctx, transport.Message{Topic: "busy", Value: []byte("b")})
+	_, err := tr.Produce(ctx, transport.Message{Topic: "busy", Value: []byte("b")})
 	require.NoError(t, err)
 	msgs, err := c.Poll(ctx)
 	require.NoError(t, err)
