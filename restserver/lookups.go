@@ -98,19 +98,12 @@ func (s *Server) offsetsOf(ctx context.Context, tps []transport.TopicPartition, 
 	if l, ok := s.backend.(OffsetsLister); ok {
 		return listOffsets(ctx, l, tps, earliest)
 	}
-	out := make([]int64, len(tps))
-	err := s.lookupEach(ctx, len(tps), func(ctx context.Context, i int) error {
-		first, next, err := s.backend.Offsets(ctx, tps[i])
-		out[i] = next
-		if earliest {
-			out[i] = first
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
+	// Without a lister, each partition's Offsets answers both bounds.
+	first, next, err := s.boundsOf(ctx, tps)
+	if earliest {
+		return first, err
 	}
-	return out, nil
+	return next, err
 }
 
 // boundsOf returns the first retained and the next offsets of tps, as
