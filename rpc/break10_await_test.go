@@ -37,12 +37,14 @@ func stalls(t *testing.T, count func() int64) int64 {
 // is cut short at the stop, instead of holding Serve for its own 10s bound
 // before the final commit's.
 func TestBreak10AwaitCommitWithHungCommit(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	for _, tc := range []struct {
 		name     string
 		interval time.Duration
 		answer   bool // the hung commit answers (else it never does)
 	}{{"interval0", 0, true}, {"intervalHour", time.Hour, true}, {"interval0NeverAnswered", 0, false}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case waits on hung commits, on a broker of its own
 			b := newBroker(t)
 			var (
 				hang    atomic.Bool

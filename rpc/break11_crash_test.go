@@ -38,6 +38,7 @@ import (
 // partitions) push the predecessor's markers out before their redeliveries
 // come, so about everything beyond the last commit runs twice.
 func TestBreak11FailingCommitsCrashRunsTwiceAboutTheWindow(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	const (
 		window = 8
 		conc   = 4
@@ -55,6 +56,7 @@ func TestBreak11FailingCommitsCrashRunsTwiceAboutTheWindow(t *testing.T) {
 		{"hangAfter50", 50, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case waits out a 5s final commit on brokers of its own
 			b := newBroker(t, memory.WithPartitions(4))
 			tally := &runTally{runs: map[int]int{}}
 			var failed atomic.Int64

@@ -26,6 +26,7 @@ import (
 // 20 handled more than 6. Now the worker waits (up to holdGrace) for that
 // record to end: 0 of 20.
 func TestBreak11FailingCommitsHoldWithTwoWorkers(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	const (
 		window, conc = 4, 2
 		n, rounds    = 100, 20

@@ -23,6 +23,7 @@ import (
 // the stop while held with commits still failing returns within the
 // final commit's 5s bound plus the drain.
 func TestBreak11StopWhileHeld(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	for _, tc := range []struct {
 		name  string
 		fence bool // else the Serve ctx is cut, commits still failing

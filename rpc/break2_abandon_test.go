@@ -22,6 +22,7 @@ import (
 // returned: the caller never gets its answer and the partition's watermark
 // never passes the record for the rest of the new Serve.
 func TestBreak2AbandonedHandlerStallsNextServe(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	b := newBroker(t)
 	unblock := make(chan struct{})
 	var once sync.Once
@@ -87,6 +88,7 @@ func TestBreak2AbandonedHandlerStallsNextServe(t *testing.T) {
 // committed, though the handler has returned and later requests are
 // answered.
 func TestBreak2AbandonedHandlerReturnsPartitionStaysStalled(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	b := newBroker(t)
 	require.NoError(t, b.CreateTopic("abandon2", 1))
 	unblock, returned := make(chan struct{}), make(chan struct{})

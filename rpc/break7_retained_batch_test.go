@@ -57,6 +57,7 @@ func (h *hangingReplies) Produce(ctx context.Context, msgs ...transport.Message)
 // soon as the produce returned, under the transport's reads (a data race;
 // upstash's checks of the answer would then see other records).
 func TestBreak7ReplyBatchKeptByTransportAfterHardStop(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	b := newBroker(t, memory.WithTopic("jobs", 1))
 	h := &hangingReplies{Transport: b, hung: make(chan struct{}, 1), checked: make(chan error, 4)}
 	s, err := rpc.NewServer(h, rpc.WithName("srv"), rpc.WithDrainTimeout(10*time.Millisecond), quiet)

@@ -195,6 +195,7 @@ func (l *b8Ledger) checkKept(t *testing.T) {
 // With key ordering (no hand-over: the loop's goroutine ends with it), no
 // two handlers of one key run at once on a server.
 func TestBreak8HandOverUnderRebalancesAndStops(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	for _, tc := range []struct {
 		conc  int
 		keyed bool
@@ -361,6 +362,7 @@ func TestBreak8StopDuringHandOver(t *testing.T) {
 // up on it after the drain timeout and the grace, returns, and the request
 // is redelivered to the next Serve, not committed.
 func TestBreak8HardStopOfAHandlerIgnoringItsContext(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	if testing.Short() {
 		t.Skip("waits out the settle stage's grace (6 s)")
 	}

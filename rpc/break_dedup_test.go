@@ -68,6 +68,7 @@ func (f *failCommit) Commit(context.Context, ...transport.Message) error {
 // and nothing makes it catch up when a partition is assigned to it: the
 // redelivered requests run again although their markers are in the topic.
 func TestBreakDedupNotCaughtUpOnAssignment(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	b := newBroker(t, memory.WithTopic("dedupx", 1))
 	t.Cleanup(func() { b.Close() })
 	runs := newRunCounter()

@@ -18,6 +18,7 @@ import (
 // bound after the hard stop and finalGrace (<-drained), so the member never
 // leaves its group and nothing handled since the last commit is committed.
 func TestBreakServeHangsOnHandlerIgnoringContext(t *testing.T) {
+	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	b := newBroker(t)
 	t.Cleanup(func() { b.Close() })
 	entered, unblock := make(chan struct{}), make(chan struct{})

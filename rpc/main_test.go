@@ -1,6 +1,8 @@
 package rpc_test
 
 import (
+	"flag"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,7 +13,28 @@ import (
 	"github.com/kafkarpc/kafkarpc/transport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks, after every test, that no goroutine was left behind.
+//
+// The slowest tests, which mostly wait out drain, commit and hang timeouts
+// (about 110 s of waiting under -race), call t.Parallel: they run together
+// after the others, up to waitingParallel at a time unless -test.parallel
+// is given (its default, GOMAXPROCS, is for tests that keep a CPU busy;
+// these mostly sleep). That keeps the package's run, and CI's, about a
+// minute and a half shorter. A parallel test must not change package
+// state (the vars that tests shorten, slog's default, the environment):
+// those that do stay sequential, and so never overlap them.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", strconv.Itoa(waitingParallel))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// waitingParallel is how many of the waiting tests run at once by default.
+const waitingParallel = 8
 
 // serveT serves s until the test ends.
 func serveT(t *testing.T, s *rpc.Server) {
