@@ -124,6 +124,11 @@ var (
 	// calls still waiting when their Client is closed.
 	ErrClosed = errors.New("rpc: closed")
 
+	// ErrServing is returned by Server.Serve when the server is already
+	// serving: a Server serves one Serve at a time, and may serve again
+	// once that Serve has returned.
+	ErrServing = errors.New("rpc: Serve: already serving")
+
 	// ErrTimeout is wrapped by the error of a call whose deadline passed
 	// before its reply arrived. It wraps context.DeadlineExceeded, so
 	// errors.Is(err, context.DeadlineExceeded) holds too.

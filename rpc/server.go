@@ -122,8 +122,8 @@ func NewServer(t transport.Transport, opts ...ServerOption) (*Server, error) {
 //
 // It returns an error at once when there are no routes, the group cannot be
 // joined, the dedup topic cannot be replayed or the server is already
-// serving, and a non-nil error when the transport fails for good (closed or
-// fenced). A ctx canceled while Serve is still starting (replaying the dedup
+// serving (ErrServing), and a non-nil error when the transport fails for
+// good (closed or fenced). A ctx canceled while Serve is still starting (replaying the dedup
 // topic, joining the group) is a stop like any other: Serve returns nil, as
 // nothing was handled and nothing is to commit, so that a process stopped by
 // SIGTERM just after it started exits cleanly. Serve may be called again
@@ -132,7 +132,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	if s.serving {
 		s.mu.Unlock()
-		return errors.New("rpc: Serve: already serving")
+		return ErrServing
 	}
 	if len(s.topics) == 0 {
 		s.mu.Unlock()

@@ -2,8 +2,8 @@ package rpctest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,10 +67,9 @@ func TestBreakOServeCleanupAfterDeferredTransportClose(t *testing.T) {
 	// The test's deferred Closes.
 	require.NoError(t, c.Close())
 	require.NoError(t, b.Close())
-	// Serve has returned once a second Serve is no longer "already serving".
+	// Serve has returned once a second Serve is no longer rpc.ErrServing.
 	require.Eventually(t, func() bool {
-		err := s.Serve(ctx)
-		return err == nil || !strings.Contains(err.Error(), "already serving")
+		return !errors.Is(s.Serve(ctx), rpc.ErrServing)
 	}, 10*time.Second, 5*time.Millisecond, "Serve returns once its broker is closed")
 
 	rec.runCleanups()
