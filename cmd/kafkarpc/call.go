@@ -144,7 +144,7 @@ var cmdNotify = &command{
 	name:    "notify",
 	short:   "send a notification (no reply)",
 	args:    "TOPIC [JSON|-]",
-	summary: "Send a notification to TOPIC: a request that asks for no reply. Prints what was sent.",
+	summary: "Send a notification to TOPIC: a request that asks for no reply. Prints what was sent. Needs only TOPIC on the server (no reply topic).",
 	example: `  kafkarpc notify cache '{"evict":"user:7"}' --key users`,
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		var cf callFlags
@@ -158,13 +158,15 @@ var cmdNotify = &command{
 			if err != nil {
 				return err
 			}
-			c, _, closeAll, err := newClient(e)
+			ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+			defer cancel()
+			// A notification gets no reply: the client reads no reply
+			// topic, which need not exist.
+			c, closeAll, err := newNotifier(e, cancel)
 			if err != nil {
 				return err
 			}
 			defer closeAll()
-			ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-			defer cancel()
 			if err := c.Notify(ctx, topic, payload, opts...); err != nil {
 				return transportErr(err)
 			}
