@@ -25,7 +25,8 @@ var cmdDLQ = &command{
 		"and says how many it replayed. Select with --id and/or --offset (replay needs a selection or --all). " +
 		"A replayed request keeps its rpc-id, so a server whose dedup window already answered it sends the stored reply again instead of " +
 		"running it twice; --fresh-id gives each a new id to run it again on purpose. All records of a replay are produced in one request: " +
-		"if one cannot be written (an unknown topic, say), none is.",
+		"if one cannot be written (an unknown topic, say), none is. A TOPIC.dlq that does not exist is said to be missing and is not created, " +
+		"on a server that creates topics on first use too.",
 	example: `  kafkarpc dlq list reports
   kafkarpc dlq show reports --id 0190f3c1-5a2b-7c3d-8e4f-0123456789ab
   kafkarpc dlq replay reports --offset 10-19 --partition 0
@@ -64,6 +65,15 @@ var cmdDLQ = &command{
 			}
 			defer t.Close()
 			dlqTopic := topic + rpc.DeadLetterSuffix
+			// Reading a topic makes a server that auto-creates topics
+			// create it: look first, and read only a topic that exists.
+			exists, err := topicExists(ctx, e.g, t, dlqTopic)
+			if err != nil {
+				return transportErr(fmt.Errorf("checking for %s: %w", dlqTopic, err))
+			}
+			if !exists {
+				return noDLQTopic(e, action, dlqTopic, sel.any())
+			}
 			letters, err := readAll(ctx, t, dlqTopic, *idle)
 			if err != nil {
 				return transportErr(fmt.Errorf("reading %s: %w", dlqTopic, err))
@@ -88,6 +98,24 @@ var cmdDLQ = &command{
 			return nil
 		}
 	},
+}
+
+// noDLQTopic answers a dlq action whose dead-letter topic does not exist:
+// no dead letters, said so (no JSON line for list and show, as for an
+// empty topic); a selection matches nothing, as in an empty topic.
+func noDLQTopic(e *env, action, dlqTopic string, selected bool) error {
+	if selected {
+		return usageErr("no dead letter matches the selection: topic %s does not exist", dlqTopic)
+	}
+	switch {
+	case action == "replay" && e.g.json:
+		printJSON(e.stdout, map[string]any{"kind": "replayed", "count": 0})
+	case action == "replay":
+		fmt.Fprintf(e.stdout, "replayed 0 dead letters: topic %s does not exist\n", dlqTopic)
+	case !e.g.json:
+		fmt.Fprintf(e.stdout, "no dead letters: topic %s does not exist\n", dlqTopic)
+	}
+	return nil
 }
 
 // dlqSelection picks dead letters by id or offset; empty selects all.

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/kafkarpc/kafkarpc/transport"
+	"github.com/kafkarpc/kafkarpc/transport/upstash"
+)
+
+// maxTopicsBytes bounds the GET /topics answer read (the transport's own
+// bound: 100,000 topics of Kafka's longest names).
+const maxTopicsBytes = 32 << 20
+
+// topicExists reports whether topic exists on the server, without creating
+// it: reading a topic (a consume, a tail) makes a server that auto-creates
+// topics create it, and so does transport.TopicChecker on the REST
+// transport (it asks the server to create what is missing, as a Produce
+// would). Over REST it reads the server's topic list (GET /topics), which
+// shows the topics these credentials may produce to or consume from; on
+// Kafka it asks the transport, which the command opens without
+// auto-creation, so its metadata request creates nothing. A transport that
+// can tell neither way is taken to have the topic.
+func topicExists(ctx context.Context, g *globals, t transport.Transport, topic string) (bool, error) {
+	switch tt := t.(type) {
+	case *upstash.Transport:
+		topics, err := restTopics(ctx, g, tt.URL())
+		if err != nil {
+			return false, err
+		}
+		_, ok := topics[topic]
+		return ok, nil
+	case transport.TopicChecker:
+		missing, err := tt.MissingTopics(ctx, topic)
+		return len(missing) == 0, err
+	}
+	return true, nil
+}
+
+// restTopics lists the REST server's topics and their partition counts
+// (GET /topics at base), with the credentials the transport uses. A
+// refusal is an *upstash.Error, as the transport's own would be, so that
+// describe hints at its cause.
+func restTopics(ctx context.Context, g *globals, base string) (map[string]int32, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.connectTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/topics", nil)
+	if err != nil {
+		return nil, err
+	}
+	if user, pass, ok := restCredentials(g); ok {
+		req.SetBasicAuth(user, pass)
+	}
+	// No redirect is followed: the credentials go to the server named only.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTopicsBytes))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &upstash.Error{Status: resp.StatusCode, Method: http.MethodGet, Path: "/topics", Message: http.StatusText(resp.StatusCode)}
+		var answer struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &answer) == nil && answer.Error != "" {
+			e.Message = answer.Error
+		}
+		return nil, e
+	}
+	var topics map[string]int32
+	if err := json.Unmarshal(body, &topics); err != nil {
+		return nil, fmt.Errorf("GET /topics: the answer is not a topic list: %w", err)
+	}
+	return topics, nil
+}
+
+// restCredentials are the credentials openTransport gives the REST
+// transport, as upstash.FromEnv takes them: --username and --password,
+// each falling back to its variable; else the variables; else the user
+// info of the URL (--url, else the URL variables). ok is false for none.
+func restCredentials(g *globals) (user, pass string, ok bool) {
+	envUser, envPass := envCredentials()
+	switch {
+	case g.username != "" || g.password != "":
+		return cmp.Or(g.username, envUser), cmp.Or(g.password, envPass), true
+	case envUser != "" || envPass != "":
+		return envUser, envPass, true
+	}
+	raw := cmp.Or(g.url, os.Getenv(upstash.EnvURL), os.Getenv(upstash.EnvLegacyURL))
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return "", "", false
+	}
+	pass, _ = u.User.Password()
+	return u.User.Username(), pass, true
+}
