@@ -1,6 +1,7 @@
 // Package rpctest holds kafkarpc's test kit: the conformance suite every
 // transport must pass ([TestTransport]) and helpers for testing code built on
-// the rpc layer.
+// the rpc layer ([Invoke] runs one call of a handler; [Serve] runs a
+// server for a test).
 package rpctest
 
 import (

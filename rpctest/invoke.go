@@ -1,0 +1,101 @@
+package rpctest
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/transport/memory"
+)
+
+// Invoke calls route with req on a server whose routes register adds, and
+// returns what rpc.Call[Resp] returns to a caller: the decoded reply, or
+// the error, an *rpc.Error for a handler's error (its code, message and
+// details as they travel, a panic as CodeInternal, a payload that does not
+// decode into the handler's type as CodeInvalidArgument) or for a call
+// that timed out (CodeDeadlineExceeded).
+//
+// route is "topic" or "topic/method", as registered. The call goes
+// through the whole rpc path on an embedded broker (transport/memory) of
+// its own, which Invoke makes and closes: the envelope, the JSON encoding
+// both ways, the handler's context (rpc.RequestFrom, rpc.RequestID, the
+// deadline; rpc.Progress notices reach an rpc.WithProgress in opts), the
+// server's retries of an rpc.Retryable error. The server has the default
+// options; to test a server built with options of its own (middleware,
+// say), serve it with [Serve] on a memory broker and call it with an
+// rpc.Client. Each Invoke has its own broker and server: no state is
+// shared between calls, the dedup window included.
+//
+// opts are the call's (rpc.WithTimeout: default 30 s). The server's log
+// lines, at Warn and above (a panicking handler's stack, say), go to
+// tb.Output. Invoke fails tb with Fatal when the server cannot be set up or
+// Serve fails (register added no route, say), so call it from the test's
+// goroutine.
+//
+// A test of a handler, with no broker to set up:
+//
+//	func TestDouble(t *testing.T) {
+//		register := func(s *rpc.Server) {
+//			rpc.Handle(s, "double", func(ctx context.Context, n int) (int, error) {
+//				if n < 0 {
+//					return 0, rpc.Errorf(rpc.CodeInvalidArgument, "negative: %d", n)
+//				}
+//				return 2 * n, nil
+//			})
+//		}
+//		if got, err := rpctest.Invoke[int](t, register, "double", 21); err != nil || got != 42 {
+//			t.Fatalf("double 21: %d, %v", got, err)
+//		}
+//		if _, err := rpctest.Invoke[int](t, register, "double", -1); rpc.CodeOf(err) != rpc.CodeInvalidArgument {
+//			t.Fatalf("double -1: %v, want invalid_argument", err)
+//		}
+//	}
+func Invoke[Resp any](tb testing.TB, register func(s *rpc.Server), route string, req any, opts ...rpc.CallOption) (Resp, error) {
+	tb.Helper()
+	topic, method, _ := strings.Cut(route, "/")
+	b, err := memory.New()
+	if err != nil {
+		tb.Fatalf("rpctest.Invoke: embedded broker: %v", err)
+	}
+	defer b.Close()
+	log := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := rpc.NewServer(b, rpc.WithName("rpctest-invoke"), rpc.WithLogger(log))
+	if err != nil {
+		tb.Fatalf("rpctest.Invoke: %v", err)
+	}
+	register(s)
+	c, err := rpc.NewClient(b, rpc.WithName("rpctest-invoke-client"), rpc.WithLogger(log))
+	if err != nil {
+		tb.Fatalf("rpctest.Invoke: %v", err)
+	}
+	defer c.Close()
+
+	// The call ends when Serve does: a Serve that fails at once (no
+	// routes) would leave it waiting for its whole timeout.
+	callCtx, endCall := context.WithCancel(context.Background())
+	defer endCall()
+	serveCtx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- s.Serve(serveCtx)
+		endCall()
+	}()
+	if method != "" {
+		opts = append([]rpc.CallOption{rpc.WithMethod(method)}, opts...)
+	}
+	resp, callErr := rpc.Call[Resp](callCtx, c, topic, req, opts...)
+
+	stop()
+	select {
+	case err = <-served:
+	case <-time.After(serveStopTimeout):
+		tb.Fatalf("rpctest.Invoke: Serve did not return within %v of its cancel", serveStopTimeout)
+	}
+	if err != nil {
+		tb.Fatalf("rpctest.Invoke %s: Serve: %v", route, err)
+	}
+	return resp, callErr
+}
