@@ -49,6 +49,10 @@ func requireUnknownRoute(t *testing.T, err error, what string) {
 	assert.Equal(t, http.StatusNotFound, he.Status, what)
 	assert.Contains(t, err.Error(), "unknown route", what)
 	assert.NotErrorIs(t, err, transport.ErrUnknownTopic, "%s: a wrong URL path is not a missing topic: %v", what, err)
+	// Nor is it worth another attempt: rpc.Client retries a produce's
+	// error until the call's deadline unless it is one of the permanent
+	// sentinels (a Notify through a wrong path took its whole 30 s).
+	assert.ErrorIs(t, err, transport.ErrInvalid, "%s: a wrong URL path is a permanent error", what)
 }
 
 // breakO: FromEnv's options override the environment, credentials too: a

@@ -75,7 +75,9 @@ func (e *Error) answer() string {
 //     owns nothing): transport.ErrNotAssigned
 //   - 404 Not Found on a topic (produce, fetch, offsets, a consume naming an
 //     unknown topic): transport.ErrUnknownTopic. A 404 for an unknown
-//     consumer instance or route matches no sentinel.
+//     consumer instance matches no sentinel.
+//   - a 404 for a route the server does not serve ("unknown route GET
+//     /v1/topics": a wrong path in the URL): transport.ErrInvalid
 //   - 400 Bad Request otherwise: transport.ErrInvalid
 //   - an answer worth another attempt (see [Error.Temporary]: 5xx but 501
 //     and 505, 429): transport.ErrUnavailable
@@ -97,8 +99,9 @@ func (e *Error) Unwrap() error {
 	case e.Status == http.StatusNotFound && strings.HasPrefix(msg, "unknown route"):
 		// kafka-rest's answer to a path it does not serve (a wrong prefix
 		// in the URL, say): its message names the path, "/topics" or
-		// "/produce", which is not a missing topic.
-		return nil
+		// "/produce", which is not a missing topic. No retry serves it
+		// either: ErrInvalid, which callers such as rpc do not retry.
+		return transport.ErrInvalid
 	case e.Status == http.StatusNotFound && isTopicNotFound(e.Path, msg):
 		return transport.ErrUnknownTopic
 	case e.Status == http.StatusBadRequest:

@@ -31,7 +31,7 @@ func TestErrorSentinels(t *testing.T) {
 		{"ConsumeUnknownTopic", Error{Status: 404, Path: "/consume/g/i", Message: `memory: subscribe "x": transport: unknown topic`}, transport.ErrUnknownTopic},
 		{"ConsumeUnknownInstance", Error{Status: 404, Path: "/consume/g/i", Message: `consumer instance "i" of group "g" was deleted during the consume`}, nil},
 		{"ConsumeFenced", Error{Status: 404, Path: "/consume/g/i", Message: "consumer instance was replaced by a newer member with the same instance id: x"}, transport.ErrFenced},
-		{"UnknownRoute", Error{Status: 404, Path: "/nope", Message: "unknown route GET /nope"}, nil},
+		{"UnknownRoute", Error{Status: 404, Path: "/nope", Message: "unknown route GET /nope"}, transport.ErrInvalid},
 		{"DeleteUnknown", Error{Status: 404, Path: "/delete-consumer/g/i", Message: "consumer instance does not exist"}, nil},
 		{"CommitNotAssigned", Error{Status: 400, Path: "/commit/g/i", Message: "memory: commit ...: transport: partition not assigned to this member"}, transport.ErrNotAssigned},
 		{"CommitUnknownInstance", Error{Status: 404, Path: "/commit/g/i", Message: "consumer instance does not exist"}, transport.ErrNotAssigned},
