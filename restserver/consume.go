@@ -30,7 +30,8 @@ import (
 // If a consume names a different set of topics than the instance reads, the
 // instance re-subscribes, as KafkaConsumer.subscribe() replaces a
 // subscription: it commits its positions (when auto-commit is on), leaves the
-// group and rejoins with the new topics, keeping its configuration.
+// group and rejoins with the new topics, keeping its configuration; when
+// that join is refused, it rejoins with its old topics (see ensureMember).
 //
 // Auto-commit (on by default) works as in a Kafka consumer: at the start of
 // a consume, if Kafka-Auto-Commit-Interval ms have passed since the last
@@ -313,13 +314,29 @@ func (in *instance) joinedMember(topics []string) (Member, error) {
 
 // ensureMember returns a member reading exactly topics, joining or
 // re-subscribing as needed. The caller holds the poll token.
+//
+// A re-subscribe the backend refuses (a 4xx: Kafka-Auto-Offset-Reset none
+// and a partition of the new set without a committed offset, a topic that
+// does not exist) leaves the instance as it was: its member rejoins with
+// the topics it read, from the positions committed before it left (with
+// auto-commit; without it, from the group's committed offsets, as after a
+// rebalance), keeping its configuration. Only when that rejoin fails too is
+// the instance gone, as one whose first join failed.
 func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string) (Member, error) {
+	if in.cfg.reset == "none" {
+		// Refuse before anything is joined or left when the group has no
+		// committed offset on the topics at all: joining would fix the
+		// group's start positions.
+		if err := s.requireSomeCommitted(ctx, in.key.group, topics); err != nil {
+			return nil, err
+		}
+	}
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
 		return nil, errInstanceGone
 	}
-	old := in.member
+	old, oldTopics := in.member, in.topics
 	if old != nil && slices.Equal(in.topics, topics) {
 		in.mu.Unlock()
 		return old, nil
@@ -339,18 +356,54 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 	}
 	m, err := s.join(ctx, in, topics)
 	if err != nil {
+		if old != nil && refusedSubscription(err) && in.gone.Err() == nil {
+			s.rejoin(ctx, in, oldTopics, err)
+		}
 		return nil, err
 	}
+	if err := in.install(m, topics); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// refusedSubscription says err, a join's, refused the subscription itself
+// (a 4xx answer), rather than the instance (replaced by a new incarnation,
+// deleted) or the backend (5xx).
+func refusedSubscription(err error) bool {
+	st := statusOf(err)
+	return st >= 400 && st < 500 && !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone)
+}
+
+// rejoin joins in's group again with topics, those its member read before
+// a re-subscribe the backend refused (why), and makes that in's member.
+func (s *Server) rejoin(ctx context.Context, in *instance, topics []string, why error) {
+	m, err := s.join(ctx, in, topics)
+	if err == nil {
+		err = in.install(m, topics)
+	}
+	if err != nil {
+		s.log.Warn("kafka-rest: consumer instance could not rejoin with its topics after a refused re-subscribe; it is closed",
+			"group", in.key.group, "instance", in.key.name, "topics", topics, "refused", why, "err", err)
+		return
+	}
+	s.log.Debug("kafka-rest: consumer instance rejoined with its topics after a refused re-subscribe",
+		"group", in.key.group, "instance", in.key.name, "topics", topics, "refused", why)
+}
+
+// install makes m, joined with topics, in's member; m is closed if in was
+// closed meanwhile.
+func (in *instance) install(m Member, topics []string) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed {
 		_ = m.Close()
-		return nil, errInstanceGone
+		return errInstanceGone
 	}
 	in.member = m
 	in.topics = topics
 	in.lastAutoCommit = time.Now()
-	return m, nil
+	return nil
 }
 
 func (s *Server) join(ctx context.Context, in *instance, topics []string) (Member, error) {
@@ -364,13 +417,6 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	}
 	if in.cfg.reset == "earliest" {
 		sub.Start = transport.StartEarliest
-	}
-	if in.cfg.reset == "none" {
-		// Refuse before joining when the group has no committed offset on
-		// the topics at all: joining would fix the group's start positions.
-		if err := s.requireSomeCommitted(ctx, in.key.group, topics); err != nil {
-			return nil, err
-		}
 	}
 	if cs, ok := s.backend.(CommittedSubscriber); ok && in.cfg.reset == "none" {
 		// Kafka's auto.offset.reset=none: fail when a partition the member
