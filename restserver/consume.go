@@ -431,7 +431,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			if c != nil {
 				_ = c.Close()
 			}
-			return nil, noCommitted(in.key.group, missing[0])
+			return nil, s.refusedStart(ctx, in.key.group, missing[0])
 		}
 		m, err := asMember(c)
 		if err != nil {
@@ -454,9 +454,20 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			}
 		}
 		offs, err := s.committedOf(ctx, in.key.group, tps)
+		var ends []int64
 		if err == nil {
-			if i := slices.IndexFunc(offs, func(off int64) bool { return off < 0 }); i >= 0 {
-				err = noCommitted(in.key.group, tps[i])
+			ends, err = s.offsetsOf(ctx, tps, false)
+		}
+		if err == nil {
+			for i, off := range offs {
+				if off < 0 {
+					err = noCommitted(in.key.group, tps[i])
+				} else if off > ends[i] {
+					err = pastEnd(in.key.group, tps[i], off, ends[i])
+				}
+				if err != nil {
+					break
+				}
 			}
 		}
 		if err != nil {
@@ -474,6 +485,35 @@ func noCommitted(group string, tp transport.TopicPartition) error {
 	return errorf(http.StatusBadRequest,
 		"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d (nothing was read or committed for it: commit an offset for it first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
 		group, tp.Topic, tp.Partition)
+}
+
+// pastEnd is the 400 of a consume with Kafka-Auto-Offset-Reset none whose
+// instance would start tp at committed, past end, tp's next offset: Kafka
+// resets such an offset by its auto.offset.reset, and with none fails the
+// fetch (OFFSET_OUT_OF_RANGE). end < 0: not known.
+func pastEnd(group string, tp transport.TopicPartition, committed, end int64) error {
+	where := "the partition's end"
+	if end >= 0 {
+		where = fmt.Sprintf("the partition's end (%d)", end)
+	}
+	return errorf(http.StatusBadRequest,
+		"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is past %s, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+		group, committed, tp.Topic, tp.Partition, where)
+}
+
+// refusedStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
+// whose instance would start tp, which a [CommittedSubscriber] refused:
+// group has no committed offset for it, or one past its end.
+func (s *Server) refusedStart(ctx context.Context, group string, tp transport.TopicPartition) error {
+	offs, err := s.committedOf(ctx, group, []transport.TopicPartition{tp})
+	if err != nil || offs[0] < 0 {
+		return noCommitted(group, tp)
+	}
+	end := int64(-1)
+	if ends, err := s.offsetsOf(ctx, []transport.TopicPartition{tp}, false); err == nil {
+		end = ends[0]
+	}
+	return pastEnd(group, tp, offs[0], end)
 }
 
 // subscribe joins the backend's group as a Member.
