@@ -30,7 +30,8 @@ import (
 // If a consume names a different set of topics than the instance reads, the
 // instance re-subscribes, as KafkaConsumer.subscribe() replaces a
 // subscription: it commits its positions (when auto-commit is on), leaves the
-// group and rejoins with the new topics, keeping its configuration.
+// group and rejoins with the new topics, keeping its configuration; when
+// that join is refused, it rejoins with its old topics (see ensureMember).
 //
 // Auto-commit (on by default) works as in a Kafka consumer: at the start of
 // a consume, if Kafka-Auto-Commit-Interval ms have passed since the last
@@ -313,13 +314,29 @@ func (in *instance) joinedMember(topics []string) (Member, error) {
 
 // ensureMember returns a member reading exactly topics, joining or
 // re-subscribing as needed. The caller holds the poll token.
+//
+// A re-subscribe the backend refuses (a 4xx: Kafka-Auto-Offset-Reset none
+// and a partition of the new set without a committed offset, a topic that
+// does not exist) leaves the instance as it was: its member rejoins with
+// the topics it read, from the positions committed before it left (with
+// auto-commit; without it, from the group's committed offsets, as after a
+// rebalance), keeping its configuration. Only when that rejoin fails too is
+// the instance gone, as one whose first join failed.
 func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string) (Member, error) {
+	if in.cfg.reset == "none" {
+		// Refuse before anything is joined or left when the group has no
+		// committed offset on the topics at all: joining would fix the
+		// group's start positions.
+		if err := s.requireSomeCommitted(ctx, in.key.group, topics); err != nil {
+			return nil, err
+		}
+	}
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
 		return nil, errInstanceGone
 	}
-	old := in.member
+	old, oldTopics := in.member, in.topics
 	if old != nil && slices.Equal(in.topics, topics) {
 		in.mu.Unlock()
 		return old, nil
@@ -339,18 +356,54 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 	}
 	m, err := s.join(ctx, in, topics)
 	if err != nil {
+		if old != nil && refusedSubscription(err) && in.gone.Err() == nil {
+			s.rejoin(ctx, in, oldTopics, err)
+		}
 		return nil, err
 	}
+	if err := in.install(m, topics); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// refusedSubscription says err, a join's, refused the subscription itself
+// (a 4xx answer), rather than the instance (replaced by a new incarnation,
+// deleted) or the backend (5xx).
+func refusedSubscription(err error) bool {
+	st := statusOf(err)
+	return st >= 400 && st < 500 && !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone)
+}
+
+// rejoin joins in's group again with topics, those its member read before
+// a re-subscribe the backend refused (why), and makes that in's member.
+func (s *Server) rejoin(ctx context.Context, in *instance, topics []string, why error) {
+	m, err := s.join(ctx, in, topics)
+	if err == nil {
+		err = in.install(m, topics)
+	}
+	if err != nil {
+		s.log.Warn("kafka-rest: consumer instance could not rejoin with its topics after a refused re-subscribe; it is closed",
+			"group", in.key.group, "instance", in.key.name, "topics", topics, "refused", why, "err", err)
+		return
+	}
+	s.log.Debug("kafka-rest: consumer instance rejoined with its topics after a refused re-subscribe",
+		"group", in.key.group, "instance", in.key.name, "topics", topics, "refused", why)
+}
+
+// install makes m, joined with topics, in's member; m is closed if in was
+// closed meanwhile.
+func (in *instance) install(m Member, topics []string) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed {
 		_ = m.Close()
-		return nil, errInstanceGone
+		return errInstanceGone
 	}
 	in.member = m
 	in.topics = topics
 	in.lastAutoCommit = time.Now()
-	return m, nil
+	return nil
 }
 
 func (s *Server) join(ctx context.Context, in *instance, topics []string) (Member, error) {
@@ -365,13 +418,6 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	if in.cfg.reset == "earliest" {
 		sub.Start = transport.StartEarliest
 	}
-	if in.cfg.reset == "none" {
-		// Refuse before joining when the group has no committed offset on
-		// the topics at all: joining would fix the group's start positions.
-		if err := s.requireSomeCommitted(ctx, in.key.group, topics); err != nil {
-			return nil, err
-		}
-	}
 	if cs, ok := s.backend.(CommittedSubscriber); ok && in.cfg.reset == "none" {
 		// Kafka's auto.offset.reset=none: fail when a partition the member
 		// starts with has no committed offset, with no start fixed for it.
@@ -385,7 +431,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			if c != nil {
 				_ = c.Close()
 			}
-			return nil, noCommitted(in.key.group, missing[0])
+			return nil, s.refusedStart(ctx, in.key.group, missing[0])
 		}
 		m, err := asMember(c)
 		if err != nil {
@@ -408,9 +454,20 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			}
 		}
 		offs, err := s.committedOf(ctx, in.key.group, tps)
+		var ends []int64
 		if err == nil {
-			if i := slices.IndexFunc(offs, func(off int64) bool { return off < 0 }); i >= 0 {
-				err = noCommitted(in.key.group, tps[i])
+			ends, err = s.offsetsOf(ctx, tps, false)
+		}
+		if err == nil {
+			for i, off := range offs {
+				if off < 0 {
+					err = noCommitted(in.key.group, tps[i])
+				} else if off > ends[i] {
+					err = pastEnd(in.key.group, tps[i], off, ends[i])
+				}
+				if err != nil {
+					break
+				}
 			}
 		}
 		if err != nil {
@@ -428,6 +485,35 @@ func noCommitted(group string, tp transport.TopicPartition) error {
 	return errorf(http.StatusBadRequest,
 		"Kafka-Auto-Offset-Reset is none and group %q has no committed offset for topic %q partition %d (nothing was read or committed for it: commit an offset for it first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
 		group, tp.Topic, tp.Partition)
+}
+
+// pastEnd is the 400 of a consume with Kafka-Auto-Offset-Reset none whose
+// instance would start tp at committed, past end, tp's next offset: Kafka
+// resets such an offset by its auto.offset.reset, and with none fails the
+// fetch (OFFSET_OUT_OF_RANGE). end < 0: not known.
+func pastEnd(group string, tp transport.TopicPartition, committed, end int64) error {
+	where := "the partition's end"
+	if end >= 0 {
+		where = fmt.Sprintf("the partition's end (%d)", end)
+	}
+	return errorf(http.StatusBadRequest,
+		"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is past %s, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+		group, committed, tp.Topic, tp.Partition, where)
+}
+
+// refusedStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
+// whose instance would start tp, which a [CommittedSubscriber] refused:
+// group has no committed offset for it, or one past its end.
+func (s *Server) refusedStart(ctx context.Context, group string, tp transport.TopicPartition) error {
+	offs, err := s.committedOf(ctx, group, []transport.TopicPartition{tp})
+	if err != nil || offs[0] < 0 {
+		return noCommitted(group, tp)
+	}
+	end := int64(-1)
+	if ends, err := s.offsetsOf(ctx, []transport.TopicPartition{tp}, false); err == nil {
+		end = ends[0]
+	}
+	return pastEnd(group, tp, offs[0], end)
 }
 
 // subscribe joins the backend's group as a Member.

@@ -56,9 +56,11 @@
 // reached by the earlier consumes are committed; they are committed too when
 // the instance is deleted, expires or the server closes.
 // Kafka-Auto-Offset-Reset "none" answers 400 when the group has no committed
-// offset for a partition the new instance starts with; the instance is not
-// made, and nothing is committed or fixed as that partition's start (an
-// instance with earliest still reads it from its first record).
+// offset for a partition the new instance starts with, or one past the
+// partition's end (which earliest and latest reset, and Kafka with none
+// refuses as OFFSET_OUT_OF_RANGE); the instance is not made, and nothing is
+// committed or fixed as that partition's start (an instance with earliest
+// still reads it from its first record).
 //
 // Liveness of an instance: its group member heartbeats by itself while the
 // instance exists (Kafka-Session-Timeout-Ms is that member's session
@@ -146,14 +148,20 @@
 // A committed offset past the end of its partition is stored, as Kafka
 // stores it; the partition's next owner starts by its
 // Kafka-Auto-Offset-Reset (earliest or latest) instead of waiting there, as
-// Kafka's auto.offset.reset does. Groups whose last instance has gone and
-// that committed nothing are removed from the embedded broker.
+// Kafka's auto.offset.reset does; with none, its first consume is refused
+// (400) until an offset within the partition is committed. Groups whose
+// last instance has gone and that committed nothing are removed from the
+// embedded broker.
 //
 // A consume naming a different set of topics than its instance reads
 // re-subscribes it, as KafkaConsumer.subscribe() replaces a subscription: the
 // instance commits its positions (if auto-commit is on), leaves the group
 // and rejoins with the new topics, keeping the configuration it was made
-// with.
+// with. A re-subscribe the backend refuses (400 for
+// Kafka-Auto-Offset-Reset none, 404 for a missing topic) leaves the
+// instance reading its old topics: it rejoins with them, from the
+// positions committed as it left (without auto-commit, from the group's
+// committed offsets, as after a rebalance).
 //
 // # Permissions
 //

@@ -45,10 +45,12 @@ type member struct {
 	committed map[transport.TopicPartition]int64 // last offset committed by this member
 	starts    map[transport.TopicPartition]int64 // latest starts of uncommitted partitions, to commit
 	// strict: SubscribeCommitted's member, until its first assignment is
-	// accepted; uncommitted partitions assigned meanwhile go to missing,
-	// not to starts.
+	// accepted; partitions assigned meanwhile without a committed offset,
+	// or with one past their end, go to missing (not to starts), those
+	// whose end could not be listed to unchecked.
 	strict    bool
 	missing   map[transport.TopicPartition]struct{}
+	unchecked map[transport.TopicPartition]struct{}
 	fenced    bool
 	closed    bool
 	closeErr  error
@@ -85,10 +87,13 @@ func (b *Backend) Subscribe(ctx context.Context, s transport.Subscription) (tran
 
 // SubscribeCommitted makes the backend a [restserver.CommittedSubscriber]
 // (Kafka-Auto-Offset-Reset: none): it joins as Subscribe does, but when a
-// partition of the first assignment has no committed offset, it commits
-// nothing (Subscribe commits the latest start of such a partition) and
-// returns those partitions, having closed the member, which leaves the
-// group.
+// partition of the first assignment has no committed offset, or one past
+// the partition's end (listed at the join; Subscribe's member, as kgo,
+// resets it by s.Start), it commits nothing (Subscribe commits the latest
+// start of a partition without one) and returns those partitions, having
+// closed the member, which leaves the group. When that end cannot be
+// listed, the join fails the same way with an error wrapping
+// restserver.ErrUnavailable.
 func (b *Backend) SubscribeCommitted(ctx context.Context, s transport.Subscription) (transport.Consumer, []transport.TopicPartition, error) {
 	m, missing, err := b.subscribe(ctx, s, true)
 	if err != nil || len(missing) > 0 {
@@ -122,7 +127,7 @@ func (b *Backend) subscribe(ctx context.Context, s transport.Subscription, stric
 		b: b, sub: s, ready: make(chan struct{}),
 		owned: map[transport.TopicPartition]int64{}, pos: map[transport.TopicPartition]int64{},
 		committed: map[transport.TopicPartition]int64{}, starts: map[transport.TopicPartition]int64{},
-		strict: strict, missing: map[transport.TopicPartition]struct{}{},
+		strict: strict, missing: map[transport.TopicPartition]struct{}{}, unchecked: map[transport.TopicPartition]struct{}{},
 	}
 	reset := kgo.NewOffset().AtEnd()
 	if s.Start == transport.StartEarliest {
@@ -200,9 +205,9 @@ func (b *Backend) subscribe(ctx context.Context, s transport.Subscription, stric
 	for {
 		select {
 		case <-m.ready:
-			if missing := m.accept(); len(missing) > 0 {
+			if missing, err := m.accept(); len(missing) > 0 || err != nil {
 				_ = m.Close()
-				return nil, missing, nil
+				return nil, missing, err
 			}
 			if err := m.commitStarts(ctx); err != nil {
 				_ = m.Close()
@@ -229,21 +234,30 @@ func (b *Backend) subscribe(ctx context.Context, s transport.Subscription, stric
 func (m *member) setReady() { m.once.Do(func() { close(m.ready) }) }
 
 // accept ends a strict member's first assignment: it returns the
-// partitions assigned without a committed offset, sorted, or, when there
-// are none, makes later ones start as a member of Subscribe's does.
-func (m *member) accept() []transport.TopicPartition {
+// partitions assigned without a committed offset or with one past their
+// end, sorted; else an error wrapping restserver.ErrUnavailable when the
+// end of a committed partition could not be listed (the commit could not
+// be checked: refused for now, not taken on trust); or, when neither,
+// makes later partitions start as a member of Subscribe's does.
+func (m *member) accept() ([]transport.TopicPartition, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.strict {
-		return nil
+		return nil, nil
+	}
+	byTopicPartition := func(x, y transport.TopicPartition) int {
+		return cmp.Or(strings.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
 	}
 	if len(m.missing) > 0 {
-		return slices.SortedFunc(maps.Keys(m.missing), func(x, y transport.TopicPartition) int {
-			return cmp.Or(strings.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
-		})
+		return slices.SortedFunc(maps.Keys(m.missing), byTopicPartition), nil
+	}
+	if len(m.unchecked) > 0 {
+		tp := slices.SortedFunc(maps.Keys(m.unchecked), byTopicPartition)[0]
+		return nil, fmt.Errorf("kafkabackend: subscribe to group %q with no offset reset: the end offset of topic %q partition %d could not be listed to check its committed offset against: %w",
+			m.sub.Group, tp.Topic, tp.Partition, restserver.ErrUnavailable)
 	}
 	m.strict = false
-	return nil
+	return nil, nil
 }
 
 func (m *member) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -257,33 +271,51 @@ func (m *member) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 }
 
 // adjust pins each newly assigned partition's start: its committed offset,
-// or the exact start/end offset listed now.
+// or the exact start/end offset listed now. A strict member also lists the
+// end offsets of its committed partitions: one committed past its end is
+// refused, as one without a commit is (Kafka with auto.offset.reset=none
+// fails the fetch with OFFSET_OUT_OF_RANGE; kgo would reset it to the end).
 func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	defer m.setReady()
-	var ends, starts kadm.ListedOffsets
-	var need []string
+	m.mu.Lock()
+	strict := m.strict
+	m.mu.Unlock()
+	earliest := m.sub.Start == transport.StartEarliest
+	var needStarts, needEnds []string
 	for t, ps := range offs {
+		uncommitted, committed := false, false
 		for _, o := range ps {
 			if o.EpochOffset().Offset < 0 {
-				need = append(need, t)
-				break
+				uncommitted = true
+			} else {
+				committed = true
 			}
 		}
+		if uncommitted && earliest {
+			needStarts = append(needStarts, t)
+		}
+		if uncommitted && !earliest || committed && strict {
+			needEnds = append(needEnds, t)
+		}
 	}
-	if len(need) > 0 {
-		adm := m.b.adm // m.cl may not be set yet: kgo starts joining in NewClient
-		var err error
-		if m.sub.Start == transport.StartEarliest {
-			starts, err = adm.ListStartOffsets(ctx, need...)
-		} else {
-			ends, err = adm.ListEndOffsets(ctx, need...)
+	// On a failed listing, kgo resolves the reset offsets itself; the
+	// partitions are still noted below (a strict member's uncommitted ones
+	// refused, its committed ones unchecked, the committed ones owned).
+	adm := m.b.adm // m.cl may not be set yet: kgo starts joining in NewClient
+	var starts, ends kadm.ListedOffsets
+	if len(needStarts) > 0 {
+		if lo, err := adm.ListStartOffsets(ctx, needStarts...); err == nil {
+			starts = lo
 		}
-		if err != nil {
-			// kgo resolves the reset offsets itself; the partitions are
-			// still noted below (a strict member's uncommitted ones
-			// refused, the committed ones owned).
-			ends, starts = nil, nil
+	}
+	if len(needEnds) > 0 {
+		if lo, err := adm.ListEndOffsets(ctx, needEnds...); err == nil {
+			ends = lo
 		}
+	}
+	resets := ends
+	if earliest {
+		resets = starts
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -293,14 +325,18 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 			at := o.EpochOffset().Offset
 			if at >= 0 {
 				m.committed[tp] = at // the group's committed offset
+				if m.strict {
+					if end, ok := ends.Lookup(t, p); !ok || end.Err != nil {
+						m.unchecked[tp] = struct{}{}
+					} else if at > end.Offset {
+						m.missing[tp] = struct{}{} // refused: kgo would reset it
+					}
+				}
 			} else {
 				if m.strict {
 					m.missing[tp] = struct{}{} // refused: its start is not committed
 				}
-				lo, ok := ends.Lookup(t, p)
-				if starts != nil {
-					lo, ok = starts.Lookup(t, p)
-				}
+				lo, ok := resets.Lookup(t, p)
 				if !ok || lo.Err != nil {
 					// kgo resolves the start. The partition is owned all
 					// the same (Poll drops the records of a partition not
@@ -311,7 +347,7 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 				}
 				at = lo.Offset
 				ps[p] = kgo.NewOffset().At(at).WithEpoch(-1)
-				if m.sub.Start == transport.StartLatest && !m.strict {
+				if !earliest && !m.strict {
 					m.starts[tp] = at
 				}
 			}
@@ -345,6 +381,7 @@ func (m *member) drop(parts map[string][]int32, notify bool) {
 			delete(m.committed, tp)
 			delete(m.starts, tp)
 			delete(m.missing, tp)
+			delete(m.unchecked, tp)
 		}
 	}
 	m.mu.Unlock()

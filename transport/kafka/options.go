@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,6 +34,7 @@ type options struct {
 	pollWindow      time.Duration
 	maxPollRecords  int
 	metadataTTL     time.Duration
+	logger          *slog.Logger
 	extra           []kgo.Opt
 }
 
@@ -48,6 +50,7 @@ func defaults() options {
 		pollWindow:      time.Second,
 		maxPollRecords:  500,
 		metadataTTL:     10 * time.Second,
+		logger:          slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -82,6 +85,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("kafka: PollWindow %v: must be positive", o.pollWindow)
 	case o.maxPollRecords <= 0:
 		return fmt.Errorf("kafka: MaxPollRecords %d: must be positive", o.maxPollRecords)
+	case o.logger == nil:
+		return errors.New("kafka: WithLogger: nil logger")
 	}
 	return nil
 }
@@ -167,6 +172,16 @@ func PollWindow(d time.Duration) Option {
 // MaxPollRecords caps the records one Poll returns. Default 500.
 func MaxPollRecords(n int) Option {
 	return optionFunc(func(o *options) { o.maxPollRecords = n })
+}
+
+// WithLogger sets the logger of the transport's own events: a broker its
+// clients cannot connect to is a warning, once per outage of that broker
+// (franz-go retries the requests that need it, within their deadlines,
+// without a word; later failures are logged at debug level), and an info
+// line says when it answers again. Default: discard. Credentials are never
+// logged. (franz-go's own log is kgo.WithLogger, through ClientOpts.)
+func WithLogger(logger *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = logger })
 }
 
 // ClientOpts appends raw franz-go options to every client the transport

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -33,6 +34,8 @@ type Transport struct {
 	adm   *kadm.Client
 	rr    atomic.Uint32
 	close sync.Once
+	// outages logs the brokers the clients cannot reach (WithLogger).
+	outages *outages
 
 	mu        sync.Mutex
 	closed    bool
@@ -59,7 +62,10 @@ var (
 // transport.ErrUnauthenticated) fail here, within SetupTimeout. Later, a
 // broker that cannot be reached once franz-go's own retries gave up (a
 // refused or timed-out connection, a DNS failure, BROKER_NOT_AVAILABLE and
-// the like) is an error wrapping transport.ErrUnavailable too.
+// the like) is an error wrapping transport.ErrUnavailable too; franz-go
+// retries until then without a word, so the transport logs a warning
+// (WithLogger) the first time a broker cannot be reached, once per outage
+// of that broker.
 func New(opts ...Option) (*Transport, error) {
 	o := defaults()
 	for _, opt := range opts {
@@ -80,6 +86,7 @@ func New(opts ...Option) (*Transport, error) {
 		consumers: make(map[*consumer]struct{}),
 		topics:    make(map[string]topicMeta),
 		pins:      make(map[string]map[string]map[int32]int64),
+		outages:   newOutages(o.logger.With(slog.String("transport", "kafka"))),
 	}
 	popts := append(t.clientOpts(),
 		kgo.ProducerLinger(o.linger),
@@ -125,7 +132,7 @@ func (t *Transport) clientOpts() []kgo.Opt {
 	// A leader or coordinator move makes the client reload metadata before
 	// it retries; franz-go's 5 s floor between reloads would stall every
 	// call for seconds, so the floor here is 250 ms.
-	out = append(out, kgo.FetchMaxWait(t.o.pollWindow), kgo.MetadataMinAge(250*time.Millisecond))
+	out = append(out, kgo.FetchMaxWait(t.o.pollWindow), kgo.MetadataMinAge(250*time.Millisecond), kgo.WithHooks(t.outages))
 	return append(out, t.o.extra...)
 }
 

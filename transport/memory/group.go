@@ -331,12 +331,13 @@ func (b *Broker) Subscribe(ctx context.Context, s transport.Subscription) (trans
 
 // SubscribeCommitted is Subscribe for a member that must not start a
 // partition without a committed offset (Kafka's auto.offset.reset=none):
-// when a partition the member would own on joining has none, nothing is
-// done (the group is not rebalanced, no member is fenced, and no start is
-// fixed for the partition, as the first owner's join fixes it) and those
-// partitions are returned, sorted, with a nil Consumer. Otherwise it is
-// Subscribe: partitions the member gets in later rebalances start by
-// s.Start.
+// when a partition the member would own on joining has none, or one past
+// the partition's end (which Subscribe resets by s.Start; Kafka with no
+// reset policy fails the fetch), nothing is done (the group is not
+// rebalanced, no member is fenced, and no start is fixed for the
+// partition, as the first owner's join fixes it) and those partitions are
+// returned, sorted, with a nil Consumer. Otherwise it is Subscribe:
+// partitions the member gets in later rebalances start by s.Start.
 func (b *Broker) SubscribeCommitted(ctx context.Context, s transport.Subscription) (transport.Consumer, []transport.TopicPartition, error) {
 	c, missing, err := b.joinAs(ctx, s, true)
 	if err != nil || len(missing) > 0 {
@@ -411,9 +412,9 @@ func (b *Broker) joinAs(ctx context.Context, s transport.Subscription, committed
 	return c, nil, nil
 }
 
-// uncommittedForLocked returns the partitions without a committed offset
-// that c, not yet a member, would own if it joined now (replacing a
-// member with its instance), sorted.
+// uncommittedForLocked returns the partitions without a committed offset,
+// or with one past the partition's end, that c, not yet a member, would
+// own if it joined now (replacing a member with its instance), sorted.
 func (g *group) uncommittedForLocked(c *Consumer) []transport.TopicPartition {
 	members := []*Consumer{c}
 	for inst, m := range g.members {
@@ -426,11 +427,22 @@ func (g *group) uncommittedForLocked(c *Consumer) []transport.TopicPartition {
 	slices.SortFunc(parts, comparePartitions)
 	var missing []transport.TopicPartition
 	for _, p := range parts {
-		if gp := g.parts[p]; gp == nil || gp.committed < 0 {
+		if !g.committedInRangeLocked(p) {
 			missing = append(missing, transport.TopicPartition{Topic: p.topic.name, Partition: p.index})
 		}
 	}
 	return missing
+}
+
+// committedInRangeLocked reports whether the group committed an offset for
+// p that is not past p's end: one a member can start at without a reset.
+func (g *group) committedInRangeLocked(p *partition) bool {
+	gp := g.parts[p]
+	if gp == nil || gp.committed < 0 {
+		return false
+	}
+	_, latest := p.offsets()
+	return gp.committed <= latest
 }
 
 // validSubscription checks what Subscribe refuses before touching topics.

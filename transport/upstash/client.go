@@ -152,6 +152,7 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 			start = time.Now()
 		}
 		last = err
+		t.noteFailed()
 		wait := bo.NextBackOff()
 		if wait == backoff.Stop {
 			return gaveUp(fmt.Sprintf("retries stopped at Backoff.MaxElapsed (%v)", t.cfg.backoff.MaxElapsed), false, err)
@@ -190,10 +191,17 @@ func (t *Transport) call(ctx context.Context, r request, out any) error {
 
 // noteFailing logs, as a warning, the first retry of a request that the
 // server failed (no connection, or a 5xx or 429): once per outage, not once
-// per retry nor per request however many then fail, until a request
-// succeeds again (see noteAnswered).
+// per retry nor per request however many then fail, until the route of
+// that request answers again (see noteAnswered).
 func (t *Transport) noteFailing(ctx context.Context, r request, err error) {
-	if !t.failing.CompareAndSwap(false, true) {
+	t.outageMu.Lock()
+	began := !t.failing.Load()
+	if began {
+		t.failing.Store(true)
+		t.outageRoute = r.method + " " + r.display()
+	}
+	t.outageMu.Unlock()
+	if !began {
 		return
 	}
 	t.log.LogAttrs(ctx, slog.LevelWarn, fmt.Sprintf("upstash: %s %s failed: the server at %s cannot be reached or is unavailable; "+
@@ -202,9 +210,29 @@ func (t *Transport) noteFailing(ctx context.Context, r request, err error) {
 		slog.String("host", t.cfg.base.Host), slog.String("error", describeAttempt(err)))
 }
 
-// noteAnswered ends the outage noteFailing logged: the server answered.
+// noteFailed notes the time of a failed attempt worth a retry.
+func (t *Transport) noteFailed() {
+	t.outageMu.Lock()
+	t.lastFailed = time.Now()
+	t.outageMu.Unlock()
+}
+
+// noteAnswered ends the outage noteFailing logged when r answered and is
+// of the route whose failure began it, or when no attempt of any route
+// failed for Backoff.MaxElapsed (the longest one request is retried): a
+// server that fails one route and answers another is in one outage, not
+// in one per failed request, and an outage whose route is not asked again
+// still ends.
 func (t *Transport) noteAnswered(ctx context.Context, r request) {
-	if t.failing.CompareAndSwap(true, false) {
+	t.outageMu.Lock()
+	ended := t.failing.Load() &&
+		(r.method+" "+r.display() == t.outageRoute || time.Since(t.lastFailed) >= t.cfg.backoff.MaxElapsed)
+	if ended {
+		t.failing.Store(false)
+		t.outageRoute = ""
+	}
+	t.outageMu.Unlock()
+	if ended {
 		t.log.LogAttrs(ctx, slog.LevelInfo, "upstash: the server answers again",
 			slog.String("host", t.cfg.base.Host), slog.String("method", r.method), slog.String("path", r.display()))
 	}

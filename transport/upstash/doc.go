@@ -48,7 +48,10 @@
 // never retried. The first retry while the server is failing is logged as
 // a warning ([WithLogger]) naming the request, the server's host and the
 // error, once per outage rather than per retry (the retries themselves are
-// logged at debug level), and an info line says when it answers again.
+// logged at debug level), and an info line says when it answers again: when
+// the route whose failure began the outage answers (an answer of another
+// route, while that one still fails, does not end it), or any route once
+// no attempt failed for Backoff's MaxElapsed.
 // When the retries give up (the caller's deadline or the setup timeout
 // comes first, or Backoff's MaxElapsed or MaxRetries), the error wraps
 // transport.ErrUnavailable and the last attempt's error (an *Error for a

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
 )
@@ -49,8 +50,13 @@ type Transport struct {
 	dropped atomic.Int64 // records dropped as not asked for
 
 	// failing is set while the server fails requests that are retried
-	// (from the first retry, logged, to the next answer): see noteFailing.
-	failing atomic.Bool
+	// (from the first retry, logged, to the next answer of the route that
+	// failed, or of any once none failed for a while): see noteFailing.
+	// outageMu guards the changes of failing, outageRoute and lastFailed.
+	failing     atomic.Bool
+	outageMu    sync.Mutex
+	outageRoute string    // method and path of the request whose retry began the outage
+	lastFailed  time.Time // of the latest failed attempt worth a retry, of any route
 
 	// fetchCarry is what the server said of records carried by a fetch
 	// (tail_carry.go): fetchCarryUnknown, fetchCarryYes, fetchCarryNo.
