@@ -22,33 +22,20 @@ import (
 //
 // BenchmarkCallVsRaw runs b.N typed calls (rpc.Call[T] against a handler
 // registered with rpc.Handle, which decodes and re-encodes a small JSON
-// struct) and b.N raw round trips on a broker of the same shape
+// struct) and then b.N raw round trips on a broker of the same shape
 // (produce the request, poll it, produce the reply, read it), from the same
 // number of concurrent callers, and reports both rates, their ratio
 // (call/raw), p50 and p99 of each, and the allocations and bytes allocated
 // per call and per round trip (every goroutine's, read from
 // runtime.MemStats, so the server's and the broker's count too).
 //
-// BenchmarkCallScaling runs b.N typed calls from 1,024 and b.N from 4,096
+// BenchmarkCallScaling runs b.N typed calls from 1,024 and then from 4,096
 // concurrent callers and reports calls/s and p99 of both and their ratio:
 // at least 1 means more callers did not mean fewer calls. It then runs the
 // raw round trip the same way, on a broker of its own, and reports its
 // ratio (raw-4096/1024): the floor's own loss from the caller goroutines
 // (their stacks for the GC to scan, the scheduler's queues, the caches),
 // which no library on top of it can avoid.
-//
-// Each compares two legs run in legRounds turns (see alternate), not one
-// after the other: the leg run second was measured on a broker further
-// into its retention, a fuller dedup window and a larger heap, and, on a
-// shared machine, at another moment of its neighbours' load (4,096 callers
-// run after 1,024 did 0.72 of their calls/s in one run; first, 0.87).
-
-// legRounds is how many turns the two legs of a comparison take: two
-// (a b, then b a), each leg once first and once second. More turns would
-// balance finer, but each starts every caller anew, a ramp the turn
-// measures: at 4,096 callers and a round of a few calls per caller, the
-// ramp is what it measures.
-const legRounds = 2
 
 // legResult is one leg of a benchmark: n operations from some callers.
 type legResult struct {
@@ -62,13 +49,6 @@ type legResult struct {
 	cpu time.Duration
 }
 
-// legSample is what one run of a leg measured, before it is summed up.
-type legSample struct {
-	lat             []time.Duration // of each operation
-	elapsed, cpu    time.Duration
-	mallocs, allocd uint64
-}
-
 // runLeg runs n operations spread over callers goroutines, each calling
 // op(caller) in a loop, and measures the rate, latency, CPU time and
 // allocations. Each goroutine first makes one untimed call and waits for
@@ -76,49 +56,6 @@ type legSample struct {
 // starting and growing their stacks, a cost per caller that would be
 // spread over fewer calls the more callers there are.
 func runLeg(b *testing.B, n, callers int, op func(caller int) error) legResult {
-	b.Helper()
-	return summarize(sampleLeg(b, n, callers, op))
-}
-
-// alternate runs two legs, a and b, of n operations each, in rounds that
-// take turns at going first (a b, b a, a b, ...), each round doing a
-// share of both, and sums each leg's rounds up. Two legs run one after the
-// other are compared under different conditions: the machine's speed
-// drifts (other tenants), and the broker's and the heap's state grows with
-// the operations done (logs up to their retention, a window up to its
-// size), so that the leg that ran second was measured slower; in turns,
-// both see the same conditions.
-func alternate(tb *testing.B, n, rounds int, a, b func(n int) legSample) (legResult, legResult) {
-	tb.Helper()
-	rounds = max(1, min(rounds, n))
-	var as, bs []legSample
-	for r := range rounds {
-		share := n/rounds + boolInt(r < n%rounds)
-		if r%2 == 0 {
-			as = append(as, a(share))
-			bs = append(bs, b(share))
-		} else {
-			bs = append(bs, b(share))
-			as = append(as, a(share))
-		}
-	}
-	return summarize(as...), summarize(bs...)
-}
-
-func boolInt(v bool) int {
-	if v {
-		return 1
-	}
-	return 0
-}
-
-// legOf is a leg of callers running op, for alternate.
-func legOf(b *testing.B, callers int, op func(caller int) error) func(n int) legSample {
-	return func(n int) legSample { return sampleLeg(b, n, callers, op) }
-}
-
-// sampleLeg is runLeg's measurement, not summed up.
-func sampleLeg(b *testing.B, n, callers int, op func(caller int) error) legSample {
 	b.Helper()
 	var (
 		next   atomic.Int64
@@ -164,37 +101,18 @@ func sampleLeg(b *testing.B, n, callers int, op func(caller int) error) legSampl
 	elapsed := time.Since(t0)
 	cpu := testutil.ProcessCPU() - cpu0
 	runtime.ReadMemStats(&after)
-	return legSample{lat: slices.Concat(lat...), elapsed: elapsed, cpu: cpu,
-		mallocs: after.Mallocs - before.Mallocs, allocd: after.TotalAlloc - before.TotalAlloc}
-}
-
-// summarize sums samples of one leg up: the rate over their time
-// together, the percentiles over all their operations.
-func summarize(samples ...legSample) legResult {
-	var (
-		all     []time.Duration
-		sum     legSample
-		elapsed time.Duration
-	)
-	for _, s := range samples {
-		all = append(all, s.lat...)
-		elapsed += s.elapsed
-		sum.cpu += s.cpu
-		sum.mallocs += s.mallocs
-		sum.allocd += s.allocd
-	}
+	all := slices.Concat(lat...)
 	if len(all) == 0 {
 		return legResult{}
 	}
 	slices.Sort(all)
-	n := len(all)
 	return legResult{
-		perSec: float64(n) / elapsed.Seconds(),
-		p50:    all[n/2],
-		p99:    all[n*99/100],
-		allocs: float64(sum.mallocs) / float64(n),
-		bytes:  float64(sum.allocd) / float64(n),
-		cpu:    sum.cpu / time.Duration(n),
+		perSec: float64(len(all)) / elapsed.Seconds(),
+		p50:    all[len(all)/2],
+		p99:    all[len(all)*99/100],
+		allocs: float64(after.Mallocs-before.Mallocs) / float64(len(all)),
+		bytes:  float64(after.TotalAlloc-before.TotalAlloc) / float64(len(all)),
+		cpu:    cpu / time.Duration(len(all)),
 	}
 }
 
@@ -270,7 +188,8 @@ func BenchmarkCallVsRaw(b *testing.B) {
 			call := typedCaller(b, newBenchBroker(b), callers)
 			raw := rawCaller(b, newBenchBroker(b), callers)
 			b.ResetTimer()
-			c, r := alternate(b, b.N, legRounds, legOf(b, callers, call), legOf(b, callers, raw))
+			c := runLeg(b, b.N, callers, call)
+			r := runLeg(b, b.N, callers, raw)
 			b.StopTimer()
 			b.ReportMetric(c.perSec, "calls/s")
 			b.ReportMetric(r.perSec, "raw-trips/s")
@@ -293,9 +212,11 @@ func BenchmarkCallScaling(b *testing.B) {
 	br := newBenchBroker(b)
 	call := typedCaller(b, br, 4096)
 	b.ResetTimer()
-	few, many := alternate(b, b.N, legRounds, legOf(b, 1024, call), legOf(b, 4096, call))
+	few := runLeg(b, b.N, 1024, call)
+	many := runLeg(b, b.N, 4096, call)
 	raw := rawCaller(b, newBenchBroker(b), 4096)
-	rawFew, rawMany := alternate(b, b.N, legRounds, legOf(b, 1024, raw), legOf(b, 4096, raw))
+	rawFew := runLeg(b, b.N, 1024, raw)
+	rawMany := runLeg(b, b.N, 4096, raw)
 	b.StopTimer()
 	b.ReportMetric(few.perSec, "calls/s@1024")
 	b.ReportMetric(many.perSec, "calls/s@4096")
