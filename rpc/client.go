@@ -138,9 +138,11 @@ func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var replies transport.Consumer
 	var err error
-	if tl, ok := t.(transport.Tailer); ok {
+	switch tl, ok := t.(transport.Tailer); {
+	case cfg.noReplies:
+	case ok:
 		replies, err = tl.Tail(ctx, cfg.replyTopic)
-	} else {
+	default:
 		replies, err = t.Subscribe(ctx, transport.Subscription{
 			Group:  cfg.replyTopic + "." + uuid.NewString(),
 			Topics: []string{cfg.replyTopic},
@@ -163,9 +165,11 @@ func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 		pending:   make(map[string]*pendingCall),
 		abandoned: newRecentIDs(cfg.lateMemory),
 	}
-	c.initSlot()
-	c.wg.Add(1)
-	go c.readReplies()
+	if replies != nil {
+		c.initSlot()
+		c.wg.Add(1)
+		go c.readReplies()
+	}
 	return c, nil
 }
 
@@ -222,6 +226,9 @@ type ownedReply struct {
 
 // call is Call, with the reply written to out.
 func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOption, out *Reply) error {
+	if c.replies == nil {
+		return NewError(CodeFailedPrecondition, fmt.Errorf("rpc: call %s: %w", topic, ErrNoReplies))
+	}
 	cc, err := newCallConfig(opts)
 	if err != nil {
 		return err
@@ -752,7 +759,10 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 	c.cancel()
-	err := c.replies.Close()
+	var err error
+	if c.replies != nil { // nil WithoutReplies
+		err = c.replies.Close()
+	}
 	c.wg.Wait()
 	if errors.Is(err, transport.ErrClosed) {
 		err = nil

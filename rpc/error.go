@@ -129,6 +129,10 @@ var (
 	// once that Serve has returned.
 	ErrServing = errors.New("rpc: Serve: already serving")
 
+	// ErrNoReplies is wrapped by the error of a Call on a client made
+	// WithoutReplies, which reads no reply topic.
+	ErrNoReplies = errors.New("rpc: the client reads no replies (WithoutReplies)")
+
 	// ErrTimeout is wrapped by the error of a call whose deadline passed
 	// before its reply arrived. It wraps context.DeadlineExceeded, so
 	// errors.Is(err, context.DeadlineExceeded) holds too.

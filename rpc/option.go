@@ -37,6 +37,7 @@ type clientConfig struct {
 	// noticeInstance is the OnNotice member's instance id; "" for a
 	// fresh one.
 	noticeInstance string
+	noReplies      bool // WithoutReplies: no reply reader, no Call
 }
 
 type serverConfig struct {
@@ -108,7 +109,7 @@ func (c *clientConfig) validate() error {
 	if c.noticeGroup == "" {
 		c.noticeGroup = c.name
 	}
-	if c.replyTopic == c.noticeTopic {
+	if c.replyTopic == c.noticeTopic && !c.noReplies {
 		errs = append(errs, fmt.Errorf("rpc: reply topic and notice topic are both %q; they must differ so each reply has one owner", c.replyTopic))
 	}
 	if c.timeout <= 0 {
@@ -233,6 +234,17 @@ func (f serverFunc) applyServer(c *serverConfig) { f(c) }
 // reads every reply and ignores those of other instances.
 func WithReplyTopic(topic string) ClientOption {
 	return clientFunc(func(c *clientConfig) { c.replyTopic = topic; c.markEmpty("WithReplyTopic", topic) })
+}
+
+// WithoutReplies makes a client that sends and reads no reply topic:
+// NewClient positions no reply reader, so the reply topic need not exist
+// (on a server where topics are made by hand, a service that only
+// notifies needs none). Notify and Send work as usual (Send's notices go
+// to the notice topic, which OnNotice reads); Call and the typed Call
+// return an *Error with CodeFailedPrecondition wrapping ErrNoReplies at
+// once, without sending the request.
+func WithoutReplies() ClientOption {
+	return clientFunc(func(c *clientConfig) { c.noReplies = true })
 }
 
 // WithNoticeTopic sets the topic that Send's completion notices (and their
