@@ -3,11 +3,13 @@ package rpctest
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/rpc"
+	"github.com/kafkarpc/kafkarpc/transport"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
 
@@ -28,6 +30,12 @@ import (
 // say), serve it with [Serve] on a memory broker and call it with an
 // rpc.Client. Each Invoke has its own broker and server: no state is
 // shared between calls, the dedup window included.
+//
+// A handler still running when its context ends (the call's deadline) is
+// left to run on its own goroutine, as a server abandons a handler that
+// ignores its context, and Invoke returns what the caller got: it does not
+// wait for the handler, whose goroutine ends when it returns (a leak
+// checker such as goleak sees it until then).
 //
 // opts are the call's (rpc.WithTimeout: default 30 s). The server's log
 // lines, at Warn and above (a panicking handler's stack, say), go to
@@ -62,7 +70,9 @@ func Invoke[Resp any](tb testing.TB, register func(s *rpc.Server), route string,
 	}
 	defer b.Close()
 	log := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := rpc.NewServer(b, rpc.WithName("rpctest-invoke"), rpc.WithLogger(log))
+	joined := make(chan []string, 1)
+	s, err := rpc.NewServer(joinTold{Broker: b, joined: joined}, rpc.WithName(invokeGroup), rpc.WithGroup(invokeGroup),
+		rpc.WithLogger(log), rpc.WithMiddleware(leaveAtDeadline))
 	if err != nil {
 		tb.Fatalf("rpctest.Invoke: %v", err)
 	}
@@ -83,6 +93,22 @@ func Invoke[Resp any](tb testing.TB, register func(s *rpc.Server), route string,
 		served <- s.Serve(serveCtx)
 		endCall()
 	}()
+	// A topic the server does not read (a typo in route) would leave the
+	// call waiting for its whole timeout too: the server's topics are
+	// known once it has joined its group.
+	select {
+	case topics := <-joined:
+		if !slices.Contains(topics, topic) {
+			stop()
+			select {
+			case <-served:
+			case <-time.After(serveStopTimeout):
+			}
+			tb.Fatalf("rpctest.Invoke %s: no route of the server reads topic %q (its routes are on %s)", route, topic, strings.Join(topics, ", "))
+		}
+	case err := <-served:
+		served <- err // Serve failed: the call ends at once, and the error is told below
+	}
 	if method != "" {
 		opts = append([]rpc.CallOption{rpc.WithMethod(method)}, opts...)
 	}
@@ -98,4 +124,56 @@ func Invoke[Resp any](tb testing.TB, register func(s *rpc.Server), route string,
 		tb.Fatalf("rpctest.Invoke %s: Serve: %v", route, err)
 	}
 	return resp, callErr
+}
+
+// invokeGroup is the name and group of Invoke's server.
+const invokeGroup = "rpctest-invoke"
+
+// joinTold is the embedded broker as Invoke's server sees it: it tells
+// joined the topics of the server's group once the server has joined it.
+// Every other method is the broker's.
+type joinTold struct {
+	*memory.Broker
+	joined chan<- []string
+}
+
+func (j joinTold) Subscribe(ctx context.Context, sub transport.Subscription) (transport.Consumer, error) {
+	cons, err := j.Broker.Subscribe(ctx, sub)
+	if err == nil && sub.Group == invokeGroup {
+		select {
+		case j.joined <- slices.Clone(sub.Topics):
+		default:
+		}
+	}
+	return cons, err
+}
+
+// leaveAtDeadline is Invoke's middleware: the handler runs on a goroutine
+// of its own, and one that ignores its context is left to it once the
+// context ends, so that stopping Serve does not wait for it (for the drain
+// timeout, 30 s, past Invoke's bound on the stop).
+func leaveAtDeadline(next rpc.HandlerFunc) rpc.HandlerFunc {
+	return func(ctx context.Context, r *rpc.Request) (any, error) {
+		type result struct {
+			res      any
+			err      error
+			returned bool
+		}
+		done := make(chan result, 1)
+		go func() {
+			var out result
+			defer func() { done <- out }() // also when the handler calls runtime.Goexit
+			out.res, out.err = next(ctx, r)
+			out.returned = true
+		}()
+		select {
+		case out := <-done:
+			if !out.returned {
+				return nil, rpc.Errorf(rpc.CodeInternal, "rpctest.Invoke: the handler exited without returning (runtime.Goexit: t.FailNow or require in a handler?)")
+			}
+			return out.res, out.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
