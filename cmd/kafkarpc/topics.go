@@ -98,7 +98,12 @@ func restCredentials(g *globals) (user, pass string, ok bool) {
 	case envUser != "" || envPass != "":
 		return envUser, envPass, true
 	}
-	raw := cmp.Or(g.url, os.Getenv(upstash.EnvURL), os.Getenv(upstash.EnvLegacyURL))
+	// The URL is read as upstash.WithURL reads it: trimmed of spaces, and
+	// a bare host ("user:pw@host:port") taken as https://.
+	raw := strings.TrimSpace(cmp.Or(g.url, os.Getenv(upstash.EnvURL), os.Getenv(upstash.EnvLegacyURL)))
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
 		return "", "", false
