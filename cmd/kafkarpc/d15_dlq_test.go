@@ -36,9 +36,9 @@ func TestD15DLQCheckTakesTheURLAsTheTransportDoes(t *testing.T) {
 	// A bare host: the transport's https://, so the check's credentials
 	// are compared here, not over the wire (resttest serves plain HTTP).
 	for raw, want := range map[string][2]string{
-		"alice:s3cret@rest.example:8443":  {"alice", "s3cret"},
+		"alice:s3cret@rest.example:8443":   {"alice", "s3cret"},
 		" alice:s3cret@rest.example/kafka": {"alice", "s3cret"},
-		"https://bob:pw@rest.example":     {"bob", "pw"},
+		"https://bob:pw@rest.example":      {"bob", "pw"},
 	} {
 		user, pass, ok := restCredentials(&globals{url: raw})
 		require.True(t, ok, "%q", raw)
