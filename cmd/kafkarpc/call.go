@@ -162,7 +162,7 @@ var cmdNotify = &command{
 			defer cancel()
 			// A notification gets no reply: the client reads no reply
 			// topic, which need not exist.
-			c, closeAll, err := newNotifier(e, cancel)
+			c, _, closeAll, err := newSender(e, cancel)
 			if err != nil {
 				return err
 			}

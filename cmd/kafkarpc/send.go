@@ -37,13 +37,15 @@ var cmdSend = &command{
 			if *noticeTopic == "" {
 				*noticeTopic = e.g.name + ".notices"
 			}
-			c, t, closeAll, err := newClient(e, rpc.WithNoticeTopic(*noticeTopic))
+			ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+			defer cancel()
+			// The completion notice goes to the notice topic: the client
+			// reads no reply topic, which need not exist.
+			c, t, closeAll, err := newSender(e, cancel, rpc.WithNoticeTopic(*noticeTopic))
 			if err != nil {
 				return err
 			}
 			defer closeAll()
-			ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-			defer cancel()
 
 			var notices transport.Consumer
 			if *wait {
