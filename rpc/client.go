@@ -123,7 +123,8 @@ var endToken Reply
 
 // NewClient returns a Client on t. It positions the reply reader before
 // returning: with a transport.Tailer it tails the reply topic, otherwise it
-// joins a consumer group of its own. Options are validated here.
+// joins a consumer group of its own; with WithoutReplies it reads nothing.
+// Options are validated here.
 func NewClient(t transport.Transport, opts ...ClientOption) (*Client, error) {
 	if t == nil {
 		return nil, errors.New("rpc: NewClient: nil transport")

@@ -242,7 +242,8 @@ func WithReplyTopic(topic string) ClientOption {
 // notifies needs none). Notify and Send work as usual (Send's notices go
 // to the notice topic, which OnNotice reads); Call and the typed Call
 // return an *Error with CodeFailedPrecondition wrapping ErrNoReplies at
-// once, without sending the request.
+// once, without sending the request. WithReplyTopic is then unused.
+// Default: off, the client reads its reply topic.
 func WithoutReplies() ClientOption {
 	return clientFunc(func(c *clientConfig) { c.noReplies = true })
 }
