@@ -39,9 +39,10 @@ import (
 //
 // opts are the call's (rpc.WithTimeout: default 30 s). The server's log
 // lines, at Warn and above (a panicking handler's stack, say), go to
-// tb.Output. Invoke fails tb with Fatal when the server cannot be set up or
-// Serve fails (register added no route, say), so call it from the test's
-// goroutine.
+// tb.Output. Invoke fails tb with Fatal when the server cannot be set up,
+// Serve fails (register added no route, say) or no route reads route's
+// topic (a typo), instead of leaving the call to its timeout, so call it
+// from the test's goroutine. Invoke may be called from parallel tests.
 //
 // A test of a handler, with no broker to set up:
 //
@@ -83,8 +84,8 @@ func Invoke[Resp any](tb testing.TB, register func(s *rpc.Server), route string,
 	}
 	defer c.Close()
 
-	// The call ends when Serve does: a Serve that fails at once (no
-	// routes) would leave it waiting for its whole timeout.
+	// The call ends when Serve does: a Serve that failed while the call
+	// waited would leave it waiting for its whole timeout.
 	callCtx, endCall := context.WithCancel(context.Background())
 	defer endCall()
 	serveCtx, stop := context.WithCancel(context.Background())
@@ -106,8 +107,8 @@ func Invoke[Resp any](tb testing.TB, register func(s *rpc.Server), route string,
 			}
 			tb.Fatalf("rpctest.Invoke %s: no route of the server reads topic %q (its routes are on %s)", route, topic, strings.Join(topics, ", "))
 		}
-	case err := <-served:
-		served <- err // Serve failed: the call ends at once, and the error is told below
+	case err := <-served: // before it joined: it failed (no routes, say)
+		tb.Fatalf("rpctest.Invoke %s: Serve: %v", route, err)
 	}
 	if method != "" {
 		opts = append([]rpc.CallOption{rpc.WithMethod(method)}, opts...)
