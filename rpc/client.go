@@ -228,6 +228,9 @@ type ownedReply struct {
 // call is Call, with the reply written to out.
 func (c *Client) call(ctx context.Context, topic string, req any, opts []CallOption, out *Reply) error {
 	if c.replies == nil {
+		if c.isClosed() {
+			return NewError(CodeUnavailable, ErrClosed) // as a closed client's every call
+		}
 		return NewError(CodeFailedPrecondition, fmt.Errorf("rpc: call %s: %w", topic, ErrNoReplies))
 	}
 	cc, err := newCallConfig(opts)

@@ -50,4 +50,6 @@ func TestWithoutRepliesNotifiesWithNoReplyTopic(t *testing.T) {
 	assert.Equal(t, string(rpc.KindNotify), kind)
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close(), "a second Close is a no-op")
+	_, err = c.Call(ctx, "jobs", map[string]int{"report": 10})
+	require.ErrorIs(t, err, rpc.ErrClosed, "closed first: as any closed client's call")
 }
