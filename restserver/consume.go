@@ -454,9 +454,9 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			}
 		}
 		offs, err := s.committedOf(ctx, in.key.group, tps)
-		var ends []int64
+		var firsts, ends []int64
 		if err == nil {
-			ends, err = s.offsetsOf(ctx, tps, false)
+			firsts, ends, err = s.boundsOf(ctx, tps)
 		}
 		if err == nil {
 			for i, off := range offs {
@@ -464,6 +464,8 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 					err = noCommitted(in.key.group, tps[i])
 				} else if off > ends[i] {
 					err = pastEnd(in.key.group, tps[i], off, ends[i])
+				} else if off < firsts[i] {
+					err = beforeStart(in.key.group, tps[i], off, firsts[i])
 				}
 				if err != nil {
 					break
@@ -501,19 +503,35 @@ func pastEnd(group string, tp transport.TopicPartition, committed, end int64) er
 		group, committed, tp.Topic, tp.Partition, where)
 }
 
+// beforeStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
+// whose instance would start tp at committed, before first, tp's earliest
+// retained offset (retention deleted the records from committed on):
+// Kafka fails that fetch too (OFFSET_OUT_OF_RANGE) when none resets it.
+func beforeStart(group string, tp transport.TopicPartition, committed, first int64) error {
+	return errorf(http.StatusBadRequest,
+		"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is before the partition's earliest retained offset (%d): the records from it on were deleted, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+		group, committed, tp.Topic, tp.Partition, first)
+}
+
 // refusedStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
 // whose instance would start tp, which a [CommittedSubscriber] refused:
-// group has no committed offset for it, or one past its end.
+// group has no committed offset for it, or one out of its range.
 func (s *Server) refusedStart(ctx context.Context, group string, tp transport.TopicPartition) error {
-	offs, err := s.committedOf(ctx, group, []transport.TopicPartition{tp})
+	tps := []transport.TopicPartition{tp}
+	offs, err := s.committedOf(ctx, group, tps)
 	if err != nil || offs[0] < 0 {
 		return noCommitted(group, tp)
 	}
-	end := int64(-1)
-	if ends, err := s.offsetsOf(ctx, []transport.TopicPartition{tp}, false); err == nil {
-		end = ends[0]
+	firsts, ends, err := s.boundsOf(ctx, tps)
+	if err != nil {
+		return errorf(http.StatusBadRequest,
+			"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is out of the partition's range, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+			group, offs[0], tp.Topic, tp.Partition)
 	}
-	return pastEnd(group, tp, offs[0], end)
+	if offs[0] < firsts[0] {
+		return beforeStart(group, tp, offs[0], firsts[0])
+	}
+	return pastEnd(group, tp, offs[0], ends[0])
 }
 
 // subscribe joins the backend's group as a Member.

@@ -57,8 +57,8 @@
 // the instance is deleted, expires or the server closes.
 // Kafka-Auto-Offset-Reset "none" answers 400 when the group has no committed
 // offset for a partition the new instance starts with, or one past the
-// partition's end (which earliest and latest reset, and Kafka with none
-// refuses as OFFSET_OUT_OF_RANGE); the instance is not made, and nothing is
+// partition's end or before its earliest retained offset (which earliest
+// and latest reset, and Kafka with none refuses as OFFSET_OUT_OF_RANGE); the instance is not made, and nothing is
 // committed or fixed as that partition's start (an instance with earliest
 // still reads it from its first record).
 //
