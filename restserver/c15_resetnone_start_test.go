@@ -33,10 +33,11 @@ func TestC15ResetNoneRefusesACommitBeforeTheStart(t *testing.T) {
 // the same on a backend the server checks after a plain Subscribe.
 func TestC15ResetNoneRefusesACommitBeforeTheStartWithoutCommittedSubscriber(t *testing.T) {
 	t.Parallel()
-	refusesBeforeTheStart(t, newEnv(t, envConfig{
+	e := newEnv(t, envConfig{
 		broker: []memory.Option{memory.WithTopic("t", 1), memory.WithRetention(2, 0)},
 		wrap:   func(b restserver.Backend) restserver.Backend { return struct{ restserver.Backend }{b} },
-	}), false)
+	})
+	refusesBeforeTheStart(t, e, e.kafka != nil)
 }
 
 func refusesBeforeTheStart(t *testing.T, e *env, kafka bool) {

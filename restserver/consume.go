@@ -320,8 +320,10 @@ func (in *instance) joinedMember(topics []string) (Member, error) {
 // does not exist) leaves the instance as it was: its member rejoins with
 // the topics it read, from the positions committed before it left (with
 // auto-commit; without it, from the group's committed offsets, as after a
-// rebalance), keeping its configuration. Only when that rejoin fails too is
-// the instance gone, as one whose first join failed.
+// rebalance), keeping its configuration; under Kafka-Auto-Offset-Reset
+// none too, a partition without a committed offset starting at the latest
+// offset as one handed over by a rebalance (see rejoin). Only when that
+// rejoin fails too is the instance gone, as one whose first join failed.
 func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string) (Member, error) {
 	if in.cfg.reset == "none" {
 		// Refuse before anything is joined or left when the group has no
@@ -354,7 +356,7 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 		_ = old.Close()
 		s.log.Debug("kafka-rest: consumer instance re-subscribes", "group", in.key.group, "instance", in.key.name, "topics", topics)
 	}
-	m, err := s.join(ctx, in, topics)
+	m, err := s.join(ctx, in, topics, in.cfg.reset == "none")
 	if err != nil {
 		if old != nil && refusedSubscription(err) && in.gone.Err() == nil {
 			s.rejoin(ctx, in, oldTopics, err)
@@ -377,8 +379,14 @@ func refusedSubscription(err error) bool {
 
 // rejoin joins in's group again with topics, those its member read before
 // a re-subscribe the backend refused (why), and makes that in's member.
+//
+// The rejoin is not strict even with Kafka-Auto-Offset-Reset none: it
+// takes up what the old member read, as after a rebalance, where that
+// member had partitions handed over without a committed offset (starting
+// at the latest offset): a strict join refused them, and the instance
+// was deleted by a refusal that named only the new set's fault.
 func (s *Server) rejoin(ctx context.Context, in *instance, topics []string, why error) {
-	m, err := s.join(ctx, in, topics)
+	m, err := s.join(ctx, in, topics, false)
 	if err == nil {
 		err = in.install(m, topics)
 	}
@@ -406,7 +414,10 @@ func (in *instance) install(m Member, topics []string) error {
 	return nil
 }
 
-func (s *Server) join(ctx context.Context, in *instance, topics []string) (Member, error) {
+// join joins in's group with topics. strict (Kafka-Auto-Offset-Reset none)
+// refuses a first assignment with a partition without a committed offset,
+// or with one out of its range.
+func (s *Server) join(ctx context.Context, in *instance, topics []string, strict bool) (Member, error) {
 	sub := transport.Subscription{
 		Group:           in.key.group,
 		Instance:        in.key.memberInstance(),
@@ -418,7 +429,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	if in.cfg.reset == "earliest" {
 		sub.Start = transport.StartEarliest
 	}
-	if cs, ok := s.backend.(CommittedSubscriber); ok && in.cfg.reset == "none" {
+	if cs, ok := s.backend.(CommittedSubscriber); ok && strict {
 		// Kafka's auto.offset.reset=none: fail when a partition the member
 		// starts with has no committed offset, with no start fixed for it.
 		// (Partitions handed over later by a rebalance start at the latest
@@ -444,7 +455,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	if err != nil {
 		return nil, err
 	}
-	if in.cfg.reset == "none" {
+	if strict {
 		// As above, for a backend that cannot join that way: right when
 		// its Subscribe fixes no start by a commit.
 		var tps []transport.TopicPartition

@@ -161,7 +161,9 @@
 // Kafka-Auto-Offset-Reset none, 404 for a missing topic) leaves the
 // instance reading its old topics: it rejoins with them, from the
 // positions committed as it left (without auto-commit, from the group's
-// committed offsets, as after a rebalance).
+// committed offsets, as after a rebalance; with none too, where a partition
+// without a committed offset starts at the latest offset, as one a
+// rebalance hands over).
 //
 // # Permissions
 //
