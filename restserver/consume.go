@@ -385,7 +385,15 @@ func refusedSubscription(err error) bool {
 // member had partitions handed over without a committed offset (starting
 // at the latest offset): a strict join refused them, and the instance
 // was deleted by a refusal that named only the new set's fault.
+//
+// It runs whether or not the consume's client still waits (a refused join
+// on Kafka can outlast a client's timeout): under ctx's values, the
+// server's maximum timeout, and until in is closed or the server closes.
 func (s *Server) rejoin(ctx context.Context, in *instance, topics []string, why error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.maxTimeout)
+	defer cancel()
+	defer context.AfterFunc(in.gone, cancel)()
+	defer context.AfterFunc(s.closeCtx, cancel)()
 	m, err := s.join(ctx, in, topics, false)
 	if err == nil {
 		err = in.install(m, topics)
