@@ -31,7 +31,8 @@ import (
 // instance re-subscribes, as KafkaConsumer.subscribe() replaces a
 // subscription: it commits its positions (when auto-commit is on), leaves the
 // group and rejoins with the new topics, keeping its configuration; when
-// that join is refused, it rejoins with its old topics (see ensureMember).
+// that join is refused or fails, it rejoins with its old topics (see
+// ensureMember).
 //
 // Auto-commit (on by default) works as in a Kafka consumer: at the start of
 // a consume, if Kafka-Auto-Commit-Interval ms have passed since the last
@@ -317,7 +318,9 @@ func (in *instance) joinedMember(topics []string) (Member, error) {
 //
 // A re-subscribe the backend refuses (a 4xx: Kafka-Auto-Offset-Reset none
 // and a partition of the new set without a committed offset, a topic that
-// does not exist) leaves the instance as it was: its member rejoins with
+// does not exist), or whose join fails otherwise (a 5xx the client is to
+// retry, the client gone during the join; not the instance's own end nor
+// the server's), leaves the instance as it was: its member rejoins with
 // the topics it read, from the positions committed before it left (with
 // auto-commit; without it, from the group's committed offsets, as after a
 // rebalance), keeping its configuration; under Kafka-Auto-Offset-Reset
@@ -358,7 +361,7 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 	}
 	m, err := s.join(ctx, in, topics, in.cfg.reset == "none")
 	if err != nil {
-		if old != nil && refusedSubscription(err) && in.gone.Err() == nil {
+		if old != nil && s.rejoinAfter(err) && in.gone.Err() == nil {
 			s.rejoin(ctx, in, oldTopics, err)
 		}
 		return nil, err
@@ -369,12 +372,14 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 	return m, nil
 }
 
-// refusedSubscription says err, a join's, refused the subscription itself
-// (a 4xx answer), rather than the instance (replaced by a new incarnation,
-// deleted) or the backend (5xx).
-func refusedSubscription(err error) bool {
-	st := statusOf(err)
-	return st >= 400 && st < 500 && !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone)
+// rejoinAfter says the instance whose re-subscribe's join failed with err
+// rejoins its old topics: when the backend refused the subscription (a
+// 4xx) or could not serve it now (a 5xx, as the 503 of an end offset that
+// could not be listed, whose retry must find the same instance; a client
+// that left during the join), rather than when the instance itself was
+// replaced by a new incarnation or deleted, or the server is closing.
+func (s *Server) rejoinAfter(err error) bool {
+	return !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone) && !s.closing()
 }
 
 // rejoin joins in's group again with topics, those its member read before

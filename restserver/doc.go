@@ -158,8 +158,8 @@
 // instance commits its positions (if auto-commit is on), leaves the group
 // and rejoins with the new topics, keeping the configuration it was made
 // with. A re-subscribe the backend refuses (400 for
-// Kafka-Auto-Offset-Reset none, 404 for a missing topic) leaves the
-// instance reading its old topics: it rejoins with them, from the
+// Kafka-Auto-Offset-Reset none, 404 for a missing topic), or cannot serve
+// now (503, to be retried), leaves the instance reading its old topics: it rejoins with them, from the
 // positions committed as it left (without auto-commit, from the group's
 // committed offsets, as after a rebalance; with none too, where a partition
 // without a committed offset starts at the latest offset, as one a
