@@ -377,9 +377,12 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 // 4xx) or could not serve it now (a 5xx, as the 503 of an end offset that
 // could not be listed, whose retry must find the same instance; a client
 // that left during the join), rather than when the instance itself was
-// replaced by a new incarnation or deleted, or the server is closing.
+// replaced by a new incarnation or deleted, or the server is closing, or
+// the join took all its time (a rejoin would most likely too, and the
+// client would wait for it as long again).
 func (s *Server) rejoinAfter(err error) bool {
-	return !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone) && !s.closing()
+	return !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone) && !s.closing() &&
+		!errors.Is(err, context.DeadlineExceeded)
 }
 
 // rejoin joins in's group again with topics, those its member read before
