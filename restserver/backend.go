@@ -114,8 +114,8 @@ type OffsetsLister interface {
 //
 // SubscribeCommitted is Subscribe, except for the partitions of the
 // member's first assignment without a committed offset, or with one past
-// the partition's end (which Subscribe resets by sub.Start, as Kafka's
-// auto.offset.reset; Kafka with none fails the fetch): it fixes no start
+// the partition's end or before its earliest retained offset (out of
+// range: Kafka with auto.offset.reset none fails the fetch): it fixes no start
 // for them (where Subscribe may commit the offset such a partition starts
 // at, or the broker keep it, so that the partition stays there when it
 // moves), and when there is one it returns them, sorted, with a nil
@@ -125,7 +125,7 @@ type OffsetsLister interface {
 // with Subscribe. The Consumer it returns implements [Member].
 //
 // A backend without it is joined with Subscribe, and the server then looks
-// up the committed and end offsets of the member's partitions: right only
+// up the committed, earliest and end offsets of the member's partitions: right only
 // for a backend whose Subscribe fixes no start by a commit.
 type CommittedSubscriber interface {
 	SubscribeCommitted(ctx context.Context, sub transport.Subscription) (c transport.Consumer, uncommitted []transport.TopicPartition, err error)

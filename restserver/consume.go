@@ -31,7 +31,8 @@ import (
 // instance re-subscribes, as KafkaConsumer.subscribe() replaces a
 // subscription: it commits its positions (when auto-commit is on), leaves the
 // group and rejoins with the new topics, keeping its configuration; when
-// that join is refused, it rejoins with its old topics (see ensureMember).
+// that join is refused or fails, it rejoins with its old topics (see
+// ensureMember).
 //
 // Auto-commit (on by default) works as in a Kafka consumer: at the start of
 // a consume, if Kafka-Auto-Commit-Interval ms have passed since the last
@@ -317,11 +318,15 @@ func (in *instance) joinedMember(topics []string) (Member, error) {
 //
 // A re-subscribe the backend refuses (a 4xx: Kafka-Auto-Offset-Reset none
 // and a partition of the new set without a committed offset, a topic that
-// does not exist) leaves the instance as it was: its member rejoins with
+// does not exist), or whose join fails otherwise (a 5xx the client is to
+// retry, the client gone during the join; not the instance's own end nor
+// the server's), leaves the instance as it was: its member rejoins with
 // the topics it read, from the positions committed before it left (with
 // auto-commit; without it, from the group's committed offsets, as after a
-// rebalance), keeping its configuration. Only when that rejoin fails too is
-// the instance gone, as one whose first join failed.
+// rebalance), keeping its configuration; under Kafka-Auto-Offset-Reset
+// none too, a partition without a committed offset starting at the latest
+// offset as one handed over by a rebalance (see rejoin). Only when that
+// rejoin fails too is the instance gone, as one whose first join failed.
 func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string) (Member, error) {
 	if in.cfg.reset == "none" {
 		// Refuse before anything is joined or left when the group has no
@@ -354,9 +359,9 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 		_ = old.Close()
 		s.log.Debug("kafka-rest: consumer instance re-subscribes", "group", in.key.group, "instance", in.key.name, "topics", topics)
 	}
-	m, err := s.join(ctx, in, topics)
+	m, err := s.join(ctx, in, topics, in.cfg.reset == "none")
 	if err != nil {
-		if old != nil && refusedSubscription(err) && in.gone.Err() == nil {
+		if old != nil && s.rejoinAfter(err) && in.gone.Err() == nil {
 			s.rejoin(ctx, in, oldTopics, err)
 		}
 		return nil, err
@@ -367,18 +372,37 @@ func (s *Server) ensureMember(ctx context.Context, in *instance, topics []string
 	return m, nil
 }
 
-// refusedSubscription says err, a join's, refused the subscription itself
-// (a 4xx answer), rather than the instance (replaced by a new incarnation,
-// deleted) or the backend (5xx).
-func refusedSubscription(err error) bool {
-	st := statusOf(err)
-	return st >= 400 && st < 500 && !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone)
+// rejoinAfter says the instance whose re-subscribe's join failed with err
+// rejoins its old topics: when the backend refused the subscription (a
+// 4xx) or could not serve it now (a 5xx, as the 503 of an end offset that
+// could not be listed, whose retry must find the same instance; a client
+// that left during the join), rather than when the instance itself was
+// replaced by a new incarnation or deleted, or the server is closing, or
+// the join took all its time (a rejoin would most likely too, and the
+// client would wait for it as long again).
+func (s *Server) rejoinAfter(err error) bool {
+	return !errors.Is(err, transport.ErrFenced) && !errors.Is(err, errInstanceGone) && !s.closing() &&
+		!errors.Is(err, context.DeadlineExceeded)
 }
 
 // rejoin joins in's group again with topics, those its member read before
 // a re-subscribe the backend refused (why), and makes that in's member.
+//
+// The rejoin is not strict even with Kafka-Auto-Offset-Reset none: it
+// takes up what the old member read, as after a rebalance, where that
+// member had partitions handed over without a committed offset (starting
+// at the latest offset): a strict join refused them, and the instance
+// was deleted by a refusal that named only the new set's fault.
+//
+// It runs whether or not the consume's client still waits (a refused join
+// on Kafka can outlast a client's timeout): under ctx's values, the
+// server's maximum timeout, and until in is closed or the server closes.
 func (s *Server) rejoin(ctx context.Context, in *instance, topics []string, why error) {
-	m, err := s.join(ctx, in, topics)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.maxTimeout)
+	defer cancel()
+	defer context.AfterFunc(in.gone, cancel)()
+	defer context.AfterFunc(s.closeCtx, cancel)()
+	m, err := s.join(ctx, in, topics, false)
 	if err == nil {
 		err = in.install(m, topics)
 	}
@@ -406,7 +430,10 @@ func (in *instance) install(m Member, topics []string) error {
 	return nil
 }
 
-func (s *Server) join(ctx context.Context, in *instance, topics []string) (Member, error) {
+// join joins in's group with topics. strict (Kafka-Auto-Offset-Reset none)
+// refuses a first assignment with a partition without a committed offset,
+// or with one out of its range.
+func (s *Server) join(ctx context.Context, in *instance, topics []string, strict bool) (Member, error) {
 	sub := transport.Subscription{
 		Group:           in.key.group,
 		Instance:        in.key.memberInstance(),
@@ -418,7 +445,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	if in.cfg.reset == "earliest" {
 		sub.Start = transport.StartEarliest
 	}
-	if cs, ok := s.backend.(CommittedSubscriber); ok && in.cfg.reset == "none" {
+	if cs, ok := s.backend.(CommittedSubscriber); ok && strict {
 		// Kafka's auto.offset.reset=none: fail when a partition the member
 		// starts with has no committed offset, with no start fixed for it.
 		// (Partitions handed over later by a rebalance start at the latest
@@ -444,7 +471,7 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 	if err != nil {
 		return nil, err
 	}
-	if in.cfg.reset == "none" {
+	if strict {
 		// As above, for a backend that cannot join that way: right when
 		// its Subscribe fixes no start by a commit.
 		var tps []transport.TopicPartition
@@ -454,9 +481,9 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 			}
 		}
 		offs, err := s.committedOf(ctx, in.key.group, tps)
-		var ends []int64
+		var firsts, ends []int64
 		if err == nil {
-			ends, err = s.offsetsOf(ctx, tps, false)
+			firsts, ends, err = s.boundsOf(ctx, tps)
 		}
 		if err == nil {
 			for i, off := range offs {
@@ -464,6 +491,8 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string) (Membe
 					err = noCommitted(in.key.group, tps[i])
 				} else if off > ends[i] {
 					err = pastEnd(in.key.group, tps[i], off, ends[i])
+				} else if off < firsts[i] {
+					err = beforeStart(in.key.group, tps[i], off, firsts[i])
 				}
 				if err != nil {
 					break
@@ -501,19 +530,35 @@ func pastEnd(group string, tp transport.TopicPartition, committed, end int64) er
 		group, committed, tp.Topic, tp.Partition, where)
 }
 
+// beforeStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
+// whose instance would start tp at committed, before first, tp's earliest
+// retained offset (retention deleted the records from committed on):
+// Kafka fails that fetch too (OFFSET_OUT_OF_RANGE) when none resets it.
+func beforeStart(group string, tp transport.TopicPartition, committed, first int64) error {
+	return errorf(http.StatusBadRequest,
+		"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is before the partition's earliest retained offset (%d): the records from it on were deleted, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+		group, committed, tp.Topic, tp.Partition, first)
+}
+
 // refusedStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
 // whose instance would start tp, which a [CommittedSubscriber] refused:
-// group has no committed offset for it, or one past its end.
+// group has no committed offset for it, or one out of its range.
 func (s *Server) refusedStart(ctx context.Context, group string, tp transport.TopicPartition) error {
-	offs, err := s.committedOf(ctx, group, []transport.TopicPartition{tp})
+	tps := []transport.TopicPartition{tp}
+	offs, err := s.committedOf(ctx, group, tps)
 	if err != nil || offs[0] < 0 {
 		return noCommitted(group, tp)
 	}
-	end := int64(-1)
-	if ends, err := s.offsetsOf(ctx, []transport.TopicPartition{tp}, false); err == nil {
-		end = ends[0]
+	firsts, ends, err := s.boundsOf(ctx, tps)
+	if err != nil {
+		return errorf(http.StatusBadRequest,
+			"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is out of the partition's range, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+			group, offs[0], tp.Topic, tp.Partition)
 	}
-	return pastEnd(group, tp, offs[0], end)
+	if offs[0] < firsts[0] {
+		return beforeStart(group, tp, offs[0], firsts[0])
+	}
+	return pastEnd(group, tp, offs[0], ends[0])
 }
 
 // subscribe joins the backend's group as a Member.

@@ -57,8 +57,8 @@
 // the instance is deleted, expires or the server closes.
 // Kafka-Auto-Offset-Reset "none" answers 400 when the group has no committed
 // offset for a partition the new instance starts with, or one past the
-// partition's end (which earliest and latest reset, and Kafka with none
-// refuses as OFFSET_OUT_OF_RANGE); the instance is not made, and nothing is
+// partition's end or before its earliest retained offset (which earliest
+// and latest reset, and Kafka with none refuses as OFFSET_OUT_OF_RANGE); the instance is not made, and nothing is
 // committed or fixed as that partition's start (an instance with earliest
 // still reads it from its first record).
 //
@@ -158,10 +158,12 @@
 // instance commits its positions (if auto-commit is on), leaves the group
 // and rejoins with the new topics, keeping the configuration it was made
 // with. A re-subscribe the backend refuses (400 for
-// Kafka-Auto-Offset-Reset none, 404 for a missing topic) leaves the
-// instance reading its old topics: it rejoins with them, from the
+// Kafka-Auto-Offset-Reset none, 404 for a missing topic), or cannot serve
+// now (503, to be retried), leaves the instance reading its old topics: it rejoins with them, from the
 // positions committed as it left (without auto-commit, from the group's
-// committed offsets, as after a rebalance).
+// committed offsets, as after a rebalance; with none too, where a partition
+// without a committed offset starts at the latest offset, as one a
+// rebalance hands over).
 //
 // # Permissions
 //

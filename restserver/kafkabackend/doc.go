@@ -58,7 +58,7 @@
 //     and Kafka-Auto-Offset-Reset none then sees it as committed. An
 //     instance with none commits no such start: its join is refused when a
 //     partition it gets has no committed offset, or one past the end
-//     offset listed at the join (kgo would reset it; Kafka with none fails
+//     offset or before the start offset listed at the join (kgo would reset it; Kafka with none fails
 //     the fetch), and it leaves the group having committed nothing
 //     ([restserver.CommittedSubscriber]).
 package kafkabackend

@@ -272,7 +272,8 @@ func (m *member) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 
 // adjust pins each newly assigned partition's start: its committed offset,
 // or the exact start/end offset listed now. A strict member also lists the
-// end offsets of its committed partitions: one committed past its end is
+// start and end offsets of its committed partitions: one committed past its
+// end, or before its start (retention deleted records from there on), is
 // refused, as one without a commit is (Kafka with auto.offset.reset=none
 // fails the fetch with OFFSET_OUT_OF_RANGE; kgo would reset it to the end).
 func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
@@ -291,7 +292,7 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 				committed = true
 			}
 		}
-		if uncommitted && earliest {
+		if uncommitted && earliest || committed && strict {
 			needStarts = append(needStarts, t)
 		}
 		if uncommitted && !earliest || committed && strict {
@@ -326,9 +327,10 @@ func (m *member) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offse
 			if at >= 0 {
 				m.committed[tp] = at // the group's committed offset
 				if m.strict {
-					if end, ok := ends.Lookup(t, p); !ok || end.Err != nil {
+					start, sok := starts.Lookup(t, p)
+					if end, ok := ends.Lookup(t, p); !ok || end.Err != nil || !sok || start.Err != nil {
 						m.unchecked[tp] = struct{}{}
-					} else if at > end.Offset {
+					} else if at > end.Offset || at < start.Offset {
 						m.missing[tp] = struct{}{} // refused: kgo would reset it
 					}
 				}

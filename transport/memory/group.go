@@ -332,8 +332,8 @@ func (b *Broker) Subscribe(ctx context.Context, s transport.Subscription) (trans
 // SubscribeCommitted is Subscribe for a member that must not start a
 // partition without a committed offset (Kafka's auto.offset.reset=none):
 // when a partition the member would own on joining has none, or one past
-// the partition's end (which Subscribe resets by s.Start; Kafka with no
-// reset policy fails the fetch), nothing is done (the group is not
+// the partition's end or before its earliest retained offset (Kafka with no
+// reset policy fails that fetch), nothing is done (the group is not
 // rebalanced, no member is fenced, and no start is fixed for the
 // partition, as the first owner's join fixes it) and those partitions are
 // returned, sorted, with a nil Consumer. Otherwise it is Subscribe:
@@ -413,7 +413,7 @@ func (b *Broker) joinAs(ctx context.Context, s transport.Subscription, committed
 }
 
 // uncommittedForLocked returns the partitions without a committed offset,
-// or with one past the partition's end, that c, not yet a member, would
+// or with one out of the partition's range, that c, not yet a member, would
 // own if it joined now (replacing a member with its instance), sorted.
 func (g *group) uncommittedForLocked(c *Consumer) []transport.TopicPartition {
 	members := []*Consumer{c}
@@ -435,14 +435,16 @@ func (g *group) uncommittedForLocked(c *Consumer) []transport.TopicPartition {
 }
 
 // committedInRangeLocked reports whether the group committed an offset for
-// p that is not past p's end: one a member can start at without a reset.
+// p that is neither past p's end nor before its earliest retained offset
+// (retention deleted records from there on): one a member can start at
+// without a reset.
 func (g *group) committedInRangeLocked(p *partition) bool {
 	gp := g.parts[p]
 	if gp == nil || gp.committed < 0 {
 		return false
 	}
-	_, latest := p.offsets()
-	return gp.committed <= latest
+	earliest, latest := p.offsets()
+	return earliest <= gp.committed && gp.committed <= latest
 }
 
 // validSubscription checks what Subscribe refuses before touching topics.

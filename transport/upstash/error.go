@@ -93,15 +93,16 @@ func (e *Error) Unwrap() error {
 		return transport.ErrMessageTooLarge
 	case e.Status == http.StatusNotFound && strings.Contains(msg, "replaced by a newer"):
 		return transport.ErrFenced
-	case e.Status >= 400 && e.Status < 500 && strings.Contains(msg, "not assigned"),
-		commit && (e.Status == http.StatusConflict || e.Status == http.StatusNotFound):
-		return transport.ErrNotAssigned
 	case e.Status == http.StatusNotFound && strings.HasPrefix(msg, "unknown route"):
 		// kafka-rest's answer to a path it does not serve (a wrong prefix
 		// in the URL, say): its message names the path, "/topics" or
 		// "/produce", which is not a missing topic. No retry serves it
-		// either: ErrInvalid, which callers such as rpc do not retry.
+		// either: ErrInvalid, which callers such as rpc do not retry; on
+		// a commit too, where it is no missing instance.
 		return transport.ErrInvalid
+	case e.Status >= 400 && e.Status < 500 && strings.Contains(msg, "not assigned"),
+		commit && (e.Status == http.StatusConflict || e.Status == http.StatusNotFound):
+		return transport.ErrNotAssigned
 	case e.Status == http.StatusNotFound && isTopicNotFound(e.Path, msg):
 		return transport.ErrUnknownTopic
 	case e.Status == http.StatusBadRequest:
