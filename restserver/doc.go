@@ -159,11 +159,15 @@
 // and rejoins with the new topics, keeping the configuration it was made
 // with. A re-subscribe the backend refuses (400 for
 // Kafka-Auto-Offset-Reset none, 404 for a missing topic), or cannot serve
-// now (503, to be retried), leaves the instance reading its old topics: it rejoins with them, from the
-// positions committed as it left (without auto-commit, from the group's
-// committed offsets, as after a rebalance; with none too, where a partition
-// without a committed offset starts at the latest offset, as one a
-// rebalance hands over).
+// now (503, to be retried), leaves the instance reading its old topics: it
+// rejoins with them, from the positions committed as it left (without
+// auto-commit, from the group's committed offsets, as after a rebalance;
+// with none too, where a partition without a committed offset starts at
+// the latest offset, as one a rebalance hands over). An instance without
+// auto-commit that is alone in its group and has never committed leaves an
+// empty group with no offsets, which Kafka forgets (the embedded broker
+// too): it rejoins by its reset policy, and with latest skips what was
+// produced since it first joined. Commit, or keep auto-commit on.
 //
 // # Permissions
 //
