@@ -163,11 +163,13 @@
 // rejoins with them, from the positions committed as it left (without
 // auto-commit, from the group's committed offsets, as after a rebalance;
 // with none too, where a partition without a committed offset starts at
-// the latest offset, as one a rebalance hands over). An instance without
-// auto-commit that is alone in its group and has never committed leaves an
-// empty group with no offsets, which Kafka forgets (the embedded broker
-// too): it rejoins by its reset policy, and with latest skips what was
-// produced since it first joined. Commit, or keep auto-commit on.
+// the latest offset, as one a rebalance hands over). On the embedded
+// broker, an instance without auto-commit that is alone in its group and
+// has never committed leaves an empty group with no offsets, which the
+// broker forgets, as Kafka forgets such a group: it rejoins by its reset
+// policy, and with latest skips what was produced since it first joined
+// (the Kafka backend commits each partition's start at the first join, so
+// it resumes there). Commit, or keep auto-commit on.
 //
 // # Permissions
 //
