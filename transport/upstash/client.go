@@ -224,6 +224,9 @@ func (t *Transport) noteFailed() {
 // in one per failed request, and an outage whose route is not asked again
 // still ends.
 func (t *Transport) noteAnswered(ctx context.Context, r request) {
+	if !t.failing.Load() {
+		return // the common case: no lock on every answer
+	}
 	t.outageMu.Lock()
 	ended := t.failing.Load() &&
 		(r.method+" "+r.display() == t.outageRoute || time.Since(t.lastFailed) >= t.cfg.backoff.MaxElapsed)
