@@ -2,13 +2,10 @@ package restserver_test
 
 import (
 	"net/http"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafkarpc/kafkarpc/restserver"
 	"github.com/kafkarpc/kafkarpc/transport/memory"
@@ -69,24 +66,7 @@ func TestB15ResetNoneUncheckedCommitIsUnavailable(t *testing.T) {
 	e.ok("POST", "/produce/t", `{"value":"r0"}`)
 	e.commitOnly("g", "t", 1)
 
-	var failed atomic.Int32
-	e.kafka.Kfake.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		req := kr.(*kmsg.ListOffsetsRequest)
-		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewListOffsetsResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewListOffsetsResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		failed.Add(1)
-		return resp, nil, true
-	})
+	failed := failNextListOffsets(e)
 	r := e.req("POST", "/consume/g/strict", `{"topic":"t","timeout":0}`, "Kafka-Auto-Offset-Reset", "none")
 	require.EqualValues(t, 1, failed.Load(), "the listing failed once")
 	msg := requireErrorBody(t, r, http.StatusServiceUnavailable)

@@ -29,24 +29,7 @@ func TestBreak22ResetNoneRefusesWhenTheStartListingFails(t *testing.T) {
 
 	// The next ListOffsets (the strict member's listing of its starts)
 	// fails as a whole; later ones (kgo's own) are answered.
-	var failed atomic.Int32
-	e.kafka.Kfake.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		req := kr.(*kmsg.ListOffsetsRequest)
-		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewListOffsetsResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewListOffsetsResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		failed.Add(1)
-		return resp, nil, true
-	})
+	failed := failNextListOffsets(e)
 
 	r := e.req("POST", "/consume/g/strict", `{"topic":"t","timeout":0}`, "Kafka-Auto-Offset-Reset", "none")
 	require.EqualValues(t, 1, failed.Load(), "the listing failed once")
@@ -118,4 +101,29 @@ func TestBreak22ListingFailureAtJoinLosesNoPartition(t *testing.T) {
 			assert.ElementsMatch(t, []string{"p0", "p1"}, values(got))
 		})
 	}
+}
+
+// failNextListOffsets makes the next ListOffsets request of the Kafka
+// backend's cluster fail for every partition it names (kfake answers the
+// later ones): it returns the count of the requests it failed.
+func failNextListOffsets(e *env) *atomic.Int32 {
+	var failed atomic.Int32
+	e.kafka.Kfake.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req := kr.(*kmsg.ListOffsetsRequest)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		failed.Add(1)
+		return resp, nil, true
+	})
+	return &failed
 }

@@ -2,13 +2,10 @@ package restserver_test
 
 import (
 	"net/http"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafkarpc/kafkarpc/transport/memory"
 )
@@ -29,24 +26,7 @@ func TestC15UnavailableResubscribeKeepsTheInstance(t *testing.T) {
 	got := e.consumeAll("g", "strict", `{"topic":"a","timeout":1000}`, 1, "Kafka-Auto-Offset-Reset", "none", "Kafka-Enable-Auto-Commit", "false")
 	require.Equal(t, []string{"a0"}, values(got))
 
-	var failed atomic.Int32
-	e.kafka.Kfake.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		req := kr.(*kmsg.ListOffsetsRequest)
-		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewListOffsetsResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewListOffsetsResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		failed.Add(1)
-		return resp, nil, true
-	})
+	failed := failNextListOffsets(e)
 	r := e.req("POST", "/consume/g/strict", `{"topics":["a","b"],"timeout":0}`)
 	require.EqualValues(t, 1, failed.Load(), "the listing failed once")
 	requireErrorBody(t, r, http.StatusServiceUnavailable)
