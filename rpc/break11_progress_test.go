@@ -83,7 +83,6 @@ func awaitProgress(t *testing.T, count func() int64, want int64, stallAfter, lim
 // progress: the count of handled-and-uncommitted never keeps a worker
 // held while commits succeed.
 func TestBreak11WindowHoldNeverStallsUnderRebalances(t *testing.T) {
-	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	cases := []struct {
 		name     string
 		noRevoke bool

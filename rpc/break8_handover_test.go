@@ -195,7 +195,6 @@ func (l *b8Ledger) checkKept(t *testing.T) {
 // With key ordering (no hand-over: the loop's goroutine ends with it), no
 // two handlers of one key run at once on a server.
 func TestBreak8HandOverUnderRebalancesAndStops(t *testing.T) {
-	t.Parallel() // mostly waits out timeouts: beside the other slow tests (see main_test.go)
 	for _, tc := range []struct {
 		conc  int
 		keyed bool

@@ -15,14 +15,16 @@ import (
 
 // TestMain checks, after every test, that no goroutine was left behind.
 //
-// The slowest tests, which mostly wait out drain, commit and hang timeouts
-// (about 110 s of waiting under -race), call t.Parallel: they run together
+// The slowest tests that mostly wait out drain, commit and hang timeouts
+// (about 90 s of waiting under -race) call t.Parallel: they run together
 // after the others, up to waitingParallel at a time unless -test.parallel
 // is given (its default, GOMAXPROCS, is for tests that keep a CPU busy;
-// these mostly sleep). That keeps the package's run, and CI's, about a
-// minute and a half shorter. A parallel test must not change package
-// state (the vars that tests shorten, slog's default, the environment):
-// those that do stay sequential, and so never overlap them.
+// these mostly sleep). That keeps the package's run, and CI's, over a
+// minute shorter. The slow tests that do keep the CPUs busy (rebalance
+// churns under load) stay sequential, so that the waiting tests' timing
+// is not theirs. A parallel test must not change package state (the vars
+// that tests shorten, slog's default, the environment): those that do
+// stay sequential, and so never overlap them.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	given := false
