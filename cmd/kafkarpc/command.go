@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -227,8 +228,8 @@ func openTransport(g *globals) (transport.Transport, error) {
 	if g.username != "" || g.password != "" {
 		// Each flag falls back to its own variable, as --help says: one
 		// flag given does not drop the other half of the pair.
-		user, pass, _ := restCredentials(g)
-		opts = append(opts, upstash.WithCredentials(user, pass))
+		user, pass := envCredentials()
+		opts = append(opts, upstash.WithCredentials(cmp.Or(g.username, user), cmp.Or(g.password, pass)))
 	}
 	if g.url == "" && os.Getenv(upstash.EnvURL) == "" && os.Getenv(upstash.EnvLegacyURL) == "" {
 		// The library's "use WithURL" names its Go option, not a flag.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,7 +17,9 @@ import (
 // into the variable) worked for every other command, and dlq failed with
 // 401 (its check went without credentials); a bare host with user info
 // ("alice:pw@host:port", which the transport reads as https://...) was
-// parsed as scheme "alice", likewise without credentials.
+// parsed as scheme "alice", likewise without credentials. The check now
+// asks the transport (upstash.Transport.TopicExists), which reads the URL
+// and credentials as it does for every other request.
 func TestD15DLQCheckTakesTheURLAsTheTransportDoes(t *testing.T) {
 	t.Parallel()
 	srv := resttest.Start(t, resttest.Config{Server: []restserver.Option{restserver.WithCredentials("alice", "s3cret")}})
@@ -32,18 +33,4 @@ func TestD15DLQCheckTakesTheURLAsTheTransportDoes(t *testing.T) {
 		r = runCLI(t, cleanEnv("UPSTASH_KAFKA_REST_URL="+u), "", "notify", "reports", "{}")
 		require.Equal(t, 0, r.code, "notify, URL %q: %s", u, r.stderr)
 	}
-
-	// A bare host: the transport's https://, so the check's credentials
-	// are compared here, not over the wire (resttest serves plain HTTP).
-	for raw, want := range map[string][2]string{
-		"alice:s3cret@rest.example:8443":   {"alice", "s3cret"},
-		" alice:s3cret@rest.example/kafka": {"alice", "s3cret"},
-		"https://bob:pw@rest.example":      {"bob", "pw"},
-	} {
-		user, pass, ok := restCredentials(&globals{url: raw})
-		require.True(t, ok, "%q", raw)
-		assert.Equal(t, want, [2]string{user, pass}, "%q", raw)
-	}
-	_, _, ok := restCredentials(&globals{url: strings.TrimSpace(" rest.example ")})
-	assert.False(t, ok, "no user info, no credentials")
 }

@@ -67,7 +67,7 @@ var cmdDLQ = &command{
 			dlqTopic := topic + rpc.DeadLetterSuffix
 			// Reading a topic makes a server that auto-creates topics
 			// create it: look first, and read only a topic that exists.
-			exists, err := topicExists(ctx, e.g, t, dlqTopic)
+			exists, err := topicExists(ctx, t, dlqTopic)
 			if err != nil {
 				return transportErr(fmt.Errorf("checking for %s: %w", dlqTopic, err))
 			}

@@ -2,6 +2,7 @@ package upstash
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -447,6 +448,40 @@ func (t *Transport) MissingTopics(ctx context.Context, topics ...string) ([]stri
 		return nil, withOp("missing topics", err)
 	}
 	return missing(counts), nil
+}
+
+// TopicExists reports whether topic exists on the server, creating nothing
+// (MissingTopics creates what is missing, as a Produce would). It looks in
+// the server's topic list (GET /topics), which shows the topics the
+// credentials may produce to or consume from, and asks about a topic not
+// in it with a fetch of its partition 0 that waits for nothing (POST /fetch
+// creates no topic): false for an answer wrapping transport.ErrUnknownTopic
+// (404), the refusal for any other (403: the credentials may not read it).
+// It is safe for concurrent use.
+func (t *Transport) TopicExists(ctx context.Context, topic string) (bool, error) {
+	if t.isClosed() {
+		return false, errClosed("topic exists")
+	}
+	counts, err := t.topicCounts(ctx)
+	if err != nil {
+		return false, withOp("topic exists", err)
+	}
+	if _, ok := counts[topic]; ok {
+		return true, nil
+	}
+	body, err := json.Marshal(map[string]any{"topic": topic, "partition": 0, "offset": 0, "timeout": 1})
+	if err != nil {
+		return false, err
+	}
+	var ignored json.RawMessage
+	err = t.call(ctx, request{method: http.MethodPost, path: "/fetch", body: body}, &ignored)
+	if errors.Is(err, transport.ErrUnknownTopic) {
+		return false, nil
+	}
+	if err != nil {
+		return false, withOp("topic exists", err)
+	}
+	return true, nil
 }
 
 // topicCounts returns every topic's partition count (GET /topics).
