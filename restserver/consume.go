@@ -485,19 +485,8 @@ func (s *Server) join(ctx context.Context, in *instance, topics []string, strict
 		if err == nil {
 			firsts, ends, err = s.boundsOf(ctx, tps)
 		}
-		if err == nil {
-			for i, off := range offs {
-				if off < 0 {
-					err = noCommitted(in.key.group, tps[i])
-				} else if off > ends[i] {
-					err = pastEnd(in.key.group, tps[i], off, ends[i])
-				} else if off < firsts[i] {
-					err = beforeStart(in.key.group, tps[i], off, firsts[i])
-				}
-				if err != nil {
-					break
-				}
-			}
+		for i := 0; err == nil && i < len(offs); i++ {
+			err = startRefusal(in.key.group, tps[i], offs[i], firsts[i], ends[i])
 		}
 		if err != nil {
 			_ = m.Close()
@@ -516,28 +505,34 @@ func noCommitted(group string, tp transport.TopicPartition) error {
 		group, tp.Topic, tp.Partition)
 }
 
-// pastEnd is the 400 of a consume with Kafka-Auto-Offset-Reset none whose
-// instance would start tp at committed, past end, tp's next offset: Kafka
-// resets such an offset by its auto.offset.reset, and with none fails the
-// fetch (OFFSET_OUT_OF_RANGE). end < 0: not known.
-func pastEnd(group string, tp transport.TopicPartition, committed, end int64) error {
-	where := "the partition's end"
-	if end >= 0 {
-		where = fmt.Sprintf("the partition's end (%d)", end)
+// noneHint ends the 400s of a consume with Kafka-Auto-Offset-Reset none
+// refused for a committed offset out of its partition's range.
+const noneHint = "and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)"
+
+// startRefusal is the 400 of a consume with Kafka-Auto-Offset-Reset none
+// whose instance would start tp at committed (-1: none), or nil when
+// committed is within first, tp's earliest retained offset, and end, its
+// next: Kafka resets an offset out of that range by its
+// auto.offset.reset, and with none fails the fetch (OFFSET_OUT_OF_RANGE).
+func startRefusal(group string, tp transport.TopicPartition, committed, first, end int64) error {
+	switch {
+	case committed < 0:
+		return noCommitted(group, tp)
+	case committed > end:
+		return pastEnd(group, tp, committed, end)
+	case committed < first:
+		return errorf(http.StatusBadRequest,
+			"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is before the partition's earliest retained offset (%d): the records from it on were deleted, "+noneHint,
+			group, committed, tp.Topic, tp.Partition, first)
 	}
-	return errorf(http.StatusBadRequest,
-		"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is past %s, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
-		group, committed, tp.Topic, tp.Partition, where)
+	return nil
 }
 
-// beforeStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
-// whose instance would start tp at committed, before first, tp's earliest
-// retained offset (retention deleted the records from committed on):
-// Kafka fails that fetch too (OFFSET_OUT_OF_RANGE) when none resets it.
-func beforeStart(group string, tp transport.TopicPartition, committed, first int64) error {
+// pastEnd is startRefusal's 400 for committed past end, tp's next offset.
+func pastEnd(group string, tp transport.TopicPartition, committed, end int64) error {
 	return errorf(http.StatusBadRequest,
-		"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is before the partition's earliest retained offset (%d): the records from it on were deleted, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
-		group, committed, tp.Topic, tp.Partition, first)
+		"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is past the partition's end (%d), "+noneHint,
+		group, committed, tp.Topic, tp.Partition, end)
 }
 
 // refusedStart is the 400 of a consume with Kafka-Auto-Offset-Reset none
@@ -552,13 +547,13 @@ func (s *Server) refusedStart(ctx context.Context, group string, tp transport.To
 	firsts, ends, err := s.boundsOf(ctx, tps)
 	if err != nil {
 		return errorf(http.StatusBadRequest,
-			"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is out of the partition's range, and none does not reset it (commit an offset within the partition first, or consume with Kafka-Auto-Offset-Reset earliest or latest)",
+			"Kafka-Auto-Offset-Reset is none and group %q's committed offset %d for topic %q partition %d is out of the partition's range, "+noneHint,
 			group, offs[0], tp.Topic, tp.Partition)
 	}
-	if offs[0] < firsts[0] {
-		return beforeStart(group, tp, offs[0], firsts[0])
+	if err := startRefusal(group, tp, offs[0], firsts[0], ends[0]); err != nil {
+		return err
 	}
-	return pastEnd(group, tp, offs[0], ends[0])
+	return pastEnd(group, tp, offs[0], ends[0]) // in range by now: the log moved since the refusal
 }
 
 // subscribe joins the backend's group as a Member.
