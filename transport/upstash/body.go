@@ -3,6 +3,7 @@ package upstash
 import (
 	"bytes"
 	"io"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 )
@@ -27,17 +28,39 @@ type sharedBody struct {
 // maxPooledBody is the largest body buffer kept for reuse.
 const maxPooledBody = 1 << 20
 
-// bodyPool holds released sharedBodies, each with its buffer: a body
-// costs no allocation when one of the pool's buffers is large enough.
-var bodyPool = sync.Pool{New: func() any { return &sharedBody{buf: make([]byte, 0, 1024)} }}
+// minPooledBody is the smallest: the first class of bodyPools.
+const minPooledBody = 1 << 10
+
+// bodyPools hold released sharedBodies, each with its buffer, by size
+// class: class i holds buffers of at least minPooledBody<<i bytes'
+// capacity, so that a body costs no allocation when a buffer of its class
+// was released. One pool for every size would hand a coalesced batch's
+// body (tens of KiB at 256 callers) a single call's buffer to grow, and
+// the next call that batch's: BenchmarkRPC's callers=256 leg allocated a
+// batch-sized buffer in about one send of two.
+var bodyPools [bodyClasses]sync.Pool
+
+const bodyClasses = 11 // minPooledBody<<10 == maxPooledBody
+
+// bodyClass is the class whose buffers hold size bytes (for a size over
+// maxPooledBody, bodyClasses: no class).
+func bodyClass(size int) int {
+	if size <= minPooledBody {
+		return 0
+	}
+	return bits.Len(uint(size-1)) - bits.Len(uint(minPooledBody-1))
+}
 
 // newSharedBody returns a body owned by its caller, with an empty buffer of
-// at least size bytes' capacity to append to (bytes), taken from the pool
-// and given back to it when pooled says so.
+// at least size bytes' capacity to append to (bytes), taken from the pools
+// and given back to them when pooled says so.
 func newSharedBody(size int, pooled bool) *sharedBody {
 	var s *sharedBody
-	if pooled {
-		s = bodyPool.Get().(*sharedBody)
+	if cl := bodyClass(size); pooled && cl < bodyClasses {
+		s, _ = bodyPools[cl].Get().(*sharedBody)
+		if s == nil {
+			s = &sharedBody{buf: make([]byte, 0, minPooledBody<<cl)}
+		}
 	} else {
 		s = new(sharedBody)
 	}
@@ -66,10 +89,17 @@ func (s *sharedBody) release() { s.unref() }
 // unref drops one reference; the last one puts the body, with its buffer,
 // back in the pool (when pooled), for newSharedBody to hand out again.
 func (s *sharedBody) unref() {
-	if s.refs.Add(-1) == 0 && s.pooled && cap(s.buf) <= maxPooledBody {
-		s.buf = s.buf[:0]
-		bodyPool.Put(s)
+	if s.refs.Add(-1) != 0 || !s.pooled || cap(s.buf) < minPooledBody || cap(s.buf) > maxPooledBody {
+		return
 	}
+	// The class whose every buffer it can stand for: the one at or under
+	// its capacity (a body grown by append has a capacity between two).
+	cl := bodyClass(cap(s.buf))
+	if minPooledBody<<cl > cap(s.buf) {
+		cl--
+	}
+	s.buf = s.buf[:0]
+	bodyPools[cl].Put(s)
 }
 
 type sharedReader struct {
