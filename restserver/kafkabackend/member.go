@@ -220,8 +220,9 @@ func (b *Backend) subscribe(ctx context.Context, s transport.Subscription, stric
 		msgs, err := m.pollOnce(pctx)
 		cancel()
 		m.stash = append(m.stash, msgs...)
-		if err == nil || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			continue
+		var rejoin rejoinError
+		if err == nil || (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &rejoin)) && ctx.Err() == nil {
+			continue // a rejoin (the group dropped the member or rebalanced during the join): kgo joins again
 		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("kafkabackend: subscribe: the group %q did not assign partitions in time: %w", s.Group, ctx.Err())
@@ -461,10 +462,20 @@ func (m *member) pollOnce(ctx context.Context) ([]transport.Message, error) {
 		// The group dropped the member (a missed session) or is
 		// rebalancing: kgo rejoins by itself, and commits fail meanwhile.
 		// For a poll this is only a window without records.
-		return msgs, fmt.Errorf("kafkabackend: poll of group %q: rejoining (%v): %w", m.sub.Group, firstErr, restserver.ErrUnavailable)
+		return msgs, rejoinError{fmt.Errorf("kafkabackend: poll of group %q: rejoining (%v): %w", m.sub.Group, firstErr, restserver.ErrUnavailable)}
 	}
 	return msgs, mapErr(fmt.Sprintf("poll of group %q", m.sub.Group), firstErr)
 }
+
+// rejoinError is pollOnce's error when the group dropped the member or is
+// rebalancing: kgo rejoins by itself. A Poll takes it for a window without
+// records, and the wait for the first assignment waits on through it (it
+// closed the member and answered 503: a join met by another member's join
+// or leave failed).
+type rejoinError struct{ err error }
+
+func (e rejoinError) Error() string { return e.err.Error() }
+func (e rejoinError) Unwrap() error { return e.err }
 
 // advance moves the positions past msgs.
 func (m *member) advance(msgs []transport.Message) {
