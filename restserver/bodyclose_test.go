@@ -35,8 +35,10 @@ func TestBodyReadConnectionReused(t *testing.T) {
 	}
 	for i, st := range steps {
 		reused := false
+		idle := make(chan error, 1)
 		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+			GotConn:     func(info httptrace.GotConnInfo) { reused = info.Reused },
+			PutIdleConn: func(err error) { idle <- err },
 		})
 		var rd io.Reader
 		if st.body != "" {
@@ -54,6 +56,15 @@ func TestBodyReadConnectionReused(t *testing.T) {
 		require.False(t, resp.Close, "%s %s: the server closes the connection", st.method, st.path)
 		if i > 0 {
 			require.True(t, reused, "%s %s: a new connection", st.method, st.path)
+		}
+		// net/http returns the connection to its idle pool on its own
+		// goroutine, after Close: the next request waits for it, or it
+		// may dial a new connection that says nothing about this one.
+		select {
+		case err := <-idle:
+			require.NoError(t, err, "%s %s: the connection was not kept", st.method, st.path)
+		case <-ctx.Done():
+			t.Fatalf("%s %s: the connection did not return to the idle pool", st.method, st.path)
 		}
 	}
 	require.Equal(t, int64(3), e.latest("t", 0), "a, b and c were written")

@@ -131,7 +131,7 @@ func TestBreak16QuietHandedHolderPollFailsAsClientCloses(t *testing.T) {
 	require.True(t, waiter.quiet)
 	r.c.mu.Unlock()
 	onMsg.Store(&hook)
-	r.tr.consumer().failPolls.Store(1) // the waiter's first poll, once handed the slot
+	r.failHeldPoll(waiter) // the waiter's first poll, once handed the slot (the holder may poll again before its deadline)
 
 	select {
 	case err := <-holderDone:

@@ -556,7 +556,7 @@ func TestBreak17QuietHandedHolderPollFailsAsDeadlinePasses(t *testing.T) {
 		}
 	}
 	onMsg.Store(&hook)
-	r.tr.consumer().failPolls.Store(1) // the waiter's first poll, once handed the slot
+	r.failHeldPoll(waiter) // the waiter's first poll, once handed the slot (the holder may poll again before its deadline)
 
 	select {
 	case err := <-holderDone:

@@ -62,15 +62,23 @@ func (t *slotTransport) consumer() *faultConsumer {
 
 var errPollTransient = errors.New("test: transient poll failure")
 
-// faultConsumer fails the next failPolls polls with errPollTransient.
+// faultConsumer fails the next failPolls polls with errPollTransient, and
+// the first poll that begins while failIf, when set, reports true (failIf
+// is then cleared): a test that means one caller's poll names it there,
+// where failPolls fails whichever poll comes first.
 type faultConsumer struct {
 	transport.Consumer
 	failPolls atomic.Int32
+	failIf    atomic.Pointer[func() bool]
 	polls     atomic.Int64 // polls that reached the inner consumer
 	failed    atomic.Int64
 }
 
 func (f *faultConsumer) Poll(ctx context.Context) ([]transport.Message, error) {
+	if p := f.failIf.Load(); p != nil && (*p)() && f.failIf.CompareAndSwap(p, nil) {
+		f.failed.Add(1)
+		return nil, errPollTransient
+	}
 	for {
 		n := f.failPolls.Load()
 		if n <= 0 {
@@ -201,6 +209,13 @@ func (c *Client) slotSnapshot() (state slotState, holder *pendingCall, waiters, 
 		waiters++
 	}
 	return c.slot.state, c.slot.holder, waiters, c.slot.passive
+}
+
+// failHeldPoll fails the first poll that c makes while pc holds its
+// reply slot.
+func (r *slotRig) failHeldPoll(pc *pendingCall) {
+	held := func() bool { _, h, _, _ := r.c.slotSnapshot(); return h == pc }
+	r.tr.consumer().failIf.Store(&held)
 }
 
 // startCall starts a call of route with 1 (its context ctx, its timeout
