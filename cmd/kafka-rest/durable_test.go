@@ -79,8 +79,13 @@ func startChild(t testing.TB, ready bool, args ...string) *child {
 // startChildWithin is startChild waiting up to within.
 func startChildWithin(t testing.TB, ready bool, within time.Duration, args ...string) *child {
 	t.Helper()
-	c := &child{t: t, logs: &syncBuffer{}, exited: make(chan struct{})}
-	c.cmd = exec.Command(kafkaRestBinary(t), args...)
+	return startCmd(t, ready, within, exec.Command(kafkaRestBinary(t), args...))
+}
+
+// startCmd is startChildWithin running cmd, which runs kafka-rest.
+func startCmd(t testing.TB, ready bool, within time.Duration, cmd *exec.Cmd) *child {
+	t.Helper()
+	c := &child{t: t, logs: &syncBuffer{}, exited: make(chan struct{}), cmd: cmd}
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	require.NoError(t, c.cmd.Start())
 	go func() {

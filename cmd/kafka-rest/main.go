@@ -89,6 +89,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -173,19 +174,55 @@ func limitFlags(fs *flag.FlagSet, l *limits) {
 	fs.IntVar(&l.maxPartitions, "max-total-partitions", 100_000, "most partitions of all topics together; creating more is a 400")
 }
 
+// fileReserve is the open files kept out of the budget of connections and
+// partitions: the listener, the logs, the data dir's lock and metadata
+// log, a directory opened to sync it, a segment file while it is replaced.
+const fileReserve = 64
+
 // fitFileLimit raises the process's soft file limit to its hard limit and
-// keeps the connection limit 64 below it (room for the listener, logs and
-// the like).
-func (l *limits) fitFileLimit(log *slog.Logger) {
+// fits what holds files open under it, fileReserve aside: connections
+// and, with a data dir (durable), partitions, each of which keeps its log
+// segment open. A limit that does not fit is lowered, with a warning:
+// past it a client gets a clear refusal (503 for a connection, 400 for a
+// topic) where it would get "too many open files" from the accept loop or
+// a 500 from a topic's creation.
+func (l *limits) fitFileLimit(log *slog.Logger, durable bool) {
 	soft, err := raiseFileLimit()
 	if err != nil {
 		log.Warn("kafka-rest: could not raise the open file limit", "err", err, "limit", soft)
 	}
-	if soft > 64 && uint64(l.maxConns) > soft-64 {
+	conns, parts := fitFiles(soft, l.maxConns, l.maxPartitions, durable)
+	if conns != l.maxConns {
 		log.Warn("kafka-rest: --max-connections lowered to fit the open file limit",
-			"asked", l.maxConns, "now", soft-64, "file_limit", soft)
-		l.maxConns = int(soft - 64)
+			"asked", l.maxConns, "now", conns, "file_limit", soft)
+		l.maxConns = conns
 	}
+	if parts != l.maxPartitions {
+		log.Warn("kafka-rest: --max-total-partitions lowered to fit the open file limit (with --data-dir each partition keeps a file open)",
+			"asked", l.maxPartitions, "now", parts, "file_limit", soft)
+		l.maxPartitions = parts
+	}
+}
+
+// fitFiles returns the connection and partition limits that fit a file
+// limit of soft (0: unknown, nothing changes), fileReserve kept aside.
+// Partitions count only when durable. When both do not fit, connections
+// keep what partitions leave them, and at least half the budget; a file
+// limit of fileReserve or less leaves the limits as they are (the
+// process cannot keep to it anyway).
+func fitFiles(soft uint64, conns, parts int, durable bool) (int, int) {
+	if soft <= fileReserve+1 || soft > math.MaxInt32 {
+		return conns, parts
+	}
+	budget := int(soft - fileReserve)
+	if !durable {
+		return min(conns, budget), parts
+	}
+	if conns+parts <= budget {
+		return conns, parts
+	}
+	conns = min(conns, max(budget/2, budget-parts))
+	return conns, min(parts, max(budget-conns, 1))
 }
 
 // serverOptions are the REST server's options for l.
@@ -286,8 +323,16 @@ func newBroker(f flags, log *slog.Logger) (*memory.Broker, error) {
 		start := time.Now()
 		broker, err = memory.NewDurable(f.dataDir, append(opts, memory.WithFsync(policy), memory.WithLogger(log))...)
 		if err == nil {
+			held := 0
+			for _, n := range broker.Topics() {
+				held += int(n)
+			}
 			log.Info("kafka-rest: data dir recovered", "data_dir", f.dataDir, "fsync", policy.String(),
-				"topics", len(broker.Topics()), "took", time.Since(start).Round(time.Millisecond))
+				"topics", len(broker.Topics()), "partitions", held, "took", time.Since(start).Round(time.Millisecond))
+			if held > f.limits.maxPartitions {
+				log.Warn("kafka-rest: the data dir holds more partitions than --max-total-partitions allows (lowered to fit the open file limit?): no topic can be created, and a partition whose log is first opened past the file limit fails",
+					"partitions", held, "max_total_partitions", f.limits.maxPartitions)
+			}
 		} else {
 			return nil, fmt.Errorf("--data-dir %s: %w", f.dataDir, err)
 		}
@@ -333,6 +378,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := newLogger(stderr, level)
+	// Before the broker, which takes its partition limit from f.limits.
+	f.limits.fitFileLimit(log, f.dataDir != "" && !f.kafka.Wanted())
 	backend, topics, closeBackend, err := newBackend(ctx, f, log)
 	if err != nil {
 		if ce := (contactError{}); ctx.Err() != nil && errors.As(err, &ce) {
@@ -345,7 +392,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeBackend()
-	f.limits.fitFileLimit(log)
 	opts := []restserver.Option{
 		restserver.WithLogger(log),
 		restserver.WithMaxMessageBytes(f.maxMessage),
