@@ -330,7 +330,7 @@ func newBroker(f flags, log *slog.Logger) (*memory.Broker, error) {
 			log.Info("kafka-rest: data dir recovered", "data_dir", f.dataDir, "fsync", policy.String(),
 				"topics", len(broker.Topics()), "partitions", held, "took", time.Since(start).Round(time.Millisecond))
 			if held > f.limits.maxPartitions {
-				log.Warn("kafka-rest: the data dir holds more partitions than --max-total-partitions allows (lowered to fit the open file limit?): no topic can be created, and a partition whose log is first opened past the file limit fails",
+				log.Warn("kafka-rest: the data dir holds more partitions than --max-total-partitions allows (lowered to fit the open file limit?): no topic can be created, and the partitions' segment files take turns being open (the least recently written is closed)",
 					"partitions", held, "max_total_partitions", f.limits.maxPartitions)
 			}
 		} else {
