@@ -61,7 +61,10 @@
 // --access-log logs one line per request, never credentials.
 //
 // At start it raises its soft limit on open files to the hard limit, and
-// lowers --max-connections to stay 64 below it if needed.
+// lowers --max-connections to stay 64 below it if needed, together with
+// --max-total-partitions with --data-dir (each partition keeps a file
+// open) or --max-instances with --brokers (each instance is a Kafka client
+// with connections of its own).
 //
 // Without --data-dir, records live in memory only and are lost at exit.
 // With --data-dir DIR, records, topics and consumer groups' committed
@@ -182,16 +185,23 @@ const fileReserve = 64
 // fitFileLimit raises the process's soft file limit to its hard limit and
 // fits what holds files open under it, fileReserve aside: connections
 // and, with a data dir (durable), partitions, each of which keeps its log
-// segment open. A limit that does not fit is lowered, with a warning:
-// past it a client gets a clear refusal (503 for a connection, 400 for a
-// topic) where it would get "too many open files" from the accept loop or
-// a 500 from a topic's creation.
-func (l *limits) fitFileLimit(log *slog.Logger, durable bool) {
+// segment open, or in front of Kafka (seeds > 0 seed brokers) consumer
+// instances, each a Kafka client with connections of its own
+// (instanceFiles). A limit that does not fit is lowered, with a warning:
+// past it a client gets a clear refusal (503 for a connection or an
+// instance, 400 for a topic) where it would get "too many open files"
+// from the accept loop, a 500 from a topic's creation or a consume that
+// hangs.
+func (l *limits) fitFileLimit(log *slog.Logger, durable bool, seeds int) {
 	soft, err := raiseFileLimit()
 	if err != nil {
 		log.Warn("kafka-rest: could not raise the open file limit", "err", err, "limit", soft)
 	}
 	conns, parts := fitFiles(soft, l.maxConns, l.maxPartitions, durable)
+	insts := l.maxInstances
+	if seeds > 0 {
+		conns, insts = fitShare(soft, l.maxConns, l.maxInstances, instanceFiles(seeds))
+	}
 	if conns != l.maxConns {
 		log.Warn("kafka-rest: --max-connections lowered to fit the open file limit",
 			"asked", l.maxConns, "now", conns, "file_limit", soft)
@@ -202,7 +212,19 @@ func (l *limits) fitFileLimit(log *slog.Logger, durable bool) {
 			"asked", l.maxPartitions, "now", parts, "file_limit", soft)
 		l.maxPartitions = parts
 	}
+	if insts != l.maxInstances {
+		log.Warn("kafka-rest: --max-instances lowered to fit the open file limit (in front of Kafka each consumer instance is a client with connections of its own)",
+			"asked", l.maxInstances, "now", insts, "files_each", instanceFiles(seeds), "file_limit", soft)
+		l.maxInstances = insts
+	}
 }
+
+// instanceFiles is about the files a consumer instance holds in front of
+// Kafka: its client's connections to a seed broker and to the group's
+// coordinator (two: heartbeats, and joins and syncs; 4 in all against a
+// one-broker cluster, measured), and one to each broker it fetches from,
+// counted as the seed brokers given.
+func instanceFiles(seeds int) int { return 3 + max(seeds, 1) }
 
 // fitFiles returns the connection and partition limits that fit a file
 // limit of soft (0: unknown, nothing changes), fileReserve kept aside.
@@ -211,18 +233,29 @@ func (l *limits) fitFileLimit(log *slog.Logger, durable bool) {
 // limit of fileReserve or less leaves the limits as they are (the
 // process cannot keep to it anyway).
 func fitFiles(soft uint64, conns, parts int, durable bool) (int, int) {
-	if soft <= fileReserve+1 || soft > math.MaxInt32 {
+	if !durable {
+		conns, _ = fitShare(soft, conns, 0, 1)
 		return conns, parts
+	}
+	return fitShare(soft, conns, parts, 1)
+}
+
+// fitShare returns the limits of connections and of n holders of each
+// files open that fit a file limit of soft, as fitFiles does for
+// partitions (each = 1); n is 0 when only connections count.
+func fitShare(soft uint64, conns, n, each int) (int, int) {
+	if soft <= fileReserve+1 || soft > math.MaxInt32 {
+		return conns, n
 	}
 	budget := int(soft - fileReserve)
-	if !durable {
-		return min(conns, budget), parts
+	if n == 0 {
+		return min(conns, budget), n
 	}
-	if conns+parts <= budget {
-		return conns, parts
+	if conns+n*each <= budget {
+		return conns, n
 	}
-	conns = min(conns, max(budget/2, budget-parts))
-	return conns, min(parts, max(budget-conns, 1))
+	conns = min(conns, max(budget/2, budget-min(n, budget)*each))
+	return conns, min(n, max((budget-conns)/each, 1))
 }
 
 // serverOptions are the REST server's options for l.
@@ -330,7 +363,7 @@ func newBroker(f flags, log *slog.Logger) (*memory.Broker, error) {
 			log.Info("kafka-rest: data dir recovered", "data_dir", f.dataDir, "fsync", policy.String(),
 				"topics", len(broker.Topics()), "partitions", held, "took", time.Since(start).Round(time.Millisecond))
 			if held > f.limits.maxPartitions {
-				log.Warn("kafka-rest: the data dir holds more partitions than --max-total-partitions allows (lowered to fit the open file limit?): no topic can be created, and a partition whose log is first opened past the file limit fails",
+				log.Warn("kafka-rest: the data dir holds more partitions than --max-total-partitions allows (lowered to fit the open file limit?): no topic can be created, and the partitions' segment files take turns being open (the least recently written is closed)",
 					"partitions", held, "max_total_partitions", f.limits.maxPartitions)
 			}
 		} else {
@@ -379,7 +412,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, level)
 	// Before the broker, which takes its partition limit from f.limits.
-	f.limits.fitFileLimit(log, f.dataDir != "" && !f.kafka.Wanted())
+	seeds := 0
+	if f.kafka.Wanted() {
+		if kc, err := f.kafka.Config(); err == nil { // else newBackend reports it
+			seeds = len(kc.Brokers)
+		}
+	}
+	f.limits.fitFileLimit(log, f.dataDir != "" && !f.kafka.Wanted(), seeds)
 	backend, topics, closeBackend, err := newBackend(ctx, f, log)
 	if err != nil {
 		if ce := (contactError{}); ctx.Err() != nil && errors.As(err, &ce) {

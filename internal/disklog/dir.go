@@ -1,11 +1,13 @@
 package disklog
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +59,12 @@ type Options struct {
 	// Logger gets recovery reports (torn tails cut, damaged segments) and
 	// background errors. nil means slog.Default().
 	Logger *slog.Logger
+	// MaxOpen caps the segment files the Dir's logs hold open (each log
+	// holds its active segment once it has appended). Opening one more
+	// first closes the file of the log least recently appended to, after
+	// syncing it per the policy; that log reopens it at its next append.
+	// 0 means no cap.
+	MaxOpen int
 }
 
 // DefaultSegmentBytes is the default Options.SegmentBytes: 16 MiB, a
@@ -75,6 +83,7 @@ type Dir struct {
 
 	mu     sync.Mutex
 	logs   []*Log // every Log made, for the interval syncer and Close
+	open   int    // logs holding a segment file open (MaxOpen counts them)
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -100,6 +109,9 @@ func Open(path string, opts Options) (*Dir, error) {
 	}
 	if opts.SegmentBytes < 0 {
 		return nil, fmt.Errorf("disklog: segment size %d must be positive", opts.SegmentBytes)
+	}
+	if opts.MaxOpen < 0 {
+		return nil, fmt.Errorf("disklog: the cap on open files %d must not be negative", opts.MaxOpen)
 	}
 	if path == "" {
 		return nil, errors.New("disklog: the data dir path is empty")
@@ -182,6 +194,61 @@ func (d *Dir) Log(topic string, partition int32, fn func(Batch) error) (*Log, er
 	d.logs = append(d.logs, l)
 	d.mu.Unlock()
 	return l, nil
+}
+
+// opening counts a segment file that l, which holds none, is about to
+// open, first making room for it at MaxOpen: it closes the file of the
+// log least recently appended to among those not appending now, or waits
+// until one is done (an append holds its log only while it writes).
+// Called with l.mu held; if the open fails, unopened takes the count back.
+func (d *Dir) opening(l *Log) {
+	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		d.mu.Lock()
+		if d.opts.MaxOpen <= 0 || d.open < d.opts.MaxOpen || d.closeLRULocked(l) {
+			d.open++
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		time.Sleep(wait)
+	}
+}
+
+// unopened takes back the count of opening, whose open failed.
+func (d *Dir) unopened() {
+	d.mu.Lock()
+	d.open--
+	d.mu.Unlock()
+}
+
+// closeLRULocked closes the segment file of the open log other than self
+// least recently appended to whose lock is free, and reports whether it
+// closed one. Called with d.mu held.
+func (d *Dir) closeLRULocked(self *Log) bool {
+	type candidate struct {
+		l    *Log
+		used int64
+	}
+	var open []candidate
+	for _, v := range d.logs {
+		if v != self && v.isOpen.Load() {
+			open = append(open, candidate{v, v.used.Load()})
+		}
+	}
+	slices.SortFunc(open, func(a, b candidate) int { return cmp.Compare(a.used, b.used) })
+	for _, c := range open {
+		v := c.l
+		if !v.mu.TryLock() {
+			continue // appending now
+		}
+		closed := v.closeFile()
+		v.mu.Unlock()
+		if closed {
+			d.open--
+			return true
+		}
+	}
+	return false
 }
 
 // syncDirOf fsyncs the directory path so that a file created or renamed

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kafkarpc/kafkarpc/transport"
@@ -37,6 +39,12 @@ type Log struct {
 	created bool      // path exists
 	file    syncFile  // the active segment
 	buf     []byte    // reused encoding buffer
+
+	// mu is held by Append, and by the Dir when it closes the log's file
+	// to make room under Options.MaxOpen (closeFile).
+	mu     sync.Mutex
+	used   atomic.Int64 // time of the last Append (unix ns), for MaxOpen
+	isOpen atomic.Bool  // file.f != nil
 }
 
 // Next returns the offset the next appended record gets.
@@ -61,6 +69,11 @@ func (l *Log) Append(msgs []transport.Message, now time.Time) (int64, error) {
 	if len(msgs) == 0 {
 		return l.file.written.Load(), nil
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.d.opts.MaxOpen > 0 {
+		l.used.Store(now.UnixNano())
+	}
 	if err := l.file.broken(); err != nil {
 		return 0, err
 	}
@@ -82,8 +95,8 @@ func (l *Log) Append(msgs []transport.Message, now time.Time) (int64, error) {
 	return seq, nil
 }
 
-// roll begins a new segment at Next (or reopens the active one after
-// recovery, when it has room).
+// roll begins a new segment at Next, or opens the active one again (after
+// recovery, or after closeFile) when it has room.
 func (l *Log) roll() error {
 	if !l.created {
 		if err := os.MkdirAll(l.path, 0o755); err != nil {
@@ -95,29 +108,46 @@ func (l *Log) roll() error {
 		l.d.syncDirOf(filepath.Dir(l.path))
 		l.d.syncDirOf(filepath.Dir(filepath.Dir(l.path)))
 	}
-	nosync := l.d.opts.Sync == SyncNever
-	if l.file.f == nil && len(l.segs) > 0 {
-		last := l.segs[len(l.segs)-1]
-		if last.size < l.d.opts.SegmentBytes {
-			f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrStorage, err)
-			}
-			return l.file.swap(f, last.size, nosync)
+	if l.file.f == nil {
+		// One more file open: counted, and room made, before it opens.
+		l.d.opening(l)
+		if err := l.reopen(); err != nil {
+			l.d.unopened()
+			return err
 		}
+		l.isOpen.Store(true)
+		return nil
 	}
 	if n := len(l.segs); n > 0 && l.segs[n-1].base == l.next {
 		// The active segment is empty: keep it (never two files at one base).
-		if l.file.f != nil {
-			return nil
-		}
+		return nil
 	}
+	return l.newSegment()
+}
+
+// reopen opens the active segment, which no file holds, when it has room,
+// else begins a new one.
+func (l *Log) reopen() error {
+	if n := len(l.segs); n > 0 && l.segs[n-1].size < l.d.opts.SegmentBytes {
+		last := l.segs[n-1]
+		f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+		return l.file.swap(f, last.size, l.d.opts.Sync == SyncNever) // no old file: cannot fail
+	}
+	return l.newSegment()
+}
+
+// newSegment begins a new segment at Next, the active one's file (if
+// open) synced per the policy and retired.
+func (l *Log) newSegment() error {
 	path := filepath.Join(l.path, segmentName(l.next))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrStorage, err)
 	}
-	if err := l.file.swap(f, 0, nosync); err != nil {
+	if err := l.file.swap(f, 0, l.d.opts.Sync == SyncNever); err != nil {
 		f.Close()
 		os.Remove(path)
 		return err
@@ -125,6 +155,23 @@ func (l *Log) roll() error {
 	l.segs = append(l.segs, segment{base: l.next, path: path})
 	l.d.syncDirOf(l.path)
 	return nil
+}
+
+// closeFile closes the log's segment file, synced first per the policy,
+// to make room under Options.MaxOpen; the next Append opens it again. It
+// reports whether a file was open. Called with l.mu held.
+func (l *Log) closeFile() bool {
+	if l.file.f == nil {
+		return false
+	}
+	nosync := l.d.opts.Sync == SyncNever
+	if err := l.file.close(nosync); err != nil {
+		// The file is marked failed: the log refuses writes until a
+		// restart recovers it, as after any failed fsync.
+		l.d.log.Error("disklog: fsync failed", "partition_dir", l.path, "err", err)
+	}
+	l.isOpen.Store(false)
+	return true
 }
 
 // Sync makes the batches whose Append returned seq or less durable, per

@@ -90,10 +90,18 @@ func (s *syncFile) swap(f *os.File, size int64, nosync bool) error {
 	s.mu.Lock()
 	s.f, s.size = f, size
 	if old != nil {
-		if nosync {
+		switch {
+		case nosync:
 			old.Close() // no Sync leader exists without fsyncs
-		} else {
-			s.retired = append(s.retired, old)
+		case s.syncMu.TryLock():
+			// No leader is fsyncing old (one takes the file under
+			// syncMu): closed now, not at the next Sync, which with
+			// SyncInterval may be an interval away, each roll till
+			// then keeping one more file open.
+			old.Close()
+			s.syncMu.Unlock()
+		default:
+			s.retired = append(s.retired, old) // the leader's; closed by the next Sync
 		}
 	}
 	s.mu.Unlock()

@@ -142,6 +142,12 @@ func WithLogger(l *slog.Logger) Option {
 // starts with the rest. A directory in use by another running process is
 // refused (flock). Close fsyncs and releases the directory.
 //
+// Each partition keeps its active segment file open once appended to, up
+// to the partition limit of WithMaxTopics: a data dir holding more
+// partitions (written under a higher limit) closes the file of the
+// partition least recently appended to when it opens one more, so the
+// broker's open files stay within the limit.
+//
 // Reads are served from memory, so the records retained must fit in
 // memory, as with New; start-up time grows with the data retained.
 func NewDurable(dir string, opts ...Option) (*Broker, error) {
@@ -159,6 +165,9 @@ func NewDurable(dir string, opts ...Option) (*Broker, error) {
 		Interval:     dc.fsync.interval,
 		SegmentBytes: dc.segmentBytes,
 		Logger:       dc.logger,
+		// A data dir may hold more partitions than the limit (written
+		// under a higher one): their files stay within it all the same.
+		MaxOpen: cfg.maxTotalParts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("memory: %w", err)
