@@ -104,6 +104,7 @@ func echoHandler(_ context.Context, r *rpc.Request) (any, error) {
 func execHandler(command string) rpc.HandlerFunc {
 	return func(ctx context.Context, r *rpc.Request) (any, error) {
 		cmd := exec.CommandContext(ctx, "sh", "-c", command)
+		killTree(cmd)
 		cmd.Stdin = bytes.NewReader(r.Value)
 		cmd.Env = append(os.Environ(), "RPC_TOPIC="+r.Topic, "RPC_METHOD="+r.Method, "RPC_ID="+r.ID, "RPC_FROM="+r.From, "RPC_KEY="+r.Key)
 		stdout := &capped{max: maxExecOutput}
