@@ -187,12 +187,22 @@ const fileReserve = 64
 // and, with a data dir (durable), partitions, each of which keeps its log
 // segment open, or in front of Kafka (seeds > 0 seed brokers) consumer
 // instances, each a Kafka client with connections of its own
-// (instanceFiles). A limit that does not fit is lowered, with a warning:
-// past it a client gets a clear refusal (503 for a connection or an
+// (instanceFiles). A limit that does not fit is lowered (with a warning
+// when its flag was given, else an info line): past it a client gets a clear refusal (503 for a connection or an
 // instance, 400 for a topic) where it would get "too many open files"
 // from the accept loop, a 500 from a topic's creation or a consume that
 // hangs.
-func (l *limits) fitFileLimit(log *slog.Logger, durable bool, seeds int) {
+func (l *limits) fitFileLimit(log *slog.Logger, durable bool, seeds int, explicit map[string]bool) {
+	// A limit the user set is lowered with a warning; a default, which
+	// most file limits (65,536 is common) do not fit with --data-dir, with
+	// an info line, so that a plain start warns of nothing.
+	lowered := func(flag, msg string, args ...any) {
+		level := slog.LevelInfo
+		if explicit[flag] {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "kafka-rest: --"+flag+" lowered to fit the open file limit"+msg, args...)
+	}
 	soft, err := raiseFileLimit()
 	if err != nil {
 		log.Warn("kafka-rest: could not raise the open file limit", "err", err, "limit", soft)
@@ -203,17 +213,17 @@ func (l *limits) fitFileLimit(log *slog.Logger, durable bool, seeds int) {
 		conns, insts = fitShare(soft, l.maxConns, l.maxInstances, instanceFiles(seeds))
 	}
 	if conns != l.maxConns {
-		log.Warn("kafka-rest: --max-connections lowered to fit the open file limit",
+		lowered("max-connections", "",
 			"asked", l.maxConns, "now", conns, "file_limit", soft)
 		l.maxConns = conns
 	}
 	if parts != l.maxPartitions {
-		log.Warn("kafka-rest: --max-total-partitions lowered to fit the open file limit (with --data-dir each partition keeps a file open)",
+		lowered("max-total-partitions", " (with --data-dir each partition keeps a file open)",
 			"asked", l.maxPartitions, "now", parts, "file_limit", soft)
 		l.maxPartitions = parts
 	}
 	if insts != l.maxInstances {
-		log.Warn("kafka-rest: --max-instances lowered to fit the open file limit (in front of Kafka each consumer instance is a client with connections of its own)",
+		lowered("max-instances", " (in front of Kafka each consumer instance is a client with connections of its own)",
 			"asked", l.maxInstances, "now", insts, "files_each", instanceFiles(seeds), "file_limit", soft)
 		l.maxInstances = insts
 	}
@@ -418,7 +428,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			seeds = len(kc.Brokers)
 		}
 	}
-	f.limits.fitFileLimit(log, f.dataDir != "" && !f.kafka.Wanted(), seeds)
+	f.limits.fitFileLimit(log, f.dataDir != "" && !f.kafka.Wanted(), seeds, f.explicit)
 	backend, topics, closeBackend, err := newBackend(ctx, f, log)
 	if err != nil {
 		if ce := (contactError{}); ctx.Err() != nil && errors.As(err, &ce) {
