@@ -476,7 +476,7 @@ func (c *Client) await(lc *lazyCtx, pc *pendingCall, msg transport.Message, out 
 		case <-lc.parent.Done():
 			c.leave(pc, id, true)
 			pc.timer.Stop()
-			return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
+			return callEnded(topic, lc.parent.Err())
 		case <-c.done:
 			c.leave(pc, id, false)
 			return callClosed(topic)

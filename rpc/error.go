@@ -161,6 +161,15 @@ func (e callTimeout) Error() string {
 func (callTimeout) Is(target error) bool { return target == ErrTimeout }
 func (callTimeout) Unwrap() error        { return context.DeadlineExceeded }
 
+// callEnded is the error of a call on topic whose context ended with err:
+// a deadline reads as the call's own (callTimedOut), whichever set it.
+func callEnded(topic string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return callTimedOut(topic)
+	}
+	return wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, err))
+}
+
 // callClosed is the error of a call on topic ended by Client.Close.
 func callClosed(topic string) error {
 	return NewError(CodeUnavailable, fmt.Errorf("rpc: call %s: %w", topic, ErrClosed))

@@ -82,4 +82,15 @@ func TestCallTimeoutSaysSoOnce(t *testing.T) {
 	assert.ErrorIs(t, err, rpc.ErrTimeout)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, rpc.CodeDeadlineExceeded, rpc.CodeOf(err))
+
+	// The same when the deadline is the context's (it read "rpc: call timed
+	// out: rpc: call saysonce: context deadline exceeded").
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err = rpc.Call[string](ctx, c, "saysonce", "x")
+	require.Error(t, err)
+	assert.Equal(t, "deadline_exceeded: rpc: call saysonce: no reply before the deadline (context deadline exceeded)", err.Error())
+	assert.ErrorIs(t, err, rpc.ErrTimeout)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, rpc.CodeDeadlineExceeded, rpc.CodeOf(err))
 }

@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -248,7 +247,7 @@ func (c *Client) awaitSlot(lc *lazyCtx, pc *pendingCall, id, topic string) (bool
 		return false, callTimedOut(topic)
 	case <-lc.parent.Done():
 		c.leave(pc, id, false)
-		return false, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
+		return false, callEnded(topic, lc.parent.Err())
 	case <-c.done:
 		c.leave(pc, id, false)
 		return false, callClosed(topic)
@@ -468,7 +467,7 @@ func (c *Client) readOwn(lc *lazyCtx, pc *pendingCall, id, topic string, out *Re
 			return readDone, callClosed(topic)
 		case lc.parent.Err() != nil:
 			c.leave(pc, id, true)
-			return readDone, wrapCallErr(fmt.Errorf("rpc: call %s: %w", topic, lc.parent.Err()))
+			return readDone, callEnded(topic, lc.parent.Err())
 		case !time.Now().Before(dl):
 			c.leave(pc, id, true)
 			return readDone, callTimedOut(topic)
