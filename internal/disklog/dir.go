@@ -201,13 +201,19 @@ func (d *Dir) Log(topic string, partition int32, fn func(Batch) error) (*Log, er
 // log least recently appended to among those not appending now, or waits
 // until one is done (an append holds its log only while it writes).
 // Called with l.mu held; if the open fails, unopened takes the count back.
-func (d *Dir) opening(l *Log) {
+// An Append must not run during or after Close; one that does anyway
+// gets ErrClosed here rather than waiting for room for good.
+func (d *Dir) opening(l *Log) error {
 	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
 		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return ErrClosed
+		}
 		if d.opts.MaxOpen <= 0 || d.open < d.opts.MaxOpen || d.closeLRULocked(l) {
 			d.open++
 			d.mu.Unlock()
-			return
+			return nil
 		}
 		d.mu.Unlock()
 		time.Sleep(wait)

@@ -110,7 +110,9 @@ func (l *Log) roll() error {
 	}
 	if l.file.f == nil {
 		// One more file open: counted, and room made, before it opens.
-		l.d.opening(l)
+		if err := l.d.opening(l); err != nil {
+			return err
+		}
 		if err := l.reopen(); err != nil {
 			l.d.unopened()
 			return err
