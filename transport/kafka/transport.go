@@ -110,7 +110,10 @@ func New(opts ...Option) (*Transport, error) {
 			// deadline, as unreachable as a refused port.
 			err = fmt.Errorf("%w: %w", transport.ErrUnavailable, err)
 		}
-		return nil, fmt.Errorf("kafka: cannot reach brokers %s within %v: %w", strings.Join(o.cfg.Brokers, ","), o.setupTimeout, err)
+		if ctx.Err() != nil { // it waited the whole setup timeout
+			return nil, fmt.Errorf("kafka: cannot reach brokers %s within %v: %w", strings.Join(o.cfg.Brokers, ","), o.setupTimeout, err)
+		}
+		return nil, fmt.Errorf("kafka: cannot reach brokers %s: %w", strings.Join(o.cfg.Brokers, ","), err)
 	}
 	t.cl, t.adm = cl, kadm.NewClient(cl)
 	return t, nil
