@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -26,17 +25,13 @@ import (
 // 507 "too many open files" for the 189th partition on, and the accept loop
 // then failed on every new connection (clients hung until their timeout).
 func TestDataDirOverTheFileLimitKeepsServing(t *testing.T) {
-	_, err := exec.LookPath("sh")
-	require.NoError(t, err, "the test runs kafka-rest under sh's ulimit")
 	dir := t.TempDir()
 	const parts = 200
 	c := startChild(t, true, "--addr", "127.0.0.1:0", "--data-dir", dir, "--fsync", "never",
 		"--topics", fmt.Sprintf("a:%d,b:%d", parts/2, parts/2))
 	c.stop()
 
-	cmd := exec.Command("sh", "-c", `ulimit -n 200 && exec "$0" "$@"`, kafkaRestBinary(t),
-		"--addr", "127.0.0.1:0", "--data-dir", dir, "--fsync", "never")
-	c = startCmd(t, true, 30*time.Second, cmd)
+	c = startUnderFileLimit(t, 200, "--addr", "127.0.0.1:0", "--data-dir", dir, "--fsync", "never")
 	require.Contains(t, c.logs.String(), `the data dir holds more partitions than --max-total-partitions allows`)
 	for _, v := range []string{"v", "w"} {
 		for i := range parts {
@@ -88,12 +83,8 @@ func TestDataDirOverTheFileLimitKeepsServing(t *testing.T) {
 // partitions in time"), and the accept loop failed meanwhile with "too
 // many open files".
 func TestProxyInstancesFitTheFileLimit(t *testing.T) {
-	_, err := exec.LookPath("sh")
-	require.NoError(t, err, "the test runs kafka-rest under sh's ulimit")
 	brokers := startKfake(t, kfake.SeedTopics(1, "orders"))
-	cmd := exec.Command("sh", "-c", `ulimit -n 200 && exec "$0" "$@"`, kafkaRestBinary(t),
-		"--addr", "127.0.0.1:0", "--brokers", brokers)
-	c := startCmd(t, true, 30*time.Second, cmd)
+	c := startUnderFileLimit(t, 200, "--addr", "127.0.0.1:0", "--brokers", brokers)
 	require.Contains(t, c.logs.String(), `--max-instances lowered to fit the open file limit`)
 	require.Contains(t, c.logs.String(), `asked=1000 now=17 files_each=4 file_limit=200`)
 

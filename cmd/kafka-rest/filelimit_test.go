@@ -50,6 +50,16 @@ func TestFitFiles(t *testing.T) {
 	}
 }
 
+// startUnderFileLimit runs kafka-rest with args under sh's ulimit -n
+// nofile (soft and hard) and waits until it listens.
+func startUnderFileLimit(t *testing.T, nofile int, args ...string) *child {
+	t.Helper()
+	_, err := exec.LookPath("sh")
+	require.NoError(t, err, "the test runs kafka-rest under sh's ulimit")
+	cmd := exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), kafkaRestBinary(t)}, args...)...)
+	return startCmd(t, true, 30*time.Second, cmd)
+}
+
 // TestDataDirPartitionsFitTheFileLimit: with --data-dir each partition
 // keeps its log segment open. Under a file limit of 200 (hard and soft),
 // kafka-rest lowers --max-total-partitions and --max-connections so that
@@ -59,12 +69,8 @@ func TestFitFiles(t *testing.T) {
 // every new connection), and the topics made, old connections and new,
 // go on working.
 func TestDataDirPartitionsFitTheFileLimit(t *testing.T) {
-	_, err := exec.LookPath("sh")
-	require.NoError(t, err, "the test runs kafka-rest under sh's ulimit")
 	dir := t.TempDir()
-	cmd := exec.Command("sh", "-c", `ulimit -n 200 && exec "$0" "$@"`, kafkaRestBinary(t),
-		"--addr", "127.0.0.1:0", "--data-dir", dir, "--fsync", "never", "--max-connections", "4096")
-	c := startCmd(t, true, 30*time.Second, cmd)
+	c := startUnderFileLimit(t, 200, "--addr", "127.0.0.1:0", "--data-dir", dir, "--fsync", "never", "--max-connections", "4096")
 	// A default lowered is said at info (most file limits do not fit
 	// 100,000 partitions: a plain start warns of nothing), a limit given
 	// as a flag with a warning.

@@ -188,10 +188,10 @@ const fileReserve = 64
 // segment open, or in front of Kafka (seeds > 0 seed brokers) consumer
 // instances, each a Kafka client with connections of its own
 // (instanceFiles). A limit that does not fit is lowered (with a warning
-// when its flag was given, else an info line): past it a client gets a clear refusal (503 for a connection or an
-// instance, 400 for a topic) where it would get "too many open files"
-// from the accept loop, a 500 from a topic's creation or a consume that
-// hangs.
+// when its flag was given, else an info line): past it a client gets a
+// clear refusal (503 for a connection or an instance, 400 for a topic)
+// where it would get "too many open files" from the accept loop, a 500
+// from a topic's creation or a consume that hangs.
 func (l *limits) fitFileLimit(log *slog.Logger, durable bool, seeds int, explicit map[string]bool) {
 	// A limit the user set is lowered with a warning; a default, which
 	// most file limits (65,536 is common) do not fit with --data-dir, with
@@ -207,10 +207,11 @@ func (l *limits) fitFileLimit(log *slog.Logger, durable bool, seeds int, explici
 	if err != nil {
 		log.Warn("kafka-rest: could not raise the open file limit", "err", err, "limit", soft)
 	}
-	conns, parts := fitFiles(soft, l.maxConns, l.maxPartitions, durable)
-	insts := l.maxInstances
-	if seeds > 0 {
-		conns, insts = fitShare(soft, l.maxConns, l.maxInstances, instanceFiles(seeds))
+	conns, parts, insts := l.maxConns, l.maxPartitions, l.maxInstances
+	if seeds > 0 { // in front of Kafka: no data dir
+		conns, insts = fitShare(soft, conns, insts, instanceFiles(seeds))
+	} else {
+		conns, parts = fitFiles(soft, conns, parts, durable)
 	}
 	if conns != l.maxConns {
 		lowered("max-connections", "",
@@ -366,12 +367,12 @@ func newBroker(f flags, log *slog.Logger) (*memory.Broker, error) {
 		start := time.Now()
 		broker, err = memory.NewDurable(f.dataDir, append(opts, memory.WithFsync(policy), memory.WithLogger(log))...)
 		if err == nil {
-			held := 0
-			for _, n := range broker.Topics() {
+			topics, held := broker.Topics(), 0
+			for _, n := range topics {
 				held += int(n)
 			}
 			log.Info("kafka-rest: data dir recovered", "data_dir", f.dataDir, "fsync", policy.String(),
-				"topics", len(broker.Topics()), "partitions", held, "took", time.Since(start).Round(time.Millisecond))
+				"topics", len(topics), "partitions", held, "took", time.Since(start).Round(time.Millisecond))
 			if held > f.limits.maxPartitions {
 				log.Warn("kafka-rest: the data dir holds more partitions than --max-total-partitions allows (lowered to fit the open file limit?): no topic can be created, and the partitions' segment files take turns being open (the least recently written is closed)",
 					"partitions", held, "max_total_partitions", f.limits.maxPartitions)
