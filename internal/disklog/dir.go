@@ -257,10 +257,13 @@ func (d *Dir) closeLRULocked(self *Log) bool {
 	return false
 }
 
+// nosync says the policy is SyncNever: no file is fsynced.
+func (d *Dir) nosync() bool { return d.opts.Sync == SyncNever }
+
 // syncDirOf fsyncs the directory path so that a file created or renamed
 // in it survives a machine crash (not with SyncNever). Errors are logged.
 func (d *Dir) syncDirOf(path string) {
-	if d.opts.Sync == SyncNever {
+	if d.nosync() {
 		return
 	}
 	if err := fsyncDir(path); err != nil {
@@ -339,7 +342,7 @@ func (d *Dir) Close() error {
 	d.mu.Unlock()
 	close(d.stop)
 	d.wg.Wait()
-	nosync := d.opts.Sync == SyncNever
+	nosync := d.nosync()
 	var errs []error
 	for _, l := range logs {
 		if err := l.file.close(nosync); err != nil {

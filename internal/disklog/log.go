@@ -136,7 +136,7 @@ func (l *Log) reopen() error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrStorage, err)
 		}
-		return l.file.swap(f, last.size, l.d.opts.Sync == SyncNever) // no old file: cannot fail
+		return l.file.swap(f, last.size, l.d.nosync()) // no old file: cannot fail
 	}
 	return l.newSegment()
 }
@@ -149,7 +149,7 @@ func (l *Log) newSegment() error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrStorage, err)
 	}
-	if err := l.file.swap(f, 0, l.d.opts.Sync == SyncNever); err != nil {
+	if err := l.file.swap(f, 0, l.d.nosync()); err != nil {
 		f.Close()
 		os.Remove(path)
 		return err
@@ -166,8 +166,7 @@ func (l *Log) closeFile() bool {
 	if l.file.f == nil {
 		return false
 	}
-	nosync := l.d.opts.Sync == SyncNever
-	if err := l.file.close(nosync); err != nil {
+	if err := l.file.close(l.d.nosync()); err != nil {
 		// The file is marked failed: the log refuses writes until a
 		// restart recovers it, as after any failed fsync.
 		l.d.log.Error("disklog: fsync failed", "partition_dir", l.path, "err", err)

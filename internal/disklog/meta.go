@@ -293,7 +293,7 @@ func (m *meta) compact() error {
 		os.Remove(tmp)
 		return err
 	}
-	nosync := m.d.opts.Sync == SyncNever
+	nosync := m.d.nosync()
 	if !nosync {
 		if err := f.Sync(); err != nil {
 			f.Close()
